@@ -1,0 +1,3 @@
+from cartoonize.cli import main
+
+main()
