@@ -1,0 +1,233 @@
+"""The `cartoonize` command line. Each command parses options, builds a frozen job and calls one
+library function; heavy imports (torch, av, onnxruntime) happen inside the commands so `--help`
+answers at once."""
+
+from __future__ import annotations
+
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from cartoonize import __version__
+from cartoonize.errors import CartoonizeError
+
+app = typer.Typer(
+    name="cartoonize",
+    help="Turn photos, videos and a live webcam into cartoons (CartoonGAN), on an NVIDIA GPU or the CPU.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+    rich_markup_mode="rich",
+)
+styles_app = typer.Typer(help="List and download the pretrained CartoonGAN styles.", no_args_is_help=True)
+app.add_typer(styles_app, name="styles")
+
+
+class Device(str, Enum):
+    auto = "auto"
+    cpu = "cpu"
+    cuda = "cuda"
+
+
+class Precision(str, Enum):
+    auto = "auto"
+    fp32 = "fp32"
+    fp16 = "fp16"
+
+
+class ExportPrecision(str, Enum):
+    fp32 = "fp32"
+    fp16 = "fp16"
+
+
+StyleOpt = Annotated[
+    str | None, typer.Option("--style", "-s", help="Pretrained style: hayao, hosoda, paprika, shinkai [default: hayao].")
+]
+ModelOpt = Annotated[
+    Path | None, typer.Option("--model", "-m", help="A generator checkpoint (.pt) instead of a style.", dir_okay=False)
+]
+EngineOpt = Annotated[
+    str, typer.Option("--engine", "-e", help="auto, torch, onnxruntime, or a path to an engine file.")
+]
+DeviceOpt = Annotated[Device, typer.Option(help="Where to run: auto picks CUDA when PyTorch sees a GPU.")]
+PrecisionOpt = Annotated[Precision, typer.Option(help="auto: fp16 on CUDA, fp32 on the CPU.")]
+MaxSideOpt = Annotated[
+    int | None, typer.Option(min=16, help="Downscale so the longer side is at most N before inference [default: keep size].")
+]
+OverwriteOpt = Annotated[bool, typer.Option("--overwrite", "-y", help="Replace an existing output.")]
+QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or summary.")]
+
+
+def _request(engine: str, style: str | None, model: Path | None, device: Device, precision: Precision,
+             quiet: bool = False):  # fmt: skip
+    """An engine request; a style used for the first time is downloaded here, with a progress bar."""
+    from cartoonize.progress import pull_with_progress
+    from cartoonize.runners import DEFAULT_STYLE, RUNNERS_BY_SUFFIX, EngineRequest
+
+    if style is not None and model is not None:
+        raise CartoonizeError("give either --style or --model, not both")
+    if model is None and not engine.lower().endswith(tuple(RUNNERS_BY_SUFFIX)):
+        pull_with_progress(style or DEFAULT_STYLE, quiet=quiet)
+    return EngineRequest(engine, style, model, device.value, precision.value)
+
+
+def _console():
+    from rich.console import Console
+
+    return Console(stderr=True)
+
+
+@app.command()
+def video(
+    input: Annotated[Path, typer.Argument(help="Any video FFmpeg reads (mp4, mov, mkv, webm, ...).")],
+    output: Annotated[Path, typer.Argument(help="Output video; the type follows the suffix (.mp4, .mkv, .webm, .mov).")],
+    style: StyleOpt = None,
+    model: ModelOpt = None,
+    engine: EngineOpt = "auto",
+    device: DeviceOpt = Device.auto,
+    precision: PrecisionOpt = Precision.auto,
+    max_side: MaxSideOpt = None,
+    batch: Annotated[int, typer.Option(min=1, help="Frames per engine call.")] = 1,
+    codec: Annotated[str, typer.Option(help="auto (h264 for mp4/mov/mkv, vp9 for webm; NVENC when the GPU has it), or an encoder.")] = "auto",
+    crf: Annotated[int, typer.Option(min=0, max=51, help="Quality: lower is better and bigger.")] = 20,
+    preset: Annotated[str, typer.Option(help="x264 speed preset.")] = "veryfast",
+    overwrite: OverwriteOpt = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Cartoonize a video: every frame with its timestamp, audio and subtitles kept."""
+    from cartoonize.media import EncoderSettings
+    from cartoonize.progress import frame_progress
+    from cartoonize.runners import runner_for
+    from cartoonize.video import VideoJob, cartoonize_video
+
+    request = _request(engine, style, model, device, precision, quiet)
+    job = VideoJob(input, output, max_side, batch, EncoderSettings(codec, crf, preset), overwrite)
+    with frame_progress(f"cartoonizing {input.name}", quiet) as on_progress:
+        report = cartoonize_video(job, lambda size: runner_for(request, size), on_progress)
+    if not quiet:
+        _console().print(
+            f"[green]wrote {output}[/]: {report.frames} frames {report.width}×{report.height} "
+            f"in {report.seconds:.1f} s ({report.fps:.1f} fps end to end, engine alone "
+            f"{report.frames / max(report.engine_seconds, 1e-9):.1f} fps; {report.engine}; {report.video_codec})"
+        )
+        for note in report.streams:
+            _console().print(f"  {note}")
+
+
+@app.command()
+def image(
+    inputs: Annotated[list[Path], typer.Argument(help="Photos or folders of photos.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Output file (one photo) or folder.")],
+    style: StyleOpt = None,
+    model: ModelOpt = None,
+    engine: EngineOpt = "auto",
+    device: DeviceOpt = Device.auto,
+    precision: PrecisionOpt = Precision.auto,
+    max_side: MaxSideOpt = None,
+    overwrite: OverwriteOpt = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Cartoonize photos (jpg, png, webp, ...); a folder is searched recursively, outputs are PNG."""
+    from cartoonize.image import ImageJob, cartoonize_images
+    from cartoonize.progress import frame_progress
+    from cartoonize.runners import runner_for
+
+    request = _request(engine, style, model, device, precision, quiet)
+    job = ImageJob(tuple(inputs), output, max_side, overwrite)
+    with frame_progress("cartoonizing photos", quiet) as on_progress:
+        written = cartoonize_images(job, lambda: runner_for(request), on_progress)
+    if not quiet:
+        _console().print(f"[green]wrote {len(written)} image(s)[/] to {output}")
+
+
+@app.command()
+def export(
+    output: Annotated[Path, typer.Option("--output", "-o", help="Where to write the .onnx file.")],
+    style: StyleOpt = None,
+    model: ModelOpt = None,
+    precision: Annotated[ExportPrecision, typer.Option(help="fp16 writes a genuinely fp16 graph (norms kept in fp32).")] = ExportPrecision.fp32,
+    opset: Annotated[int, typer.Option(min=17, help="ONNX opset.")] = 18,
+    overwrite: OverwriteOpt = False,
+) -> None:
+    """Export a style or checkpoint to ONNX (uint8 NHWC RGB frames in and out, dynamic N, H, W),
+    then check it against PyTorch on a real photo."""
+    from cartoonize.export import export_with_parity
+    from cartoonize.media import check_output
+    from cartoonize.progress import pull_with_progress
+    from cartoonize.runners import EngineRequest, checkpoint_path
+
+    check_output(output, overwrite)
+    if style is not None and model is None:
+        pull_with_progress(style)
+    source = checkpoint_path(EngineRequest(style=style, model=model))
+    parity = export_with_parity(source, output, precision.value, opset)
+    _console().print(f"[green]wrote {output}[/] ({precision.value}, opset {opset}); parity vs PyTorch fp32: {parity.describe()}")
+
+
+@styles_app.command("list")
+def styles_list() -> None:
+    """The pretrained styles, and which are downloaded."""
+    from rich.table import Table
+
+    from cartoonize.styles import LICENCE_NOTE, STYLES, style_checkpoint_path
+
+    table = Table("style", "look", "downloaded")
+    for name, style in STYLES.items():
+        table.add_row(name, style.description, "yes" if style_checkpoint_path(name).exists() else "no")
+    console = _console()
+    console.print(table)
+    console.print(LICENCE_NOTE)
+
+
+@styles_app.command("pull")
+def styles_pull(
+    names: Annotated[list[str], typer.Argument(help="Style names, or 'all'.")],
+    force: Annotated[bool, typer.Option(help="Download again even if cached.")] = False,
+) -> None:
+    """Download a style's weights, verify every sha256 and convert them into one checkpoint."""
+    from cartoonize.progress import pull_with_progress
+    from cartoonize.styles import STYLES
+
+    wanted = list(STYLES) if names == ["all"] else names
+    for name in wanted:
+        path = pull_with_progress(name, force=force)
+        _console().print(f"[green]{name}[/]: {path}")
+
+
+def _load_plugins() -> None:
+    """Commands that live outside this package (e.g. `train`) register through entry points."""
+    from importlib.metadata import entry_points
+
+    for ep in entry_points(group="cartoonize.commands"):
+        try:
+            app.add_typer(ep.load(), name=ep.name)
+        except ImportError:  # the plugin's package is not installed in this environment
+            continue
+
+
+def version_callback(value: bool) -> None:
+    if value:
+        print(f"cartoonize {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[bool, typer.Option("--version", callback=version_callback, is_eager=True,
+                                          help="Print the version and exit.")] = False,
+) -> None:  # fmt: skip
+    pass
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the CLI: a CartoonizeError becomes one red line and exit 1; Typer turns Ctrl-C into
+    exit 130 and usage errors into exit 2."""
+    _load_plugins()
+    try:
+        app(args=argv)
+    except CartoonizeError as exc:
+        _console().print(f"[red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        sys.exit(1)

@@ -1,0 +1,206 @@
+"""Frames in, frames out: the export wrapper, ONNX export and the parity check against PyTorch.
+
+Every backend runs `FrameModel`: uint8 (N, H, W, 3) RGB frames in, uint8 frames of the same shape
+out. Scaling to [-1, 1], the BGR swap of the released styles and its inverse live inside the graph,
+so TensorRT fuses them and no runner repeats them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import warnings
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from cartoonize import __version__
+from cartoonize.errors import CartoonizeError
+from cartoonize.model import Checkpoint, Generator
+
+INPUT_NAME = "frames"
+OUTPUT_NAME = "cartoon"
+PSNR_THRESHOLDS = {"fp32": 45.0, "fp16": 38.0}  # dB in uint8; below this an export or build fails
+
+
+class Fp32InstanceNorm(nn.Module):
+    """Runs a norm in fp32 inside an fp16 network: eps = 1e-9 is 0 in fp16, and the variance of
+    a 256-channel activation overflows fp16's range at high resolution."""
+
+    def __init__(self, norm: nn.InstanceNorm2d) -> None:
+        super().__init__()
+        self.norm = norm.float()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.norm(x.float()).to(x.dtype)
+
+
+def half_with_fp32_norms(model: nn.Module) -> nn.Module:
+    """Convert to fp16 in place, keeping every instance norm in fp32."""
+    model.half()
+    for name, child in list(model.named_children()):
+        if isinstance(child, nn.InstanceNorm2d):
+            setattr(model, name, Fp32InstanceNorm(child))
+        else:
+            half_with_fp32_norms(child)
+    return model
+
+
+class FrameModel(nn.Module):
+    """uint8 (N, H, W, 3) RGB -> uint8 (N, H, W, 3) RGB cartoon. H and W multiples of 4."""
+
+    def __init__(self, generator: Generator, bgr: bool, dtype: torch.dtype = torch.float32) -> None:
+        super().__init__()
+        self.generator = generator
+        self.bgr = bgr
+        self.dtype = dtype
+
+    def forward(self, frames: torch.Tensor) -> torch.Tensor:
+        x = frames.permute(0, 3, 1, 2).to(self.dtype)  # (N, 3, H, W)
+        if self.bgr:
+            x = x.flip(1)
+        x = x / 127.5 - 1.0
+        y = self.generator(x)  # (N, 3, H, W) in [-1, 1]
+        if self.bgr:
+            y = y.flip(1)
+        y = ((y.float() + 1.0) * 127.5).round().clamp(0, 255)
+        return y.to(torch.uint8).permute(0, 2, 3, 1).contiguous()  # (N, H, W, 3)
+
+
+def frame_model(checkpoint: Checkpoint, precision: str = "fp32") -> FrameModel:
+    generator = checkpoint.generator()
+    dtype = torch.float32
+    if precision == "fp16":
+        half_with_fp32_norms(generator)
+        dtype = torch.float16
+    elif precision != "fp32":
+        raise CartoonizeError(f"unknown precision {precision!r}; use fp32 or fp16")
+    return FrameModel(generator, checkpoint.io.channel_order == "BGR", dtype).eval()
+
+
+@dataclass(frozen=True)
+class Parity:
+    max_abs_diff: int
+    psnr_db: float
+    shape: tuple[int, ...]
+
+    def passes(self, precision: str) -> bool:
+        return self.psnr_db >= PSNR_THRESHOLDS[precision]
+
+    def describe(self) -> str:
+        return f"max |diff| {self.max_abs_diff}/255, PSNR {self.psnr_db:.1f} dB on {self.shape}"
+
+
+def parity(reference: np.ndarray, candidate: np.ndarray) -> Parity:
+    """Compare two uint8 frame batches."""
+    diff = reference.astype(np.int16) - candidate.astype(np.int16)
+    mse = float(np.mean(diff.astype(np.float64) ** 2))
+    psnr = float("inf") if mse == 0 else 10 * np.log10(255.0**2 / mse)
+    return Parity(int(np.abs(diff).max()), psnr, tuple(reference.shape))
+
+
+def reference_photo(height: int = 256, width: int = 256) -> np.ndarray:
+    """A real photo (scikit-image's astronaut, CC0) as uint8 (1, H, W, 3); a smooth synthetic
+    scene where scikit-image is not installed."""
+    try:
+        from skimage import data
+        from skimage.transform import resize
+
+        photo = resize(data.astronaut(), (height, width), anti_aliasing=True, preserve_range=True)
+        return photo.astype(np.uint8)[None]
+    except ImportError:
+        yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
+        rgb = np.stack([xx / width, yy / height, 0.5 + 0.5 * np.sin(xx / 9) * np.cos(yy / 13)], -1)
+        return (rgb * 255).astype(np.uint8)[None]
+
+
+def onnx_metadata(checkpoint: Checkpoint, precision: str) -> dict[str, str]:
+    return {
+        "cartoonize_version": __version__,
+        "style": checkpoint.io.style,
+        "io": json.dumps(asdict(checkpoint.io)),
+        "config": json.dumps(asdict(checkpoint.config)),
+        "precision": precision,
+        "input": f"{INPUT_NAME}: uint8 (N, H, W, 3) RGB, H and W multiples of 4",
+        "output": f"{OUTPUT_NAME}: uint8 (N, H, W, 3) RGB",
+    }
+
+
+@contextlib.contextmanager
+def _quiet_exporter() -> Iterator[None]:
+    """The dynamo exporter logs registry chatter (missing torchvision ops) and deprecation
+    warnings that mean nothing to a user; a failure still raises."""
+    logger = logging.getLogger("torch.onnx")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        logger.setLevel(level)
+
+
+def onnx_from_checkpoint(
+    checkpoint: Checkpoint, output: Path, precision: str = "fp32", opset: int = 18
+) -> Path:
+    """Export `FrameModel` with dynamic N, H, W; check the graph; write atomically."""
+    import onnx
+
+    model = frame_model(checkpoint, precision)
+    example = torch.from_numpy(reference_photo(64, 64))
+    n, h4, w4 = torch.export.Dim("N", max=256), torch.export.Dim("h4", max=2048), torch.export.Dim("w4", max=2048)
+    dynamic = {"frames": {0: n, 1: 4 * h4, 2: 4 * w4}}
+    output.parent.mkdir(parents=True, exist_ok=True)
+    tmp = output.with_name(f".{output.name}.tmp")
+    try:
+        with _quiet_exporter(), torch.no_grad():
+            program = torch.onnx.export(
+                model, (example,), input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
+                opset_version=opset, dynamo=True, dynamic_shapes=dynamic, verbose=False,
+            )  # fmt: skip
+        proto = program.model_proto
+        for key, value in onnx_metadata(checkpoint, precision).items():
+            proto.metadata_props.add(key=key, value=value)
+        onnx.save(proto, tmp)
+        onnx.checker.check_model(str(tmp), full_check=True)
+        tmp.replace(output)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return output
+
+
+def onnx_parity(checkpoint: Checkpoint, onnx_path: Path, precision: str, photo: np.ndarray) -> Parity:
+    """ONNX Runtime (CPU) on the exported graph against the fp32 PyTorch reference."""
+    from cartoonize.runners.onnxruntime import OnnxRuntimeRunner
+    from cartoonize.runners.torch import TorchRunner
+
+    with TorchRunner(checkpoint, device="cpu", precision="fp32") as ref:
+        expected = ref(photo)
+    with OnnxRuntimeRunner(onnx_path, device="cpu") as run:
+        actual = run(photo)
+    return parity(expected, actual)
+
+
+def export_with_parity(
+    checkpoint_path: Path, output: Path, precision: str = "fp32", opset: int = 18, photo_size: int = 256
+) -> Parity:
+    """Export, then compare ONNX Runtime with PyTorch fp32 on a real photo; an export that fails
+    the precision's PSNR threshold is removed and reported."""
+    from cartoonize.model import load_checkpoint
+
+    checkpoint = load_checkpoint(checkpoint_path)
+    onnx_from_checkpoint(checkpoint, output, precision, opset)
+    check = onnx_parity(checkpoint, output, precision, reference_photo(photo_size, photo_size))
+    if not check.passes(precision):
+        output.unlink(missing_ok=True)
+        raise CartoonizeError(
+            f"the exported {precision} ONNX disagrees with PyTorch ({check.describe()}; "
+            f"needs ≥ {PSNR_THRESHOLDS[precision]} dB); nothing was written"
+        )
+    return check

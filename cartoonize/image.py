@@ -1,0 +1,114 @@
+"""`cartoonize image`: photos and folders of photos, read and written through PyAV."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from cartoonize.errors import CartoonizeError
+from cartoonize.media import atomic_output, fit_within
+from cartoonize.runners.base import Runner
+
+IMAGE_SUFFIXES = {".jpg": "mjpeg", ".jpeg": "mjpeg", ".png": "png", ".webp": "libwebp", ".bmp": "bmp",
+                  ".tif": "tiff", ".tiff": "tiff"}  # fmt: skip
+
+
+def read_image(path: Path, max_side: int | None = None) -> np.ndarray:
+    """uint8 (H, W, 3) RGB, upright (EXIF / display-matrix rotation applied)."""
+    import av
+
+    try:
+        with av.open(str(path)) as container:
+            frame = next(container.decode(video=0))
+    except (av.FFmpegError, StopIteration, IndexError) as exc:
+        raise CartoonizeError(f"{path} is not a readable image ({type(exc).__name__})") from None
+    k = int(round(frame.rotation / 90.0)) % 4
+    w, h = (frame.height, frame.width) if k % 2 else (frame.width, frame.height)
+    w, h = fit_within(w, h, max_side)
+    coded = (h, w) if k % 2 else (w, h)
+    rgb = frame.to_ndarray(format="rgb24", width=coded[0], height=coded[1], interpolation="AREA")
+    return np.ascontiguousarray(np.rot90(rgb, k)) if k else rgb
+
+
+def write_image(path: Path, rgb: np.ndarray) -> None:
+    """Encode one frame to `path` (format from the suffix), atomically."""
+    import av
+
+    codec = IMAGE_SUFFIXES.get(path.suffix.lower())
+    if codec is None:
+        raise CartoonizeError(f"{path.name}: unsupported image type; use one of {', '.join(IMAGE_SUFFIXES)}")
+    frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
+    with atomic_output(path) as tmp, av.open(str(tmp), "w", format="image2") as out:
+        stream = out.add_stream(codec, rate=1)
+        stream.width, stream.height = frame.width, frame.height
+        if codec == "mjpeg":
+            stream.pix_fmt, stream.options = "yuvj444p", {"qscale": "2"}
+        elif codec in ("png", "bmp", "tiff"):
+            stream.pix_fmt = "rgb24"
+        else:
+            stream.pix_fmt = "yuv420p"
+        for packet in stream.encode(frame):
+            out.mux(packet)
+        for packet in stream.encode(None):
+            out.mux(packet)
+
+
+def collect_images(inputs: list[Path]) -> list[Path]:
+    found: list[Path] = []
+    for item in inputs:
+        if item.is_dir():
+            found += sorted(p for p in item.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+        elif item.is_file():
+            found.append(item)
+        else:
+            raise CartoonizeError(f"input {item} does not exist")
+    if not found:
+        raise CartoonizeError(f"no images found in {', '.join(map(str, inputs))}")
+    return found
+
+
+@dataclass(frozen=True)
+class ImageJob:
+    inputs: tuple[Path, ...]
+    output: Path  # a file for one input image, else a folder
+    max_side: int | None = None
+    overwrite: bool = False
+
+
+def plan_outputs(job: ImageJob) -> list[tuple[Path, Path]]:
+    sources = collect_images(list(job.inputs))
+    single = len(sources) == 1 and job.output.suffix.lower() in IMAGE_SUFFIXES and not job.output.is_dir()
+    if single:
+        pairs = [(sources[0], job.output)]
+    else:
+        if job.output.exists() and not job.output.is_dir():
+            raise CartoonizeError(f"--output {job.output} must be a folder for {len(sources)} images")
+        pairs = [(src, job.output / f"{src.stem}.png") for src in sources]
+        names = [dst for _, dst in pairs]
+        if len(set(names)) != len(names):
+            raise CartoonizeError("two inputs share a file name; cartoonize them into separate folders")
+    for src, dst in pairs:
+        if src.resolve() == dst.resolve():
+            raise CartoonizeError(f"output {dst} is the input; choose another output path")
+        if dst.exists() and not job.overwrite:
+            raise CartoonizeError(f"output {dst} exists; pass --overwrite to replace it")
+    return pairs
+
+
+def cartoonize_images(job: ImageJob, make_runner: Callable[[], Runner],
+                      on_progress: Callable[[int, int], None] | None = None) -> list[Path]:  # fmt: skip
+    pairs = plan_outputs(job)
+    written = []
+    with make_runner() as runner:
+        for i, (src, dst) in enumerate(pairs):
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            photo = read_image(src, job.max_side)
+            write_image(dst, runner(photo[None])[0])
+            written.append(dst)
+            if on_progress:
+                on_progress(i + 1, len(pairs))
+    return written
+

@@ -1,0 +1,60 @@
+"""The one contract every backend keeps.
+
+A runner is a context manager: `__enter__` loads and allocates, `__exit__` frees. Called with a
+batch of frames, uint8 (N, H, W, 3) RGB, it returns cartoon frames of the same shape and dtype.
+Backends implement `load`, `infer` (on frames whose H and W are multiples of 4) and `close`; the
+padding to that multiple and the crop back live here, once.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Self
+
+import numpy as np
+
+from cartoonize.model import SIZE_MULTIPLE
+
+
+def pad_to_multiple(frames: np.ndarray, multiple: int = SIZE_MULTIPLE) -> np.ndarray:
+    """Reflect-pad H and W up to a multiple (reflection keeps the border free of seams)."""
+    _, h, w, _ = frames.shape
+    ph, pw = -h % multiple, -w % multiple
+    if ph == 0 and pw == 0:
+        return frames
+    # reflect needs the padding smaller than the side; edge-pad the (tiny) rest
+    mode = "reflect" if h > ph and w > pw else "edge"
+    return np.pad(frames, ((0, 0), (0, ph), (0, pw), (0, 0)), mode=mode)
+
+
+class Runner(ABC):
+    name: str = "runner"
+    device: str = "cpu"
+    precision: str = "fp32"
+
+    def __enter__(self) -> Self:
+        self.load()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __call__(self, frames: np.ndarray) -> np.ndarray:
+        if frames.dtype != np.uint8 or frames.ndim != 4 or frames.shape[-1] != 3:
+            raise ValueError(f"frames must be uint8 (N, H, W, 3), got {frames.dtype} {frames.shape}")
+        _, h, w, _ = frames.shape
+        out = self.infer(np.ascontiguousarray(pad_to_multiple(frames)))
+        return out[:, :h, :w] if out.shape[1:3] != (h, w) else out
+
+    def describe(self) -> str:
+        return f"{self.name} ({self.device}, {self.precision})"
+
+    @abstractmethod
+    def load(self) -> None: ...
+
+    @abstractmethod
+    def infer(self, frames: np.ndarray) -> np.ndarray:
+        """uint8 (N, H, W, 3) with H, W multiples of 4 -> uint8 of the same shape."""
+
+    def close(self) -> None:  # noqa: B027 - most backends free by dropping references
+        pass

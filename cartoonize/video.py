@@ -1,0 +1,362 @@
+"""`cartoonize video`: decode -> engine -> encode, overlapped, every frame and timestamp kept.
+
+    decode thread ──frames──► bounded queue ──► engine (this thread, batches) ──► bounded queue ──► mux thread
+         └─────────── audio / subtitle packets ───────────────────────────────────────────────────┘
+
+The mux thread alone touches the output container: it encodes cartoon frames with their source
+timestamps, copies audio and subtitle packets as they are where the container stores their codec,
+and re-encodes audio where it does not. The output goes to a temporary file beside OUTPUT and is
+moved into place only when complete.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+
+from cartoonize.errors import CartoonizeError
+from cartoonize.media import (
+    EncoderSettings,
+    atomic_output,
+    audio_plan,
+    check_output,
+    codec_name,
+    container_for,
+    even_size,
+    fit_within,
+    open_video_encoder,
+    pad_to_even,
+    subtitle_copyable,
+)
+from cartoonize.runners.base import Runner
+
+_END = object()  # end of stream marker on the queues
+
+
+@dataclass(frozen=True)
+class VideoJob:
+    input: Path
+    output: Path
+    max_side: int | None = None  # downscale so the longer side is at most this before inference
+    batch: int = 1  # frames per engine call
+    encoder: EncoderSettings = field(default_factory=EncoderSettings)
+    overwrite: bool = False
+    queue_frames: int = 16  # bound on decoded frames waiting for the engine (memory at 4K: ~400 MB)
+
+
+@dataclass
+class VideoReport:
+    frames: int
+    width: int
+    height: int
+    seconds: float
+    engine_seconds: float
+    engine: str
+    video_codec: str
+    streams: list[str]  # one note per non-video stream: copied, re-encoded or dropped
+
+    @property
+    def fps(self) -> float:
+        return self.frames / self.seconds if self.seconds else 0.0
+
+
+@dataclass(frozen=True)
+class VideoProbe:
+    width: int  # upright, after --max-side
+    height: int
+    rotation: int  # degrees counter-clockwise to turn a decoded frame upright (from the display matrix)
+    coded_size: tuple[int, int]  # (width, height) to scale a decoded frame to before rotating
+    frames_estimate: int | None
+    duration: float | None  # seconds, as the container declares
+    rate: Fraction | None
+    time_base: Fraction
+
+
+def _open_input(path: Path):  # -> av.container.InputContainer
+    import av
+
+    if not path.exists():
+        raise CartoonizeError(f"input {path} does not exist")
+    if path.is_dir():
+        raise CartoonizeError(f"input {path} is a folder; give a video file")
+    try:
+        container = av.open(str(path), "r")
+    except av.FFmpegError as exc:
+        raise CartoonizeError(f"{path} is not a readable video ({_reason(exc)})") from None
+    if not container.streams.video:
+        container.close()
+        raise CartoonizeError(f"{path} has no video stream")
+    return container
+
+
+def _reason(exc: Exception) -> str:
+    text = getattr(exc, "strerror", None) or str(exc)
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _rotation_of(container, stream) -> int:  # noqa: ANN001
+    """Degrees counter-clockwise from the first frame's display matrix, a multiple of 90."""
+    import av
+
+    try:
+        for frame in container.decode(stream):
+            return int(round(frame.rotation / 90.0)) * 90 % 360
+    except av.FFmpegError:
+        return 0
+    return 0
+
+
+def probe(path: Path, max_side: int | None) -> VideoProbe:
+    container = _open_input(path)
+    try:
+        stream = container.streams.video[0]
+        rotation = _rotation_of(container, stream)
+        coded_w, coded_h = stream.codec_context.width, stream.codec_context.height
+        if coded_w <= 0 or coded_h <= 0:
+            raise CartoonizeError(f"{path}: the video stream has no picture size (corrupt header?)")
+        up_w, up_h = (coded_h, coded_w) if rotation in (90, 270) else (coded_w, coded_h)
+        width, height = fit_within(up_w, up_h, max_side)
+        coded = (height, width) if rotation in (90, 270) else (width, height)
+        duration = None
+        if stream.duration is not None and stream.time_base:
+            duration = float(stream.duration * stream.time_base)
+        elif container.duration is not None:
+            duration = container.duration / 1_000_000
+        rate = stream.average_rate or stream.guessed_rate
+        estimate = stream.frames or (round(duration * float(rate)) if duration and rate else None)
+        return VideoProbe(width, height, rotation, coded, estimate, duration, rate, stream.time_base)
+    finally:
+        container.close()
+
+
+class _Stop(Exception):
+    """Raised inside a worker when another stage failed or the user interrupted."""
+
+
+class _Pipe:
+    """A bounded queue whose put/get give up when the pipeline is stopping."""
+
+    def __init__(self, size: int, stop: threading.Event) -> None:
+        self.q: queue.Queue = queue.Queue(size)
+        self.stop = stop
+
+    def put(self, item: object) -> None:
+        while not self.stop.is_set():
+            try:
+                self.q.put(item, timeout=0.1)
+                return
+            except queue.Full:
+                pass
+        raise _Stop
+
+    def get(self) -> object:
+        while not self.stop.is_set():
+            try:
+                return self.q.get(timeout=0.1)
+            except queue.Empty:
+                pass
+        raise _Stop
+
+
+class _Worker(threading.Thread):
+    def __init__(self, name: str, target: Callable[[], None], stop: threading.Event) -> None:
+        super().__init__(name=name, daemon=True)
+        self._target_fn = target
+        self._stop_all = stop
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            self._target_fn()
+        except _Stop:
+            pass
+        except BaseException as exc:  # handed to the main thread
+            self.error = exc
+            self._stop_all.set()
+
+
+def cartoonize_video(
+    job: VideoJob,
+    make_runner: Callable[[tuple[int, int]], Runner],
+    on_progress: Callable[[int, int | None], None] | None = None,
+) -> VideoReport:
+    """Cartoonize `job.input` into `job.output`. `make_runner((H, W))` gives the (unentered)
+    runner for the frame size; `on_progress(frames_done, frames_expected)` reports progress."""
+    import av
+
+    check_output(job.output, job.overwrite, (job.input,))
+    info = probe(job.input, job.max_side)
+    container_name, default_codec = container_for(job.output)
+    out_w, out_h = even_size(info.width, info.height)
+    runner = make_runner((info.height, info.width))
+
+    stop = threading.Event()
+    frames_q = _Pipe(job.queue_frames, stop)
+    mux_q = _Pipe(job.queue_frames + 64, stop)  # audio packets run ahead of video frames
+    notes: list[str] = []
+    last_pts: int | None = None
+    started = time.perf_counter()
+
+    with atomic_output(job.output) as tmp:
+        source = _open_input(job.input)
+        output = av.open(str(tmp), "w", format=container_name)
+        try:
+            vin = source.streams.video[0]
+            vin.thread_type = "AUTO"
+            vout = open_video_encoder(output, job.encoder, default_codec, out_w, out_h, info.rate, info.time_base)
+            copies, reencode = _map_other_streams(source, output, container_name, notes)
+
+            def decode() -> None:
+                k = info.rotation // 90
+                wanted = [vin, *copies]
+                next_pts = 0
+                try:
+                    for packet in source.demux(wanted):
+                        if packet.stream is vin:
+                            for frame in packet.decode():
+                                rgb = frame.to_ndarray(
+                                    format="rgb24", width=info.coded_size[0], height=info.coded_size[1],
+                                    interpolation="AREA",
+                                )  # fmt: skip
+                                if k:
+                                    rgb = np.ascontiguousarray(np.rot90(rgb, k))
+                                pts = frame.pts if frame.pts is not None else next_pts
+                                next_pts = pts + 1
+                                frames_q.put((pts, rgb))
+                        elif packet.dts is not None:  # demux ends with empty flush packets
+                            mux_q.put(packet)
+                except av.FFmpegError as exc:
+                    raise CartoonizeError(f"{job.input} is corrupt or truncated ({_reason(exc)})") from None
+                frames_q.put(_END)
+
+            def mux() -> None:
+                while (item := mux_q.get()) is not _END:
+                    if isinstance(item, tuple):
+                        pts, rgb = item
+                        frame = av.VideoFrame.from_ndarray(pad_to_even(rgb), format="rgb24")
+                        frame.pts, frame.time_base = pts, info.time_base
+                        output.mux(vout.encode(frame))
+                    elif item.stream in reencode:
+                        encoder, resampler, target = reencode[item.stream]
+                        for decoded in item.decode():
+                            for chunk in resampler.resample(decoded):
+                                output.mux(encoder.encode(chunk))
+                    else:
+                        item.stream = copies[item.stream]
+                        output.mux(item)
+                for encoder, resampler, _ in reencode.values():
+                    for chunk in resampler.resample(None):
+                        output.mux(encoder.encode(chunk))
+                    output.mux(encoder.encode(None))
+                output.mux(vout.encode(None))  # flush the encoder's delayed frames
+
+            workers = [_Worker("decode", decode, stop), _Worker("mux", mux, stop)]
+            for worker in workers:
+                worker.start()
+            done, engine_seconds = 0, 0.0
+            try:
+                with runner:
+                    ended = False
+                    while not ended:
+                        batch, ended = _next_batch(frames_q, job.batch)
+                        if not batch:
+                            continue
+                        t0 = time.perf_counter()
+                        cartoons = runner(np.stack([rgb for _, rgb in batch]))
+                        engine_seconds += time.perf_counter() - t0
+                        for (pts, _), cartoon in zip(batch, cartoons, strict=True):
+                            if last_pts is not None and pts <= last_pts:
+                                pts = last_pts + 1  # encoders need strictly increasing timestamps
+                            last_pts = pts
+                            mux_q.put((pts, cartoon))
+                        done += len(batch)
+                        if on_progress:
+                            on_progress(done, info.frames_estimate)
+                mux_q.put(_END)
+            except _Stop:
+                pass
+            except BaseException:
+                stop.set()
+                raise
+            finally:
+                for worker in workers:
+                    worker.join(timeout=30 if not stop.is_set() else 5)
+            for worker in workers:
+                if worker.error is not None:
+                    raise worker.error
+            if done == 0:
+                raise CartoonizeError(f"{job.input}: no video frame could be decoded")
+            _check_complete(job.input, info, last_pts)
+        finally:
+            stop.set()
+            output.close()
+            source.close()
+    return VideoReport(
+        frames=done, width=out_w, height=out_h, seconds=time.perf_counter() - started,
+        engine_seconds=engine_seconds, engine=runner.describe(), video_codec=vout.codec_context.name,
+        streams=notes,
+    )  # fmt: skip
+
+
+def _next_batch(frames_q: _Pipe, size: int) -> tuple[list, bool]:
+    """Up to `size` (pts, frame) pairs, and whether the stream ended."""
+    batch: list = []
+    while len(batch) < size:
+        item = frames_q.get()
+        if item is _END:
+            return batch, True
+        batch.append(item)
+    return batch, False
+
+
+def _map_other_streams(source, output, container_name: str, notes: list[str]):  # noqa: ANN001
+    """Copy or re-encode audio, copy subtitles where the container takes them; note each choice."""
+    import av
+
+    copies, reencode = {}, {}
+    for stream in source.streams:
+        if stream.type == "audio":
+            plan = audio_plan(container_name, stream)
+            name = codec_name(stream)
+            if plan == "copy":
+                copies[stream] = output.add_stream_from_template(stream)
+                notes.append(f"audio #{stream.index} {name}: copied")
+                continue
+            ctx = stream.codec_context
+            encoder = output.add_stream(plan, rate=ctx.sample_rate or 48000)
+            encoder.layout = ctx.layout.name if ctx.layout else "stereo"
+            encoder.codec_context.open()
+            fmt = encoder.codec_context.format.name if encoder.codec_context.format else None
+            size = encoder.codec_context.frame_size or None
+            resampler = av.AudioResampler(format=fmt, layout=encoder.layout, rate=encoder.rate, frame_size=size)
+            reencode[stream] = (encoder, resampler, plan)
+            copies[stream] = encoder
+            notes.append(f"audio #{stream.index} {name}: re-encoded to {plan} ({container_name} cannot store {name})")
+        elif stream.type == "subtitle":
+            if subtitle_copyable(container_name, stream):
+                copies[stream] = output.add_stream_from_template(stream)
+                notes.append(f"subtitle #{stream.index} {codec_name(stream)}: copied")
+            else:
+                notes.append(
+                    f"subtitle #{stream.index} {codec_name(stream)}: dropped ({container_name} cannot store it; use .mkv)"
+                )
+    return copies, reencode
+
+
+def _check_complete(path: Path, info: VideoProbe, last_pts: int | None) -> None:
+    """A file cut short often decodes without an error; compare what came out with what the
+    container declares."""
+    if info.duration is None or last_pts is None or info.duration < 1.0:
+        return
+    decoded = float(last_pts * info.time_base)
+    if decoded < 0.9 * info.duration - 0.5:
+        raise CartoonizeError(
+            f"{path} is truncated: it declares {info.duration:.1f} s but video stops at {decoded:.1f} s"
+        )
