@@ -44,10 +44,12 @@ class ExportPrecision(str, Enum):
 
 
 StyleOpt = Annotated[
-    str | None, typer.Option("--style", "-s", help="Pretrained style: hayao, hosoda, paprika, shinkai [default: hayao].")
+    str | None,
+    typer.Option("--style", "-s", help="Pretrained style: hayao, hosoda, paprika, shinkai [default: hayao]."),
 ]
 ModelOpt = Annotated[
-    Path | None, typer.Option("--model", "-m", help="A generator checkpoint (.pt) instead of a style.", dir_okay=False)
+    Path | None,
+    typer.Option("--model", "-m", help="A generator checkpoint (.pt) instead of a style.", dir_okay=False),
 ]
 EngineOpt = Annotated[
     str, typer.Option("--engine", "-e", help="auto, torch, onnxruntime, or a path to an engine file.")
@@ -55,7 +57,10 @@ EngineOpt = Annotated[
 DeviceOpt = Annotated[Device, typer.Option(help="Where to run: auto picks CUDA when PyTorch sees a GPU.")]
 PrecisionOpt = Annotated[Precision, typer.Option(help="auto: fp16 on CUDA, fp32 on the CPU.")]
 MaxSideOpt = Annotated[
-    int | None, typer.Option(min=16, help="Downscale so the longer side is at most N before inference [default: keep size].")
+    int | None,
+    typer.Option(
+        min=16, help="Downscale so the longer side is at most N before inference [default: keep size]."
+    ),
 ]
 OverwriteOpt = Annotated[bool, typer.Option("--overwrite", "-y", help="Replace an existing output.")]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or summary.")]
@@ -83,7 +88,9 @@ def _console():
 @app.command()
 def video(
     input: Annotated[Path, typer.Argument(help="Any video FFmpeg reads (mp4, mov, mkv, webm, ...).")],
-    output: Annotated[Path, typer.Argument(help="Output video; the type follows the suffix (.mp4, .mkv, .webm, .mov).")],
+    output: Annotated[
+        Path, typer.Argument(help="Output video; the type follows the suffix (.mp4, .mkv, .webm, .mov).")
+    ],
     style: StyleOpt = None,
     model: ModelOpt = None,
     engine: EngineOpt = "auto",
@@ -91,7 +98,12 @@ def video(
     precision: PrecisionOpt = Precision.auto,
     max_side: MaxSideOpt = None,
     batch: Annotated[int, typer.Option(min=1, help="Frames per engine call.")] = 1,
-    codec: Annotated[str, typer.Option(help="auto (h264 for mp4/mov/mkv, vp9 for webm; NVENC when the GPU has it), or an encoder.")] = "auto",
+    codec: Annotated[
+        str,
+        typer.Option(
+            help="auto (h264 for mp4/mov/mkv, vp9 for webm; NVENC when the GPU has it), or an encoder."
+        ),
+    ] = "auto",
     crf: Annotated[int, typer.Option(min=0, max=51, help="Quality: lower is better and bigger.")] = 20,
     preset: Annotated[str, typer.Option(help="x264 speed preset.")] = "veryfast",
     overwrite: OverwriteOpt = False,
@@ -148,7 +160,9 @@ def export(
     output: Annotated[Path, typer.Option("--output", "-o", help="Where to write the .onnx file.")],
     style: StyleOpt = None,
     model: ModelOpt = None,
-    precision: Annotated[ExportPrecision, typer.Option(help="fp16 writes a genuinely fp16 graph (norms kept in fp32).")] = ExportPrecision.fp32,
+    precision: Annotated[
+        ExportPrecision, typer.Option(help="fp16 writes a genuinely fp16 graph (norms kept in fp32).")
+    ] = ExportPrecision.fp32,
     opset: Annotated[int, typer.Option(min=17, help="ONNX opset.")] = 18,
     overwrite: OverwriteOpt = False,
 ) -> None:
@@ -164,7 +178,9 @@ def export(
         pull_with_progress(style)
     source = checkpoint_path(EngineRequest(style=style, model=model))
     parity = export_with_parity(source, output, precision.value, opset)
-    _console().print(f"[green]wrote {output}[/] ({precision.value}, opset {opset}); parity vs PyTorch fp32: {parity.describe()}")
+    _console().print(
+        f"[green]wrote {output}[/] ({precision.value}, opset {opset}); parity vs PyTorch fp32: {parity.describe()}"
+    )
 
 
 @styles_app.command("list")

@@ -111,4 +111,3 @@ def cartoonize_images(job: ImageJob, make_runner: Callable[[], Runner],
             if on_progress:
                 on_progress(i + 1, len(pairs))
     return written
-

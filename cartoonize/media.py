@@ -81,7 +81,6 @@ def open_video_encoder(output, settings: EncoderSettings, default_codec: str, wi
                        rate: Fraction | None, time_base: Fraction):  # fmt: skip
     """Add a video stream to `output` with the first encoder that opens here (NVENC where the GPU
     has one, then the CPU encoder)."""
-    import av
 
     family = default_codec if settings.codec == "auto" else settings.codec
     errors = []

@@ -68,9 +68,7 @@ class Generator(nn.Module):
         super().__init__()
         self.config = cfg = config or GeneratorConfig()
         c, eps = cfg.base_channels, cfg.norm_eps
-        self.flat = nn.Sequential(
-            nn.ReflectionPad2d(3), *_conv_norm_relu(nn.Conv2d(3, c, 7), c, eps)
-        )
+        self.flat = nn.Sequential(nn.ReflectionPad2d(3), *_conv_norm_relu(nn.Conv2d(3, c, 7), c, eps))
         self.down = nn.Sequential(
             nn.Conv2d(c, 2 * c, 3, stride=2, padding=1),
             *_conv_norm_relu(nn.Conv2d(2 * c, 2 * c, 3, padding=1), 2 * c, eps),

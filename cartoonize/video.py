@@ -210,7 +210,9 @@ def cartoonize_video(
         try:
             vin = source.streams.video[0]
             vin.thread_type = "AUTO"
-            vout = open_video_encoder(output, job.encoder, default_codec, out_w, out_h, info.rate, info.time_base)
+            vout = open_video_encoder(
+                output, job.encoder, default_codec, out_w, out_h, info.rate, info.time_base
+            )
             copies, reencode = _map_other_streams(source, output, container_name, notes)
 
             def decode() -> None:
@@ -335,10 +337,14 @@ def _map_other_streams(source, output, container_name: str, notes: list[str]):  
             encoder.codec_context.open()
             fmt = encoder.codec_context.format.name if encoder.codec_context.format else None
             size = encoder.codec_context.frame_size or None
-            resampler = av.AudioResampler(format=fmt, layout=encoder.layout, rate=encoder.rate, frame_size=size)
+            resampler = av.AudioResampler(
+                format=fmt, layout=encoder.layout, rate=encoder.rate, frame_size=size
+            )
             reencode[stream] = (encoder, resampler, plan)
             copies[stream] = encoder
-            notes.append(f"audio #{stream.index} {name}: re-encoded to {plan} ({container_name} cannot store {name})")
+            notes.append(
+                f"audio #{stream.index} {name}: re-encoded to {plan} ({container_name} cannot store {name})"
+            )
         elif stream.type == "subtitle":
             if subtitle_copyable(container_name, stream):
                 copies[stream] = output.add_stream_from_template(stream)

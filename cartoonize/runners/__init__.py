@@ -137,4 +137,3 @@ def runner_for(request: EngineRequest, frame_size: tuple[int, int] | None = None
     raise CartoonizeError(
         f"--engine {request.engine!r}: use auto, {', '.join(RUNNERS_BY_NAME)}, or a path to an engine file"
     )
-

@@ -48,9 +48,7 @@ class OnnxRuntimeRunner(Runner):
         if self.threads:
             options.intra_op_num_threads = self.threads
         try:
-            self.session = ort.InferenceSession(
-                str(self.path), options, providers=PROVIDERS[self.device]
-            )
+            self.session = ort.InferenceSession(str(self.path), options, providers=PROVIDERS[self.device])
         except Exception as exc:  # onnxruntime raises its own untyped errors
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise CartoonizeError(f"onnxruntime cannot load {self.path}: {first}") from None

@@ -1,0 +1,93 @@
+"""Shared fixtures: tiny models, generated media, the real data in ../shared, the GPU markers."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import make_video
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("CARTOONIZE_SHARED", ROOT.parent / "shared"))
+SHARED_WEIGHTS = SHARED / "weights"
+SHARED_MEDIA = SHARED / "media"
+
+
+def _has_cuda() -> bool:
+    try:
+        import torch
+
+        return torch.cuda.is_available()
+    except ImportError:
+        return False
+
+
+def _has_tensorrt() -> bool:
+    try:
+        import tensorrt  # noqa: F401
+    except ImportError:
+        return False
+    return _has_cuda()
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    skips = {
+        "gpu": (_has_cuda, "needs an NVIDIA GPU with CUDA (none here)"),
+        "tensorrt": (_has_tensorrt, "needs the tensorrt package and a CUDA GPU (not installed here)"),
+        "shared": (SHARED_WEIGHTS.is_dir, f"needs the shared weights and clips at {SHARED}"),
+    }
+    verdicts: dict[str, bool] = {}
+    for item in items:
+        for marker, (check, reason) in skips.items():
+            if marker in item.keywords:
+                if marker not in verdicts:
+                    verdicts[marker] = check()
+                if not verdicts[marker]:
+                    item.add_marker(pytest.mark.skip(reason=reason))
+
+
+@pytest.fixture(autouse=True)
+def _isolated_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test session gets its own cache, and weights come from ../shared, never the network."""
+    cache = tmp_path_factory.getbasetemp() / "cartoonize-cache"
+    monkeypatch.setenv("CARTOONIZE_CACHE", str(cache))
+    monkeypatch.setenv("CARTOONIZE_WEIGHTS_URL", SHARED_WEIGHTS.absolute().as_uri())
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small random generator (8 base channels, 1 residual block) saved as a checkpoint."""
+    import torch
+
+    from cartoonize.model import Checkpoint, Generator, GeneratorConfig, ModelIO
+
+    torch.manual_seed(0)
+    config = GeneratorConfig(base_channels=8, residual_blocks=1)
+    generator = Generator(config)
+    path = tmp_path_factory.mktemp("models") / "tiny.pt"
+    Checkpoint(generator.state_dict(), config, ModelIO(style="tiny-test")).save(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def hayao_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The real Hayao style, converted from ../shared (shared-marked tests only)."""
+    if not SHARED_WEIGHTS.is_dir():
+        pytest.skip(f"needs the shared weights at {SHARED_WEIGHTS}")
+    from cartoonize.styles import checkpoint_from_npy_folder, get_style
+
+    style = get_style("hayao")
+    folder = next(SHARED_WEIGHTS.rglob("pretrained_weights/hayao"))
+    path = tmp_path_factory.mktemp("styles") / "hayao.pt"
+    checkpoint_from_npy_folder(style, folder).save(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def small_video(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """24 frames of 64×48 at 12 fps with a stereo AAC sine track, as mp4."""
+    path = tmp_path_factory.mktemp("media") / "small.mp4"
+    make_video(path, width=64, height=48, frames=24, rate=12, audio="aac")
+    return path

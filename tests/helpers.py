@@ -1,0 +1,112 @@
+"""Generated test media (PyAV only): small videos with known content, audio, timing and rotation."""
+
+from __future__ import annotations
+
+import struct
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+
+VIDEO_CODECS = {".mp4": "libx264", ".mov": "libx264", ".mkv": "libx264", ".webm": "libvpx"}
+
+
+def pattern(width: int, height: int, index: int) -> np.ndarray:
+    """A frame whose orientation is obvious: a red block in the top-left quarter, a green bar
+    along the bottom, a moving gradient elsewhere."""
+    yy, xx = np.mgrid[0:height, 0:width]
+    frame = np.zeros((height, width, 3), np.uint8)
+    frame[..., 2] = ((xx + 3 * index) * 255 // max(width, 1)) % 256
+    frame[..., 1] = (yy * 128 // max(height, 1)).astype(np.uint8)
+    frame[: height // 4, : width // 4] = (230, 20, 20)
+    frame[-max(height // 8, 2) :, :] = (20, 200, 20)
+    return frame
+
+
+def make_video(
+    path: Path,
+    width: int = 64,
+    height: int = 48,
+    frames: int = 24,
+    rate: int | Fraction = 12,
+    audio: str | None = "aac",
+    durations: list[int] | None = None,
+    time_base: Fraction | None = None,
+) -> Path:
+    """Write a test clip. `durations` (in `time_base` ticks, one per frame) makes it variable
+    frame rate; `audio` names an encoder (aac, libvorbis, libopus, libmp3lame) for a sine track
+    as long as the video."""
+    import av
+
+    rate = Fraction(rate)
+    time_base = time_base or (Fraction(1, 90000) if durations else 1 / rate)
+    with av.open(str(path), "w") as out:
+        video = out.add_stream(VIDEO_CODECS[path.suffix], rate=rate)
+        video.width, video.height, video.pix_fmt = width + width % 2, height + height % 2, "yuv420p"
+        video.time_base = video.codec_context.time_base = time_base
+        sound = None
+        if audio:
+            sound = out.add_stream(audio, rate=48000)
+            sound.layout = "stereo"
+        pts = 0
+        for i in range(frames):
+            image = np.pad(pattern(width, height, i), ((0, height % 2), (0, width % 2), (0, 0)), mode="edge")
+            frame = av.VideoFrame.from_ndarray(image, format="rgb24")
+            frame.pts, frame.time_base = pts, time_base
+            out.mux(video.encode(frame))
+            pts += durations[i] if durations else 1
+        out.mux(video.encode(None))
+        if sound is not None:
+            seconds = float(pts * time_base)
+            _write_sine(out, sound, seconds)
+    return path
+
+
+def _write_sine(out, stream, seconds: float) -> None:  # noqa: ANN001
+    import av
+
+    ctx = stream.codec_context
+    if not ctx.is_open:
+        ctx.open()
+    size = ctx.frame_size or 1024
+    fmt = ctx.format.name
+    resampler = av.AudioResampler(format=fmt, layout="stereo", rate=48000, frame_size=size)
+    total = int(seconds * 48000)
+    t = np.arange(total) / 48000
+    wave = (0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)
+    stereo = np.stack([wave, wave])
+    frame = av.AudioFrame.from_ndarray(stereo, format="fltp", layout="stereo")
+    frame.sample_rate, frame.pts, frame.time_base = 48000, 0, Fraction(1, 48000)
+    for chunk in resampler.resample(frame):
+        out.mux(stream.encode(chunk))
+    for chunk in resampler.resample(None):
+        out.mux(stream.encode(chunk))
+    out.mux(stream.encode(None))
+
+
+def set_display_rotation(path: Path, degrees: int) -> None:
+    """Write a display matrix into an mp4/mov's video track header (tkhd), as phones do.
+    `degrees` is counter-clockwise, the convention of FFmpeg's av_display_rotation_get."""
+    data = bytearray(path.read_bytes())
+    at = data.find(b"tkhd")
+    assert at > 0, "no track header"
+    version = data[at + 4]
+    matrix_at = at + 4 + 4 + (32 if version == 1 else 20) + 16
+    one, minus, zero, w = 0x00010000, 0xFFFF0000, 0, 0x40000000
+    # FFmpeg's matrix is the transpose of the rotation: rotation r ccw stores (cos, -sin; sin, cos)
+    # read as a = cos, b = -sin, c = sin, d = cos in tkhd order (a, b, u, c, d, v, x, y, w)
+    table = {90: (zero, minus, zero, one, zero), 180: (minus, zero, zero, zero, minus),
+             270: (zero, one, zero, minus, zero), 0: (one, zero, zero, zero, one)}  # fmt: skip
+    a, b, u, c, d = table[degrees % 360]
+    struct.pack_into(">9I", data, matrix_at, a, b, u, c, d, 0, 0, 0, w)
+    path.write_bytes(bytes(data))
+
+
+def read_video(path: Path) -> tuple[list[int], list[np.ndarray], Fraction]:
+    """Presentation timestamps, RGB frames and the time base of the first video stream."""
+    import av
+
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        frames = list(container.decode(stream))
+        return [f.pts for f in frames], [f.to_ndarray(format="rgb24") for f in frames], stream.time_base
