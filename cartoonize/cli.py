@@ -5,7 +5,7 @@ answers at once."""
 from __future__ import annotations
 
 import sys
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -26,19 +26,19 @@ styles_app = typer.Typer(help="List and download the pretrained CartoonGAN style
 app.add_typer(styles_app, name="styles")
 
 
-class Device(str, Enum):
+class Device(StrEnum):
     auto = "auto"
     cpu = "cpu"
     cuda = "cuda"
 
 
-class Precision(str, Enum):
+class Precision(StrEnum):
     auto = "auto"
     fp32 = "fp32"
     fp16 = "fp16"
 
 
-class ExportPrecision(str, Enum):
+class ExportPrecision(StrEnum):
     fp32 = "fp32"
     fp16 = "fp16"
 
