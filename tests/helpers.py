@@ -32,17 +32,21 @@ def make_video(
     audio: str | None = "aac",
     durations: list[int] | None = None,
     time_base: Fraction | None = None,
+    codec: str | None = None,
+    pix_fmt: str = "yuv420p",
 ) -> Path:
     """Write a test clip. `durations` (in `time_base` ticks, one per frame) makes it variable
-    frame rate; `audio` names an encoder (aac, libvorbis, libopus, libmp3lame) for a sine track
-    as long as the video."""
+    frame rate; `audio` names an encoder (aac, libopus, libmp3lame) for a sine track as long as
+    the video. Odd sizes need a codec and pixel format that allow them (ffv1 with yuv444p)."""
     import av
 
     rate = Fraction(rate)
     time_base = time_base or (Fraction(1, 90000) if durations else 1 / rate)
     with av.open(str(path), "w") as out:
-        video = out.add_stream(VIDEO_CODECS[path.suffix], rate=rate)
-        video.width, video.height, video.pix_fmt = width + width % 2, height + height % 2, "yuv420p"
+        video = out.add_stream(codec or VIDEO_CODECS[path.suffix], rate=rate)
+        even = pix_fmt == "yuv420p"  # 4:2:0 needs even sides
+        video.width, video.height = (width + width % 2, height + height % 2) if even else (width, height)
+        video.pix_fmt = pix_fmt
         video.time_base = video.codec_context.time_base = time_base
         sound = None
         if audio:
@@ -50,7 +54,9 @@ def make_video(
             sound.layout = "stereo"
         pts = 0
         for i in range(frames):
-            image = np.pad(pattern(width, height, i), ((0, height % 2), (0, width % 2), (0, 0)), mode="edge")
+            image = pattern(width, height, i)
+            if even:
+                image = np.pad(image, ((0, height % 2), (0, width % 2), (0, 0)), mode="edge")
             frame = av.VideoFrame.from_ndarray(image, format="rgb24")
             frame.pts, frame.time_base = pts, time_base
             out.mux(video.encode(frame))

@@ -1,0 +1,63 @@
+"""The CLI answers at once and loads nothing heavy until a command runs."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
+
+
+def test_importing_the_cli_loads_no_heavy_module() -> None:
+    code = (
+        "import sys, cartoonize.cli as c; c._load_plugins(); "
+        "print(sorted(m for m in ('torch', 'av', 'onnxruntime', 'onnx', 'numpy', 'tensorrt', 'cv2') if m in sys.modules))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], env=ENV, capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]"
+
+
+def test_help_is_fast_and_lists_the_commands() -> None:
+    start = time.perf_counter()
+    result = subprocess.run(
+        [sys.executable, "-m", "cartoonize", "--help"], env=ENV, capture_output=True, text=True
+    )
+    elapsed = time.perf_counter() - start
+    assert result.returncode == 0
+    for command in ("video", "image", "export", "styles"):
+        assert command in result.stdout
+    assert elapsed < 5  # generous for a loaded 2-core CI machine; ~0.2 s when idle
+
+
+def test_every_command_has_help() -> None:
+    for command in (["video"], ["image"], ["export"], ["styles", "pull"], ["styles", "list"]):
+        result = subprocess.run([sys.executable, "-m", "cartoonize", *command, "--help"], env=ENV,
+                                capture_output=True, text=True)  # fmt: skip
+        assert result.returncode == 0, (command, result.stderr)
+        assert "Usage" in result.stdout
+
+
+def test_version() -> None:
+    from cartoonize import __version__
+
+    result = subprocess.run(
+        [sys.executable, "-m", "cartoonize", "--version"], env=ENV, capture_output=True, text=True
+    )
+    assert result.stdout.strip() == f"cartoonize {__version__}"
+
+
+def test_usage_error_exits_2_without_traceback() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "cartoonize", "video"], env=ENV, capture_output=True, text=True
+    )
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+
+
+def test_style_and_model_together_is_an_error(tmp_path: Path) -> None:
+    result = subprocess.run([sys.executable, "-m", "cartoonize", "video", "a.mp4", "b.mp4", "--style", "hayao",
+                             "--model", "m.pt"], env=ENV, cwd=tmp_path, capture_output=True, text=True)  # fmt: skip
+    assert result.returncode == 1 and "either --style or --model" in result.stderr

@@ -1,0 +1,102 @@
+"""ONNX export: the frame-level wrapper, dynamic shapes, metadata, fp16, parity."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+
+from cartoonize.errors import CartoonizeError
+from cartoonize.export import export_with_parity, onnx_from_checkpoint, parity, reference_photo
+from cartoonize.model import load_checkpoint
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_fp32_export_is_checked_and_carries_metadata(tiny_checkpoint: Path, tmp_path: Path) -> None:
+    out = tmp_path / "tiny.onnx"
+    check = export_with_parity(tiny_checkpoint, out, "fp32", photo_size=64)
+    assert check.psnr_db >= 45 and check.max_abs_diff <= 1
+    model = onnx.load(out)
+    onnx.checker.check_model(model, full_check=True)
+    meta = {p.key: p.value for p in model.metadata_props}
+    assert meta["style"] == "tiny-test" and meta["precision"] == "fp32"
+    assert json.loads(meta["io"])["channel_order"] == "RGB"
+    assert "cartoonize_version" in meta
+    (inp,) = model.graph.input
+    assert inp.type.tensor_type.elem_type == onnx.TensorProto.UINT8
+
+
+def test_dynamic_batch_and_size(tiny_checkpoint: Path, tmp_path: Path) -> None:
+    out = onnx_from_checkpoint(load_checkpoint(tiny_checkpoint), tmp_path / "tiny.onnx")
+    session = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+    for shape in [(1, 32, 32, 3), (3, 48, 80, 3), (2, 100, 36, 3)]:
+        frames = np.random.default_rng(0).integers(0, 256, shape, dtype=np.uint8)
+        (result,) = session.run(None, {"frames": frames})
+        assert result.shape == shape and result.dtype == np.uint8
+
+
+def test_fp16_export_is_a_real_fp16_graph(tiny_checkpoint: Path, tmp_path: Path) -> None:
+    out = tmp_path / "tiny16.onnx"
+    check = export_with_parity(tiny_checkpoint, out, "fp16", photo_size=64)
+    assert check.psnr_db >= 38
+    model = onnx.load(out)
+    conv_weights = {n.input[1] for n in model.graph.node if n.op_type in ("Conv", "ConvTranspose")}
+    types = {i.data_type for i in model.graph.initializer if i.name in conv_weights}
+    assert types == {onnx.TensorProto.FLOAT16}
+    assert {p.key: p.value for p in model.metadata_props}["precision"] == "fp16"
+
+
+def test_failed_parity_writes_nothing(
+    tiny_checkpoint: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An exported graph that disagrees with its checkpoint (here: another model's weights) fails
+    the gate and leaves no file."""
+    import torch
+
+    import cartoonize.export as export
+
+    real_export = export.onnx_from_checkpoint
+
+    def export_other_weights(checkpoint, output, precision="fp32", opset=18):  # noqa: ANN001
+        torch.manual_seed(123)
+        other = {
+            k: torch.randn_like(v) if v.is_floating_point() else v for k, v in checkpoint.state_dict.items()
+        }
+        return real_export(
+            type(checkpoint)(other, checkpoint.config, checkpoint.io), output, precision, opset
+        )
+
+    monkeypatch.setattr(export, "onnx_from_checkpoint", export_other_weights)
+    with pytest.raises(CartoonizeError, match="disagrees with PyTorch"):
+        export_with_parity(tiny_checkpoint, tmp_path / "x.onnx", photo_size=32)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_parity_figures() -> None:
+    a = np.zeros((1, 4, 4, 3), np.uint8)
+    b = a.copy()
+    b[0, 0, 0, 0] = 10
+    p = parity(a, b)
+    assert p.max_abs_diff == 10 and p.psnr_db == pytest.approx(10 * np.log10(255**2 / (100 / 48)))
+    assert parity(a, a).psnr_db == float("inf")
+    assert reference_photo(40, 60).shape == (1, 40, 60, 3)
+
+
+@pytest.mark.shared
+def test_export_command_prints_parity_for_hayao(tmp_path: Path) -> None:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    result = subprocess.run([sys.executable, "-m", "cartoonize", "export", "--style", "hayao", "-o", "h.onnx"],
+                            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "PSNR" in result.stderr and "max |diff|" in result.stderr
+    psnr = float(result.stderr.split("PSNR")[1].split("dB")[0])
+    assert psnr >= 45
+    assert (tmp_path / "h.onnx").exists()

@@ -1,0 +1,55 @@
+"""The generator's shape contract, size, and the checkpoint format."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from cartoonize.errors import CartoonizeError
+from cartoonize.model import (
+    Checkpoint,
+    Generator,
+    GeneratorConfig,
+    ModelIO,
+    count_parameters,
+    load_checkpoint,
+)
+
+
+def test_paper_generator_has_the_reference_parameter_count() -> None:
+    assert count_parameters(Generator()) == 11_129_667
+
+
+@pytest.mark.parametrize(("h", "w"), [(32, 32), (48, 64), (36, 20)])
+def test_output_matches_input_size_and_range(h: int, w: int) -> None:
+    model = Generator(GeneratorConfig(base_channels=8, residual_blocks=1)).eval()
+    with torch.no_grad():
+        y = model(torch.rand(2, 3, h, w) * 2 - 1)
+    assert y.shape == (2, 3, h, w)
+    assert y.abs().max() <= 1
+
+
+def test_checkpoint_round_trip_rebuilds_the_same_model(tmp_path: Path) -> None:
+    config = GeneratorConfig(base_channels=8, residual_blocks=2, norm_eps=1e-9)
+    model = Generator(config)
+    io = ModelIO(channel_order="BGR", style="mine", licence="research only")
+    Checkpoint(model.state_dict(), config, io, {"epoch": 3}).save(tmp_path / "g.pt")
+    loaded = load_checkpoint(tmp_path / "g.pt")
+    assert loaded.config == config and loaded.io == io and loaded.extra == {"epoch": 3}
+    x = torch.rand(1, 3, 16, 16)
+    with torch.no_grad():
+        assert torch.equal(loaded.generator()(x), model.eval()(x))
+    assert not list(tmp_path.glob(".*tmp"))
+
+
+def test_foreign_file_is_refused(tmp_path: Path) -> None:
+    torch.save({"state_dict": {}}, tmp_path / "other.pt")
+    with pytest.raises(CartoonizeError, match="not a cartoonize checkpoint"):
+        load_checkpoint(tmp_path / "other.pt")
+    (tmp_path / "junk.pt").write_bytes(b"\x00" * 100)
+    with pytest.raises(CartoonizeError, match="not a readable checkpoint"):
+        load_checkpoint(tmp_path / "junk.pt")
+    with pytest.raises(CartoonizeError, match="not found"):
+        load_checkpoint(tmp_path / "missing.pt")

@@ -1,0 +1,277 @@
+"""`cartoonize video` on generated clips: frames, timestamps, audio, rotation, sizes, bad input."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+
+from cartoonize.errors import CartoonizeError
+from cartoonize.media import EncoderSettings
+from cartoonize.runners import EngineRequest, runner_for
+from cartoonize.video import VideoJob, cartoonize_video
+from tests.helpers import make_video, pattern, read_video, set_display_rotation
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run(src: Path, out: Path, checkpoint: Path, **job) -> None:
+    request = EngineRequest(engine="torch", model=checkpoint, device="cpu")
+    cartoonize_video(VideoJob(src, out, **job), lambda size: runner_for(request, size))
+
+
+def seconds(pts: list[int], time_base: Fraction) -> np.ndarray:
+    return np.array([float(p * time_base) for p in pts])
+
+
+def leftovers(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir() if "partial" in p.name)
+
+
+def test_frames_timestamps_and_audio_kept(small_video: Path, tiny_checkpoint: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out.mp4"
+    run(small_video, out, tiny_checkpoint)
+    pts_in, frames_in, tb_in = read_video(small_video)
+    pts_out, frames_out, tb_out = read_video(out)
+    assert len(frames_out) == len(frames_in) == 24
+    tick = max(float(tb_in), float(tb_out))
+    assert np.abs(seconds(pts_out, tb_out) - seconds(pts_in, tb_in)).max() <= tick
+    assert frames_out[0].shape == frames_in[0].shape
+    with av.open(str(out)) as c:
+        assert [s.type for s in c.streams] == ["video", "audio"]
+        assert c.streams.audio[0].codec_context.name == "aac"
+        assert c.streams.audio[0].frames > 0
+    assert leftovers(tmp_path) == []
+
+
+def test_variable_frame_rate_stays_variable(tiny_checkpoint: Path, tmp_path: Path) -> None:
+    durations = [3000, 6000, 9000, 3000, 3000, 6000, 12000, 3000]
+    src = make_video(tmp_path / "vfr.mp4", frames=len(durations), durations=durations, audio=None)
+    out = tmp_path / "out.mkv"
+    run(src, out, tiny_checkpoint)
+    pts_in, _, tb_in = read_video(src)
+    pts_out, _, tb_out = read_video(out)
+    gaps = np.diff(seconds(pts_out, tb_out))
+    assert len(pts_out) == len(durations)
+    assert np.allclose(gaps, np.diff(seconds(pts_in, tb_in)), atol=float(tb_out))
+    assert gaps.max() / gaps.min() == pytest.approx(4, rel=0.05)
+
+
+def test_audio_reencoded_only_where_container_refuses(
+    small_video: Path, tiny_checkpoint: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "out.webm"  # webm cannot hold AAC: it becomes Opus
+    request = EngineRequest(engine="torch", model=tiny_checkpoint)
+    report = cartoonize_video(VideoJob(small_video, out), lambda size: runner_for(request, size))
+    assert any("re-encoded to libopus" in note for note in report.streams)
+    with av.open(str(out)) as c:
+        assert c.streams.video[0].codec_context.name == "vp9"
+        audio = c.streams.audio[0]
+        assert audio.codec_context.name == "opus"
+        decoded = sum(f.samples for f in c.decode(audio))
+    assert decoded == pytest.approx(48000 * 2, rel=0.05)  # 2 s of sound survived
+
+
+@pytest.mark.parametrize("degrees", [90, 180, 270])
+def test_rotated_phone_video_comes_out_upright(degrees: int, tiny_checkpoint: Path, tmp_path: Path) -> None:
+    src = make_video(tmp_path / "phone.mp4", width=64, height=48, frames=4, audio=None)
+    set_display_rotation(src, degrees)
+    out = tmp_path / "out.mp4"
+    request = EngineRequest(engine="torch", model=tiny_checkpoint)
+
+    seen = []
+
+    class Spy:  # records what the engine was given, then runs the real runner
+        def __init__(self, runner):
+            self.runner = runner
+
+        def __enter__(self):
+            self.runner.__enter__()
+            return self
+
+        def __exit__(self, *exc):
+            self.runner.__exit__(*exc)
+
+        def __call__(self, frames):
+            seen.append(frames[0])
+            return self.runner(frames)
+
+        def describe(self):
+            return self.runner.describe()
+
+    cartoonize_video(VideoJob(src, out), lambda size: Spy(runner_for(request, size)))
+    upright = np.rot90(pattern(64, 48, 0), degrees // 90)
+    assert seen[0].shape == upright.shape
+    assert np.abs(seen[0].astype(int) - upright.astype(int)).mean() < 12  # only codec noise
+    _, frames_out, _ = read_video(out)
+    assert frames_out[0].shape[:2] == upright.shape[:2]
+    with av.open(str(out)) as c:
+        assert next(c.decode(video=0)).rotation == 0  # the pixels are upright, no matrix needed
+
+
+def test_odd_size_is_padded_not_stretched(tiny_checkpoint: Path, tmp_path: Path) -> None:
+    src = make_video(
+        tmp_path / "odd.mkv", width=63, height=47, frames=3, audio=None, codec="ffv1", pix_fmt="yuv444p"
+    )
+    out = tmp_path / "out.mp4"
+    run(src, out, tiny_checkpoint)
+    _, frames, _ = read_video(out)
+    assert frames[0].shape == (48, 64, 3)
+    assert len(frames) == 3
+
+
+def test_max_side_downscales_keeping_aspect(small_video: Path, tiny_checkpoint: Path, tmp_path: Path) -> None:
+    src = make_video(tmp_path / "wide.mp4", width=320, height=180, frames=3, audio=None)
+    out = tmp_path / "out.mp4"
+    run(src, out, tiny_checkpoint, max_side=160)
+    _, frames, _ = read_video(out)
+    assert frames[0].shape == (90, 160, 3)
+
+
+def test_batches_keep_order(small_video: Path, tiny_checkpoint: Path, tmp_path: Path) -> None:
+    one, four = tmp_path / "b1.mp4", tmp_path / "b4.mp4"
+    settings = EncoderSettings(crf=0, preset="ultrafast")
+    run(small_video, one, tiny_checkpoint, batch=1, encoder=settings)
+    run(small_video, four, tiny_checkpoint, batch=5, encoder=settings)  # 24 frames: last batch short
+    _, a, _ = read_video(one)
+    _, b, _ = read_video(four)
+    assert len(a) == len(b) == 24
+    assert max(np.abs(x.astype(int) - y.astype(int)).max() for x, y in zip(a, b, strict=True)) <= 2
+
+
+# --- bad input: one line, non-zero exit, nothing left behind -------------------------------------
+
+
+def cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.run([sys.executable, "-m", "cartoonize", *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=120)  # fmt: skip
+
+
+def assert_one_line_error(result: subprocess.CompletedProcess, needle: str) -> None:
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
+    lines = [line for line in result.stderr.strip().splitlines() if line.strip()]
+    assert lines and lines[-1].startswith("error:"), result.stderr
+    assert needle in " ".join(lines), result.stderr
+
+
+def test_missing_input(tmp_path: Path, tiny_checkpoint: Path) -> None:
+    result = cli("video", "nope.mp4", "out.mp4", "--model", str(tiny_checkpoint), cwd=tmp_path)
+    assert_one_line_error(result, "does not exist")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_not_a_video(tmp_path: Path, tiny_checkpoint: Path) -> None:
+    (tmp_path / "notes.mp4").write_text("this is not a video\n" * 50)
+    result = cli("video", "notes.mp4", "out.mp4", "--model", str(tiny_checkpoint), cwd=tmp_path)
+    assert_one_line_error(result, "not a readable video")
+    assert not (tmp_path / "out.mp4").exists()
+
+
+def test_audio_only_file_has_no_video(tmp_path: Path, tiny_checkpoint: Path) -> None:
+    from tests.helpers import _write_sine
+
+    with av.open(str(tmp_path / "sound.m4a"), "w") as out:
+        stream = out.add_stream("aac", rate=48000)
+        stream.layout = "stereo"
+        _write_sine(out, stream, 0.5)
+    result = cli("video", "sound.m4a", "out.mp4", "--model", str(tiny_checkpoint), cwd=tmp_path)
+    assert_one_line_error(result, "no video stream")
+
+
+def test_output_is_input(small_video: Path, tiny_checkpoint: Path, tmp_path: Path) -> None:
+    src = tmp_path / "clip.mp4"
+    src.write_bytes(small_video.read_bytes())
+    before = src.read_bytes()
+    result = cli("video", "clip.mp4", "./clip.mp4", "-y", "--model", str(tiny_checkpoint), cwd=tmp_path)
+    assert_one_line_error(result, "is the input")
+    assert src.read_bytes() == before
+
+
+def test_existing_output_needs_overwrite(small_video: Path, tiny_checkpoint: Path, tmp_path: Path) -> None:
+    (tmp_path / "out.mp4").write_bytes(b"keep me")
+    result = cli("video", str(small_video), "out.mp4", "--model", str(tiny_checkpoint), cwd=tmp_path)
+    assert_one_line_error(result, "--overwrite")
+    assert (tmp_path / "out.mp4").read_bytes() == b"keep me"
+
+
+def test_unwritable_folder_is_refused(small_video: Path, tiny_checkpoint: Path, tmp_path: Path) -> None:
+    from cartoonize.media import check_output
+
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    os.chmod(locked, 0o500)
+    try:
+        if os.access(locked, os.W_OK):  # root: the OS lets us write; check the missing-folder path
+            result = cli(
+                "video", str(small_video), "missing/out.mp4", "--model", str(tiny_checkpoint), cwd=tmp_path
+            )
+            assert_one_line_error(result, "does not exist")
+        else:
+            with pytest.raises(CartoonizeError, match="not writable"):
+                check_output(locked / "out.mp4", overwrite=False)
+    finally:
+        os.chmod(locked, 0o700)
+
+
+def test_unsupported_output_type(small_video: Path, tiny_checkpoint: Path, tmp_path: Path) -> None:
+    result = cli("video", str(small_video), "out.xyz", "--model", str(tiny_checkpoint), cwd=tmp_path)
+    assert_one_line_error(result, "unsupported output type")
+
+
+def test_truncated_input(tiny_checkpoint: Path, tmp_path: Path) -> None:
+    src = make_video(tmp_path / "long.mkv", width=64, height=48, frames=60, rate=12, audio=None)
+    data = src.read_bytes()
+    (tmp_path / "cut.mkv").write_bytes(data[: len(data) // 3])
+    result = cli("video", "cut.mkv", "out.mp4", "--model", str(tiny_checkpoint), cwd=tmp_path)
+    assert_one_line_error(result, "truncated")
+    assert not (tmp_path / "out.mp4").exists()
+    assert leftovers(tmp_path) == []
+
+
+def test_truncated_mp4_without_index(small_video: Path, tiny_checkpoint: Path, tmp_path: Path) -> None:
+    data = small_video.read_bytes()
+    (tmp_path / "cut.mp4").write_bytes(data[: len(data) // 2])  # the index (moov) is at the end
+    result = cli("video", "cut.mp4", "out.mp4", "--model", str(tiny_checkpoint), cwd=tmp_path)
+    assert_one_line_error(result, str(Path("cut.mp4")))
+    assert not (tmp_path / "out.mp4").exists()
+
+
+def test_corrupt_input(tiny_checkpoint: Path, tmp_path: Path) -> None:
+    src = make_video(tmp_path / "clip.mkv", width=64, height=48, frames=24, audio=None)
+    data = bytearray(src.read_bytes())
+    rng = np.random.default_rng(0)
+    start = len(data) // 5
+    data[start:] = rng.integers(0, 256, len(data) - start, dtype=np.uint8).tobytes()
+    (tmp_path / "bad.mkv").write_bytes(bytes(data))
+    result = cli("video", "bad.mkv", "out.mp4", "--model", str(tiny_checkpoint), cwd=tmp_path)
+    assert_one_line_error(result, "bad.mkv")
+    assert not (tmp_path / "out.mp4").exists()
+    assert leftovers(tmp_path) == []
+
+
+def test_ctrl_c_leaves_nothing(tiny_checkpoint: Path, tmp_path: Path) -> None:
+    src = make_video(tmp_path / "long.mp4", width=320, height=240, frames=400, rate=25, audio="aac")
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen([sys.executable, "-m", "cartoonize", "video", str(src), "out.mp4", "--model",
+                             str(tiny_checkpoint), "--engine", "torch"], cwd=tmp_path, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    deadline = time.monotonic() + 60
+    while not any("partial" in p.name for p in tmp_path.iterdir()) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    time.sleep(0.5)
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130, stderr
+    assert "Traceback" not in stderr
+    assert not (tmp_path / "out.mp4").exists()
+    assert leftovers(tmp_path) == []
