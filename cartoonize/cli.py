@@ -98,6 +98,7 @@ def video(
     precision: PrecisionOpt = Precision.auto,
     max_side: MaxSideOpt = None,
     batch: Annotated[int, typer.Option(min=1, help="Frames per engine call.")] = 1,
+    frames: Annotated[int | None, typer.Option(min=1, help="Stop after N frames (a quick preview).")] = None,
     codec: Annotated[
         str,
         typer.Option(
@@ -116,7 +117,7 @@ def video(
     from cartoonize.video import VideoJob, cartoonize_video
 
     request = _request(engine, style, model, device, precision, quiet)
-    job = VideoJob(input, output, max_side, batch, EncoderSettings(codec, crf, preset), overwrite)
+    job = VideoJob(input, output, max_side, batch, EncoderSettings(codec, crf, preset), overwrite, frames)
     with frame_progress(f"cartoonizing {input.name}", quiet) as on_progress:
         report = cartoonize_video(job, lambda size: runner_for(request, size), on_progress)
     if not quiet:

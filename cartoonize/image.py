@@ -27,7 +27,7 @@ def read_image(path: Path, max_side: int | None = None) -> np.ndarray:
         raise CartoonizeError(f"{path} is not a readable image ({type(exc).__name__})") from None
     k = int(round(frame.rotation / 90.0)) % 4
     w, h = (frame.height, frame.width) if k % 2 else (frame.width, frame.height)
-    w, h = fit_within(w, h, max_side)
+    w, h = fit_within(w, h, max_side, even=False)
     coded = (h, w) if k % 2 else (w, h)
     rgb = frame.to_ndarray(format="rgb24", width=coded[0], height=coded[1], interpolation="AREA")
     return np.ascontiguousarray(np.rot90(rgb, k)) if k else rgb

@@ -144,15 +144,14 @@ def pad_to_even(frame: np.ndarray) -> np.ndarray:
     return np.pad(frame, ((0, h % 2), (0, w % 2), (0, 0)), mode="edge")
 
 
-def fit_within(width: int, height: int, max_side: int | None) -> tuple[int, int]:
+def fit_within(width: int, height: int, max_side: int | None, even: bool = True) -> tuple[int, int]:
     """Scale (width, height) down so the longer side is at most `max_side`, keeping the aspect
-    ratio; sides stay even so 4:2:0 encoders take them."""
+    ratio; with `even`, sides stay even so 4:2:0 encoders take them."""
     if not max_side or max(width, height) <= max_side:
         return width, height
     scale = max_side / max(width, height)
-    w = max(2, round(width * scale / 2) * 2)
-    h = max(2, round(height * scale / 2) * 2)
-    return w, h
+    step = 2 if even else 1
+    return max(step, round(width * scale / step) * step), max(step, round(height * scale / step) * step)
 
 
 def check_output(output: Path, overwrite: bool, inputs: tuple[Path, ...] = ()) -> None:

@@ -48,6 +48,7 @@ class VideoJob:
     batch: int = 1  # frames per engine call
     encoder: EncoderSettings = field(default_factory=EncoderSettings)
     overwrite: bool = False
+    max_frames: int | None = None  # stop after this many frames (a quick preview of a long clip)
     queue_frames: int = 16  # bound on decoded frames waiting for the engine (memory at 4K: ~400 MB)
 
 
@@ -196,6 +197,9 @@ def cartoonize_video(
     container_name, default_codec = container_for(job.output)
     out_w, out_h = even_size(info.width, info.height)
     runner = make_runner((info.height, info.width))
+    expected = info.frames_estimate
+    if job.max_frames is not None:
+        expected = min(expected or job.max_frames, job.max_frames)
 
     stop = threading.Event()
     frames_q = _Pipe(job.queue_frames, stop)
@@ -218,11 +222,16 @@ def cartoonize_video(
             def decode() -> None:
                 k = info.rotation // 90
                 wanted = [vin, *copies]
-                next_pts = 0
+                next_pts, count = 0, 0
                 try:
                     for packet in source.demux(wanted):
+                        if job.max_frames is not None and count >= job.max_frames:
+                            break
                         if packet.stream is vin:
                             for frame in packet.decode():
+                                if job.max_frames is not None and count >= job.max_frames:
+                                    break
+                                count += 1
                                 rgb = frame.to_ndarray(
                                     format="rgb24", width=info.coded_size[0], height=info.coded_size[1],
                                     interpolation="AREA",
@@ -280,7 +289,7 @@ def cartoonize_video(
                             mux_q.put((pts, cartoon))
                         done += len(batch)
                         if on_progress:
-                            on_progress(done, info.frames_estimate)
+                            on_progress(done, expected)
                 mux_q.put(_END)
             except _Stop:
                 pass
@@ -295,7 +304,8 @@ def cartoonize_video(
                     raise worker.error
             if done == 0:
                 raise CartoonizeError(f"{job.input}: no video frame could be decoded")
-            _check_complete(job.input, info, last_pts)
+            if job.max_frames is None:
+                _check_complete(job.input, info, last_pts)
         finally:
             stop.set()
             output.close()

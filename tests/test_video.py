@@ -275,3 +275,10 @@ def test_ctrl_c_leaves_nothing(tiny_checkpoint: Path, tmp_path: Path) -> None:
     assert "Traceback" not in stderr
     assert not (tmp_path / "out.mp4").exists()
     assert leftovers(tmp_path) == []
+
+
+def test_max_frames_stops_early(small_video: Path, tiny_checkpoint: Path, tmp_path: Path) -> None:
+    out = tmp_path / "preview.mp4"
+    run(small_video, out, tiny_checkpoint, max_frames=5)
+    pts, frames, _ = read_video(out)
+    assert len(frames) == 5 and pts == sorted(pts)

@@ -1,0 +1,70 @@
+"""`cartoonize image`: files and folders of photos, through PyAV."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from cartoonize.errors import CartoonizeError
+from cartoonize.image import ImageJob, cartoonize_images, read_image, write_image
+from cartoonize.runners import EngineRequest, runner_for
+from tests.helpers import pattern
+
+
+def make_runner(checkpoint: Path):
+    return lambda: runner_for(EngineRequest(engine="torch", model=checkpoint, device="cpu"))
+
+
+def test_png_round_trip_is_lossless(tmp_path: Path) -> None:
+    image = pattern(37, 29, 0)
+    write_image(tmp_path / "p.png", image)
+    assert np.array_equal(read_image(tmp_path / "p.png"), image)
+
+
+def test_jpeg_and_max_side(tmp_path: Path) -> None:
+    write_image(tmp_path / "p.jpg", pattern(200, 100, 0))
+    assert read_image(tmp_path / "p.jpg").shape == (100, 200, 3)
+    assert read_image(tmp_path / "p.jpg", max_side=50).shape == (25, 50, 3)
+
+
+def test_one_photo_to_a_file(tiny_checkpoint: Path, tmp_path: Path) -> None:
+    write_image(tmp_path / "in.png", pattern(40, 30, 0))
+    cartoonize_images(ImageJob((tmp_path / "in.png",), tmp_path / "out.jpg"), make_runner(tiny_checkpoint))
+    assert read_image(tmp_path / "out.jpg").shape == (30, 40, 3)
+
+
+def test_folder_to_folder_recursive(tiny_checkpoint: Path, tmp_path: Path) -> None:
+    (tmp_path / "in" / "sub").mkdir(parents=True)
+    write_image(tmp_path / "in" / "a.png", pattern(32, 24, 0))
+    write_image(tmp_path / "in" / "sub" / "b.jpg", pattern(20, 44, 1))
+    (tmp_path / "in" / "notes.txt").write_text("not a photo")
+    written = cartoonize_images(ImageJob((tmp_path / "in",), tmp_path / "out"), make_runner(tiny_checkpoint))
+    assert sorted(p.name for p in written) == ["a.png", "b.png"]
+    assert read_image(tmp_path / "out" / "b.png").shape == (44, 20, 3)
+
+
+def test_bad_inputs(tiny_checkpoint: Path, tmp_path: Path) -> None:
+    with pytest.raises(CartoonizeError, match="does not exist"):
+        cartoonize_images(
+            ImageJob((tmp_path / "missing.png",), tmp_path / "o.png"), make_runner(tiny_checkpoint)
+        )
+    (tmp_path / "fake.png").write_text("not a png")
+    with pytest.raises(CartoonizeError, match="not a readable image"):
+        cartoonize_images(
+            ImageJob((tmp_path / "fake.png",), tmp_path / "o.png"), make_runner(tiny_checkpoint)
+        )
+    assert not (tmp_path / "o.png").exists()
+    write_image(tmp_path / "in.png", pattern(16, 16, 0))
+    with pytest.raises(CartoonizeError, match="is the input"):
+        cartoonize_images(
+            ImageJob((tmp_path / "in.png",), tmp_path / "in.png", overwrite=True),
+            make_runner(tiny_checkpoint),
+        )
+    (tmp_path / "taken.png").write_bytes(b"keep")
+    with pytest.raises(CartoonizeError, match="--overwrite"):
+        cartoonize_images(
+            ImageJob((tmp_path / "in.png",), tmp_path / "taken.png"), make_runner(tiny_checkpoint)
+        )
+    assert (tmp_path / "taken.png").read_bytes() == b"keep"
