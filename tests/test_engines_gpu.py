@@ -52,9 +52,7 @@ def test_aoti_fp16_cuda_build_and_run(tiny_checkpoint: Path) -> None:
     code, text = run_cli("build-engine", "--model", str(tiny_checkpoint), "--backend", "aoti",
                          "--precision", "fp16", "--device", "cuda", "--shape", f"{SIZE}x{SIZE}")  # fmt: skip
     assert code == 0, text
-    (engine,) = Path(os.environ["CARTOONIZE_ENGINES"]).glob(
-        f"*.aoti.fp16.{SIZE}x{SIZE}.sm*.pt2"
-    )
+    (engine,) = Path(os.environ["CARTOONIZE_ENGINES"]).glob(f"*.aoti.fp16.{SIZE}x{SIZE}.sm*.pt2")
     manifest = read_manifest(engine)
     assert manifest is not None and manifest.device["type"] == "cuda" and manifest.parity["psnr_db"] >= 38
     frames = _photo_batch()
