@@ -24,6 +24,10 @@ app = typer.Typer(
 )
 styles_app = typer.Typer(help="List and download the pretrained CartoonGAN styles.", no_args_is_help=True)
 app.add_typer(styles_app, name="styles")
+engines_app = typer.Typer(
+    help="The engine store: compiled engines and what they were built for.", no_args_is_help=True
+)
+app.add_typer(engines_app, name="engines")
 
 
 class Device(StrEnum):
@@ -43,6 +47,12 @@ class ExportPrecision(StrEnum):
     fp16 = "fp16"
 
 
+class Backend(StrEnum):
+    auto = "auto"
+    tensorrt = "tensorrt"
+    aoti = "aoti"
+
+
 StyleOpt = Annotated[
     str | None,
     typer.Option("--style", "-s", help="Pretrained style: hayao, hosoda, paprika, shinkai [default: hayao]."),
@@ -52,7 +62,16 @@ ModelOpt = Annotated[
     typer.Option("--model", "-m", help="A generator checkpoint (.pt) instead of a style.", dir_okay=False),
 ]
 EngineOpt = Annotated[
-    str, typer.Option("--engine", "-e", help="auto, torch, onnxruntime, or a path to an engine file.")
+    str,
+    typer.Option(
+        "--engine",
+        "-e",
+        help="auto (a stored engine for this model and frame size, else the best runtime here), torch, "
+        "onnxruntime, or a path to an engine file (.plan, .pt2, .onnx, .pt).",
+    ),
+]
+ShapeOpt = Annotated[
+    str | None, typer.Option(help="One fixed frame size HxW (multiples of 4): the fastest engine.")
 ]
 DeviceOpt = Annotated[Device, typer.Option(help="Where to run: auto picks CUDA when PyTorch sees a GPU.")]
 PrecisionOpt = Annotated[Precision, typer.Option(help="auto: fp16 on CUDA, fp32 on the CPU.")]
@@ -182,6 +201,109 @@ def export(
     _console().print(
         f"[green]wrote {output}[/] ({precision.value}, opset {opset}); parity vs PyTorch fp32: {parity.describe()}"
     )
+
+
+@app.command("build-engine")
+def build_engine_command(
+    style: StyleOpt = None,
+    model: ModelOpt = None,
+    onnx: Annotated[
+        Path | None, typer.Option(help="Build TensorRT from this ONNX file.", dir_okay=False)
+    ] = None,
+    backend: Annotated[
+        Backend, typer.Option(help="auto: TensorRT where installed with a GPU, else AOTInductor.")
+    ] = Backend.auto,
+    precision: PrecisionOpt = Precision.auto,
+    device: DeviceOpt = Device.auto,
+    shape: ShapeOpt = None,
+    min_shape: Annotated[str | None, typer.Option(help="Smallest frame HxW of a range.")] = None,
+    opt_shape: Annotated[str | None, typer.Option(help="The frame HxW a range is tuned for.")] = None,
+    max_shape: Annotated[str | None, typer.Option(help="Largest frame HxW of a range.")] = None,
+    batch: Annotated[int, typer.Option(min=1, help="Frames per call the engine is built for.")] = 1,
+    workspace: Annotated[
+        float | None, typer.Option(min=0.25, help="TensorRT workspace limit in GiB [default: 4].")
+    ] = None,
+    opt_level: Annotated[
+        int | None, typer.Option(min=0, max=5, help="TensorRT builder optimization level [default: 3].")
+    ] = None,
+    max_autotune: Annotated[
+        bool, typer.Option(help="AOTInductor: benchmark kernel choices (much longer build).")
+    ] = False,
+    output: Annotated[
+        Path | None,
+        typer.Option("--output", "-o", help="Engine file [default: the store, named by its key]."),
+    ] = None,
+) -> None:
+    """Build a TensorRT or AOTInductor engine for this machine, check it against the fp32
+    reference on a photo (the parity gate), and store it with its manifest."""
+    from cartoonize.build import build_engine, spec_from_options
+    from cartoonize.progress import pull_with_progress
+
+    if style is not None or (model is None and onnx is None):
+        pull_with_progress(style or "hayao")
+    spec = spec_from_options(style, model, onnx, backend.value, precision.value, device.value, shape,
+                             min_shape, opt_shape, max_shape, batch, workspace, opt_level, max_autotune)  # fmt: skip
+    console = _console()
+    with console.status(f"building {spec.backend} {spec.precision} {spec.profile.describe()}") as status:
+        result = build_engine(spec, output, lambda step: status.update(step))
+    p = result.manifest.parity
+    console.print(f"[green]built {result.engine}[/] in {result.manifest.build_seconds:.0f} s; parity vs "
+                  f"{p['reference']}: {result.parity.describe()} (needs ≥ {p['threshold_db']:g} dB)")  # fmt: skip
+
+
+@engines_app.command("list")
+def engines_list(
+    folder: Annotated[Path | None, typer.Option(help="Engine folder [default: the store].")] = None,
+) -> None:
+    """Every stored engine, its key, and whether it can run here (and why not)."""
+    from rich.table import Table
+
+    from cartoonize.engines import store_dir, store_entries
+
+    table = Table(
+        "engine", "source", "backend", "precision", "shapes", "batch", "device", "parity", "runs here"
+    )
+    for e in store_entries(folder):
+        s, m = (e.manifest.spec, e.manifest) if e.manifest else (None, None)
+        key = [s.source.key(), s.backend, s.precision, s.profile.describe(), str(s.batch),
+               str(m.device.get("capability") or "cpu"), f"{m.parity.get('psnr_db')} dB"] if s and m else ["?"] * 7  # fmt: skip
+        table.add_row(
+            e.path.name, *key, "[green]yes[/]" if e.usable else f"[red]no[/]: {'; '.join(e.problems)}"
+        )
+    _console().print(f"engines in {folder or store_dir()}", table)
+
+
+@app.command("bench")
+def bench_command(
+    shape: Annotated[str, typer.Option(help="Frame size HxW (multiples of 4).")],
+    engine: EngineOpt = "auto",
+    style: StyleOpt = None,
+    model: ModelOpt = None,
+    device: DeviceOpt = Device.auto,
+    precision: PrecisionOpt = Precision.auto,
+    batch: Annotated[int, typer.Option(min=1, help="Frames per call.")] = 1,
+    iters: Annotated[int, typer.Option(min=1, help="Timed calls.")] = 50,
+    warmup: Annotated[int, typer.Option(min=0, help="Untimed calls first.")] = 10,
+    peak_tflops: Annotated[
+        float | None,
+        typer.Option(
+            help="The card's peak for the compute floor [default: 752, H200 fp16 dense, on CUDA fp16]."
+        ),
+    ] = None,
+    json_path: Annotated[
+        Path | None, typer.Option("--json", help="Also write the results as JSON here.")
+    ] = None,
+) -> None:
+    """Time inference alone (no decode or encode) beside the torch eager runner on the same
+    device and precision: fps, median and p10/p90, effective TFLOP/s and the compute floor."""
+    from cartoonize.bench import BenchJob, bench, format_report
+    from cartoonize.engines import parse_shape
+
+    request = _request(engine, style, model, device, precision)
+    job = BenchJob(request, parse_shape(shape), batch, iters, warmup, peak_tflops, json_path)
+    with _console().status("benchmarking") as status:
+        report = bench(job, lambda step: status.update(step))
+    print("\n".join(format_report(report)))
 
 
 @styles_app.command("list")

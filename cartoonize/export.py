@@ -61,7 +61,8 @@ class FrameModel(nn.Module):
         self.dtype = dtype
 
     def forward(self, frames: torch.Tensor) -> torch.Tensor:
-        x = frames.permute(0, 3, 1, 2).to(self.dtype)  # (N, 3, H, W)
+        # cast before any other op: TensorRT takes uint8 only straight into and out of a Cast
+        x = frames.to(self.dtype).permute(0, 3, 1, 2)  # (N, 3, H, W)
         if self.bgr:
             x = x.flip(1)
         x = x / 127.5 - 1.0
@@ -69,7 +70,7 @@ class FrameModel(nn.Module):
         if self.bgr:
             y = y.flip(1)
         y = ((y.float() + 1.0) * 127.5).round().clamp(0, 255)
-        return y.to(torch.uint8).permute(0, 2, 3, 1).contiguous()  # (N, H, W, 3)
+        return y.permute(0, 2, 3, 1).to(torch.uint8).contiguous()  # (N, H, W, 3)
 
 
 def frame_model(checkpoint: Checkpoint, precision: str = "fp32") -> FrameModel:

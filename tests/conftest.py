@@ -50,9 +50,11 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 @pytest.fixture(autouse=True)
 def _isolated_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Each test session gets its own cache, and weights come from ../shared, never the network."""
+    """Each test session gets its own cache and engine store (never the checkout's engines/), and
+    weights come from ../shared, never the network."""
     cache = tmp_path_factory.getbasetemp() / "cartoonize-cache"
     monkeypatch.setenv("CARTOONIZE_CACHE", str(cache))
+    monkeypatch.setenv("CARTOONIZE_ENGINES", str(cache / "engines"))
     monkeypatch.setenv("CARTOONIZE_WEIGHTS_URL", SHARED_WEIGHTS.absolute().as_uri())
 
 

@@ -7,7 +7,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from cartoonize.errors import CartoonizeError
@@ -23,6 +23,7 @@ class EngineRequest:
     model: Path | None = None  # ... or a checkpoint; neither means the default style
     device: str = "auto"  # auto | cpu | cuda
     precision: str = "auto"  # auto (fp16 on CUDA, fp32 on CPU) | fp32 | fp16
+    frame_size: tuple[int, int] | None = None  # (H, W) of the frames, when known: engines have shapes
 
     def resolved_device(self) -> str:
         if self.device != "auto":
@@ -88,10 +89,41 @@ def _checkpoint_file_runner(path: Path, request: EngineRequest) -> Runner:
     return TorchRunner(load_checkpoint(path), request.resolved_device(), request.resolved_precision())
 
 
-# engine file suffix -> how to open it (later backends add their suffixes here)
+def _checked_manifest(path: Path, request: EngineRequest):  # -> Manifest
+    """An engine's manifest, checked against this machine and the frame size, and against an
+    explicit --device / --precision (an engine has exactly one of each)."""
+    from cartoonize.engines import check_engine
+
+    manifest = check_engine(path, request.frame_size)
+    for option, asked, built in (("device", request.device, manifest.spec.device),
+                                 ("precision", request.precision, manifest.spec.precision)):  # fmt: skip
+        if asked not in ("auto", built):
+            raise CartoonizeError(
+                f"{path.name} is a {built} engine; drop --{option} {asked} or build one: "
+                f"`{manifest.spec.command().replace(f'--{option} {built}', f'--{option} {asked}')}`"
+            )
+    return manifest
+
+
+def _aoti_file_runner(path: Path, request: EngineRequest) -> Runner:
+    from cartoonize.runners.aoti import AotiRunner
+
+    return AotiRunner(path, _checked_manifest(path, request))
+
+
+def _tensorrt_file_runner(path: Path, request: EngineRequest) -> Runner:
+    from cartoonize.runners.tensorrt import TensorRTRunner
+
+    return TensorRTRunner(path, _checked_manifest(path, request))
+
+
+# engine file suffix -> how to open it
 RUNNERS_BY_SUFFIX: dict[str, Callable[[Path, EngineRequest], Runner]] = {
     ".onnx": _onnx_file_runner,
     ".pt": _checkpoint_file_runner,
+    ".pt2": _aoti_file_runner,
+    ".plan": _tensorrt_file_runner,
+    ".engine": _tensorrt_file_runner,
 }
 
 # --engine NAME -> how to build a runner from --style/--model
@@ -113,11 +145,26 @@ def runner_from_path(path: Path, request: EngineRequest | None = None) -> Runner
     return opener(path, request or EngineRequest())
 
 
+def stored_engine_for(request: EngineRequest) -> Path | None:
+    """The best engine in the store for this request's model, device, precision and frame size."""
+    from cartoonize.engines import best_engine, source_from
+
+    if request.frame_size is None:
+        return None
+    source = source_from(request.style, request.model, None)
+    precision = None if request.precision == "auto" else request.precision
+    return best_engine(source, request.frame_size, request.resolved_device(), precision)
+
+
 def _auto_runner(request: EngineRequest) -> Runner:
-    """The best backend available here: on a GPU, ONNX Runtime's CUDA provider when installed,
-    else PyTorch; on the CPU, ONNX Runtime (measured faster than PyTorch eager on CPUs)."""
+    """The best backend available here: a stored engine built for this model, device and frame
+    size (TensorRT, then AOTInductor); else on a GPU, ONNX Runtime's CUDA provider when installed,
+    then PyTorch; on the CPU, ONNX Runtime (measured faster than PyTorch eager on CPUs)."""
     from cartoonize.runners.onnxruntime import available_providers
 
+    engine = stored_engine_for(request)
+    if engine is not None:
+        return runner_from_path(engine, request)
     if request.resolved_device() == "cuda":
         if "CUDAExecutionProvider" in available_providers():
             return _onnxruntime_runner(request)
@@ -126,8 +173,9 @@ def _auto_runner(request: EngineRequest) -> Runner:
 
 
 def runner_for(request: EngineRequest, frame_size: tuple[int, int] | None = None) -> Runner:
-    """Resolve a request into a runner. `frame_size` (H, W) lets a store pick a matching engine."""
-    del frame_size  # used once engines with fixed shapes exist
+    """Resolve a request into a runner. `frame_size` (H, W) lets the store pick a matching engine."""
+    if frame_size is not None:
+        request = replace(request, frame_size=tuple(frame_size))
     if request.engine == "auto":
         return _auto_runner(request)
     if request.engine in RUNNERS_BY_NAME:

@@ -1,0 +1,194 @@
+"""`cartoonize bench`: inference alone, timed, beside the torch eager runner and the compute floor.
+
+Frames are made once and stay where the runner reads them: on the GPU, device tensors through
+`infer_tensor` timed with CUDA events (no host copies in the timing); on the CPU, `perf_counter`.
+Every run also times the torch eager runner on the same device and precision, so the ratio is
+measured, not remembered.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from cartoonize.errors import CartoonizeError
+from cartoonize.runners import EngineRequest, Runner, checkpoint_path, runner_for
+
+H200_FP16_DENSE_TFLOPS = 752.0  # measured fp16 matrix-product ceiling (DESIGN.md)
+
+
+@dataclass(frozen=True)
+class BenchJob:
+    request: EngineRequest  # engine: auto | torch | onnxruntime | a path
+    shape: tuple[int, int]
+    batch: int = 1
+    iters: int = 50
+    warmup: int = 10
+    peak_tflops: float | None = None  # None: the H200 fp16 figure on CUDA fp16, else no floor
+    json_path: Path | None = None
+
+
+@dataclass
+class Timing:
+    runner: str
+    seconds_per_call: list[float] = field(repr=False)
+
+    def stats(self, batch: int, flop_per_frame: float, peak_tflops: float | None) -> dict[str, Any]:
+        ms = sorted(1e3 * s for s in self.seconds_per_call)
+        median = statistics.median(ms)
+        p10, p90 = (float(np.percentile(ms, q)) for q in (10, 90))
+        fps = batch / (median / 1e3)
+        tflops = fps * flop_per_frame / 1e12
+        out = {"runner": self.runner, "median_ms": round(median, 3), "p10_ms": round(p10, 3),
+               "p90_ms": round(p90, 3), "fps": round(fps, 2), "tflops": round(tflops, 3)}  # fmt: skip
+        if peak_tflops:
+            out["fraction_of_peak"] = round(tflops / peak_tflops, 4)
+        return out
+
+
+def generator_flop_per_frame(request: EngineRequest, shape: tuple[int, int]) -> float:
+    """FLOP of one frame through the generator (2 × multiply-adds of every convolution, transposed
+    ones counted at their output size: 1.88 GFLOP per 1000 pixels for the paper's network),
+    counted from the model's config on the meta device."""
+    import torch
+
+    from cartoonize.model import Generator, GeneratorConfig, load_checkpoint
+
+    config = GeneratorConfig()
+    if request.model is not None or request.style is not None:
+        config = load_checkpoint(checkpoint_path(request)).config
+    with torch.device("meta"):
+        generator = Generator(config)
+    total = 0
+
+    def count(module: torch.nn.Module, _inputs: Any, output: torch.Tensor) -> None:
+        nonlocal total
+        kernel = module.weight.shape[2] * module.weight.shape[3]
+        c_in = module.in_channels // module.groups
+        total += 2 * output.shape[1] * output.shape[2] * output.shape[3] * c_in * kernel
+
+    hooks = [m.register_forward_hook(count) for m in generator.modules()
+             if isinstance(m, torch.nn.Conv2d | torch.nn.ConvTranspose2d)]  # fmt: skip
+    generator(torch.empty((1, 3, *shape), device="meta"))
+    for hook in hooks:
+        hook.remove()
+    return float(total)
+
+
+def _time(runner: Runner, frames: np.ndarray, iters: int, warmup: int) -> list[float]:
+    """Seconds per call: CUDA events around `infer_tensor` on the GPU, perf_counter on the CPU."""
+    import torch
+
+    tensor_fn: Callable[[Any], Any] | None = getattr(runner, "infer_tensor", None)
+    if runner.device == "cuda" and tensor_fn is not None:
+        x = torch.from_numpy(frames).cuda()
+        for _ in range(warmup):
+            tensor_fn(x)
+        torch.cuda.synchronize()
+        events = [
+            (torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)) for _ in range(iters)
+        ]
+        for start, end in events:
+            start.record()
+            tensor_fn(x)
+            end.record()
+        torch.cuda.synchronize()
+        return [start.elapsed_time(end) / 1e3 for start, end in events]
+    call: Callable[[Any], Any] = runner
+    arg: Any = frames
+    if tensor_fn is not None and runner.device == "cpu":
+        call, arg = tensor_fn, torch.from_numpy(frames)
+    for _ in range(warmup):
+        call(arg)
+    times = []
+    for _ in range(iters):
+        t = time.perf_counter()
+        call(arg)
+        times.append(time.perf_counter() - t)
+    return times
+
+
+def bench(job: BenchJob, on_step: Callable[[str], None] | None = None) -> dict[str, Any]:
+    from cartoonize.engines import padded
+    from cartoonize.export import reference_photo
+
+    step = on_step or (lambda _s: None)
+    if padded(job.shape) != job.shape:
+        raise CartoonizeError(
+            f"--shape: use multiples of 4, e.g. {padded(job.shape)[0]}x{padded(job.shape)[1]}"
+        )
+    frames = np.ascontiguousarray(np.repeat(reference_photo(*job.shape), job.batch, axis=0))
+    runner = runner_for(job.request, job.shape)
+    with runner:
+        step(f"timing {runner.describe()}")
+        timings = [Timing(runner.describe(), _time(runner, frames, job.iters, job.warmup))]
+        device, precision = runner.device, runner.precision
+        model_request = _model_of(runner, job.request)
+    eager_request = replace(model_request, engine="torch", device=device, precision=precision)
+    with runner_for(eager_request) as eager:
+        step(f"timing the baseline {eager.describe()}")
+        timings.append(Timing(eager.describe(), _time(eager, frames, job.iters, job.warmup)))
+
+    flop = generator_flop_per_frame(model_request, job.shape)
+    peak = job.peak_tflops
+    if peak is None and device == "cuda" and precision == "fp16":
+        peak = H200_FP16_DENSE_TFLOPS
+    candidate, baseline = (t.stats(job.batch, flop, peak) for t in timings)
+    report = {
+        "shape": list(job.shape), "batch": job.batch, "iters": job.iters, "warmup": job.warmup,
+        "device": device, "precision": precision, "gpu": _gpu_name(device),
+        "gflop_per_frame": round(flop / 1e9, 3), "peak_tflops": peak,
+        "floor_fps": round(peak * 1e12 / flop, 1) if peak else None,
+        "engine": candidate, "torch_eager": baseline,
+        "speedup_vs_eager": round(candidate["fps"] / baseline["fps"], 3),
+        "timing": "CUDA events on device tensors" if device == "cuda" else "perf_counter",
+    }  # fmt: skip
+    if job.json_path is not None:
+        job.json_path.parent.mkdir(parents=True, exist_ok=True)
+        job.json_path.write_text(json.dumps(report, indent=2) + "\n")
+    return report
+
+
+def _model_of(runner: Runner, request: EngineRequest) -> EngineRequest:
+    """The request with the model an engine file was built from (its manifest says), so the eager
+    baseline runs the same network; an engine built from an ONNX file is compared with the default
+    style's network (same architecture, other weights: the same work)."""
+    manifest = getattr(runner, "manifest", None)
+    if manifest is None:
+        return request
+    source = manifest.spec.source
+    if source.kind == "style":
+        return replace(request, style=source.name, model=None)
+    if source.kind == "model" and Path(source.name).is_file():
+        return replace(request, style=None, model=Path(source.name))
+    return replace(request, style=None, model=None)
+
+
+def _gpu_name(device: str) -> str | None:
+    if device != "cuda":
+        return None
+    import torch
+
+    return torch.cuda.get_device_name()
+
+
+def format_report(report: dict[str, Any]) -> list[str]:
+    lines = [f"{report['shape'][0]}x{report['shape'][1]} batch {report['batch']}, {report['device']} "
+             f"{report['precision']}, {report['gflop_per_frame']} GFLOP/frame ({report['timing']})"]  # fmt: skip
+    for key in ("engine", "torch_eager"):
+        r = report[key]
+        line = (f"  {r['runner']}: {r['fps']:.1f} fps, median {r['median_ms']:.2f} ms "
+                f"(p10 {r['p10_ms']:.2f}, p90 {r['p90_ms']:.2f}), {r['tflops']:.2f} TFLOP/s")  # fmt: skip
+        if "fraction_of_peak" in r:
+            line += f" = {100 * r['fraction_of_peak']:.1f} % of {report['peak_tflops']:g}"
+        lines.append(line)
+    floor = f"; compute floor {report['floor_fps']} fps" if report["floor_fps"] else ""
+    lines.append(f"  speed-up over torch eager: {report['speedup_vs_eager']:.2f}×{floor}")
+    return lines

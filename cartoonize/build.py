@@ -1,0 +1,188 @@
+"""`cartoonize build-engine`: build an engine for a spec, check it against the fp32 reference on a
+real photo (the parity gate), and write it into the store with its manifest.
+
+    spec ──► checkpoint (style / model) ──► torch.export ──► AOTInductor .pt2
+         └─► ONNX (exported, or --onnx) ──► TensorRT .plan
+    engine + torch fp32 (CPU) on a photo at the profile's opt shape ──► PSNR ≥ threshold ──► manifest
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from cartoonize.engines import (
+    BuildSpec,
+    Manifest,
+    current_machine,
+    manifest_path,
+    store_dir,
+    write_manifest,
+)
+from cartoonize.errors import CartoonizeError
+from cartoonize.export import PSNR_THRESHOLDS, Parity, parity, reference_photo
+
+Step = Callable[[str], None]  # reports the stage the build is in ("exporting", "compiling", ...)
+
+
+@dataclass(frozen=True)
+class BuildResult:
+    engine: Path
+    manifest: Manifest
+    parity: Parity
+
+
+def parity_frames(shape: tuple[int, int], batch: int) -> np.ndarray:
+    """The reference photo at the profile's opt shape, one variant per batch slot."""
+    photo = reference_photo(*shape)[0]
+    variants = [photo, photo[:, ::-1], photo[::-1], photo[::-1, ::-1]]
+    return np.ascontiguousarray(np.stack([variants[i % 4] for i in range(batch)]))
+
+
+def _source_checkpoint(spec: BuildSpec):  # -> Checkpoint
+    from cartoonize.model import load_checkpoint
+    from cartoonize.styles import style_checkpoint
+
+    path = style_checkpoint(spec.source.name) if spec.source.kind == "style" else Path(spec.source.name)
+    return load_checkpoint(path)
+
+
+def _reference(spec: BuildSpec, frames: np.ndarray) -> tuple[np.ndarray, str]:
+    """The frames through the true-fp32 reference on the CPU (no TF32 anywhere)."""
+    if spec.source.kind == "onnx":
+        from cartoonize.runners.onnxruntime import OnnxRuntimeRunner
+
+        with OnnxRuntimeRunner(Path(spec.source.name), "cpu") as ref:
+            return ref(frames), "onnxruntime-cpu on the source ONNX"
+    from cartoonize.runners.torch import TorchRunner
+
+    with TorchRunner(_source_checkpoint(spec), "cpu", "fp32") as ref:
+        return ref(frames), "torch fp32 (cpu)"
+
+
+def _build_aoti(spec: BuildSpec, output: Path, step: Step) -> dict[str, Any]:
+    from cartoonize.builders.aoti import aoti_from_checkpoint
+
+    if spec.source.kind == "onnx":
+        raise CartoonizeError("AOTInductor compiles the PyTorch model: give --style or --model, not --onnx")
+    step(f"exporting and compiling with AOTInductor for {spec.device} (a minute or two)")
+    return aoti_from_checkpoint(_source_checkpoint(spec), spec, output)
+
+
+def _build_tensorrt(spec: BuildSpec, output: Path, step: Step) -> dict[str, Any]:
+    from cartoonize.builders.tensorrt import engine_from_onnx, onnx_precision_for
+
+    machine = current_machine()
+    if machine.tensorrt is None:
+        raise CartoonizeError(
+            "TensorRT is not installed here: `pip install 'cartoonize[gpu]'`, or use --backend aoti"
+        )
+    if spec.device != "cuda":
+        raise CartoonizeError(
+            "TensorRT engines run on CUDA GPUs; use --device cuda (or --backend aoti for the CPU)"
+        )
+    if spec.source.kind == "onnx":
+        onnx_path = Path(spec.source.name)
+    else:
+        from cartoonize.runners import cached_onnx
+        from cartoonize.styles import style_checkpoint
+
+        step("exporting ONNX")
+        source = spec.source
+        checkpoint = style_checkpoint(source.name) if source.kind == "style" else Path(source.name)
+        onnx_path = cached_onnx(checkpoint, onnx_precision_for(spec.precision, machine.tensorrt))
+    step(f"building with TensorRT {machine.tensorrt} (minutes at opt level ≥ 4)")
+    cache = output.parent / f"timing-cache.{machine.capability}.trt{machine.tensorrt}.bin"
+    return engine_from_onnx(onnx_path, spec, output, cache)
+
+
+BUILDERS: dict[str, Callable[[BuildSpec, Path, Step], dict[str, Any]]] = {
+    "aoti": _build_aoti,
+    "tensorrt": _build_tensorrt,
+}
+
+
+def build_engine(spec: BuildSpec, output: Path | None = None, step: Step | None = None) -> BuildResult:
+    """Build, gate on parity, and write the engine and its manifest (nothing is left on failure)."""
+    from cartoonize.styles import sha256_of
+
+    step = step or (lambda _s: None)
+    machine = current_machine()
+    output = output or store_dir() / spec.file_name(machine.target(spec.device))
+    started = time.perf_counter()
+    options = BUILDERS[spec.backend](spec, output, step)
+    seconds = time.perf_counter() - started
+    style = spec.source.name if spec.source.kind == "style" else ""
+    manifest = Manifest(spec, machine.backend_version(spec.backend) or "?", machine.describe_device(spec.device),
+                        sha256_of(output), round(seconds, 1), {}, options, style=style)  # fmt: skip
+    try:
+        from cartoonize.runners import runner_from_path
+
+        write_manifest(output, manifest)  # first without parity figures: loading checks it
+        step("parity gate: engine against the fp32 reference on a photo")
+        frames = parity_frames(spec.profile.opt, spec.batch)
+        expected, reference = _reference(spec, frames)
+        with runner_from_path(output) as engine:
+            check = parity(expected, engine(frames))
+        threshold = PSNR_THRESHOLDS[spec.precision]
+        manifest.parity = {"max_abs_diff": check.max_abs_diff, "psnr_db": round(check.psnr_db, 2) if math.isfinite(check.psnr_db) else None,
+                           "threshold_db": threshold, "shape": list(check.shape), "reference": reference,
+                           "photo": "scikit-image astronaut"}  # fmt: skip
+        if not check.passes(spec.precision):
+            raise CartoonizeError(
+                f"{output.name} fails the parity gate: {check.describe()} against {reference}, "
+                f"needs ≥ {threshold} dB for {spec.precision}; nothing was kept"
+            )
+        write_manifest(output, manifest)
+    except BaseException:
+        output.unlink(missing_ok=True)
+        manifest_path(output).unlink(missing_ok=True)
+        raise
+    return BuildResult(output, manifest, check)
+
+
+def spec_from_options(
+    style: str | None, model: Path | None, onnx: Path | None, backend: str, precision: str, device: str,
+    shape: str | None, min_shape: str | None, opt_shape: str | None, max_shape: str | None,
+    batch: int = 1, workspace_gib: float | None = None, opt_level: int | None = None,
+    max_autotune: bool = False,
+) -> BuildSpec:  # fmt: skip
+    """Resolve build-engine's options (auto device, precision and backend included) into a spec."""
+    from cartoonize.engines import ShapeProfile, parse_shape, source_from
+
+    source = source_from(style, model, onnx)
+    machine = current_machine()
+    if device == "auto":
+        device = "cuda" if machine.capability else "cpu"
+    if precision == "auto":
+        precision = "fp16" if device == "cuda" else "fp32"
+    if backend == "auto":
+        backend = "tensorrt" if machine.tensorrt and device == "cuda" else "aoti"
+    ranged = (min_shape, opt_shape, max_shape)
+    if shape is not None and any(ranged):
+        raise CartoonizeError("give --shape HxW, or --min-shape, --opt-shape and --max-shape, not both")
+    if shape is not None:
+        profile = ShapeProfile.static(parse_shape(shape))
+    elif all(ranged):
+        profile = ShapeProfile(*(parse_shape(s) for s in ranged))  # type: ignore[arg-type]
+    else:
+        raise CartoonizeError(
+            "give --shape HxW (e.g. --shape 720x1280), or all of --min-shape, --opt-shape, --max-shape"
+        )
+    if backend == "aoti" and (workspace_gib is not None or opt_level is not None):
+        raise CartoonizeError(
+            "--workspace and --opt-level are TensorRT options; drop them for --backend aoti"
+        )
+    if backend == "tensorrt" and max_autotune:
+        raise CartoonizeError("--max-autotune is an AOTInductor option; drop it for --backend tensorrt")
+    if opt_level is not None and not 0 <= opt_level <= 5:
+        raise CartoonizeError("--opt-level must be 0 to 5")
+    return BuildSpec(
+        source, backend, precision, device, profile, batch, workspace_gib, opt_level, max_autotune
+    )

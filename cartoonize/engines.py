@@ -1,0 +1,503 @@
+"""The engine store: compiled engines with a sidecar manifest each, checked before every load.
+
+An engine (a TensorRT plan, an AOTInductor `.pt2`) is valid for one backend version and one
+device. Its name carries the key it was built for, and `<engine>.json` beside it records the rest:
+
+    engines/hayao.aoti.fp16.720x1280.sm90.pt2        the engine, a plain .pt2 / .plan
+    engines/hayao.aoti.fp16.720x1280.sm90.pt2.json   its manifest
+
+`check_engine()` compares a manifest with this machine and a frame size and raises one
+`CartoonizeError` naming the difference and the `cartoonize build-engine ...` command that fixes
+it; `best_engine()` picks what `--engine auto` runs.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import platform
+import re
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from cartoonize import __version__
+from cartoonize.errors import CartoonizeError
+from cartoonize.model import SIZE_MULTIPLE
+
+MANIFEST_FORMAT = "cartoonize-engine/1"
+BACKENDS = ("tensorrt", "aoti")  # in --engine auto's order of preference
+SUFFIXES = {"tensorrt": ".plan", "aoti": ".pt2"}
+ENGINE_SUFFIXES = (".plan", ".engine", ".pt2")
+
+# ---------------------------------------------------------------------------------------------
+# shapes
+
+
+def parse_shape(text: str) -> tuple[int, int]:
+    """'720x1280' -> (720, 1280); sides must be multiples of 4 (the generator's stride)."""
+    match = re.fullmatch(r"\s*(\d+)\s*[xX×]\s*(\d+)\s*", text)
+    if not match:
+        raise CartoonizeError(f"shape {text!r}: write it as HxW, e.g. 720x1280")
+    h, w = int(match[1]), int(match[2])
+    if h <= 0 or w <= 0 or h % SIZE_MULTIPLE or w % SIZE_MULTIPLE:
+        raise CartoonizeError(
+            f"shape {text!r}: height and width must be positive multiples of {SIZE_MULTIPLE} "
+            f"(frames are padded to that); use {_round_up(h)}x{_round_up(w)}"
+        )
+    return h, w
+
+
+def _round_up(n: int) -> int:
+    return max(SIZE_MULTIPLE, -(-n // SIZE_MULTIPLE) * SIZE_MULTIPLE)
+
+
+def padded(frame_size: tuple[int, int]) -> tuple[int, int]:
+    """The size a frame is run at: H and W padded up to a multiple of 4."""
+    return _round_up(frame_size[0]), _round_up(frame_size[1])
+
+
+def shape_text(shape: tuple[int, int]) -> str:
+    return f"{shape[0]}x{shape[1]}"
+
+
+@dataclass(frozen=True)
+class ShapeProfile:
+    """The frame sizes an engine accepts: (H, W) from min to max; opt is what it is tuned for."""
+
+    min: tuple[int, int]
+    opt: tuple[int, int]
+    max: tuple[int, int]
+
+    @classmethod
+    def static(cls, shape: tuple[int, int]) -> ShapeProfile:
+        return cls(shape, shape, shape)
+
+    def __post_init__(self) -> None:
+        for i in (0, 1):
+            if not self.min[i] <= self.opt[i] <= self.max[i]:
+                raise CartoonizeError(
+                    f"shape profile {self.describe()}: need min ≤ opt ≤ max in both height and width"
+                )
+
+    @property
+    def is_static(self) -> bool:
+        return self.min == self.opt == self.max
+
+    def contains(self, shape: tuple[int, int]) -> bool:
+        return all(self.min[i] <= shape[i] <= self.max[i] for i in (0, 1))
+
+    def describe(self) -> str:
+        """'720x1280' when static, else 'min-opt-max' ('360x640-720x1280-1088x1920')."""
+        if self.is_static:
+            return shape_text(self.opt)
+        return "-".join(shape_text(s) for s in (self.min, self.opt, self.max))
+
+    def cli_options(self) -> str:
+        if self.is_static:
+            return f"--shape {shape_text(self.opt)}"
+        return " ".join(f"--{k}-shape {shape_text(getattr(self, k))}" for k in ("min", "opt", "max"))
+
+    def to_dict(self) -> dict[str, list[int]]:
+        return {"min": list(self.min), "opt": list(self.opt), "max": list(self.max)}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> ShapeProfile:
+        return cls(tuple(d["min"]), tuple(d["opt"]), tuple(d["max"]))  # type: ignore[arg-type]
+
+
+# ---------------------------------------------------------------------------------------------
+# this machine
+
+
+@dataclass(frozen=True)
+class Machine:
+    """What an engine must match: backend versions and the device it runs on."""
+
+    torch: str
+    tensorrt: str | None  # None where tensorrt does not import
+    gpu: str | None  # "NVIDIA H200", None without a CUDA GPU
+    capability: str | None  # "sm90"
+    cpu: str  # "x86_64 avx512": the vector ISA AOTInductor compiled CPU code for
+
+    def target(self, device: str) -> str:
+        """The device part of an engine's name: 'sm90' or 'cpu'."""
+        if device == "cuda":
+            if self.capability is None:
+                raise CartoonizeError("--device cuda: PyTorch sees no CUDA GPU here; use --device cpu")
+            return self.capability
+        return "cpu"
+
+    def describe_device(self, device: str) -> dict[str, str | None]:
+        if device == "cuda":
+            return {"type": "cuda", "name": self.gpu, "capability": self.capability}
+        return {"type": "cpu", "name": self.cpu, "capability": None}
+
+    def backend_version(self, backend: str) -> str | None:
+        return self.tensorrt if backend == "tensorrt" else self.torch
+
+
+@functools.cache
+def current_machine() -> Machine:
+    import torch
+
+    try:
+        import tensorrt
+
+        trt_version: str | None = tensorrt.__version__
+    except ImportError:
+        trt_version = None
+    gpu = capability = None
+    if torch.cuda.is_available():
+        gpu = torch.cuda.get_device_name()
+        major, minor = torch.cuda.get_device_capability()
+        capability = f"sm{major}{minor}"
+    return Machine(torch.__version__, trt_version, gpu, capability, _cpu_description())
+
+
+def _cpu_description() -> str:
+    try:
+        from torch._inductor.cpu_vec_isa import pick_vec_isa
+
+        isa = str(pick_vec_isa()) or "scalar"
+    except Exception:  # the ISA probe compiles a test program; no compiler means no AOT CPU engines
+        isa = "unknown"
+    return f"{platform.machine()} {isa}"
+
+
+# ---------------------------------------------------------------------------------------------
+# what an engine was built from, and how to build it again
+
+
+@dataclass(frozen=True)
+class EngineSource:
+    kind: str  # style | model | onnx
+    name: str  # the style, or the checkpoint's / ONNX file's path
+    sha256: str = ""  # of the checkpoint or ONNX file ('' for a style: its weights are pinned)
+
+    def key(self) -> str:
+        """The source part of an engine's name: 'hayao', or 'mymodel-1a2b3c4d'."""
+        if self.kind == "style":
+            return self.name
+        stem = re.sub(r"[^A-Za-z0-9_-]+", "-", Path(self.name).stem).strip("-") or self.kind
+        return f"{stem}-{self.sha256[:8]}"
+
+    def cli_option(self) -> str:
+        return f"--{self.kind} {self.name}"
+
+
+def source_from(style: str | None, model: Path | None, onnx: Path | None) -> EngineSource:
+    from cartoonize.styles import get_style, sha256_of
+
+    given = [x for x in (style, model, onnx) if x is not None]
+    if len(given) > 1:
+        raise CartoonizeError("give one of --style, --model or --onnx")
+    for kind, path in (("model", model), ("onnx", onnx)):
+        if path is not None:
+            if not Path(path).is_file():
+                raise CartoonizeError(f"--{kind} {path}: no such file")
+            return EngineSource(kind, str(path), sha256_of(Path(path)))
+    from cartoonize.runners import DEFAULT_STYLE
+
+    return EngineSource("style", get_style(style or DEFAULT_STYLE).name)
+
+
+@dataclass(frozen=True)
+class BuildSpec:
+    """Everything `cartoonize build-engine` was asked for; the key of the engine it makes."""
+
+    source: EngineSource
+    backend: str  # tensorrt | aoti
+    precision: str  # fp32 | fp16
+    device: str  # cuda | cpu
+    profile: ShapeProfile
+    batch: int = 1
+    workspace_gib: float | None = None  # TensorRT only
+    opt_level: int | None = None  # TensorRT builder optimization level 0-5
+    max_autotune: bool = False  # AOTInductor only
+
+    def file_name(self, target: str) -> str:
+        batch = f".b{self.batch}" if self.batch != 1 else ""
+        return (
+            f"{self.source.key()}.{self.backend}.{self.precision}.{self.profile.describe()}"
+            f".{target}{batch}{SUFFIXES[self.backend]}"
+        )
+
+    def command(self, profile: ShapeProfile | None = None) -> str:
+        """The `cartoonize build-engine` line that builds this engine (for another profile)."""
+        parts = ["cartoonize build-engine", self.source.cli_option(), f"--backend {self.backend}",
+                 f"--precision {self.precision}", f"--device {self.device}",
+                 (profile or self.profile).cli_options()]  # fmt: skip
+        if self.batch != 1:
+            parts.append(f"--batch {self.batch}")
+        if self.workspace_gib is not None:
+            parts.append(f"--workspace {self.workspace_gib:g}")
+        if self.opt_level is not None:
+            parts.append(f"--opt-level {self.opt_level}")
+        if self.max_autotune:
+            parts.append("--max-autotune")
+        return " ".join(parts)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["profile"] = self.profile.to_dict()
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> BuildSpec:
+        d = dict(d)
+        d["source"] = EngineSource(**d["source"])
+        d["profile"] = ShapeProfile.from_dict(d["profile"])
+        return cls(**d)
+
+
+# ---------------------------------------------------------------------------------------------
+# the manifest
+
+
+@dataclass
+class Manifest:
+    spec: BuildSpec
+    backend_version: str  # tensorrt.__version__ or torch.__version__ at build time
+    device: dict[str, str | None]  # {"type": "cuda", "name": "NVIDIA H200", "capability": "sm90"}
+    engine_sha256: str
+    build_seconds: float
+    parity: dict[str, Any] = field(
+        default_factory=dict
+    )  # max_abs_diff, psnr_db, threshold_db, shape, reference
+    build_options: dict[str, Any] = field(default_factory=dict)  # backend-specific settings actually used
+    cartoonize_version: str = __version__
+    style: str = ""  # the style label inside the checkpoint / ONNX metadata
+    format: str = MANIFEST_FORMAT
+
+    def to_json(self) -> str:
+        d = asdict(self)
+        d["spec"] = self.spec.to_dict()
+        return json.dumps(d, indent=2) + "\n"
+
+    @classmethod
+    def from_json(cls, text: str) -> Manifest:
+        d = json.loads(text)
+        if d.get("format") != MANIFEST_FORMAT:
+            raise ValueError(f"not a {MANIFEST_FORMAT} manifest")
+        d["spec"] = BuildSpec.from_dict(d["spec"])
+        return cls(**d)
+
+
+def manifest_path(engine: Path) -> Path:
+    return engine.with_name(engine.name + ".json")
+
+
+def write_manifest(engine: Path, manifest: Manifest) -> Path:
+    path = manifest_path(engine)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(manifest.to_json())
+    tmp.replace(path)
+    return path
+
+
+def read_manifest(engine: Path) -> Manifest | None:
+    """The manifest beside an engine, or None when there is none (or it is unreadable)."""
+    path = manifest_path(engine)
+    try:
+        return Manifest.from_json(path.read_text())
+    except FileNotFoundError:
+        return None
+    except (ValueError, KeyError, TypeError) as exc:
+        raise CartoonizeError(
+            f"{path.name} is not a readable engine manifest ({exc}); rebuild the engine with "
+            "`cartoonize build-engine`"
+        ) from None
+
+
+# ---------------------------------------------------------------------------------------------
+# compatibility
+
+
+def spec_from_name(engine: Path) -> BuildSpec | None:
+    """Read the key back out of a store name (for the fix command when the manifest is gone)."""
+    pattern = (
+        r"(?P<source>[^.]+)\.(?P<backend>tensorrt|aoti)\.(?P<precision>fp32|fp16)\.(?P<shape>[0-9x-]+)"
+        r"\.(?P<target>cpu|sm\d+)(?:\.b(?P<batch>\d+))?\.(?:pt2|plan|engine)"
+    )
+    m = re.fullmatch(pattern, engine.name)
+    if not m:
+        return None
+    try:
+        shapes = [parse_shape(s) for s in m["shape"].split("-")]
+        profile = ShapeProfile.static(shapes[0]) if len(shapes) == 1 else ShapeProfile(*shapes)
+    except (CartoonizeError, TypeError):
+        return None
+    source = EngineSource("style", m["source"]) if "-" not in m["source"] else EngineSource("model", "CKPT")
+    device = "cpu" if m["target"] == "cpu" else "cuda"
+    return BuildSpec(source, m["backend"], m["precision"], device, profile, int(m["batch"] or 1))
+
+
+def _generic_command(engine: Path) -> str:
+    backend = "aoti" if engine.suffix == ".pt2" else "tensorrt"
+    return f"cartoonize build-engine --style STYLE --backend {backend} --shape HxW"
+
+
+def compatibility_problems(
+    engine: Path,
+    manifest: Manifest,
+    machine: Machine,
+    frame_size: tuple[int, int] | None = None,
+    check_hash: bool = True,
+) -> list[tuple[str, ShapeProfile | None]]:
+    """Why this engine cannot run here (empty when it can), each with the profile to rebuild for."""
+    spec = manifest.spec
+    problems: list[tuple[str, ShapeProfile | None]] = []
+    here = machine.backend_version(spec.backend)
+    label = {"tensorrt": "TensorRT", "aoti": "PyTorch"}[spec.backend]
+    if here is None:
+        problems.append((f"built for {label} {manifest.backend_version}, which is not installed here", None))
+    elif here != manifest.backend_version:
+        problems.append((f"built with {label} {manifest.backend_version}; this is {label} {here}", None))
+    built_on = manifest.device
+    if built_on.get("type") == "cuda":
+        if machine.capability is None:
+            problems.append((f"built for a CUDA GPU ({built_on.get('name')}, {built_on.get('capability')}); "
+                             "there is none here", None))  # fmt: skip
+        elif built_on.get("capability") != machine.capability:
+            problems.append((f"built for {built_on.get('name')} ({built_on.get('capability')}); this GPU is "
+                             f"{machine.gpu} ({machine.capability})", None))  # fmt: skip
+    elif built_on.get("name") != machine.cpu:
+        problems.append((f"built for a {built_on.get('name')} CPU; this one is {machine.cpu}", None))
+    if frame_size is not None:
+        size = padded(frame_size)
+        if not spec.profile.contains(size):
+            problems.append((
+                f"frames of {shape_text(frame_size)} (run at {shape_text(size)}) are outside its shape "
+                f"profile {spec.profile.describe()}", ShapeProfile.static(size),
+            ))  # fmt: skip
+    if check_hash:
+        from cartoonize.styles import sha256_of
+
+        actual = sha256_of(engine)
+        if actual != manifest.engine_sha256:
+            problems.append((
+                f"the file does not match its manifest (sha256 {actual[:12]}…, manifest says "
+                f"{manifest.engine_sha256[:12]}…)", None,
+            ))  # fmt: skip
+    return problems
+
+
+def check_engine(engine: Path, frame_size: tuple[int, int] | None = None) -> Manifest:
+    """The engine's manifest, after checking it against this machine (and a frame size)."""
+    engine = Path(engine)
+    if not engine.is_file():
+        raise CartoonizeError(f"engine file not found: {engine}")
+    manifest = read_manifest(engine)
+    if manifest is None:
+        spec = spec_from_name(engine)
+        fix = spec.command() if spec is not None else _generic_command(engine)
+        raise CartoonizeError(
+            f"{engine.name}: no manifest ({manifest_path(engine).name}) beside it, so nothing says "
+            f"what it was built for; rebuild it: `{fix}`"
+        )
+    problems = compatibility_problems(engine, manifest, current_machine(), frame_size)
+    if problems:
+        text = "; ".join(p for p, _ in problems)
+        profile = next((p for _, p in problems if p is not None), None)
+        raise CartoonizeError(f"{engine.name}: {text}; rebuild it: `{manifest.spec.command(profile)}`")
+    return manifest
+
+
+# ---------------------------------------------------------------------------------------------
+# the store
+
+
+def _checkout_root() -> Path | None:
+    root = Path(__file__).resolve().parents[1]
+    if (root / "pyproject.toml").is_file() and (root / ".git").exists():
+        return root
+    return None
+
+
+def store_dir() -> Path:
+    """`$CARTOONIZE_ENGINES`, else `engines/` of a source checkout, else `$CARTOONIZE_CACHE/engines`."""
+    env = os.environ.get("CARTOONIZE_ENGINES")
+    if env:
+        return Path(env).expanduser()
+    root = _checkout_root()
+    if root is not None:
+        return root / "engines"
+    from cartoonize.styles import cache_dir
+
+    return cache_dir() / "engines"
+
+
+def stored_engines(folder: Path | None = None) -> Iterator[Path]:
+    folder = folder or store_dir()
+    if folder.is_dir():
+        yield from sorted(p for p in folder.iterdir() if p.suffix in ENGINE_SUFFIXES and p.is_file())
+
+
+@dataclass(frozen=True)
+class StoreEntry:
+    path: Path
+    manifest: Manifest | None
+    problems: tuple[str, ...]  # why it cannot run here; empty when it can
+
+    @property
+    def usable(self) -> bool:
+        return self.manifest is not None and not self.problems
+
+
+def store_entries(folder: Path | None = None, check_hash: bool = True) -> list[StoreEntry]:
+    machine = current_machine()
+    entries = []
+    for path in stored_engines(folder):
+        try:
+            manifest = read_manifest(path)
+        except CartoonizeError as exc:
+            entries.append(StoreEntry(path, None, (str(exc),)))
+            continue
+        if manifest is None:
+            entries.append(StoreEntry(path, None, ("no manifest",)))
+            continue
+        problems = compatibility_problems(path, manifest, machine, check_hash=check_hash)
+        entries.append(StoreEntry(path, manifest, tuple(p for p, _ in problems)))
+    return entries
+
+
+def best_engine(
+    source: EngineSource,
+    frame_size: tuple[int, int],
+    device: str,
+    precision: str | None,
+    folder: Path | None = None,
+) -> Path | None:
+    """The stored engine `--engine auto` runs for this source, frame size, device and precision
+    (None: any precision, fp16 preferred on CUDA): TensorRT before AOTInductor, an exact static
+    shape before a range, the newest last."""
+    size = padded(frame_size)
+    candidates = []
+    for entry in store_entries(folder):
+        if not entry.usable or entry.manifest is None:
+            continue
+        spec = entry.manifest.spec
+        if spec.device != device or not spec.profile.contains(size):
+            continue
+        if precision is not None and spec.precision != precision:
+            continue
+        if not same_source(spec.source, source):
+            continue
+        rank = (
+            BACKENDS.index(spec.backend),
+            0 if spec.precision == ("fp16" if device == "cuda" else "fp32") else 1,
+            0 if spec.profile.is_static else 1,
+            -entry.path.stat().st_mtime,
+        )
+        candidates.append((rank, entry.path))
+    return min(candidates)[1] if candidates else None
+
+
+def same_source(a: EngineSource, b: EngineSource) -> bool:
+    """A style matches by name (its weights are pinned); a checkpoint or ONNX file by content."""
+    if a.kind != b.kind:
+        return False
+    return a.name == b.name if a.kind == "style" else a.sha256 == b.sha256

@@ -1,0 +1,57 @@
+"""AOTInductor runner: a `.pt2` package compiled ahead of time for one PyTorch build and device."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from cartoonize.engines import Manifest, check_engine
+from cartoonize.runners.base import Runner
+from cartoonize.runners.device import TensorFn, check_frames, run_fixed_batch, try_graph
+
+
+class AotiRunner(Runner):
+    name = "aoti"
+
+    def __init__(self, path: Path, manifest: Manifest | None = None, cuda_graph: bool = True) -> None:
+        self.path = Path(path)
+        self.manifest = manifest or check_engine(self.path)
+        self.spec = self.manifest.spec
+        self.device = self.spec.device
+        self.precision = self.spec.precision
+        self.cuda_graph = cuda_graph and self.device == "cuda" and self.spec.profile.is_static
+        self._run: TensorFn | None = None
+
+    def load(self) -> None:
+        from torch._inductor import aoti_load_package
+
+        # single-threaded: no runner locks, which CUDA-graph capture cannot contain
+        model = aoti_load_package(str(self.path), run_single_threaded=self.cuda_graph)
+        example = torch.zeros((self.spec.batch, *self.spec.profile.opt, 3), dtype=torch.uint8,
+                              device=self.device)  # fmt: skip
+        with torch.inference_mode():
+            model(example)  # warm-up: first-call allocations and lazy CUDA module loads
+            self._run = try_graph(model, example, self.path.name) if self.cuda_graph else model
+
+    def infer_tensor(self, frames: torch.Tensor) -> torch.Tensor:
+        """uint8 (N, H, W, 3) on the engine's device -> uint8 on the same device; no host copies."""
+        assert self._run is not None, "use the runner as a context manager"
+        check_frames(frames, self.spec, self.device)
+        with torch.inference_mode():
+            return run_fixed_batch(frames, self.spec.batch, self._run)
+
+    def infer(self, frames: np.ndarray) -> np.ndarray:
+        x = torch.from_numpy(frames)
+        if self.device != "cpu":
+            x = x.pin_memory().to(self.device, non_blocking=True)
+        return self.infer_tensor(x).cpu().numpy()
+
+    def describe(self) -> str:
+        return f"aoti {self.path.name} ({self.device}, {self.precision})"
+
+    def close(self) -> None:
+        self._run = None
+        if self.device == "cuda":
+            torch.cuda.empty_cache()

@@ -1,0 +1,413 @@
+"""The engine store, manifests, compatibility checks, selection and the AOTInductor CPU engine.
+
+One tiny AOTInductor engine (32×32, the 8-channel test generator) is built once through the CLI
+and copied for each compatibility case; the real Hayao 128×128 build is `shared` and `slow`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from cartoonize.engines import (
+    BuildSpec,
+    EngineSource,
+    Manifest,
+    ShapeProfile,
+    best_engine,
+    check_engine,
+    manifest_path,
+    parse_shape,
+    read_manifest,
+    source_from,
+    spec_from_name,
+    store_entries,
+)
+from cartoonize.errors import CartoonizeError
+from tests.helpers import make_video
+
+SIZE = 32
+
+
+def run_cli(*args: str) -> tuple[int, str]:
+    """Run the CLI in-process; (exit code, stderr + stdout) with a CartoonizeError as exit 1."""
+    import io
+    from contextlib import redirect_stderr, redirect_stdout
+
+    from cartoonize.cli import main
+
+    out = io.StringIO()
+    code = 0
+    with redirect_stdout(out), redirect_stderr(out):
+        try:
+            main([*args])
+        except SystemExit as exc:
+            code = int(exc.code or 0)
+    return code, " ".join(out.getvalue().split())  # rich wraps lines; compare with spaces joined
+
+
+@pytest.fixture(scope="module")
+def tiny_engine(tiny_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """`cartoonize build-engine --model tiny.pt --backend aoti --shape 32x32` into its own store."""
+    store = tmp_path_factory.mktemp("store")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("CARTOONIZE_ENGINES", str(store))
+        code, text = run_cli("build-engine", "--model", str(tiny_checkpoint), "--backend", "aoti",
+                             "--shape", f"{SIZE}x{SIZE}")  # fmt: skip
+    assert code == 0, text
+    assert "built" in text and "PSNR" in text
+    (engine,) = store.glob("*.pt2")
+    return engine
+
+
+@pytest.fixture
+def engine_copy(tiny_engine: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A private copy of the tiny engine and its manifest, in a store of its own."""
+    store = tmp_path / "engines"
+    store.mkdir()
+    copy = store / tiny_engine.name
+    shutil.copy(tiny_engine, copy)
+    shutil.copy(manifest_path(tiny_engine), manifest_path(copy))
+    monkeypatch.setenv("CARTOONIZE_ENGINES", str(store))
+    return copy
+
+
+def edit_manifest(engine: Path, **changes: object) -> None:
+    path = manifest_path(engine)
+    data = json.loads(path.read_text())
+    data.update(changes)
+    path.write_text(json.dumps(data))
+
+
+# ---------------------------------------------------------------------------------------------
+# names, shapes, manifests (no build)
+
+
+def test_parse_shape_wants_multiples_of_4() -> None:
+    assert parse_shape("720x1280") == (720, 1280)
+    with pytest.raises(CartoonizeError, match="use 1080x1920"):
+        parse_shape("1078x1920")
+    with pytest.raises(CartoonizeError, match="HxW"):
+        parse_shape("720")
+
+
+def test_names_carry_the_key_and_read_back() -> None:
+    spec = BuildSpec(EngineSource("style", "hayao"), "aoti", "fp16", "cuda", ShapeProfile.static((720, 1280)))
+    assert spec.file_name("sm90") == "hayao.aoti.fp16.720x1280.sm90.pt2"
+    ranged = replace(
+        spec, backend="tensorrt", profile=ShapeProfile((360, 640), (720, 1280), (1088, 1920)), batch=4
+    )
+    name = ranged.file_name("sm90")
+    assert name == "hayao.tensorrt.fp16.360x640-720x1280-1088x1920.sm90.b4.plan"
+    assert spec_from_name(Path(name)) == ranged
+    assert ranged.command() == (
+        "cartoonize build-engine --style hayao --backend tensorrt --precision fp16 --device cuda "
+        "--min-shape 360x640 --opt-shape 720x1280 --max-shape 1088x1920 --batch 4"
+    )
+    model = EngineSource("model", "/x/my model.pt", "1a2b3c4d" * 8)
+    assert replace(spec, source=model).file_name("cpu") == "my-model-1a2b3c4d.aoti.fp16.720x1280.cpu.pt2"
+
+
+def test_profile_bounds() -> None:
+    profile = ShapeProfile((360, 640), (720, 1280), (1088, 1920))
+    assert profile.contains((720, 1280)) and profile.contains((360, 1920))
+    assert not profile.contains((1092, 1920)) and not ShapeProfile.static((32, 32)).contains((32, 36))
+    with pytest.raises(CartoonizeError, match="min ≤ opt ≤ max"):
+        ShapeProfile((64, 64), (32, 32), (128, 128))
+
+
+def test_build_options_are_checked() -> None:
+    from cartoonize.build import spec_from_options
+
+    args = {"style": "hayao", "model": None, "onnx": None, "backend": "aoti", "precision": "auto",
+            "device": "cpu", "shape": None, "min_shape": None, "opt_shape": None, "max_shape": None}  # fmt: skip
+    with pytest.raises(CartoonizeError, match="give --shape"):
+        spec_from_options(**args)
+    with pytest.raises(CartoonizeError, match="TensorRT options"):
+        spec_from_options(**{**args, "shape": "64x64"}, opt_level=5)
+    spec = spec_from_options(**{**args, "min_shape": "32x32", "opt_shape": "64x64", "max_shape": "128x128"})
+    assert spec.precision == "fp32" and not spec.profile.is_static
+
+
+def test_dynamic_export_shapes() -> None:
+    from cartoonize.builders.aoti import dynamic_shapes
+
+    assert dynamic_shapes(ShapeProfile.static((64, 64))) is None
+    dims = dynamic_shapes(ShapeProfile((64, 64), (64, 96), (64, 128)))
+    assert dims is not None and list(dims["frames"]) == [2]  # H fixed, W = 4 × a symbol
+
+
+def test_flop_count_matches_the_paper_network() -> None:
+    from cartoonize.bench import generator_flop_per_frame
+    from cartoonize.runners import EngineRequest
+
+    per_1000_px = generator_flop_per_frame(EngineRequest(), (100, 100)) / 10
+    assert per_1000_px == pytest.approx(1.88e9, rel=0.01)
+    assert generator_flop_per_frame(EngineRequest(), (1080, 1920)) == pytest.approx(3.9e12, rel=0.01)
+
+
+def test_fixed_batch_pads_and_chunks() -> None:
+    import torch
+
+    from cartoonize.runners.device import run_fixed_batch
+
+    calls = []
+
+    def run(x: torch.Tensor) -> torch.Tensor:
+        calls.append(x.shape[0])
+        return x + 1
+
+    frames = torch.arange(5, dtype=torch.uint8).view(5, 1, 1, 1).expand(5, 4, 4, 3)
+    out = run_fixed_batch(frames, 2, run)
+    assert calls == [2, 2, 2] and out.shape == frames.shape
+    assert torch.equal(out[:, 0, 0, 0], torch.arange(1, 6, dtype=torch.uint8))
+
+
+# ---------------------------------------------------------------------------------------------
+# TensorRT engine-inspector precision check (plain JSON, both schemas)
+
+
+def _inspector(layers: list[tuple[str, str, str]], trt11: bool) -> str:
+    def tensor(dtype: str) -> dict[str, str]:
+        if trt11:
+            return {"Name": "t", "DataType": {"fp16": "Half", "fp32": "Float"}[dtype], "Format": "kLINEAR"}
+        return {"Name": "t", "Format/Datatype": f"Row major linear {dtype.upper()} format"}
+
+    return json.dumps({"Layers": [{"Name": n, "LayerType": k, "Inputs": [tensor(d)], "Outputs": [tensor(d)]}
+                                  for n, k, d in layers]})  # fmt: skip
+
+
+@pytest.mark.parametrize("trt11", [False, True], ids=["trt10", "trt11"])
+def test_inspector_precision_check(trt11: bool) -> None:
+    from cartoonize.builders.tensorrt import precision_problems
+
+    good = [("/generator/flat/flat.1/Conv + /flat.3/Relu", "CaskConvolution", "fp16"),
+            ("/generator/flat/flat.2/InstanceNormalization", "Normalization", "fp32"),
+            ("/generator/up/up.0/ConvTranspose", "CaskDeconvolution", "fp16")]  # fmt: skip
+    assert precision_problems(_inspector(good, trt11), "fp16") == []
+    bad = [*good, ("/generator/out/out.1/Conv", "CaskConvolution", "fp32")]
+    assert precision_problems(_inspector(bad, trt11), "fp16") == ["/generator/out/out.1/Conv runs in fp32"]
+    assert len(precision_problems(_inspector(good, trt11), "fp32")) == 2
+
+
+def test_inspector_needs_detailed_verbosity() -> None:
+    from cartoonize.builders.tensorrt import check_precisions
+
+    with pytest.raises(CartoonizeError, match="DETAILED"):
+        check_precisions(json.dumps({"Layers": ["conv1", "conv2"]}), "fp16")
+
+
+def test_onnx_precision_for_each_tensorrt() -> None:
+    from cartoonize.builders.tensorrt import onnx_precision_for
+
+    assert onnx_precision_for("fp16", "10.13.0") == "fp32"  # the FP16 builder flag
+    assert onnx_precision_for("fp16", "11.4.0") == "fp16"  # strongly typed: the fp16 graph
+    assert onnx_precision_for("fp32", "11.4.0") == "fp32"
+
+
+# ---------------------------------------------------------------------------------------------
+# the tiny AOTInductor CPU engine
+
+
+def test_build_writes_engine_and_manifest(tiny_engine: Path, tiny_checkpoint: Path) -> None:
+    from cartoonize.styles import sha256_of
+
+    digest = sha256_of(tiny_checkpoint)
+    assert tiny_engine.name == f"tiny-{digest[:8]}.aoti.fp32.{SIZE}x{SIZE}.cpu.pt2"
+    manifest = read_manifest(tiny_engine)
+    assert manifest is not None
+    assert manifest.spec.source == EngineSource("model", str(tiny_checkpoint), digest)
+    assert manifest.spec.profile == ShapeProfile.static((SIZE, SIZE))
+    assert manifest.backend_version.startswith("2.") and manifest.device["type"] == "cpu"
+    assert manifest.engine_sha256 == sha256_of(tiny_engine) and manifest.build_seconds > 0
+    assert manifest.parity["psnr_db"] is None or manifest.parity["psnr_db"] >= 45
+    assert manifest.parity["shape"] == [1, SIZE, SIZE, 3] and manifest.parity["threshold_db"] == 45.0
+    raw = json.loads(manifest_path(tiny_engine).read_text())
+    assert {"cartoonize_version", "build_options", "build_seconds", "engine_sha256"} <= raw.keys()
+    assert Manifest.from_json(manifest.to_json()) == manifest
+
+
+def test_engine_matches_torch(engine_copy: Path, tiny_checkpoint: Path) -> None:
+    from cartoonize.export import parity, reference_photo
+    from cartoonize.model import load_checkpoint
+    from cartoonize.runners import runner_from_path
+    from cartoonize.runners.torch import TorchRunner
+
+    frames = np.concatenate([reference_photo(SIZE, SIZE), reference_photo(SIZE, SIZE)[:, ::-1]])
+    with TorchRunner(load_checkpoint(tiny_checkpoint)) as ref, runner_from_path(engine_copy) as engine:
+        assert engine.name == "aoti"
+        check = parity(ref(frames), engine(frames))  # batch 2 through a batch-1 engine
+    assert check.passes("fp32"), check.describe()
+
+
+def test_auto_picks_the_stored_engine(engine_copy: Path, tiny_checkpoint: Path) -> None:
+    from cartoonize.runners import EngineRequest, runner_for
+
+    request = EngineRequest(engine="auto", model=tiny_checkpoint, device="cpu")
+    assert runner_for(request, (SIZE, SIZE)).name == "aoti"
+    assert runner_for(request, (SIZE - 2, SIZE - 3)).name == "aoti"  # padded to 32×32
+    assert runner_for(request, (2 * SIZE, 2 * SIZE)).name == "onnxruntime"  # no engine for 64×64
+    assert runner_for(request).name == "onnxruntime"  # no frame size: no fixed-shape engine
+    other = EngineSource("model", "other.pt", "f" * 64)
+    assert best_engine(other, (SIZE, SIZE), "cpu", None) is None
+    assert best_engine(source_from(None, tiny_checkpoint, None), (SIZE, SIZE), "cpu", "fp16") is None
+
+
+def test_video_auto_uses_the_engine(engine_copy: Path, tiny_checkpoint: Path, tmp_path: Path) -> None:
+    clip = make_video(tmp_path / "clip.mp4", width=SIZE, height=SIZE, frames=6, rate=12, audio=None)
+    out = tmp_path / "out.mp4"
+    code, text = run_cli("video", str(clip), str(out), "--model", str(tiny_checkpoint), "--engine", "auto",
+                         "--device", "cpu")  # fmt: skip
+    assert code == 0, text
+    assert f"aoti {engine_copy.name}" in text and out.exists()
+
+
+def test_engine_path_runs_the_given_file(engine_copy: Path, tmp_path: Path) -> None:
+    image = pytest.importorskip("PIL.Image")
+    from cartoonize.export import reference_photo
+
+    photo = tmp_path / "photo.png"
+    image.fromarray(reference_photo(SIZE, SIZE)[0]).save(photo)
+    code, text = run_cli("image", str(photo), "-o", str(tmp_path / "out.png"), "--engine", str(engine_copy))
+    assert code == 0, text
+
+
+def test_engines_list_says_what_runs_here(engine_copy: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COLUMNS", "400")  # a table that does not truncate its cells
+    edit_manifest(engine_copy, backend_version="2.0.0")
+    broken = engine_copy.with_name(engine_copy.name.replace(".pt2", ".b2.pt2"))
+    shutil.copy(engine_copy, broken)
+    code, text = run_cli("engines", "list")
+    assert code == 0, text
+    assert "built with PyTorch 2.0.0" in text and "no manifest" in text
+
+
+# ---------------------------------------------------------------------------------------------
+# every compatibility error: one line, the difference, and the command that fixes it
+
+
+def _fix(engine: Path, shape: int = SIZE) -> str:
+    manifest = read_manifest(engine)
+    assert manifest is not None
+    return (
+        f"`cartoonize build-engine --model {manifest.spec.source.name} --backend aoti --precision fp32 "
+        f"--device cpu --shape {shape}x{shape}`"
+    )
+
+
+def _error(engine: Path, frame_size: tuple[int, int] | None = None) -> str:
+    from cartoonize.runners import EngineRequest, runner_for
+
+    with pytest.raises(CartoonizeError) as info:
+        runner_for(EngineRequest(engine=str(engine)), frame_size)
+    message = str(info.value)
+    assert "\n" not in message
+    return message
+
+
+def test_other_torch_version(engine_copy: Path) -> None:
+    fix = _fix(engine_copy)
+    edit_manifest(engine_copy, backend_version="2.99.0+cu130")
+    message = _error(engine_copy)
+    assert "built with PyTorch 2.99.0+cu130; this is PyTorch" in message and message.endswith(fix)
+
+
+def test_other_gpu(engine_copy: Path) -> None:
+    fix = _fix(engine_copy)
+    edit_manifest(engine_copy, device={"type": "cuda", "name": "NVIDIA A100", "capability": "sm80"})
+    message = _error(engine_copy)
+    assert "built for a CUDA GPU (NVIDIA A100, sm80)" in message and message.endswith(fix)
+
+
+def test_other_gpu_architecture_reads_both(engine_copy: Path) -> None:
+    from cartoonize.engines import Machine, compatibility_problems
+
+    manifest = read_manifest(engine_copy)
+    assert manifest is not None
+    manifest.device = {"type": "cuda", "name": "NVIDIA A100", "capability": "sm80"}
+    h200 = Machine(manifest.backend_version, None, "NVIDIA H200", "sm90", "x86_64 avx512")
+    (problem,) = compatibility_problems(engine_copy, manifest, h200, check_hash=False)
+    assert problem[0] == "built for NVIDIA A100 (sm80); this GPU is NVIDIA H200 (sm90)"
+
+
+def test_other_cpu(engine_copy: Path) -> None:
+    fix = _fix(engine_copy)
+    edit_manifest(engine_copy, device={"type": "cpu", "name": "aarch64 neon", "capability": None})
+    message = _error(engine_copy)
+    assert "built for a aarch64 neon CPU; this one is" in message and message.endswith(fix)
+
+
+def test_shape_outside_the_profile(engine_copy: Path) -> None:
+    message = _error(engine_copy, (48, 62))
+    assert "frames of 48x62 (run at 48x64) are outside its shape profile 32x32" in message
+    fix = _fix(engine_copy).replace(f"--shape {SIZE}x{SIZE}", "--shape 48x64")
+    assert message.endswith(fix)
+
+
+def test_hash_mismatch(engine_copy: Path) -> None:
+    with engine_copy.open("ab") as f:
+        f.write(b"\0")
+    message = _error(engine_copy)
+    assert "the file does not match its manifest (sha256" in message and message.endswith(_fix(engine_copy))
+
+
+def test_missing_manifest(engine_copy: Path) -> None:
+    manifest_path(engine_copy).unlink()
+    message = _error(engine_copy)
+    assert f"{engine_copy.name}: no manifest ({engine_copy.name}.json) beside it" in message
+    assert message.endswith(
+        f"`cartoonize build-engine --model CKPT --backend aoti --precision fp32 --device cpu --shape {SIZE}x{SIZE}`"
+    )
+
+
+def test_cli_prints_one_line_with_the_fix(engine_copy: Path, tmp_path: Path) -> None:
+    edit_manifest(engine_copy, backend_version="1.0")
+    clip = make_video(tmp_path / "clip.mp4", width=SIZE, height=SIZE, frames=2, rate=12, audio=None)
+    code, text = run_cli("video", str(clip), str(tmp_path / "o.mp4"), "--engine", str(engine_copy))
+    assert code == 1 and text.startswith("error:") and "cartoonize build-engine --model" in text
+
+
+def test_unusable_engines_are_passed_over(engine_copy: Path, tiny_checkpoint: Path) -> None:
+    edit_manifest(engine_copy, backend_version="1.0")
+    (entry,) = store_entries()
+    assert not entry.usable and "built with PyTorch 1.0" in entry.problems[0]
+    assert best_engine(source_from(None, tiny_checkpoint, None), (SIZE, SIZE), "cpu", None) is None
+
+
+def test_check_engine_returns_the_manifest(engine_copy: Path) -> None:
+    assert check_engine(engine_copy, (SIZE, SIZE)).spec.profile.is_static
+
+
+def test_help_imports_no_heavy_module() -> None:
+    code = "import sys, cartoonize.cli; print(sorted(m for m in ('torch', 'tensorrt', 'av', 'onnxruntime') if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])})  # fmt: skip
+    assert out.stdout.strip() == "[]"
+
+
+# ---------------------------------------------------------------------------------------------
+# the issue's own command, on the real Hayao weights
+
+
+@pytest.mark.shared
+@pytest.mark.slow
+def test_hayao_128_build_and_video_auto(tmp_path: Path) -> None:
+    code, text = run_cli("build-engine", "--style", "hayao", "--backend", "aoti", "--shape", "128x128")
+    assert code == 0, text
+    (engine,) = Path(os.environ["CARTOONIZE_ENGINES"]).glob("hayao.aoti.fp32.128x128.cpu.pt2")
+    manifest = read_manifest(engine)
+    assert manifest is not None and manifest.parity["psnr_db"] >= 45
+    clip = make_video(tmp_path / "clip.mp4", width=128, height=128, frames=3, rate=12, audio=None)
+    code, text = run_cli(
+        "video", str(clip), str(tmp_path / "out.mp4"), "--engine", "auto", "--style", "hayao"
+    )
+    assert code == 0, text
+    assert f"aoti {engine.name}" in text
