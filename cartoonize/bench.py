@@ -82,7 +82,7 @@ def generator_flop_per_frame(request: EngineRequest, shape: tuple[int, int]) -> 
     return float(total)
 
 
-def _time(runner: Runner, frames: np.ndarray, iters: int, warmup: int) -> list[float]:
+def time_runner(runner: Runner, frames: np.ndarray, iters: int, warmup: int) -> list[float]:
     """Seconds per call: CUDA events around `infer_tensor` on the GPU, perf_counter on the CPU."""
     import torch
 
@@ -128,13 +128,13 @@ def bench(job: BenchJob, on_step: Callable[[str], None] | None = None) -> dict[s
     runner = runner_for(job.request, job.shape)
     with runner:
         step(f"timing {runner.describe()}")
-        timings = [Timing(runner.describe(), _time(runner, frames, job.iters, job.warmup))]
+        timings = [Timing(runner.describe(), time_runner(runner, frames, job.iters, job.warmup))]
         device, precision = runner.device, runner.precision
         model_request = _model_of(runner, job.request)
     eager_request = replace(model_request, engine="torch", device=device, precision=precision)
     with runner_for(eager_request) as eager:
         step(f"timing the baseline {eager.describe()}")
-        timings.append(Timing(eager.describe(), _time(eager, frames, job.iters, job.warmup)))
+        timings.append(Timing(eager.describe(), time_runner(eager, frames, job.iters, job.warmup)))
 
     flop = generator_flop_per_frame(model_request, job.shape)
     peak = job.peak_tflops

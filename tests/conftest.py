@@ -75,7 +75,11 @@ def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def hayao_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The real Hayao style, converted from ../shared (shared-marked tests only)."""
+    """The real Hayao style, converted from ../shared, or the checkpoint named by
+    CARTOONIZE_TEST_HAYAO (how the GPU check carries it to a machine without ../shared)."""
+    carried = os.environ.get("CARTOONIZE_TEST_HAYAO")
+    if carried and Path(carried).is_file():
+        return Path(carried)
     if not SHARED_WEIGHTS.is_dir():
         pytest.skip(f"needs the shared weights at {SHARED_WEIGHTS}")
     from cartoonize.styles import checkpoint_from_npy_folder, get_style

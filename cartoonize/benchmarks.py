@@ -1,0 +1,90 @@
+"""The speed table: inference alone and end to end (decode → engine → encode) for each runner
+and frame size, on this machine. Prints a table and writes JSON.
+
+    python -m cartoonize.benchmarks [--sizes 180x320,360x640] [--engines torch,onnxruntime]
+                                    [--clip PATH] [--json PATH]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import tempfile
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from cartoonize.bench import time_runner
+from cartoonize.engines import parse_shape
+from cartoonize.export import reference_photo
+from cartoonize.runners import EngineRequest, runner_for
+from cartoonize.video import VideoJob, cartoonize_video
+
+DEFAULT_CLIP = Path(__file__).resolve().parents[1].parent / "shared" / "media" / "chaplin.mp4"  # 640×360
+
+
+def measure(
+    request: EngineRequest, shape: tuple[int, int], clip: Path, iters: int, frames: int
+) -> dict[str, Any]:
+    """fps of the engine alone on one frame of `shape`, and of `cartoonize video` on `frames`
+    frames of `clip` scaled so its longer side is max(shape)."""
+    photo = reference_photo(*shape)
+    runner = runner_for(request, shape)
+    with runner:
+        seconds = time_runner(runner, photo, iters, warmup=1)
+        described = runner.describe()
+    alone = 1 / statistics.median(seconds)
+    with tempfile.TemporaryDirectory() as tmp:
+        job = VideoJob(clip, Path(tmp) / "out.mp4", max_side=max(shape), max_frames=frames)
+        report = cartoonize_video(job, lambda size: runner_for(request, size))
+    return {
+        "runner": described, "shape": list(shape), "inference_fps": round(alone, 3),
+        "end_to_end_fps": round(report.fps, 3),
+        "end_to_end_engine_share": round(report.engine_seconds / report.seconds, 3),
+        "end_to_end_frames": report.frames, "video_size": [report.height, report.width],
+        "encoder": report.video_codec,
+    }  # fmt: skip
+
+
+def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--sizes", default="180x320,360x640", help="HxW list")
+    parser.add_argument("--engines", default="torch,onnxruntime", help="runner names or engine paths")
+    parser.add_argument("--style", default="hayao")
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--precision", default="auto")
+    parser.add_argument("--clip", type=Path, default=DEFAULT_CLIP, help="a real clip for the end-to-end runs")
+    parser.add_argument("--iters", type=int, default=5)
+    parser.add_argument("--frames", type=int, default=12, help="frames per end-to-end run")
+    parser.add_argument("--json", type=Path, default=None)
+    args = parser.parse_args(argv)
+
+    base = EngineRequest(style=args.style, device=args.device, precision=args.precision)
+    rows = []
+    for size in args.sizes.split(","):
+        for engine in args.engines.split(","):
+            row = measure(replace(base, engine=engine), parse_shape(size), args.clip, args.iters, args.frames)
+            rows.append(row)
+            print(f"{row['runner']:<34} {size:>9}  alone {row['inference_fps']:8.2f} fps   end to end "
+                  f"{row['end_to_end_fps']:8.2f} fps  (engine {100 * row['end_to_end_engine_share']:.0f} % of the time)",
+                  flush=True)  # fmt: skip
+    result = {"machine": platform.processor() or platform.machine(), "rows": rows}
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            result["gpu"] = torch.cuda.get_device_name()
+    except ImportError:
+        pass
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(result, indent=2) + "\n")
+    return rows
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,222 @@
+"""The GPU check: one prepared run on a borrowed GPU machine (H100/H200) that runs the `gpu` tests
+and the benchmarks, writes everything under OUT and prints a short table last.
+
+    python -m tests.gpu_check --out DIR [--budget SECONDS] [--data .gpu]
+
+`--data` holds what ../shared would give (a GPU machine has no ../shared): `hayao.pt` (the Hayao
+checkpoint; `python -m tests.gpu_check --prepare .gpu` writes it, stored in fp16 to travel light,
+and copies the clips). Steps run in priority order; a step that would not fit in the remaining
+budget is skipped and reported, so the table always comes back.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+CLIPS = ("big_buck_bunny_0_30.webm", "chaplin.mp4")
+
+
+@dataclass
+class Step:
+    name: str
+    argv: list[str]
+    timeout: int  # seconds this step may take
+    json_out: Path | None = None  # a JSON report the step writes
+    result: dict[str, Any] = field(default_factory=dict)
+
+
+def prepare(data: Path) -> None:
+    """Here, beside ../shared: write the carried data folder."""
+
+    from cartoonize.model import load_checkpoint
+    from cartoonize.styles import style_checkpoint
+
+    data.mkdir(parents=True, exist_ok=True)
+    checkpoint = load_checkpoint(style_checkpoint("hayao"))
+    checkpoint.state_dict = {
+        k: v.half() if v.is_floating_point() else v for k, v in checkpoint.state_dict.items()
+    }
+    checkpoint.extra["note"] = "weights stored in fp16 for transport; they load into fp32 modules"
+    checkpoint.save(data / "hayao.pt")
+    for clip in CLIPS:
+        shutil.copy(ROOT.parent / "shared" / "media" / clip, data / clip)
+    print(f"wrote {data}: {sorted(p.name for p in data.iterdir())}")
+
+
+def run_step(step: Step, log, env: dict[str, str]) -> None:  # noqa: ANN001
+    log.write(f"\n===== {step.name}: {' '.join(step.argv)}\n")
+    log.flush()
+    start = time.monotonic()
+    try:
+        proc = subprocess.run(step.argv, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+                              timeout=step.timeout)  # fmt: skip
+        code = proc.returncode
+    except subprocess.TimeoutExpired:
+        code = "timeout"
+    except OSError as exc:  # the program is not installed there
+        code = f"cannot start: {exc.strerror}"
+    step.result.update(exit=code, seconds=round(time.monotonic() - start, 1))
+    if step.json_out and step.json_out.exists():
+        step.result["report"] = json.loads(step.json_out.read_text())
+    log.write(f"===== {step.name}: exit {code} after {step.result['seconds']} s\n")
+    log.flush()
+    print(f"[{time.strftime('%H:%M:%S')}] {step.name}: exit {code} ({step.result['seconds']} s)", flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--out", type=Path, default=Path(os.environ.get("OUT", "gpu-check-out")))
+    parser.add_argument("--data", type=Path, default=ROOT / ".gpu")
+    parser.add_argument("--budget", type=float, default=480, help="seconds for all steps together")
+    parser.add_argument("--only", default="", help="comma-separated step names to run (default: all)")
+    parser.add_argument("--prepare", type=Path, default=None, help="write the data folder and exit")
+    args = parser.parse_args(argv)
+    if args.prepare:
+        prepare(args.prepare)
+        return 0
+
+    deadline = time.monotonic() + args.budget
+    out = args.out
+    out.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix="gpu-check-"))
+    cache = work / "cache"
+    (cache / "styles").mkdir(parents=True)
+    shutil.copy(args.data / "hayao.pt", cache / "styles" / "hayao.pt")
+    env = {**os.environ, "CARTOONIZE_CACHE": str(cache), "CARTOONIZE_ENGINES": str(work / "engines"),
+           "CARTOONIZE_TEST_HAYAO": str(args.data / "hayao.pt"), "PYTHONUNBUFFERED": "1",
+           "PYTHONPATH": os.pathsep.join(filter(None, [os.environ.get("PYTHONPATH"), str(ROOT)]))}  # fmt: skip
+    py = [sys.executable]
+    cz = [*py, "-m", "cartoonize"]
+    clip = args.data / CLIPS[0]  # 1280×720, 24 fps, VP8 + Vorbis
+    engine = {s: work / "engines" / f"hayao.aoti.fp16.{s}.sm90.pt2" for s in ("720x1280", "1080x1920")}
+
+    def build(shape: str) -> list[str]:
+        return [*cz, "build-engine", "--style", "hayao", "--backend", "aoti", "--precision", "fp16",
+                "--device", "cuda", "--shape", shape, "--output", str(engine[shape])]  # fmt: skip
+
+    def bench(shape: str) -> Step:
+        report = work / f"bench-{shape}.json"
+        argv = [
+            *cz,
+            "bench",
+            "--engine",
+            str(engine[shape]),
+            "--shape",
+            shape,
+            "--iters",
+            "50",
+            "--json",
+            str(report),
+        ]
+        return Step(f"bench-aoti-{shape}", argv, 120, report)
+
+    e2e = work / "e2e.json"
+    train = work / "train.json"
+    steps = [
+        Step("env", ["nvidia-smi", "--query-gpu=name,memory.total,driver_version", "--format=csv"], 20),
+        Step(
+            "pytest-gpu",
+            [*py, "-m", "pytest", "-m", "gpu", "-q", "-p", "no:cacheprovider", "-x", "--timeout", "300"],
+            240,
+        ),
+        Step("build-aoti-1080x1920", build("1080x1920"), 300),
+        bench("1080x1920"),
+        Step("build-aoti-720x1280", build("720x1280"), 300),
+        bench("720x1280"),
+        Step(
+            "e2e",
+            [
+                *py,
+                "-m",
+                "cartoonize.benchmarks",
+                "--sizes",
+                "180x320,360x640,720x1280",
+                "--engines",
+                "torch,auto",
+                "--device",
+                "cuda",
+                "--clip",
+                str(clip),
+                "--iters",
+                "30",
+                "--frames",
+                "240",
+                "--json",
+                str(e2e),
+            ],
+            240,
+            e2e,
+        ),  # fmt: skip
+        Step("train-bench", [*py, "-m", "train.bench", "--steps", "20", "--json", str(train)], 150, train),
+        Step(
+            "webcam-720p",
+            [
+                *cz,
+                "webcam",
+                "--input",
+                "testsrc2=size=1280x720:rate=30",
+                "--input-format",
+                "lavfi",
+                "--no-preview",
+                "--frames",
+                "300",
+                "--device",
+                "cuda",
+            ],
+            120,
+        ),  # fmt: skip
+        Step("video-720p", [*cz, "video", str(clip), str(work / "bunny.mp4"), "--device", "cuda", "-y"], 180),
+    ]
+    wanted = set(filter(None, args.only.split(",")))
+    with (out / "gpu_check.log").open("w") as log:
+        for step in steps:
+            if wanted and step.name not in wanted:
+                continue
+            left = deadline - time.monotonic()
+            if left < 20:
+                step.result = {"exit": "skipped: out of time"}
+                print(f"{step.name}: skipped, {left:.0f} s left", flush=True)
+                continue
+            step.timeout = int(min(step.timeout, left))
+            run_step(step, log, env)
+        if (work / "bunny.mp4").exists():
+            shutil.copy(work / "bunny.mp4", out / "bunny_cartoon_gpu.mp4")
+    results = {s.name: s.result for s in steps if s.result}
+    (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+    print_table(results)
+    return 0 if all(r.get("exit") == 0 for r in results.values()) else 1
+
+
+def print_table(results: dict[str, Any]) -> None:
+    print("\n==== GPU check summary")
+    for name, r in results.items():
+        line = f"{name:<22} exit {r.get('exit')!s:<22} {r.get('seconds', '-')!s:>6} s"
+        report = r.get("report")
+        if report and "engine" in report:
+            e, t = report["engine"], report["torch_eager"]
+            line += (f"  {e['fps']:.1f} fps vs eager {t['fps']:.1f} fps = {report['speedup_vs_eager']:.2f}×,"
+                     f" {100 * e.get('fraction_of_peak', 0):.0f} % of peak; {report.get('gpu')}")  # fmt: skip
+        print(line)
+        if report and "rows" in report:
+            for row in report["rows"]:
+                print(f"    {row['runner']:<32} {row['shape'][0]}x{row['shape'][1]}: alone {row['inference_fps']:.1f} fps,"
+                      f" end to end {row['end_to_end_fps']:.1f} fps")  # fmt: skip
+        elif report:
+            print(f"    {json.dumps(report)[:300]}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
