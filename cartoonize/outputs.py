@@ -171,7 +171,9 @@ class VirtualCam:
             self.device = self._cam.device
             return
         if muxer == "v4l2" and sys.platform != "linux":
-            raise CartoonizeError("--virtual-cam needs pyvirtualcam here (`pip install pyvirtualcam`, and OBS)")
+            raise CartoonizeError(
+                "--virtual-cam needs pyvirtualcam here (`pip install pyvirtualcam`, and OBS)"
+            )
         self.device = device or find_loopback()
         self._open_v4l2(muxer, fps)
 

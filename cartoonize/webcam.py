@@ -109,7 +109,9 @@ def print_cameras(say: Callable[[str], None]) -> None:
 
     cameras = list_cameras()
     if not cameras:
-        say("no cameras found (try a video file or `--input-format lavfi --input testsrc2=size=640x480:rate=30`)")
+        say(
+            "no cameras found (try a video file or `--input-format lavfi --input testsrc2=size=640x480:rate=30`)"
+        )
     for camera in cameras:
         say(f"{camera.id}\t{camera.name}" + (f"  ({camera.note})" if camera.note else ""))
 
