@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import errno
 import fcntl
+import functools
 import os
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -65,7 +67,8 @@ class Source:
         return self.kind in ("file", "generated")
 
 
-def resolve_source(spec: CaptureSpec, platform: str = sys.platform) -> Source:
+def resolve_source(spec: CaptureSpec, platform: str | None = None) -> Source:
+    platform = platform or sys.platform
     fmt = spec.input_format
     url = spec.input
     default_fmt, default_device = CAMERA_DEFAULTS.get(platform, (None, None))
@@ -81,7 +84,7 @@ def resolve_source(spec: CaptureSpec, platform: str = sys.platform) -> Source:
 
     assert url is not None
     if fmt in CAMERA_FORMATS:
-        return Source(url, fmt, _camera_options(spec), "camera", f"camera {url}")
+        return Source(url, fmt, _camera_options(spec, fmt), "camera", f"camera {url}")
     if spec.size or spec.fps or spec.mjpeg:
         raise CartoonizeError(
             "--size, --fps and --mjpeg are camera options; for a file, stream or lavfi source use --max-side "
@@ -102,14 +105,13 @@ def resolve_source(spec: CaptureSpec, platform: str = sys.platform) -> Source:
     return Source(url, fmt, {}, "file", url)
 
 
-def _camera_options(spec: CaptureSpec) -> dict[str, str]:
+def _camera_options(spec: CaptureSpec, fmt: str) -> dict[str, str]:
     options: dict[str, str] = {}
     if spec.size:
         options["video_size"] = f"{spec.size[0]}x{spec.size[1]}"
     if spec.fps:
         options["framerate"] = f"{spec.fps:g}"
     if spec.mjpeg:
-        fmt = spec.input_format or CAMERA_DEFAULTS.get(sys.platform, ("",))[0]
         options[{"dshow": "vcodec", "avfoundation": "pixel_format"}.get(fmt, "input_format")] = "mjpeg"
     return options
 
@@ -183,11 +185,25 @@ def _open_problem(source: Source, spec: CaptureSpec, exc: Exception) -> str:
     return f"cannot read {source.label} ({reason})"
 
 
-@dataclass
 class Captured:
-    rgb: np.ndarray  # uint8 (H, W, 3), upright, scaled to --max-side
-    captured: float  # time.perf_counter() when the frame arrived (after pacing, for files)
-    index: int  # frames delivered by the source so far, this one included
+    """One captured frame. Its RGB picture (upright, scaled to --max-side) is made in the capture
+    thread while the consumer keeps up (off the critical path), and on first use otherwise: when
+    the engine is slower than the camera most frames are dropped, and converting those would only
+    steal CPU from the engine."""
+
+    def __init__(self, captured: float, index: int, rgb: np.ndarray | None = None,
+                 convert: Callable[[], np.ndarray] | None = None) -> None:  # fmt: skip
+        self.captured = captured  # time.perf_counter() when the frame arrived (after pacing, for files)
+        self.index = index  # frames delivered by the source so far, this one included
+        self._rgb = rgb
+        self._convert = convert
+
+    @property
+    def rgb(self) -> np.ndarray:
+        if self._rgb is None:
+            assert self._convert is not None
+            self._rgb, self._convert = self._convert(), None
+        return self._rgb
 
 
 class LatestFrame:
@@ -200,6 +216,12 @@ class LatestFrame:
         self.reason = ""
         self.delivered = 0
         self.dropped = 0
+
+    @property
+    def keeping_up(self) -> bool:
+        """Whether the last frame put was taken (the consumer is as fast as the source)."""
+        with self._cond:
+            return self._item is None
 
     def put(self, item: Captured) -> None:
         with self._cond:
@@ -293,11 +315,12 @@ class Capture:
                 if index == 1:
                     self._go.wait()
                 clock = self._pace(frame, clock)
-            rgb = frame.to_ndarray(format="rgb24", width=size[0], height=size[1], interpolation="AREA")
-            if k:
-                rgb = np.ascontiguousarray(np.rot90(rgb, k))
             index += 1
-            self.frames.put(Captured(rgb, time.perf_counter(), index))
+            convert = functools.partial(_to_rgb, frame, size, k)
+            if self.frames.keeping_up:
+                self.frames.put(Captured(time.perf_counter(), index, rgb=convert()))
+            else:
+                self.frames.put(Captured(time.perf_counter(), index, convert=convert))
         if self.source.kind == "camera":
             return f"{self.source.label} stopped delivering frames (unplugged?)"
         return "the input ended"
@@ -318,6 +341,11 @@ class Capture:
         return clock
 
 
+def _to_rgb(frame, size: tuple[int, int], k: int) -> np.ndarray:  # noqa: ANN001 - an av.VideoFrame
+    rgb = frame.to_ndarray(format="rgb24", width=size[0], height=size[1], interpolation="AREA")
+    return np.ascontiguousarray(np.rot90(rgb, k)) if k else rgb
+
+
 @dataclass(frozen=True)
 class Camera:
     id: str  # what --input takes
@@ -325,9 +353,10 @@ class Camera:
     note: str = ""
 
 
-def list_cameras(platform: str = sys.platform) -> list[Camera]:
+def list_cameras(platform: str | None = None) -> list[Camera]:
     """The cameras this machine shows. Linux: the video capture nodes under /dev (names from
     sysfs, capabilities from the driver); macOS and Windows: FFmpeg's device listing."""
+    platform = platform or sys.platform
     if platform == "linux":
         return _v4l2_cameras()
     fmt = CAMERA_DEFAULTS.get(platform, (None,))[0]

@@ -216,12 +216,15 @@ def webcam(
 
     if list_cameras:
         return print_cameras(_console().print)
-    request = _request(engine, style, model, device, precision)
     spec = CaptureSpec(input, input_format, parse_size(size) if size else None, fps, mjpeg, max_side)
+
+    def make_runner(frame_size: tuple[int, int]):  # once the camera works: a first-time style downloads here
+        return runner_for(_request(engine, style, model, device, precision), frame_size)
+
     job = WebcamJob(spec, not no_preview, parse_address(serve) if serve else None, output, overwrite,
                     virtual_cam, virtual_cam_device, side_by_side, frames, snapshots)  # fmt: skip
     try:
-        report = run_webcam(job, lambda frame_size: runner_for(request, frame_size), _console().print)
+        report = run_webcam(job, make_runner, _console().print)
     except KeyboardInterrupt:  # while the camera or the model was still opening
         raise typer.Exit(130) from None
     for line in [report.summary(), *report.notes]:

@@ -128,7 +128,7 @@ class Recorder:
         except Exception as exc:  # noqa: BLE001 - closing a broken stream can fail in many ways
             self.error = self.error or f"--output {self.target} failed ({_reason(exc)})"
         if self._partial is not None:
-            if self.error is None and keep:
+            if self.error is None and keep and self.written:
                 self._partial.replace(self.target)
             self._partial.unlink(missing_ok=True)
         if self.error is not None and keep:

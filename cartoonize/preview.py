@@ -35,13 +35,22 @@ class PreviewWindow:
                 "or use --no-preview, or --serve PORT to watch in a browser"
             ) from None
         self._pg = pygame
+        problem = None
         try:
             pygame.display.init()
             pygame.font.init()
         except pygame.error as exc:
+            problem = str(exc)
+        else:
+            driver = pygame.display.get_driver()
+            # with no screen SDL falls back to an invisible window: refuse it unless asked for by name
+            if driver in ("offscreen", "dummy") and os.environ.get("SDL_VIDEODRIVER") != driver:
+                pygame.display.quit()
+                problem = "no display: DISPLAY and WAYLAND_DISPLAY are not set"
+        if problem:
             raise CartoonizeError(
-                f"cannot open a preview window ({exc}); use --no-preview, or --serve PORT to watch in a browser"
-            ) from None
+                f"cannot open a preview window ({problem}); use --no-preview, or --serve PORT to watch in a browser"
+            )
         pygame.display.set_caption(title)
         self._font = pygame.font.Font(None, 22)
         self._screen = None

@@ -133,34 +133,37 @@ def run_webcam(
         check_record_target(job.output, job.overwrite)  # before the camera light goes on
     report = WebcamReport()
     capture = Capture(job.capture)
+    recorder = None
     with contextlib.ExitStack() as stack:
         stack.callback(capture.stop)
         capture.start()
         first = _first_frame(capture, job.stall_seconds)
         report.height, report.width = first.rgb.shape[:2]
-        runner = stack.enter_context(make_runner((report.height, report.width)))
-        report.engine = runner.describe()
-        runner(first.rgb[None])  # warm-up: first calls allocate and pick kernels
-        window = server = recorder = vcam = None
-        if job.serve:
-            from cartoonize.mjpeg import PreviewServer
-
-            server = PreviewServer(*job.serve)
-            stack.callback(lambda: server.close(report.stopped))
-            say(f"serving the preview at {server.url}")
-        elif job.preview:
-            from cartoonize.preview import PreviewWindow
-
-            window = PreviewWindow(f"cartoonize webcam - {capture.source.label}")
-            stack.callback(window.close)
-        if job.virtual_cam:
-            fps = float(capture.rate or 30)
-            vcam = VirtualCam(job.virtual_cam_device, report.width, report.height, fps)
-            stack.callback(vcam.close)
-            say(f"publishing to the virtual camera {vcam.device}")
-        if job.output:
-            recorder = Recorder(job.output, report.width, report.height, capture.rate, job.overwrite)
         try:
+            # every output opens before the model loads, so a bad one fails at once
+            window = server = vcam = None
+            if job.serve:
+                from cartoonize.mjpeg import PreviewServer
+
+                server = PreviewServer(*job.serve)
+                stack.callback(lambda: server.close(report.stopped))
+                say(f"serving the preview at {server.url}")
+            elif job.preview:
+                from cartoonize.preview import PreviewWindow
+
+                window = PreviewWindow(f"cartoonize webcam - {capture.source.label}")
+                stack.callback(window.close)
+                window.show(first.rgb, ["loading the model..."])
+            if job.virtual_cam:
+                fps = float(capture.rate or 30)
+                vcam = VirtualCam(job.virtual_cam_device, report.width, report.height, fps)
+                stack.callback(vcam.close)
+                say(f"publishing to the virtual camera {vcam.device}")
+            if job.output:
+                recorder = Recorder(job.output, report.width, report.height, capture.rate, job.overwrite)
+            runner = stack.enter_context(make_runner((report.height, report.width)))
+            report.engine = runner.describe()
+            runner(first.rgb[None])  # warm-up: first calls allocate and pick kernels
             _loop(job, capture, runner, report, window, server, recorder, vcam, say, on_frame)
         except BaseException:
             if recorder is not None:
@@ -168,9 +171,9 @@ def run_webcam(
             raise
         if recorder is not None:
             recorder.close()
-            where = "streamed to" if "://" in job.output else "wrote"  # type: ignore[operator]
+            where = "streamed to" if "://" in recorder.target else "wrote"
             lost = f", {recorder.dropped} left out (encoder too slow)" if recorder.dropped else ""
-            report.notes.append(f"{where} {job.output}: {recorder.written} frames{lost}")
+            report.notes.append(f"{where} {recorder.target}: {recorder.written} frames{lost}")
     return report
 
 
