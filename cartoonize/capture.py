@@ -157,9 +157,20 @@ def size_problem(source: Source, spec: CaptureSpec, detail: str) -> str:
     )
 
 
+def _timed_out(exc: Exception) -> bool:
+    """PyAV's timeout interrupts FFmpeg, which reports an 'immediate exit' (AVERROR_EXIT)."""
+    import av
+
+    return (
+        isinstance(exc, (av.error.ExitError, TimeoutError)) or getattr(exc, "errno", None) == errno.ETIMEDOUT
+    )
+
+
 def _open_problem(source: Source, spec: CaptureSpec, exc: Exception) -> str:
     code = getattr(exc, "errno", None)
     reason = (getattr(exc, "strerror", None) or str(exc)).splitlines()[0]
+    if _timed_out(exc):
+        return f"no answer from {source.label} within {OPEN_TIMEOUT:g} s"
     if source.kind == "camera":
         if code in (errno.ENOENT, errno.ENODEV, errno.ENXIO):
             return (
@@ -178,8 +189,6 @@ def _open_problem(source: Source, spec: CaptureSpec, exc: Exception) -> str:
         if code in (errno.EINVAL, errno.EIO) and (spec.size or spec.fps or spec.mjpeg):
             return size_problem(source, spec, reason)
         return f"cannot open {source.label} ({reason})"
-    if code == errno.ETIMEDOUT or isinstance(exc, TimeoutError):
-        return f"no answer from {source.label} within {OPEN_TIMEOUT:.0f} s ({reason})"
     if source.kind == "generated":
         return f"{source.label} is not a valid FFmpeg source graph ({reason})"
     return f"cannot read {source.label} ({reason})"
@@ -287,6 +296,8 @@ class Capture:
             reason = self._read(av)
         except av.FFmpegError as exc:
             text = (getattr(exc, "strerror", None) or str(exc)).splitlines()[0]
+            if _timed_out(exc):
+                text = f"nothing for {OPEN_TIMEOUT:g} s"
             reason = (
                 f"{self.source.label} stopped delivering frames ({text}; unplugged?)"
                 if self.source.kind == "camera"

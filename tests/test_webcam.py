@@ -275,6 +275,19 @@ def test_camera_unplugged_mid_stream(monkeypatch, tmp_path: Path, tiny_checkpoin
     assert_playable(out)
 
 
+def test_network_source_that_never_answers(monkeypatch, tiny_checkpoint: Path, capsys) -> None:
+    import cartoonize.capture as capture
+
+    monkeypatch.setattr(capture, "OPEN_TIMEOUT", 1.0)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as silent:
+        silent.bind(("127.0.0.1", 0))
+        url = f"udp://127.0.0.1:{silent.getsockname()[1]}"
+    started = time.monotonic()
+    code, text = run_cli(["--input", url, "--no-preview", "--model", str(tiny_checkpoint)], capsys)
+    assert_error(code, text, f"no answer from {url} within 1 s")
+    assert time.monotonic() - started < 10
+
+
 def test_file_ending_is_a_clean_stop(
     tmp_path: Path, tiny_checkpoint: Path, small_video: Path, capsys
 ) -> None:
