@@ -97,7 +97,7 @@ class PreviewServer:
 
     @property
     def url(self) -> str:
-        host, port = self._httpd.server_address[:2]
+        host, port = str(self._httpd.server_address[0]), self._httpd.server_address[1]
         return f"http://{'127.0.0.1' if host == '0.0.0.0' else host}:{port}/"
 
     def publish(self, rgb: np.ndarray, stats: dict) -> None:

@@ -13,6 +13,7 @@ import sys
 import threading
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -156,8 +157,8 @@ class VirtualCam:
 
     def __init__(self, device: str | None, width: int, height: int, fps: float, muxer: str = "v4l2") -> None:
         self.width, self.height = even_size(width, height)
-        self._cam = None
-        self._out = None
+        self._cam: Any = None  # a pyvirtualcam.Camera
+        self._out: Any = None  # an av OutputContainer on the loopback device
         try:
             import pyvirtualcam
         except ImportError:
