@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import errno
 import json
+import socket
 import threading
 from fractions import Fraction
 from http import HTTPStatus
@@ -86,7 +87,9 @@ class PreviewServer:
         self._stats: dict = {"fps": 0.0, "latency_ms": 0.0, "dropped": 0, "view": "cartoon", "ended": ""}
         self.closed = False
         try:
-            self._httpd = ThreadingHTTPServer((host, port), _handler_for(self))
+            family = socket.AF_INET6 if ":" in host else socket.AF_INET
+            server_class = type("PreviewHTTPServer", (ThreadingHTTPServer,), {"address_family": family})
+            self._httpd = server_class((host, port), _handler_for(self))
         except OSError as exc:
             if exc.errno == errno.EADDRINUSE:
                 raise CartoonizeError(f"--serve {host}:{port}: the port is in use; choose another") from None
@@ -98,7 +101,8 @@ class PreviewServer:
     @property
     def url(self) -> str:
         host, port = str(self._httpd.server_address[0]), self._httpd.server_address[1]
-        return f"http://{'127.0.0.1' if host == '0.0.0.0' else host}:{port}/"
+        host = {"0.0.0.0": "127.0.0.1", "::": "[::1]"}.get(host, f"[{host}]" if ":" in host else host)
+        return f"http://{host}:{port}/"
 
     def publish(self, rgb: np.ndarray, stats: dict) -> None:
         with self._cond:

@@ -376,3 +376,25 @@ def test_platform_camera_defaults() -> None:
     mjpeg = resolve_source(CaptureSpec(size=(1280, 720), fps=30, mjpeg=True), "linux")
     assert mjpeg.options == {"video_size": "1280x720", "framerate": "30", "input_format": "mjpeg"}
     assert resolve_source(CaptureSpec("rtsp://cam.local/stream")).kind == "network"
+
+
+def test_list_reads_camera_names_from_sysfs(tmp_path: Path) -> None:
+    from cartoonize.capture import _v4l2_cameras
+
+    for index, name in [(10, "Dummy video device (0x0000)"), (0, "Integrated Camera: Integrated C")]:
+        node = tmp_path / "sys" / f"video{index}"
+        node.mkdir(parents=True)
+        (node / "name").write_text(name + "\n")
+    cameras = _v4l2_cameras(tmp_path / "sys", tmp_path / "dev")  # no device nodes: names only
+    assert [(c.id, c.name) for c in cameras] == [
+        (str(tmp_path / "dev" / "video0"), "Integrated Camera: Integrated C"),
+        (str(tmp_path / "dev" / "video10"), "Dummy video device (0x0000)"),
+    ]
+
+
+def test_serve_addresses() -> None:
+    from cartoonize.mjpeg import parse_address
+
+    assert parse_address("8080") == ("127.0.0.1", 8080)
+    assert parse_address("0.0.0.0:8080") == ("0.0.0.0", 8080)
+    assert parse_address("[::1]:9000") == ("::1", 9000)
