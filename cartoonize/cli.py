@@ -306,6 +306,58 @@ def bench_command(
     print("\n".join(format_report(report)))
 
 
+@app.command()
+def webcam(
+    input: Annotated[str | None, typer.Option("--input", "-i", help="A camera device, video file, URL (rtsp://...) or lavfi graph (default: the first camera).")] = None,
+    input_format: Annotated[str | None, typer.Option("--input-format", "-f", help="FFmpeg input format: v4l2, avfoundation, dshow, lavfi, ... (default: guessed).")] = None,
+    size: Annotated[str | None, typer.Option(help="Camera picture size, WIDTHxHEIGHT.")] = None,
+    fps: Annotated[float | None, typer.Option(min=1, help="Camera frame rate.")] = None,
+    mjpeg: Annotated[bool, typer.Option("--mjpeg", help="Ask the camera for MJPEG (most USB cameras give large sizes at full rate only so).")] = False,
+    list_cameras: Annotated[bool, typer.Option("--list", help="List the cameras here and exit.")] = False,
+    style: StyleOpt = None,
+    model: ModelOpt = None,
+    engine: EngineOpt = "auto",
+    device: DeviceOpt = Device.auto,
+    precision: PrecisionOpt = Precision.auto,
+    max_side: MaxSideOpt = None,
+    no_preview: Annotated[bool, typer.Option("--no-preview", help="No preview window.")] = False,
+    serve: Annotated[str | None, typer.Option(metavar="[HOST:]PORT", help="Show the preview in a browser instead (MJPEG over HTTP; host 127.0.0.1 unless given).")] = None,
+    output: Annotated[str | None, typer.Option("--output", "-o", help="Record the cartoon stream: a file (.mp4, .mkv, ...) or a URL (rtmp://, udp://, srt://).")] = None,
+    virtual_cam: Annotated[bool, typer.Option("--virtual-cam", help="Publish as a virtual camera (v4l2loopback, or pyvirtualcam where installed).")] = False,
+    virtual_cam_device: Annotated[str | None, typer.Option(help="The v4l2loopback device (default: the first found).")] = None,
+    side_by_side: Annotated[bool, typer.Option("--side-by-side", help="Show original | cartoon.")] = False,
+    frames: Annotated[int | None, typer.Option(min=1, help="Stop after N frames shown.")] = None,
+    snapshots: Annotated[Path, typer.Option(file_okay=False, help="Folder for snapshots (key s).")] = Path("."),
+    overwrite: OverwriteOpt = False,
+) -> None:  # fmt: skip
+    """A live cartoon camera: preview window (q quit, space original/cartoon, s snapshot, f overlay),
+    browser preview, recording and a virtual camera; frames are dropped, never queued, to keep the delay low."""
+    from cartoonize.capture import CaptureSpec
+    from cartoonize.mjpeg import parse_address
+    from cartoonize.runners import runner_for
+    from cartoonize.webcam import WebcamJob, parse_size, print_cameras, run_webcam
+
+    if list_cameras:
+        return print_cameras(_console().print)
+    spec = CaptureSpec(input, input_format, parse_size(size) if size else None, fps, mjpeg, max_side)
+
+    def make_runner(frame_size: tuple[int, int]):  # once the camera works: a first-time style downloads here
+        return runner_for(_request(engine, style, model, device, precision), frame_size)
+
+    job = WebcamJob(spec, not no_preview, parse_address(serve) if serve else None, output, overwrite,
+                    virtual_cam, virtual_cam_device, side_by_side, frames, snapshots)  # fmt: skip
+    try:
+        report = run_webcam(job, make_runner, _console().print)
+    except KeyboardInterrupt:  # while the camera or the model was still opening
+        raise typer.Exit(130) from None
+    for line in [report.summary(), *report.notes]:
+        _console().print(line, highlight=False)
+    if report.failed:
+        raise CartoonizeError(report.stopped)
+    if report.interrupted:
+        raise typer.Exit(130)
+
+
 @styles_app.command("list")
 def styles_list() -> None:
     """The pretrained styles, and which are downloaded."""

@@ -1,0 +1,219 @@
+"""Where a live cartoon stream goes besides the screen: a recording (a file or an FFmpeg URL) and a
+virtual camera that video-call apps can pick.
+
+The recorder encodes in its own thread behind a short queue, so a slow encoder never stalls the
+live loop (a frame it cannot take in time is left out of the recording and counted).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import queue
+import sys
+import threading
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from cartoonize.capture import v4l2_capabilities
+from cartoonize.errors import CartoonizeError
+from cartoonize.media import (
+    EncoderSettings,
+    check_output,
+    container_for,
+    even_size,
+    open_video_encoder,
+    pad_to_even,
+    temporary_sibling,
+)
+
+# URL scheme -> container that streams over it
+URL_CONTAINERS = {"rtmp": "flv", "rtmps": "flv", "udp": "mpegts", "srt": "mpegts", "tcp": "mpegts",
+                  "rtp": "rtp_mpegts"}  # fmt: skip
+TIME_BASE = Fraction(1, 90000)  # capture timestamps are kept to the 90 kHz tick of MPEG
+LIVE_ENCODER = EncoderSettings(crf=20, preset="veryfast")
+_END = object()
+
+
+def is_url(target: str) -> bool:
+    return "://" in target
+
+
+def check_record_target(target: str, overwrite: bool) -> None:
+    """Refuse a bad --output before the camera and the model are opened."""
+    if is_url(target):
+        scheme = target.split("://", 1)[0].lower()
+        if scheme not in URL_CONTAINERS:
+            raise CartoonizeError(
+                f"--output {target}: cannot stream to {scheme}://; use {', '.join(URL_CONTAINERS)} or a file"
+            )
+        return
+    path = Path(target)
+    check_output(path, overwrite)
+    container_for(path)
+
+
+class Recorder:
+    """Records RGB frames with their capture times (seconds on any clock; the first becomes 0).
+    A file is written beside its final name and moved into place by `close`."""
+
+    def __init__(self, target: str, width: int, height: int, rate: Fraction | None,
+                 overwrite: bool = False, settings: EncoderSettings = LIVE_ENCODER) -> None:  # fmt: skip
+        import av
+
+        self.target = target
+        self.written = 0
+        self.dropped = 0
+        self.error: str | None = None
+        self._partial: Path | None = None  # a file is written here, then moved onto `target`
+        check_record_target(target, overwrite)
+        if is_url(target):
+            fmt, codec, where = URL_CONTAINERS[target.split("://", 1)[0].lower()], "h264", target
+        else:
+            fmt, codec = container_for(Path(target))
+            self._partial = temporary_sibling(Path(target))
+            where = str(self._partial)
+        try:
+            self._out = av.open(where, "w", format=fmt, timeout=10.0)
+        except av.FFmpegError as exc:
+            raise CartoonizeError(f"cannot open --output {target} ({_reason(exc)})") from None
+        w, h = even_size(width, height)
+        self._stream = open_video_encoder(self._out, settings, codec, w, h, rate or Fraction(30), TIME_BASE)
+        if is_url(target) and self._stream.codec_context.name == "libx264":
+            self._stream.options = {**self._stream.options, "tune": "zerolatency"}  # no frame lookahead
+        self._origin: float | None = None
+        self._last_pts = -1
+        self._queue: queue.Queue = queue.Queue(maxsize=32)
+        self._thread = threading.Thread(target=self._run, name="record", daemon=True)
+        self._thread.start()
+
+    def write(self, rgb: np.ndarray, captured: float) -> None:
+        if self._origin is None:
+            self._origin = captured
+        pts = max(round((captured - self._origin) / TIME_BASE), self._last_pts + 1)
+        self._last_pts = pts
+        try:
+            self._queue.put_nowait((pts, rgb))
+        except queue.Full:
+            self.dropped += 1
+
+    def _run(self) -> None:
+        import av
+
+        try:
+            while (item := self._queue.get()) is not _END:
+                pts, rgb = item
+                frame = av.VideoFrame.from_ndarray(pad_to_even(rgb), format="rgb24")
+                frame.pts, frame.time_base = pts, TIME_BASE
+                self._out.mux(self._stream.encode(frame))
+                self.written += 1
+            self._out.mux(self._stream.encode(None))  # flush the encoder's delayed frames
+        except (av.FFmpegError, OSError) as exc:
+            self.error = f"--output {self.target} failed ({_reason(exc)})"
+            while self._queue.get() is not _END:  # let `close` finish
+                pass
+
+    def close(self, keep: bool = True) -> None:
+        """Flush and finalize (a file is moved into place); raises if the recording failed.
+        `keep=False` (after a crash) drops a partial file instead."""
+        if not keep:
+            with contextlib.suppress(queue.Empty):
+                while True:
+                    self._queue.get_nowait()
+        self._queue.put(_END)
+        self._thread.join()
+        try:
+            self._out.close()
+        except Exception as exc:  # noqa: BLE001 - closing a broken stream can fail in many ways
+            self.error = self.error or f"--output {self.target} failed ({_reason(exc)})"
+        if self._partial is not None:
+            if self.error is None and keep and self.written:
+                self._partial.replace(self.target)
+            self._partial.unlink(missing_ok=True)
+        if self.error is not None and keep:
+            raise CartoonizeError(self.error)
+
+
+LOOPBACK_HINT = (
+    "load the v4l2loopback module with `sudo modprobe v4l2loopback devices=1 exclusive_caps=1` "
+    "(Debian/Ubuntu package v4l2loopback-dkms), or install pyvirtualcam (`pip install pyvirtualcam`)"
+)
+
+
+def find_loopback(sysfs: Path = Path("/sys/class/video4linux"), dev: Path = Path("/dev")) -> str:
+    for node in sorted(sysfs.glob("video*")):
+        caps = v4l2_capabilities(dev / node.name)
+        if caps is not None and caps[0] == "v4l2 loopback":
+            return str(dev / node.name)
+    raise CartoonizeError(f"no virtual camera device (v4l2loopback) found: {LOOPBACK_HINT}")
+
+
+class VirtualCam:
+    """Publishes frames as a camera: through pyvirtualcam where it is installed (OBS's virtual
+    camera on Windows and macOS, v4l2loopback on Linux), else straight into a v4l2loopback
+    device with PyAV's v4l2 output. `muxer` lets tests write the same stream to a file."""
+
+    def __init__(self, device: str | None, width: int, height: int, fps: float, muxer: str = "v4l2") -> None:
+        self.width, self.height = even_size(width, height)
+        self._cam: Any = None  # a pyvirtualcam.Camera
+        self._out: Any = None  # an av OutputContainer on the loopback device
+        try:
+            import pyvirtualcam
+        except ImportError:
+            pyvirtualcam = None
+        if pyvirtualcam is not None and muxer == "v4l2":
+            try:
+                self._cam = pyvirtualcam.Camera(self.width, self.height, fps, device=device,
+                                                fmt=pyvirtualcam.PixelFormat.RGB)  # fmt: skip
+            except RuntimeError as exc:
+                raise CartoonizeError(f"no virtual camera: {exc}; {LOOPBACK_HINT}") from None
+            self.device = self._cam.device
+            return
+        if muxer == "v4l2" and sys.platform != "linux":
+            raise CartoonizeError(
+                "--virtual-cam needs pyvirtualcam here (`pip install pyvirtualcam`, and OBS)"
+            )
+        self.device = device or find_loopback()
+        self._open_v4l2(muxer, fps)
+
+    def _open_v4l2(self, muxer: str, fps: float) -> None:
+        import av
+
+        if muxer == "v4l2" and not Path(self.device).exists():
+            raise CartoonizeError(f"virtual camera {self.device} does not exist: {LOOPBACK_HINT}")
+        try:
+            self._out = av.open(self.device, "w", format=muxer)
+        except av.FFmpegError as exc:
+            raise CartoonizeError(
+                f"cannot write to {self.device} ({_reason(exc)}); is it a v4l2loopback device? {LOOPBACK_HINT}"
+            ) from None
+        self._stream = self._out.add_stream("rawvideo", rate=Fraction(fps).limit_denominator(1001))
+        self._stream.width, self._stream.height = self.width, self.height
+        self._stream.pix_fmt = "yuyv422"  # YUYV: the format every video-call app takes from a webcam
+
+    def write(self, rgb: np.ndarray) -> None:
+        frame = pad_to_even(rgb)
+        if self._cam is not None:
+            self._cam.send(np.ascontiguousarray(frame))
+            return
+        import av
+
+        assert self._out is not None
+        try:
+            self._out.mux(self._stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
+        except av.FFmpegError as exc:
+            raise CartoonizeError(f"virtual camera {self.device} failed ({_reason(exc)})") from None
+
+    def close(self) -> None:
+        if self._cam is not None:
+            self._cam.close()
+        if self._out is not None:
+            with contextlib.suppress(Exception):
+                self._out.close()
+
+
+def _reason(exc: BaseException) -> str:
+    text = getattr(exc, "strerror", None) or str(exc)
+    return text.splitlines()[0] if text else type(exc).__name__

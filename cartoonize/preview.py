@@ -1,0 +1,107 @@
+"""The preview window of `cartoonize webcam`, through SDL (pygame-ce).
+
+Why pygame-ce: it is SDL 2, the layer games and emulators use on Linux (X11 and Wayland), macOS
+and Windows, in one self-contained wheel per platform (no system GUI toolkit to install), actively
+maintained, and it runs under Xvfb, so the window itself is tested headless. OpenCV's highgui was
+the other candidate: it drags in a GUI build of OpenCV (the headless wheels have no highgui, and
+the GUI wheels conflict with them), its Qt/GTK backend differs by platform, and it cannot draw
+text with a real font. The window shows frames and reads keys; nothing else of pygame is used.
+
+Keys: q or Esc quits, space toggles original/cartoon, s saves a snapshot, f toggles the overlay;
+closing the window quits.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from cartoonize.errors import CartoonizeError
+
+MIN_WINDOW_SIDE = 640  # small inference sizes (--max-side 160) are shown enlarged by a whole factor
+
+KEY_ACTIONS = {"q": "quit", "escape": "quit", "space": "toggle", "s": "snapshot", "f": "overlay"}
+
+
+class PreviewWindow:
+    def __init__(self, title: str) -> None:
+        os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
+        try:
+            import pygame
+        except ImportError:
+            raise CartoonizeError(
+                "the preview window needs pygame-ce (`pip install 'cartoonize[webcam]'`); "
+                "or use --no-preview, or --serve PORT to watch in a browser"
+            ) from None
+        self._pg = pygame
+        problem = None
+        try:
+            pygame.display.init()
+            pygame.font.init()
+        except pygame.error as exc:
+            problem = str(exc)
+        else:
+            driver = pygame.display.get_driver()
+            # with no screen SDL falls back to an invisible window: refuse it unless asked for by name
+            if driver in ("offscreen", "dummy") and os.environ.get("SDL_VIDEODRIVER") != driver:
+                pygame.display.quit()
+                problem = "no display: DISPLAY and WAYLAND_DISPLAY are not set"
+        if problem:
+            raise CartoonizeError(
+                f"cannot open a preview window ({problem}); use --no-preview, or --serve PORT to watch in a browser"
+            )
+        pygame.display.set_caption(title)
+        self._font = pygame.font.Font(None, 22)
+        self._screen = None
+        self._size: tuple[int, int] | None = None
+
+    def show(self, rgb: np.ndarray, overlay: list[str] | None = None) -> None:
+        pg = self._pg
+        h, w = rgb.shape[:2]
+        scale = max(1, MIN_WINDOW_SIDE // max(w, h))
+        size = (w * scale, h * scale)
+        if size != self._size:
+            try:
+                self._screen = pg.display.set_mode(size)
+            except pg.error as exc:
+                raise CartoonizeError(f"cannot open a preview window ({exc}); use --no-preview") from None
+            self._size = size
+        assert self._screen is not None
+        image = pg.image.frombuffer(np.ascontiguousarray(rgb).tobytes(), (w, h), "RGB")
+        if scale != 1:
+            image = pg.transform.scale(image, size)
+        self._screen.blit(image, (0, 0))
+        if overlay:
+            self._draw_overlay(overlay)
+        pg.display.flip()
+
+    def _draw_overlay(self, lines: list[str]) -> None:
+        pg = self._pg
+        rendered = [self._font.render(line, True, (255, 255, 255)) for line in lines]
+        width = max(r.get_width() for r in rendered) + 12
+        height = sum(r.get_height() for r in rendered) + 8
+        box = pg.Surface((width, height), pg.SRCALPHA)
+        box.fill((0, 0, 0, 160))
+        y = 4
+        for r in rendered:
+            box.blit(r, (6, y))
+            y += r.get_height()
+        assert self._screen is not None
+        self._screen.blit(box, (8, 8))
+
+    def actions(self) -> list[str]:
+        """What the user asked for since the last call: quit, toggle, snapshot, overlay."""
+        pg = self._pg
+        found = []
+        for event in pg.event.get():
+            if event.type == pg.QUIT or event.type == pg.WINDOWCLOSE:
+                found.append("quit")
+            elif event.type == pg.KEYDOWN:
+                action = KEY_ACTIONS.get(pg.key.name(event.key))
+                if action:
+                    found.append(action)
+        return found
+
+    def close(self) -> None:
+        self._pg.display.quit()

@@ -1,0 +1,400 @@
+"""`cartoonize webcam` without a camera: files and lavfi sources stand in for one (paced at their
+own rate, so frames drop as they would live); outputs, the low-latency capture and every error."""
+
+from __future__ import annotations
+
+import errno
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from cartoonize.capture import CaptureSpec, LatestFrame, Source, resolve_source
+from cartoonize.cli import main
+from cartoonize.runners import Runner
+from cartoonize.webcam import WebcamJob, run_webcam
+from tests.conftest import ROOT, SHARED_MEDIA
+from tests.helpers import read_video
+
+BUNNY = SHARED_MEDIA / "big_buck_bunny_1s.webm"
+LAVFI = ["--input-format", "lavfi", "--input", "testsrc2=size=320x240:rate=30"]
+
+
+def run_cli(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
+    """Run the CLI in this process; (exit code, everything it printed)."""
+    try:
+        main(["webcam", *args])
+        code = 0
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else 0
+    captured = capsys.readouterr()
+    return code, " ".join((captured.out + captured.err).split())  # rich wraps long lines
+
+
+def assert_playable(path: Path, frames: int | None = None) -> list[int]:
+    pts, images, time_base = read_video(path)
+    assert pts, f"{path} has no frames"
+    assert all(b > a for a, b in zip(pts, pts[1:], strict=False)), f"timestamps not increasing: {pts}"
+    if frames is not None:
+        assert len(pts) == frames
+    assert images[0].std() > 5  # a picture, not a blank frame
+    return pts
+
+
+class SlowRunner(Runner):
+    """A real runner that takes `delay` seconds a call (a CPU far slower than the camera)."""
+
+    name = "slow"
+
+    def __init__(self, delay: float) -> None:
+        self.delay = delay
+
+    def load(self) -> None:
+        pass
+
+    def infer(self, frames: np.ndarray) -> np.ndarray:
+        time.sleep(self.delay)
+        return 255 - frames
+
+
+# -- the "done when" runs ---------------------------------------------------------------------
+
+
+@pytest.mark.shared
+def test_file_input_records_playable_output(tmp_path: Path, tiny_checkpoint: Path, capsys) -> None:
+    out = tmp_path / "out.mp4"
+    code, text = run_cli(["--input", str(BUNNY), "--no-preview", "--output", str(out), "--frames", "20",
+                          "--max-side", "160", "--model", str(tiny_checkpoint)], capsys)  # fmt: skip
+    assert code == 0, text
+    shown = int(text.split(" frames shown")[0].split()[-1])
+    assert 10 <= shown <= 20, text  # a file is paced like a camera; a busy machine may drop a few
+    pts = assert_playable(out, shown)
+    assert f"wrote {out}: {shown} frames" in text
+    assert 0.5 < (pts[-1] - pts[0]) / 90000 * 24 / (shown - 1) < 1.6  # capture times: about 1/24 s apart
+
+
+def test_lavfi_input_records_playable_output(tmp_path: Path, tiny_checkpoint: Path, capsys) -> None:
+    out = tmp_path / "out.mkv"
+    code, text = run_cli([*LAVFI, "--no-preview", "--output", str(out), "--frames", "20", "--max-side", "160",
+                          "--model", str(tiny_checkpoint)], capsys)  # fmt: skip
+    assert code == 0, text
+    assert "20 frames shown" in text and "latency median" in text and "stopped: 20 frames shown" in text
+    assert_playable(out, 20)
+    assert not list(tmp_path.glob(".*partial*")), "the temporary file was left behind"
+
+
+@pytest.mark.shared
+@pytest.mark.slow
+def test_real_style_on_a_file(tmp_path: Path, hayao_checkpoint: Path, capsys) -> None:
+    """The real Hayao network (~3 fps at 160 px on a 2-core CPU): a 1 s clip paced like a camera
+    shows a few frames, drops the rest, and the recording holds exactly the frames shown."""
+    out = tmp_path / "out.mp4"
+    code, text = run_cli(["--input", str(BUNNY), "--no-preview", "--output", str(out), "--frames", "20",
+                          "--max-side", "160", "--model", str(hayao_checkpoint)], capsys)  # fmt: skip
+    assert code == 0, text
+    shown = int(text.split(" frames shown")[0].split()[-1])
+    assert shown >= 2, text
+    assert_playable(out, shown)
+    print(text)
+
+
+# -- low latency ------------------------------------------------------------------------------
+
+
+def test_latest_frame_keeps_only_the_newest() -> None:
+    from cartoonize.capture import Captured
+
+    slot = LatestFrame()
+    for i in range(3):
+        slot.put(Captured(float(i), i + 1, rgb=np.zeros((2, 2, 3), np.uint8)))
+    item = slot.take(timeout=0.1)
+    assert item is not None and item.index == 3
+    assert (slot.delivered, slot.dropped) == (3, 2)
+    assert slot.take(timeout=0.01) is None
+
+
+def test_slow_engine_drops_frames_and_latency_stays_bounded(tmp_path: Path) -> None:
+    delay = 0.08  # ~12 fps against a 50 fps source: three frames of four must be dropped
+    spec = CaptureSpec("testsrc2=size=96x64:rate=50", "lavfi")
+    job = WebcamJob(spec, preview=False, output=str(tmp_path / "slow.mp4"), frames=40)
+    report = run_webcam(job, lambda _size: SlowRunner(delay))
+    assert report.shown == 40
+    assert report.dropped > 2 * report.shown, report.summary()
+    first, second = report.latencies[:20], report.latencies[20:]
+    # queued frames would wait longer and longer (40 frames x 3 dropped x 20 ms = 2.4 s by the end);
+    # dropped ones keep each frame's delay at its own inference plus at most one source interval
+    assert np.median(second) < np.median(first) + 0.02, report.latencies
+    assert max(report.latencies) < delay + 0.1, report.latencies
+    assert 8 < report.fps < 13.5, report.summary()
+    assert_playable(tmp_path / "slow.mp4", 40)
+
+
+def test_ctrl_c_finalizes_the_recording(tmp_path: Path, tiny_checkpoint: Path) -> None:
+    out = tmp_path / "live.mp4"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "cartoonize", "webcam", *LAVFI, "--no-preview", "--max-side", "160",
+         "--output", str(out), "--model", str(tiny_checkpoint)],
+        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while not list(tmp_path.glob(".live.*partial.mp4")) and time.monotonic() < deadline:
+            time.sleep(0.2)  # the recording opens once the model is loaded
+        time.sleep(1.5)
+        proc.send_signal(signal.SIGINT)
+        text = " ".join(proc.communicate(timeout=30)[0].split())
+    finally:
+        proc.kill()
+    assert proc.returncode == 130, text
+    assert "interrupted (Ctrl-C)" in text and "Traceback" not in text
+    assert_playable(out)
+    assert not list(tmp_path.glob(".*partial*"))
+
+
+# -- outputs ----------------------------------------------------------------------------------
+
+
+def test_udp_output_streams_mpegts(tiny_checkpoint: Path, capsys) -> None:
+    receiver = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    receiver.bind(("127.0.0.1", 0))
+    receiver.settimeout(20)
+    port = receiver.getsockname()[1]
+    received = bytearray()
+
+    def receive() -> None:
+        try:
+            while len(received) < 10_000:
+                received.extend(receiver.recv(65536))
+        except OSError:
+            pass
+
+    listener = threading.Thread(target=receive, daemon=True)
+    listener.start()
+    code, text = run_cli([*LAVFI, "--no-preview", "--frames", "15", "--max-side", "160",
+                          "--output", f"udp://127.0.0.1:{port}?pkt_size=1316", "--model", str(tiny_checkpoint)],
+                         capsys)  # fmt: skip
+    listener.join(5)
+    receiver.close()
+    assert code == 0, text
+    assert f"streamed to udp://127.0.0.1:{port}" in text
+    assert len(received) >= 188 * 10 and received[0] == 0x47 and received[188] == 0x47  # MPEG-TS packets
+
+
+def test_virtual_cam_stream_as_raw_yuyv(tmp_path: Path) -> None:
+    """v4l2loopback cannot be loaded here: the same writer goes to a raw file instead of the
+    device, which checks the frames a video-call app would get (YUYV, even size)."""
+    from cartoonize.outputs import VirtualCam
+
+    cam = VirtualCam(str(tmp_path / "cam.yuv"), 161, 90, 30, muxer="rawvideo")
+    for i in range(5):
+        cam.write(np.full((90, 161, 3), i * 40, np.uint8))
+    cam.close()
+    data = np.fromfile(tmp_path / "cam.yuv", np.uint8)
+    assert data.size == 5 * 162 * 90 * 2
+    luma = data.reshape(5, 90, 162, 2)[..., 0]
+    assert np.all(np.diff(luma.mean(axis=(1, 2))) > 20)
+
+
+# -- errors: one line, exit 1, never a traceback ----------------------------------------------
+
+
+def assert_error(code: int, text: str, *needles: str) -> None:
+    assert code == 1, text
+    assert text.startswith("error:") and "Traceback" not in text, text
+    for needle in needles:
+        assert needle in text, text
+
+
+def test_no_camera(capsys) -> None:
+    code, text = run_cli(["--input", "/dev/video9", "--no-preview"], capsys)
+    assert_error(code, text, "no camera at /dev/video9", "--list", "lavfi")
+
+
+def test_not_a_camera(capsys) -> None:
+    code, text = run_cli(["--input", "/dev/null", "--input-format", "v4l2", "--no-preview"], capsys)
+    assert_error(code, text, "/dev/null is not a camera")
+
+
+@pytest.mark.parametrize(
+    ("code_", "args", "needles"),
+    [
+        (errno.EBUSY, [], ["camera /dev/video0 is busy", "another program"]),
+        (errno.EACCES, [], ["no permission", "video` group"]),
+        (errno.EINVAL, ["--size", "4000x3000", "--fps", "60"], ["does not offer 4000x3000 at 60 fps", "list_formats"]),
+    ],
+)  # fmt: skip
+def test_camera_open_failures(
+    monkeypatch, capsys, tiny_checkpoint: Path, code_: int, args: list[str], needles: list[str]
+) -> None:
+    """A busy camera, one we may not open, one without the size asked: FFmpeg's errors as a
+    camera gives them (there is no camera here to give them for real)."""
+    import av
+
+    def refuse(url: str, *a, **k):
+        raise av.error.OSError(code_, os.strerror(code_), url)
+
+    monkeypatch.setattr(av, "open", refuse)
+    monkeypatch.setattr(sys, "platform", "linux")
+    code, text = run_cli(["--no-preview", "--model", str(tiny_checkpoint), *args], capsys)
+    assert_error(code, text, *needles)
+
+
+def test_camera_substituting_another_size(monkeypatch) -> None:
+    """Some drivers open at a size they have instead of the one asked: refused, not used."""
+    from cartoonize.capture import Capture
+    from cartoonize.errors import CartoonizeError
+
+    source = resolve_source(CaptureSpec("testsrc2=size=320x240:rate=30", "lavfi"))
+    camera_like = Source(source.url, "lavfi", {}, "camera", "camera test")
+    with pytest.raises(CartoonizeError, match=r"camera test does not offer 1280x720 \(it offered 320x240"):
+        Capture(CaptureSpec(size=(1280, 720)), camera_like)
+
+
+def test_camera_unplugged_mid_stream(monkeypatch, tmp_path: Path, tiny_checkpoint: Path, small_video: Path,
+                                     capsys) -> None:  # fmt: skip
+    """A camera whose stream ends (a file standing in, at its real-time rate): a clean stop with a
+    message and exit 1, the recording so far finalized."""
+    import cartoonize.capture as capture
+
+    camera = Source(str(small_video), None, {}, "camera", "camera /dev/video0")
+    monkeypatch.setattr(capture, "resolve_source", lambda spec: camera)
+    monkeypatch.setattr(capture.Source, "paced", property(lambda self: True))
+    out = tmp_path / "until-unplugged.mp4"
+    code, text = run_cli(["--no-preview", "--output", str(out), "--model", str(tiny_checkpoint)], capsys)
+    assert code == 1, text
+    assert "camera /dev/video0 stopped delivering frames (unplugged?)" in text and "Traceback" not in text
+    assert "frames shown" in text  # the summary comes first
+    assert_playable(out)
+
+
+def test_network_source_that_never_answers(monkeypatch, tiny_checkpoint: Path, capsys) -> None:
+    import cartoonize.capture as capture
+
+    monkeypatch.setattr(capture, "OPEN_TIMEOUT", 1.0)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as silent:
+        silent.bind(("127.0.0.1", 0))
+        url = f"udp://127.0.0.1:{silent.getsockname()[1]}"
+    started = time.monotonic()
+    code, text = run_cli(["--input", url, "--no-preview", "--model", str(tiny_checkpoint)], capsys)
+    assert_error(code, text, f"no answer from {url} within 1 s")
+    assert time.monotonic() - started < 10
+
+
+def test_file_ending_is_a_clean_stop(
+    tmp_path: Path, tiny_checkpoint: Path, small_video: Path, capsys
+) -> None:
+    code, text = run_cli(
+        ["--input", str(small_video), "--no-preview", "--model", str(tiny_checkpoint)], capsys
+    )
+    assert code == 0, text
+    assert "stopped: the input ended" in text
+
+
+def test_source_without_frames(tiny_checkpoint: Path, capsys) -> None:
+    code, text = run_cli(["-f", "lavfi", "-i", "nullsrc=d=0", "--no-preview", "--frames", "3", "--model", str(tiny_checkpoint)],
+                         capsys)  # fmt: skip
+    assert_error(code, text, "delivered no frame")
+
+
+def test_missing_loopback_device(tiny_checkpoint: Path, capsys) -> None:
+    code, text = run_cli(
+        [*LAVFI, "--no-preview", "--virtual-cam", "--frames", "3", "--model", str(tiny_checkpoint)], capsys
+    )
+    assert_error(code, text, "v4l2loopback", "sudo modprobe v4l2loopback devices=1 exclusive_caps=1")
+    code, text = run_cli([*LAVFI, "--no-preview", "--virtual-cam", "--virtual-cam-device", "/dev/video42",
+                          "--model", str(tiny_checkpoint)], capsys)  # fmt: skip
+    assert_error(code, text, "/dev/video42 does not exist", "sudo modprobe v4l2loopback")
+
+
+def test_no_display_for_the_window(monkeypatch, tiny_checkpoint: Path, capsys) -> None:
+    monkeypatch.delenv("DISPLAY", raising=False)
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    monkeypatch.delenv("SDL_VIDEODRIVER", raising=False)
+    code, text = run_cli([*LAVFI, "--frames", "3", "--model", str(tiny_checkpoint)], capsys)
+    assert_error(code, text, "cannot open a preview window (no display", "--no-preview", "--serve")
+
+
+def test_port_in_use(tiny_checkpoint: Path, capsys) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        code, text = run_cli(
+            [*LAVFI, "--serve", str(port), "--frames", "3", "--model", str(tiny_checkpoint)], capsys
+        )
+    assert_error(code, text, f"--serve 127.0.0.1:{port}: the port is in use")
+
+
+@pytest.mark.parametrize(
+    ("args", "needles"),
+    [
+        (["--input", "/nonexistent/clip.mp4"], ["input /nonexistent/clip.mp4 does not exist"]),
+        ([*LAVFI, "--size", "640x480"], ["camera options", "--max-side"]),
+        (["--size", "big"], ["--size big: give WIDTHxHEIGHT"]),
+        ([*LAVFI, "--serve", "localhost:http"], ["give PORT or HOST:PORT"]),
+        ([*LAVFI, "--output", "ftp://example.org/x"], ["cannot stream to ftp://"]),
+        ([*LAVFI, "--output", "out.xyz"], ["unsupported output type"]),
+        (["-f", "lavfi", "-i", "nosuchsource=1"], ["not a valid FFmpeg source graph"]),
+    ],
+)
+def test_bad_arguments(args: list[str], needles: list[str], tiny_checkpoint: Path, capsys) -> None:
+    code, text = run_cli([*args, "--no-preview", "--frames", "3", "--model", str(tiny_checkpoint)], capsys)
+    assert_error(code, text, *needles)
+
+
+def test_existing_output_is_kept(tmp_path: Path, tiny_checkpoint: Path, capsys) -> None:
+    out = tmp_path / "taken.mp4"
+    out.write_bytes(b"precious")
+    code, text = run_cli(
+        [*LAVFI, "--no-preview", "--output", str(out), "--model", str(tiny_checkpoint)], capsys
+    )
+    assert_error(code, text, "exists; pass --overwrite")
+    assert out.read_bytes() == b"precious"
+
+
+def test_list_cameras_on_this_machine(capsys) -> None:
+    code, text = run_cli(["--list"], capsys)
+    assert code == 0, text
+    assert "no cameras found" in text or "/dev/video" in text
+
+
+def test_platform_camera_defaults() -> None:
+    def where(source: Source) -> tuple[str, str | None]:
+        return source.url, source.format
+
+    assert where(resolve_source(CaptureSpec(), "linux")) == ("/dev/video0", "v4l2")
+    assert where(resolve_source(CaptureSpec(), "darwin")) == ("0", "avfoundation")
+    assert where(resolve_source(CaptureSpec(input="1"), "win32")) == ("video=1", "dshow")
+    mjpeg = resolve_source(CaptureSpec(size=(1280, 720), fps=30, mjpeg=True), "linux")
+    assert mjpeg.options == {"video_size": "1280x720", "framerate": "30", "input_format": "mjpeg"}
+    assert resolve_source(CaptureSpec("rtsp://cam.local/stream")).kind == "network"
+
+
+def test_list_reads_camera_names_from_sysfs(tmp_path: Path) -> None:
+    from cartoonize.capture import _v4l2_cameras
+
+    for index, name in [(10, "Dummy video device (0x0000)"), (0, "Integrated Camera: Integrated C")]:
+        node = tmp_path / "sys" / f"video{index}"
+        node.mkdir(parents=True)
+        (node / "name").write_text(name + "\n")
+    cameras = _v4l2_cameras(tmp_path / "sys", tmp_path / "dev")  # no device nodes: names only
+    assert [(c.id, c.name) for c in cameras] == [
+        (str(tmp_path / "dev" / "video0"), "Integrated Camera: Integrated C"),
+        (str(tmp_path / "dev" / "video10"), "Dummy video device (0x0000)"),
+    ]
+
+
+def test_serve_addresses() -> None:
+    from cartoonize.mjpeg import parse_address
+
+    assert parse_address("8080") == ("127.0.0.1", 8080)
+    assert parse_address("0.0.0.0:8080") == ("0.0.0.0", 8080)
+    assert parse_address("[::1]:9000") == ("::1", 9000)
