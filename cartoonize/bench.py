@@ -68,7 +68,7 @@ def generator_flop_per_frame(request: EngineRequest, shape: tuple[int, int]) -> 
         generator = Generator(config)
     total = 0
 
-    def count(module: torch.nn.Module, _inputs: Any, output: torch.Tensor) -> None:
+    def count(module: Any, _inputs: Any, output: torch.Tensor) -> None:
         nonlocal total
         kernel = module.weight.shape[2] * module.weight.shape[3]
         c_in = module.in_channels // module.groups

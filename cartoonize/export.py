@@ -169,6 +169,7 @@ def onnx_from_checkpoint(
                 model, (example,), input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
                 opset_version=opset, dynamo=True, dynamic_shapes=dynamic, verbose=False,
             )  # fmt: skip
+        assert program is not None  # dynamo export returns the program or raises
         proto = program.model_proto
         for key, value in onnx_metadata(checkpoint, precision).items():
             proto.metadata_props.add(key=key, value=value)

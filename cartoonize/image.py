@@ -43,6 +43,7 @@ def write_image(path: Path, rgb: np.ndarray) -> None:
     frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
     with atomic_output(path) as tmp, av.open(str(tmp), "w", format="image2") as out:
         stream = out.add_stream(codec, rate=1)
+        assert isinstance(stream, av.VideoStream)
         stream.width, stream.height = frame.width, frame.height
         if codec == "mjpeg":
             stream.pix_fmt, stream.options = "yuvj444p", {"qscale": "2"}

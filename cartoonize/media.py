@@ -109,7 +109,7 @@ def encoder_problem(name: str, width: int = 256, height: int = 256) -> str | Non
         return "not in this FFmpeg build"
     try:
         ctx = av.CodecContext.create(name, "w")
-        if ctx.type != "video":
+        if not isinstance(ctx, av.VideoCodecContext):
             return "not a video encoder"
         ctx.width, ctx.height, ctx.pix_fmt = width, height, "yuv420p"
         ctx.time_base = Fraction(1, 25)

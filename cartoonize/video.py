@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -157,7 +158,7 @@ class _Pipe:
                 pass
         raise _Stop
 
-    def get(self) -> object:
+    def get(self) -> Any:
         while not self.stop.is_set():
             try:
                 return self.q.get(timeout=0.1)

@@ -50,9 +50,11 @@ class MirrorHandler(http.server.SimpleHTTPRequestHandler):
 
 
 @pytest.fixture
-def mirror(monkeypatch: pytest.MonkeyPatch) -> Iterator[type[MirrorHandler]]:
+def mirror(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[type[MirrorHandler]]:
+    """A real HTTP server on 127.0.0.1 serving the mirror, and an empty cache for this test."""
     if not SHARED_WEIGHTS.is_dir():
         pytest.skip(f"needs the shared weights at {SHARED_WEIGHTS}")
+    monkeypatch.setenv("CARTOONIZE_CACHE", str(tmp_path / "cache"))
     handler = type("Handler", (MirrorHandler,), {})
     server = http.server.ThreadingHTTPServer(
         ("127.0.0.1", 0), functools.partial(handler, directory=str(SHARED_WEIGHTS))
@@ -104,7 +106,8 @@ def test_missing_file_is_a_clear_error(mirror: type[MirrorHandler]) -> None:
     assert nothing_cached("shinkai")
 
 
-def test_unreachable_server(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_unreachable_server(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("CARTOONIZE_CACHE", str(tmp_path / "cache"))
     monkeypatch.setenv("CARTOONIZE_WEIGHTS_URL", "http://127.0.0.1:9")  # discard port: refused
     with pytest.raises(CartoonizeError, match="download failed"):
         pull_style("hosoda")

@@ -175,7 +175,7 @@ def _auto_runner(request: EngineRequest) -> Runner:
 def runner_for(request: EngineRequest, frame_size: tuple[int, int] | None = None) -> Runner:
     """Resolve a request into a runner. `frame_size` (H, W) lets the store pick a matching engine."""
     if frame_size is not None:
-        request = replace(request, frame_size=tuple(frame_size))
+        request = replace(request, frame_size=(frame_size[0], frame_size[1]))
     if request.engine == "auto":
         return _auto_runner(request)
     if request.engine in RUNNERS_BY_NAME:

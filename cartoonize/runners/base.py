@@ -23,8 +23,10 @@ def pad_to_multiple(frames: np.ndarray, multiple: int = SIZE_MULTIPLE) -> np.nda
     if ph == 0 and pw == 0:
         return frames
     # reflect needs the padding smaller than the side; edge-pad the (tiny) rest
-    mode = "reflect" if h > ph and w > pw else "edge"
-    return np.pad(frames, ((0, 0), (0, ph), (0, pw), (0, 0)), mode=mode)
+    widths = ((0, 0), (0, ph), (0, pw), (0, 0))
+    if h > ph and w > pw:
+        return np.pad(frames, widths, mode="reflect")
+    return np.pad(frames, widths, mode="edge")
 
 
 class Runner(ABC):

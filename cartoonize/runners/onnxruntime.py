@@ -48,12 +48,12 @@ class OnnxRuntimeRunner(Runner):
         if self.threads:
             options.intra_op_num_threads = self.threads
         try:
-            self.session = ort.InferenceSession(str(self.path), options, providers=PROVIDERS[self.device])
+            session = ort.InferenceSession(str(self.path), options, providers=PROVIDERS[self.device])
         except Exception as exc:  # onnxruntime raises its own untyped errors
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise CartoonizeError(f"onnxruntime cannot load {self.path}: {first}") from None
-        meta = self.session.get_modelmeta().custom_metadata_map
-        self.precision = meta.get("precision", "fp32")
+        self.precision = session.get_modelmeta().custom_metadata_map.get("precision", "fp32")
+        self.session = session
 
     def infer(self, frames: np.ndarray) -> np.ndarray:
         assert self.session is not None, "use the runner as a context manager"

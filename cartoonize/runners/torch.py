@@ -34,7 +34,7 @@ class TorchRunner(Runner):
     def load(self) -> None:
         model = frame_model(self.checkpoint, self.precision).to(self.device)
         if self.channels_last:
-            model.generator.to(memory_format=torch.channels_last)
+            model.generator.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
         self.model = model
 
     def infer_tensor(self, frames: torch.Tensor) -> torch.Tensor:
