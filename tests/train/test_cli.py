@@ -134,3 +134,23 @@ def test_prepare_command(tmp_path: Path) -> None:
     assert "0 smoothed now, 4 from the cache" in out
     code, out = run_cli("prepare", str(tmp_path / "nowhere"))
     assert_one_line_error(code, out, "cartoons folder not found")
+
+
+def test_mounted_under_the_main_cli(folders: tuple[Path, Path], tmp_path: Path) -> None:
+    """How `cartoonize` mounts the plugin (entry point group cartoonize.commands, name train)."""
+    import typer
+
+    main = typer.Typer()
+
+    @main.command()
+    def version() -> None:  # a second command, so `train` is a real subcommand group
+        pass
+
+    main.add_typer(app, name="train")
+    photos, cartoons = folders
+    code = CliRunner().invoke(main, ["train", "prepare", str(cartoons)]).exit_code
+    assert code == 0
+    args = ["train", "--photos", str(photos), "--cartoons", str(cartoons), "--out", str(tmp_path / "r")]
+    result = CliRunner().invoke(main, [*args, *tiny_args(init_epochs=1, adv_epochs=0, decay_epochs=0)])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "r" / "last.pt").exists()
