@@ -1,0 +1,61 @@
+"""Edge-promoting preprocessing: only the pixels near edges change; the cache is reused."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+cv2 = pytest.importorskip("cv2")
+
+from tests.train.conftest import write_images  # noqa: E402
+from train.edges import edge_mask, prepare_edges, smooth_edges  # noqa: E402
+
+
+def shapes_image() -> np.ndarray:
+    image = np.full((96, 128, 3), (40, 120, 200), np.uint8)  # flat background
+    cv2.rectangle(image, (20, 20), (60, 70), (250, 250, 30), -1)
+    cv2.circle(image, (95, 48), 20, (10, 10, 10), -1)
+    return image
+
+
+def test_only_pixels_within_the_dilated_edges_change() -> None:
+    image = shapes_image()
+    mask = edge_mask(image)
+    smoothed = smooth_edges(image)
+    changed = (smoothed != image).any(axis=2)
+    assert changed.any(), "the blur must change the pixels along the edges"
+    assert not (changed & ~mask).any(), "a pixel outside the dilated edges changed"
+    # flat regions far from every edge are untouched, bit for bit
+    assert (smoothed[80:, :] == image[80:, :]).all()
+    assert (smoothed[:15, :] == image[:15, :]).all()
+    assert (smoothed[30:60, 30:50] == image[30:60, 30:50]).all()  # inside the rectangle
+    # and the band is what the recipe says: Canny edges dilated by 5x5
+    edges = cv2.Canny(cv2.cvtColor(image, cv2.COLOR_BGR2GRAY), 100, 200)
+    assert (mask == (cv2.dilate(edges, np.ones((5, 5), np.uint8)) > 0)).all()
+    blurred = cv2.GaussianBlur(image, (5, 5), 0)
+    assert (smoothed[mask] == blurred[mask]).all()
+
+
+def test_cache_is_reused_and_updated(tmp_path: Path) -> None:
+    cartoons = tmp_path / "cartoons"
+    write_images(cartoons, 5, seed=3)
+    (cartoons / "notes.txt").write_text("not an image")
+    (cartoons / "broken.png").write_bytes(b"not a png")
+    cache = tmp_path / "cache"
+
+    first = prepare_edges(cartoons, cache, threads=1)
+    assert (first.computed, first.skipped, len(first.sources)) == (5, 1, 5)
+    assert all(p.exists() for p in first.smoothed)
+    source = cv2.imread(str(first.sources[0]))
+    assert (cv2.imread(str(first.smoothed[0])) == smooth_edges(source)).all()  # PNG: lossless
+
+    second = prepare_edges(cartoons, cache, threads=1)
+    assert second.computed == 0 and second.smoothed == first.smoothed
+
+    cv2.imwrite(str(first.sources[0]), np.zeros((40, 40, 3), np.uint8))  # a changed file is redone
+    first.sources[1].unlink()  # a removed one is dropped from the cache
+    third = prepare_edges(cartoons, cache, threads=1)
+    assert third.computed == 1 and len(third.sources) == 4
+    assert not first.smoothed[1].exists()

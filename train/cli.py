@@ -1,0 +1,211 @@
+"""`cartoonize train ...` (and `python -m train ...`): a thin Typer layer over `train.run`.
+
+Found by the main CLI through the entry point group `cartoonize.commands` (`train = "train.cli:app"`).
+Importing this module is light: torch, OpenCV and the training code load inside the commands.
+"""
+
+from __future__ import annotations
+
+from dataclasses import MISSING, fields
+from enum import Enum, StrEnum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from cartoonize.errors import CartoonizeError
+from train.config import TrainConfig
+
+app = typer.Typer(
+    help="Train a CartoonGAN style from a folder of photos and a folder of cartoon frames.",
+    no_args_is_help=False,
+    add_completion=False,
+)
+DEFAULTS = {f.name: f.default for f in fields(TrainConfig) if f.default is not MISSING}
+EXIT_INTERRUPTED = 130  # the shell's code for "stopped by Ctrl-C"
+
+
+class GanLoss(StrEnum):
+    lsgan = "lsgan"
+    bce = "bce"
+
+
+class VggSource(StrEnum):
+    imagenet = "imagenet"
+    random = "random"
+
+
+def _help(text: str, name: str) -> str:
+    return f"{text} [default: {DEFAULTS[name]}]"
+
+
+def _fail(message: str) -> None:
+    from rich.console import Console
+
+    Console(stderr=True).print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(1)
+
+
+PANEL_SCHEDULE, PANEL_RUN, PANEL_MODEL = "Schedule", "Run", "Model and losses"
+
+
+@app.callback(invoke_without_command=True)
+def train(
+    ctx: typer.Context,
+    photos: Annotated[Path | None, typer.Option(help="Folder of real photos (recursive).")] = None,
+    cartoons: Annotated[
+        Path | None, typer.Option(help="Folder of cartoon images of one style (recursive).")
+    ] = None,
+    out: Annotated[Path | None, typer.Option(help="Run folder, e.g. runs/NAME.")] = None,
+    config: Annotated[
+        Path | None, typer.Option(help="A TOML file of options (a run's config.toml); flags win.")
+    ] = None,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue the run in --out exactly.")] = False,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace the run in --out.")] = False,
+    init_from: Annotated[
+        str | None,
+        typer.Option(
+            help="Fine-tune a style (hayao, paprika, ...) or a checkpoint; skips the init phase.",
+            rich_help_panel=PANEL_MODEL,
+        ),
+    ] = None,
+    image_size: Annotated[int | None, typer.Option(help=_help("Crop size.", "image_size"))] = None,
+    batch_size: Annotated[int | None, typer.Option(help=_help("Batch size.", "batch_size"))] = None,
+    steps_per_epoch: Annotated[
+        int | None,
+        typer.Option(help=_help("Steps per epoch; 0: one pass over the photos.", "steps_per_epoch")),
+    ] = None,
+    workers: Annotated[int | None, typer.Option(help=_help("Data-loading processes.", "workers"))] = None,
+    seed: Annotated[int | None, typer.Option(help=_help("Seed of everything random.", "seed"))] = None,
+    edge_cache: Annotated[
+        Path | None, typer.Option(help="Edge-smoothed cartoons cache. [default: CARTOONS/.cartoonize-edges]")
+    ] = None,
+    init_epochs: Annotated[
+        int | None,
+        typer.Option(help=_help("Content-only epochs.", "init_epochs"), rich_help_panel=PANEL_SCHEDULE),
+    ] = None,
+    init_lr: Annotated[
+        float | None,
+        typer.Option(help=_help("Init-phase learning rate.", "init_lr"), rich_help_panel=PANEL_SCHEDULE),
+    ] = None,
+    adv_epochs: Annotated[
+        int | None,
+        typer.Option(
+            help=_help("Adversarial epochs at full rate.", "adv_epochs"), rich_help_panel=PANEL_SCHEDULE
+        ),
+    ] = None,
+    decay_epochs: Annotated[
+        int | None,
+        typer.Option(
+            help=_help("Then epochs of linear decay.", "decay_epochs"), rich_help_panel=PANEL_SCHEDULE
+        ),
+    ] = None,
+    lr_g: Annotated[
+        float | None,
+        typer.Option(help=_help("Generator learning rate.", "lr_g"), rich_help_panel=PANEL_SCHEDULE),
+    ] = None,
+    lr_d: Annotated[
+        float | None,
+        typer.Option(help=_help("Discriminator learning rate.", "lr_d"), rich_help_panel=PANEL_SCHEDULE),
+    ] = None,
+    beta1: Annotated[
+        float | None, typer.Option(help=_help("Adam beta1.", "beta1"), rich_help_panel=PANEL_SCHEDULE)
+    ] = None,
+    beta2: Annotated[
+        float | None, typer.Option(help=_help("Adam beta2.", "beta2"), rich_help_panel=PANEL_SCHEDULE)
+    ] = None,
+    base_channels: Annotated[
+        int | None, typer.Option(help=_help("Generator width.", "base_channels"), rich_help_panel=PANEL_MODEL)
+    ] = None,
+    residual_blocks: Annotated[
+        int | None,
+        typer.Option(help=_help("Generator depth.", "residual_blocks"), rich_help_panel=PANEL_MODEL),
+    ] = None,
+    content_weight: Annotated[
+        float | None,
+        typer.Option(
+            help=_help("Content loss weight (omega).", "content_weight"), rich_help_panel=PANEL_MODEL
+        ),
+    ] = None,
+    gan_loss: Annotated[
+        GanLoss | None, typer.Option(help=_help("Adversarial loss.", "gan_loss"), rich_help_panel=PANEL_MODEL)
+    ] = None,
+    pool_size: Annotated[
+        int | None,
+        typer.Option(help=_help("Past fakes shown to D.", "pool_size"), rich_help_panel=PANEL_MODEL),
+    ] = None,
+    vgg: Annotated[
+        VggSource | None,
+        typer.Option(
+            help=_help("VGG19 weights; random is for smoke tests only.", "vgg"), rich_help_panel=PANEL_MODEL
+        ),
+    ] = None,
+    vgg_weights: Annotated[
+        Path | None,
+        typer.Option(
+            help="A torchvision vgg19 state_dict (.pth), for offline machines.", rich_help_panel=PANEL_MODEL
+        ),
+    ] = None,
+    sample_every: Annotated[
+        int | None,
+        typer.Option(help=_help("Sample grid every K epochs.", "sample_every"), rich_help_panel=PANEL_RUN),
+    ] = None,
+    sample_count: Annotated[
+        int | None,
+        typer.Option(help=_help("Validation photos in the grid.", "sample_count"), rich_help_panel=PANEL_RUN),
+    ] = None,
+    checkpoint_every: Annotated[
+        int | None,
+        typer.Option(
+            help=_help("Generator snapshot every K epochs.", "checkpoint_every"), rich_help_panel=PANEL_RUN
+        ),
+    ] = None,
+    device: Annotated[
+        str | None,
+        typer.Option(help=_help("auto, cpu, cuda, cuda:1, ...", "device"), rich_help_panel=PANEL_RUN),
+    ] = None,
+    bf16: Annotated[
+        bool | None,
+        typer.Option(
+            "--bf16/--no-bf16", help=_help("bf16 autocast on CUDA.", "bf16"), rich_help_panel=PANEL_RUN
+        ),
+    ] = None,
+) -> None:
+    """Train a style: `--photos DIR --cartoons DIR --out runs/NAME`; or `prepare CARTOONS_DIR`."""
+    if ctx.invoked_subcommand is not None:
+        return
+    options = {k: v for k, v in locals().items() if k not in ("ctx", "config")}
+    options = {k: v.value if isinstance(v, Enum) else v for k, v in options.items()}
+    options["resume"] = resume or None
+    options["overwrite"] = overwrite or None
+    try:
+        cfg = TrainConfig.from_toml(config, **options)
+        from train.run import TrainingInterrupted
+        from train.run import train as run_training
+
+        try:
+            result = run_training(cfg)
+        except TrainingInterrupted as stop:
+            typer.echo(
+                f"stopped: saved {stop.checkpoint}; continue with the same command and --resume", err=True
+            )
+            raise typer.Exit(EXIT_INTERRUPTED) from None
+    except CartoonizeError as exc:
+        _fail(str(exc))
+    typer.echo(f"done: {result.last} (export it with `cartoonize export --model {result.last}`)")
+
+
+@app.command()
+def prepare(
+    cartoons: Annotated[Path, typer.Argument(help="Folder of cartoon images (recursive).")],
+    edge_cache: Annotated[
+        Path | None, typer.Option(help="Where to cache. [default: CARTOONS/.cartoonize-edges]")
+    ] = None,
+) -> None:
+    """Edge-smooth every cartoon once (cached beside a manifest; training reuses it)."""
+    try:
+        from train.run import prepare as prepare_cartoons
+
+        prepare_cartoons(cartoons, edge_cache)
+    except CartoonizeError as exc:
+        _fail(str(exc))

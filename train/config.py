@@ -1,0 +1,145 @@
+"""Everything a training run needs to know, in one frozen dataclass (no globals, no argparse soup).
+
+Defaults are the first author's recipe (FlyingGoblin/CartoonGAN; see ../shared/DESIGN.md,
+"Training recipe"). A `TrainConfig` can come from Typer options, from a TOML file, or both (options
+win). It imports nothing heavy: the CLI builds one at `--help` speed.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import MISSING, asdict, dataclass, fields, replace
+from pathlib import Path
+from typing import Any
+
+from cartoonize.errors import CartoonizeError
+
+GAN_LOSSES = ("lsgan", "bce")
+VGG_SOURCES = ("imagenet", "random")
+# Options that may differ between a run and its `--resume` without changing what is computed.
+RESUMABLE_CHANGES = frozenset(
+    {"photos", "cartoons", "out", "resume", "overwrite", "workers", "device", "edge_cache", "vgg_weights"}
+)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    photos: Path  # a folder of real photos, searched recursively
+    cartoons: Path  # a folder of cartoon images (frames of one style), searched recursively
+    out: Path  # the run folder: checkpoints, samples, metrics
+
+    # data
+    image_size: int = 256  # the paper's crop; H and W must divide by 4
+    batch_size: int = 8  # the author's batch
+    steps_per_epoch: int = 0  # 0: one pass over the photos per epoch
+    workers: int = 2  # data-loading processes; 0 loads in the training process
+    seed: int = 0  # data order, crops, flips, initial weights and the fake pool all follow it
+    edge_cache: Path | None = None  # None: <cartoons>/.cartoonize-edges
+
+    # generator
+    base_channels: int = 64  # the paper's width; 8 makes a tiny generator for tests
+    residual_blocks: int = 8  # the paper's depth
+    init_from: str | None = None  # a style name or a checkpoint: fine-tune it, skip the init phase
+
+    # schedule
+    init_epochs: int = 10  # content loss only: G learns to reconstruct photos first
+    init_lr: float = 2e-4  # the author's initialization learning rate
+    adv_epochs: int = 100  # adversarial epochs at full learning rate
+    decay_epochs: int = 100  # then this many with the learning rate going linearly towards 0
+    lr_g: float = 1e-5  # the author's adversarial learning rates: small, the GAN is fragile
+    lr_d: float = 1e-5
+    beta1: float = 0.5  # Adam betas of the GAN literature since DCGAN
+    beta2: float = 0.999
+
+    # losses
+    content_weight: float = 10.0  # the paper's omega: how much of the photo's content to keep
+    gan_loss: str = "lsgan"  # the author's code uses least squares; "bce" is the paper's log-loss
+    pool_size: int = 50  # D also sees up to 50 past fakes (Shrivastava et al.), steadier training
+    vgg: str = "imagenet"  # "random" only for smoke tests: its content loss means nothing
+    vgg_weights: Path | None = None  # a torchvision vgg19 state_dict (.pth), for offline machines
+
+    # run
+    sample_every: int = 1  # write a sample grid every K epochs (and once before training)
+    sample_count: int = 4  # validation photos in the grid: the first ones by file name
+    checkpoint_every: int = 1  # keep a generator snapshot every K epochs (last.pt is always written)
+    device: str = "auto"  # "auto": CUDA when available, else CPU
+    bf16: bool = True  # bf16 autocast on CUDA (ignored on CPU)
+    resume: bool = False  # continue the run in `out` exactly where it stopped
+    overwrite: bool = False  # replace the run in `out`
+
+    def __post_init__(self) -> None:
+        for name in ("photos", "cartoons", "out", "edge_cache", "vgg_weights"):
+            value = getattr(self, name)
+            if value is not None and not isinstance(value, Path):
+                object.__setattr__(self, name, Path(value))
+        if self.image_size % 4 or self.image_size < 16:
+            raise CartoonizeError(
+                f"--image-size must be a multiple of 4 and at least 16, not {self.image_size}"
+            )
+        if self.batch_size < 1:
+            raise CartoonizeError(f"--batch-size must be at least 1, not {self.batch_size}")
+        if min(self.init_epochs, self.adv_epochs, self.decay_epochs, self.steps_per_epoch) < 0:
+            raise CartoonizeError("epoch and step counts cannot be negative")
+        if self.gan_loss not in GAN_LOSSES:
+            raise CartoonizeError(f"--gan-loss must be one of {', '.join(GAN_LOSSES)}, not {self.gan_loss!r}")
+        if self.vgg not in VGG_SOURCES:
+            raise CartoonizeError(f"--vgg must be one of {', '.join(VGG_SOURCES)}, not {self.vgg!r}")
+        if self.resume and self.overwrite:
+            raise CartoonizeError("--resume and --overwrite contradict each other: pick one")
+        if min(self.sample_every, self.checkpoint_every, self.sample_count) < 1:
+            raise CartoonizeError("--sample-every, --sample-count and --checkpoint-every must be at least 1")
+
+    @property
+    def edge_cache_dir(self) -> Path:
+        return self.edge_cache or self.cartoons / ".cartoonize-edges"
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain values only (paths as strings): fits TOML, JSON and a weights-only checkpoint."""
+        return {k: str(v) if isinstance(v, Path) else v for k, v in asdict(self).items()}
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise CartoonizeError(f"unknown training option(s): {', '.join(unknown)}")
+        missing = [f.name for f in fields(cls) if f.default is MISSING and values.get(f.name) is None]
+        if missing:
+            raise CartoonizeError(f"missing training option(s): {', '.join('--' + m for m in missing)}")
+        return cls(**values)
+
+    @classmethod
+    def from_toml(cls, path: Path | None, **overrides: Any) -> TrainConfig:
+        """Values from a TOML file (flat keys, as in a run's config.toml), then `overrides` on top."""
+        values: dict[str, Any] = {}
+        if path is not None:
+            try:
+                values = tomllib.loads(Path(path).read_text())
+            except FileNotFoundError:
+                raise CartoonizeError(f"config file not found: {path}") from None
+            except tomllib.TOMLDecodeError as exc:
+                raise CartoonizeError(f"{path} is not valid TOML ({exc})") from None
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls.from_dict(values)
+
+    def to_toml(self) -> str:
+        lines = ["# cartoonize training config: `cartoonize train --config THIS_FILE` repeats the run"]
+        for key, value in self.to_dict().items():
+            if value is None or key in ("resume", "overwrite"):
+                continue
+            if isinstance(value, bool):
+                text = "true" if value else "false"
+            elif isinstance(value, int | float):
+                text = repr(value)
+            else:
+                text = '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
+            lines.append(f"{key} = {text}")
+        return "\n".join(lines) + "\n"
+
+    def differences(self, other: TrainConfig) -> list[str]:
+        """Options that change the computation and differ from `other` (for --resume)."""
+        mine, theirs = self.to_dict(), other.to_dict()
+        return [k for k in mine if k not in RESUMABLE_CHANGES and mine[k] != theirs[k]]
+
+    def replace(self, **changes: Any) -> TrainConfig:
+        return replace(self, **changes)

@@ -1,0 +1,157 @@
+"""Unpaired training data: photos and cartoons (with their edge-smoothed copies), randomly cropped.
+
+Every random choice is keyed by (seed, epoch, position in the epoch), never drawn from a global
+generator, so the batches of an epoch are the same whichever process loads them, however many
+workers there are, and after a `--resume` in the middle of an epoch.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+from torch.utils.data import Dataset, Sampler
+
+from cartoonize.errors import CartoonizeError
+
+IMAGE_SUFFIXES = frozenset(
+    {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".jp2", ".ppm", ".pgm"}
+)
+
+
+def warn(message: str) -> None:
+    print(f"warning: {message}", file=sys.stderr)
+
+
+def scan_images(folder: Path, what: str) -> tuple[list[Path], int]:
+    """Image files under `folder` (recursive, sorted; hidden folders skipped) and the unreadable count."""
+    if not folder.exists():
+        raise CartoonizeError(f"{what} folder not found: {folder}")
+    if not folder.is_dir():
+        raise CartoonizeError(f"{what} must be a folder of images, not a file: {folder}")
+    found, skipped = [], 0
+    for path in sorted(folder.rglob("*")):
+        relative = path.relative_to(folder).parts
+        if any(part.startswith(".") for part in relative) or path.suffix.lower() not in IMAGE_SUFFIXES:
+            continue
+        if path.is_file() and cv2.haveImageReader(str(path)):  # reads the signature, not the pixels
+            found.append(path)
+        else:
+            warn(f"skipping unreadable {what[:-1]} image {path}")
+            skipped += 1
+    if not found:
+        extra = f" ({skipped} unreadable file(s) skipped)" if skipped else ""
+        raise CartoonizeError(
+            f"no {what} images in {folder}{extra}; looked recursively for "
+            f"{', '.join(sorted(s[1:] for s in ('.jpg', '.png', '.webp', '.bmp', '.tif')))}"
+        )
+    return found, skipped
+
+
+def read_rgb(path: Path) -> np.ndarray:
+    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if image is None:
+        raise CartoonizeError(f"cannot decode {path}: remove it or replace it")
+    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
+def resize_short_side(image: np.ndarray, size: int) -> np.ndarray:
+    """Scale up so the short side is at least `size` (a smaller image could not give a full crop)."""
+    h, w = image.shape[:2]
+    if min(h, w) >= size:
+        return image
+    scale = size / min(h, w)
+    return cv2.resize(
+        image, (max(size, round(w * scale)), max(size, round(h * scale))), interpolation=cv2.INTER_CUBIC
+    )
+
+
+def center_crop(image: np.ndarray, size: int) -> np.ndarray:
+    image = resize_short_side(image, size)
+    h, w = image.shape[:2]
+    top, left = (h - size) // 2, (w - size) // 2
+    return image[top : top + size, left : left + size]
+
+
+def to_tensor(image: np.ndarray) -> torch.Tensor:
+    """(H, W, 3) uint8 RGB -> (3, H, W) float in [-1, 1]."""
+    return torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).float().div(127.5).sub(1.0)
+
+
+def random_crop_flip(images: Sequence[np.ndarray], size: int, rng: np.random.Generator) -> list[np.ndarray]:
+    """The same random crop and horizontal flip applied to aligned images (a cartoon and its copy)."""
+    images = [resize_short_side(im, size) for im in images]
+    h, w = images[0].shape[:2]
+    top, left = int(rng.integers(0, h - size + 1)), int(rng.integers(0, w - size + 1))
+    flip = bool(rng.integers(0, 2))
+    crops = [im[top : top + size, left : left + size] for im in images]
+    return [c[:, ::-1] if flip else c for c in crops]
+
+
+@dataclass(frozen=True)
+class Item:
+    """What the sampler hands the dataset: which photo, which cartoon, and the seed of their crops."""
+
+    photo: int
+    cartoon: int
+    seed: int
+
+
+class UnpairedImages(Dataset):
+    """Item -> {"photo", "cartoon", "smoothed"}: (3, S, S) tensors in [-1, 1], RGB."""
+
+    def __init__(self, photos: list[Path], cartoons: list[Path], smoothed: list[Path], size: int) -> None:
+        assert len(cartoons) == len(smoothed)
+        self.photos, self.cartoons, self.smoothed, self.size = photos, cartoons, smoothed, size
+
+    def __len__(self) -> int:
+        return len(self.photos)
+
+    def __getitem__(self, item: Item) -> dict[str, torch.Tensor]:
+        rng = np.random.default_rng(item.seed)
+        (photo,) = random_crop_flip([read_rgb(self.photos[item.photo])], self.size, rng)
+        cartoon, smoothed = random_crop_flip(
+            [read_rgb(self.cartoons[item.cartoon]), read_rgb(self.smoothed[item.cartoon])], self.size, rng
+        )
+        return {"photo": to_tensor(photo), "cartoon": to_tensor(cartoon), "smoothed": to_tensor(smoothed)}
+
+
+class EpochPlan(Sampler[list[Item]]):
+    """The batches of one epoch, a pure function of (seed, epoch): photos in a fresh random order,
+    cartoons in their own; `start` skips the batches already trained (a resume mid-epoch)."""
+
+    def __init__(self, n_photos: int, n_cartoons: int, batch_size: int, steps: int, seed: int) -> None:
+        self.n_photos, self.n_cartoons, self.batch_size, self.steps, self.seed = (
+            n_photos,
+            n_cartoons,
+            batch_size,
+            steps,
+            seed,
+        )
+        self.epoch, self.start = 0, 0
+
+    def set_epoch(self, epoch: int, start: int = 0) -> None:
+        self.epoch, self.start = epoch, start
+
+    def _order(self, n: int, stream: int, count: int) -> np.ndarray:
+        rng = np.random.default_rng([self.seed, self.epoch, stream])
+        passes = -(-count // n)  # enough shuffled passes to cover `count` draws
+        return np.concatenate([rng.permutation(n) for _ in range(passes)])[:count]
+
+    def batches(self) -> list[list[Item]]:
+        count = self.steps * self.batch_size
+        photos, cartoons = self._order(self.n_photos, 0, count), self._order(self.n_cartoons, 1, count)
+        seeds = np.random.default_rng([self.seed, self.epoch, 2]).integers(0, 2**63, count)
+        items = [Item(int(p), int(c), int(s)) for p, c, s in zip(photos, cartoons, seeds, strict=True)]
+        return [items[i : i + self.batch_size] for i in range(0, count, self.batch_size)]
+
+    def __iter__(self) -> Iterator[list[Item]]:
+        yield from self.batches()[self.start :]
+
+    def __len__(self) -> int:
+        return self.steps - self.start

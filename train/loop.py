@@ -1,0 +1,171 @@
+"""A small generic trainer: phases of epochs of steps, metrics, a progress bar, stop and resume.
+
+It knows nothing about CartoonGAN. A `Phase` brings its step function (one batch -> metrics); the
+caller brings the batches of each epoch and what to do at the end of an epoch or on a stop (save a
+checkpoint, draw samples). Ctrl-C does not kill a step halfway: it asks the loop to stop after the
+current step, which calls `on_stop` and raises `TrainingInterrupted`; a second Ctrl-C kills at once.
+"""
+
+from __future__ import annotations
+
+import csv
+import signal
+import threading
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+
+Metrics = dict[str, float]
+
+
+@dataclass
+class Phase:
+    name: str
+    epochs: int
+    step: Callable[[Any], Metrics]  # one optimisation step on one batch
+    start_epoch: Callable[[int], None] = lambda k: None  # called with the epoch index within the phase
+
+
+@dataclass(frozen=True)
+class Position:
+    epoch: int = 0  # completed epochs
+    batch: int = 0  # completed batches of the current epoch
+    step: int = 0  # completed steps in all
+
+
+class TrainingInterrupted(Exception):
+    def __init__(self, position: Position, checkpoint: Path | None) -> None:
+        super().__init__(f"stopped at epoch {position.epoch + 1}, step {position.step}")
+        self.position, self.checkpoint = position, checkpoint
+
+
+class MetricLog:
+    """One row per step to a CSV file and, when tensorboard is installed, to TensorBoard."""
+
+    def __init__(self, folder: Path, columns: list[str], resume_step: int = 0) -> None:
+        self.columns = ["step", "epoch", "phase", *columns]
+        self.path = folder / "metrics.csv"
+        rows: list[dict[str, str]] = []
+        if resume_step and self.path.exists():  # drop rows logged after the checkpoint we resume from
+            with self.path.open(newline="") as f:
+                rows = [r for r in csv.DictReader(f) if int(r["step"]) <= resume_step]
+        self.file = self.path.open("w", newline="")
+        self.csv = csv.DictWriter(self.file, self.columns)
+        self.csv.writeheader()
+        self.csv.writerows(rows)
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+        except ImportError:
+            print("warning: tensorboard is not installed: metrics go to metrics.csv only")
+            self.tensorboard = None
+        else:
+            self.tensorboard = SummaryWriter(
+                folder / "tensorboard", purge_step=resume_step + 1 if resume_step else None
+            )
+
+    def log(self, step: int, epoch: int, phase: str, metrics: Metrics) -> None:
+        self.csv.writerow(
+            {"step": step, "epoch": epoch, "phase": phase, **{k: repr(v) for k, v in metrics.items()}}
+        )
+        if self.tensorboard:
+            for name, value in metrics.items():
+                self.tensorboard.add_scalar(
+                    f"{phase}/{name}" if not name.startswith("lr") else name, value, step
+                )
+
+    def image(self, tag: str, image_hwc: Any, step: int) -> None:
+        if self.tensorboard:
+            self.tensorboard.add_image(tag, image_hwc, step, dataformats="HWC")
+
+    def flush(self) -> None:
+        self.file.flush()
+        if self.tensorboard:
+            self.tensorboard.flush()
+
+    def close(self) -> None:
+        self.file.close()
+        if self.tensorboard:
+            self.tensorboard.close()
+
+
+@dataclass
+class Trainer:
+    phases: list[Phase]
+    batches: Callable[[int, int], Iterable[Any]]  # (epoch, first batch) -> the rest of that epoch
+    steps_per_epoch: int
+    log: MetricLog
+    on_epoch_end: Callable[[Position, Phase], None]
+    on_stop: Callable[[Position, Phase], Path | None]
+    should_stop: Callable[[Position], bool] = lambda position: False
+    console: Console = field(default_factory=lambda: Console(stderr=True))
+    _stop_requested: bool = False
+
+    @property
+    def total_epochs(self) -> int:
+        return sum(p.epochs for p in self.phases)
+
+    def phase_of(self, epoch: int) -> tuple[Phase, int]:
+        for phase in self.phases:
+            if epoch < phase.epochs:
+                return phase, epoch
+            epoch -= phase.epochs
+        raise IndexError(epoch)
+
+    def _on_sigint(self, signum: int, frame: Any) -> None:
+        if self._stop_requested:
+            raise KeyboardInterrupt
+        self._stop_requested = True
+        self.console.print("[yellow]Ctrl-C: stopping after this step and saving (Ctrl-C again to kill)[/]")
+
+    def run(self, start: Position = Position()) -> Position:
+        position = start
+        main_thread = threading.current_thread() is threading.main_thread()  # signals: main thread only
+        previous = signal.signal(signal.SIGINT, self._on_sigint) if main_thread else None
+        try:
+            for epoch in range(start.epoch, self.total_epochs):
+                phase, k = self.phase_of(epoch)
+                phase.start_epoch(k)
+                first = position.batch
+                label = f"epoch {epoch + 1}/{self.total_epochs} {phase.name}"
+                with self._progress() as bar:
+                    task = bar.add_task(label, total=self.steps_per_epoch, completed=first, metrics="")
+                    for i, batch in enumerate(self.batches(epoch, first), start=first):
+                        metrics = phase.step(batch)
+                        position = Position(epoch, i + 1, position.step + 1)
+                        self.log.log(position.step, epoch + 1, phase.name, metrics)
+                        shown = "  ".join(
+                            f"{k} {v:.4g}" for k, v in metrics.items() if not k.startswith("lr")
+                        )
+                        bar.update(task, advance=1, metrics=shown)
+                        if self._stop_requested or self.should_stop(position):
+                            self.log.flush()
+                            raise TrainingInterrupted(position, self.on_stop(position, phase))
+                position = Position(epoch + 1, 0, position.step)
+                self.on_epoch_end(position, phase)
+                self.log.flush()
+        finally:
+            if main_thread:
+                signal.signal(signal.SIGINT, previous)
+        return position
+
+    def _progress(self) -> Progress:
+        return Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            TextColumn("{task.fields[metrics]}"),
+            console=self.console,
+        )

@@ -1,0 +1,284 @@
+"""A training run on disk: check the inputs, build the recipe, train, checkpoint, sample, resume.
+
+runs/NAME/
+  config.toml            the options (`cartoonize train --config runs/NAME/config.toml` repeats them)
+  last.pt                the generator + the whole training state: `--resume` continues from it
+  checkpoints/epoch_NNN.pt  generator snapshots (cartoonize checkpoints: export, video --model)
+  samples/epoch_NNN.png  validation photos | generator output (epoch 000: before training)
+  metrics.csv, tensorboard/  losses per step
+"""
+
+from __future__ import annotations
+
+import random
+import shutil
+import warnings
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import torch
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from torch.utils.data import DataLoader
+
+from cartoonize.errors import CartoonizeError
+from cartoonize.model import Checkpoint, Generator, GeneratorConfig, ModelIO, load_checkpoint
+from train.config import TrainConfig
+from train.data import EpochPlan, UnpairedImages, center_crop, read_rgb, scan_images, to_tensor
+from train.discriminator import Discriminator
+from train.edges import EdgeSet, prepare_edges
+from train.loop import MetricLog, Phase, Position, Trainer, TrainingInterrupted
+from train.recipe import CartoonGAN
+from train.vgg import RANDOM_WARNING, load_vgg_content
+
+RUN_FILES = ("last.pt", "config.toml", "metrics.csv", "checkpoints", "samples", "tensorboard")
+
+__all__ = ["RunResult", "TrainingInterrupted", "prepare", "train"]
+
+
+@dataclass(frozen=True)
+class RunResult:
+    out: Path
+    last: Path
+    position: Position
+
+
+def prepare(cartoons: Path, cache: Path | None = None, console: Console | None = None) -> EdgeSet:
+    """Edge-smooth every cartoon (or reuse the cache), with a progress bar."""
+    console = console or Console(stderr=True)
+    columns = (TextColumn("edge smoothing"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=console) as bar:
+        task = bar.add_task("edges", total=None)
+        edges = prepare_edges(
+            cartoons, cache, progress=lambda done, total: bar.update(task, completed=done, total=total)
+        )
+    reused = len(edges.sources) - edges.computed
+    console.print(
+        f"cartoons: {len(edges.sources)} ready ({edges.computed} smoothed now, {reused} from the cache"
+        + (f", {edges.skipped} unreadable skipped" if edges.skipped else "")
+        + f") in {cache or cartoons / '.cartoonize-edges'}"
+    )
+    return edges
+
+
+def to_uint8(images: torch.Tensor) -> np.ndarray:
+    """(N, 3, H, W) in [-1, 1] -> (N, H, W, 3) uint8."""
+    return ((images.float() + 1) * 127.5).round().clamp(0, 255).byte().permute(0, 2, 3, 1).numpy()
+
+
+def sample_grid(photos: torch.Tensor, outputs: torch.Tensor) -> np.ndarray:
+    """One row per validation photo: input | output, (N*S, 2*S, 3) uint8 RGB."""
+    return np.concatenate(
+        [np.concatenate(pair, axis=1) for pair in zip(to_uint8(photos), to_uint8(outputs), strict=True)]
+    )
+
+
+def _rng_state() -> dict[str, Any]:
+    kind, keys, pos, has_gauss, gauss = np.random.get_state()
+    return {
+        "python": random.getstate(),
+        "numpy": (kind, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, gauss),
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+    }
+
+
+def _set_rng_state(state: dict[str, Any]) -> None:
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
+    kind, keys, pos, has_gauss, gauss = state["numpy"]
+    np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, gauss))
+    torch.set_rng_state(state["torch"])
+    if state["cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def _seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def _device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise CartoonizeError(f"--device {name}: no CUDA GPU is visible to PyTorch; use --device cpu")
+    return torch.device(name)
+
+
+def _check_out(config: TrainConfig) -> Checkpoint | None:
+    """Refuse to mix two runs in one folder; return the checkpoint to resume from, if any."""
+    out, last = config.out, config.out / "last.pt"
+    holds_run = any((out / name).exists() for name in RUN_FILES)
+    if config.resume:
+        if not last.exists():
+            raise CartoonizeError(f"nothing to resume in {out} (no last.pt); drop --resume to start a run")
+        return load_checkpoint(last)
+    if holds_run and not config.overwrite:
+        raise CartoonizeError(
+            f"{out} already holds a run; pass --resume to continue it or --overwrite to start over"
+        )
+    if config.overwrite:
+        for name in RUN_FILES:  # only what a run writes: never a user's other files
+            path = out / name
+            shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
+    return None
+
+
+def _initial_generator(config: TrainConfig) -> tuple[Generator, ModelIO]:
+    if config.init_from is None:
+        gen_config = GeneratorConfig(
+            base_channels=config.base_channels, residual_blocks=config.residual_blocks
+        )
+        return Generator(gen_config), ModelIO(style=config.out.name)
+    path = Path(config.init_from)
+    if not path.exists():
+        if path.suffix or "/" in config.init_from:
+            raise CartoonizeError(f"--init-from: checkpoint not found: {path}")
+        from cartoonize.styles import style_checkpoint
+
+        path = style_checkpoint(config.init_from)  # a style name: pulled and cached on first use
+    source = load_checkpoint(path)
+    # keep the weights' own boundary (a released style takes BGR) and architecture (eps 1e-9)
+    io = replace(source.io, style=f"{config.out.name} (fine-tuned from {source.io.style})")
+    return source.generator().train(), io
+
+
+def train(config: TrainConfig, *, should_stop=None, console: Console | None = None) -> RunResult:
+    """Train (or resume) the run described by `config`; raise TrainingInterrupted after a stop."""
+    console = console or Console(stderr=True)
+    resume_from = _check_out(config)
+    if resume_from is not None:
+        stored = resume_from.extra["training"]
+        saved_config = TrainConfig.from_dict(stored["config"])
+        changed = config.differences(saved_config)
+        if changed:
+            listing = ", ".join(f"{k}={getattr(saved_config, k)!r}" for k in changed)
+            raise CartoonizeError(f"{config.out} was trained with {listing}; resume with the same options")
+        config = replace(
+            saved_config,
+            **{k: getattr(config, k) for k in ("photos", "cartoons", "out", "workers", "device")},
+        )
+        config = replace(config, resume=True, overwrite=False)
+
+    photos, skipped = scan_images(config.photos, "photos")
+    console.print(f"photos: {len(photos)}" + (f" ({skipped} unreadable skipped)" if skipped else ""))
+    if len(photos) < config.batch_size:
+        raise CartoonizeError(
+            f"only {len(photos)} photo(s) in {config.photos}: fewer than one batch of {config.batch_size}; "
+            "add photos or lower --batch-size"
+        )
+    edges = prepare(config.cartoons, config.edge_cache_dir, console)
+    if len(edges.sources) < config.batch_size:
+        raise CartoonizeError(
+            f"only {len(edges.sources)} cartoon(s) in {config.cartoons}: fewer than one batch of "
+            f"{config.batch_size}; add cartoons or lower --batch-size"
+        )
+
+    device = _device(config.device)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+    _seed_everything(config.seed)
+    if resume_from is not None:
+        generator, io = Generator(resume_from.config), resume_from.io
+    else:
+        generator, io = _initial_generator(config)
+    if config.vgg == "random" and config.vgg_weights is None:
+        console.print(f"[bold red]warning:[/] {RANDOM_WARNING}")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # said once above, in red
+        vgg = load_vgg_content(config.vgg, config.vgg_weights, seed=config.seed)
+    recipe = CartoonGAN(config, generator, Discriminator(), vgg, io, device)
+    phases = recipe.phases(skip_init=config.init_from is not None)
+
+    position = Position()
+    if resume_from is not None:
+        stored = resume_from.extra["training"]
+        recipe.load_state_dict(stored["state"], resume_from.state_dict)
+        _set_rng_state(stored["rng"])
+        position = Position(**stored["position"])
+        console.print(f"resuming {config.out} at epoch {position.epoch + 1}, step {position.step}")
+    else:
+        config.out.mkdir(parents=True, exist_ok=True)
+        (config.out / "config.toml").write_text(config.to_toml())
+
+    steps = config.steps_per_epoch or len(photos) // config.batch_size
+    plan = EpochPlan(len(photos), len(edges.sources), config.batch_size, steps, config.seed)
+    loader = DataLoader(
+        UnpairedImages(photos, edges.sources, edges.smoothed, config.image_size),
+        batch_sampler=plan,
+        num_workers=config.workers,
+        pin_memory=device.type == "cuda",
+    )
+
+    def batches(epoch: int, first: int) -> DataLoader:
+        plan.set_epoch(epoch, first)
+        return loader
+
+    validation = torch.stack(
+        [to_tensor(center_crop(read_rgb(p), config.image_size)) for p in photos[: config.sample_count]]
+    )
+    log = MetricLog(config.out, list(CartoonGAN.METRICS), resume_step=position.step)
+
+    def write_samples(epoch: int, step: int) -> None:
+        grid = sample_grid(validation, recipe.generate(validation))
+        path = config.out / "samples" / f"epoch_{epoch:03d}.png"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        cv2.imwrite(str(path), cv2.cvtColor(grid, cv2.COLOR_RGB2BGR))
+        log.image("samples", grid, step)
+
+    def checkpoint(position: Position, phase: Phase, full: bool) -> Checkpoint:
+        training: dict[str, Any] = {
+            "config": config.to_dict(),
+            "position": {"epoch": position.epoch, "batch": position.batch, "step": position.step},
+            "phase": phase.name,
+        }
+        if full:
+            training |= {"state": recipe.state_dict(), "rng": _rng_state()}
+        state = {k: v.detach().cpu() for k, v in recipe.generator.state_dict().items()}
+        return Checkpoint(state, recipe.generator.config, io, {"training": training})
+
+    total = sum(p.epochs for p in phases)
+
+    def on_epoch_end(position: Position, phase: Phase) -> None:
+        checkpoint(position, phase, full=True).save(config.out / "last.pt")
+        if position.epoch % config.checkpoint_every == 0 or position.epoch == total:
+            checkpoint(position, phase, full=False).save(
+                config.out / "checkpoints" / f"epoch_{position.epoch:03d}.pt"
+            )
+        if position.epoch % config.sample_every == 0 or position.epoch == total:
+            write_samples(position.epoch, position.step)
+
+    def on_stop(position: Position, phase: Phase) -> Path:
+        last = config.out / "last.pt"
+        checkpoint(position, phase, full=True).save(last)
+        return last
+
+    if resume_from is None:
+        write_samples(0, 0)
+    trainer = Trainer(
+        phases,
+        batches,
+        steps,
+        log,
+        on_epoch_end,
+        on_stop,
+        should_stop=should_stop or (lambda position: False),
+        console=console,
+    )
+    console.print(
+        f"training on {device}: {steps} steps of {config.batch_size} per epoch; "
+        + ", ".join(f"{p.name} {p.epochs}" for p in phases)
+        + " epochs"
+    )
+    try:
+        position = trainer.run(position)
+    finally:
+        log.close()
+    if position.epoch == total and resume_from is None and total == 0:
+        on_epoch_end(position, phases[-1])  # nothing to train: still leave a usable last.pt
+    return RunResult(config.out, config.out / "last.pt", position)
