@@ -33,6 +33,7 @@ class Step:
     argv: list[str]
     timeout: int  # seconds this step may take
     json_out: Path | None = None  # a JSON report the step writes
+    group: str = ""  # steps of one group run at the same time (the CPU-bound engine compiles)
     result: dict[str, Any] = field(default_factory=dict)
 
 
@@ -54,24 +55,38 @@ def prepare(data: Path) -> None:
     print(f"wrote {data}: {sorted(p.name for p in data.iterdir())}")
 
 
-def run_step(step: Step, log, env: dict[str, str]) -> None:  # noqa: ANN001
-    log.write(f"\n===== {step.name}: {' '.join(step.argv)}\n")
-    log.flush()
-    start = time.monotonic()
-    try:
-        proc = subprocess.run(step.argv, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-                              timeout=step.timeout)  # fmt: skip
-        code = proc.returncode
-    except subprocess.TimeoutExpired:
-        code = "timeout"
-    except OSError as exc:  # the program is not installed there
-        code = f"cannot start: {exc.strerror}"
-    step.result.update(exit=code, seconds=round(time.monotonic() - start, 1))
-    if step.json_out and step.json_out.exists():
-        step.result["report"] = json.loads(step.json_out.read_text())
-    log.write(f"===== {step.name}: exit {code} after {step.result['seconds']} s\n")
-    log.flush()
-    print(f"[{time.strftime('%H:%M:%S')}] {step.name}: exit {code} ({step.result['seconds']} s)", flush=True)
+def run_steps(steps: list[Step], log, env: dict[str, str]) -> None:  # noqa: ANN001
+    """Run steps at the same time (one alone runs alone); record exit, seconds, report, output tail."""
+    procs = []
+    for step in steps:
+        log.write(f"\n===== {step.name}: {' '.join(step.argv)}\n")
+        try:
+            proc = subprocess.Popen(
+                step.argv, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+            )
+        except OSError as exc:  # the program is not installed there
+            step.result.update(exit=f"cannot start: {exc.strerror}", seconds=0)
+            continue
+        procs.append((step, proc, time.monotonic()))
+    for step, proc, start in procs:
+        try:
+            output, _ = proc.communicate(timeout=max(1.0, step.timeout - (time.monotonic() - start)))
+            code: int | str = proc.returncode
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            output, _ = proc.communicate()
+            code = "timeout"
+        lines = [line for line in (output or "").splitlines() if line.strip()]
+        step.result.update(exit=code, seconds=round(time.monotonic() - start, 1), tail=lines[-3:])
+        if step.json_out and step.json_out.exists():
+            step.result["report"] = json.loads(step.json_out.read_text())
+        log.write(
+            f"----- {step.name} output\n{output}\n===== {step.name}: exit {code} after {step.result['seconds']} s\n"
+        )
+        log.flush()
+        print(
+            f"[{time.strftime('%H:%M:%S')}] {step.name}: exit {code} ({step.result['seconds']} s)", flush=True
+        )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -91,9 +106,9 @@ def main(argv: list[str] | None = None) -> int:
     deadline = time.monotonic() + args.budget
     out = args.out
     out.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix="gpu-check-"))
+    work = Path(tempfile.gettempdir()) / "cartoonize-gpu-check"  # kept between calls on one machine
     cache = work / "cache"
-    (cache / "styles").mkdir(parents=True)
+    (cache / "styles").mkdir(parents=True, exist_ok=True)
     shutil.copy(args.data / "hayao.pt", cache / "styles" / "hayao.pt")
     env = {**os.environ, "CARTOONIZE_CACHE": str(cache), "CARTOONIZE_ENGINES": str(work / "engines"),
            "CARTOONIZE_TEST_HAYAO": str(args.data / "hayao.pt"), "PYTHONUNBUFFERED": "1",
@@ -125,73 +140,39 @@ def main(argv: list[str] | None = None) -> int:
 
     e2e = work / "e2e.json"
     train = work / "train.json"
+    webcam = [*cz, "webcam", "--input-format", "lavfi", "--no-preview", "--device", "cuda", "--input"]
+    sizes = "180x320,360x640,720x1280"
+    # fmt: off
     steps = [
         Step("env", ["nvidia-smi", "--query-gpu=name,memory.total,driver_version", "--format=csv"], 20),
-        Step(
-            "pytest-gpu",
-            [*py, "-m", "pytest", "-m", "gpu", "-q", "-p", "no:cacheprovider", "-x", "--timeout", "300"],
-            240,
-        ),
-        Step("build-aoti-1080x1920", build("1080x1920"), 300),
+        Step("pytest-gpu", [*py, "-m", "pytest", "-m", "gpu", "-q", "-p", "no:cacheprovider", "--timeout", "300"], 240),
+        Step("build-aoti-1080x1920", build("1080x1920"), 330, group="builds"),
+        Step("build-aoti-720x1280", build("720x1280"), 330, group="builds"),
         bench("1080x1920"),
-        Step("build-aoti-720x1280", build("720x1280"), 300),
         bench("720x1280"),
-        Step(
-            "e2e",
-            [
-                *py,
-                "-m",
-                "cartoonize.benchmarks",
-                "--sizes",
-                "180x320,360x640,720x1280",
-                "--engines",
-                "torch,auto",
-                "--device",
-                "cuda",
-                "--clip",
-                str(clip),
-                "--iters",
-                "30",
-                "--frames",
-                "240",
-                "--json",
-                str(e2e),
-            ],
-            240,
-            e2e,
-        ),  # fmt: skip
         Step("train-bench", [*py, "-m", "train.bench", "--steps", "20", "--json", str(train)], 150, train),
-        Step(
-            "webcam-720p",
-            [
-                *cz,
-                "webcam",
-                "--input",
-                "testsrc2=size=1280x720:rate=30",
-                "--input-format",
-                "lavfi",
-                "--no-preview",
-                "--frames",
-                "300",
-                "--device",
-                "cuda",
-            ],
-            120,
-        ),  # fmt: skip
+        Step("webcam-720p30", [*webcam, "testsrc2=size=1280x720:rate=30", "--frames", "300"], 90),
+        Step("e2e", [*py, "-m", "cartoonize.benchmarks", "--sizes", sizes, "--engines", "torch,auto", "--device",
+                     "cuda", "--clip", str(clip), "--iters", "30", "--frames", "240", "--json", str(e2e)], 240, e2e),
         Step("video-720p", [*cz, "video", str(clip), str(work / "bunny.mp4"), "--device", "cuda", "-y"], 180),
+        Step("webcam-720p60", [*webcam, "testsrc2=size=1280x720:rate=60", "--frames", "600"], 90),
     ]
+    # fmt: on
     wanted = set(filter(None, args.only.split(",")))
+    chosen = [s for s in steps if not wanted or s.name in wanted]
     with (out / "gpu_check.log").open("w") as log:
-        for step in steps:
-            if wanted and step.name not in wanted:
-                continue
+        while chosen:
+            batch = [s for s in chosen if s.group and s.group == chosen[0].group] or chosen[:1]
+            chosen = [s for s in chosen if s not in batch]
             left = deadline - time.monotonic()
             if left < 20:
-                step.result = {"exit": "skipped: out of time"}
-                print(f"{step.name}: skipped, {left:.0f} s left", flush=True)
+                for step in batch:
+                    step.result = {"exit": "skipped: out of time"}
+                    print(f"{step.name}: skipped, {left:.0f} s left", flush=True)
                 continue
-            step.timeout = int(min(step.timeout, left))
-            run_step(step, log, env)
+            for step in batch:
+                step.timeout = int(min(step.timeout, left))
+            run_steps(batch, log, env)
         if (work / "bunny.mp4").exists():
             shutil.copy(work / "bunny.mp4", out / "bunny_cartoon_gpu.mp4")
     results = {s.name: s.result for s in steps if s.result}
@@ -216,6 +197,8 @@ def print_table(results: dict[str, Any]) -> None:
                       f" end to end {row['end_to_end_fps']:.1f} fps")  # fmt: skip
         elif report:
             print(f"    {json.dumps(report)[:300]}")
+        elif r.get("tail") and name not in ("env",):
+            print(f"    {r['tail'][-1][:160]}")
 
 
 if __name__ == "__main__":

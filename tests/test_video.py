@@ -282,3 +282,12 @@ def test_max_frames_stops_early(small_video: Path, tiny_checkpoint: Path, tmp_pa
     run(small_video, out, tiny_checkpoint, max_frames=5)
     pts, frames, _ = read_video(out)
     assert len(frames) == 5 and pts == sorted(pts)
+
+
+@pytest.mark.gpu
+def test_video_on_cuda_fp16(small_video: Path, tiny_checkpoint: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out.mp4"
+    request = EngineRequest(engine="torch", model=tiny_checkpoint, device="cuda", precision="fp16")
+    report = cartoonize_video(VideoJob(small_video, out, batch=4), lambda size: runner_for(request, size))
+    assert report.frames == 24 and "cuda" in report.engine
+    assert len(read_video(out)[1]) == 24
