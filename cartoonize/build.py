@@ -115,20 +115,22 @@ def build_engine(spec: BuildSpec, output: Path | None = None, step: Step | None 
     step = step or (lambda _s: None)
     machine = current_machine()
     output = output or store_dir() / spec.file_name(machine.target(spec.device))
+    # build and gate under a hidden name: a crash mid-build leaves nothing `--engine auto` would pick
+    building = output.with_name(f".{output.stem}.building{output.suffix}")
     started = time.perf_counter()
-    options = BUILDERS[spec.backend](spec, output, step)
-    seconds = time.perf_counter() - started
-    style = spec.source.name if spec.source.kind == "style" else ""
-    manifest = Manifest(spec, machine.backend_version(spec.backend) or "?", machine.describe_device(spec.device),
-                        sha256_of(output), round(seconds, 1), {}, options, style=style)  # fmt: skip
     try:
+        options = BUILDERS[spec.backend](spec, building, step)
+        seconds = time.perf_counter() - started
+        style = spec.source.name if spec.source.kind == "style" else ""
+        manifest = Manifest(spec, machine.backend_version(spec.backend) or "?", machine.describe_device(spec.device),
+                            sha256_of(building), round(seconds, 1), {}, options, style=style)  # fmt: skip
         from cartoonize.runners import runner_from_path
 
-        write_manifest(output, manifest)  # first without parity figures: loading checks it
+        write_manifest(building, manifest)  # first without parity figures: loading checks it
         step("parity gate: engine against the fp32 reference on a photo")
         frames = parity_frames(spec.profile.opt, spec.batch)
         expected, reference = _reference(spec, frames)
-        with runner_from_path(output) as engine:
+        with runner_from_path(building) as engine:
             check = parity(expected, engine(frames))
         threshold = PSNR_THRESHOLDS[spec.precision]
         manifest.parity = {"max_abs_diff": check.max_abs_diff, "psnr_db": round(check.psnr_db, 2) if math.isfinite(check.psnr_db) else None,
@@ -140,10 +142,14 @@ def build_engine(spec: BuildSpec, output: Path | None = None, step: Step | None 
                 f"needs ≥ {threshold} dB for {spec.precision}; nothing was kept"
             )
         write_manifest(output, manifest)
+        building.replace(output)
     except BaseException:
         output.unlink(missing_ok=True)
         manifest_path(output).unlink(missing_ok=True)
         raise
+    finally:
+        building.unlink(missing_ok=True)
+        manifest_path(building).unlink(missing_ok=True)
     return BuildResult(output, manifest, check)
 
 

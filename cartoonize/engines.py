@@ -433,7 +433,12 @@ def store_dir() -> Path:
 def stored_engines(folder: Path | None = None) -> Iterator[Path]:
     folder = folder or store_dir()
     if folder.is_dir():
-        yield from sorted(p for p in folder.iterdir() if p.suffix in ENGINE_SUFFIXES and p.is_file())
+        # hidden files are builds in progress (or that crashed before their parity gate)
+        yield from sorted(
+            p
+            for p in folder.iterdir()
+            if p.suffix in ENGINE_SUFFIXES and p.is_file() and not p.name.startswith(".")
+        )
 
 
 @dataclass(frozen=True)

@@ -34,6 +34,7 @@ class Step:
     timeout: int  # seconds this step may take
     json_out: Path | None = None  # a JSON report the step writes
     group: str = ""  # steps of one group run at the same time (the CPU-bound engine compiles)
+    env: dict[str, str] = field(default_factory=dict)  # added to the environment of this step
     result: dict[str, Any] = field(default_factory=dict)
 
 

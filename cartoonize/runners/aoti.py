@@ -9,18 +9,20 @@ import torch
 
 from cartoonize.engines import Manifest, check_engine
 from cartoonize.runners.base import Runner
-from cartoonize.runners.device import TensorFn, check_frames, run_fixed_batch, try_graph
+from cartoonize.runners.device import TensorFn, check_frames, cuda_graphs_wanted, run_fixed_batch, try_graph
 
 
 class AotiRunner(Runner):
     name = "aoti"
 
-    def __init__(self, path: Path, manifest: Manifest | None = None, cuda_graph: bool = True) -> None:
+    def __init__(self, path: Path, manifest: Manifest | None = None, cuda_graph: bool | None = None) -> None:
         self.path = Path(path)
         self.manifest = manifest or check_engine(self.path)
         self.spec = self.manifest.spec
         self.device = self.spec.device
         self.precision = self.spec.precision
+        if cuda_graph is None:
+            cuda_graph = cuda_graphs_wanted()
         self.cuda_graph = cuda_graph and self.device == "cuda" and self.spec.profile.is_static
         self._run: TensorFn | None = None
 

@@ -16,20 +16,22 @@ from cartoonize.engines import Manifest, check_engine
 from cartoonize.errors import CartoonizeError
 from cartoonize.export import INPUT_NAME, OUTPUT_NAME
 from cartoonize.runners.base import Runner
-from cartoonize.runners.device import TensorFn, check_frames, run_fixed_batch, try_graph
+from cartoonize.runners.device import TensorFn, check_frames, cuda_graphs_wanted, run_fixed_batch, try_graph
 
 
 class TensorRTRunner(Runner):
     name = "tensorrt"
     device = "cuda"
 
-    def __init__(self, path: Path, manifest: Manifest | None = None, cuda_graph: bool = True) -> None:
+    def __init__(self, path: Path, manifest: Manifest | None = None, cuda_graph: bool | None = None) -> None:
         if not torch.cuda.is_available():
             raise CartoonizeError("TensorRT engines run on a CUDA GPU; PyTorch sees none here")
         self.path = Path(path)
         self.manifest = manifest or check_engine(self.path)
         self.spec = self.manifest.spec
         self.precision = self.spec.precision
+        if cuda_graph is None:
+            cuda_graph = cuda_graphs_wanted()
         self.cuda_graph = cuda_graph and self.spec.profile.is_static
         self.engine: Any = None
         self.context: Any = None
