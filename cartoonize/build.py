@@ -9,6 +9,10 @@ real photo (the parity gate), and write it into the store with its manifest.
 from __future__ import annotations
 
 import math
+import signal
+import subprocess
+import sys
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -43,6 +47,32 @@ def parity_frames(shape: tuple[int, int], batch: int) -> np.ndarray:
     photo = reference_photo(*shape)[0]
     variants = [photo, photo[:, ::-1], photo[::-1], photo[::-1, ::-1]]
     return np.ascontiguousarray(np.stack([variants[i % 4] for i in range(batch)]))
+
+
+def _child_argv(engine: Path, inputs: Path, outputs: Path) -> list[str]:
+    return [sys.executable, "-m", "cartoonize.build", str(engine), str(inputs), str(outputs)]
+
+
+def run_isolated(engine: Path, frames: np.ndarray) -> np.ndarray:
+    """Run a freshly built engine on `frames` in a child process. A native crash while loading or
+    running it (an AOTInductor CUDA package of the Hayao network died in `aoti_load_package` on an
+    H200 with torch 2.11) then becomes a one-line error instead of killing the build silently."""
+    with tempfile.TemporaryDirectory(prefix="cartoonize-gate-") as tmp:
+        inputs, outputs = Path(tmp) / "frames.npy", Path(tmp) / "cartoon.npy"
+        np.save(inputs, frames)
+        proc = subprocess.run(_child_argv(engine, inputs, outputs), capture_output=True, text=True)
+        if proc.returncode < 0:
+            name = signal.Signals(-proc.returncode).name
+            raise CartoonizeError(
+                f"{engine.name} crashed ({name}) when loaded and run for the parity gate; nothing was kept. "
+                "This is a fault of the backend on this machine: try another --backend, or run without an "
+                "engine (`--engine torch`)"
+            )
+        if proc.returncode != 0 or not outputs.exists():
+            lines = [line for line in proc.stderr.strip().splitlines() if line.strip()]
+            detail = lines[-1] if lines else f"exit {proc.returncode}"
+            raise CartoonizeError(f"{engine.name} failed when run for the parity gate: {detail}")
+        return np.load(outputs)
 
 
 def _source_checkpoint(spec: BuildSpec):  # -> Checkpoint
@@ -124,14 +154,12 @@ def build_engine(spec: BuildSpec, output: Path | None = None, step: Step | None 
         style = spec.source.name if spec.source.kind == "style" else ""
         manifest = Manifest(spec, machine.backend_version(spec.backend) or "?", machine.describe_device(spec.device),
                             sha256_of(building), round(seconds, 1), {}, options, style=style)  # fmt: skip
-        from cartoonize.runners import runner_from_path
 
         write_manifest(building, manifest)  # first without parity figures: loading checks it
         step("parity gate: engine against the fp32 reference on a photo")
         frames = parity_frames(spec.profile.opt, spec.batch)
         expected, reference = _reference(spec, frames)
-        with runner_from_path(building) as engine:
-            check = parity(expected, engine(frames))
+        check = parity(expected, run_isolated(building, frames))
         threshold = PSNR_THRESHOLDS[spec.precision]
         manifest.parity = {"max_abs_diff": check.max_abs_diff, "psnr_db": round(check.psnr_db, 2) if math.isfinite(check.psnr_db) else None,
                            "threshold_db": threshold, "shape": list(check.shape), "reference": reference,
@@ -192,3 +220,14 @@ def spec_from_options(
     return BuildSpec(
         source, backend, precision, device, profile, batch, workspace_gib, opt_level, max_autotune
     )
+
+
+if __name__ == "__main__":  # the child of run_isolated: ENGINE FRAMES.npy OUT.npy
+    from cartoonize.runners import runner_from_path
+
+    try:
+        with runner_from_path(Path(sys.argv[1])) as _engine:
+            np.save(sys.argv[3], _engine(np.load(sys.argv[2])))
+    except CartoonizeError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(1)

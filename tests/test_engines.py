@@ -411,3 +411,33 @@ def test_hayao_128_build_and_video_auto(tmp_path: Path) -> None:
     )
     assert code == 0, text
     assert f"aoti {engine.name}" in text
+
+
+def test_engine_crash_in_the_gate_is_one_clear_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A backend that dies natively while loading (seen: AOTInductor CUDA on an H200) must not take
+    the build down silently: the gate runs the engine in a child process."""
+    import signal
+    import sys
+
+    import numpy as np
+
+    import cartoonize.build as build
+    from cartoonize.errors import CartoonizeError
+
+    crash = [sys.executable, "-c", f"import os; os.kill(os.getpid(), {int(signal.SIGSEGV)})"]
+    monkeypatch.setattr(build, "_child_argv", lambda *_: crash)
+    with pytest.raises(CartoonizeError, match=r"crashed \(SIGSEGV\).*nothing was kept"):
+        build.run_isolated(tmp_path / "x.pt2", np.zeros((1, 8, 8, 3), np.uint8))
+
+
+def test_unloadable_engine_in_the_gate_is_reported(tmp_path: Path) -> None:
+    import numpy as np
+
+    from cartoonize.build import run_isolated
+    from cartoonize.errors import CartoonizeError
+
+    (tmp_path / "broken.pt2").write_bytes(b"not a package")
+    with pytest.raises(
+        CartoonizeError, match="broken.pt2 failed when run for the parity gate: error: broken.pt2"
+    ):
+        run_isolated(tmp_path / "broken.pt2", np.zeros((1, 8, 8, 3), np.uint8))
