@@ -133,10 +133,11 @@ def onnx_metadata(checkpoint: Checkpoint, precision: str) -> dict[str, str]:
 
 
 @contextlib.contextmanager
-def _quiet_exporter() -> Iterator[None]:
-    """The dynamo exporter logs registry chatter (missing torchvision ops) and deprecation
-    warnings that mean nothing to a user; a failure still raises."""
-    logger = logging.getLogger("torch.onnx")
+def quiet_torch(logger_name: str) -> Iterator[None]:
+    """torch.export, the ONNX exporter and Inductor log registry chatter (missing torchvision
+    ops), autotuning notes and deprecation warnings that mean nothing to a user; a failure still
+    raises."""
+    logger = logging.getLogger(logger_name)
     level = logger.level
     logger.setLevel(logging.ERROR)
     try:
@@ -164,7 +165,7 @@ def onnx_from_checkpoint(
     output.parent.mkdir(parents=True, exist_ok=True)
     tmp = output.with_name(f".{output.name}.tmp")
     try:
-        with _quiet_exporter(), torch.no_grad():
+        with quiet_torch("torch.onnx"), torch.no_grad():
             program = torch.onnx.export(
                 model, (example,), input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
                 opset_version=opset, dynamo=True, dynamic_shapes=dynamic, verbose=False,

@@ -6,10 +6,6 @@ compiled with the machine's compiler for its vector ISA. Either way it is tied t
 
 from __future__ import annotations
 
-import contextlib
-import logging
-import warnings
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +13,7 @@ import torch
 
 from cartoonize.engines import BuildSpec, ShapeProfile
 from cartoonize.errors import CartoonizeError
-from cartoonize.export import INPUT_NAME, frame_model
+from cartoonize.export import INPUT_NAME, frame_model, quiet_torch
 from cartoonize.model import SIZE_MULTIPLE, Checkpoint
 
 
@@ -40,22 +36,8 @@ def dynamic_shapes(profile: ShapeProfile) -> dict[str, dict[int, Any]] | None:
 def exported_frame_model(checkpoint: Checkpoint, spec: BuildSpec) -> torch.export.ExportedProgram:
     model = frame_model(checkpoint, spec.precision).to(spec.device)
     example = torch.zeros((spec.batch, *spec.profile.opt, 3), dtype=torch.uint8, device=spec.device)
-    with _quiet(), torch.no_grad():
+    with quiet_torch("torch._inductor"), torch.no_grad():
         return torch.export.export(model, (example,), dynamic_shapes=dynamic_shapes(spec.profile))
-
-
-@contextlib.contextmanager
-def _quiet() -> Iterator[None]:
-    """Inductor logs autotuning and pytree deprecation chatter; a failure still raises."""
-    logger = logging.getLogger("torch._inductor")
-    level = logger.level
-    logger.setLevel(logging.ERROR)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            yield
-    finally:
-        logger.setLevel(level)
 
 
 def aoti_from_checkpoint(checkpoint: Checkpoint, spec: BuildSpec, output: Path) -> dict[str, Any]:
@@ -71,7 +53,7 @@ def aoti_from_checkpoint(checkpoint: Checkpoint, spec: BuildSpec, output: Path) 
     output.parent.mkdir(parents=True, exist_ok=True)
     tmp = output.with_name(f".{output.stem}.partial.pt2")  # the packager wants a .pt2 suffix
     try:
-        with _quiet():
+        with quiet_torch("torch._inductor"):
             aoti_compile_and_package(program, package_path=str(tmp), inductor_configs=dict(options))
         tmp.replace(output)
     finally:
