@@ -40,9 +40,10 @@ def test_init_phase_raises_reconstruction_psnr(tmp_path: Path) -> None:
         cartoons=photos,  # unused by the init phase
         out=out,
         edge_cache=tmp_path / "edges",
-        image_size=48,
+        image_size=64,  # conv4_4 sees 8x8 positions
         batch_size=2,
         steps_per_epoch=150,
+        init_lr=1e-3,  # 5x the recipe's 2e-4: a few hundred steps must show it
         init_epochs=1,
         adv_epochs=0,
         decay_epochs=0,
@@ -62,4 +63,4 @@ def test_init_phase_raises_reconstruction_psnr(tmp_path: Path) -> None:
         f"init phase, 150 steps: PSNR {before:.2f} -> {after:.2f} dB; content loss {first:.4f} -> {last:.4f}"
     )
     assert last < 0.85 * first
-    assert after > before + 1.0
+    assert after > before + 2.0  # measured 10.15 -> 13.20 dB (22 s on 2 cores)
