@@ -4,15 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from cartoonize.engines import Manifest, check_engine
-from cartoonize.runners.base import Runner
+from cartoonize.runners.base import TensorRunner
 from cartoonize.runners.device import TensorFn, check_frames, cuda_graphs_wanted, run_fixed_batch, try_graph
 
 
-class AotiRunner(Runner):
+class AotiRunner(TensorRunner):
     name = "aoti"
 
     def __init__(self, path: Path, manifest: Manifest | None = None, cuda_graph: bool | None = None) -> None:
@@ -43,12 +42,6 @@ class AotiRunner(Runner):
         check_frames(frames, self.spec, self.device)
         with torch.inference_mode():
             return run_fixed_batch(frames, self.spec.batch, self._run)
-
-    def infer(self, frames: np.ndarray) -> np.ndarray:
-        x = torch.from_numpy(frames)
-        if self.device != "cpu":
-            x = x.pin_memory().to(self.device, non_blocking=True)
-        return self.infer_tensor(x).cpu().numpy()
 
     def describe(self) -> str:
         return f"aoti {self.path.name} ({self.device}, {self.precision})"

@@ -9,7 +9,7 @@ padding to that multiple and the crop back live here, once.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Self
+from typing import Any, Self
 
 import numpy as np
 
@@ -60,3 +60,19 @@ class Runner(ABC):
 
     def close(self) -> None:  # noqa: B027 - most backends free by dropping references
         pass
+
+
+class TensorRunner(Runner):
+    """A runner whose work happens on torch tensors (`infer_tensor`: uint8 (N, H, W, 3) on its
+    device in, the same out); numpy frames travel through pinned memory to the device and back."""
+
+    @abstractmethod
+    def infer_tensor(self, frames: Any) -> Any: ...
+
+    def infer(self, frames: np.ndarray) -> np.ndarray:
+        import torch
+
+        x = torch.from_numpy(frames)
+        if self.device != "cpu":
+            x = x.pin_memory().to(self.device, non_blocking=True)
+        return self.infer_tensor(x).cpu().numpy()

@@ -9,17 +9,16 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 from cartoonize.engines import Manifest, check_engine
 from cartoonize.errors import CartoonizeError
 from cartoonize.export import INPUT_NAME, OUTPUT_NAME
-from cartoonize.runners.base import Runner
+from cartoonize.runners.base import TensorRunner
 from cartoonize.runners.device import TensorFn, check_frames, cuda_graphs_wanted, run_fixed_batch, try_graph
 
 
-class TensorRTRunner(Runner):
+class TensorRTRunner(TensorRunner):
     name = "tensorrt"
     device = "cuda"
 
@@ -74,10 +73,6 @@ class TensorRTRunner(Runner):
         assert self._run is not None, "use the runner as a context manager"
         check_frames(frames, self.spec, "cuda")
         return run_fixed_batch(frames, self.spec.batch, self._run)
-
-    def infer(self, frames: np.ndarray) -> np.ndarray:
-        x = torch.from_numpy(frames).pin_memory().to("cuda", non_blocking=True)
-        return self.infer_tensor(x).cpu().numpy()
 
     def describe(self) -> str:
         return f"tensorrt {self.path.name} ({self.precision})"

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 
 from cartoonize.errors import CartoonizeError
 from cartoonize.export import FrameModel, frame_model
 from cartoonize.model import Checkpoint
-from cartoonize.runners.base import Runner
+from cartoonize.runners.base import TensorRunner
 
 
-class TorchRunner(Runner):
+class TorchRunner(TensorRunner):
     name = "torch"
 
     def __init__(
@@ -42,12 +41,6 @@ class TorchRunner(Runner):
         assert self.model is not None, "use the runner as a context manager"
         with torch.inference_mode():
             return self.model(frames)
-
-    def infer(self, frames: np.ndarray) -> np.ndarray:
-        x = torch.from_numpy(frames)
-        if self.device != "cpu":
-            x = x.pin_memory().to(self.device, non_blocking=True)
-        return self.infer_tensor(x).cpu().numpy()
 
     def close(self) -> None:
         self.model = None
