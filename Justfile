@@ -26,6 +26,6 @@ demo:
 bench *args:
     .venv/bin/python -m cartoonize.benchmarks "$@"
 
-# the GPU check (pytest -m gpu + benchmarks) as run on a borrowed H100/H200
+# on a GPU machine: pytest -m gpu and the GPU benchmarks, a table last, full results in gpu-check-out/ (see tests/gpu_check.py)
 gpu-check:
-    bash cartoonize/gpu_check.sh
+    python3 -m tests.gpu_check --out gpu-check-out
