@@ -9,6 +9,7 @@ real photo (the parity gate), and write it into the store with its manifest.
 from __future__ import annotations
 
 import math
+import re
 import signal
 import subprocess
 import sys
@@ -50,24 +51,67 @@ def parity_frames(shape: tuple[int, int], batch: int) -> np.ndarray:
 
 
 def _child_argv(engine: Path, inputs: Path, outputs: Path) -> list[str]:
-    return [sys.executable, "-m", "cartoonize.build", str(engine), str(inputs), str(outputs)]
+    return [
+        sys.executable,
+        "-X",
+        "faulthandler",
+        "-m",
+        "cartoonize.build",
+        *map(str, (engine, inputs, outputs)),
+    ]
+
+
+class EngineCrashed(CartoonizeError):
+    """The engine died natively (a signal) when loaded and run; `where` is the innermost Python
+    frame faulthandler printed, `log` the child's full error output."""
+
+    def __init__(self, message: str, signal_name: str, where: str, log: Path | None) -> None:
+        super().__init__(message)
+        self.signal_name, self.where, self.log = signal_name, where, log
+
+
+def innermost_frame(stderr: str) -> str:
+    """`function (file:line)` of the crashing thread's innermost frame in faulthandler's report."""
+    lines = stderr.splitlines()
+    for i, line in enumerate(lines):
+        if line.startswith(("Current thread", "Thread")) and "most recent call first" in line:
+            match = re.match(r'\s+File "(.+)", line (\d+) in (\S+)', "".join(lines[i + 1 : i + 2]))
+            if match:
+                path, number, function = match.groups()
+                short = "/".join(Path(path).parts[-3:])
+                return f"{function} ({short}:{number})"
+    return ""
+
+
+def _crash_report(engine: Path, text: str) -> Path | None:
+    """Keep the child's faulthandler report (for a bug report upstream) in the temp folder."""
+    report = Path(tempfile.gettempdir()) / f"cartoonize-crash-{engine.stem.lstrip('.')}.log"
+    try:
+        report.write_text(text)
+    except OSError:
+        return None
+    return report
 
 
 def run_isolated(engine: Path, frames: np.ndarray) -> np.ndarray:
     """Run a freshly built engine on `frames` in a child process. A native crash while loading or
     running it (an AOTInductor CUDA package of the Hayao network died in `aoti_load_package` on an
-    H200 with torch 2.11) then becomes a one-line error instead of killing the build silently."""
+    H200 with torch 2.11) then becomes an EngineCrashed error instead of killing the build silently."""
     with tempfile.TemporaryDirectory(prefix="cartoonize-gate-") as tmp:
         inputs, outputs = Path(tmp) / "frames.npy", Path(tmp) / "cartoon.npy"
         np.save(inputs, frames)
         proc = subprocess.run(_child_argv(engine, inputs, outputs), capture_output=True, text=True)
         if proc.returncode < 0:
             name = signal.Signals(-proc.returncode).name
-            raise CartoonizeError(
-                f"{engine.name} crashed ({name}) when loaded and run for the parity gate; nothing was kept. "
-                "This is a fault of the backend on this machine: try another --backend, or run without an "
-                "engine (`--engine torch`)"
-            )
+            where = innermost_frame(proc.stderr)
+            log = _crash_report(engine, proc.stderr)
+            raise EngineCrashed(
+                f"{engine.name} crashed ({name}{' in ' + where if where else ''}) when loaded and run for "
+                f"the parity gate; nothing was kept{f' (its report: {log})' if log else ''}. This is a fault "
+                "of the backend on this machine: try another --backend, or run without an engine "
+                "(`--engine torch`)",
+                name, where, log,
+            )  # fmt: skip
         if proc.returncode != 0 or not outputs.exists():
             lines = [line for line in proc.stderr.strip().splitlines() if line.strip()]
             detail = lines[-1] if lines else f"exit {proc.returncode}"
@@ -96,16 +140,17 @@ def _reference(spec: BuildSpec, frames: np.ndarray) -> tuple[np.ndarray, str]:
         return ref(frames), "torch fp32 (cpu)"
 
 
-def _build_aoti(spec: BuildSpec, output: Path, step: Step) -> dict[str, Any]:
+def _build_aoti(spec: BuildSpec, output: Path, step: Step, recipe: Any) -> dict[str, Any]:
     from cartoonize.builders.aoti import aoti_from_checkpoint
 
     if spec.source.kind == "onnx":
         raise CartoonizeError("AOTInductor compiles the PyTorch model: give --style or --model, not --onnx")
-    step(f"exporting and compiling with AOTInductor for {spec.device} (a minute or two)")
-    return aoti_from_checkpoint(_source_checkpoint(spec), spec, output)
+    how = "" if recipe.name == "default" else f", recipe {recipe.name}: {recipe.what}"
+    step(f"exporting and compiling with AOTInductor for {spec.device} (a minute or two{how})")
+    return aoti_from_checkpoint(_source_checkpoint(spec), spec, output, recipe)
 
 
-def _build_tensorrt(spec: BuildSpec, output: Path, step: Step) -> dict[str, Any]:
+def _build_tensorrt(spec: BuildSpec, output: Path, step: Step, recipe: Any = None) -> dict[str, Any]:
     from cartoonize.builders.tensorrt import engine_from_onnx, onnx_precision_for
 
     machine = current_machine()
@@ -132,43 +177,85 @@ def _build_tensorrt(spec: BuildSpec, output: Path, step: Step) -> dict[str, Any]
     return engine_from_onnx(onnx_path, spec, output, cache)
 
 
-BUILDERS: dict[str, Callable[[BuildSpec, Path, Step], dict[str, Any]]] = {
+BUILDERS: dict[str, Callable[[BuildSpec, Path, Step, Any], dict[str, Any]]] = {
     "aoti": _build_aoti,
     "tensorrt": _build_tensorrt,
 }
 
 
-def build_engine(spec: BuildSpec, output: Path | None = None, step: Step | None = None) -> BuildResult:
-    """Build, gate on parity, and write the engine and its manifest (nothing is left on failure)."""
+def _recipes(spec: BuildSpec) -> list[Any]:
+    """What to try in turn when the built engine crashes: AOTInductor's recipes; one TensorRT build."""
+    if spec.backend == "aoti":
+        from cartoonize.builders.aoti import aoti_recipes
+
+        return list(aoti_recipes())
+    return [None]
+
+
+def _build_and_gate(
+    spec: BuildSpec, building: Path, name: str, recipe: Any, step: Step, started: float, machine: Any
+) -> tuple[Manifest, Parity]:
+    """One build of `spec` into `building` (with its manifest), and its parity gate; `name` is the
+    engine's final file name, for messages."""
     from cartoonize.styles import sha256_of
 
+    options = BUILDERS[spec.backend](spec, building, step, recipe)
+    seconds = time.perf_counter() - started
+    style = spec.source.name if spec.source.kind == "style" else ""
+    manifest = Manifest(spec, machine.backend_version(spec.backend) or "?", machine.describe_device(spec.device),
+                        sha256_of(building), round(seconds, 1), {}, options, style=style)  # fmt: skip
+    write_manifest(building, manifest)  # first without parity figures: loading checks it
+    step("parity gate: engine against the fp32 reference on a photo")
+    frames = parity_frames(spec.profile.opt, spec.batch)
+    expected, reference = _reference(spec, frames)
+    check = parity(expected, run_isolated(building, frames))
+    threshold = PSNR_THRESHOLDS[spec.precision]
+    manifest.parity = {"max_abs_diff": check.max_abs_diff, "psnr_db": round(check.psnr_db, 2) if math.isfinite(check.psnr_db) else None,
+                       "threshold_db": threshold, "shape": list(check.shape), "reference": reference,
+                       "photo": "scikit-image astronaut"}  # fmt: skip
+    if not check.passes(spec.precision):
+        raise CartoonizeError(
+            f"{name} fails the parity gate: "
+            f"{check.describe()} against {reference}, needs ≥ {threshold} dB for {spec.precision}; nothing was kept"
+        )
+    return manifest, check
+
+
+def build_engine(
+    spec: BuildSpec, output: Path | None = None, step: Step | None = None, warn: Step | None = None
+) -> BuildResult:
+    """Build, gate on parity, and write the engine and its manifest (nothing is left on failure).
+    An AOTInductor engine that crashes in the gate is rebuilt with the next recipe (said by `warn`;
+    `step` reports the stage the build is in)."""
     step = step or (lambda _s: None)
+    warn = warn or step
     machine = current_machine()
     output = output or store_dir() / spec.file_name(machine.target(spec.device))
     # build and gate under a hidden name: a crash mid-build leaves nothing `--engine auto` would pick
     building = output.with_name(f".{output.stem}.building{output.suffix}")
     started = time.perf_counter()
+    recipes = _recipes(spec)
+    crashes: list[str] = []
     try:
-        options = BUILDERS[spec.backend](spec, building, step)
-        seconds = time.perf_counter() - started
-        style = spec.source.name if spec.source.kind == "style" else ""
-        manifest = Manifest(spec, machine.backend_version(spec.backend) or "?", machine.describe_device(spec.device),
-                            sha256_of(building), round(seconds, 1), {}, options, style=style)  # fmt: skip
-
-        write_manifest(building, manifest)  # first without parity figures: loading checks it
-        step("parity gate: engine against the fp32 reference on a photo")
-        frames = parity_frames(spec.profile.opt, spec.batch)
-        expected, reference = _reference(spec, frames)
-        check = parity(expected, run_isolated(building, frames))
-        threshold = PSNR_THRESHOLDS[spec.precision]
-        manifest.parity = {"max_abs_diff": check.max_abs_diff, "psnr_db": round(check.psnr_db, 2) if math.isfinite(check.psnr_db) else None,
-                           "threshold_db": threshold, "shape": list(check.shape), "reference": reference,
-                           "photo": "scikit-image astronaut"}  # fmt: skip
-        if not check.passes(spec.precision):
-            raise CartoonizeError(
-                f"{output.name} fails the parity gate: {check.describe()} against {reference}, "
-                f"needs ≥ {threshold} dB for {spec.precision}; nothing was kept"
-            )
+        for i, recipe in enumerate(recipes):
+            try:
+                manifest, check = _build_and_gate(spec, building, output.name, recipe, step, started, machine)
+                break
+            except EngineCrashed as exc:
+                crashes.append(f"{recipe.name}: {exc.signal_name}{' in ' + exc.where if exc.where else ''}")
+                if i + 1 == len(recipes):
+                    if len(recipes) > 1:
+                        raise CartoonizeError(
+                            f"{output.name}: every AOTInductor recipe crashed when loaded and run "
+                            f"({'; '.join(crashes)}); nothing was kept. Run without an engine (`--engine torch`)"
+                            f"{f', crash report: {exc.log}' if exc.log else ''}"
+                        ) from None
+                    raise
+                after = recipes[i + 1]
+                warn(f"the engine crashed ({exc.signal_name}{' in ' + exc.where if exc.where else ''}); "
+                     f"rebuilding with recipe {after.name}: {after.what}")  # fmt: skip
+        if crashes:
+            manifest.build_options["crashed_recipes"] = crashes
         write_manifest(output, manifest)
         building.replace(output)
     except BaseException:

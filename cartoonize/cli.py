@@ -235,7 +235,10 @@ def build_engine_command(
     ] = None,
 ) -> None:
     """Build a TensorRT or AOTInductor engine for this machine, check it against the fp32
-    reference on a photo (the parity gate), and store it with its manifest."""
+    reference on a photo (the parity gate), and store it with its manifest.
+
+    An AOTInductor engine that crashes when loaded is rebuilt with the next recipe (default, nchw,
+    weights-beside; CARTOONIZE_AOTI_RECIPES=name,... chooses them; see engines/README.md)."""
     from cartoonize.build import build_engine, spec_from_options
     from cartoonize.progress import pull_with_progress
 
@@ -245,9 +248,10 @@ def build_engine_command(
                              min_shape, opt_shape, max_shape, batch, workspace, opt_level, max_autotune)  # fmt: skip
     console = _console()
     with console.status(f"building {spec.backend} {spec.precision} {spec.profile.describe()}") as status:
-        result = build_engine(spec, output, lambda step: status.update(step))
-    p = result.manifest.parity
-    console.print(f"[green]built {result.engine}[/] in {result.manifest.build_seconds:.0f} s; parity vs "
+        result = build_engine(spec, output, status.update, lambda note: console.print(f"[yellow]{note}[/]"))
+    p, recipe = result.manifest.parity, result.manifest.build_options.get("recipe", "default")
+    how = "" if recipe == "default" else f" (AOTInductor recipe {recipe})"
+    console.print(f"[green]built {result.engine}[/]{how} in {result.manifest.build_seconds:.0f} s; parity vs "
                   f"{p['reference']}: {result.parity.describe()} (needs ≥ {p['threshold_db']:g} dB)")  # fmt: skip
 
 

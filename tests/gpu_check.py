@@ -7,6 +7,12 @@ and the benchmarks, writes everything under OUT and prints a short table last.
 checkpoint; `python -m tests.gpu_check --prepare .gpu` writes it, stored in fp16 to travel light,
 and copies the clips). Steps run in priority order; a step that would not fit in the remaining
 budget is skipped and reported, so the table always comes back.
+
+First come the AOTInductor steps: `aoti-matrix` (tests/aoti_matrix.py: which change lets the Hayao
+fp16 package load), then the 720p/1080p builds, which use the first recipe the matrix found working,
+and their benchmarks against eager fp16. A device call is limited to 600 s, so a whole check takes
+two calls, e.g. `--only env,aoti-matrix,build-aoti-1080x1920,build-aoti-720x1280,bench-aoti-1080x1920,bench-aoti-720x1280`
+and then the rest (the engines stay in the machine's /tmp while it is warm).
 """
 
 from __future__ import annotations
@@ -22,6 +28,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from tests.procs import wait_for
 
 ROOT = Path(__file__).resolve().parents[1]
 CLIPS = ("big_buck_bunny_0_30.webm", "chaplin.mp4")
@@ -75,14 +83,8 @@ def run_steps(steps: list[Step], log, env: dict[str, str]) -> None:  # noqa: ANN
             continue
         procs.append((step, proc, time.monotonic()))
     for step, proc, start in procs:
-        try:
-            output, _ = proc.communicate(timeout=max(1.0, step.timeout - (time.monotonic() - start)))
-            code: int | str = proc.returncode
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            output, _ = proc.communicate()
-            code = "timeout"
-        lines = [line for line in (output or "").splitlines() if line.strip()]
+        code, output = wait_for(proc, step.timeout - (time.monotonic() - start))
+        lines = [line for line in output.splitlines() if line.strip()]
         step.result.update(exit=code, seconds=round(time.monotonic() - start, 1), tail=lines[-3:])
         if step.json_out and step.json_out.exists():
             step.result["report"] = json.loads(step.json_out.read_text())
@@ -101,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--out", type=Path, default=Path(os.environ.get("OUT", "gpu-check-out")))
     parser.add_argument("--data", type=Path, default=ROOT / ".gpu")
-    parser.add_argument("--budget", type=float, default=480, help="seconds for all steps together")
+    parser.add_argument("--budget", type=float, default=540, help="seconds for all steps together")
     parser.add_argument("--only", default="", help="comma-separated step names to run (default: all)")
     parser.add_argument("--prepare", type=Path, default=None, help="write the data folder and exit")
     args = parser.parse_args(argv)
@@ -149,19 +151,22 @@ def main(argv: list[str] | None = None) -> int:
 
     e2e = work / "e2e.json"
     train = work / "train.json"
+    matrix = work / "matrix"
     webcam = [*cz, "webcam", "--input-format", "lavfi", "--no-preview", "--device", "cuda", "--input"]
     sizes = "180x320,360x640,720x1280"
     # fmt: off
     steps = [
         Step("env", ["nvidia-smi", "--query-gpu=name,memory.total,driver_version", "--format=csv"], 20),
+        Step("aoti-matrix", [*py, "-m", "tests.aoti_matrix", "--checkpoint", str(args.data / "hayao.pt"),
+                             "--out", str(matrix), "--timeout", "280"], 300, matrix / "matrix.json"),
+        Step("build-aoti-1080x1920", build("1080x1920"), 300, group="builds"),
+        Step("build-aoti-720x1280", build("720x1280"), 300, group="builds"),
+        bench("1080x1920"),
+        bench("720x1280"),
         Step("pytest-gpu", [*py, "-m", "pytest", "-m", "gpu", "-q", "-p", "no:cacheprovider", "--timeout", "300"], 240),
         Step("webcam-720p30", [*webcam, "testsrc2=size=1280x720:rate=30", "--frames", "300", "--engine", "torch"], 60),
         Step("video-720p", [*cz, "video", str(clip), str(work / "bunny.mp4"), "--device", "cuda", "--engine", "torch",
                             "-y"], 90),
-        Step("build-aoti-1080x1920", build("1080x1920"), 200, group="builds"),
-        Step("build-aoti-720x1280", build("720x1280"), 200, group="builds"),
-        bench("1080x1920"),
-        bench("720x1280"),
         Step("e2e-aoti", [*py, "-m", "cartoonize.benchmarks", "--sizes", "720x1280", "--engines", "auto", "--device",
                           "cuda", "--clip", str(clip), "--iters", "30", "--frames", "240", "--json", str(e2e)], 60, e2e),
         bench("720x1280", graphs=True),  # last: capture once ended in an illegal memory access
@@ -186,12 +191,25 @@ def main(argv: list[str] | None = None) -> int:
             for step in batch:
                 step.timeout = int(min(step.timeout, left))
             run_steps(batch, log, env)
+            hand_over_recipe(batch, chosen)
         if (work / "bunny.mp4").exists():
             shutil.copy(work / "bunny.mp4", out / "bunny_cartoon_gpu.mp4")
     results = {s.name: s.result for s in steps if s.result}
     (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     print_table(results)
     return 0 if all(r.get("exit") == 0 for r in results.values()) else 1
+
+
+def hand_over_recipe(done: list[Step], waiting: list[Step]) -> None:
+    """After the matrix: the AOTInductor builds use the first recipe it saw working."""
+    from tests.aoti_matrix import first_working_recipe
+
+    for step in done:
+        if step.name == "aoti-matrix" and "report" in step.result:
+            variants = step.result["report"]["variants"]
+            recipe = first_working_recipe({name: v["outcome"] for name, v in variants.items()})
+            for build in (s for s in waiting if s.name.startswith("build-aoti") and recipe):
+                build.env["CARTOONIZE_AOTI_RECIPES"] = str(recipe)
 
 
 def print_table(results: dict[str, Any]) -> None:
@@ -204,7 +222,11 @@ def print_table(results: dict[str, Any]) -> None:
             line += (f"  {e['fps']:.1f} fps vs eager {t['fps']:.1f} fps = {report['speedup_vs_eager']:.2f}×,"
                      f" {100 * e.get('fraction_of_peak', 0):.0f} % of peak; {report.get('gpu')}")  # fmt: skip
         print(line)
-        if report and "rows" in report:
+        if report and "variants" in report:
+            for variant, v in report["variants"].items():
+                print(f"    {variant:<16} {v['outcome'][:70]:<70} {v['changes']}")
+            print(f"    first working recipe: {report.get('first_working_recipe')}")
+        elif report and "rows" in report:
             for row in report["rows"]:
                 print(f"    {row['runner']:<32} {row['shape'][0]}x{row['shape'][1]}: alone {row['inference_fps']:.1f} fps,"
                       f" end to end {row['end_to_end_fps']:.1f} fps")  # fmt: skip

@@ -441,3 +441,122 @@ def test_unloadable_engine_in_the_gate_is_reported(tmp_path: Path) -> None:
         CartoonizeError, match="broken.pt2 failed when run for the parity gate: error: broken.pt2"
     ):
         run_isolated(tmp_path / "broken.pt2", np.zeros((1, 8, 8, 3), np.uint8))
+
+
+def test_gate_names_where_a_real_segfault_happened(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The child runs with faulthandler: a real segfault (ctypes reading address 0) is reported with
+    the innermost Python frame, and the full report is kept for a bug report."""
+    import cartoonize.build as build
+
+    crash = [sys.executable, "-X", "faulthandler", "-c", "import ctypes; ctypes.string_at(0)"]
+    monkeypatch.setattr(build, "_child_argv", lambda *_: crash)
+    with pytest.raises(build.EngineCrashed, match=r"crashed \(SIGSEGV in string_at \(.*ctypes.*\)\)") as info:
+        build.run_isolated(tmp_path / "x.pt2", np.zeros((1, 8, 8, 3), np.uint8))
+    assert info.value.log is not None and "Segmentation fault" in info.value.log.read_text()
+
+
+def test_innermost_frame_reads_faulthandler() -> None:
+    from cartoonize.build import innermost_frame
+
+    report = """Fatal Python error: Segmentation fault
+
+Thread 0x00007f (most recent call first):
+  File "/usr/lib/python3.12/threading.py", line 359 in wait
+
+Current thread 0x00007efd8f5c8b80 (most recent call first):
+  File "/x/site-packages/torch/export/pt2_archive/_package.py", line 1068 in _load_aoti
+  File "/x/site-packages/torch/export/pt2_archive/_package.py", line 1195 in load_pt2
+"""
+    # the first thread listed is another one: its frame is what faulthandler printed first
+    assert innermost_frame(report) == "wait (lib/python3.12/threading.py:359)"
+    assert innermost_frame(report.split("\n\n", 2)[0] + "\n\n" + report.split("\n\n", 2)[2]) == (
+        "_load_aoti (export/pt2_archive/_package.py:1068)"
+    )
+    assert innermost_frame("no report at all") == ""
+
+
+def test_recipes_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    from cartoonize.builders.aoti import FALLBACK_ORDER, RECIPES_ENV, aoti_recipes
+
+    monkeypatch.delenv(RECIPES_ENV, raising=False)
+    assert [r.name for r in aoti_recipes()] == list(FALLBACK_ORDER)
+    monkeypatch.setenv(RECIPES_ENV, "nchw, plain-constants")
+    assert [r.name for r in aoti_recipes()] == ["nchw", "plain-constants"]
+    monkeypatch.setenv(RECIPES_ENV, "fastest")
+    with pytest.raises(CartoonizeError, match="unknown AOTInductor recipe 'fastest'; known: default, nchw"):
+        aoti_recipes()
+
+
+def _crash_first_gate(monkeypatch: pytest.MonkeyPatch, crashes: int) -> list[str]:
+    """Make the first `crashes` gate children die with a real segfault; later ones run the engine."""
+    import cartoonize.build as build
+
+    real = build._child_argv
+    seen: list[str] = []
+
+    def child(engine: Path, inputs: Path, outputs: Path) -> list[str]:
+        seen.append(engine.name)
+        if len(seen) <= crashes:
+            return [sys.executable, "-X", "faulthandler", "-c", "import ctypes; ctypes.string_at(0)"]
+        return real(engine, inputs, outputs)
+
+    monkeypatch.setattr(build, "_child_argv", child)
+    return seen
+
+
+@pytest.mark.slow
+def test_a_crashing_engine_is_rebuilt_with_the_next_recipe(
+    tiny_checkpoint: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two real builds: the first engine 'crashes' in the gate, the second (weights stored beside
+    the library, loaded by the runner) passes, runs, and its manifest says what happened."""
+    from cartoonize.builders.aoti import RECIPES_ENV
+    from cartoonize.export import parity, reference_photo
+    from cartoonize.model import load_checkpoint
+    from cartoonize.runners import runner_from_path
+    from cartoonize.runners.torch import TorchRunner
+
+    monkeypatch.setenv("CARTOONIZE_ENGINES", str(tmp_path / "store"))
+    monkeypatch.setenv(RECIPES_ENV, "default,weights-beside")
+    seen = _crash_first_gate(monkeypatch, crashes=1)
+    code, text = run_cli("build-engine", "--model", str(tiny_checkpoint), "--backend", "aoti",
+                         "--shape", f"{SIZE}x{SIZE}")  # fmt: skip
+    assert code == 0, text
+    assert len(seen) == 2 and "rebuilding with recipe weights-beside" in text
+    (engine,) = (tmp_path / "store").glob("*.pt2")
+    manifest = read_manifest(engine)
+    assert manifest is not None and manifest.build_options["recipe"] == "weights-beside"
+    assert manifest.build_options["crashed_recipes"][0].startswith("default: SIGSEGV in string_at")
+    assert manifest.build_options["aot_inductor.package_constants_in_so"] is False
+    frames = reference_photo(SIZE, SIZE)
+    with TorchRunner(load_checkpoint(tiny_checkpoint)) as ref, runner_from_path(engine) as run:
+        assert parity(ref(frames), run(frames)).passes("fp32")
+
+
+def test_when_every_recipe_crashes_nothing_is_kept(
+    tiny_checkpoint: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The retry loop alone: the compiler is replaced by a writer of a dummy package (the real
+    compiler is exercised by the builds above), every gate child segfaults for real."""
+    import cartoonize.build as build
+    from cartoonize.builders.aoti import RECIPES_ENV
+
+    store = tmp_path / "store"
+    monkeypatch.setenv("CARTOONIZE_ENGINES", str(store))
+    monkeypatch.setenv(RECIPES_ENV, "default,nchw,plain-constants")
+    built: list[str] = []
+
+    def dummy(spec: BuildSpec, output: Path, step: object, recipe: object) -> dict[str, object]:
+        built.append(recipe.name)  # type: ignore[attr-defined]
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.write_bytes(b"not a package")
+        return {"recipe": recipe.name}  # type: ignore[attr-defined]
+
+    monkeypatch.setitem(build.BUILDERS, "aoti", dummy)
+    seen = _crash_first_gate(monkeypatch, crashes=99)
+    code, text = run_cli("build-engine", "--model", str(tiny_checkpoint), "--backend", "aoti",
+                         "--shape", f"{SIZE}x{SIZE}")  # fmt: skip
+    assert code == 1 and built == ["default", "nchw", "plain-constants"] and len(seen) == 3
+    assert "every AOTInductor recipe crashed when loaded and run (default: SIGSEGV in string_at" in text
+    assert "nchw: SIGSEGV" in text and "--engine torch" in text and "Traceback" not in text
+    assert not store.exists() or not any(store.iterdir())

@@ -28,8 +28,13 @@ class AotiRunner(TensorRunner):
     def load(self) -> None:
         from torch._inductor import aoti_load_package
 
+        from cartoonize.builders.aoti import packaged_weights
+
         # single-threaded: no runner locks, which CUDA-graph capture cannot contain
         model = aoti_load_package(str(self.path), run_single_threaded=self.cuda_graph)
+        weights = packaged_weights(self.path, self.device)  # a `weights-beside` package
+        if weights:
+            model.load_constants(weights, check_full_update=True)
         example = torch.zeros((self.spec.batch, *self.spec.profile.opt, 3), dtype=torch.uint8,
                               device=self.device)  # fmt: skip
         with torch.inference_mode():
