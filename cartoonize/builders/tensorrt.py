@@ -135,11 +135,16 @@ def engine_from_onnx(onnx_path: Path, spec: BuildSpec, output: Path, timing_cach
             f"{onnx_path.name} is an {graph_precision} graph; an fp32 engine needs the fp32 ONNX"
         )
     flags = 0
-    strongly_typed = not use_fp16_flag and hasattr(trt.NetworkDefinitionCreationFlag, "STRONGLY_TYPED")
-    if strongly_typed:  # always on in 11 (the flag is accepted and ignored); on 10 the precise choice
+    has_flag = hasattr(trt.NetworkDefinitionCreationFlag, "STRONGLY_TYPED")
+    if not use_fp16_flag and has_flag:  # on 10 the precise choice; 11 is strongly typed regardless
         flags |= 1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED)
+    strongly_typed = trt_major(trt.__version__) >= 11 or (not use_fp16_flag and has_flag)
     network = builder.create_network(flags)
     parser = trt.OnnxParser(network, logger)
+    if hasattr(trt, "OnnxParserFlag") and hasattr(trt.OnnxParserFlag, "NATIVE_INSTANCENORM"):
+        # TensorRT's own normalization layer, not the InstanceNormalization plugin: the layer the
+        # fp16 build pins to fp32 (on by default since 10.0; said here for any build that differs)
+        parser.set_flag(trt.OnnxParserFlag.NATIVE_INSTANCENORM)
     if not parser.parse_from_file(str(onnx_path)):
         errors = [str(parser.get_error(i)) for i in range(parser.num_errors)]
         raise CartoonizeError(
