@@ -116,3 +116,37 @@ def read_video(path: Path) -> tuple[list[int], list[np.ndarray], Fraction]:
         stream = container.streams.video[0]
         frames = list(container.decode(stream))
         return [f.pts for f in frames], [f.to_ndarray(format="rgb24") for f in frames], stream.time_base
+
+
+def with_subtitles(video: Path, cues: list[tuple[float, float, str]], path: Path) -> Path:
+    """`video` remuxed into `path` (a .mkv) with a SubRip track of `cues` (start s, end s, text):
+    the cues go through FFmpeg's own SRT demuxer, as a user's .srt would."""
+    import av
+
+    def stamp(t: float) -> str:
+        ms = round(t * 1000)
+        return f"{ms // 3_600_000:02d}:{ms // 60_000 % 60:02d}:{ms // 1000 % 60:02d},{ms % 1000:03d}"
+
+    srt = path.with_suffix(".srt")
+    srt.write_text(
+        "".join(f"{i}\n{stamp(a)} --> {stamp(b)}\n{text}\n\n" for i, (a, b, text) in enumerate(cues, 1))
+    )
+    with av.open(str(video)) as src, av.open(str(srt)) as subs, av.open(str(path), "w") as out:
+        streams = {s: out.add_stream_from_template(s) for s in (*src.streams, subs.streams[0])}
+        for container in (src, subs):  # each input demuxed once, all its streams together
+            for packet in container.demux():
+                if packet.size:  # not a demuxer's flush packet
+                    packet.stream = streams[packet.stream]
+                    out.mux(packet)
+    return path
+
+
+def read_subtitles(path: Path) -> list[tuple[float, float, str]]:
+    """(start s, end s, text) of every packet of the first subtitle track."""
+    import av
+
+    with av.open(str(path)) as c:
+        stream = c.streams.subtitles[0]
+        tb = stream.time_base
+        return [(float(p.pts * tb), float((p.pts + p.duration) * tb), bytes(p).decode())
+                for p in c.demux(stream) if p.size]  # fmt: skip

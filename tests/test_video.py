@@ -18,7 +18,14 @@ from cartoonize.errors import CartoonizeError
 from cartoonize.media import EncoderSettings
 from cartoonize.runners import EngineRequest, runner_for
 from cartoonize.video import VideoJob, cartoonize_video
-from tests.helpers import make_video, pattern, read_video, set_display_rotation
+from tests.helpers import (
+    make_video,
+    pattern,
+    read_subtitles,
+    read_video,
+    set_display_rotation,
+    with_subtitles,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -78,6 +85,38 @@ def test_audio_reencoded_only_where_container_refuses(
         assert audio.codec_context.name == "opus"
         decoded = sum(f.samples for f in c.decode(audio))
     assert decoded == pytest.approx(48000 * 2, rel=0.05)  # 2 s of sound survived
+
+
+CUES = [(0.0, 0.4, "hello"), (0.5, 1.25, "a second line")]
+
+
+def test_subtitles_copied_with_their_timing(small_video: Path, tiny_checkpoint: Path, tmp_path: Path) -> None:
+    src = with_subtitles(small_video, CUES, tmp_path / "subbed.mkv")
+    cues = read_subtitles(src)  # Matroska shifts every track by the AAC priming delay (~21 ms)
+    assert [text for *_, text in cues] == [text for *_, text in CUES]
+    assert [b - a for a, b, _ in cues] == pytest.approx([b - a for a, b, _ in CUES])
+    out = tmp_path / "out.mkv"
+    request = EngineRequest(engine="torch", model=tiny_checkpoint, device="cpu")
+    report = cartoonize_video(VideoJob(src, out), lambda size: runner_for(request, size))
+    assert any(note.startswith("subtitle #2 subrip: copied") for note in report.streams), report.streams
+    assert read_subtitles(out) == cues
+    pts_in, _, tb_in = read_video(src)
+    pts_out, _, tb_out = read_video(out)  # and the picture did not move against them
+    assert abs(pts_in[0] * tb_in - pts_out[0] * tb_out) <= max(tb_in, tb_out)
+    with av.open(str(out)) as c:
+        assert [s.type for s in c.streams] == ["video", "audio", "subtitle"]
+
+
+def test_subtitles_dropped_with_a_note_where_the_container_refuses(
+    small_video: Path, tiny_checkpoint: Path, tmp_path: Path
+) -> None:
+    src = with_subtitles(small_video, CUES, tmp_path / "subbed.mkv")
+    out = tmp_path / "out.mp4"
+    request = EngineRequest(engine="torch", model=tiny_checkpoint, device="cpu")
+    report = cartoonize_video(VideoJob(src, out), lambda size: runner_for(request, size))
+    assert "subtitle #2 subrip: dropped (mp4 cannot store it; use .mkv)" in report.streams
+    with av.open(str(out)) as c:
+        assert [s.type for s in c.streams] == ["video", "audio"]
 
 
 @pytest.mark.parametrize("degrees", [90, 180, 270])
