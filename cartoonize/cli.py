@@ -237,8 +237,8 @@ def build_engine_command(
     """Build a TensorRT or AOTInductor engine for this machine, check it against the fp32
     reference on a photo (the parity gate), and store it with its manifest.
 
-    An AOTInductor engine that crashes when loaded is rebuilt with the next recipe (default, nchw,
-    weights-beside; CARTOONIZE_AOTI_RECIPES=name,... chooses them; see engines/README.md)."""
+    An AOTInductor engine that crashes when loaded is rebuilt with the next recipe.
+    CARTOONIZE_AOTI_RECIPES=name,... chooses the recipes (engines/README.md lists them)."""
     from cartoonize.build import build_engine, spec_from_options
     from cartoonize.progress import pull_with_progress
 
