@@ -24,6 +24,7 @@ class AotiRunner(TensorRunner):
             cuda_graph = cuda_graphs_wanted()
         self.cuda_graph = cuda_graph and self.device == "cuda" and self.spec.profile.is_static
         self._run: TensorFn | None = None
+        self._weights: dict[str, torch.Tensor] = {}
 
     def load(self) -> None:
         from torch._inductor import aoti_load_package
@@ -32,9 +33,11 @@ class AotiRunner(TensorRunner):
 
         # single-threaded: no runner locks, which CUDA-graph capture cannot contain
         model = aoti_load_package(str(self.path), run_single_threaded=self.cuda_graph)
-        weights = packaged_weights(self.path, self.device)  # a `weights-beside` package
-        if weights:
-            model.load_constants(weights, check_full_update=True)
+        # a `weights-beside` package: the weights are handed over the way torch's own pt2 loader
+        # does (user-managed: the model reads these tensors, which the runner keeps alive)
+        self._weights = packaged_weights(self.path, self.device)
+        if self._weights:
+            model.load_constants(self._weights, check_full_update=True, user_managed=True)
         example = torch.zeros((self.spec.batch, *self.spec.profile.opt, 3), dtype=torch.uint8,
                               device=self.device)  # fmt: skip
         with torch.inference_mode():
@@ -53,5 +56,6 @@ class AotiRunner(TensorRunner):
 
     def close(self) -> None:
         self._run = None
+        self._weights = {}
         if self.device == "cuda":
             torch.cuda.empty_cache()
