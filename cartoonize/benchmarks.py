@@ -42,7 +42,7 @@ def measure(
     return {
         "runner": described, "shape": list(shape), "inference_fps": round(alone, 3),
         "end_to_end_fps": round(report.fps, 3),
-        "end_to_end_engine_share": round(report.engine_seconds / report.seconds, 3),
+        "end_to_end_engine_share": round(report.engine_share, 3),
         "end_to_end_frames": report.frames, "video_size": [report.height, report.width],
         "encoder": report.video_codec,
     }  # fmt: skip

@@ -142,8 +142,8 @@ def video(
     if not quiet:
         _console().print(
             f"[green]wrote {output}[/]: {report.frames} frames {report.width}×{report.height} "
-            f"in {report.seconds:.1f} s ({report.fps:.1f} fps end to end, engine alone "
-            f"{report.frames / max(report.engine_seconds, 1e-9):.1f} fps; {report.engine}; {report.video_codec})"
+            f"in {report.seconds:.1f} s ({report.fps:.1f} fps end to end, waiting on the engine "
+            f"{100 * report.engine_share:.0f} % of the time; {report.engine}; {report.video_codec})"
         )
         for note in report.streams:
             _console().print(f"  {note}")

@@ -59,7 +59,7 @@ class VideoReport:
     width: int
     height: int
     seconds: float
-    engine_seconds: float
+    engine_seconds: float  # the pipeline's time inside engine calls (starting and collecting batches)
     engine: str
     video_codec: str
     streams: list[str]  # one note per non-video stream: copied, re-encoded or dropped
@@ -67,6 +67,11 @@ class VideoReport:
     @property
     def fps(self) -> float:
         return self.frames / self.seconds if self.seconds else 0.0
+
+    @property
+    def engine_share(self) -> float:
+        """Near 1: the engine is the bottleneck; lower: decode or encode is."""
+        return min(1.0, self.engine_seconds / self.seconds) if self.seconds else 0.0
 
 
 @dataclass(frozen=True)
@@ -273,24 +278,39 @@ def cartoonize_video(
             for worker in workers:
                 worker.start()
             done, engine_seconds = 0, 0.0
+
+            def collect(batch: list, cartoons_of: Callable[[], np.ndarray]) -> None:
+                nonlocal done, engine_seconds, last_pts
+                t0 = time.perf_counter()
+                cartoons = cartoons_of()
+                engine_seconds += time.perf_counter() - t0
+                for (pts, _), cartoon in zip(batch, cartoons, strict=True):
+                    if last_pts is not None and pts <= last_pts:
+                        pts = last_pts + 1  # encoders need strictly increasing timestamps
+                    last_pts = pts
+                    mux_q.put((pts, cartoon))
+                done += len(batch)
+                if on_progress:
+                    on_progress(done, expected)
+
             try:
                 with runner:
+                    # one batch in flight: the next is handed to the engine before this one is
+                    # collected, so a GPU has queued work while the host stacks, copies and waits
+                    in_flight: tuple[list, Callable[[], np.ndarray]] | None = None
                     ended = False
                     while not ended:
                         batch, ended = _next_batch(frames_q, job.batch)
-                        if not batch:
-                            continue
-                        t0 = time.perf_counter()
-                        cartoons = runner(np.stack([rgb for _, rgb in batch]))
-                        engine_seconds += time.perf_counter() - t0
-                        for (pts, _), cartoon in zip(batch, cartoons, strict=True):
-                            if last_pts is not None and pts <= last_pts:
-                                pts = last_pts + 1  # encoders need strictly increasing timestamps
-                            last_pts = pts
-                            mux_q.put((pts, cartoon))
-                        done += len(batch)
-                        if on_progress:
-                            on_progress(done, expected)
+                        started_now = None
+                        if batch:
+                            t0 = time.perf_counter()
+                            started_now = (batch, runner.submit(np.stack([rgb for _, rgb in batch])))
+                            engine_seconds += time.perf_counter() - t0
+                        if in_flight is not None:
+                            collect(*in_flight)
+                        in_flight = started_now
+                    if in_flight is not None:
+                        collect(*in_flight)
                 mux_q.put(_END)
             except _Stop:
                 pass

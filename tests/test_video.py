@@ -139,9 +139,9 @@ def test_rotated_phone_video_comes_out_upright(degrees: int, tiny_checkpoint: Pa
         def __exit__(self, *exc):
             self.runner.__exit__(*exc)
 
-        def __call__(self, frames):
+        def submit(self, frames):
             seen.append(frames[0])
-            return self.runner(frames)
+            return self.runner.submit(frames)
 
         def describe(self):
             return self.runner.describe()
@@ -183,6 +183,44 @@ def test_batches_keep_order(small_video: Path, tiny_checkpoint: Path, tmp_path: 
     _, a, _ = read_video(one)
     _, b, _ = read_video(four)
     assert len(a) == len(b) == 24
+    assert max(np.abs(x.astype(int) - y.astype(int)).max() for x, y in zip(a, b, strict=True)) <= 2
+
+
+def test_next_batch_starts_before_the_last_is_collected(
+    small_video: Path, tiny_checkpoint: Path, tmp_path: Path
+) -> None:
+    """The pipeline keeps one batch in flight (what lets a GPU run while the host prepares the
+    next): a runner that only computes when collected sees submit, submit, collect, ... and the
+    video is the same as with a runner that computes at once."""
+    from cartoonize.model import load_checkpoint
+    from cartoonize.runners.torch import TorchRunner
+
+    class Deferred(TorchRunner):
+        def __init__(self) -> None:
+            super().__init__(load_checkpoint(tiny_checkpoint), "cpu")
+            self.log: list[str] = []
+
+        def start(self, frames: np.ndarray):  # noqa: ANN202
+            index = sum(entry.startswith("submit") for entry in self.log)
+            self.log.append(f"submit {index}")
+
+            def collect() -> np.ndarray:
+                self.log.append(f"collect {index}")
+                return TorchRunner.start(self, frames)()  # the computation happens only now
+
+            return collect
+
+    settings = EncoderSettings(crf=0, preset="ultrafast")
+    deferred = Deferred()
+    cartoonize_video(VideoJob(small_video, tmp_path / "d.mp4", batch=5, encoder=settings), lambda _: deferred)
+    run(small_video, tmp_path / "s.mp4", tiny_checkpoint, batch=5, encoder=settings)
+    expected = (
+        ["submit 0"] + [e for i in range(1, 5) for e in (f"submit {i}", f"collect {i - 1}")] + ["collect 4"]
+    )
+    assert deferred.log == expected  # 24 frames in batches of 5: five batches
+    pts_d, a, _ = read_video(tmp_path / "d.mp4")
+    pts_s, b, _ = read_video(tmp_path / "s.mp4")
+    assert pts_d == pts_s and len(a) == 24
     assert max(np.abs(x.astype(int) - y.astype(int)).max() for x, y in zip(a, b, strict=True)) <= 2
 
 

@@ -4,11 +4,16 @@ A runner is a context manager: `__enter__` loads and allocates, `__exit__` frees
 batch of frames, uint8 (N, H, W, 3) RGB, it returns cartoon frames of the same shape and dtype.
 Backends implement `load`, `infer` (on frames whose H and W are multiples of 4) and `close`; the
 padding to that multiple and the crop back live here, once.
+
+`submit(frames)` starts a batch and returns a callable that gives its cartoons: a GPU runner
+queues the work and returns at once, so a caller (the video pipeline) can hand it the next batch
+before collecting this one and the GPU never waits on the host; elsewhere it runs at once.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from typing import Any, Self
 
 import numpy as np
@@ -42,11 +47,25 @@ class Runner(ABC):
         self.close()
 
     def __call__(self, frames: np.ndarray) -> np.ndarray:
+        return self.submit(frames)()
+
+    def submit(self, frames: np.ndarray) -> Callable[[], np.ndarray]:
+        """Start cartoonizing a batch; the returned callable waits for and returns the cartoons."""
         if frames.dtype != np.uint8 or frames.ndim != 4 or frames.shape[-1] != 3:
             raise ValueError(f"frames must be uint8 (N, H, W, 3), got {frames.dtype} {frames.shape}")
         _, h, w, _ = frames.shape
-        out = self.infer(np.ascontiguousarray(pad_to_multiple(frames)))
-        return out[:, :h, :w] if out.shape[1:3] != (h, w) else out
+        result = self.start(np.ascontiguousarray(pad_to_multiple(frames)))
+
+        def cropped() -> np.ndarray:
+            out = result()
+            return out[:, :h, :w] if out.shape[1:3] != (h, w) else out
+
+        return cropped
+
+    def start(self, frames: np.ndarray) -> Callable[[], np.ndarray]:
+        """`infer`, started: by default at once (a runner that can queue work overrides this)."""
+        out = self.infer(frames)
+        return lambda: out
 
     def describe(self) -> str:
         return f"{self.name} ({self.device}, {self.precision})"
@@ -70,9 +89,27 @@ class TensorRunner(Runner):
     def infer_tensor(self, frames: Any) -> Any: ...
 
     def infer(self, frames: np.ndarray) -> np.ndarray:
+        return self.start(frames)()
+
+    def start(self, frames: np.ndarray) -> Callable[[], np.ndarray]:
+        """On the CPU, at once. On a GPU, queued on torch's current stream: the frames go up
+        through pinned memory, the engine runs, the cartoons come back into pinned memory, and an
+        event marks the end; only the returned callable waits for it. (The pinned input may be
+        dropped before its copy ends: torch's pinned-memory cache keeps it until the copy's event.)"""
         import torch
 
         x = torch.from_numpy(frames)
-        if self.device != "cpu":
-            x = x.pin_memory().to(self.device, non_blocking=True)
-        return self.infer_tensor(x).cpu().numpy()
+        if self.device == "cpu":
+            out = self.infer_tensor(x).numpy()
+            return lambda: out
+        y = self.infer_tensor(x.pin_memory().to(self.device, non_blocking=True))
+        host = torch.empty(y.shape, dtype=y.dtype, pin_memory=True)
+        host.copy_(y, non_blocking=True)
+        finished = torch.cuda.Event()
+        finished.record()
+
+        def result() -> np.ndarray:
+            finished.synchronize()
+            return host.numpy().copy()  # into pageable memory: the pinned buffer goes back to the cache
+
+        return result
