@@ -224,6 +224,7 @@ def cartoonize_video(
                 output, job.encoder, default_codec, out_w, out_h, info.rate, info.time_base
             )
             copies, reencode = _map_other_streams(source, output, container_name, notes)
+            carried: set[int] = set()  # indexes of the input streams that had packets
 
             def decode() -> None:
                 k = info.rotation // 90
@@ -260,7 +261,9 @@ def cartoonize_video(
                         frame = av.VideoFrame.from_ndarray(pad_to_even(rgb), format="rgb24")
                         frame.pts, frame.time_base = pts, info.time_base
                         output.mux(vout.encode(frame))
-                    elif item.stream in reencode:
+                        continue
+                    carried.add(item.stream.index)
+                    if item.stream in reencode:
                         encoder, resampler, target = reencode[item.stream]
                         for decoded in item.decode():
                             for chunk in resampler.resample(decoded):
@@ -325,6 +328,10 @@ def cartoonize_video(
                     raise worker.error
             if done == 0:
                 raise CartoonizeError(f"{job.input}: no video frame could be decoded")
+            for stream in copies if job.max_frames is None else ():  # a preview stops reading early
+                if stream.index not in carried:  # declared but empty: say so, not "copied"
+                    notes[:] = [_empty_note(stream) if n.startswith(f"{stream.type} #{stream.index} ") else n
+                                for n in notes]  # fmt: skip
             if job.max_frames is None:
                 _check_complete(job.input, info, last_pts)
         finally:
@@ -347,6 +354,10 @@ def _next_batch(frames_q: _Pipe, size: int) -> tuple[list, bool]:
             return batch, True
         batch.append(item)
     return batch, False
+
+
+def _empty_note(stream) -> str:  # noqa: ANN001
+    return f"{stream.type} #{stream.index} {codec_name(stream)}: no packets in the input, nothing to carry"
 
 
 def _map_other_streams(source, output, container_name: str, notes: list[str]):  # noqa: ANN001

@@ -368,3 +368,20 @@ def test_video_on_cuda_fp16(small_video: Path, tiny_checkpoint: Path, tmp_path: 
     report = cartoonize_video(VideoJob(small_video, out, batch=4), lambda size: runner_for(request, size))
     assert report.frames == 24 and "cuda" in report.engine
     assert len(read_video(out)[1]) == 24
+
+
+def test_an_empty_audio_track_is_not_reported_as_copied(
+    small_video: Path, tiny_checkpoint: Path, tmp_path: Path
+) -> None:
+    src = tmp_path / "empty_audio.mkv"
+    with av.open(str(small_video)) as inp, av.open(str(src), "w") as out:
+        video = out.add_stream_from_template(inp.streams.video[0])
+        out.add_stream_from_template(inp.streams.audio[0])  # declared, never given a packet
+        for packet in inp.demux(inp.streams.video[0]):
+            if packet.size:
+                packet.stream = video
+                out.mux(packet)
+    request = EngineRequest(engine="torch", model=tiny_checkpoint, device="cpu")
+    report = cartoonize_video(VideoJob(src, tmp_path / "out.mp4"), lambda size: runner_for(request, size))
+    assert report.streams == ["audio #1 aac: no packets in the input, nothing to carry"]
+    assert report.frames == 24
