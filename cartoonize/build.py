@@ -242,7 +242,8 @@ def build_engine(
                 manifest, check = _build_and_gate(spec, building, output.name, recipe, step, started, machine)
                 break
             except EngineCrashed as exc:
-                crashes.append(f"{recipe.name}: {exc.signal_name}{' in ' + exc.where if exc.where else ''}")
+                label = recipe.name if recipe is not None else spec.backend  # TensorRT has no recipes
+                crashes.append(f"{label}: {exc.signal_name}{' in ' + exc.where if exc.where else ''}")
                 if i + 1 == len(recipes):
                     if len(recipes) > 1:
                         raise CartoonizeError(

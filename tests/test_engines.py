@@ -560,3 +560,28 @@ def test_when_every_recipe_crashes_nothing_is_kept(
     assert "every AOTInductor recipe crashed when loaded and run (default: SIGSEGV in string_at" in text
     assert "nchw: SIGSEGV" in text and "--engine torch" in text and "Traceback" not in text
     assert not store.exists() or not any(store.iterdir())
+
+
+def test_a_crashing_tensorrt_engine_is_not_rebuilt(
+    tiny_checkpoint: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Recipes are AOTInductor's: a TensorRT plan that crashes in the gate ends the build at once.
+    (TensorRT is not installed here: its builder is replaced by a writer of a dummy plan.)"""
+    import cartoonize.build as build
+
+    built: list[object] = []
+
+    def dummy(spec: BuildSpec, output: Path, step: object, recipe: object) -> dict[str, object]:
+        built.append(recipe)
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.write_bytes(b"not a plan")
+        return {}
+
+    monkeypatch.setitem(build.BUILDERS, "tensorrt", dummy)
+    _crash_first_gate(monkeypatch, crashes=99)
+    spec = build.spec_from_options(
+        None, tiny_checkpoint, None, "tensorrt", "fp32", "cpu", "32x32", None, None, None
+    )
+    with pytest.raises(build.EngineCrashed, match=r"crashed \(SIGSEGV in string_at"):
+        build.build_engine(spec, tmp_path / "x.plan")
+    assert built == [None] and list(tmp_path.iterdir()) == []
