@@ -59,7 +59,9 @@ def recipe_named(name: str) -> AotiRecipe:
 
 def supported(recipe: AotiRecipe) -> bool:
     """Whether this PyTorch has every Inductor option the recipe sets."""
-    known = torch._inductor.config.get_config_copy()
+    import torch._inductor.config as inductor_config
+
+    known = inductor_config.get_config_copy()
     return all(key in known for key in recipe.configs)
 
 
