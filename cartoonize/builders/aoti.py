@@ -37,15 +37,17 @@ class AotiRecipe:
 
 AOTI_RECIPES = (
     AotiRecipe("default", {}, "Inductor's defaults"),
-    AotiRecipe("nchw", {"layout_optimization": False},
-               "convolutions kept in NCHW (no channels-last rewrite of the graph)"),
     AotiRecipe("weights-beside", {"aot_inductor.package_constants_in_so": False,
                                   "aot_inductor.package_constants_on_disk_format": "pickle_weights"},
                "weights stored in the package beside the compiled library and loaded by the runner"),
     AotiRecipe("plain-constants", {"aot_inductor.use_consts_asm_build": False},
                "weights compiled into the library as a C++ array, not an assembled blob"),
+    AotiRecipe("nchw", {"layout_optimization": False},
+               "convolutions kept in NCHW (no channels-last rewrite of the graph)"),
 )  # fmt: skip
-FALLBACK_ORDER = ("default", "nchw", "weights-beside")  # what a build tries when not told
+# What a build tries when not told. The crash seen was in loading, where the weights are copied in:
+# first the recipes that store them differently, which leave the compiled kernels as they are.
+FALLBACK_ORDER = ("default", "weights-beside", "plain-constants")
 RECIPES_ENV = "CARTOONIZE_AOTI_RECIPES"
 
 
