@@ -11,7 +11,7 @@ budget is skipped and reported, so the table always comes back.
 First come the AOTInductor steps: `aoti-matrix` (tests/aoti_matrix.py: which change lets the Hayao
 fp16 package load), then the 720p/1080p builds, which use the first recipe the matrix found working,
 and their benchmarks against eager fp16. A device call is limited to 600 s, so a whole check takes
-two calls, e.g. `--only env,aoti-matrix,build-aoti-1080x1920,build-aoti-720x1280,bench-aoti-1080x1920,bench-aoti-720x1280`
+two calls, e.g. `--only env,aoti-matrix,build-aoti-1080x1920,build-aoti-720x1280,bench-aoti-1080x1920,bench-aoti-720x1280,bench-eager-1080x1920`
 and then the rest (the engines stay in the machine's /tmp while it is warm).
 """
 
@@ -163,6 +163,9 @@ def main(argv: list[str] | None = None) -> int:
         Step("build-aoti-720x1280", build("720x1280"), 300, group="builds"),
         bench("1080x1920"),
         bench("720x1280"),
+        Step("bench-eager-1080x1920", [*cz, "bench", "--engine", "torch", "--device", "cuda", "--precision", "fp16",
+                                       "--shape", "1080x1920", "--iters", "30", "--json", str(work / "eager-1080.json")],
+             90, work / "eager-1080.json"),  # the baseline even where no engine could be built
         Step("pytest-gpu", [*py, "-m", "pytest", "-m", "gpu", "-q", "-p", "no:cacheprovider", "--timeout", "300"], 240),
         Step("webcam-720p30", [*webcam, "testsrc2=size=1280x720:rate=30", "--frames", "300", "--engine", "torch"], 60),
         Step("video-720p", [*cz, "video", str(clip), str(work / "bunny.mp4"), "--device", "cuda", "--engine", "torch",
