@@ -210,7 +210,7 @@ def cartoonize_video(
     stop = threading.Event()
     frames_q = _Pipe(job.queue_frames, stop)
     mux_q = _Pipe(job.queue_frames + 64, stop)  # audio packets run ahead of video frames
-    notes: list[str] = []
+    notes: dict[int, str] = {}  # input stream index -> what became of that stream
     last_pts: int | None = None
     started = time.perf_counter()
 
@@ -330,8 +330,7 @@ def cartoonize_video(
                 raise CartoonizeError(f"{job.input}: no video frame could be decoded")
             for stream in copies if job.max_frames is None else ():  # a preview stops reading early
                 if stream.index not in carried:  # declared but empty: say so, not "copied"
-                    notes[:] = [_empty_note(stream) if n.startswith(f"{stream.type} #{stream.index} ") else n
-                                for n in notes]  # fmt: skip
+                    notes[stream.index] = _empty_note(stream)
             if job.max_frames is None:
                 _check_complete(job.input, info, last_pts)
         finally:
@@ -341,7 +340,7 @@ def cartoonize_video(
     return VideoReport(
         frames=done, width=out_w, height=out_h, seconds=time.perf_counter() - started,
         engine_seconds=engine_seconds, engine=runner.describe(), video_codec=vout.codec_context.name,
-        streams=notes,
+        streams=list(notes.values()),
     )  # fmt: skip
 
 
@@ -360,7 +359,7 @@ def _empty_note(stream) -> str:  # noqa: ANN001
     return f"{stream.type} #{stream.index} {codec_name(stream)}: no packets in the input, nothing to carry"
 
 
-def _map_other_streams(source, output, container_name: str, notes: list[str]):  # noqa: ANN001
+def _map_other_streams(source, output, container_name: str, notes: dict[int, str]):  # noqa: ANN001
     """Copy or re-encode audio, copy subtitles where the container takes them; note each choice."""
     import av
 
@@ -371,7 +370,7 @@ def _map_other_streams(source, output, container_name: str, notes: list[str]):  
             name = codec_name(stream)
             if plan == "copy":
                 copies[stream] = output.add_stream_from_template(stream)
-                notes.append(f"audio #{stream.index} {name}: copied")
+                notes[stream.index] = f"audio #{stream.index} {name}: copied"
                 continue
             ctx = stream.codec_context
             encoder = output.add_stream(plan, rate=ctx.sample_rate or 48000)
@@ -384,15 +383,15 @@ def _map_other_streams(source, output, container_name: str, notes: list[str]):  
             )
             reencode[stream] = (encoder, resampler, plan)
             copies[stream] = encoder
-            notes.append(
+            notes[stream.index] = (
                 f"audio #{stream.index} {name}: re-encoded to {plan} ({container_name} cannot store {name})"
             )
         elif stream.type == "subtitle":
             if subtitle_copyable(container_name, stream):
                 copies[stream] = output.add_stream_from_template(stream)
-                notes.append(f"subtitle #{stream.index} {codec_name(stream)}: copied")
+                notes[stream.index] = f"subtitle #{stream.index} {codec_name(stream)}: copied"
             else:
-                notes.append(
+                notes[stream.index] = (
                     f"subtitle #{stream.index} {codec_name(stream)}: dropped ({container_name} cannot store it; use .mkv)"
                 )
     return copies, reencode
