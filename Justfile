@@ -24,7 +24,7 @@ demo:
 
 # inference and end-to-end speed on this machine, printed and written as JSON
 bench *args:
-    .venv/bin/python -m cartoonize.benchmarks "$@"
+    .venv/bin/python -m cartoonize.measure.benchmarks "$@"
 
 # on a GPU machine: pytest -m gpu and the GPU benchmarks, a table last, full results in gpu-check-out/ (see tests/gpu_check.py)
 gpu-check:

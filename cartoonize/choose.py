@@ -1,7 +1,8 @@
-"""Backends behind one contract (`Runner`), and the choice of one for a request.
+"""The choice of a runner for a request.
 
 `runner_from_path()` opens an engine file by its suffix; `runner_for()` resolves `--engine`,
-`--style`/`--model`, `--device` and `--precision` into a runner.
+`--style`/`--model`, `--device` and `--precision` into a runner. It sits above `parity` (an ONNX
+Runtime runner for a checkpoint is a parity-checked export) and the engine store.
 """
 
 from __future__ import annotations
@@ -11,9 +12,10 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from cartoonize.errors import CartoonizeError
-from cartoonize.runners.base import Runner, pad_to_multiple
+from cartoonize.runners.base import Runner
+from cartoonize.styles import DEFAULT_STYLE
 
-__all__ = ["EngineRequest", "Runner", "checkpoint_path", "pad_to_multiple", "runner_for", "runner_from_path"]
+__all__ = ["EngineRequest", "Runner", "checkpoint_path", "runner_for", "runner_from_path"]
 
 
 @dataclass(frozen=True)
@@ -38,12 +40,9 @@ class EngineRequest:
         return "fp16" if self.resolved_device() == "cuda" else "fp32"
 
 
-DEFAULT_STYLE = "hayao"
-
-
 def cached_onnx(checkpoint_path: Path, precision: str) -> Path:
     """Export a checkpoint to ONNX once (parity-checked) and reuse it; keyed by its bytes."""
-    from cartoonize.export import export_with_parity
+    from cartoonize.parity import export_with_parity
     from cartoonize.styles import cache_dir, sha256_of
 
     key = sha256_of(checkpoint_path)[:16]
@@ -92,7 +91,7 @@ def _checkpoint_file_runner(path: Path, request: EngineRequest) -> Runner:
 def _checked_manifest(path: Path, request: EngineRequest):  # -> Manifest
     """An engine's manifest, checked against this machine and the frame size, and against an
     explicit --device / --precision (an engine has exactly one of each)."""
-    from cartoonize.engines import check_engine
+    from cartoonize.engines.store import check_engine
 
     manifest = check_engine(path, request.frame_size)
     for option, asked, built in (("device", request.device, manifest.spec.device),
@@ -147,7 +146,7 @@ def runner_from_path(path: Path, request: EngineRequest | None = None) -> Runner
 
 def stored_engine_for(request: EngineRequest) -> Path | None:
     """The best engine in the store for this request's model, device, precision and frame size."""
-    from cartoonize.engines import best_engine, source_from
+    from cartoonize.engines.store import best_engine, source_from
 
     if request.frame_size is None:
         return None

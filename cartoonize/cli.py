@@ -88,8 +88,9 @@ QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar o
 def _request(engine: str, style: str | None, model: Path | None, device: Device, precision: Precision,
              quiet: bool = False):  # fmt: skip
     """An engine request; a style used for the first time is downloaded here, with a progress bar."""
+    from cartoonize.choose import RUNNERS_BY_SUFFIX, EngineRequest
     from cartoonize.progress import pull_with_progress
-    from cartoonize.runners import DEFAULT_STYLE, RUNNERS_BY_SUFFIX, EngineRequest
+    from cartoonize.styles import DEFAULT_STYLE
 
     if style is not None and model is not None:
         raise CartoonizeError("give either --style or --model, not both")
@@ -130,10 +131,10 @@ def video(
     quiet: QuietOpt = False,
 ) -> None:
     """Cartoonize a video: every frame with its timestamp, audio and subtitles kept."""
-    from cartoonize.media import EncoderSettings
+    from cartoonize.choose import runner_for
+    from cartoonize.media.files import EncoderSettings
+    from cartoonize.pipelines.video import VideoJob, cartoonize_video
     from cartoonize.progress import frame_progress
-    from cartoonize.runners import runner_for
-    from cartoonize.video import VideoJob, cartoonize_video
 
     request = _request(engine, style, model, device, precision, quiet)
     job = VideoJob(input, output, max_side, batch, EncoderSettings(codec, crf, preset), overwrite, frames)
@@ -163,9 +164,9 @@ def image(
     quiet: QuietOpt = False,
 ) -> None:
     """Cartoonize photos (jpg, png, webp, ...); a folder is searched recursively, outputs are PNG."""
-    from cartoonize.image import ImageJob, cartoonize_images
+    from cartoonize.choose import runner_for
+    from cartoonize.pipelines.image import ImageJob, cartoonize_images
     from cartoonize.progress import frame_progress
-    from cartoonize.runners import runner_for
 
     request = _request(engine, style, model, device, precision, quiet)
     job = ImageJob(tuple(inputs), output, max_side, overwrite)
@@ -188,10 +189,10 @@ def export(
 ) -> None:
     """Export a style or checkpoint to ONNX (uint8 NHWC RGB frames in and out, dynamic N, H, W),
     then check it against PyTorch on a real photo."""
-    from cartoonize.export import export_with_parity
-    from cartoonize.media import check_output
+    from cartoonize.choose import EngineRequest, checkpoint_path
+    from cartoonize.media.files import check_output
+    from cartoonize.parity import export_with_parity
     from cartoonize.progress import pull_with_progress
-    from cartoonize.runners import EngineRequest, checkpoint_path
 
     check_output(output, overwrite)
     if style is not None and model is None:
@@ -239,7 +240,7 @@ def build_engine_command(
 
     An AOTInductor engine that crashes when loaded is rebuilt with the next recipe.
     CARTOONIZE_AOTI_RECIPES=name,... chooses the recipes (engines/README.md lists them)."""
-    from cartoonize.build import build_engine, spec_from_options
+    from cartoonize.pipelines.build import build_engine, spec_from_options
     from cartoonize.progress import pull_with_progress
 
     if style is not None or (model is None and onnx is None):
@@ -262,7 +263,7 @@ def engines_list(
     """Every stored engine, its key, and whether it can run here (and why not)."""
     from rich.table import Table
 
-    from cartoonize.engines import store_dir, store_entries
+    from cartoonize.engines.store import store_dir, store_entries
 
     table = Table(
         "engine", "source", "backend", "precision", "shapes", "batch", "device", "parity", "runs here"
@@ -300,8 +301,8 @@ def bench_command(
 ) -> None:
     """Time inference alone (no decode or encode) beside the torch eager runner on the same
     device and precision: fps, median and p10/p90, effective TFLOP/s and the compute floor."""
-    from cartoonize.bench import BenchJob, bench, format_report
-    from cartoonize.engines import parse_shape
+    from cartoonize.engines.store import parse_shape
+    from cartoonize.measure.bench import BenchJob, bench, format_report
 
     request = _request(engine, style, model, device, precision)
     job = BenchJob(request, parse_shape(shape), batch, iters, warmup, peak_tflops, json_path)
@@ -336,10 +337,10 @@ def webcam(
 ) -> None:  # fmt: skip
     """A live cartoon camera: preview window (q quit, space original/cartoon, s snapshot, f overlay),
     browser preview, recording and a virtual camera; frames are dropped, never queued, to keep the delay low."""
-    from cartoonize.capture import CaptureSpec
-    from cartoonize.mjpeg import parse_address
-    from cartoonize.runners import runner_for
-    from cartoonize.webcam import WebcamJob, parse_size, print_cameras, run_webcam
+    from cartoonize.choose import runner_for
+    from cartoonize.media.capture import CaptureSpec
+    from cartoonize.media.mjpeg import parse_address
+    from cartoonize.pipelines.webcam import WebcamJob, parse_size, print_cameras, run_webcam
 
     if list_cameras:
         return print_cameras(_console().print)

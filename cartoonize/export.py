@@ -1,4 +1,4 @@
-"""Frames in, frames out: the export wrapper, ONNX export and the parity check against PyTorch.
+"""Frames in, frames out: the export wrapper and ONNX export (checked against PyTorch by `cartoonize.parity`).
 
 Every backend runs `FrameModel`: uint8 (N, H, W, 3) RGB frames in, uint8 frames of the same shape
 out. Scaling to [-1, 1], the BGR swap of the released styles and its inverse live inside the graph,
@@ -12,7 +12,7 @@ import json
 import logging
 import warnings
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -25,7 +25,6 @@ from cartoonize.model import Checkpoint, Generator
 
 INPUT_NAME = "frames"
 OUTPUT_NAME = "cartoon"
-PSNR_THRESHOLDS = {"fp32": 45.0, "fp16": 38.0}  # dB in uint8; below this an export or build fails
 
 
 class Fp32InstanceNorm(nn.Module):
@@ -82,27 +81,6 @@ def frame_model(checkpoint: Checkpoint, precision: str = "fp32") -> FrameModel:
     elif precision != "fp32":
         raise CartoonizeError(f"unknown precision {precision!r}; use fp32 or fp16")
     return FrameModel(generator, checkpoint.io.channel_order == "BGR", dtype).eval()
-
-
-@dataclass(frozen=True)
-class Parity:
-    max_abs_diff: int
-    psnr_db: float
-    shape: tuple[int, ...]
-
-    def passes(self, precision: str) -> bool:
-        return self.psnr_db >= PSNR_THRESHOLDS[precision]
-
-    def describe(self) -> str:
-        return f"max |diff| {self.max_abs_diff}/255, PSNR {self.psnr_db:.1f} dB on {self.shape}"
-
-
-def parity(reference: np.ndarray, candidate: np.ndarray) -> Parity:
-    """Compare two uint8 frame batches."""
-    diff = reference.astype(np.int16) - candidate.astype(np.int16)
-    mse = float(np.mean(diff.astype(np.float64) ** 2))
-    psnr = float("inf") if mse == 0 else 10 * np.log10(255.0**2 / mse)
-    return Parity(int(np.abs(diff).max()), psnr, tuple(reference.shape))
 
 
 def reference_photo(height: int = 256, width: int = 256) -> np.ndarray:
@@ -180,34 +158,3 @@ def onnx_from_checkpoint(
     finally:
         tmp.unlink(missing_ok=True)
     return output
-
-
-def onnx_parity(checkpoint: Checkpoint, onnx_path: Path, precision: str, photo: np.ndarray) -> Parity:
-    """ONNX Runtime (CPU) on the exported graph against the fp32 PyTorch reference."""
-    from cartoonize.runners.onnxruntime import OnnxRuntimeRunner
-    from cartoonize.runners.torch import TorchRunner
-
-    with TorchRunner(checkpoint, device="cpu", precision="fp32") as ref:
-        expected = ref(photo)
-    with OnnxRuntimeRunner(onnx_path, device="cpu") as run:
-        actual = run(photo)
-    return parity(expected, actual)
-
-
-def export_with_parity(
-    checkpoint_path: Path, output: Path, precision: str = "fp32", opset: int = 18, photo_size: int = 256
-) -> Parity:
-    """Export, then compare ONNX Runtime with PyTorch fp32 on a real photo; an export that fails
-    the precision's PSNR threshold is removed and reported."""
-    from cartoonize.model import load_checkpoint
-
-    checkpoint = load_checkpoint(checkpoint_path)
-    onnx_from_checkpoint(checkpoint, output, precision, opset)
-    check = onnx_parity(checkpoint, output, precision, reference_photo(photo_size, photo_size))
-    if not check.passes(precision):
-        output.unlink(missing_ok=True)
-        raise CartoonizeError(
-            f"the exported {precision} ONNX disagrees with PyTorch ({check.describe()}; "
-            f"needs ≥ {PSNR_THRESHOLDS[precision]} dB); nothing was written"
-        )
-    return check

@@ -64,6 +64,7 @@ def _load_registry() -> dict[str, Style]:
 
 
 STYLES = _load_registry()
+DEFAULT_STYLE = "hayao"  # what --style means when neither --style nor --model is given
 
 
 def cache_dir() -> Path:

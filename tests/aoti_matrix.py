@@ -36,7 +36,7 @@ class Variant:
     name: str
     checkpoint: Path
     precision: str
-    recipe: str  # the AOTInductor recipe (tests/.. cartoonize/builders/aoti.py)
+    recipe: str  # the AOTInductor recipe (tests/.. cartoonize/engines/aoti.py)
     changes: str  # what differs from the failing build
 
 

@@ -170,11 +170,11 @@ def main(argv: list[str] | None = None) -> int:
         Step("webcam-720p30", [*webcam, "testsrc2=size=1280x720:rate=30", "--frames", "300", "--engine", "torch"], 60),
         Step("video-720p", [*cz, "video", str(clip), str(work / "bunny.mp4"), "--device", "cuda", "--engine", "torch",
                             "-y"], 90),
-        Step("e2e-aoti", [*py, "-m", "cartoonize.benchmarks", "--sizes", "720x1280", "--engines", "auto", "--device",
+        Step("e2e-aoti", [*py, "-m", "cartoonize.measure.benchmarks", "--sizes", "720x1280", "--engines", "auto", "--device",
                           "cuda", "--clip", str(clip), "--iters", "30", "--frames", "240", "--json", str(e2e)], 60, e2e),
         bench("720x1280", graphs=True),  # last: capture once ended in an illegal memory access
         Step("train-bench", [*py, "-m", "train.bench", "--steps", "20", "--json", str(train)], 150, train),
-        Step("e2e", [*py, "-m", "cartoonize.benchmarks", "--sizes", sizes, "--engines", "torch,auto", "--device",
+        Step("e2e", [*py, "-m", "cartoonize.measure.benchmarks", "--sizes", sizes, "--engines", "torch,auto", "--device",
                      "cuda", "--clip", str(clip), "--iters", "30", "--frames", "240", "--json", str(e2e)], 240, e2e),
         Step("webcam-720p60", [*webcam, "testsrc2=size=1280x720:rate=60", "--frames", "600"], 90),
     ]

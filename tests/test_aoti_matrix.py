@@ -32,7 +32,7 @@ def test_each_variant_changes_one_thing(tiny_checkpoint: Path, tmp_path: Path) -
 
 
 def test_outcomes_read_the_real_messages(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import cartoonize.build as build
+    import cartoonize.pipelines.build as build
     from cartoonize.errors import CartoonizeError
 
     crash = [sys.executable, "-X", "faulthandler", "-c", "import ctypes; ctypes.string_at(0)"]

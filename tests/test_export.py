@@ -14,8 +14,9 @@ import onnxruntime as ort
 import pytest
 
 from cartoonize.errors import CartoonizeError
-from cartoonize.export import export_with_parity, onnx_from_checkpoint, parity, reference_photo
+from cartoonize.export import onnx_from_checkpoint, reference_photo
 from cartoonize.model import load_checkpoint
+from cartoonize.parity import export_with_parity, parity
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -22,7 +22,7 @@ from typing import Any
 
 import torch
 
-from cartoonize.engines import BuildSpec, ShapeProfile
+from cartoonize.engines.store import BuildSpec, ShapeProfile
 from cartoonize.errors import CartoonizeError
 from cartoonize.export import INPUT_NAME, frame_model, quiet_torch
 from cartoonize.model import SIZE_MULTIPLE, Checkpoint

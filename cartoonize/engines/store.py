@@ -199,7 +199,7 @@ def source_from(style: str | None, model: Path | None, onnx: Path | None) -> Eng
             if not Path(path).is_file():
                 raise CartoonizeError(f"--{kind} {path}: no such file")
             return EngineSource(kind, str(path), sha256_of(Path(path)))
-    from cartoonize.runners import DEFAULT_STYLE
+    from cartoonize.styles import DEFAULT_STYLE
 
     return EngineSource("style", get_style(style or DEFAULT_STYLE).name)
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cartoonize.engines import BuildSpec
+from cartoonize.engines.store import BuildSpec
 from cartoonize.errors import CartoonizeError
 from cartoonize.export import INPUT_NAME
 

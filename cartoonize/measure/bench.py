@@ -18,8 +18,9 @@ from typing import Any
 
 import numpy as np
 
+from cartoonize.choose import EngineRequest, checkpoint_path, runner_for
 from cartoonize.errors import CartoonizeError
-from cartoonize.runners import EngineRequest, Runner, checkpoint_path, runner_for
+from cartoonize.runners.base import Runner
 
 H200_FP16_DENSE_TFLOPS = 752.0  # measured fp16 matrix-product ceiling (DESIGN.md)
 
@@ -116,7 +117,7 @@ def time_runner(runner: Runner, frames: np.ndarray, iters: int, warmup: int) -> 
 
 
 def bench(job: BenchJob, on_step: Callable[[str], None] | None = None) -> dict[str, Any]:
-    from cartoonize.engines import padded
+    from cartoonize.engines.store import padded
     from cartoonize.export import reference_photo
 
     step = on_step or (lambda _s: None)

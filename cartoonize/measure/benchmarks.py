@@ -1,7 +1,7 @@
 """The speed table: inference alone and end to end (decode → engine → encode) for each runner
 and frame size, on this machine. Prints a table and writes JSON.
 
-    python -m cartoonize.benchmarks [--sizes 180x320,360x640] [--engines torch,onnxruntime]
+    python -m cartoonize.measure.benchmarks [--sizes 180x320,360x640] [--engines torch,onnxruntime]
                                     [--clip PATH] [--json PATH]
 """
 
@@ -16,11 +16,11 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from cartoonize.bench import time_runner
-from cartoonize.engines import parse_shape
+from cartoonize.choose import EngineRequest, runner_for
+from cartoonize.engines.store import parse_shape
 from cartoonize.export import reference_photo
-from cartoonize.runners import EngineRequest, runner_for
-from cartoonize.video import VideoJob, cartoonize_video
+from cartoonize.measure.bench import time_runner
+from cartoonize.pipelines.video import VideoJob, cartoonize_video
 
 DEFAULT_CLIP = Path(__file__).resolve().parents[1].parent / "shared" / "media" / "chaplin.mp4"  # 640×360
 

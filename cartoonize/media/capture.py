@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from cartoonize.errors import CartoonizeError
-from cartoonize.media import fit_within
+from cartoonize.media.files import fit_within
 
 # the platform's camera device format, and its first camera
 CAMERA_DEFAULTS = {

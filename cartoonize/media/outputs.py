@@ -17,9 +17,9 @@ from typing import Any
 
 import numpy as np
 
-from cartoonize.capture import v4l2_capabilities
 from cartoonize.errors import CartoonizeError
-from cartoonize.media import (
+from cartoonize.media.capture import v4l2_capabilities
+from cartoonize.media.files import (
     EncoderSettings,
     check_output,
     container_for,

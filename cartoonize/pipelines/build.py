@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from cartoonize.engines import (
+from cartoonize.engines.store import (
     BuildSpec,
     Manifest,
     current_machine,
@@ -31,7 +31,8 @@ from cartoonize.engines import (
     write_manifest,
 )
 from cartoonize.errors import CartoonizeError
-from cartoonize.export import PSNR_THRESHOLDS, Parity, parity, reference_photo
+from cartoonize.export import reference_photo
+from cartoonize.parity import PSNR_THRESHOLDS, Parity, parity
 
 Step = Callable[[str], None]  # reports the stage the build is in ("exporting", "compiling", ...)
 
@@ -56,7 +57,7 @@ def _child_argv(engine: Path, inputs: Path, outputs: Path) -> list[str]:
         "-X",
         "faulthandler",
         "-m",
-        "cartoonize.build",
+        "cartoonize.pipelines.build",
         *map(str, (engine, inputs, outputs)),
     ]
 
@@ -141,7 +142,7 @@ def _reference(spec: BuildSpec, frames: np.ndarray) -> tuple[np.ndarray, str]:
 
 
 def _build_aoti(spec: BuildSpec, output: Path, step: Step, recipe: Any) -> dict[str, Any]:
-    from cartoonize.builders.aoti import aoti_from_checkpoint
+    from cartoonize.engines.aoti import aoti_from_checkpoint
 
     if spec.source.kind == "onnx":
         raise CartoonizeError("AOTInductor compiles the PyTorch model: give --style or --model, not --onnx")
@@ -151,7 +152,7 @@ def _build_aoti(spec: BuildSpec, output: Path, step: Step, recipe: Any) -> dict[
 
 
 def _build_tensorrt(spec: BuildSpec, output: Path, step: Step, recipe: Any = None) -> dict[str, Any]:
-    from cartoonize.builders.tensorrt import engine_from_onnx, onnx_precision_for
+    from cartoonize.engines.tensorrt import engine_from_onnx, onnx_precision_for
 
     machine = current_machine()
     if machine.tensorrt is None:
@@ -165,7 +166,7 @@ def _build_tensorrt(spec: BuildSpec, output: Path, step: Step, recipe: Any = Non
     if spec.source.kind == "onnx":
         onnx_path = Path(spec.source.name)
     else:
-        from cartoonize.runners import cached_onnx
+        from cartoonize.choose import cached_onnx
         from cartoonize.styles import style_checkpoint
 
         step("exporting ONNX")
@@ -186,7 +187,7 @@ BUILDERS: dict[str, Callable[[BuildSpec, Path, Step, Any], dict[str, Any]]] = {
 def _recipes(spec: BuildSpec) -> list[Any]:
     """What to try in turn when the built engine crashes: AOTInductor's recipes; one TensorRT build."""
     if spec.backend == "aoti":
-        from cartoonize.builders.aoti import aoti_recipes
+        from cartoonize.engines.aoti import aoti_recipes
 
         return list(aoti_recipes())
     return [None]
@@ -276,7 +277,7 @@ def spec_from_options(
     max_autotune: bool = False,
 ) -> BuildSpec:  # fmt: skip
     """Resolve build-engine's options (auto device, precision and backend included) into a spec."""
-    from cartoonize.engines import ShapeProfile, parse_shape, source_from
+    from cartoonize.engines.store import ShapeProfile, parse_shape, source_from
 
     source = source_from(style, model, onnx)
     machine = current_machine()
@@ -311,7 +312,7 @@ def spec_from_options(
 
 
 if __name__ == "__main__":  # the child of run_isolated: ENGINE FRAMES.npy OUT.npy
-    from cartoonize.runners import runner_from_path
+    from cartoonize.choose import runner_from_path
 
     try:
         with runner_from_path(Path(sys.argv[1])) as _engine:

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from cartoonize.errors import CartoonizeError
-from cartoonize.media import atomic_output, fit_within
+from cartoonize.media.files import atomic_output, fit_within
 from cartoonize.runners.base import Runner
 
 IMAGE_SUFFIXES = {".jpg": "mjpeg", ".jpeg": "mjpeg", ".png": "png", ".webp": "libwebp", ".bmp": "bmp",

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from cartoonize.errors import CartoonizeError
-from cartoonize.media import (
+from cartoonize.media.files import (
     EncoderSettings,
     atomic_output,
     audio_plan,

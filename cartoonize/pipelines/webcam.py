@@ -22,8 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
-from cartoonize.capture import Capture, Captured, CaptureSpec
 from cartoonize.errors import CartoonizeError
+from cartoonize.media.capture import Capture, Captured, CaptureSpec
 from cartoonize.runners.base import Runner
 
 
@@ -105,7 +105,7 @@ def parse_size(text: str) -> tuple[int, int]:
 
 def print_cameras(say: Callable[[str], None]) -> None:
     """`--list`: the cameras this machine shows, and what --input takes for each."""
-    from cartoonize.capture import list_cameras
+    from cartoonize.media.capture import list_cameras
 
     cameras = list_cameras()
     if not cameras:
@@ -126,7 +126,7 @@ def run_webcam(
     `interrupted`, after every output is finalized). `make_runner((H, W))` gives the unentered
     runner; `on_status(message)` hears about snapshots, the server address and the like;
     `on_frame(frames_shown)` is called after each frame is shown."""
-    from cartoonize.outputs import Recorder, VirtualCam, check_record_target
+    from cartoonize.media.outputs import Recorder, VirtualCam, check_record_target
 
     say = on_status or (lambda _message: None)
     if job.output:
@@ -143,13 +143,13 @@ def run_webcam(
             # every output opens before the model loads, so a bad one fails at once
             window = server = vcam = None
             if job.serve:
-                from cartoonize.mjpeg import PreviewServer
+                from cartoonize.media.mjpeg import PreviewServer
 
                 server = PreviewServer(*job.serve)
                 stack.callback(lambda: server.close(report.stopped))
                 say(f"serving the preview at {server.url}")
             elif job.preview:
-                from cartoonize.preview import PreviewWindow
+                from cartoonize.media.preview import PreviewWindow
 
                 window = PreviewWindow(f"cartoonize webcam - {capture.source.label}")
                 stack.callback(window.close)
@@ -206,7 +206,7 @@ def _loop(job: WebcamJob, capture: Capture, runner: Runner, report: WebcamReport
                     overlay = not overlay
                 elif action == "snapshot" and shown_image is not None:
                     path = job.snapshot_dir / f"cartoonize-{datetime.now():%Y%m%d-%H%M%S-%f}.png"
-                    from cartoonize.image import write_image
+                    from cartoonize.pipelines.image import write_image
 
                     write_image(path, shown_image)
                     say(f"saved snapshot {path}")

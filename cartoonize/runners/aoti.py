@@ -6,7 +6,7 @@ from pathlib import Path
 
 import torch
 
-from cartoonize.engines import Manifest, check_engine
+from cartoonize.engines.store import Manifest, check_engine
 from cartoonize.runners.base import TensorRunner
 from cartoonize.runners.device import TensorFn, check_frames, cuda_graphs_wanted, run_fixed_batch, try_graph
 
@@ -29,7 +29,7 @@ class AotiRunner(TensorRunner):
     def load(self) -> None:
         from torch._inductor import aoti_load_package
 
-        from cartoonize.builders.aoti import packaged_weights
+        from cartoonize.engines.aoti import packaged_weights
 
         # single-threaded: no runner locks, which CUDA-graph capture cannot contain
         model = aoti_load_package(str(self.path), run_single_threaded=self.cuda_graph)

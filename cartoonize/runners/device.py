@@ -9,7 +9,7 @@ from collections.abc import Callable
 
 import torch
 
-from cartoonize.engines import BuildSpec
+from cartoonize.engines.store import BuildSpec
 from cartoonize.errors import CartoonizeError
 
 TensorFn = Callable[[torch.Tensor], torch.Tensor]
@@ -23,7 +23,7 @@ def check_frames(frames: torch.Tensor, spec: BuildSpec, device: str) -> None:
         raise ValueError(f"frames are on {frames.device}; this engine runs on {device}")
     size = (int(frames.shape[1]), int(frames.shape[2]))
     if not spec.profile.contains(size):
-        from cartoonize.engines import ShapeProfile, shape_text
+        from cartoonize.engines.store import ShapeProfile, shape_text
 
         raise CartoonizeError(
             f"frames of {shape_text(size)} are outside this engine's shape profile "

@@ -11,7 +11,7 @@ from typing import Any
 
 import torch
 
-from cartoonize.engines import Manifest, check_engine
+from cartoonize.engines.store import Manifest, check_engine
 from cartoonize.errors import CartoonizeError
 from cartoonize.export import INPUT_NAME, OUTPUT_NAME
 from cartoonize.runners.base import TensorRunner

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from cartoonize.engines import (
+from cartoonize.engines.store import (
     BuildSpec,
     EngineSource,
     Manifest,
@@ -125,7 +125,7 @@ def test_profile_bounds() -> None:
 
 
 def test_build_options_are_checked() -> None:
-    from cartoonize.build import spec_from_options
+    from cartoonize.pipelines.build import spec_from_options
 
     args = {"style": "hayao", "model": None, "onnx": None, "backend": "aoti", "precision": "auto",
             "device": "cpu", "shape": None, "min_shape": None, "opt_shape": None, "max_shape": None}  # fmt: skip
@@ -138,7 +138,7 @@ def test_build_options_are_checked() -> None:
 
 
 def test_dynamic_export_shapes() -> None:
-    from cartoonize.builders.aoti import dynamic_shapes
+    from cartoonize.engines.aoti import dynamic_shapes
 
     assert dynamic_shapes(ShapeProfile.static((64, 64))) is None
     dims = dynamic_shapes(ShapeProfile((64, 64), (64, 96), (64, 128)))
@@ -146,8 +146,8 @@ def test_dynamic_export_shapes() -> None:
 
 
 def test_flop_count_matches_the_paper_network() -> None:
-    from cartoonize.bench import generator_flop_per_frame
-    from cartoonize.runners import EngineRequest
+    from cartoonize.choose import EngineRequest
+    from cartoonize.measure.bench import generator_flop_per_frame
 
     per_1000_px = generator_flop_per_frame(EngineRequest(), (100, 100)) / 10
     assert per_1000_px == pytest.approx(1.88e9, rel=0.01)
@@ -187,7 +187,7 @@ def _inspector(layers: list[tuple[str, str, str]], trt11: bool) -> str:
 
 @pytest.mark.parametrize("trt11", [False, True], ids=["trt10", "trt11"])
 def test_inspector_precision_check(trt11: bool) -> None:
-    from cartoonize.builders.tensorrt import precision_problems
+    from cartoonize.engines.tensorrt import precision_problems
 
     good = [("/generator/flat/flat.1/Conv + /flat.3/Relu", "CaskConvolution", "fp16"),
             ("/generator/flat/flat.2/InstanceNormalization", "Normalization", "fp32"),
@@ -199,14 +199,14 @@ def test_inspector_precision_check(trt11: bool) -> None:
 
 
 def test_inspector_needs_detailed_verbosity() -> None:
-    from cartoonize.builders.tensorrt import check_precisions
+    from cartoonize.engines.tensorrt import check_precisions
 
     with pytest.raises(CartoonizeError, match="DETAILED"):
         check_precisions(json.dumps({"Layers": ["conv1", "conv2"]}), "fp16")
 
 
 def test_onnx_precision_for_each_tensorrt() -> None:
-    from cartoonize.builders.tensorrt import onnx_precision_for
+    from cartoonize.engines.tensorrt import onnx_precision_for
 
     assert onnx_precision_for("fp16", "10.13.0") == "fp32"  # the FP16 builder flag
     assert onnx_precision_for("fp16", "11.4.0") == "fp16"  # strongly typed: the fp16 graph
@@ -236,9 +236,10 @@ def test_build_writes_engine_and_manifest(tiny_engine: Path, tiny_checkpoint: Pa
 
 
 def test_engine_matches_torch(engine_copy: Path, tiny_checkpoint: Path) -> None:
-    from cartoonize.export import parity, reference_photo
+    from cartoonize.choose import runner_from_path
+    from cartoonize.export import reference_photo
     from cartoonize.model import load_checkpoint
-    from cartoonize.runners import runner_from_path
+    from cartoonize.parity import parity
     from cartoonize.runners.torch import TorchRunner
 
     frames = np.concatenate([reference_photo(SIZE, SIZE), reference_photo(SIZE, SIZE)[:, ::-1]])
@@ -249,7 +250,7 @@ def test_engine_matches_torch(engine_copy: Path, tiny_checkpoint: Path) -> None:
 
 
 def test_auto_picks_the_stored_engine(engine_copy: Path, tiny_checkpoint: Path) -> None:
-    from cartoonize.runners import EngineRequest, runner_for
+    from cartoonize.choose import EngineRequest, runner_for
 
     request = EngineRequest(engine="auto", model=tiny_checkpoint, device="cpu")
     assert runner_for(request, (SIZE, SIZE)).name == "aoti"
@@ -304,7 +305,7 @@ def _fix(engine: Path, shape: int = SIZE) -> str:
 
 
 def _error(engine: Path, frame_size: tuple[int, int] | None = None) -> str:
-    from cartoonize.runners import EngineRequest, runner_for
+    from cartoonize.choose import EngineRequest, runner_for
 
     with pytest.raises(CartoonizeError) as info:
         runner_for(EngineRequest(engine=str(engine)), frame_size)
@@ -328,7 +329,7 @@ def test_other_gpu(engine_copy: Path) -> None:
 
 
 def test_other_gpu_architecture_reads_both(engine_copy: Path) -> None:
-    from cartoonize.engines import Machine, compatibility_problems
+    from cartoonize.engines.store import Machine, compatibility_problems
 
     manifest = read_manifest(engine_copy)
     assert manifest is not None
@@ -421,7 +422,7 @@ def test_engine_crash_in_the_gate_is_one_clear_line(tmp_path: Path, monkeypatch:
 
     import numpy as np
 
-    import cartoonize.build as build
+    import cartoonize.pipelines.build as build
     from cartoonize.errors import CartoonizeError
 
     crash = [sys.executable, "-c", f"import os; os.kill(os.getpid(), {int(signal.SIGSEGV)})"]
@@ -433,8 +434,8 @@ def test_engine_crash_in_the_gate_is_one_clear_line(tmp_path: Path, monkeypatch:
 def test_unloadable_engine_in_the_gate_is_reported(tmp_path: Path) -> None:
     import numpy as np
 
-    from cartoonize.build import run_isolated
     from cartoonize.errors import CartoonizeError
+    from cartoonize.pipelines.build import run_isolated
 
     (tmp_path / "broken.pt2").write_bytes(b"not a package")
     with pytest.raises(
@@ -446,7 +447,7 @@ def test_unloadable_engine_in_the_gate_is_reported(tmp_path: Path) -> None:
 def test_gate_names_where_a_real_segfault_happened(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The child runs with faulthandler: a real segfault (ctypes reading address 0) is reported with
     the innermost Python frame, and the full report is kept for a bug report."""
-    import cartoonize.build as build
+    import cartoonize.pipelines.build as build
 
     crash = [sys.executable, "-X", "faulthandler", "-c", "import ctypes; ctypes.string_at(0)"]
     monkeypatch.setattr(build, "_child_argv", lambda *_: crash)
@@ -456,7 +457,7 @@ def test_gate_names_where_a_real_segfault_happened(tmp_path: Path, monkeypatch: 
 
 
 def test_innermost_frame_reads_faulthandler() -> None:
-    from cartoonize.build import innermost_frame
+    from cartoonize.pipelines.build import innermost_frame
 
     report = """Fatal Python error: Segmentation fault
 
@@ -476,7 +477,7 @@ Current thread 0x00007efd8f5c8b80 (most recent call first):
 
 
 def test_recipes_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    from cartoonize.builders.aoti import FALLBACK_ORDER, RECIPES_ENV, aoti_recipes
+    from cartoonize.engines.aoti import FALLBACK_ORDER, RECIPES_ENV, aoti_recipes
 
     monkeypatch.delenv(RECIPES_ENV, raising=False)
     assert [r.name for r in aoti_recipes()] == list(FALLBACK_ORDER)
@@ -491,7 +492,7 @@ def test_recipes_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def _crash_first_gate(monkeypatch: pytest.MonkeyPatch, crashes: int) -> list[str]:
     """Make the first `crashes` gate children die with a real segfault; later ones run the engine."""
-    import cartoonize.build as build
+    import cartoonize.pipelines.build as build
 
     real = build._child_argv
     seen: list[str] = []
@@ -512,10 +513,11 @@ def test_a_crashing_engine_is_rebuilt_with_the_next_recipe(
 ) -> None:
     """Two real builds: the first engine 'crashes' in the gate, the second (weights stored beside
     the library, loaded by the runner) passes, runs, and its manifest says what happened."""
-    from cartoonize.builders.aoti import RECIPES_ENV
-    from cartoonize.export import parity, reference_photo
+    from cartoonize.choose import runner_from_path
+    from cartoonize.engines.aoti import RECIPES_ENV
+    from cartoonize.export import reference_photo
     from cartoonize.model import load_checkpoint
-    from cartoonize.runners import runner_from_path
+    from cartoonize.parity import parity
     from cartoonize.runners.torch import TorchRunner
 
     monkeypatch.setenv("CARTOONIZE_ENGINES", str(tmp_path / "store"))
@@ -540,8 +542,8 @@ def test_when_every_recipe_crashes_nothing_is_kept(
 ) -> None:
     """The retry loop alone: the compiler is replaced by a writer of a dummy package (the real
     compiler is exercised by the builds above), every gate child segfaults for real."""
-    import cartoonize.build as build
-    from cartoonize.builders.aoti import RECIPES_ENV
+    import cartoonize.pipelines.build as build
+    from cartoonize.engines.aoti import RECIPES_ENV
 
     store = tmp_path / "store"
     monkeypatch.setenv("CARTOONIZE_ENGINES", str(store))
@@ -569,7 +571,7 @@ def test_a_crashing_tensorrt_engine_is_not_rebuilt(
 ) -> None:
     """Recipes are AOTInductor's: a TensorRT plan that crashes in the gate ends the build at once.
     (TensorRT is not installed here: its builder is replaced by a writer of a dummy plan.)"""
-    import cartoonize.build as build
+    import cartoonize.pipelines.build as build
 
     built: list[object] = []
 

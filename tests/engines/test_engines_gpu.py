@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from cartoonize.engines import read_manifest
-from tests.test_engines import run_cli
+from cartoonize.engines.store import read_manifest
+from tests.engines.test_engines import run_cli
 
 SIZE = 64
 
@@ -28,8 +28,8 @@ def _photo_batch(n: int = 2) -> np.ndarray:
 
 @pytest.mark.gpu
 def test_torch_cuda_fp16_matches_fp32(tiny_checkpoint: Path) -> None:
-    from cartoonize.export import parity
     from cartoonize.model import load_checkpoint
+    from cartoonize.parity import parity
     from cartoonize.runners.torch import TorchRunner
 
     checkpoint = load_checkpoint(tiny_checkpoint)
@@ -44,9 +44,9 @@ def test_torch_cuda_fp16_matches_fp32(tiny_checkpoint: Path) -> None:
 def test_aoti_fp16_cuda_build_and_run(tiny_checkpoint: Path) -> None:
     import torch
 
-    from cartoonize.export import parity
+    from cartoonize.choose import runner_from_path
     from cartoonize.model import load_checkpoint
-    from cartoonize.runners import runner_from_path
+    from cartoonize.parity import parity
     from cartoonize.runners.torch import TorchRunner
 
     code, text = run_cli("build-engine", "--model", str(tiny_checkpoint), "--backend", "aoti",
@@ -81,9 +81,9 @@ def test_bench_json_on_cuda(tiny_checkpoint: Path, tmp_path: Path) -> None:
 def test_tensorrt_build_and_run(tiny_checkpoint: Path, precision: str) -> None:
     import torch
 
-    from cartoonize.export import parity
+    from cartoonize.choose import runner_from_path
     from cartoonize.model import load_checkpoint
-    from cartoonize.runners import runner_from_path
+    from cartoonize.parity import parity
     from cartoonize.runners.torch import TorchRunner
 
     code, text = run_cli("build-engine", "--model", str(tiny_checkpoint), "--backend", "tensorrt",
@@ -110,7 +110,7 @@ def test_tensorrt_dynamic_profile(tiny_checkpoint: Path) -> None:
                          "--device", "cuda", "--min-shape", "32x32", "--opt-shape", "64x64",
                          "--max-shape", "96x128")  # fmt: skip
     assert code == 0, text
-    from cartoonize.runners import EngineRequest, runner_for
+    from cartoonize.choose import EngineRequest, runner_for
 
     request = EngineRequest(engine="auto", model=tiny_checkpoint, device="cuda", precision="fp16")
     with runner_for(request, (48, 100)) as run:

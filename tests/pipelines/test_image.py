@@ -7,9 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from cartoonize.choose import EngineRequest, runner_for
 from cartoonize.errors import CartoonizeError
-from cartoonize.image import ImageJob, cartoonize_images, read_image, write_image
-from cartoonize.runners import EngineRequest, runner_for
+from cartoonize.pipelines.image import ImageJob, cartoonize_images, read_image, write_image
 from tests.helpers import pattern
 
 

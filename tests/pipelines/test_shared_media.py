@@ -10,8 +10,8 @@ import av
 import numpy as np
 import pytest
 
-from cartoonize.runners import EngineRequest, runner_for
-from cartoonize.video import VideoJob, cartoonize_video
+from cartoonize.choose import EngineRequest, runner_for
+from cartoonize.pipelines.video import VideoJob, cartoonize_video
 from tests.conftest import SHARED_MEDIA
 from tests.helpers import read_video
 
@@ -21,7 +21,7 @@ pytestmark = pytest.mark.shared
 
 def upright_size(path: Path, max_side: int) -> tuple[int, int]:
     """(H, W) a player shows, scaled to max_side, from the first frame's display matrix."""
-    from cartoonize.media import fit_within
+    from cartoonize.media.files import fit_within
 
     with av.open(str(path)) as c:
         frame = next(c.decode(video=0))
@@ -62,7 +62,7 @@ def test_hayao_visibly_cartoonizes_a_real_clip(tmp_path: Path) -> None:
     assert report.frames == 24 and any("re-encoded to aac" in n for n in report.streams)
     _, original, _ = read_video(src)
     _, cartoon, _ = read_video(out)
-    from cartoonize.media import fit_within
+    from cartoonize.media.files import fit_within
 
     w, h = fit_within(original[0].shape[1], original[0].shape[0], 160)
     with av.open(str(src)) as c:

@@ -14,10 +14,10 @@ import av
 import numpy as np
 import pytest
 
+from cartoonize.choose import EngineRequest, runner_for
 from cartoonize.errors import CartoonizeError
-from cartoonize.media import EncoderSettings
-from cartoonize.runners import EngineRequest, runner_for
-from cartoonize.video import VideoJob, cartoonize_video
+from cartoonize.media.files import EncoderSettings
+from cartoonize.pipelines.video import VideoJob, cartoonize_video
 from tests.helpers import (
     make_video,
     pattern,
@@ -282,7 +282,7 @@ def test_existing_output_needs_overwrite(small_video: Path, tiny_checkpoint: Pat
 
 
 def test_unwritable_folder_is_refused(small_video: Path, tiny_checkpoint: Path, tmp_path: Path) -> None:
-    from cartoonize.media import check_output
+    from cartoonize.media.files import check_output
 
     locked = tmp_path / "locked"
     locked.mkdir()

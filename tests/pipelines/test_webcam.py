@@ -16,10 +16,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from cartoonize.capture import CaptureSpec, LatestFrame, Source, resolve_source
 from cartoonize.cli import main
-from cartoonize.runners import Runner
-from cartoonize.webcam import WebcamJob, run_webcam
+from cartoonize.media.capture import CaptureSpec, LatestFrame, Source, resolve_source
+from cartoonize.pipelines.webcam import WebcamJob, run_webcam
+from cartoonize.runners.base import Runner
 from tests.conftest import ROOT, SHARED_MEDIA
 from tests.helpers import read_video
 
@@ -109,7 +109,7 @@ def test_real_style_on_a_file(tmp_path: Path, hayao_checkpoint: Path, capsys) ->
 
 
 def test_latest_frame_keeps_only_the_newest() -> None:
-    from cartoonize.capture import Captured
+    from cartoonize.media.capture import Captured
 
     slot = LatestFrame()
     for i in range(3):
@@ -191,7 +191,7 @@ def test_udp_output_streams_mpegts(tiny_checkpoint: Path, capsys) -> None:
 def test_virtual_cam_stream_as_raw_yuyv(tmp_path: Path) -> None:
     """v4l2loopback cannot be loaded here: the same writer goes to a raw file instead of the
     device, which checks the frames a video-call app would get (YUYV, even size)."""
-    from cartoonize.outputs import VirtualCam
+    from cartoonize.media.outputs import VirtualCam
 
     cam = VirtualCam(str(tmp_path / "cam.yuv"), 161, 90, 30, muxer="rawvideo")
     for i in range(5):
@@ -249,8 +249,8 @@ def test_camera_open_failures(
 
 def test_camera_substituting_another_size(monkeypatch) -> None:
     """Some drivers open at a size they have instead of the one asked: refused, not used."""
-    from cartoonize.capture import Capture
     from cartoonize.errors import CartoonizeError
+    from cartoonize.media.capture import Capture
 
     source = resolve_source(CaptureSpec("testsrc2=size=320x240:rate=30", "lavfi"))
     camera_like = Source(source.url, "lavfi", {}, "camera", "camera test")
@@ -262,7 +262,7 @@ def test_camera_unplugged_mid_stream(monkeypatch, tmp_path: Path, tiny_checkpoin
                                      capsys) -> None:  # fmt: skip
     """A camera whose stream ends (a file standing in, at its real-time rate): a clean stop with a
     message and exit 1, the recording so far finalized."""
-    import cartoonize.capture as capture
+    import cartoonize.media.capture as capture
 
     camera = Source(str(small_video), None, {}, "camera", "camera /dev/video0")
     monkeypatch.setattr(capture, "resolve_source", lambda spec: camera)
@@ -276,7 +276,7 @@ def test_camera_unplugged_mid_stream(monkeypatch, tmp_path: Path, tiny_checkpoin
 
 
 def test_network_source_that_never_answers(monkeypatch, tiny_checkpoint: Path, capsys) -> None:
-    import cartoonize.capture as capture
+    import cartoonize.media.capture as capture
 
     monkeypatch.setattr(capture, "OPEN_TIMEOUT", 1.0)
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as silent:
@@ -379,7 +379,7 @@ def test_platform_camera_defaults() -> None:
 
 
 def test_list_reads_camera_names_from_sysfs(tmp_path: Path) -> None:
-    from cartoonize.capture import _v4l2_cameras
+    from cartoonize.media.capture import _v4l2_cameras
 
     for index, name in [(10, "Dummy video device (0x0000)"), (0, "Integrated Camera: Integrated C")]:
         node = tmp_path / "sys" / f"video{index}"
@@ -393,7 +393,7 @@ def test_list_reads_camera_names_from_sysfs(tmp_path: Path) -> None:
 
 
 def test_serve_addresses() -> None:
-    from cartoonize.mjpeg import parse_address
+    from cartoonize.media.mjpeg import parse_address
 
     assert parse_address("8080") == ("127.0.0.1", 8080)
     assert parse_address("0.0.0.0:8080") == ("0.0.0.0", 8080)

@@ -16,10 +16,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from cartoonize.capture import CaptureSpec
-from cartoonize.image import read_image, write_image
-from cartoonize.runners import EngineRequest, runner_for
-from cartoonize.webcam import WebcamJob, run_webcam
+from cartoonize.choose import EngineRequest, runner_for
+from cartoonize.media.capture import CaptureSpec
+from cartoonize.pipelines.image import read_image, write_image
+from cartoonize.pipelines.webcam import WebcamJob, run_webcam
 from tests.conftest import ROOT, SHARED_MEDIA
 
 LAVFI = ["--input-format", "lavfi", "--input", "testsrc2=size=320x240:rate=30"]

@@ -8,10 +8,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from cartoonize.choose import EngineRequest, runner_for, runner_from_path
 from cartoonize.errors import CartoonizeError
-from cartoonize.export import parity
 from cartoonize.model import load_checkpoint
-from cartoonize.runners import EngineRequest, Runner, pad_to_multiple, runner_for, runner_from_path
+from cartoonize.parity import parity
+from cartoonize.runners.base import Runner, pad_to_multiple
 from cartoonize.runners.torch import TorchRunner
 
 # name -> how to build that runner for the tiny checkpoint (later backends add themselves here)
