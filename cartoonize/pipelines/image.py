@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +11,7 @@ import numpy as np
 from cartoonize.errors import CartoonizeError
 from cartoonize.media.files import atomic_output, fit_within
 from cartoonize.runners.base import Runner
+from cartoonize.stages import StageOptions, build_stages
 
 IMAGE_SUFFIXES = {".jpg": "mjpeg", ".jpeg": "mjpeg", ".png": "png", ".webp": "libwebp", ".bmp": "bmp",
                   ".tif": "tiff", ".tiff": "tiff"}  # fmt: skip
@@ -77,6 +78,7 @@ class ImageJob:
     output: Path  # a file for one input image, else a folder
     max_side: int | None = None
     overwrite: bool = False
+    stages: StageOptions = field(default_factory=StageOptions)  # temporal stages never run on photos
 
 
 def plan_outputs(job: ImageJob) -> list[tuple[Path, Path]]:
@@ -103,11 +105,12 @@ def cartoonize_images(job: ImageJob, make_runner: Callable[[], Runner],
                       on_progress: Callable[[int, int], None] | None = None) -> list[Path]:  # fmt: skip
     pairs = plan_outputs(job)
     written = []
+    chain = build_stages(replace(job.stages, temporal=False))
     with make_runner() as runner:
         for i, (src, dst) in enumerate(pairs):
             dst.parent.mkdir(parents=True, exist_ok=True)
             photo = read_image(src, job.max_side)
-            write_image(dst, runner(photo[None])[0])
+            write_image(dst, chain(photo, runner(photo[None])[0]))
             written.append(dst)
             if on_progress:
                 on_progress(i + 1, len(pairs))

@@ -37,6 +37,7 @@ from cartoonize.media.files import (
     subtitle_copyable,
 )
 from cartoonize.runners.base import Runner
+from cartoonize.stages import StageOptions, build_stages
 
 _END = object()  # end of stream marker on the queues
 
@@ -51,6 +52,7 @@ class VideoJob:
     overwrite: bool = False
     max_frames: int | None = None  # stop after this many frames (a quick preview of a long clip)
     queue_frames: int = 16  # bound on decoded frames waiting for the engine (memory at 4K: ~400 MB)
+    stages: StageOptions = field(default_factory=StageOptions)  # what happens between engine and encoder
 
 
 @dataclass
@@ -62,6 +64,7 @@ class VideoReport:
     engine_seconds: float  # the pipeline's time inside engine calls (starting and collecting batches)
     engine: str
     video_codec: str
+    stages: str  # the frame stages that ran, or "none"
     streams: list[str]  # one note per non-video stream: copied, re-encoded or dropped
 
     @property
@@ -203,6 +206,7 @@ def cartoonize_video(
     container_name, default_codec = container_for(job.output)
     out_w, out_h = even_size(info.width, info.height)
     runner = make_runner((info.height, info.width))
+    chain = build_stages(job.stages)
     expected = info.frames_estimate
     if job.max_frames is not None:
         expected = min(expected or job.max_frames, job.max_frames)
@@ -287,7 +291,8 @@ def cartoonize_video(
                 t0 = time.perf_counter()
                 cartoons = cartoons_of()
                 engine_seconds += time.perf_counter() - t0
-                for (pts, _), cartoon in zip(batch, cartoons, strict=True):
+                for (pts, rgb), cartoon in zip(batch, cartoons, strict=True):
+                    cartoon = chain(rgb, cartoon)
                     if last_pts is not None and pts <= last_pts:
                         pts = last_pts + 1  # encoders need strictly increasing timestamps
                     last_pts = pts
@@ -340,6 +345,7 @@ def cartoonize_video(
     return VideoReport(
         frames=done, width=out_w, height=out_h, seconds=time.perf_counter() - started,
         engine_seconds=engine_seconds, engine=runner.describe(), video_codec=vout.codec_context.name,
+        stages=chain.describe(),
         streams=list(notes.values()),
     )  # fmt: skip
 

@@ -25,6 +25,7 @@ import numpy as np
 from cartoonize.errors import CartoonizeError
 from cartoonize.media.capture import Capture, Captured, CaptureSpec
 from cartoonize.runners.base import Runner
+from cartoonize.stages import StageChain, StageOptions, build_stages
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,7 @@ class WebcamJob:
     frames: int | None = None  # stop after this many frames shown
     snapshot_dir: Path = Path(".")  # where key s saves PNGs
     stall_seconds: float = 10.0  # a camera silent this long is treated as gone
+    stages: StageOptions = field(default_factory=StageOptions)  # what happens between engine and display
 
 
 @dataclass
@@ -164,7 +166,8 @@ def run_webcam(
             runner = stack.enter_context(make_runner((report.height, report.width)))
             report.engine = runner.describe()
             runner(first.rgb[None])  # warm-up: first calls allocate and pick kernels
-            _loop(job, capture, runner, report, window, server, recorder, vcam, say, on_frame)
+            chain = build_stages(job.stages)
+            _loop(job, capture, runner, chain, report, window, server, recorder, vcam, say, on_frame)
         except BaseException:
             if recorder is not None:
                 recorder.close(keep=False)
@@ -186,7 +189,7 @@ def _first_frame(capture: Capture, stall_seconds: float) -> Captured:
     return item
 
 
-def _loop(job: WebcamJob, capture: Capture, runner: Runner, report: WebcamReport, window, server,
+def _loop(job: WebcamJob, capture: Capture, runner: Runner, chain: StageChain, report: WebcamReport, window, server,
           recorder, vcam, say: Callable[[str], None], on_frame: Callable[[int], None] | None) -> None:  # fmt: skip
     view, overlay = "cartoon", True
     live = _Live()
@@ -222,7 +225,7 @@ def _loop(job: WebcamJob, capture: Capture, runner: Runner, report: WebcamReport
                     return
                 continue
             last_frame = time.perf_counter()
-            cartoon = runner(item.rgb[None])[0]
+            cartoon = chain(item.rgb, runner(item.rgb[None])[0])
             if recorder is not None:
                 recorder.write(cartoon, item.captured)
                 if recorder.error:

@@ -1,0 +1,59 @@
+"""The frame-stage contract and the chain the pipelines run (see `cartoonize.stages`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+
+
+class FrameStage(Protocol):
+    name: str  # short, for the summary line ("exposure", "stabilize", ...)
+
+    def __call__(self, source: np.ndarray, cartoon: np.ndarray) -> np.ndarray:
+        """source: the upright input frame at the output size; cartoon: the frame so far (the
+        engine's output, or a previous stage's). Both uint8 (H, W, 3) RGB; returns the same."""
+        ...
+
+    def reset(self) -> None:
+        """Forget any state carried from earlier frames."""
+        ...
+
+
+@dataclass(frozen=True)
+class StageOptions:
+    """What the user asked for. `raw` turns every stage off: the network's per-frame output as is."""
+
+    raw: bool = False
+    temporal: bool = True  # stages that carry state across frames (video, webcam); off for photos
+
+
+class StageChain:
+    """Stages run in order on each frame; an empty chain returns the cartoon untouched."""
+
+    def __init__(self, stages: list[FrameStage]) -> None:
+        self.stages = list(stages)
+
+    def __call__(self, source: np.ndarray, cartoon: np.ndarray) -> np.ndarray:
+        for stage in self.stages:
+            cartoon = stage(source, cartoon)
+        return cartoon
+
+    def reset(self) -> None:
+        for stage in self.stages:
+            stage.reset()
+
+    def describe(self) -> str:
+        return " + ".join(stage.name for stage in self.stages) or "none"
+
+    def __bool__(self) -> bool:
+        return bool(self.stages)
+
+
+def build_stages(options: StageOptions) -> StageChain:
+    """The chain for these options, in the order the stages must run."""
+    stages: list[FrameStage] = []
+    if options.raw:
+        return StageChain(stages)
+    return StageChain(stages)
