@@ -62,9 +62,9 @@ def test_failed_parity_writes_nothing(
     the gate and leaves no file."""
     import torch
 
-    import cartoonize.export as export
+    import cartoonize.parity as parity_module
 
-    real_export = export.onnx_from_checkpoint
+    real_export = parity_module.onnx_from_checkpoint
 
     def export_other_weights(checkpoint, output, precision="fp32", opset=18):  # noqa: ANN001
         torch.manual_seed(123)
@@ -75,7 +75,7 @@ def test_failed_parity_writes_nothing(
             type(checkpoint)(other, checkpoint.config, checkpoint.io), output, precision, opset
         )
 
-    monkeypatch.setattr(export, "onnx_from_checkpoint", export_other_weights)
+    monkeypatch.setattr(parity_module, "onnx_from_checkpoint", export_other_weights)
     with pytest.raises(CartoonizeError, match="disagrees with PyTorch"):
         export_with_parity(tiny_checkpoint, tmp_path / "x.onnx", photo_size=32)
     assert list(tmp_path.iterdir()) == []
