@@ -27,6 +27,8 @@ class StageOptions:
 
     raw: bool = False
     temporal: bool = True  # stages that carry state across frames (video, webcam); off for photos
+    exposure: bool = True  # give each frame the source's luma mean and contrast (stages.exposure)
+    stabilize: bool = True  # blend along the source's optical flow (stages.stabilize); needs temporal
 
 
 class StageChain:
@@ -56,4 +58,14 @@ def build_stages(options: StageOptions) -> StageChain:
     stages: list[FrameStage] = []
     if options.raw:
         return StageChain(stages)
+    # stages that bring the cartoon to the source's size (upsampling) go first, so the ones below
+    # see source and cartoon at the same size
+    if options.temporal and options.stabilize:
+        from cartoonize.stages.stabilize import Stabilize
+
+        stages.append(Stabilize())  # before exposure: the blend works on the norm-equalised output
+    if options.exposure:
+        from cartoonize.stages.exposure import Exposure
+
+        stages.append(Exposure())
     return StageChain(stages)

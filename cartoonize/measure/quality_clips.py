@@ -1,0 +1,225 @@
+"""`just quality`: every clip of a folder cartoonized as today (`--raw`) and with the default frame
+stages, both measured by `cartoonize.measure.quality`, in one before/after table (and JSON).
+
+    python -m cartoonize.measure.quality_clips FOLDER [--style hayao] [--max-side 320] [--frames 120]
+        [--out DIR [--reuse]] [--json PATH] [--time-clip NAME] [--time-rounds 2] [--time-frames 48]
+
+Each clip goes through `cartoonize_video` twice, with the same engine: once with every stage off,
+once with the defaults. The network runs once per frame: the first pass records its output and the
+second is served the recorded frames (the network is deterministic, so this is the output a second
+real run would give, at half the cost), so the two differ only by the stages; with --out the
+recording is kept, and --reuse serves it again to a later run (after changing a stage). Speed is measured
+apart, by real runs of both kinds alternated on one clip (`--time-clip`), reported as a ratio of
+times taken in the same session, the only comparison that holds on a shared CPU.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from cartoonize.choose import EngineRequest, runner_for
+from cartoonize.measure.quality import Quality, measure
+from cartoonize.pipelines.video import VideoJob, cartoonize_video
+from cartoonize.runners.base import Runner
+from cartoonize.stages import StageOptions
+
+VIDEO_SUFFIXES = {".mp4", ".mov", ".mkv", ".webm", ".avi", ".m4v"}
+
+
+class _Recorded(Runner):
+    """A real runner whose outputs are kept, then served again in the same order to a second pass
+    over the same frames (checked: a different frame is an error, not a silent mismatch)."""
+
+    def __init__(self, inner: Runner) -> None:
+        self.inner = inner
+        self.name, self.device, self.precision = inner.name, inner.device, inner.precision
+        self.kept: list[tuple[int, np.ndarray]] = []  # (hash of the input, output)
+        self.replaying, self.position = False, 0
+
+    def load(self) -> None:
+        if not self.replaying:
+            self.inner.load()
+
+    def infer(self, frames: np.ndarray) -> np.ndarray:
+        key = hash(frames.tobytes())
+        if not self.replaying:
+            out = self.inner.infer(frames)
+            self.kept.append((key, out))
+            return out
+        kept_key, out = self.kept[self.position]
+        if kept_key != key:
+            raise RuntimeError("the second pass saw different frames from the first")
+        self.position += 1
+        return out
+
+    def close(self) -> None:
+        if not self.replaying:
+            self.inner.close()
+
+    def replay(self) -> None:
+        self.replaying, self.position = True, 0
+
+    def save(self, path: Path) -> None:
+        keys = np.array([k for k, _ in self.kept], np.int64)
+        outputs = {f"arr_{i}": out for i, (_, out) in enumerate(self.kept)}
+        np.savez(path, keys=keys, describe=np.array(self.inner.describe()), **outputs)
+
+    @classmethod
+    def load_from(cls, path: Path) -> _Recorded:
+        with np.load(path) as data:
+            keys = data["keys"].tolist()
+            outputs = [data[f"arr_{i}"] for i in range(len(keys))]
+            described = str(data["describe"])
+        recorded = cls(_Described(described))
+        recorded.kept = list(zip(keys, outputs, strict=True))
+        recorded.replay()
+        return recorded
+
+
+class _Described(Runner):
+    """Stands for the runner whose outputs a recording holds; never asked to infer."""
+
+    def __init__(self, described: str) -> None:
+        self._described = described
+
+    def describe(self) -> str:
+        return self._described
+
+    def load(self) -> None:
+        raise RuntimeError("a recording replays; it does not load a model")
+
+    def infer(self, frames: np.ndarray) -> np.ndarray:
+        raise RuntimeError("a recording replays; it does not infer")
+
+
+@dataclass
+class ClipResult:
+    clip: str
+    raw: Quality
+    staged: Quality  # with `against` = the raw output
+    stages: str
+
+
+def measure_clip(clip: Path, out_dir: Path, request: EngineRequest, max_side: int, frames: int | None,
+                 reuse: bool = False) -> ClipResult:  # fmt: skip
+    raw_out, new_out = out_dir / f"{clip.stem}.raw.mp4", out_dir / f"{clip.stem}.mp4"
+    kept = out_dir / f"{clip.stem}.network-{request.style}-{max_side}-{frames}.npz"
+    recorded: list[_Recorded] = [_Recorded.load_from(kept)] if reuse and kept.exists() else []
+
+    def make_runner(size: tuple[int, int]) -> Runner:
+        if not recorded:
+            recorded.append(_Recorded(runner_for(request, size)))
+        else:
+            recorded[0].replay()
+        return recorded[0]
+
+    common: dict[str, Any] = {"max_side": max_side, "max_frames": frames, "overwrite": True}
+    cartoonize_video(VideoJob(clip, raw_out, stages=StageOptions(raw=True), **common), make_runner)
+    if not kept.exists():
+        recorded[0].save(kept)
+    report = cartoonize_video(VideoJob(clip, new_out, **common), make_runner)
+    return ClipResult(clip.name, measure(clip, raw_out), measure(clip, new_out, raw_out), report.stages)
+
+
+def time_clip(
+    clip: Path, out_dir: Path, request: EngineRequest, max_side: int, frames: int, rounds: int
+) -> dict:
+    """End-to-end seconds of real runs, raw and default alternated `rounds` times."""
+    times: dict[str, list[float]] = {"raw": [], "default": []}
+    for _ in range(rounds):
+        for kind, stages in (("raw", StageOptions(raw=True)), ("default", StageOptions())):
+            job = VideoJob(clip, out_dir / f"timing.{kind}.mp4", max_side=max_side, max_frames=frames,
+                           overwrite=True, stages=stages)  # fmt: skip
+            report = cartoonize_video(job, lambda size: runner_for(request, size))
+            times[kind].append(report.seconds)
+    raw, default = sum(times["raw"]), sum(times["default"])
+    return {
+        "clip": clip.name, "frames": frames, "rounds": rounds, "seconds": times,
+        "fps_raw": rounds * frames / raw, "fps_default": rounds * frames / default, "time_ratio": default / raw,
+    }  # fmt: skip
+
+
+def _f(v: float | None, fmt: str) -> str:
+    return "n/a" if v is None else format(v, fmt)
+
+
+def table(results: list[ClipResult]) -> list[str]:
+    head = (
+        "| clip | frames | dark frames | dark lift mean / worst (raw → new) | luma corr (raw → new) | "
+        "luma std src / raw / new | warp ratio (raw → new) | PSNR new vs raw, well-exposed |"
+    )
+    rows = [head, "|" + " --- |" * 8]
+    for r in results:
+        a, b = r.raw, r.staged
+        rows.append(
+            f"| {r.clip} | {a.frames} | {a.dark_frames} | "
+            f"{_f(a.dark_lift_mean, '+.1f')} / {_f(a.dark_lift_worst, '+.1f')} → "
+            f"{_f(b.dark_lift_mean, '+.1f')} / {_f(b.dark_lift_worst, '+.1f')} | "
+            f"{_f(a.luma_correlation, '.3f')} → {_f(b.luma_correlation, '.3f')} | "
+            f"{a.source_luma_std:.1f} / {a.output_luma_std:.1f} / {b.output_luma_std:.1f} | "
+            f"{_f(a.warp_error_ratio, '.2f')} → {_f(b.warp_error_ratio, '.2f')} | "
+            f"{_f(b.psnr_well_exposed, '.1f')} dB ({b.well_exposed_frames} fr) |"
+        )
+    return rows
+
+
+def main(argv: list[str] | None = None, say: Callable[[str], None] = print) -> dict:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("folder", type=Path, help="clips to cartoonize (e.g. ../shared/media)")
+    parser.add_argument("--style", default="hayao")
+    parser.add_argument("--engine", default="auto")
+    parser.add_argument("--max-side", type=int, default=320)
+    parser.add_argument("--frames", type=int, default=120, help="frames per clip (0: all)")
+    parser.add_argument("--only", help="comma-separated clip names (stems) to measure")
+    parser.add_argument("--out", type=Path, help="keep the cartoons here [default: a temporary folder]")
+    parser.add_argument("--json", type=Path, dest="json_path")
+    parser.add_argument(
+        "--reuse",
+        action="store_true",
+        help="serve the network outputs an earlier run kept in --out (same style, size, frames)",
+    )
+    parser.add_argument("--time-clip", default="sintel_5s", help="clip stem for the speed ratio ('' skips)")
+    parser.add_argument("--time-rounds", type=int, default=2)
+    parser.add_argument("--time-frames", type=int, default=48)
+    args = parser.parse_args(argv)
+    clips = sorted(p for p in args.folder.iterdir() if p.suffix.lower() in VIDEO_SUFFIXES)
+    if args.only:
+        wanted = set(args.only.split(","))
+        clips = [c for c in clips if c.stem in wanted]
+    request = EngineRequest(args.engine, args.style)
+    frames = args.frames or None
+    with tempfile.TemporaryDirectory() as tmp:
+        out_dir = args.out or Path(tmp)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        results = []
+        for clip in clips:
+            results.append(measure_clip(clip, out_dir, request, args.max_side, frames, args.reuse))
+            say(f"{clip.name}: raw {'; '.join(results[-1].raw.lines()[1:])}")
+            say(f"{clip.name}: {results[-1].stages} {'; '.join(results[-1].staged.lines()[1:])}")
+        timing = None
+        timed = [c for c in clips if c.stem == args.time_clip] if args.time_clip else []
+        if timed:
+            timing = time_clip(timed[0], out_dir, request, args.max_side, args.time_frames, args.time_rounds)
+    say("\n".join(table(results)))
+    if timing:
+        say(f"end to end on {timing['clip']} ({timing['frames']} frames, {timing['rounds']} rounds alternated): "
+            f"raw {timing['fps_raw']:.2f} fps, default {timing['fps_default']:.2f} fps, "
+            f"time ratio {timing['time_ratio']:.3f}")  # fmt: skip
+    data = {"clips": [asdict(r) for r in results], "timing": timing}
+    if args.json_path:
+        args.json_path.write_text(json.dumps(data, indent=1) + "\n")
+    return data
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,73 @@
+"""Exposure follows the source: each cartoon frame gets its source frame's brightness and contrast
+back, while keeping its own colours, flat shading and lines.
+
+Why the network loses exposure. Every convolution of the generator is followed by an instance
+norm, which subtracts each channel's mean over the frame and divides by its standard deviation.
+The first one alone makes the output exactly invariant to a global affine change of the input,
+a * frame + b (a > 0): a night scene, a fade and a noon scene of the same place give the same
+cartoon, and a black frame (a = 0 plus codec noise) is the codec noise stretched to full contrast.
+That stretch is also why dark and flat regions turn noise into pattern: the norms divide by the
+frame's contrast, so where there is little, grain and 8x8 blocks are amplified by the same factor
+that restores the missing contrast, and the decoder draws them as bright shapes.
+
+The method undoes that normalisation on the way out, with the source's own statistics. In YCbCr
+(BT.601), per frame:
+
+    Y' = mean(Y_source) + std(Y_source) / std(Y_cartoon) * (Y_cartoon - mean(Y_cartoon))
+    C' = C_cartoon * min(1, Y' / Y_cartoon)          (C = Cb, Cr, centred on zero)
+
+- The luma of the output has the source's mean and contrast: black stays black, a night scene
+  keeps its level, a fade fades.
+- The gain std(Y_source) / std(Y_cartoon) is the inverse of the stretch the norms applied, so
+  noise that was amplified because the frame had no contrast is brought back down to the level it
+  had in the source. This is the cause-level fix for noise-as-pattern: it acts in proportion to
+  how much the network amplified, with no threshold on luma or noise.
+- The shape of the cartoon's tone (its flat areas, its lines, the order of its values) is kept,
+  since the map is affine and increasing. Where a pixel is darkened, its chroma is scaled with its
+  luma, which keeps its hue and saturation (the same colour under less light) and sends a black
+  frame to black instead of a dark olive; where it is brightened, its chroma is kept.
+- Per frame, not smoothed over time: the source's statistics are as steady as the source, so the
+  output's exposure is steady where the source's is, and follows a fade without lag. The cartoon's
+  own statistics are steadied by the stabilization stage, which runs before this one.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+# BT.601 (full range) RGB -> YCbCr, the same luma the quality benchmark measures
+_Y = np.array([0.299, 0.587, 0.114], np.float32)
+_CB = np.array([-0.168736, -0.331264, 0.5], np.float32)
+_CR = np.array([0.5, -0.418688, -0.081312], np.float32)
+MIN_STD = 1.0  # luma levels: a flat cartoon is not divided by ~0
+
+
+def match_exposure(source: np.ndarray, cartoon: np.ndarray) -> np.ndarray:
+    """`cartoon` (uint8 RGB) with the luma mean and contrast of `source` (uint8 RGB, same size)."""
+    src = source.astype(np.float32)
+    car = cartoon.astype(np.float32)
+    y_src = src @ _Y
+    y, cb, cr = car @ _Y, car @ _CB, car @ _CR
+    mean_c, std_c = float(y.mean()), max(float(y.std()), MIN_STD)
+    gain = float(y_src.std()) / std_c
+    y_new = float(y_src.mean()) + gain * (y - mean_c)
+    keep = np.minimum(1.0, (np.maximum(y_new, 0.0) + 0.5) / (y + 0.5))
+    cb *= keep
+    cr *= keep
+    out = np.empty_like(car)
+    out[..., 0] = y_new + 1.402 * cr
+    out[..., 1] = y_new - 0.344136 * cb - 0.714136 * cr
+    out[..., 2] = y_new + 1.772 * cb
+    return np.clip(out + 0.5, 0, 255).astype(np.uint8)
+
+
+class Exposure:
+    """The frame stage (see the module docstring); stateless."""
+
+    name = "exposure"
+
+    def __call__(self, source: np.ndarray, cartoon: np.ndarray) -> np.ndarray:
+        return match_exposure(source, cartoon)
+
+    def reset(self) -> None:
+        pass
