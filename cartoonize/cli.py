@@ -40,6 +40,7 @@ class Precision(StrEnum):
     auto = "auto"
     fp32 = "fp32"
     fp16 = "fp16"
+    bf16 = "bf16"
 
 
 class ExportPrecision(StrEnum):
@@ -74,7 +75,13 @@ ShapeOpt = Annotated[
     str | None, typer.Option(help="One fixed frame size HxW (multiples of 4): the fastest engine.")
 ]
 DeviceOpt = Annotated[Device, typer.Option(help="Where to run: auto picks CUDA when PyTorch sees a GPU.")]
-PrecisionOpt = Annotated[Precision, typer.Option(help="auto: fp16 on CUDA, fp32 on the CPU.")]
+PrecisionOpt = Annotated[
+    Precision,
+    typer.Option(
+        help="auto: fp16 on CUDA; on the CPU bf16 where it is native (AVX-512 BF16, AMX), passes a "
+        "parity check and measures faster than ONNX Runtime fp32, else fp32. bf16: torch and AOTInductor (CPU or CUDA)."
+    ),
+]
 MaxSideOpt = Annotated[
     int | None,
     typer.Option(
@@ -418,10 +425,29 @@ def _root(
     pass
 
 
+def _show_warnings_as_lines() -> None:
+    """A CartoonizeWarning (a poor but valid choice, e.g. bf16 on a CPU without it) is one yellow
+    line; other warnings keep Python's format."""
+    import warnings
+
+    from cartoonize.errors import CartoonizeWarning
+
+    shown = warnings.showwarning
+
+    def show(message, category, filename, lineno, file=None, line=None):  # noqa: ANN001
+        if issubclass(category, CartoonizeWarning):
+            _console().print(f"[yellow]warning:[/] {message}", highlight=False, soft_wrap=True)
+        else:
+            shown(message, category, filename, lineno, file, line)
+
+    warnings.showwarning = show
+
+
 def main(argv: list[str] | None = None) -> None:
     """Run the CLI: a CartoonizeError becomes one red line and exit 1; Typer turns Ctrl-C into
     exit 130 and usage errors into exit 2."""
     _load_plugins()
+    _show_warnings_as_lines()
     try:
         app(args=argv)
     except CartoonizeError as exc:
