@@ -27,6 +27,7 @@ class StageOptions:
 
     raw: bool = False
     temporal: bool = True  # stages that carry state across frames (video, webcam); off for photos
+    infer_side: int | None = None  # the network runs at this longer side; upsampled back (stages.upsample)
 
 
 class StageChain:
@@ -52,8 +53,17 @@ class StageChain:
 
 
 def build_stages(options: StageOptions) -> StageChain:
-    """The chain for these options, in the order the stages must run."""
+    """The chain for these options, in the order the stages must run:
+
+    1. upsampling (`infer_side`): the cartoon back to the output size, guided by the source; it
+       runs even with `raw` (without it a low-resolution cartoon would not fit the output), and
+       first, so every later stage (exposure, stabilization) works at the output resolution;
+    2. the stages that change the look or carry state across frames, which `raw` turns off."""
     stages: list[FrameStage] = []
+    if options.infer_side:
+        from cartoonize.stages.upsample import GuidedUpsample
+
+        stages.append(GuidedUpsample())
     if options.raw:
         return StageChain(stages)
     return StageChain(stages)
