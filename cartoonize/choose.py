@@ -8,14 +8,22 @@ Runtime runner for a checkpoint is a parity-checked export) and the engine store
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from cartoonize.errors import CartoonizeError
 from cartoonize.runners.base import Runner
 from cartoonize.styles import DEFAULT_STYLE
 
-__all__ = ["EngineRequest", "Runner", "checkpoint_path", "runner_for", "runner_from_path"]
+__all__ = [
+    "CpuChoice",
+    "EngineRequest",
+    "Runner",
+    "checkpoint_path",
+    "cpu_choice",
+    "runner_for",
+    "runner_from_path",
+]
 
 
 @dataclass(frozen=True)
@@ -24,7 +32,7 @@ class EngineRequest:
     style: str | None = None  # a pretrained style name ...
     model: Path | None = None  # ... or a checkpoint; neither means the default style
     device: str = "auto"  # auto | cpu | cuda
-    precision: str = "auto"  # auto (fp16 on CUDA, fp32 on CPU) | fp32 | fp16
+    precision: str = "auto"  # auto (fp16 on CUDA; CPU: fp32, or bf16 by `cpu_choice`) | fp32 | fp16 | bf16
     frame_size: tuple[int, int] | None = None  # (H, W) of the frames, when known: engines have shapes
 
     def resolved_device(self) -> str:
@@ -71,6 +79,10 @@ def _torch_runner(request: EngineRequest) -> Runner:
 def _onnxruntime_runner(request: EngineRequest) -> Runner:
     from cartoonize.runners.onnxruntime import OnnxRuntimeRunner
 
+    if request.precision == "bf16":
+        raise CartoonizeError(
+            "ONNX Runtime runs fp32 or fp16 here; for bf16 use --engine torch or an AOTInductor engine"
+        )
     onnx_path = cached_onnx(checkpoint_path(request), request.resolved_precision())
     return OnnxRuntimeRunner(onnx_path, request.resolved_device())
 
@@ -158,7 +170,8 @@ def stored_engine_for(request: EngineRequest) -> Path | None:
 def _auto_runner(request: EngineRequest) -> Runner:
     """The best backend available here: a stored engine built for this model, device and frame
     size (TensorRT, then AOTInductor); else on a GPU, ONNX Runtime's CUDA provider when installed,
-    then PyTorch; on the CPU, ONNX Runtime (measured faster than PyTorch eager on CPUs)."""
+    then PyTorch; on the CPU, PyTorch bf16 where `cpu_choice` measured it faster and close enough
+    to fp32, else ONNX Runtime fp32 (measured faster than PyTorch eager fp32 on CPUs)."""
     from cartoonize.runners.onnxruntime import available_providers
 
     engine = stored_engine_for(request)
@@ -168,7 +181,106 @@ def _auto_runner(request: EngineRequest) -> Runner:
         if "CUDAExecutionProvider" in available_providers():
             return _onnxruntime_runner(request)
         return _torch_runner(request)
+    if request.precision == "bf16" or (
+        request.precision == "auto" and cpu_choice(request).precision == "bf16"
+    ):
+        return _torch_runner(replace(request, precision="bf16"))
     return _onnxruntime_runner(request)
+
+
+# -- the CPU's choice between PyTorch bf16 and ONNX Runtime fp32 (issue 12) -------------------------
+
+CPU_CHOICE_SHAPE = (180, 320)  # (H, W) the two are timed at: the sizes a CPU user infers at
+CPU_CHOICE_VERSION = 1  # bump when the measurement changes, so old records are measured again
+
+
+@dataclass(frozen=True)
+class CpuChoice:
+    """What `--engine auto --precision auto` runs on this CPU for one model, and why."""
+
+    precision: str  # "bf16" (PyTorch) or "fp32" (ONNX Runtime)
+    reason: str
+    psnr_db: float | None = None  # bf16 against fp32 on a photo (None: not measured)
+    bf16_fps: float | None = None
+    onnxruntime_fps: float | None = None
+
+    @classmethod
+    def decide(cls, psnr_db: float, bf16_fps: float, onnxruntime_fps: float) -> CpuChoice:
+        from cartoonize.parity import PSNR_THRESHOLDS
+
+        figures = {"psnr_db": round(psnr_db, 2), "bf16_fps": round(bf16_fps, 3),
+                   "onnxruntime_fps": round(onnxruntime_fps, 3)}  # fmt: skip
+        threshold = PSNR_THRESHOLDS["bf16"]
+        if psnr_db < threshold:
+            return cls("fp32", f"bf16 parity {psnr_db:.1f} dB < {threshold:g} dB", **figures)
+        if bf16_fps <= onnxruntime_fps:
+            why = f"ONNX Runtime fp32 {onnxruntime_fps:.2f} fps ≥ PyTorch bf16 {bf16_fps:.2f} fps"
+            return cls("fp32", why, **figures)
+        why = f"PyTorch bf16 {bf16_fps:.2f} fps > ONNX Runtime fp32 {onnxruntime_fps:.2f} fps, parity {psnr_db:.1f} dB"
+        return cls("bf16", why, **figures)
+
+
+def _fps(runner: Runner, frames, calls: int = 3) -> float:  # noqa: ANN001
+    import time
+
+    runner(frames)  # warm-up
+    started = time.perf_counter()
+    for _ in range(calls):
+        runner(frames)
+    return calls / (time.perf_counter() - started)
+
+
+def measure_cpu_choice(checkpoint: Path) -> CpuChoice:
+    """bf16 parity against fp32 on a photo, then PyTorch bf16 and ONNX Runtime fp32 timed in the
+    same run on the same photo."""
+    from cartoonize.export import reference_photo
+    from cartoonize.model import load_checkpoint
+    from cartoonize.parity import parity
+    from cartoonize.runners.onnxruntime import OnnxRuntimeRunner
+    from cartoonize.runners.torch import TorchRunner
+
+    photo = reference_photo(*CPU_CHOICE_SHAPE)
+    model = load_checkpoint(checkpoint)
+    with TorchRunner(model, "cpu", "fp32") as ref:
+        expected = ref(photo)
+    with TorchRunner(model, "cpu", "bf16") as bf16:
+        check = parity(expected, bf16(photo))
+        bf16_fps = _fps(bf16, photo)
+    with OnnxRuntimeRunner(cached_onnx(checkpoint, "fp32"), "cpu") as ort:
+        ort_fps = _fps(ort, photo)
+    return CpuChoice.decide(check.psnr_db, bf16_fps, ort_fps)
+
+
+def cpu_choice(request: EngineRequest) -> CpuChoice:
+    """fp32 on a CPU without native bf16 (never measured: bf16 is emulated there); else the
+    measured choice, remembered per model, PyTorch build and CPU in the cache."""
+    import json
+
+    import torch
+
+    from cartoonize.engines.cpu import cpu_capabilities, describe_bf16, native_bf16
+    from cartoonize.styles import cache_dir, sha256_of
+
+    caps = cpu_capabilities()
+    if not native_bf16(caps):
+        return CpuChoice("fp32", f"no native bf16 on this CPU ({describe_bf16(caps)})")
+    checkpoint = checkpoint_path(request)
+    machine = (
+        f"{caps.get('cpu_name', 'cpu')}|{caps.get('isa')}|torch {torch.__version__}|v{CPU_CHOICE_VERSION}"
+    )
+    record = cache_dir() / "cpu_choice" / f"{checkpoint.stem}.{sha256_of(checkpoint)[:16]}.json"
+    try:
+        saved = json.loads(record.read_text())
+        if saved.get("machine") == machine:
+            return CpuChoice(**saved["choice"])
+    except (OSError, ValueError, TypeError, KeyError):
+        pass  # none yet, or unreadable: measure again
+    choice = measure_cpu_choice(checkpoint)
+    record.parent.mkdir(parents=True, exist_ok=True)
+    tmp = record.with_name(f".{record.name}.tmp")
+    tmp.write_text(json.dumps({"machine": machine, "choice": asdict(choice)}, indent=1))
+    tmp.replace(record)
+    return choice
 
 
 def runner_for(request: EngineRequest, frame_size: tuple[int, int] | None = None) -> Runner:

@@ -78,8 +78,14 @@ def frame_model(checkpoint: Checkpoint, precision: str = "fp32") -> FrameModel:
     if precision == "fp16":
         half_with_fp32_norms(generator)
         dtype = torch.float16
+    elif precision == "bf16":
+        # bf16 keeps fp32's exponent range, so the norms (eps = 1e-9) need no fp32 island; weights
+        # channels_last, the layout oneDNN's bf16 convolutions run in (the input, NHWC frames
+        # permuted, already is). The torch, compile and AOTInductor paths all take this model.
+        generator.to(dtype=torch.bfloat16, memory_format=torch.channels_last)  # type: ignore[call-overload]
+        dtype = torch.bfloat16
     elif precision != "fp32":
-        raise CartoonizeError(f"unknown precision {precision!r}; use fp32 or fp16")
+        raise CartoonizeError(f"unknown precision {precision!r}; use fp32, fp16 or bf16")
     return FrameModel(generator, checkpoint.io.channel_order == "BGR", dtype).eval()
 
 

@@ -17,7 +17,9 @@ from cartoonize.model import Checkpoint, load_checkpoint
 from cartoonize.runners.onnxruntime import OnnxRuntimeRunner
 from cartoonize.runners.torch import TorchRunner
 
-PSNR_THRESHOLDS = {"fp32": 45.0, "fp16": 38.0}  # dB in uint8; below this an export or build fails
+# dB in uint8; below this an export or build fails. bf16 (8-bit mantissa): 38 dB as the issue
+# asks; the Hayao network measured 50.6 dB at 160x92 against fp32 on this project's CPU.
+PSNR_THRESHOLDS = {"fp32": 45.0, "fp16": 38.0, "bf16": 38.0}
 
 
 @dataclass(frozen=True)

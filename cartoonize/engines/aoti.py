@@ -133,7 +133,11 @@ def aoti_from_checkpoint(
     from torch._inductor import aoti_compile_and_package
 
     if spec.precision == "fp16" and spec.device != "cuda":
-        raise CartoonizeError("fp16 AOTInductor engines are for CUDA; on the CPU use --precision fp32")
+        raise CartoonizeError("fp16 AOTInductor engines are for CUDA; on the CPU use --precision fp32 or bf16")
+    if spec.precision == "bf16" and spec.device == "cpu":
+        from cartoonize.engines.cpu import warn_if_slow_bf16
+
+        warn_if_slow_bf16()
     if spec.device == "cuda" and not torch.cuda.is_available():
         raise CartoonizeError("--device cuda: PyTorch sees no CUDA GPU here; use --device cpu")
     options = {"max_autotune": spec.max_autotune, **recipe.configs}

@@ -210,7 +210,7 @@ class BuildSpec:
 
     source: EngineSource
     backend: str  # tensorrt | aoti
-    precision: str  # fp32 | fp16
+    precision: str  # fp32 | fp16 | bf16 (CPU)
     device: str  # cuda | cpu
     profile: ShapeProfile
     batch: int = 1
@@ -319,7 +319,7 @@ def read_manifest(engine: Path) -> Manifest | None:
 def spec_from_name(engine: Path) -> BuildSpec | None:
     """Read the key back out of a store name (for the fix command when the manifest is gone)."""
     pattern = (
-        r"(?P<source>[^.]+)\.(?P<backend>tensorrt|aoti)\.(?P<precision>fp32|fp16)\.(?P<shape>[0-9x-]+)"
+        r"(?P<source>[^.]+)\.(?P<backend>tensorrt|aoti)\.(?P<precision>fp32|fp16|bf16)\.(?P<shape>[0-9x-]+)"
         r"\.(?P<target>cpu|sm\d+)(?:\.b(?P<batch>\d+))?\.(?:pt2|plan|engine)"
     )
     m = re.fullmatch(pattern, engine.name)

@@ -302,6 +302,8 @@ def spec_from_options(
         raise CartoonizeError(
             "--workspace and --opt-level are TensorRT options; drop them for --backend aoti"
         )
+    if precision == "bf16" and backend != "aoti":
+        raise CartoonizeError("--precision bf16 engines are AOTInductor engines; use --backend aoti")
     if backend == "tensorrt" and max_autotune:
         raise CartoonizeError("--max-autotune is an AOTInductor option; drop it for --backend tensorrt")
     if opt_level is not None and not 0 <= opt_level <= 5:

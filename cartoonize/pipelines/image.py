@@ -12,6 +12,7 @@ from cartoonize.errors import CartoonizeError
 from cartoonize.media.files import atomic_output, fit_within
 from cartoonize.runners.base import Runner
 from cartoonize.stages import StageOptions, build_stages
+from cartoonize.stages.upsample import network_frame
 
 IMAGE_SUFFIXES = {".jpg": "mjpeg", ".jpeg": "mjpeg", ".png": "png", ".webp": "libwebp", ".bmp": "bmp",
                   ".tif": "tiff", ".tiff": "tiff"}  # fmt: skip
@@ -110,7 +111,8 @@ def cartoonize_images(job: ImageJob, make_runner: Callable[[], Runner],
         for i, (src, dst) in enumerate(pairs):
             dst.parent.mkdir(parents=True, exist_ok=True)
             photo = read_image(src, job.max_side)
-            write_image(dst, chain(photo, runner(photo[None])[0]))
+            small = network_frame(photo, job.stages.infer_side)
+            write_image(dst, chain(photo, runner(small[None])[0]))
             written.append(dst)
             if on_progress:
                 on_progress(i + 1, len(pairs))

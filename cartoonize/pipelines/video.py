@@ -38,6 +38,7 @@ from cartoonize.media.files import (
 )
 from cartoonize.runners.base import Runner
 from cartoonize.stages import StageOptions, build_stages
+from cartoonize.stages.upsample import network_frame, network_size
 
 _END = object()  # end of stream marker on the queues
 
@@ -205,7 +206,8 @@ def cartoonize_video(
     info = probe(job.input, job.max_side)
     container_name, default_codec = container_for(job.output)
     out_w, out_h = even_size(info.width, info.height)
-    runner = make_runner((info.height, info.width))
+    infer_side = job.stages.infer_side  # the network may run smaller; the chain upsamples back
+    runner = make_runner(network_size(info.height, info.width, infer_side))
     chain = build_stages(job.stages)
     expected = info.frames_estimate
     if job.max_frames is not None:
@@ -251,7 +253,7 @@ def cartoonize_video(
                                     rgb = np.ascontiguousarray(np.rot90(rgb, k))
                                 pts = frame.pts if frame.pts is not None else next_pts
                                 next_pts = pts + 1
-                                frames_q.put((pts, rgb))
+                                frames_q.put((pts, rgb, network_frame(rgb, infer_side)))
                         elif packet.dts is not None:  # demux ends with empty flush packets
                             mux_q.put(packet)
                 except av.FFmpegError as exc:
@@ -291,7 +293,7 @@ def cartoonize_video(
                 t0 = time.perf_counter()
                 cartoons = cartoons_of()
                 engine_seconds += time.perf_counter() - t0
-                for (pts, rgb), cartoon in zip(batch, cartoons, strict=True):
+                for (pts, rgb, _), cartoon in zip(batch, cartoons, strict=True):
                     cartoon = chain(rgb, cartoon)
                     if last_pts is not None and pts <= last_pts:
                         pts = last_pts + 1  # encoders need strictly increasing timestamps
@@ -312,7 +314,7 @@ def cartoonize_video(
                         started_now = None
                         if batch:
                             t0 = time.perf_counter()
-                            started_now = (batch, runner.submit(np.stack([rgb for _, rgb in batch])))
+                            started_now = (batch, runner.submit(np.stack([small for _, _, small in batch])))
                             engine_seconds += time.perf_counter() - t0
                         if in_flight is not None:
                             collect(*in_flight)
@@ -351,7 +353,7 @@ def cartoonize_video(
 
 
 def _next_batch(frames_q: _Pipe, size: int) -> tuple[list, bool]:
-    """Up to `size` (pts, frame) pairs, and whether the stream ended."""
+    """Up to `size` (pts, frame, network frame) items, and whether the stream ended."""
     batch: list = []
     while len(batch) < size:
         item = frames_q.get()

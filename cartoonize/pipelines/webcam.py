@@ -26,6 +26,7 @@ from cartoonize.errors import CartoonizeError
 from cartoonize.media.capture import Capture, Captured, CaptureSpec
 from cartoonize.runners.base import Runner
 from cartoonize.stages import StageChain, StageOptions, build_stages
+from cartoonize.stages.upsample import network_frame, network_size
 
 
 @dataclass(frozen=True)
@@ -97,6 +98,20 @@ class _Live:
         return float(np.median(self.latencies)) * 1000 if self.latencies else 0.0
 
 
+# The network's longer side for a CPU webcam when --infer-side is not given: measured with
+# `python -m cartoonize.measure.webcam` on the project's 2-core CPU (640x360 lavfi source).
+CPU_WEBCAM_INFER_SIDE = 192
+
+
+def auto_infer_side(device: str) -> int | None:
+    """--infer-side when not given: on the CPU, CPU_WEBCAM_INFER_SIDE; on a GPU, none (full size)."""
+    if device == "auto":
+        import torch
+
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    return CPU_WEBCAM_INFER_SIDE if device == "cpu" else None
+
+
 def parse_size(text: str) -> tuple[int, int]:
     """`--size 1280x720` -> (1280, 720)."""
     w, sep, h = text.lower().partition("x")
@@ -163,10 +178,15 @@ def run_webcam(
                 say(f"publishing to the virtual camera {vcam.device}")
             if job.output:
                 recorder = Recorder(job.output, report.width, report.height, capture.rate, job.overwrite)
-            runner = stack.enter_context(make_runner((report.height, report.width)))
+            infer_side = job.stages.infer_side  # the network may run smaller; the chain upsamples back
+            runner = stack.enter_context(make_runner(network_size(report.height, report.width, infer_side)))
             report.engine = runner.describe()
-            runner(first.rgb[None])  # warm-up: first calls allocate and pick kernels
             chain = build_stages(job.stages)
+            small = network_frame(first.rgb, infer_side)
+            chain(first.rgb, runner(small[None])[0])  # warm-up: first calls allocate and pick kernels
+            chain.reset()
+            if small.shape != first.rgb.shape:
+                report.engine += f", inferring at {small.shape[1]}x{small.shape[0]}, {chain.describe()}"
             _loop(job, capture, runner, chain, report, window, server, recorder, vcam, say, on_frame)
         except BaseException:
             if recorder is not None:
@@ -225,7 +245,7 @@ def _loop(job: WebcamJob, capture: Capture, runner: Runner, chain: StageChain, r
                     return
                 continue
             last_frame = time.perf_counter()
-            cartoon = chain(item.rgb, runner(item.rgb[None])[0])
+            cartoon = chain(item.rgb, runner(network_frame(item.rgb, job.stages.infer_side)[None])[0])
             if recorder is not None:
                 recorder.write(cartoon, item.captured)
                 if recorder.error:

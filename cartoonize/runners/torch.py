@@ -23,7 +23,11 @@ class TorchRunner(TensorRunner):
         if device == "cuda" and not torch.cuda.is_available():
             raise CartoonizeError("--device cuda: PyTorch sees no CUDA GPU here; use --device cpu")
         if precision == "fp16" and device != "cuda":
-            raise CartoonizeError("fp16 runs on a CUDA GPU; on the CPU use --precision fp32")
+            raise CartoonizeError("fp16 runs on a CUDA GPU; on the CPU use --precision fp32 or bf16")
+        if precision == "bf16" and device == "cpu":
+            from cartoonize.engines.cpu import warn_if_slow_bf16
+
+            warn_if_slow_bf16()
         self.checkpoint = checkpoint
         self.device = device
         self.precision = precision

@@ -29,6 +29,7 @@ class StageOptions:
     temporal: bool = True  # stages that carry state across frames (video, webcam); off for photos
     exposure: bool = True  # give each frame the source's luma mean and contrast (stages.exposure)
     stabilize: bool = True  # blend along the source's optical flow (stages.stabilize); needs temporal
+    infer_side: int | None = None  # the network runs at this longer side; upsampled back (stages.upsample)
 
 
 class StageChain:
@@ -54,12 +55,19 @@ class StageChain:
 
 
 def build_stages(options: StageOptions) -> StageChain:
-    """The chain for these options, in the order the stages must run."""
+    """The chain for these options, in the order the stages must run:
+
+    1. upsampling (`infer_side`): the cartoon back to the output size, guided by the source; it
+       runs even with `raw` (without it a low-resolution cartoon would not fit the output), and
+       first, so every later stage (exposure, stabilization) works at the output resolution;
+    2. the stages that change the look or carry state across frames, which `raw` turns off."""
     stages: list[FrameStage] = []
+    if options.infer_side:
+        from cartoonize.stages.upsample import GuidedUpsample
+
+        stages.append(GuidedUpsample())
     if options.raw:
         return StageChain(stages)
-    # stages that bring the cartoon to the source's size (upsampling) go first, so the ones below
-    # see source and cartoon at the same size
     if options.temporal and options.stabilize:
         from cartoonize.stages.stabilize import Stabilize
 

@@ -68,3 +68,12 @@ def test_bad_inputs(tiny_checkpoint: Path, tmp_path: Path) -> None:
             ImageJob((tmp_path / "in.png",), tmp_path / "taken.png"), make_runner(tiny_checkpoint)
         )
     assert (tmp_path / "taken.png").read_bytes() == b"keep"
+
+
+def test_infer_side_writes_the_photo_at_its_size(tiny_checkpoint: Path, tmp_path: Path) -> None:
+    from cartoonize.stages import StageOptions
+
+    write_image(tmp_path / "in.png", pattern(120, 80, 0))
+    job = ImageJob((tmp_path / "in.png",), tmp_path / "out.png", stages=StageOptions(infer_side=40))
+    cartoonize_images(job, make_runner(tiny_checkpoint))
+    assert read_image(tmp_path / "out.png").shape == (80, 120, 3)

@@ -385,3 +385,24 @@ def test_an_empty_audio_track_is_not_reported_as_copied(
     report = cartoonize_video(VideoJob(src, tmp_path / "out.mp4"), lambda size: runner_for(request, size))
     assert report.streams == ["audio #1 aac: no packets in the input, nothing to carry"]
     assert report.frames == 24
+
+
+def test_infer_side_runs_small_and_writes_full_size(
+    small_video: Path, tiny_checkpoint: Path, tmp_path: Path
+) -> None:
+    from cartoonize.stages import StageOptions
+
+    sizes: list[tuple[int, int]] = []
+    request = EngineRequest(engine="torch", model=tiny_checkpoint, device="cpu")
+
+    def make_runner(size: tuple[int, int]):  # noqa: ANN202
+        sizes.append(size)
+        return runner_for(request, size)
+
+    out = tmp_path / "out.mp4"
+    job = VideoJob(small_video, out, stages=StageOptions(infer_side=32))
+    report = cartoonize_video(job, make_runner)
+    assert sizes == [(24, 32)]  # the network saw 32×24 frames of the 64×48 clip
+    assert report.stages == "guided upsampling"
+    _, frames, _ = read_video(out)
+    assert len(frames) == 24 and frames[0].shape == (48, 64, 3)

@@ -90,6 +90,17 @@ def test_lavfi_input_records_playable_output(tmp_path: Path, tiny_checkpoint: Pa
     assert not list(tmp_path.glob(".*partial*")), "the temporary file was left behind"
 
 
+def test_infer_side_shows_full_size_from_small_inference(
+    tmp_path: Path, tiny_checkpoint: Path, capsys
+) -> None:
+    out = tmp_path / "out.mkv"
+    code, text = run_cli([*LAVFI, "--no-preview", "--output", str(out), "--frames", "8", "--infer-side", "80",
+                          "--model", str(tiny_checkpoint)], capsys)  # fmt: skip
+    assert code == 0, text
+    assert "(320x240, onnxruntime (cpu, fp32), inferring at 80x60, guided upsampling)" in text
+    assert read_video(out)[1][0].shape == (240, 320, 3)
+
+
 @pytest.mark.shared
 @pytest.mark.slow
 def test_real_style_on_a_file(tmp_path: Path, hayao_checkpoint: Path, capsys) -> None:
