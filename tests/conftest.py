@@ -97,3 +97,14 @@ def small_video(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("media") / "small.mp4"
     make_video(path, width=64, height=48, frames=24, rate=12, audio="aac")
     return path
+
+
+@pytest.fixture(scope="session")
+def tiny_bgr_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny seeded generator that expects BGR, as the released styles do (so the export
+    wrapper's channel swap runs), with random norm scales and shifts and eps 1e-9."""
+    from tests.reference import seeded_checkpoint
+
+    path = tmp_path_factory.mktemp("models") / "tiny_bgr.pt"
+    seeded_checkpoint("BGR", seed=1, norm_eps=1e-9).save(path)
+    return path

@@ -17,6 +17,7 @@ from cartoonize.errors import CartoonizeError
 from cartoonize.export import onnx_from_checkpoint, reference_photo
 from cartoonize.model import load_checkpoint
 from cartoonize.parity import export_with_parity, parity
+from tests.reference import reference_frames
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -42,6 +43,8 @@ def test_dynamic_batch_and_size(tiny_checkpoint: Path, tmp_path: Path) -> None:
         frames = np.random.default_rng(0).integers(0, 256, shape, dtype=np.uint8)
         (result,) = session.run(None, {"frames": frames})
         assert result.shape == shape and result.dtype == np.uint8
+        check = parity(reference_frames(load_checkpoint(tiny_checkpoint), frames), result)
+        assert check.psnr_db >= 45, check.describe()  # what the network computes, not what torch does
 
 
 def test_fp16_export_is_a_real_fp16_graph(tiny_checkpoint: Path, tmp_path: Path) -> None:

@@ -164,6 +164,8 @@ def check_output(output: Path, overwrite: bool, inputs: tuple[Path, ...] = ()) -
     if output.exists() and not overwrite:
         raise CartoonizeError(f"output {output} exists; pass --overwrite to replace it")
     folder = output.parent if str(output.parent) else Path(".")
+    if folder.exists() and not folder.is_dir():
+        raise CartoonizeError(f"output folder {folder} is a file, not a folder")
     if not folder.is_dir():
         raise CartoonizeError(f"output folder {folder} does not exist")
     if not os.access(folder, os.W_OK):

@@ -33,6 +33,7 @@ from cartoonize.engines.store import (
 )
 from cartoonize.errors import CartoonizeError
 from tests.helpers import make_video
+from tests.reference import reference_frames
 
 SIZE = 32
 
@@ -246,7 +247,9 @@ def test_engine_matches_torch(engine_copy: Path, tiny_checkpoint: Path) -> None:
     with TorchRunner(load_checkpoint(tiny_checkpoint)) as ref, runner_from_path(engine_copy) as engine:
         assert engine.name == "aoti"
         check = parity(ref(frames), engine(frames))  # batch 2 through a batch-1 engine
+        correct = parity(reference_frames(load_checkpoint(tiny_checkpoint), frames), engine(frames))
     assert check.passes("fp32"), check.describe()
+    assert correct.passes("fp32"), correct.describe()  # and what the network computes (tests/reference.py)
 
 
 def test_auto_picks_the_stored_engine(engine_copy: Path, tiny_checkpoint: Path) -> None:

@@ -1,0 +1,89 @@
+"""Outputs that cannot be written are refused before any work, through the CLI, with one line:
+also as root, whom permission bits do not stop (the folder is made read-only for root too)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.run([sys.executable, "-m", "cartoonize", *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=120)  # fmt: skip
+
+
+def one_line_error(result: subprocess.CompletedProcess) -> str:
+    assert result.returncode == 1, result.stderr
+    assert "Traceback" not in result.stderr, result.stderr
+    lines = [line for line in result.stderr.strip().splitlines() if line.strip()]
+    assert lines and lines[-1].startswith("error:"), result.stderr
+    return lines[-1]
+
+
+def _quiet(*command: str) -> bool:
+    return (
+        shutil.which(command[0]) is not None and subprocess.run(command, capture_output=True).returncode == 0
+    )
+
+
+@contextlib.contextmanager
+def unwritable_folder(path: Path) -> Iterator[str]:
+    """A folder this process cannot create files in; yields how it was made so."""
+    path.mkdir()
+    if os.geteuid() != 0:
+        path.chmod(0o500)
+        try:
+            yield "mode 0500"
+        finally:
+            path.chmod(0o700)
+        return
+    # root ignores permission bits: a read-only mount, else the immutable attribute, stop root too
+    if _quiet("mount", "-t", "tmpfs", "-o", "ro,size=64k", "tmpfs", str(path)):
+        try:
+            yield "read-only tmpfs mount"
+        finally:
+            _quiet("umount", str(path))
+        return
+    if _quiet("chattr", "+i", str(path)):
+        try:
+            yield "chattr +i"
+        finally:
+            _quiet("chattr", "-i", str(path))
+        return
+    pytest.skip(
+        "root here, and neither a read-only tmpfs mount nor chattr +i works: no folder root cannot write"
+    )
+
+
+def test_unwritable_folder_is_refused_through_the_cli(
+    small_video: Path, tiny_checkpoint: Path, tmp_path: Path
+) -> None:
+    locked = tmp_path / "locked"
+    with unwritable_folder(locked) as how:
+        assert not os.access(locked, os.W_OK), how
+        result = cli(
+            "video", str(small_video), "locked/out.mp4", "--model", str(tiny_checkpoint), cwd=tmp_path
+        )
+        line = one_line_error(result)
+        assert "locked" in line and "not writable" in line, (how, line)
+        assert list(locked.iterdir()) == []
+
+
+def test_a_file_where_the_folder_should_be(small_video: Path, tiny_checkpoint: Path, tmp_path: Path) -> None:
+    (tmp_path / "notes.txt").write_text("not a folder\n")
+    result = cli(
+        "video", str(small_video), "notes.txt/out.mp4", "--model", str(tiny_checkpoint), cwd=tmp_path
+    )
+    line = one_line_error(result)
+    assert "notes.txt" in line and "not a folder" in line, line
+    assert (tmp_path / "notes.txt").read_text() == "not a folder\n"

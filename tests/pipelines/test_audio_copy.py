@@ -1,0 +1,53 @@
+"""Audio is copied packet by packet where the output container stores its codec: the output's
+packets are the input's, byte for byte, at the input's times."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import av
+import pytest
+
+from cartoonize.choose import EngineRequest, runner_for
+from cartoonize.pipelines.video import VideoJob, cartoonize_video
+from tests.helpers import make_video
+
+
+def audio_packets(path: Path) -> tuple[list[tuple[bytes, float, float]], float, float]:
+    """(payload, pts s, dts s) of every audio packet, the first video frame's time, and the
+    coarser of the two streams' ticks."""
+    with av.open(str(path)) as c:
+        audio, video = c.streams.audio[0], c.streams.video[0]
+        tb = audio.time_base
+        packets = [(bytes(p), float(p.pts * tb), float(p.dts * tb)) for p in c.demux(audio) if p.size]
+    with av.open(str(path)) as c:
+        video = c.streams.video[0]
+        first = next(c.decode(video))
+        tick = max(float(tb), float(video.time_base))
+        return packets, float(first.pts * video.time_base), tick
+
+
+@pytest.mark.parametrize(
+    ("source", "codec", "suffix"),
+    [(".mp4", "aac", ".mp4"), (".mp4", "aac", ".mkv"), (".mkv", "libopus", ".mp4")],
+)
+def test_copied_audio_is_the_input_packets(
+    source: str, codec: str, suffix: str, tiny_checkpoint: Path, tmp_path: Path
+) -> None:
+    src = make_video(tmp_path / f"in{source}", frames=24, rate=12, audio=codec)
+    out = tmp_path / f"out{suffix}"
+    request = EngineRequest(engine="torch", model=tiny_checkpoint, device="cpu")
+    report = cartoonize_video(VideoJob(src, out), lambda size: runner_for(request, size))
+    assert any(note.endswith(": copied") for note in report.streams), report.streams
+
+    before, video_in, tick_in = audio_packets(src)
+    after, video_out, tick_out = audio_packets(out)
+    assert len(after) == len(before) > 40
+    assert [p for p, _, _ in after] == [p for p, _, _ in before]  # the bytes, not a re-encode
+    # a muxer may shift every track alike (Matroska moves AAC's negative priming time to 0):
+    # each packet keeps its time relative to the picture
+    shift = video_out - video_in
+    assert abs(shift) < 0.05
+    tick = max(tick_in, tick_out) + 1e-9
+    for (_, pts_a, dts_a), (_, pts_b, dts_b) in zip(before, after, strict=True):
+        assert abs(pts_b - pts_a - shift) <= tick and abs(dts_b - dts_a - shift) <= tick
