@@ -150,3 +150,26 @@ def read_subtitles(path: Path) -> list[tuple[float, float, str]]:
         tb = stream.time_base
         return [(float(p.pts * tb), float((p.pts + p.duration) * tb), bytes(p).decode())
                 for p in c.demux(stream) if p.size]  # fmt: skip
+
+
+def top_level_boxes(path: Path) -> list[str]:
+    """The types of an ISO-BMFF file's top-level boxes in file order (`ftyp`, `moov`, `mdat`, ...),
+    read from the box headers: a 32-bit size and a type, where size 1 means a 64-bit size follows
+    and size 0 means the box runs to the end of the file."""
+    boxes = []
+    end = path.stat().st_size
+    with path.open("rb") as f:
+        at = 0
+        while at < end:
+            f.seek(at)
+            header = f.read(8)
+            assert len(header) == 8, f"{path.name}: a box header is cut short at byte {at}"
+            size, kind = struct.unpack(">I4s", header)
+            if size == 1:
+                (size,) = struct.unpack(">Q", f.read(8))
+            elif size == 0:
+                size = end - at
+            assert size >= 8 and at + size <= end, f"{path.name}: box {kind!r} at {at} has size {size}"
+            boxes.append(kind.decode("latin-1"))
+            at += size
+    return boxes

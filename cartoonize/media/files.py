@@ -41,6 +41,10 @@ AUDIO_COPY = {
 }
 AUDIO_REENCODE = {"mp4": "aac", "mov": "aac", "webm": "libopus", "avi": "libmp3lame"}
 SUBTITLE_COPY = {"mp4": {"mov_text"}, "mov": {"mov_text"}, "matroska": None, "webm": {"webvtt"}}
+# container -> muxer options. The mov family writes its index (moov) ahead of the media (mdat), so
+# a browser or phone streaming the file over HTTP shows the first frame before the rest arrives;
+# the muxer pays one extra pass over the file when it closes.
+MUXER_OPTIONS = {"mp4": {"movflags": "+faststart"}, "mov": {"movflags": "+faststart"}}
 
 
 def container_for(path: Path) -> tuple[str, str]:
@@ -50,6 +54,11 @@ def container_for(path: Path) -> tuple[str, str]:
         raise CartoonizeError(
             f"{path.name}: unsupported output type; use one of {', '.join(CONTAINERS)}"
         ) from None
+
+
+def muxer_options(container: str) -> dict[str, str]:
+    """What to pass as `container_options` when opening an output of this container format."""
+    return dict(MUXER_OPTIONS.get(container, {}))
 
 
 def codec_name(stream) -> str:  # noqa: ANN001 - an av.stream.Stream

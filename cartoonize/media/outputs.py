@@ -24,6 +24,7 @@ from cartoonize.media.files import (
     check_output,
     container_for,
     even_size,
+    muxer_options,
     open_video_encoder,
     pad_to_even,
     temporary_sibling,
@@ -76,7 +77,7 @@ class Recorder:
             self._partial = temporary_sibling(Path(target))
             where = str(self._partial)
         try:
-            self._out = av.open(where, "w", format=fmt, timeout=10.0)
+            self._out = av.open(where, "w", format=fmt, timeout=10.0, container_options=muxer_options(fmt))
         except av.FFmpegError as exc:
             raise CartoonizeError(f"cannot open --output {target} ({_reason(exc)})") from None
         w, h = even_size(width, height)

@@ -32,6 +32,7 @@ from cartoonize.media.files import (
     container_for,
     even_size,
     fit_within,
+    muxer_options,
     open_video_encoder,
     pad_to_even,
     subtitle_copyable,
@@ -222,7 +223,9 @@ def cartoonize_video(
 
     with atomic_output(job.output) as tmp:
         source = _open_input(job.input)
-        output = av.open(str(tmp), "w", format=container_name)
+        output = av.open(
+            str(tmp), "w", format=container_name, container_options=muxer_options(container_name)
+        )
         try:
             vin = source.streams.video[0]
             vin.thread_type = "AUTO"

@@ -1,0 +1,58 @@
+"""Web-ready outputs: every mp4/mov the video pipeline or the webcam recorder writes has its index
+(`moov`) before the media (`mdat`), so a browser streaming it over HTTP starts at once."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import pytest
+
+from cartoonize.choose import EngineRequest, runner_for
+from cartoonize.media.files import muxer_options
+from cartoonize.media.outputs import Recorder
+from cartoonize.pipelines.video import VideoJob, cartoonize_video
+from tests.helpers import make_video, pattern, top_level_boxes
+
+
+def moov_first(path: Path) -> bool:
+    boxes = top_level_boxes(path)
+    assert "moov" in boxes and "mdat" in boxes, boxes
+    return boxes.index("moov") < boxes.index("mdat")
+
+
+def test_box_reader_sees_the_muxer_default_order(tmp_path: Path) -> None:
+    """Without faststart FFmpeg writes moov last: the reader tells the two orders apart."""
+    plain = make_video(tmp_path / "plain.mp4", frames=4, audio=None)
+    assert top_level_boxes(plain)[0] == "ftyp"
+    assert not moov_first(plain)
+
+
+@pytest.mark.parametrize("suffix", [".mp4", ".mov", ".m4v"])
+def test_video_output_has_moov_before_mdat(
+    suffix: str, small_video: Path, tiny_checkpoint: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / f"out{suffix}"
+    request = EngineRequest(engine="torch", model=tiny_checkpoint, device="cpu")
+    cartoonize_video(VideoJob(small_video, out), lambda size: runner_for(request, size))
+    assert moov_first(out), top_level_boxes(out)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [out.name]  # the temporary file was renamed
+    with av.open(str(out)) as c:  # still a complete file after the rewrite
+        assert c.streams.video[0].frames == 24 and c.streams.audio
+
+
+def test_recorder_file_has_moov_before_mdat(tmp_path: Path) -> None:
+    out = tmp_path / "webcam.mp4"
+    recorder = Recorder(str(out), 64, 48, Fraction(12))
+    for i in range(12):
+        recorder.write(pattern(64, 48, i), i / 12)
+    recorder.close()
+    assert moov_first(out), top_level_boxes(out)
+    with av.open(str(out)) as c:
+        assert c.streams.video[0].frames == recorder.written > 0
+
+
+def test_only_the_mov_family_gets_faststart() -> None:
+    assert muxer_options("mp4") == muxer_options("mov") == {"movflags": "+faststart"}
+    assert muxer_options("matroska") == muxer_options("webm") == muxer_options("flv") == {}
