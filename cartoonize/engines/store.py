@@ -361,7 +361,12 @@ def compatibility_problems(
         if machine.capability is None:
             problems.append((f"built for a CUDA GPU ({built_on.get('name')}, {built_on.get('capability')}); "
                              "there is none here", None))  # fmt: skip
-        elif built_on.get("capability") != machine.capability:
+        elif built_on.get("capability") != machine.capability or (
+            spec.backend == "tensorrt" and built_on.get("name") != machine.gpu
+        ):
+            # an AOTInductor package holds code for an architecture; a TensorRT plan's kernels and
+            # tactics were chosen on one GPU model ("engines are specific to the exact GPU model
+            # they were built on", unless built hardware-compatible, which this is not)
             problems.append((f"built for {built_on.get('name')} ({built_on.get('capability')}); this GPU is "
                              f"{machine.gpu} ({machine.capability})", None))  # fmt: skip
     elif built_on.get("name") != machine.cpu:

@@ -152,7 +152,7 @@ def _build_aoti(spec: BuildSpec, output: Path, step: Step, recipe: Any) -> dict[
 
 
 def _build_tensorrt(spec: BuildSpec, output: Path, step: Step, recipe: Any = None) -> dict[str, Any]:
-    from cartoonize.engines.tensorrt import engine_from_onnx, onnx_precision_for
+    from cartoonize.engines.tensorrt import engine_from_onnx, onnx_precision_for, timing_cache_name
 
     machine = current_machine()
     if machine.tensorrt is None:
@@ -174,7 +174,7 @@ def _build_tensorrt(spec: BuildSpec, output: Path, step: Step, recipe: Any = Non
         checkpoint = style_checkpoint(source.name) if source.kind == "style" else Path(source.name)
         onnx_path = cached_onnx(checkpoint, onnx_precision_for(spec.precision, machine.tensorrt))
     step(f"building with TensorRT {machine.tensorrt} (minutes at opt level ≥ 4)")
-    cache = output.parent / f"timing-cache.{machine.capability}.trt{machine.tensorrt}.bin"
+    cache = output.parent / timing_cache_name(machine.gpu, machine.capability, machine.tensorrt)
     return engine_from_onnx(onnx_path, spec, output, cache)
 
 

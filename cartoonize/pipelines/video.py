@@ -24,18 +24,24 @@ import numpy as np
 
 from cartoonize.errors import CartoonizeError
 from cartoonize.media.files import (
+    Colour,
     EncoderSettings,
     atomic_output,
     audio_plan,
     check_output,
     codec_name,
     container_for,
+    default_colour,
     even_size,
     fit_within,
     muxer_options,
     open_video_encoder,
     pad_to_even,
+    source_colour,
     subtitle_copyable,
+    tag_encoder,
+    to_rgb,
+    to_yuv,
 )
 from cartoonize.runners.base import Runner
 from cartoonize.stages import StageOptions, build_stages
@@ -68,6 +74,7 @@ class VideoReport:
     video_codec: str
     stages: str  # the frame stages that ran, or "none"
     streams: list[str]  # one note per non-video stream: copied, re-encoded or dropped
+    colour: str = ""  # the matrix and range the video was decoded and encoded with (and tagged)
 
     @property
     def fps(self) -> float:
@@ -89,6 +96,7 @@ class VideoProbe:
     duration: float | None  # seconds, as the container declares
     rate: Fraction | None
     time_base: Fraction
+    colour: Colour | None = None  # the source's matrix/range/primaries/transfer (from its first frame)
 
 
 def _open_input(path: Path):  # -> av.container.InputContainer
@@ -113,23 +121,24 @@ def _reason(exc: Exception) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
-def _rotation_of(container, stream) -> int:  # noqa: ANN001
-    """Degrees counter-clockwise from the first frame's display matrix, a multiple of 90."""
+def _rotation_of(container, stream) -> tuple[int, Colour | None]:  # noqa: ANN001
+    """Degrees counter-clockwise from the first frame's display matrix (a multiple of 90), and
+    the first frame's colour."""
     import av
 
     try:
         for frame in container.decode(stream):
-            return int(round(frame.rotation / 90.0)) * 90 % 360
+            return int(round(frame.rotation / 90.0)) * 90 % 360, source_colour(frame)
     except av.FFmpegError:
-        return 0
-    return 0
+        return 0, None
+    return 0, None
 
 
 def probe(path: Path, max_side: int | None) -> VideoProbe:
     container = _open_input(path)
     try:
         stream = container.streams.video[0]
-        rotation = _rotation_of(container, stream)
+        rotation, colour = _rotation_of(container, stream)
         coded_w, coded_h = stream.codec_context.width, stream.codec_context.height
         if coded_w <= 0 or coded_h <= 0:
             raise CartoonizeError(f"{path}: the video stream has no picture size (corrupt header?)")
@@ -143,7 +152,7 @@ def probe(path: Path, max_side: int | None) -> VideoProbe:
             duration = container.duration / 1_000_000
         rate = stream.average_rate or stream.guessed_rate
         estimate = stream.frames or (round(duration * float(rate)) if duration and rate else None)
-        return VideoProbe(width, height, rotation, coded, estimate, duration, rate, stream.time_base)
+        return VideoProbe(width, height, rotation, coded, estimate, duration, rate, stream.time_base, colour)
     finally:
         container.close()
 
@@ -232,6 +241,8 @@ def cartoonize_video(
             vout = open_video_encoder(
                 output, job.encoder, default_codec, out_w, out_h, info.rate, info.time_base
             )
+            colour = info.colour or default_colour(*info.coded_size)
+            tag_encoder(vout, colour)  # the output says what it is, like the source (or explicitly)
             copies, reencode = _map_other_streams(source, output, container_name, notes)
             carried: set[int] = set()  # indexes of the input streams that had packets
 
@@ -248,10 +259,7 @@ def cartoonize_video(
                                 if job.max_frames is not None and count >= job.max_frames:
                                     break
                                 count += 1
-                                rgb = frame.to_ndarray(
-                                    format="rgb24", width=info.coded_size[0], height=info.coded_size[1],
-                                    interpolation="AREA",
-                                )  # fmt: skip
+                                rgb = to_rgb(frame, colour, info.coded_size[0], info.coded_size[1])
                                 if k:
                                     rgb = np.ascontiguousarray(np.rot90(rgb, k))
                                 pts = frame.pts if frame.pts is not None else next_pts
@@ -267,7 +275,7 @@ def cartoonize_video(
                 while (item := mux_q.get()) is not _END:
                     if isinstance(item, tuple):
                         pts, rgb = item
-                        frame = av.VideoFrame.from_ndarray(pad_to_even(rgb), format="rgb24")
+                        frame = to_yuv(pad_to_even(rgb), colour, job.encoder.pix_fmt)
                         frame.pts, frame.time_base = pts, info.time_base
                         output.mux(vout.encode(frame))
                         continue
@@ -351,7 +359,7 @@ def cartoonize_video(
         frames=done, width=out_w, height=out_h, seconds=time.perf_counter() - started,
         engine_seconds=engine_seconds, engine=runner.describe(), video_codec=vout.codec_context.name,
         stages=chain.describe(),
-        streams=list(notes.values()),
+        streams=list(notes.values()), colour=colour.describe(),
     )  # fmt: skip
 
 

@@ -85,8 +85,19 @@ class TensorRunner(Runner):
     """A runner whose work happens on torch tensors (`infer_tensor`: uint8 (N, H, W, 3) on its
     device in, the same out); numpy frames travel through pinned memory to the device and back."""
 
+    _work_stream: Any = None
+
     @abstractmethod
     def infer_tensor(self, frames: Any) -> Any: ...
+
+    def work_stream(self) -> Any:
+        """The CUDA stream this runner's batches run on (its own, made on first use): copies and
+        engine calls queued there overlap other streams' work and never wait on unrelated kernels."""
+        import torch
+
+        if self._work_stream is None:
+            self._work_stream = torch.cuda.Stream()
+        return self._work_stream
 
     def infer(self, frames: np.ndarray) -> np.ndarray:
         return self.start(frames)()
@@ -102,11 +113,12 @@ class TensorRunner(Runner):
         if self.device == "cpu":
             out = self.infer_tensor(x).numpy()
             return lambda: out
-        y = self.infer_tensor(x.pin_memory().to(self.device, non_blocking=True))
-        host = torch.empty(y.shape, dtype=y.dtype, pin_memory=True)
-        host.copy_(y, non_blocking=True)
-        finished = torch.cuda.Event()
-        finished.record()
+        with torch.cuda.stream(self.work_stream()):  # not the legacy default stream, which syncs all
+            y = self.infer_tensor(x.pin_memory().to(self.device, non_blocking=True))
+            host = torch.empty(y.shape, dtype=y.dtype, pin_memory=True)
+            host.copy_(y, non_blocking=True)
+            finished = torch.cuda.Event()
+            finished.record()
 
         def result() -> np.ndarray:
             finished.synchronize()

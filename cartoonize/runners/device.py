@@ -1,5 +1,5 @@
 """Helpers shared by the compiled-engine runners (AOTInductor, TensorRT): device tensors in and
-out, a fixed batch, a shape check, and CUDA-graph capture for static shapes."""
+out, a fixed batch, a shape check, buffer alignment, and CUDA-graph capture for static shapes."""
 
 from __future__ import annotations
 
@@ -13,6 +13,16 @@ from cartoonize.engines.store import BuildSpec
 from cartoonize.errors import CartoonizeError
 
 TensorFn = Callable[[torch.Tensor], torch.Tensor]
+TENSOR_ALIGNMENT = 256  # bytes: TensorRT's setTensorAddress wants "at least 256-byte alignment"
+
+
+def aligned(frames: torch.Tensor, alignment: int = TENSOR_ALIGNMENT) -> torch.Tensor:
+    """`frames`, contiguous and starting on an `alignment`-byte boundary; a copy where it is not
+    (a batch sliced out of a larger one starts at k·H·W·3 bytes, rarely a multiple of 256)."""
+    frames = frames.contiguous()
+    if frames.data_ptr() % alignment == 0:
+        return frames
+    return frames.clone()  # a fresh CUDA allocation starts on a 512-byte boundary
 
 
 def check_frames(frames: torch.Tensor, spec: BuildSpec, device: str) -> None:
@@ -76,11 +86,19 @@ def cuda_graphs_wanted() -> bool:
     return os.environ.get("CARTOONIZE_CUDA_GRAPHS", "0") == "1"
 
 
-def try_graph(run: TensorFn, example: torch.Tensor, what: str) -> TensorFn:
-    """A CUDA-graphed `run`, or `run` itself (with a warning) where capture fails."""
+def try_graph(
+    run: TensorFn,
+    example: torch.Tensor,
+    what: str,
+    capture: Callable[[TensorFn, torch.Tensor], TensorFn] = GraphedCall,
+) -> TensorFn:
+    """A CUDA-graphed `run`, or `run` itself (with a warning) where capture fails: a CUDA error
+    (RuntimeError) or the engine's own refusal inside the capture (CartoonizeError, e.g. TensorRT's
+    enqueue returning false)."""
     try:
-        return GraphedCall(run, example)
-    except RuntimeError as exc:
+        return capture(run, example)
+    except (RuntimeError, CartoonizeError) as exc:
         warnings.warn(f"{what}: CUDA graph capture failed ({exc}); running without it", stacklevel=2)
-        torch.cuda.synchronize()
+        if torch.cuda.is_available():
+            torch.cuda.synchronize()
         return run

@@ -172,40 +172,6 @@ def test_fixed_batch_pads_and_chunks() -> None:
     assert torch.equal(out[:, 0, 0, 0], torch.arange(1, 6, dtype=torch.uint8))
 
 
-# ---------------------------------------------------------------------------------------------
-# TensorRT engine-inspector precision check (plain JSON, both schemas)
-
-
-def _inspector(layers: list[tuple[str, str, str]], trt11: bool) -> str:
-    def tensor(dtype: str) -> dict[str, str]:
-        if trt11:
-            return {"Name": "t", "DataType": {"fp16": "Half", "fp32": "Float"}[dtype], "Format": "kLINEAR"}
-        return {"Name": "t", "Format/Datatype": f"Row major linear {dtype.upper()} format"}
-
-    return json.dumps({"Layers": [{"Name": n, "LayerType": k, "Inputs": [tensor(d)], "Outputs": [tensor(d)]}
-                                  for n, k, d in layers]})  # fmt: skip
-
-
-@pytest.mark.parametrize("trt11", [False, True], ids=["trt10", "trt11"])
-def test_inspector_precision_check(trt11: bool) -> None:
-    from cartoonize.engines.tensorrt import precision_problems
-
-    good = [("/generator/flat/flat.1/Conv + /flat.3/Relu", "CaskConvolution", "fp16"),
-            ("/generator/flat/flat.2/InstanceNormalization", "Normalization", "fp32"),
-            ("/generator/up/up.0/ConvTranspose", "CaskDeconvolution", "fp16")]  # fmt: skip
-    assert precision_problems(_inspector(good, trt11), "fp16") == []
-    bad = [*good, ("/generator/out/out.1/Conv", "CaskConvolution", "fp32")]
-    assert precision_problems(_inspector(bad, trt11), "fp16") == ["/generator/out/out.1/Conv runs in fp32"]
-    assert len(precision_problems(_inspector(good, trt11), "fp32")) == 2
-
-
-def test_inspector_needs_detailed_verbosity() -> None:
-    from cartoonize.engines.tensorrt import check_precisions
-
-    with pytest.raises(CartoonizeError, match="DETAILED"):
-        check_precisions(json.dumps({"Layers": ["conv1", "conv2"]}), "fp16")
-
-
 def test_onnx_precision_for_each_tensorrt() -> None:
     from cartoonize.engines.tensorrt import onnx_precision_for
 

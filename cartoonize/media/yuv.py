@@ -1,0 +1,117 @@
+"""YUV <-> RGB in torch, for the GPU frame path: the decoder's own planes in, planes for the
+encoder out, the conversion on whatever device the tensors are on (the same code runs on the CPU,
+where the tests compare it with FFmpeg's `VideoFrame.reformat`).
+
+Layouts (tensors as the planes come from FFmpeg, any leading batch dimensions):
+- `yuv420p` / `yuv420p10le`: Y (H, W), U and V (ceil(H/2), ceil(W/2)); 10-bit in the low bits;
+- `nv12` / `p010le`: Y (H, W) and interleaved UV (ceil(H/2), 2·ceil(W/2)); P010 in the high bits.
+
+Matrices BT.601 and BT.709 (and BT.2020 non-constant luminance), limited (16-235 / 16-240, times
+4 at 10 bits) or full range. Chroma is treated as swscale treats it in its unscaled 4:2:0
+conversions, which are what FFmpeg's `reformat` does: made by averaging each 2×2 block, so sited
+at the block's centre, and interpolated linearly from those centres on the way back.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+# Kr, Kb of each matrix (AVColorSpace codes: 1 BT.709, 5/6 BT.601, 9 BT.2020 NCL)
+KR_KB = {1: (0.2126, 0.0722), 5: (0.299, 0.114), 6: (0.299, 0.114), 9: (0.2627, 0.0593)}
+
+
+@dataclass(frozen=True)
+class YuvSpec:
+    matrix: int = 1  # AVColorSpace: 1 BT.709, 5 or 6 BT.601, 9 BT.2020
+    full_range: bool = False
+    bits: int = 8
+
+    def coefficients(self) -> tuple[float, float, float]:
+        kr, kb = KR_KB.get(self.matrix, KR_KB[6])
+        return kr, 1.0 - kr - kb, kb
+
+    def scales(self) -> tuple[float, float, float, float]:
+        """(luma offset, luma scale, chroma offset, chroma scale) in code values."""
+        s = float(1 << (self.bits - 8))
+        top = float((1 << self.bits) - 1)
+        mid = float(1 << (self.bits - 1))
+        if self.full_range:
+            return 0.0, top, mid, top
+        return 16.0 * s, 219.0 * s, mid, 224.0 * s
+
+
+def _upsample_chroma(c: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """(..., ceil(H/2), ceil(W/2)) -> (..., H, W), linear, as swscale scales a chroma plane: an
+    output sample's centre maps to (x + 0.5)·n/size - 0.5 in the n input samples (edges held).
+    For even sides that is 3/4 of the sample's own chroma and 1/4 of its neighbour's; for odd
+    ones the ratio is ceil(W/2)/W, not 1/2, and swscale follows it."""
+
+    def along(c: torch.Tensor, dim: int, size: int) -> torch.Tensor:  # dim: -1 (columns) or -2 (rows)
+        n = c.shape[dim]
+        pos = ((torch.arange(size, device=c.device, dtype=torch.float32) + 0.5) * n / size - 0.5).clamp(
+            0, n - 1
+        )
+        lo = pos.floor().long()
+        hi = (lo + 1).clamp(max=n - 1)
+        frac = pos - lo
+        shape = [size, 1] if dim == -2 else [size]
+        frac = frac.view(*shape)
+        return c.index_select(dim, lo) * (1 - frac) + c.index_select(dim, hi) * frac
+
+    return along(along(c, -1, width), -2, height)
+
+
+def yuv420_to_rgb(y: torch.Tensor, u: torch.Tensor, v: torch.Tensor, spec: YuvSpec) -> torch.Tensor:
+    """Planes (integer code values, `spec.bits` in the low bits) -> uint8 RGB (..., H, W, 3)."""
+    height, width = y.shape[-2:]
+    y0, ys, c0, cs = spec.scales()
+    luma = (y.float() - y0) / ys
+    cb = (_upsample_chroma(u.float(), height, width) - c0) / cs
+    cr = (_upsample_chroma(v.float(), height, width) - c0) / cs
+    kr, kg, kb = spec.coefficients()
+    r = luma + 2 * (1 - kr) * cr
+    b = luma + 2 * (1 - kb) * cb
+    g = (luma - kr * r - kb * b) / kg
+    rgb = torch.stack([r, g, b], dim=-1)
+    return (rgb * 255.0).round_().clamp_(0, 255).to(torch.uint8)
+
+
+def nv12_to_rgb(y: torch.Tensor, uv: torch.Tensor, spec: YuvSpec) -> torch.Tensor:
+    """NV12 / P010 planes -> uint8 RGB. P010 keeps its 10 bits in the high bits of each 16."""
+    if spec.bits > 8:
+        y, uv = y >> (16 - spec.bits), uv >> (16 - spec.bits)
+    return yuv420_to_rgb(y, uv[..., 0::2], uv[..., 1::2], spec)
+
+
+def rgb_to_yuv420(rgb: torch.Tensor, spec: YuvSpec) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """uint8 RGB (..., H, W, 3) -> Y (H, W), U, V (ceil(H/2), ceil(W/2)): uint8 at 8 bits, int16
+    code values (low bits) above. Chroma is the mean of each 2×2 block; an odd side has its last
+    row or column repeated first, as the video pipeline pads frames for 4:2:0 encoders."""
+    x = rgb.float() / 255.0
+    r, g, b = x.unbind(-1)
+    kr, kg, kb = spec.coefficients()
+    luma = kr * r + kg * g + kb * b
+    cb = (b - luma) / (2 * (1 - kb))
+    cr = (r - luma) / (2 * (1 - kr))
+    height, width = luma.shape[-2:]
+    pad = (0, width % 2, 0, height % 2)
+
+    def half(c: torch.Tensor) -> torch.Tensor:
+        flat = c.reshape(-1, 1, height, width)
+        flat = F.pad(flat, pad, mode="replicate") if any(pad) else flat
+        out = F.avg_pool2d(flat, 2)
+        return out.reshape(*c.shape[:-2], *out.shape[-2:])
+
+    y0, ys, c0, cs = spec.scales()
+    if spec.full_range:
+        c0 -= 0.5  # swscale's full-range chroma comes out half a level lower (measured: 98, not 99, for red)
+    top = (1 << spec.bits) - 1
+    dtype = torch.uint8 if spec.bits == 8 else torch.int16
+
+    def code(t: torch.Tensor, offset: float, scale: float) -> torch.Tensor:
+        return (offset + scale * t).round_().clamp_(0, top).to(dtype)
+
+    return code(luma, y0, ys), code(half(cb), c0, cs), code(half(cr), c0, cs)
