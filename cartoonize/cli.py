@@ -228,11 +228,10 @@ def export(
     from cartoonize.choose import EngineRequest, checkpoint_path
     from cartoonize.media.files import check_output
     from cartoonize.parity import export_with_parity
-    from cartoonize.progress import pull_with_progress
 
     check_output(output, overwrite)
     if style is not None and model is None:
-        pull_with_progress(style)
+        _pull_style(style)
     source = checkpoint_path(EngineRequest(style=style, model=model))
     parity = export_with_parity(source, output, precision.value, opset)
     _console().print(
