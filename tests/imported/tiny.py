@@ -101,7 +101,8 @@ def by_hand(raw: onnx.ModelProto | Path, frames: np.ndarray, layout: str, value_
     if layout == "nchw":
         x = np.moveaxis(x, 3, 1)
     session = ort.InferenceSession(str(raw), providers=["CPUExecutionProvider"])
-    y = session.run(None, {"x": np.ascontiguousarray(x.astype(NP[dtype]))})[0].astype(np.float64)
+    feed = {session.get_inputs()[0].name: np.ascontiguousarray(x.astype(NP[dtype]))}
+    y = session.run(None, feed)[0].astype(np.float64)
     if layout == "nchw":
         y = np.moveaxis(y, 1, 3)
     if channels == "bgr":
