@@ -291,7 +291,7 @@ def probe_multiple(session: Any, spec: WrapSpec, asked: int | None) -> tuple[int
                 "drop --multiple to probe for the right one"
             )
         return asked, f"{asked} (given; checked at {size[0]}x{size[1]})"
-    tried = []
+    tried: list[str] = []
     for multiple in MULTIPLES:
         size = probe_sizes(multiple)
         if _runs_at(session, spec, size) and _runs_at(session, spec, (size[0] + 2 * multiple, size[1])):

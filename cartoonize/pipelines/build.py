@@ -305,6 +305,7 @@ def spec_from_options(
 ) -> BuildSpec:  # fmt: skip
     """Resolve build-engine's options (auto device, precision and backend included) into a spec."""
     from cartoonize.engines.store import parse_shape, source_from
+    from cartoonize.engines.tensorrt import onnx_precision, trt_major
 
     source = source_from(style, model, onnx)
     machine = current_machine()
@@ -312,6 +313,9 @@ def spec_from_options(
         device = "cuda" if machine.capability else "cpu"
     if precision == "auto":
         precision = "fp16" if device == "cuda" else "fp32"
+        if source.kind == "onnx" and machine.tensorrt and trt_major(machine.tensorrt) >= 11:
+            # strongly typed: an ONNX graph (an imported model) builds in the precision it is in
+            precision = onnx_precision(Path(source.name))
     if backend == "auto":
         backend = "tensorrt" if machine.tensorrt and device == "cuda" else "aoti"
     ranged = (min_shape, opt_shape, max_shape)
