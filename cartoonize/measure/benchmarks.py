@@ -25,7 +25,7 @@ from cartoonize.export import reference_photo
 from cartoonize.measure.bench import time_runner
 from cartoonize.pipelines.video import VideoJob, cartoonize_video
 
-DEFAULT_CLIP = Path(__file__).resolve().parents[1].parent / "shared" / "media" / "chaplin.mp4"  # 640×360
+DEFAULT_CLIP = Path(__file__).resolve().parents[2].parent / "shared" / "media" / "chaplin.mp4"  # 640×360
 
 
 def measure(
