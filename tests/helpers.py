@@ -150,3 +150,16 @@ def read_subtitles(path: Path) -> list[tuple[float, float, str]]:
         tb = stream.time_base
         return [(float(p.pts * tb), float((p.pts + p.duration) * tb), bytes(p).decode())
                 for p in c.demux(stream) if p.size]  # fmt: skip
+
+
+def run_main(args: list[str], capsys) -> tuple[int, str, str]:  # noqa: ANN001 - pytest's CaptureFixture
+    """The whole CLI (`cartoonize.cli.main`) in this process: (exit code, stdout, stderr)."""
+    from cartoonize.cli import main
+
+    try:
+        main(args)
+        code = 0
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else 0
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err

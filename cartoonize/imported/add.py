@@ -129,9 +129,9 @@ def add_model(job: AddJob, step: Callable[[str], None] | None = None) -> AddResu
         raise CartoonizeError(
             f"a model called {name} is already imported; `cartoonize models remove {name}` first, or add --force"
         )
-    source_bytes = Path(job.source).read_bytes() if Path(job.source).is_file() else b""
-    model = load_source(job.source)
     step("reading the graph")
+    model = load_source(job.source)  # a missing or non-ONNX file stops here
+    source_bytes = Path(job.source).read_bytes()
     detection: Detection = detect(model, Path(job.source).name, job.options)
     step("probing the size multiple with ONNX Runtime")
     raw = session_from_bytes(source_bytes)

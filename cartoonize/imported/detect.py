@@ -140,9 +140,10 @@ def _layout_of(tensor: Tensor, which: str, asked: str | None) -> str | None:
     if asked is not None:
         c = dims[CHANNEL_AXIS[asked]]
         if c is not None and c != 3:
+            other = f"; it is {_three_at(dims)[0]}: drop --layout" if _three_at(dims) else ""
             raise CartoonizeError(
-                f"{which} {tensor.shape_text()} has {c} on the channel axis of --layout {asked}; "
-                f"the toolkit wraps 3-channel images ({'drop --layout' if _three_at(dims) else 'RGB or BGR'})"
+                f"{which} {tensor.shape_text()} has {c} channels on axis {CHANNEL_AXIS[asked]} "
+                f"(--layout {asked}); the toolkit wraps 3-channel images{other}"
             )
         return asked
     found = _three_at(dims)

@@ -120,12 +120,10 @@ def _read(folder: Path) -> ImportedModel:
 
 def find_model(name: str | None) -> ImportedModel | None:
     """The imported model called `name`, or None (a built-in style name is never one)."""
-    if not name or name.lower() in STYLES:
+    if not name or name.lower() in STYLES or not NAME_PATTERN.fullmatch(name.lower()):
         return None
     folder = models_dir() / name.lower()
-    if not (folder / MANIFEST_NAME).is_file() or name.startswith("."):
-        return None
-    return _read(folder)
+    return _read(folder) if (folder / MANIFEST_NAME).is_file() else None
 
 
 def imported_models() -> Iterator[ImportedModel]:

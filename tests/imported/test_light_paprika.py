@@ -14,7 +14,7 @@ import pytest
 
 from cartoonize.cli import main
 from tests.conftest import SHARED, SHARED_MEDIA
-from tests.helpers import read_video
+from tests.helpers import read_video, run_main
 from tests.imported.tiny import by_hand
 
 pytestmark = [pytest.mark.shared, pytest.mark.slow]
@@ -23,13 +23,8 @@ BUNNY = SHARED_MEDIA / "big_buck_bunny_1s.webm"
 
 
 def run(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
-    try:
-        main(args)
-        code = 0
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else 0
-    captured = capsys.readouterr()
-    return code, " ".join((captured.out + captured.err).split())
+    code, out, err = run_main(args, capsys)
+    return code, " ".join((out + err).split())  # rich wraps long lines
 
 
 @pytest.fixture(scope="module")

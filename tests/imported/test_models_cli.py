@@ -8,20 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from cartoonize.cli import main
 from cartoonize.imported.store import models_dir
+from tests.helpers import run_main as run
 from tests.imported.tiny import classifier, mix_model, typed_identity
-
-
-def run(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    """The CLI in this process: (exit code, stdout, stderr)."""
-    try:
-        main(args)
-        code = 0
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else 0
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
 
 
 def one_line_error(code: int, err: str, *needles: str) -> str:
