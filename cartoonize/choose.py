@@ -60,12 +60,34 @@ def cached_onnx(checkpoint_path: Path, precision: str) -> Path:
     return path
 
 
+def imported_for(request: EngineRequest):  # -> ImportedModel | None
+    """The imported ONNX model a --style names (`cartoonize models add`), or None."""
+    from cartoonize.imported.store import find_model
+
+    return find_model(request.style) if request.model is None else None
+
+
+def no_checkpoint(name: str) -> CartoonizeError:
+    """What to say where an imported model is asked for something only PyTorch can do."""
+    return CartoonizeError(
+        f"{name} is an imported ONNX model, with no PyTorch module: run it with --engine auto or "
+        f"onnxruntime (CPU or CUDA), or build a TensorRT engine (`cartoonize build-engine --style {name} "
+        "--backend tensorrt --shape HxW` on a CUDA GPU)"
+    )
+
+
 def checkpoint_path(request: EngineRequest) -> Path:
-    from cartoonize.styles import style_checkpoint
+    from cartoonize.imported.store import unknown_style
+    from cartoonize.styles import STYLES, style_checkpoint
 
     if request.model is not None and request.style is not None:
         raise CartoonizeError("give either --style or --model, not both")
-    return request.model if request.model is not None else style_checkpoint(request.style or DEFAULT_STYLE)
+    if request.model is not None:
+        return request.model
+    name = request.style or DEFAULT_STYLE
+    if name.lower() not in STYLES:
+        raise no_checkpoint(name) if imported_for(request) is not None else unknown_style(name)
+    return style_checkpoint(name)
 
 
 def _torch_runner(request: EngineRequest) -> Runner:
@@ -283,10 +305,31 @@ def cpu_choice(request: EngineRequest) -> CpuChoice:
     return choice
 
 
+def _imported_runner(model, request: EngineRequest) -> Runner:  # model: ImportedModel
+    """An imported model: a stored TensorRT engine built from it, else ONNX Runtime (CUDA where
+    onnxruntime-gpu is installed, else the CPU). PyTorch and AOTInductor cannot run it."""
+    from cartoonize.runners.base import fitted_size
+    from cartoonize.runners.onnxruntime import OnnxRuntimeRunner, available_providers
+
+    spec = model.manifest.spec
+    if request.frame_size is not None:  # a fixed-size model says so before anything loads
+        fitted_size(request.frame_size, spec.multiple, spec.fixed_size, model.name)
+    if request.engine == "torch":
+        raise no_checkpoint(model.name)
+    if request.engine == "auto" and (engine := stored_engine_for(request)) is not None:
+        return runner_from_path(engine, request)
+    device = request.resolved_device()
+    if request.device == "auto" and "CUDAExecutionProvider" not in available_providers():
+        device = "cpu"
+    return OnnxRuntimeRunner(model.onnx_path, device)
+
+
 def runner_for(request: EngineRequest, frame_size: tuple[int, int] | None = None) -> Runner:
     """Resolve a request into a runner. `frame_size` (H, W) lets the store pick a matching engine."""
     if frame_size is not None:
         request = replace(request, frame_size=(frame_size[0], frame_size[1]))
+    if request.engine in ("auto", *RUNNERS_BY_NAME) and (imported := imported_for(request)) is not None:
+        return _imported_runner(imported, request)
     if request.engine == "auto":
         return _auto_runner(request)
     if request.engine in RUNNERS_BY_NAME:

@@ -28,6 +28,11 @@ engines_app = typer.Typer(
     help="The engine store: compiled engines and what they were built for.", no_args_is_help=True
 )
 app.add_typer(engines_app, name="engines")
+models_app = typer.Typer(
+    help="Third-party ONNX cartoonizers, wrapped to run wherever a style does (`--style NAME`).",
+    no_args_is_help=True,
+)
+app.add_typer(models_app, name="models")
 
 
 class Device(StrEnum):
@@ -48,6 +53,22 @@ class ExportPrecision(StrEnum):
     fp16 = "fp16"
 
 
+class Layout(StrEnum):
+    nhwc = "nhwc"
+    nchw = "nchw"
+
+
+class ValueRange(StrEnum):
+    minus_one_one = "-1,1"
+    zero_one = "0,1"
+    zero_255 = "0,255"
+
+
+class Channels(StrEnum):
+    rgb = "rgb"
+    bgr = "bgr"
+
+
 class Backend(StrEnum):
     auto = "auto"
     tensorrt = "tensorrt"
@@ -56,7 +77,11 @@ class Backend(StrEnum):
 
 StyleOpt = Annotated[
     str | None,
-    typer.Option("--style", "-s", help="Pretrained style: hayao, hosoda, paprika, shinkai [default: hayao]."),
+    typer.Option(
+        "--style",
+        "-s",
+        help="Pretrained style (hayao, hosoda, paprika, shinkai) or an imported model's name [default: hayao].",
+    ),
 ]
 ModelOpt = Annotated[
     Path | None,
@@ -104,14 +129,25 @@ def _request(engine: str, style: str | None, model: Path | None, device: Device,
              quiet: bool = False):  # fmt: skip
     """An engine request; a style used for the first time is downloaded here, with a progress bar."""
     from cartoonize.choose import RUNNERS_BY_SUFFIX, EngineRequest
-    from cartoonize.progress import pull_with_progress
-    from cartoonize.styles import DEFAULT_STYLE
 
     if style is not None and model is not None:
         raise CartoonizeError("give either --style or --model, not both")
     if model is None and not engine.lower().endswith(tuple(RUNNERS_BY_SUFFIX)):
-        pull_with_progress(style or DEFAULT_STYLE, quiet=quiet)
+        _pull_style(style, quiet)
     return EngineRequest(engine, style, model, device.value, precision.value)
+
+
+def _pull_style(style: str | None, quiet: bool = False) -> None:
+    """A built-in style is downloaded on first use; an imported model is already here."""
+    from cartoonize.imported.store import find_model, unknown_style
+    from cartoonize.progress import pull_with_progress
+    from cartoonize.styles import DEFAULT_STYLE, STYLES
+
+    if find_model(style) is not None:
+        return
+    if style is not None and style.lower() not in STYLES:
+        raise unknown_style(style)
+    pull_with_progress(style or DEFAULT_STYLE, quiet=quiet)
 
 
 def _console():
@@ -212,11 +248,10 @@ def export(
     from cartoonize.choose import EngineRequest, checkpoint_path
     from cartoonize.media.files import check_output
     from cartoonize.parity import export_with_parity
-    from cartoonize.progress import pull_with_progress
 
     check_output(output, overwrite)
     if style is not None and model is None:
-        pull_with_progress(style)
+        _pull_style(style)
     source = checkpoint_path(EngineRequest(style=style, model=model))
     parity = export_with_parity(source, output, precision.value, opset)
     _console().print(
@@ -261,10 +296,9 @@ def build_engine_command(
     An AOTInductor engine that crashes when loaded is rebuilt with the next recipe.
     CARTOONIZE_AOTI_RECIPES=name,... chooses the recipes (engines/README.md lists them)."""
     from cartoonize.pipelines.build import build_engine, spec_from_options
-    from cartoonize.progress import pull_with_progress
 
     if style is not None or (model is None and onnx is None):
-        pull_with_progress(style or "hayao")
+        _pull_style(style)
     spec = spec_from_options(style, model, onnx, backend.value, precision.value, device.value, shape,
                              min_shape, opt_shape, max_shape, batch, workspace, opt_level, max_autotune)  # fmt: skip
     console = _console()
@@ -388,17 +422,72 @@ def webcam(
 
 @styles_app.command("list")
 def styles_list() -> None:
-    """The pretrained styles, and which are downloaded."""
+    """The pretrained styles (and which are downloaded) and the imported models, together."""
     from rich.table import Table
 
+    from cartoonize.imported.store import imported_models
     from cartoonize.styles import LICENCE_NOTE, STYLES, style_checkpoint_path
 
-    table = Table("style", "look", "downloaded")
+    table = Table("style", "kind", "look / I/O", "here")
     for name, style in STYLES.items():
-        table.add_row(name, style.description, "yes" if style_checkpoint_path(name).exists() else "no")
+        here = "downloaded" if style_checkpoint_path(name).exists() else "downloads on first use"
+        table.add_row(name, "built-in", style.description, here)
+    for imported in imported_models():
+        table.add_row(imported.name, "imported", imported.manifest.spec.describe(), str(imported.folder))
     console = _console()
     console.print(table)
     console.print(LICENCE_NOTE)
+
+
+@models_app.command("add")
+def models_add(
+    path: Annotated[Path, typer.Argument(help="The ONNX file of an image-to-image cartoonizer.", dir_okay=False)],
+    name: Annotated[str, typer.Option(help="The name to use it by (`--style NAME`).")],
+    layout: Annotated[Layout | None, typer.Option(help="nhwc or nchw [default: from the axis with 3 channels].")] = None,
+    value_range: Annotated[ValueRange | None, typer.Option("--range", help="The network's value range [default: from a Tanh/Sigmoid output, else -1,1].")] = None,
+    channels: Annotated[Channels | None, typer.Option(help="The channel order it was trained on [default: rgb].")] = None,
+    multiple: Annotated[int | None, typer.Option(min=1, help="H and W multiple it needs [default: probed].")] = None,
+    licence: Annotated[str, typer.Option(help="The model's licence, kept in its manifest.")] = "",
+    force: Annotated[bool, typer.Option(help="Replace an imported model of that name.")] = False,
+) -> None:  # fmt: skip
+    """Import an ONNX cartoonizer: detect its I/O, wrap it into uint8 RGB frames in and out,
+    check it on a photo, and store it; then `--style NAME` runs it everywhere."""
+    from cartoonize.imported.add import AddJob, add_model
+    from cartoonize.imported.detect import Options
+
+    options = Options(
+        layout and layout.value, value_range and value_range.value, channels and channels.value, multiple
+    )
+    console = _console()
+    with console.status("importing") as status:
+        result = add_model(AddJob(path, name, options, licence, force), status.update)
+    for note in result.notes:
+        console.print(f"  {note}", highlight=False)
+    console.print(
+        f"[green]imported {result.model.name}[/] into {result.model.folder}; run it with `--style {result.model.name}`"
+    )
+
+
+@models_app.command("list")
+def models_list() -> None:
+    """The imported models, their I/O and where they came from."""
+    from rich.table import Table
+
+    from cartoonize.imported.store import imported_models, models_dir
+
+    table = Table("name", "I/O of the network", "assumed", "source", "licence")
+    for m in imported_models():
+        table.add_row(m.name, m.manifest.spec.describe(), ", ".join(m.manifest.assumed) or "-",
+                      f"{Path(m.manifest.source).name} (sha256 {m.manifest.source_sha256[:12]}…)", m.manifest.licence)  # fmt: skip
+    _console().print(f"imported models in {models_dir()}", table)
+
+
+@models_app.command("remove")
+def models_remove(name: Annotated[str, typer.Argument(help="An imported model's name.")]) -> None:
+    """Delete an imported model (the file it was imported from is not touched)."""
+    from cartoonize.imported.store import remove_model
+
+    _console().print(f"removed {name} ({remove_model(name)})")
 
 
 @styles_app.command("pull")

@@ -173,3 +173,16 @@ def top_level_boxes(path: Path) -> list[str]:
             boxes.append(kind.decode("latin-1"))
             at += size
     return boxes
+
+
+def run_main(args: list[str], capsys) -> tuple[int, str, str]:  # noqa: ANN001 - pytest's CaptureFixture
+    """The whole CLI (`cartoonize.cli.main`) in this process: (exit code, stdout, stderr)."""
+    from cartoonize.cli import main
+
+    try:
+        main(args)
+        code = 0
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else 0
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err

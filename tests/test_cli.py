@@ -34,7 +34,8 @@ def test_help_is_fast_and_lists_the_commands() -> None:
 
 
 def test_every_command_has_help() -> None:
-    for command in (["video"], ["image"], ["export"], ["styles", "pull"], ["styles", "list"]):
+    for command in (["video"], ["image"], ["export"], ["styles", "pull"], ["styles", "list"],
+                    ["models", "add"], ["models", "list"], ["models", "remove"]):  # fmt: skip
         result = subprocess.run([sys.executable, "-m", "cartoonize", *command, "--help"], env=ENV,
                                 capture_output=True, text=True)  # fmt: skip
         assert result.returncode == 0, (command, result.stderr)

@@ -22,7 +22,9 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("parity", ("cartoonize.parity",)),
     ("runners", ("cartoonize.runners",)),
     ("engines", ("cartoonize.engines",)),
-    ("export/styles", ("cartoonize.export", "cartoonize.styles")),
+    # imported: third-party ONNX models wrapped into the frame contract, beside the export of our
+    # own (it uses export's tensor names and photo, styles' cache; runners and the choice use it)
+    ("export/styles", ("cartoonize.export", "cartoonize.styles", "cartoonize.imported")),
     ("model/media", ("cartoonize.model", "cartoonize.media")),
     ("errors", ("cartoonize.errors", "cartoonize")),
 ]

@@ -50,13 +50,18 @@ def parse_shape(text: str) -> tuple[int, int]:
     return h, w
 
 
-def _round_up(n: int) -> int:
-    return max(SIZE_MULTIPLE, -(-n // SIZE_MULTIPLE) * SIZE_MULTIPLE)
+def _round_up(n: int, multiple: int = SIZE_MULTIPLE) -> int:
+    return max(multiple, -(-n // multiple) * multiple)
 
 
-def padded(frame_size: tuple[int, int]) -> tuple[int, int]:
-    """The size a frame is run at: H and W padded up to a multiple of 4."""
-    return _round_up(frame_size[0]), _round_up(frame_size[1])
+def padded(frame_size: tuple[int, int], multiple: int = SIZE_MULTIPLE) -> tuple[int, int]:
+    """The size a frame is run at: H and W padded up to the model's multiple (4 for CartoonGAN)."""
+    return _round_up(frame_size[0], multiple), _round_up(frame_size[1], multiple)
+
+
+def size_multiple(manifest: Manifest) -> int:
+    """The multiple an engine's frames are padded to: an imported model's own (recorded at build)."""
+    return int(manifest.build_options.get("size_multiple", SIZE_MULTIPLE))
 
 
 def shape_text(shape: tuple[int, int]) -> str:
@@ -199,8 +204,14 @@ def source_from(style: str | None, model: Path | None, onnx: Path | None) -> Eng
             if not Path(path).is_file():
                 raise CartoonizeError(f"--{kind} {path}: no such file")
             return EngineSource(kind, str(path), sha256_of(Path(path)))
-    from cartoonize.styles import DEFAULT_STYLE
+    from cartoonize.imported.store import find_model, unknown_style
+    from cartoonize.styles import DEFAULT_STYLE, STYLES
 
+    imported = find_model(style)
+    if imported is not None:  # an imported model is built from its wrapped ONNX
+        return EngineSource("onnx", str(imported.onnx_path), imported.manifest.wrapped_sha256)
+    if style is not None and style.lower() not in STYLES:
+        raise unknown_style(style)
     return EngineSource("style", get_style(style or DEFAULT_STYLE).name)
 
 
@@ -372,7 +383,7 @@ def compatibility_problems(
     elif built_on.get("name") != machine.cpu:
         problems.append((f"built for a {built_on.get('name')} CPU; this one is {machine.cpu}", None))
     if frame_size is not None:
-        size = padded(frame_size)
+        size = padded(frame_size, size_multiple(manifest))
         if not spec.profile.contains(size):
             problems.append((
                 f"frames of {shape_text(frame_size)} (run at {shape_text(size)}) are outside its shape "
@@ -484,12 +495,12 @@ def best_engine(
     """The stored engine `--engine auto` runs for this source, frame size, device and precision
     (None: any precision, fp16 preferred on CUDA): TensorRT before AOTInductor, an exact static
     shape before a range, the newest last."""
-    size = padded(frame_size)
     candidates = []
     for entry in store_entries(folder):
         if not entry.usable or entry.manifest is None:
             continue
         spec = entry.manifest.spec
+        size = padded(frame_size, size_multiple(entry.manifest))
         if spec.device != device or not spec.profile.contains(size):
             continue
         if precision is not None and spec.precision != precision:

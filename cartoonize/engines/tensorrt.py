@@ -198,6 +198,16 @@ def onnx_precision(onnx_path: Path) -> str:
     return {p.key: p.value for p in model.metadata_props}.get("precision", "fp32")
 
 
+def onnx_size_multiple(onnx_path: Path) -> int:
+    """The H and W multiple an ONNX file says it needs (an imported model's own; 4 otherwise)."""
+    import onnx
+
+    from cartoonize.model import SIZE_MULTIPLE
+
+    model = onnx.load(str(onnx_path), load_external_data=False)
+    return int({p.key: p.value for p in model.metadata_props}.get("size_multiple", SIZE_MULTIPLE))
+
+
 def onnx_precision_for(precision: str, trt_version: str) -> str:
     """The ONNX to export for a TensorRT build: fp16 engines on TensorRT 11+ need the fp16 graph."""
     return "fp16" if precision == "fp16" and trt_major(trt_version) >= 11 else "fp32"

@@ -18,9 +18,10 @@ from typing import Any
 
 import numpy as np
 
-from cartoonize.choose import EngineRequest, checkpoint_path, runner_for
+from cartoonize.choose import EngineRequest, checkpoint_path, imported_for, runner_for
 from cartoonize.errors import CartoonizeError
 from cartoonize.runners.base import Runner
+from cartoonize.styles import DEFAULT_STYLE
 
 H200_FP16_DENSE_TFLOPS = 752.0  # measured fp16 matrix-product ceiling (DESIGN.md)
 
@@ -48,8 +49,8 @@ class Timing:
         fps = batch / (median / 1e3)
         tflops = fps * flop_per_frame / 1e12
         out = {"runner": self.runner, "median_ms": round(median, 3), "p10_ms": round(p10, 3),
-               "p90_ms": round(p90, 3), "fps": round(fps, 2), "tflops": round(tflops, 3)}  # fmt: skip
-        if peak_tflops:
+               "p90_ms": round(p90, 3), "fps": round(fps, 2), "tflops": round(tflops, 3) if flop_per_frame else None}  # fmt: skip
+        if peak_tflops and flop_per_frame:
             out["fraction_of_peak"] = round(tflops / peak_tflops, 4)
         return out
 
@@ -132,12 +133,21 @@ def bench(job: BenchJob, on_step: Callable[[str], None] | None = None) -> dict[s
         timings = [Timing(runner.describe(), time_runner(runner, frames, job.iters, job.warmup))]
         device, precision = runner.device, runner.precision
         model_request = _model_of(runner, job.request)
+    imported = imported_for(model_request) is not None
+    if imported:  # no PyTorch module to compare with: the default style's network is the baseline
+        model_request = replace(model_request, style=None, model=None)
     eager_request = replace(model_request, engine="torch", device=device, precision=precision)
     with runner_for(eager_request) as eager:
         step(f"timing the baseline {eager.describe()}")
-        timings.append(Timing(eager.describe(), time_runner(eager, frames, job.iters, job.warmup)))
+        label = (
+            f"{eager.describe()}, {DEFAULT_STYLE} (an imported model has no PyTorch module)"
+            if imported
+            else eager.describe()
+        )
+        timings.append(Timing(label, time_runner(eager, frames, job.iters, job.warmup)))
 
-    flop = generator_flop_per_frame(model_request, job.shape)
+    # FLOP counts are the generator's; an imported network's are not known, so none are given
+    flop = 0.0 if imported else generator_flop_per_frame(model_request, job.shape)
     peak = job.peak_tflops
     if peak is None and device == "cuda" and precision == "fp16":
         peak = H200_FP16_DENSE_TFLOPS
@@ -145,8 +155,8 @@ def bench(job: BenchJob, on_step: Callable[[str], None] | None = None) -> dict[s
     report = {
         "shape": list(job.shape), "batch": job.batch, "iters": job.iters, "warmup": job.warmup,
         "device": device, "precision": precision, "gpu": _gpu_name(device),
-        "gflop_per_frame": round(flop / 1e9, 3), "peak_tflops": peak,
-        "floor_fps": round(peak * 1e12 / flop, 1) if peak else None,
+        "gflop_per_frame": round(flop / 1e9, 3) if flop else None, "peak_tflops": peak if flop else None,
+        "floor_fps": round(peak * 1e12 / flop, 1) if peak and flop else None,
         "engine": candidate, "torch_eager": baseline,
         "speedup_vs_eager": round(candidate["fps"] / baseline["fps"], 3),
         "timing": "CUDA events on device tensors" if device == "cuda" else "perf_counter",
@@ -181,12 +191,15 @@ def _gpu_name(device: str) -> str | None:
 
 
 def format_report(report: dict[str, Any]) -> list[str]:
+    gflop = f"{report['gflop_per_frame']} GFLOP/frame" if report["gflop_per_frame"] else "FLOP not known"
     lines = [f"{report['shape'][0]}x{report['shape'][1]} batch {report['batch']}, {report['device']} "
-             f"{report['precision']}, {report['gflop_per_frame']} GFLOP/frame ({report['timing']})"]  # fmt: skip
+             f"{report['precision']}, {gflop} ({report['timing']})"]  # fmt: skip
     for key in ("engine", "torch_eager"):
         r = report[key]
         line = (f"  {r['runner']}: {r['fps']:.1f} fps, median {r['median_ms']:.2f} ms "
-                f"(p10 {r['p10_ms']:.2f}, p90 {r['p90_ms']:.2f}), {r['tflops']:.2f} TFLOP/s")  # fmt: skip
+                f"(p10 {r['p10_ms']:.2f}, p90 {r['p90_ms']:.2f})")  # fmt: skip
+        if r["tflops"] is not None:
+            line += f", {r['tflops']:.2f} TFLOP/s"
         if "fraction_of_peak" in r:
             line += f" = {100 * r['fraction_of_peak']:.1f} % of {report['peak_tflops']:g}"
         lines.append(line)

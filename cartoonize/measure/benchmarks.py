@@ -2,7 +2,10 @@
 and frame size, on this machine. Prints a table and writes JSON.
 
     python -m cartoonize.measure.benchmarks [--sizes 180x320,360x640] [--engines torch,onnxruntime]
-                                    [--clip PATH] [--json PATH]
+                                    [--styles hayao,light-paprika] [--clip PATH] [--json PATH]
+
+Several styles (built-in or imported) are measured in one run, each size in turn, and each row
+after the first of a size gets its ratio to that first row: the numbers share the machine's state.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from cartoonize.export import reference_photo
 from cartoonize.measure.bench import time_runner
 from cartoonize.pipelines.video import VideoJob, cartoonize_video
 
-DEFAULT_CLIP = Path(__file__).resolve().parents[1].parent / "shared" / "media" / "chaplin.mp4"  # 640×360
+DEFAULT_CLIP = Path(__file__).resolve().parents[2].parent / "shared" / "media" / "chaplin.mp4"  # 640×360
 
 
 def measure(
@@ -54,7 +57,9 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     )
     parser.add_argument("--sizes", default="180x320,360x640", help="HxW list")
     parser.add_argument("--engines", default="torch,onnxruntime", help="runner names or engine paths")
-    parser.add_argument("--style", default="hayao")
+    parser.add_argument(
+        "--styles", "--style", default="hayao", help="styles or imported models, the first the baseline"
+    )
     parser.add_argument("--device", default="auto")
     parser.add_argument("--precision", default="auto")
     parser.add_argument("--clip", type=Path, default=DEFAULT_CLIP, help="a real clip for the end-to-end runs")
@@ -63,15 +68,29 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args(argv)
 
-    base = EngineRequest(style=args.style, device=args.device, precision=args.precision)
+    base = EngineRequest(device=args.device, precision=args.precision)
     rows = []
     for size in args.sizes.split(","):
-        for engine in args.engines.split(","):
-            row = measure(replace(base, engine=engine), parse_shape(size), args.clip, args.iters, args.frames)
-            rows.append(row)
-            print(f"{row['runner']:<34} {size:>9}  alone {row['inference_fps']:8.2f} fps   end to end "
-                  f"{row['end_to_end_fps']:8.2f} fps  (engine {100 * row['end_to_end_engine_share']:.0f} % of the time)",
-                  flush=True)  # fmt: skip
+        first: dict[str, Any] | None = None
+        for style in args.styles.split(","):
+            for engine in args.engines.split(","):
+                request = replace(base, engine=engine, style=style)
+                row = {
+                    "style": style,
+                    **measure(request, parse_shape(size), args.clip, args.iters, args.frames),
+                }
+                ratio = ""
+                if first is None:
+                    first = row
+                else:
+                    row["ratio_to_first"] = {
+                        k: round(row[k] / first[k], 3) for k in ("inference_fps", "end_to_end_fps")
+                    }
+                    ratio = f"  = {row['ratio_to_first']['inference_fps']:.2f}× / {row['ratio_to_first']['end_to_end_fps']:.2f}× {first['style']}"
+                rows.append(row)
+                print(f"{style:<14} {row['runner']:<44} {size:>9}  alone {row['inference_fps']:8.2f} fps   end to end "
+                      f"{row['end_to_end_fps']:8.2f} fps  (engine {100 * row['end_to_end_engine_share']:.0f} % of the time){ratio}",
+                      flush=True)  # fmt: skip
     result = {"machine": platform.processor() or platform.machine(), "rows": rows}
     try:
         import torch

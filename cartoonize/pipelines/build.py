@@ -24,9 +24,13 @@ import numpy as np
 
 from cartoonize.engines.store import (
     BuildSpec,
+    EngineSource,
     Manifest,
+    ShapeProfile,
     current_machine,
     manifest_path,
+    padded,
+    shape_text,
     store_dir,
     write_manifest,
 )
@@ -145,14 +149,21 @@ def _build_aoti(spec: BuildSpec, output: Path, step: Step, recipe: Any) -> dict[
     from cartoonize.engines.aoti import aoti_from_checkpoint
 
     if spec.source.kind == "onnx":
-        raise CartoonizeError("AOTInductor compiles the PyTorch model: give --style or --model, not --onnx")
+        raise CartoonizeError(
+            "AOTInductor compiles a PyTorch model: give --style or --model, or --backend tensorrt for an ONNX graph"
+        )
     how = "" if recipe.name == "default" else f", recipe {recipe.name}: {recipe.what}"
     step(f"exporting and compiling with AOTInductor for {spec.device} (a minute or two{how})")
     return aoti_from_checkpoint(_source_checkpoint(spec), spec, output, recipe)
 
 
 def _build_tensorrt(spec: BuildSpec, output: Path, step: Step, recipe: Any = None) -> dict[str, Any]:
-    from cartoonize.engines.tensorrt import engine_from_onnx, onnx_precision_for, timing_cache_name
+    from cartoonize.engines.tensorrt import (
+        engine_from_onnx,
+        onnx_precision_for,
+        onnx_size_multiple,
+        timing_cache_name,
+    )
 
     machine = current_machine()
     if machine.tensorrt is None:
@@ -175,7 +186,8 @@ def _build_tensorrt(spec: BuildSpec, output: Path, step: Step, recipe: Any = Non
         onnx_path = cached_onnx(checkpoint, onnx_precision_for(spec.precision, machine.tensorrt))
     step(f"building with TensorRT {machine.tensorrt} (minutes at opt level ≥ 4)")
     cache = output.parent / timing_cache_name(machine.gpu, machine.capability, machine.tensorrt)
-    return engine_from_onnx(onnx_path, spec, output, cache)
+    options = engine_from_onnx(onnx_path, spec, output, cache)
+    return {**options, "size_multiple": onnx_size_multiple(onnx_path)}
 
 
 BUILDERS: dict[str, Callable[[BuildSpec, Path, Step, Any], dict[str, Any]]] = {
@@ -270,6 +282,26 @@ def build_engine(
     return BuildResult(output, manifest, check)
 
 
+def _check_onnx_build(source: EngineSource, what: str, backend: str, profile: ShapeProfile) -> None:
+    """An ONNX source (an imported model, or --onnx) builds with TensorRT only, at sizes that are
+    multiples of the model's own size multiple."""
+    from cartoonize.engines.tensorrt import onnx_size_multiple
+
+    if backend == "aoti":
+        raise CartoonizeError(
+            f"AOTInductor compiles a PyTorch model and {what} is an ONNX graph: build it with "
+            "--backend tensorrt (a CUDA GPU with TensorRT), or run it as it is with ONNX Runtime "
+            "(`--engine onnxruntime`, CPU or CUDA)"
+        )
+    multiple = onnx_size_multiple(Path(source.name))
+    for shape in (profile.min, profile.opt, profile.max):
+        if shape[0] % multiple or shape[1] % multiple:
+            up = padded(shape, multiple)
+            raise CartoonizeError(
+                f"{what} needs H and W in multiples of {multiple}; {shape_text(shape)} is not: use {shape_text(up)}"
+            )
+
+
 def spec_from_options(
     style: str | None, model: Path | None, onnx: Path | None, backend: str, precision: str, device: str,
     shape: str | None, min_shape: str | None, opt_shape: str | None, max_shape: str | None,
@@ -277,7 +309,8 @@ def spec_from_options(
     max_autotune: bool = False,
 ) -> BuildSpec:  # fmt: skip
     """Resolve build-engine's options (auto device, precision and backend included) into a spec."""
-    from cartoonize.engines.store import ShapeProfile, parse_shape, source_from
+    from cartoonize.engines.store import parse_shape, source_from
+    from cartoonize.engines.tensorrt import onnx_precision, trt_major
 
     source = source_from(style, model, onnx)
     machine = current_machine()
@@ -285,6 +318,9 @@ def spec_from_options(
         device = "cuda" if machine.capability else "cpu"
     if precision == "auto":
         precision = "fp16" if device == "cuda" else "fp32"
+        if source.kind == "onnx" and machine.tensorrt and trt_major(machine.tensorrt) >= 11:
+            # strongly typed: an ONNX graph (an imported model) builds in the precision it is in
+            precision = onnx_precision(Path(source.name))
     if backend == "auto":
         backend = "tensorrt" if machine.tensorrt and device == "cuda" else "aoti"
     ranged = (min_shape, opt_shape, max_shape)
@@ -298,6 +334,8 @@ def spec_from_options(
         raise CartoonizeError(
             "give --shape HxW (e.g. --shape 720x1280), or all of --min-shape, --opt-shape, --max-shape"
         )
+    if source.kind == "onnx":
+        _check_onnx_build(source, style or Path(source.name).name, backend, profile)
     if backend == "aoti" and (workspace_gib is not None or opt_level is not None):
         raise CartoonizeError(
             "--workspace and --opt-level are TensorRT options; drop them for --backend aoti"

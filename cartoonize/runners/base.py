@@ -2,8 +2,9 @@
 
 A runner is a context manager: `__enter__` loads and allocates, `__exit__` frees. Called with a
 batch of frames, uint8 (N, H, W, 3) RGB, it returns cartoon frames of the same shape and dtype.
-Backends implement `load`, `infer` (on frames whose H and W are multiples of 4) and `close`; the
-padding to that multiple and the crop back live here, once.
+Backends implement `load`, `infer` (on frames whose H and W are multiples of the model's size
+multiple: 4 for CartoonGAN, an imported model's own from its ONNX, or its one fixed size) and
+`close`; the padding to that size and the crop back live here, once.
 
 `submit(frames)` starts a batch and returns a callable that gives its cartoons: a GPU runner
 queues the work and returns at once, so a caller (the video pipeline) can hand it the next batch
@@ -18,13 +19,20 @@ from typing import Any, Self
 
 import numpy as np
 
+from cartoonize.errors import CartoonizeError
 from cartoonize.model import SIZE_MULTIPLE
 
 
 def pad_to_multiple(frames: np.ndarray, multiple: int = SIZE_MULTIPLE) -> np.ndarray:
     """Reflect-pad H and W up to a multiple (reflection keeps the border free of seams)."""
     _, h, w, _ = frames.shape
-    ph, pw = -h % multiple, -w % multiple
+    return pad_to(frames, (h + -h % multiple, w + -w % multiple))
+
+
+def pad_to(frames: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Reflect-pad H and W up to `size` (H, W), each at least the frames' own."""
+    _, h, w, _ = frames.shape
+    ph, pw = size[0] - h, size[1] - w
     if ph == 0 and pw == 0:
         return frames
     # reflect needs the padding smaller than the side; edge-pad the (tiny) rest
@@ -34,10 +42,29 @@ def pad_to_multiple(frames: np.ndarray, multiple: int = SIZE_MULTIPLE) -> np.nda
     return np.pad(frames, widths, mode="edge")
 
 
+def fitted_size(
+    size: tuple[int, int], multiple: int, fixed: tuple[int, int] | None, what: str
+) -> tuple[int, int]:
+    """The size frames of `size` (H, W) run at: padded to the multiple, or to a model's one fixed
+    size, which they must fit in (else a one-line error with the --max-side that makes them fit)."""
+    h, w = size
+    if fixed is None:
+        return h + -h % multiple, w + -w % multiple
+    if h <= fixed[0] and w <= fixed[1]:
+        return fixed
+    fit = int(max(h, w) * min(fixed[0] / h, fixed[1] / w))
+    raise CartoonizeError(
+        f"{what} takes frames of {fixed[0]}x{fixed[1]} (HxW, a fixed size; smaller ones are padded "
+        f"up to it); these are {h}x{w}: add --max-side {fit}"
+    )
+
+
 class Runner(ABC):
     name: str = "runner"
     device: str = "cpu"
     precision: str = "fp32"
+    size_multiple: int = SIZE_MULTIPLE  # H and W are padded to this (a model's own, once loaded)
+    fixed_size: tuple[int, int] | None = None  # or to this, for a model with one fixed size
 
     def __enter__(self) -> Self:
         self.load()
@@ -54,7 +81,8 @@ class Runner(ABC):
         if frames.dtype != np.uint8 or frames.ndim != 4 or frames.shape[-1] != 3:
             raise ValueError(f"frames must be uint8 (N, H, W, 3), got {frames.dtype} {frames.shape}")
         _, h, w, _ = frames.shape
-        result = self.start(np.ascontiguousarray(pad_to_multiple(frames)))
+        size = fitted_size((h, w), self.size_multiple, self.fixed_size, self.describe())
+        result = self.start(np.ascontiguousarray(pad_to(frames, size)))
 
         def cropped() -> np.ndarray:
             out = result()
@@ -75,7 +103,7 @@ class Runner(ABC):
 
     @abstractmethod
     def infer(self, frames: np.ndarray) -> np.ndarray:
-        """uint8 (N, H, W, 3) with H, W multiples of 4 -> uint8 of the same shape."""
+        """uint8 (N, H, W, 3) with H, W multiples of `size_multiple` -> uint8 of the same shape."""
 
     def close(self) -> None:  # noqa: B027 - most backends free by dropping references
         pass

@@ -17,7 +17,7 @@ from typing import Any
 
 import torch
 
-from cartoonize.engines.store import Manifest, check_engine
+from cartoonize.engines.store import Manifest, check_engine, size_multiple
 from cartoonize.errors import CartoonizeError
 from cartoonize.export import INPUT_NAME, OUTPUT_NAME
 from cartoonize.runners.base import TensorRunner
@@ -64,6 +64,7 @@ class TensorRTRunner(TensorRunner):
         self.manifest = manifest or check_engine(self.path)
         self.spec = self.manifest.spec
         self.precision = self.spec.precision
+        self.size_multiple = size_multiple(self.manifest)
         if cuda_graph is None:
             cuda_graph = cuda_graphs_wanted()
         self.cuda_graph = cuda_graph and self.spec.profile.is_static

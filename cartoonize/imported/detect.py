@@ -1,0 +1,304 @@
+"""What an ONNX cartoonizer's graph tells about its I/O, and what must be asked or assumed.
+
+The graph tells the rank, which axis holds the 3 channels (so the layout), the dtype and which
+dimensions are dynamic; probing it with ONNX Runtime at odd sizes tells the smallest size multiple
+that runs. The value range is told only when the output ends in a bounded activation (Tanh:
+[-1, 1], Sigmoid: [0, 1]); the channel order never is: those are options, with defaults said as
+assumptions.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from cartoonize.errors import CartoonizeError
+from cartoonize.imported.store import WrapSpec
+
+DTYPES = {1: "float32", 10: "float16"}  # ONNX TensorProto element types it can wrap
+NUMPY_DTYPES = {"float32": np.float32, "float16": np.float16}
+RANGES = {"-1,1": (-1.0, 1.0), "0,1": (0.0, 1.0), "0,255": (0.0, 255.0)}
+LAYOUTS = ("nhwc", "nchw")
+CHANNELS = ("rgb", "bgr")
+CHANNEL_AXIS = {"nhwc": 3, "nchw": 1}
+MULTIPLES = (1, 2, 4, 8, 16, 32, 64)  # probed in turn; the first that runs is the model's
+DEFAULT_RANGE = "-1,1"  # CartoonGAN, AnimeGAN v2/v3, White-box: tanh networks on [-1, 1]
+_ELEM_NAMES = {0: "undefined", 2: "uint8", 3: "int8", 4: "uint16", 5: "int16", 6: "int32", 7: "int64",
+               8: "string", 9: "bool", 11: "float64", 12: "uint32", 13: "uint64", 16: "bfloat16"}  # fmt: skip
+
+
+def range_text(value_range: tuple[float, float]) -> str:
+    return f"{value_range[0]:g},{value_range[1]:g}"
+
+
+@dataclass(frozen=True)
+class Tensor:
+    name: str
+    elem_type: int
+    dims: tuple[int | None, ...]  # None: dynamic (a symbolic or missing dimension)
+
+    @property
+    def dtype(self) -> str:
+        return DTYPES.get(self.elem_type) or _ELEM_NAMES.get(self.elem_type, f"type {self.elem_type}")
+
+    def shape_text(self) -> str:
+        return "(" + ", ".join("?" if d is None else str(d) for d in self.dims) + ")"
+
+
+@dataclass(frozen=True)
+class GraphIO:
+    input: Tensor
+    output: Tensor
+    output_activation: str | None  # the op that makes the output (Tanh, Sigmoid, ...)
+    opset: int
+
+
+@dataclass
+class Options:
+    """What the user said (None: detect, else assume a default)."""
+
+    layout: str | None = None
+    value_range: str | None = None  # "-1,1" | "0,1" | "0,255"
+    channels: str | None = None
+    multiple: int | None = None
+
+
+@dataclass
+class Detection:
+    spec: WrapSpec
+    detected: dict[str, Any] = field(default_factory=dict)
+    assumed: dict[str, str] = field(default_factory=dict)  # option -> why
+
+    def notes(self) -> list[str]:
+        told = ", ".join(f"{k} {v}" for k, v in self.detected.items())
+        lines = [f"detected: {told}"]
+        lines += [f"assumed {k}: {why}" for k, why in self.assumed.items()]
+        return lines
+
+
+def load_source(path: Path) -> Any:  # -> onnx.ModelProto
+    import onnx
+
+    path = Path(path)
+    if not path.is_file():
+        raise CartoonizeError(f"{path}: no such file")
+    try:
+        model = onnx.load(str(path))
+    except Exception as exc:  # a protobuf DecodeError, or external data that is missing
+        raise CartoonizeError(
+            f"{path.name} is not an ONNX model ({type(exc).__name__}); `models add` takes a .onnx file"
+        ) from None
+    if not model.graph.node or not model.graph.output:
+        raise CartoonizeError(f"{path.name} is not an ONNX model (no graph in it)")
+    return model
+
+
+def _tensor(value_info: Any) -> Tensor:
+    tensor_type = value_info.type.tensor_type
+    if not value_info.type.HasField("tensor_type"):
+        raise CartoonizeError(f"{value_info.name} is not a tensor; the toolkit wraps image networks only")
+    dims = tuple(d.dim_value if d.HasField("dim_value") and d.dim_value > 0 else None
+                 for d in tensor_type.shape.dim)  # fmt: skip
+    return Tensor(value_info.name, tensor_type.elem_type, dims)
+
+
+def graph_io(model: Any, name: str) -> GraphIO:
+    """The one image input and one image output of the graph."""
+    initializers = {i.name for i in model.graph.initializer}
+    inputs = [i for i in model.graph.input if i.name not in initializers]
+    outputs = list(model.graph.output)
+    if len(inputs) != 1 or len(outputs) != 1:
+        raise CartoonizeError(
+            f"{name} has {len(inputs)} inputs and {len(outputs)} outputs; an image-to-image network has "
+            "one of each (an image in, an image out)"
+        )
+    output = _tensor(outputs[0])
+    producer = _activation_before(model, output.name)
+    opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
+    return GraphIO(_tensor(inputs[0]), output, producer, opset)
+
+
+LAYOUT_OPS = {"Transpose", "Reshape", "Identity", "Squeeze", "Unsqueeze", "Flatten"}  # keep the values
+
+
+def _activation_before(model: Any, tensor: str) -> str | None:
+    """The op that makes the output's values, looking through ops that only move them (tf2onnx
+    ends an NHWC network with a Transpose after its Tanh)."""
+    makers = {out: node for node in model.graph.node for out in node.output}
+    node = makers.get(tensor)
+    while node is not None and node.op_type in LAYOUT_OPS and node.input:
+        node = makers.get(node.input[0])
+    return node.op_type if node is not None else None
+
+
+def _layout_of(tensor: Tensor, which: str, asked: str | None) -> str | None:
+    """nhwc or nchw from where the 3 channels are; raises for 1- or 4-channel images."""
+    dims = tensor.dims
+    if asked is not None:
+        c = dims[CHANNEL_AXIS[asked]]
+        if c is not None and c != 3:
+            other = f"; it is {_three_at(dims)[0]}: drop --layout" if _three_at(dims) else ""
+            raise CartoonizeError(
+                f"{which} {tensor.shape_text()} has {c} channels on axis {CHANNEL_AXIS[asked]} "
+                f"(--layout {asked}); the toolkit wraps 3-channel images{other}"
+            )
+        return asked
+    found = _three_at(dims)
+    if len(found) == 1:
+        return found[0]
+    if not found:
+        for layout, axis in CHANNEL_AXIS.items():
+            c = dims[axis]
+            if c in (1, 4):
+                kind = "grayscale (1-channel)" if c == 1 else "4-channel (RGBA)"
+                raise CartoonizeError(
+                    f"{which} {tensor.shape_text()} is a {kind} image in {layout.upper()}; the toolkit "
+                    "wraps 3-channel RGB or BGR networks only"
+                )
+        if any(dims[axis] is not None for axis in CHANNEL_AXIS.values()):
+            raise CartoonizeError(
+                f"{which} {tensor.shape_text()} has no 3-channel axis (axis 1 for NCHW, 3 for NHWC); "
+                "the toolkit wraps 3-channel image networks only"
+            )
+    return None  # both dynamic, or both 3: ambiguous
+
+
+def _three_at(dims: tuple[int | None, ...]) -> list[str]:
+    return [layout for layout, axis in CHANNEL_AXIS.items() if dims[axis] == 3]
+
+
+def detect(model: Any, name: str, options: Options) -> Detection:
+    """Resolve the wrap from the graph and the options; `spec.multiple` is 0 until probed."""
+    io = graph_io(model, name)
+    for which, tensor in (("input", io.input), ("output", io.output)):
+        if len(tensor.dims) != 4:
+            what = " (a classifier's scores or an embedding, not an image)" if len(tensor.dims) <= 2 else ""
+            raise CartoonizeError(
+                f"{name}: the {which} {tensor.name} {tensor.shape_text()} has rank {len(tensor.dims)}{what}; "
+                "an image network takes and gives rank-4 (N, H, W, C) or (N, C, H, W) images"
+            )
+        if tensor.elem_type not in DTYPES:
+            raise CartoonizeError(
+                f"{name}: the {which} {tensor.name} is {tensor.dtype}; the wrapper takes float32 or "
+                "float16 networks only (convert the model, e.g. with onnxconverter-common)"
+            )
+    if io.input.elem_type != io.output.elem_type:
+        raise CartoonizeError(
+            f"{name}: input is {io.input.dtype} but output is {io.output.dtype}; the wrapper needs one dtype"
+        )
+    if io.opset < 11:
+        raise CartoonizeError(f"{name} uses ONNX opset {io.opset}; the wrapper needs opset 11 or later")
+    detection = Detection(WrapSpec("nhwc", io.input.dtype, (-1.0, 1.0), "rgb", 0))
+    told, assumed = detection.detected, detection.assumed
+    told["rank"] = 4
+    told["input"] = f"{io.input.name} {io.input.shape_text()} {io.input.dtype}"
+    told["output"] = f"{io.output.name} {io.output.shape_text()} {io.output.dtype}"
+
+    layout = _layout_of(io.input, f"{name}: the input", options.layout)
+    if layout is None:
+        layout = "nchw"
+        assumed["layout"] = ("nchw: the graph does not say which axis holds the channels "
+                             "(give --layout nhwc if colours come out scrambled)")  # fmt: skip
+    elif options.layout is None:
+        told["layout"] = f"{layout} (3 channels on axis {CHANNEL_AXIS[layout]})"
+    out_layout = _layout_of(io.output, f"{name}: the output", layout)
+    assert out_layout == layout
+    h_axis, w_axis = (1, 2) if layout == "nhwc" else (2, 3)
+    dynamic = [axis for axis, d in zip("NHW", (io.input.dims[0], io.input.dims[h_axis], io.input.dims[w_axis]), strict=True)
+               if d is None]  # fmt: skip
+    told["dynamic"] = ",".join(dynamic) or "none"
+    fixed_h, fixed_w = io.input.dims[h_axis], io.input.dims[w_axis]
+    if (fixed_h is None) != (fixed_w is None):
+        raise CartoonizeError(
+            f"{name}: the input {io.input.shape_text()} fixes one of H and W but not the other; "
+            "the wrapper takes both dynamic or both fixed"
+        )
+    fixed_size = (fixed_h, fixed_w) if fixed_h is not None and fixed_w is not None else None
+    fixed_batch = io.input.dims[0]
+
+    if options.value_range is not None:
+        value_range = RANGES[options.value_range]
+    elif io.output_activation == "Tanh":
+        value_range = RANGES["-1,1"]
+        told["range"] = "-1,1 (the output is a Tanh; the input is taken to match)"
+    elif io.output_activation == "Sigmoid":
+        value_range = RANGES["0,1"]
+        told["range"] = "0,1 (the output is a Sigmoid; the input is taken to match)"
+    else:
+        value_range = RANGES[DEFAULT_RANGE]
+        made_by = (
+            f"its output comes from a {io.output_activation}" if io.output_activation else "nothing bounds it"
+        )
+        assumed["range"] = (f"{DEFAULT_RANGE}: the graph does not tell ({made_by}); "
+                            "try --range 0,1 or --range 0,255 if the check or the colours say otherwise")  # fmt: skip
+    channels = options.channels
+    if channels is None:
+        channels = "rgb"
+        assumed["channels"] = ("rgb: no graph tells its channel order; give --channels bgr for networks "
+                               "trained on OpenCV (BGR) images if skin and sky come out wrong")  # fmt: skip
+    detection.spec = WrapSpec(layout, io.input.dtype, value_range, channels, 0, fixed_size, fixed_batch)
+    return detection
+
+
+def session_from_bytes(model_bytes: bytes) -> Any:
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.log_severity_level = 3  # a failed probe is an answer, not a warning to show
+    try:
+        return ort.InferenceSession(model_bytes, options, providers=["CPUExecutionProvider"])
+    except Exception as exc:  # onnxruntime raises its own untyped errors
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise CartoonizeError(f"onnxruntime cannot load the model: {first}") from None
+
+
+def probe_sizes(multiple: int) -> tuple[int, int]:
+    """(H, W): odd multiples of `multiple` near 64×80 (multiples of it, of no larger power of 2)."""
+
+    def odd_multiple(near: int) -> int:
+        k = max(3, near // multiple)
+        return multiple * (k if k % 2 else k + 1)
+
+    return odd_multiple(64), odd_multiple(80)
+
+
+def _runs_at(session: Any, spec: WrapSpec, size: tuple[int, int]) -> bool:
+    h, w = size
+    n = spec.fixed_batch or 1
+    shape = (n, h, w, 3) if spec.layout == "nhwc" else (n, 3, h, w)
+    x = np.zeros(shape, NUMPY_DTYPES[spec.dtype])
+    try:
+        (y,) = session.run(None, {session.get_inputs()[0].name: x})
+    except Exception:  # any runtime failure at this size: the size does not work
+        return False
+    return y.shape == shape
+
+
+def probe_multiple(session: Any, spec: WrapSpec, asked: int | None) -> tuple[int, str]:
+    """The smallest H and W multiple that runs and keeps the size (odd multiples probed with a real
+    ONNX Runtime session of the raw network); with --multiple, that one is checked instead."""
+    if spec.fixed_size is not None:
+        if not _runs_at(session, spec, spec.fixed_size):
+            raise CartoonizeError(f"the model does not run at its own fixed size {spec.fixed_size}")
+        return 1, f"fixed size {spec.fixed_size[0]}x{spec.fixed_size[1]}: frames are padded up to it"
+    if asked is not None:
+        size = probe_sizes(asked)
+        if not _runs_at(session, spec, size):
+            raise CartoonizeError(
+                f"--multiple {asked}: the model fails or changes the size at {size[0]}x{size[1]}; "
+                "drop --multiple to probe for the right one"
+            )
+        return asked, f"{asked} (given; checked at {size[0]}x{size[1]})"
+    tried: list[str] = []
+    for multiple in MULTIPLES:
+        size = probe_sizes(multiple)
+        if _runs_at(session, spec, size) and _runs_at(session, spec, (size[0] + 2 * multiple, size[1])):
+            return multiple, f"{multiple} (probed: {', '.join([*tried, f'{size[0]}x{size[1]} runs'])})"
+        tried.append(f"{size[0]}x{size[1]} fails")
+    raise CartoonizeError(
+        f"the model fails or changes the size at every probed size ({', '.join(tried)}); "
+        "give its size multiple with --multiple N, or check --layout"
+    )

@@ -1,0 +1,178 @@
+"""`cartoonize models add|list|remove` and `styles list`; every bad model gives one line, exit 1,
+and leaves nothing in the model folder; where an imported model cannot go, the error says what can."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from cartoonize.imported.store import models_dir
+from tests.helpers import run_main as run
+from tests.imported.tiny import classifier, mix_model, typed_identity
+
+
+def one_line_error(code: int, err: str, *needles: str) -> str:
+    assert code == 1, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error:") and "Traceback" not in err, err
+    for needle in needles:
+        assert needle in lines[0], lines[0]
+    return lines[0]
+
+
+def folder_is_empty() -> None:
+    folder = models_dir()
+    assert not folder.exists() or not any(folder.iterdir()), list(folder.iterdir())
+
+
+def not_onnx(path: Path) -> Path:
+    path.write_text("this is a text file, not a protobuf\n")
+    return path
+
+
+def four_channels(path: Path) -> Path:
+    return mix_model(path, "nhwc", channels=4)
+
+
+def one_channel(path: Path) -> Path:
+    return mix_model(path, "nchw", channels=1)
+
+
+@pytest.mark.parametrize(
+    ("make", "name", "needles"),
+    [
+        (classifier, "cls", ["rank 2", "classifier", "rank-4"]),
+        (one_channel, "gray", ["grayscale (1-channel)", "3-channel"]),
+        (four_channels, "rgba", ["4-channel (RGBA)", "3-channel"]),
+        (lambda p: typed_identity(p, "float64"), "dbl", ["float64", "float32 or float16"]),
+        (lambda p: typed_identity(p, "int64"), "ints", ["int64", "float32 or float16"]),
+        (not_onnx, "text", ["is not an ONNX model"]),
+        (lambda p: mix_model(p, "nchw"), "hayao", ["a built-in style has that name"]),
+        (lambda p: mix_model(p, "nchw", scale_to_255=True), "wrong-range", ["check on a photo fails", "(assumed)", "try --range 0,255"]),
+    ],
+    ids=["classifier", "1-channel", "4-channel", "float64", "int64", "not-onnx", "name-clash", "clipped-range"],
+)  # fmt: skip
+def test_bad_models(tmp_path: Path, capsys, make, name: str, needles: list[str]) -> None:
+    path = make(tmp_path / "bad.onnx")
+    code, _, err = run(["models", "add", str(path), "--name", name], capsys)
+    one_line_error(code, err, *needles)
+    folder_is_empty()
+
+
+def test_a_wrong_range_caught_by_the_check_passes_with_the_range_it_names(tmp_path: Path, capsys) -> None:
+    path = mix_model(tmp_path / "net255.onnx", "nchw", scale_to_255=True)
+    code, _, err = run(["models", "add", str(path), "--name", "net255", "--range", "0,255"], capsys)
+    assert code == 0, err
+    assert "imported net255" in " ".join(err.split())
+
+
+def test_fixed_size_frames_that_do_not_fit_say_the_size_and_max_side(tmp_path: Path, capsys) -> None:
+    from cartoonize.pipelines.image import write_image
+
+    path = mix_model(tmp_path / "fixed.onnx", "nchw", fixed=(64, 64))
+    assert run(["models", "add", str(path), "--name", "fixed64", "--range", "0,1"], capsys)[0] == 0
+    big = tmp_path / "big.png"
+    write_image(big, np.full((90, 120, 3), 128, np.uint8))
+    out = tmp_path / "out.png"
+    code, _, err = run(["image", str(big), "-o", str(out), "--style", "fixed64"], capsys)
+    one_line_error(code, err, "fixed64", "64x64", "these are 90x120", "--max-side 64")
+    assert not out.exists()
+    assert sorted(p.name for p in models_dir().iterdir()) == ["fixed64"]  # nothing else left behind
+    code, _, err = run(["image", str(big), "-o", str(out), "--style", "fixed64", "--max-side", "64"], capsys)
+    assert code == 0, err
+    assert out.exists()
+
+
+def test_list_remove_and_styles_list(tmp_path: Path, capsys) -> None:
+    path = mix_model(tmp_path / "mix.onnx", "nhwc", ending="Tanh")
+    code, _, err = run(["models", "add", str(path), "--name", "mixer", "--licence", "CC0 test model"], capsys)
+    assert code == 0, err
+    text = " ".join(err.split())
+    assert "layout nhwc" in text and "range -1,1" in text and "assumed channels: rgb" in text
+    code, out, err = run(["models", "list"], capsys)
+    listed = " ".join((out + err).split())
+    assert code == 0 and "mixer" in listed and "CC0 test model" in listed
+    code, out, err = run(["styles", "list"], capsys)
+    listed = " ".join((out + err).split())
+    assert (
+        code == 0
+        and "hayao" in listed
+        and "built-in" in listed
+        and "mixer" in listed
+        and "imported" in listed
+    )
+    # a second add under the same name is refused; --force replaces it
+    code, _, err = run(["models", "add", str(path), "--name", "mixer"], capsys)
+    one_line_error(code, err, "already imported", "models remove mixer", "--force")
+    assert run(["models", "add", str(path), "--name", "mixer", "--force"], capsys)[0] == 0
+    assert sorted(p.name for p in models_dir().iterdir()) == ["mixer"]
+    code, _, err = run(["models", "remove", "mixer"], capsys)
+    assert code == 0, err
+    folder_is_empty()
+    one_line_error(*run(["models", "remove", "mixer"], capsys)[::2], "no imported model called mixer")
+    one_line_error(*run(["models", "remove", "hayao"], capsys)[::2], "built-in style")
+
+
+def test_where_an_imported_model_cannot_go_the_error_says_what_can(tmp_path: Path, capsys) -> None:
+    from cartoonize.pipelines.image import write_image
+
+    path = mix_model(tmp_path / "mix.onnx", "nchw")
+    assert run(["models", "add", str(path), "--name", "mix2"], capsys)[0] == 0
+    pic = tmp_path / "p.png"
+    write_image(pic, np.full((16, 16, 3), 90, np.uint8))
+    code, _, err = run(
+        ["image", str(pic), "-o", str(tmp_path / "o.png"), "--style", "mix2", "--engine", "torch"], capsys
+    )
+    one_line_error(code, err, "imported ONNX model", "--engine auto or onnxruntime", "--backend tensorrt")
+    code, _, err = run(["build-engine", "--style", "mix2", "--backend", "aoti", "--shape", "64x64"], capsys)
+    one_line_error(
+        code, err, "AOTInductor compiles a PyTorch model", "--backend tensorrt", "--engine onnxruntime"
+    )
+    code, _, err = run(["export", "--style", "mix2", "-o", str(tmp_path / "x.onnx")], capsys)
+    one_line_error(code, err, "imported ONNX model")
+    code, _, err = run(["image", str(pic), "-o", str(tmp_path / "o.png"), "--style", "nosuch"], capsys)
+    one_line_error(code, err, "unknown style 'nosuch'", "mix2", "models add")
+    # a raw third-party ONNX given as an engine: say how to import it
+    code, _, err = run(["image", str(pic), "-o", str(tmp_path / "o.png"), "--engine", str(path)], capsys)
+    one_line_error(code, err, "not a cartoonize model", "models add")
+    # and where it can go, it runs: --engine onnxruntime and auto
+    for engine in ("onnxruntime", "auto"):
+        out = tmp_path / f"o-{engine}.png"
+        code, _, err = run(["image", str(pic), "-o", str(out), "--style", "mix2", "--engine", engine], capsys)
+        assert code == 0 and out.exists(), err
+
+
+@pytest.mark.shared
+@pytest.mark.slow  # pulls and converts the Hayao weights into this test's own cache
+def test_bench_with_an_imported_style(tmp_path: Path, capsys) -> None:
+    """Timed beside the default style's torch eager network (the imported one has no PyTorch
+    module); no FLOP figures, since the imported network's are not known."""
+    import json
+
+    path = mix_model(tmp_path / "mix.onnx", "nchw")
+    assert run(["models", "add", str(path), "--name", "mix3"], capsys)[0] == 0
+    report = tmp_path / "bench.json"
+    args = [
+        "bench",
+        "--shape",
+        "32x32",
+        "--style",
+        "mix3",
+        "--iters",
+        "2",
+        "--warmup",
+        "0",
+        "--json",
+        str(report),
+    ]
+    code, out, err = run(args, capsys)
+    assert code == 0, err
+    assert "mix3 (imported)" in out and "FLOP not known" in out and "hayao (an imported model" in out
+    figures = json.loads(report.read_text())
+    assert (
+        figures["engine"]["fps"] > 0
+        and figures["torch_eager"]["fps"] > 0
+        and figures["gflop_per_frame"] is None
+    )
