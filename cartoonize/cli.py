@@ -158,9 +158,13 @@ def _console():
 
 @app.command()
 def video(
-    input: Annotated[Path, typer.Argument(help="Any video FFmpeg reads (mp4, mov, mkv, webm, ...).")],
+    inputs: Annotated[
+        list[Path],
+        typer.Argument(help="Any video FFmpeg reads (mp4, mov, mkv, webm, ...); several, or folders (searched recursively).", show_default=False),
+    ],
     output: Annotated[
-        Path, typer.Argument(help="Output video; the type follows the suffix (.mp4, .mkv, .webm, .mov).")
+        Path,
+        typer.Argument(help="Output video (the type follows the suffix: .mp4, .mkv, .webm, .mov), or a folder (OUT/) for several inputs: it mirrors the input tree.", show_default=False),
     ],
     style: StyleOpt = None,
     model: ModelOpt = None,
@@ -174,34 +178,102 @@ def video(
     codec: Annotated[
         str,
         typer.Option(
-            help="auto (h264 for mp4/mov/mkv, vp9 for webm; NVENC when the GPU has it), or an encoder."
+            help="auto (h264 for mp4/mov/mkv, vp9 for webm; NVENC when the GPU has it), or an encoder (ffv1: lossless)."
         ),
     ] = "auto",
     crf: Annotated[int, typer.Option(min=0, max=51, help="Quality: lower is better and bigger.")] = 20,
     preset: Annotated[str, typer.Option(help="x264 speed preset.")] = "veryfast",
+    segments: Annotated[int | None, typer.Option(min=1, help="Split each video into N segments at keyframes, cartoonized in parallel and joined without re-encoding.")] = None,
+    segment_length: Annotated[float | None, typer.Option(min=0.1, metavar="SECONDS", help="Or: segments of about this many seconds.")] = None,
+    preroll: Annotated[int | None, typer.Option(min=0, help="Frames each segment runs first and drops, to warm temporal stages [default: 30 with temporal stages, else 0].")] = None,
+    workers: Annotated[int, typer.Option(min=1, help="Local worker processes, each with its own runner (one GPU each where there are several).")] = 1,
+    ray: Annotated[str | None, typer.Option("--ray", is_flag=False, flag_value="local", metavar="[ADDRESS]", help="Run the pieces as Ray tasks: on the cluster at ADDRESS (auto, HOST:PORT, ray://...), or a local one started for the run when no address is given (put --ray after the paths, or write --ray=ADDRESS). Needs cartoonize[ray].")] = None,
     overwrite: OverwriteOpt = False,
     quiet: QuietOpt = False,
-) -> None:
-    """Cartoonize a video: every frame with its timestamp, audio and subtitles kept."""
-    from cartoonize.choose import runner_for
+) -> None:  # fmt: skip
+    """Cartoonize a video: every frame with its timestamp, audio and subtitles kept. Several
+    videos or folders go into an output folder; long videos can be split into segments that run
+    on several workers or a Ray cluster."""
     from cartoonize.media.files import EncoderSettings
-    from cartoonize.pipelines.video import VideoJob, cartoonize_video
-    from cartoonize.progress import frame_progress
+    from cartoonize.pipelines.video import VideoJob
     from cartoonize.stages import StageOptions
 
     request = _request(engine, style, model, device, precision, quiet)
-    job = VideoJob(input, output, max_side, batch, EncoderSettings(codec, crf, preset), overwrite, frames,
+    many = len(inputs) > 1 or inputs[0].is_dir() or output.is_dir() or str(output).endswith(("/", "\\"))
+    job = VideoJob(inputs[0], output, max_side, batch, EncoderSettings(codec, crf, preset), overwrite, frames,
                    stages=StageOptions(infer_side=infer_side))  # fmt: skip
-    with frame_progress(f"cartoonizing {input.name}", quiet) as on_progress:
+    if not many and segments in (None, 1) and segment_length is None and workers == 1 and ray is None:
+        return _one_video(job, request, quiet)
+    from cartoonize.pipelines.batch import SplitOptions, cartoonize_many, find_videos
+    from cartoonize.progress import frame_progress
+
+    if many:
+        pairs = find_videos(inputs, output)
+        if not pairs:
+            raise CartoonizeError(f"no video files in {', '.join(map(str, inputs))}")
+    else:
+        from cartoonize.media.files import check_output
+
+        check_output(output, overwrite, (inputs[0],))
+        pairs = [(inputs[0], output)]
+    executor = _executor(request, workers, ray)
+    split = SplitOptions(segments, segment_length, preroll)
+    label = f"cartoonizing {len(pairs)} videos" if many else f"cartoonizing {inputs[0].name}"
+    with frame_progress(f"{label} ({executor.name})", quiet) as on_progress:
+        report = cartoonize_many(pairs, job, request, executor, split, on_progress)
+    failed = report.of("failed")
+    if not many:
+        if failed:
+            raise CartoonizeError(f"{inputs[0]}: {failed[0].message}")
+        result = report.results[0]
+        if not quiet:
+            _console().print(f"[green]wrote {output}[/]: {result.frames} frames {report.width}×{report.height} in "
+                             f"{report.seconds:.1f} s ({report.fps:.1f} fps over {report.executor}{result.message})",
+                             soft_wrap=True)  # fmt: skip
+            for note in report.retries:
+                _console().print(f"  retried {note}", highlight=False)
+        return
+    for line in report.lines():
+        if quiet and not line.startswith("failed"):
+            continue
+        _console().print(line, highlight=False, soft_wrap=True)
+    if failed:
+        raise CartoonizeError(f"{len(failed)} of {len(pairs)} videos failed (listed above)")
+
+
+def _one_video(job, request, quiet: bool) -> None:  # noqa: ANN001
+    """One input, one output, one pass in this process: `cartoonize video in.mp4 out.mp4`."""
+    from cartoonize.choose import runner_for
+    from cartoonize.pipelines.video import cartoonize_video
+    from cartoonize.progress import frame_progress
+
+    with frame_progress(f"cartoonizing {job.input.name}", quiet) as on_progress:
         report = cartoonize_video(job, lambda size: runner_for(request, size), on_progress)
     if not quiet:
         _console().print(
-            f"[green]wrote {output}[/]: {report.frames} frames {report.width}×{report.height} "
+            f"[green]wrote {job.output}[/]: {report.frames} frames {report.width}×{report.height} "
             f"in {report.seconds:.1f} s ({report.fps:.1f} fps end to end, waiting on the engine "
             f"{100 * report.engine_share:.0f} % of the time; {report.engine}; {report.video_codec})"
         )
         for note in report.streams:
             _console().print(f"  {note}")
+
+
+def _executor(request, workers: int, ray: str | None):  # noqa: ANN001, ANN202
+    """Where the pieces run: Ray tasks, local processes (one GPU each where there are several), or here."""
+    from cartoonize.pipelines.workers import InProcess, LocalProcesses, RayTasks, import_ray
+
+    if ray is not None:
+        import_ray()  # says how to install it, before any work
+        return RayTasks(ray, workers if workers > 1 else None)
+    if workers == 1:
+        return InProcess()
+    gpus: list[str] = []
+    if request.resolved_device() == "cuda":
+        import torch
+
+        gpus = [str(i) for i in range(torch.cuda.device_count())]
+    return LocalProcesses(workers, gpus=gpus)
 
 
 @app.command()

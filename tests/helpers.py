@@ -34,10 +34,12 @@ def make_video(
     time_base: Fraction | None = None,
     codec: str | None = None,
     pix_fmt: str = "yuv420p",
+    gop: int | None = None,
 ) -> Path:
     """Write a test clip. `durations` (in `time_base` ticks, one per frame) makes it variable
     frame rate; `audio` names an encoder (aac, libopus, libmp3lame) for a sine track as long as
-    the video. Odd sizes need a codec and pixel format that allow them (ffv1 with yuv444p)."""
+    the video. Odd sizes need a codec and pixel format that allow them (ffv1 with yuv444p). `gop`:
+    at most this many frames from one keyframe to the next (a long clip that can be cut)."""
     import av
 
     rate = Fraction(rate)
@@ -47,6 +49,8 @@ def make_video(
         even = pix_fmt == "yuv420p"  # 4:2:0 needs even sides
         video.width, video.height = (width + width % 2, height + height % 2) if even else (width, height)
         video.pix_fmt = pix_fmt
+        if gop:
+            video.codec_context.gop_size = gop
         video.time_base = video.codec_context.time_base = time_base
         sound = None
         if audio:

@@ -44,7 +44,7 @@ from cartoonize.media.files import (
     to_yuv,
 )
 from cartoonize.runners.base import Runner
-from cartoonize.stages import StageOptions, build_stages
+from cartoonize.stages import StageChain, StageOptions, build_stages
 from cartoonize.stages.upsample import network_frame, network_size
 
 _END = object()  # end of stream marker on the queues
@@ -61,6 +61,30 @@ class VideoJob:
     max_frames: int | None = None  # stop after this many frames (a quick preview of a long clip)
     queue_frames: int = 16  # bound on decoded frames waiting for the engine (memory at 4K: ~400 MB)
     stages: StageOptions = field(default_factory=StageOptions)  # what happens between engine and encoder
+    window: Window | None = None  # one segment of the video (pipelines.segments); None: all of it
+
+
+@dataclass(frozen=True)
+class Window:
+    """The frames of one segment, by presentation timestamp in the video stream's time base (None:
+    open end). Decoding seeks to the keyframe `seek`; frames before `preroll` are skipped, frames
+    from `preroll` to `start` go through the engine and the stages (warming temporal ones) and are
+    dropped; frames in [start, end) are encoded. Only the video is written: the join carries the
+    other streams once."""
+
+    seek: int | None = None
+    preroll: int | None = None
+    start: int | None = None
+    end: int | None = None
+
+    def skips(self, pts: int) -> bool:
+        return self.preroll is not None and pts < self.preroll
+
+    def ended(self, pts: int) -> bool:
+        return self.end is not None and pts >= self.end
+
+    def keeps(self, pts: int) -> bool:
+        return (self.start is None or pts >= self.start) and not self.ended(pts)
 
 
 @dataclass
@@ -207,9 +231,11 @@ def cartoonize_video(
     job: VideoJob,
     make_runner: Callable[[tuple[int, int]], Runner],
     on_progress: Callable[[int, int | None], None] | None = None,
+    make_chain: Callable[[StageOptions], StageChain] = build_stages,
 ) -> VideoReport:
     """Cartoonize `job.input` into `job.output`. `make_runner((H, W))` gives the (unentered)
-    runner for the frame size; `on_progress(frames_done, frames_expected)` reports progress."""
+    runner for the frame size; `on_progress(frames_done, frames_expected)` reports progress;
+    `make_chain` builds the frame stages from `job.stages`."""
     import av
 
     check_output(job.output, job.overwrite, (job.input,))
@@ -218,7 +244,8 @@ def cartoonize_video(
     out_w, out_h = even_size(info.width, info.height)
     infer_side = job.stages.infer_side  # the network may run smaller; the chain upsamples back
     runner = make_runner(network_size(info.height, info.width, infer_side))
-    chain = build_stages(job.stages)
+    chain = make_chain(job.stages)
+    window = job.window
     expected = info.frames_estimate
     if job.max_frames is not None:
         expected = min(expected or job.max_frames, job.max_frames)
@@ -243,21 +270,31 @@ def cartoonize_video(
             )
             colour = info.colour or default_colour(*info.coded_size)
             tag_encoder(vout, colour)  # the output says what it is, like the source (or explicitly)
-            copies, reencode = _map_other_streams(source, output, container_name, notes)
+            copies, reencode = (
+                ({}, {}) if window else map_other_streams(source, output, container_name, notes)
+            )
             carried: set[int] = set()  # indexes of the input streams that had packets
 
             def decode() -> None:
                 k = info.rotation // 90
                 wanted = [vin, *copies]
-                next_pts, count = 0, 0
+                next_pts, count, ended = 0, 0, False
                 try:
+                    if window and window.seek is not None:
+                        source.seek(window.seek, stream=vin)  # lands on the keyframe at or before
                     for packet in source.demux(wanted):
-                        if job.max_frames is not None and count >= job.max_frames:
+                        if ended or (job.max_frames is not None and count >= job.max_frames):
                             break
                         if packet.stream is vin:
                             for frame in packet.decode():
                                 if job.max_frames is not None and count >= job.max_frames:
                                     break
+                                if window and frame.pts is not None:
+                                    if window.ended(frame.pts):
+                                        ended = True  # frames come out in presentation order
+                                        break
+                                    if window.skips(frame.pts):
+                                        continue
                                 count += 1
                                 rgb = to_rgb(frame, colour, info.coded_size[0], info.coded_size[1])
                                 if k:
@@ -280,18 +317,8 @@ def cartoonize_video(
                         output.mux(vout.encode(frame))
                         continue
                     carried.add(item.stream.index)
-                    if item.stream in reencode:
-                        encoder, resampler, target = reencode[item.stream]
-                        for decoded in item.decode():
-                            for chunk in resampler.resample(decoded):
-                                output.mux(encoder.encode(chunk))
-                    else:
-                        item.stream = copies[item.stream]
-                        output.mux(item)
-                for encoder, resampler, _ in reencode.values():
-                    for chunk in resampler.resample(None):
-                        output.mux(encoder.encode(chunk))
-                    output.mux(encoder.encode(None))
+                    carry_packet(item, output, copies, reencode)
+                flush_reencoded(output, reencode)
                 output.mux(vout.encode(None))  # flush the encoder's delayed frames
 
             workers = [_Worker("decode", decode, stop), _Worker("mux", mux, stop)]
@@ -306,6 +333,8 @@ def cartoonize_video(
                 engine_seconds += time.perf_counter() - t0
                 for (pts, rgb, _), cartoon in zip(batch, cartoons, strict=True):
                     cartoon = chain(rgb, cartoon)
+                    if window and not window.keeps(pts):
+                        continue  # a pre-roll frame: it warmed the stages, the previous segment has it
                     if last_pts is not None and pts <= last_pts:
                         pts = last_pts + 1  # encoders need strictly increasing timestamps
                     last_pts = pts
@@ -348,8 +377,8 @@ def cartoonize_video(
                 raise CartoonizeError(f"{job.input}: no video frame could be decoded")
             for stream in copies if job.max_frames is None else ():  # a preview stops reading early
                 if stream.index not in carried:  # declared but empty: say so, not "copied"
-                    notes[stream.index] = _empty_note(stream)
-            if job.max_frames is None:
+                    notes[stream.index] = empty_note(stream)
+            if job.max_frames is None and window is None:
                 _check_complete(job.input, info, last_pts)
         finally:
             stop.set()
@@ -374,11 +403,11 @@ def _next_batch(frames_q: _Pipe, size: int) -> tuple[list, bool]:
     return batch, False
 
 
-def _empty_note(stream) -> str:  # noqa: ANN001
+def empty_note(stream) -> str:  # noqa: ANN001
     return f"{stream.type} #{stream.index} {codec_name(stream)}: no packets in the input, nothing to carry"
 
 
-def _map_other_streams(source, output, container_name: str, notes: dict[int, str]):  # noqa: ANN001
+def map_other_streams(source, output, container_name: str, notes: dict[int, str]):  # noqa: ANN001
     """Copy or re-encode audio, copy subtitles where the container takes them; note each choice."""
     import av
 
@@ -414,6 +443,25 @@ def _map_other_streams(source, output, container_name: str, notes: dict[int, str
                     f"subtitle #{stream.index} {codec_name(stream)}: dropped ({container_name} cannot store it; use .mkv)"
                 )
     return copies, reencode
+
+
+def carry_packet(packet, output, copies: dict, reencode: dict) -> None:  # noqa: ANN001
+    """Write one audio or subtitle packet of the source: as it is, or re-encoded."""
+    if packet.stream in reencode:
+        encoder, resampler, _ = reencode[packet.stream]
+        for decoded in packet.decode():
+            for chunk in resampler.resample(decoded):
+                output.mux(encoder.encode(chunk))
+    else:
+        packet.stream = copies[packet.stream]
+        output.mux(packet)
+
+
+def flush_reencoded(output, reencode: dict) -> None:  # noqa: ANN001
+    for encoder, resampler, _ in reencode.values():
+        for chunk in resampler.resample(None):
+            output.mux(encoder.encode(chunk))
+        output.mux(encoder.encode(None))
 
 
 def _check_complete(path: Path, info: VideoProbe, last_pts: int | None) -> None:

@@ -1,0 +1,243 @@
+"""`cartoonize video IN... OUT_DIR/`: many videos, and long videos in segments, on many workers.
+
+Inputs are files and folders (searched recursively for video files). Output names follow one
+rule, so they cannot clash and the tree mirrors the input:
+
+    a file IN            -> OUT_DIR/<its name>
+    a file under a folder IN -> OUT_DIR/<IN's name>/<its path below IN>
+
+A name keeps its suffix where the output can be written in that container (.mp4 .m4v .mov .mkv
+.webm .avi) and gains `.mp4` where it cannot (clip.ts -> clip.ts.mp4). Two inputs that would
+still land on one output are refused before any work.
+
+Every file (or every segment, with `segments`) is a piece for one executor (`pipelines.workers`);
+a file that fails is reported on one line and the others go on; an existing output is skipped
+unless `overwrite`. Outputs appear under their names only when complete.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from cartoonize.choose import EngineRequest
+from cartoonize.errors import CartoonizeError
+from cartoonize.media.files import CONTAINERS, atomic_output, check_output
+from cartoonize.pipelines.segments import TEMPORAL_PREROLL, SegmentPlan, join_segments, plan_segments
+from cartoonize.pipelines.video import VideoJob, probe
+from cartoonize.pipelines.workers import Event, Executor, InProcess, Piece, Tally, pieces_env
+from cartoonize.stages import StageChain, StageOptions, build_stages
+
+VIDEO_SUFFIXES = frozenset(
+    {".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".ts", ".m2ts", ".mts", ".mpg", ".mpeg",
+     ".flv", ".wmv", ".3gp", ".ogv", ".vob", ".mxf"}
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class SplitOptions:
+    """How one video becomes pieces: whole (the default), or `segments` / segments of about
+    `segment_seconds` at keyframes, each with `preroll` frames first (None: TEMPORAL_PREROLL when
+    the frame stages carry state across frames, else none)."""
+
+    segments: int | None = None
+    segment_seconds: float | None = None
+    preroll: int | None = None
+
+    @property
+    def split(self) -> bool:
+        return bool(self.segments and self.segments > 1) or bool(self.segment_seconds)
+
+
+def output_name(name: str) -> str:
+    return name if Path(name).suffix.lower() in CONTAINERS else f"{name}.mp4"
+
+
+def find_videos(inputs: list[Path], out_dir: Path) -> list[tuple[Path, Path]]:
+    """(input, output) pairs by the naming rule above; files inside `out_dir` are not inputs."""
+    pairs: list[tuple[Path, Path]] = []
+    out_resolved = out_dir.resolve()
+    for given in inputs:
+        if not given.exists():
+            raise CartoonizeError(f"input {given} does not exist")
+        if given.is_file():
+            pairs.append((given, out_dir / output_name(given.name)))
+            continue
+        for path in sorted(given.rglob("*")):
+            relative = path.relative_to(given)
+            if (path.suffix.lower() not in VIDEO_SUFFIXES or not path.is_file()
+                    or any(part.startswith(".") for part in relative.parts)
+                    or path.resolve().is_relative_to(out_resolved)):  # fmt: skip
+                continue
+            name = given.resolve().name or "input"
+            pairs.append((path, out_dir / name / relative.parent / output_name(path.name)))
+    seen: dict[Path, Path] = {}
+    for source, target in pairs:
+        if target in seen:
+            raise CartoonizeError(f"{seen[target]} and {source} would both be written to {target}; "
+                                  "give them in separate runs or rename one")  # fmt: skip
+        seen[target] = source
+    return pairs
+
+
+@dataclass
+class FileResult:
+    input: Path
+    output: Path
+    status: str  # done | skipped | failed
+    message: str = ""  # failed: why (one line); done: what was written
+    frames: int = 0
+
+
+@dataclass
+class BatchReport:
+    results: list[FileResult]
+    seconds: float
+    executor: str
+    retries: list[str] = field(default_factory=list)
+    width: int = 0
+    height: int = 0
+
+    def of(self, status: str) -> list[FileResult]:
+        return [r for r in self.results if r.status == status]
+
+    @property
+    def frames(self) -> int:
+        return sum(r.frames for r in self.results)
+
+    @property
+    def fps(self) -> float:
+        return self.frames / self.seconds if self.seconds else 0.0
+
+    def summary(self) -> str:
+        done, skipped, failed = (len(self.of(s)) for s in ("done", "skipped", "failed"))
+        return (f"{done} done, {skipped} skipped (output exists; --overwrite replaces it), {failed} failed: "
+                f"{self.frames} frames in {self.seconds:.1f} s ({self.fps:.1f} fps over {self.executor})")  # fmt: skip
+
+    def lines(self) -> list[str]:
+        """One line per file, the retries, then the summary."""
+        lines = []
+        for r in self.results:
+            if r.status == "done":
+                lines.append(f"done     {r.input} -> {r.output} ({r.frames} frames{r.message})")
+            elif r.status == "skipped":
+                lines.append(f"skipped  {r.input}: {r.output} exists")
+            else:
+                lines.append(f"failed   {r.input}: {r.message}")
+        return [*lines, *(f"retried  {note}" for note in self.retries), self.summary()]
+
+
+@dataclass
+class _Work:
+    """One file on its way: its pieces and, when split, the plan and the folder of segments."""
+
+    result: FileResult
+    pieces: list[int] = field(default_factory=list)  # indexes into the run's piece list
+    plan: SegmentPlan | None = None
+    parts: Path | None = None
+
+
+def cartoonize_many(
+    pairs: list[tuple[Path, Path]],
+    job: VideoJob,
+    request: EngineRequest,
+    executor: Executor | None = None,
+    split: SplitOptions | None = None,
+    on_progress: Callable[[int, int | None], None] | None = None,
+    make_chain: Callable[[StageOptions], StageChain] = build_stages,
+    on_event: Callable[[Event], None] | None = None,
+) -> BatchReport:
+    """Cartoonize each (input, output) pair with `job`'s settings, on `executor` (default: this
+    process); `on_progress(frames, expected)` drives one bar over everything, `on_event` sees
+    each piece start, progress, retry and end."""
+    executor = executor or InProcess()
+    split = split or SplitOptions()
+    if split.split and job.max_frames is not None:
+        raise CartoonizeError("--frames (a preview) runs in one pass; drop --segments")
+    started = time.perf_counter()
+    chain = make_chain(job.stages)
+    preroll = split.preroll
+    if preroll is None:
+        preroll = TEMPORAL_PREROLL if chain and job.stages.temporal else 0
+    env = pieces_env()
+    pieces: list[Piece] = []
+    works: list[_Work] = []
+    width = height = 0
+    for source, target in pairs:
+        work = _Work(FileResult(source, target, "failed"))
+        works.append(work)
+        if target.exists() and not job.overwrite:
+            work.result.status = "skipped"
+            continue
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            check_output(target, job.overwrite, (source,))
+            info = probe(source, job.max_side)
+            width, height = info.width, info.height
+            file_job = replace(job, input=source, output=target)
+            if not split.split:
+                work.pieces.append(len(pieces))
+                pieces.append(Piece(str(source), file_job, request, info.frames_estimate, 0, make_chain, env))
+                continue
+            work.plan = plan_segments(source, split.segments, split.segment_seconds, preroll)
+            work.parts = target.with_name(f".{target.name}.cartoonize-{os.getpid()}.segments")
+            work.parts.mkdir(exist_ok=True)
+            count = len(work.plan.segments)
+            for k, segment in enumerate(work.plan.segments):
+                part_job = replace(file_job, output=work.parts / f"{k:05d}{target.suffix}", overwrite=True,
+                                   window=segment.window)  # fmt: skip
+                work.pieces.append(len(pieces))
+                pieces.append(Piece(f"{source} segment {k + 1}/{count}", part_job, request, segment.frames,
+                                    segment.preroll, make_chain, env))  # fmt: skip
+        except CartoonizeError as exc:
+            work.result.message = str(exc)
+            work.pieces = []
+    tally = Tally(pieces, on_progress, on_event)
+    try:
+        outcomes = executor.run(pieces, tally) if pieces else []
+        for work in works:
+            if work.pieces:
+                _finish(work, [outcomes[i] for i in work.pieces])
+    finally:
+        for work in works:
+            if work.parts is not None:
+                shutil.rmtree(work.parts, ignore_errors=True)
+    report = BatchReport(
+        [w.result for w in works], time.perf_counter() - started, executor.name, tally.retries
+    )
+    report.width, report.height = width, height
+    return report
+
+
+def _finish(work: _Work, outcomes: list) -> None:  # noqa: ANN001 - workers.Outcome
+    result = work.result
+    for k, outcome in enumerate(outcomes):
+        if outcome.error is not None:
+            where = f"segment {k + 1}/{len(outcomes)}: " if work.plan else ""
+            result.message = f"{where}{outcome.error}"
+            return
+    try:
+        if work.plan is None:  # a whole file: the worker wrote it, or sent its bytes
+            outcome = outcomes[0]
+            if outcome.data is not None:
+                with atomic_output(result.output) as tmp:
+                    tmp.write_bytes(outcome.data)
+            result.frames = outcome.report.frames
+        else:
+            assert work.parts is not None
+            parts = [work.parts / f"{k:05d}{result.output.suffix}" for k in range(len(outcomes))]
+            for part, outcome in zip(parts, outcomes, strict=True):
+                if outcome.data is not None:  # from a worker that does not share our files
+                    part.write_bytes(outcome.data)
+            with atomic_output(result.output) as tmp:
+                notes = join_segments(result.input, parts, work.plan, tmp)
+            result.frames = work.plan.frames
+            result.message = f"; {work.plan.note}" + "".join(f"; {n}" for n in notes)
+    except CartoonizeError as exc:
+        result.message = str(exc)
+        return
+    result.status = "done"

@@ -1,0 +1,194 @@
+"""One long video in keyframe-aligned segments, cartoonized in parallel and joined without
+re-encoding.
+
+    plan:  demux the video packets (no decoding): their timestamps and which are keyframes;
+           cut at the keyframes nearest to N equal parts of the duration
+    run:   each segment is one `cartoonize_video` call with a `Window`: it seeks to the keyframe
+           before its start, runs `preroll` frames through the engine and the frame stages and
+           drops them (temporal stages start warm), then encodes the frames of [start, end)
+    join:  remux the segments' video packets, in order, into one output; audio and subtitles are
+           carried once from the source, exactly as a single pass carries them
+
+The frames and timestamps handed to the encoders are a single pass's; what differs is the
+encoder's own choices, since each segment begins with a keyframe (with a lossless codec the
+decoded output is identical).
+"""
+
+from __future__ import annotations
+
+import bisect
+import heapq
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+from cartoonize.errors import CartoonizeError
+from cartoonize.media.files import container_for
+from cartoonize.pipelines.video import (
+    Window,
+    carry_packet,
+    empty_note,
+    flush_reencoded,
+    map_other_streams,
+)
+
+TEMPORAL_PREROLL = 30  # frames of pre-roll when the chain has temporal stages (about 1 s)
+
+
+@dataclass(frozen=True)
+class Segment:
+    window: Window
+    frames: int  # frames it encodes
+    preroll: int  # frames it runs through the engine first and drops
+
+
+@dataclass(frozen=True)
+class SegmentPlan:
+    segments: list[Segment]
+    frames: int  # all the video's frames
+    note: str  # how it was cut, for the summary
+
+
+def keyframe_index(path: Path) -> tuple[list[int], list[int]]:
+    """Presentation timestamps of every video frame, sorted, and of the keyframes, from the
+    packets alone (no decoding)."""
+    import av
+
+    try:
+        with av.open(str(path)) as container:
+            if not container.streams.video:
+                raise CartoonizeError(f"{path} has no video stream")
+            stream = container.streams.video[0]
+            frames, keys = [], []
+            for packet in container.demux(stream):
+                if packet.pts is None:  # demux ends with an empty flush packet
+                    continue
+                frames.append(packet.pts)
+                if packet.is_keyframe:
+                    keys.append(packet.pts)
+    except av.FFmpegError as exc:
+        raise CartoonizeError(f"{path} is not a readable video ({exc})") from None
+    frames.sort()
+    keys.sort()
+    if not frames:
+        raise CartoonizeError(f"{path}: no video frame to split")
+    return frames, keys
+
+
+def plan_segments(path: Path, count: int | None = None, seconds: float | None = None,
+                  preroll: int = 0) -> SegmentPlan:  # fmt: skip
+    """Cut `path` into `count` segments (or segments of about `seconds`) at keyframes. Fewer come
+    out where the video has fewer keyframes than that."""
+    import av
+
+    frames, keys = keyframe_index(path)
+    with av.open(str(path)) as container:
+        time_base = container.streams.video[0].time_base
+    span = frames[-1] - frames[0]
+    if count is None:
+        if not seconds or seconds <= 0:
+            raise CartoonizeError("give a number of segments or a segment length in seconds")
+        count = max(1, math.ceil(float(span * time_base) / seconds))
+    cuts: list[int] = []  # keyframe timestamps where a segment starts (the first starts at the top)
+    for part in range(1, count):
+        target = frames[0] + span * part / count
+        at = bisect.bisect_left(keys, target)
+        nearest = min(keys[max(0, at - 1) : at + 1], key=lambda k: abs(k - target), default=None)
+        if nearest is not None and nearest > frames[0] and (not cuts or nearest > cuts[-1]):
+            cuts.append(nearest)
+    bounds = [None, *cuts, None]
+    segments = []
+    for start, end in zip(bounds, bounds[1:], strict=False):
+        first = 0 if start is None else bisect.bisect_left(frames, start)
+        stop = len(frames) if end is None else bisect.bisect_left(frames, end)
+        warm = min(preroll, first)
+        window = Window(start=start, end=end)
+        if start is not None:
+            preroll_pts = frames[first - warm]
+            # decode from the keyframe before this segment's own: an open GOP's leading frames
+            # need the one before, and the pre-roll frames may lie there too
+            seek = keys[max(0, bisect.bisect_right(keys, min(preroll_pts, start - 1)) - 1)]
+            window = Window(seek=seek, preroll=preroll_pts, start=start, end=end)
+        segments.append(Segment(window, stop - first, warm))
+    note = f"{len(segments)} segments at keyframes"
+    if len(segments) < count:
+        note += f" (asked for {count}; the video has {len(keys)} keyframes)"
+    return SegmentPlan(segments, len(frames), note)
+
+
+def _video_packets(parts: list[Path], starts: list[int | None], source_tb: Fraction) -> Iterator:
+    """Every video packet of the segment files, in order, on the source's timeline. A container
+    that stores a late start as an edit list in its coarse movie timescale (mp4, mov) reads back a
+    little off; each segment begins with the keyframe at its planned start, which puts it back."""
+    import av
+
+    for part, start in zip(parts, starts, strict=True):
+        with av.open(str(part)) as container:
+            stream = container.streams.video[0]
+            shift = None
+            for packet in container.demux(stream):
+                if not packet.size:
+                    continue
+                if shift is None:
+                    planned = 0 if start is None else round(start * source_tb / stream.time_base)
+                    shift = planned - packet.pts if start is not None else 0
+                if shift:
+                    packet.pts += shift
+                    if packet.dts is not None:
+                        packet.dts += shift
+                yield packet
+
+
+def _when(packet) -> float:  # noqa: ANN001
+    stamp = packet.dts if packet.dts is not None else packet.pts
+    return float((stamp or 0) * packet.time_base)
+
+
+def join_segments(source: Path, parts: list[Path], plan: SegmentPlan, output: Path) -> list[str]:
+    """Remux the video of `parts` (the plan's segment files, in order) into `output`, with the
+    source's audio and subtitles carried as a single pass carries them. Returns the notes on
+    those streams.
+
+    Decode timestamps: each segment's encoder starts its own a few frames before its first
+    picture, which can reach back over the end of the previous segment; such a timestamp is
+    raised to one tick after the previous packet's (never past its presentation time, which stays
+    exactly the single pass's)."""
+    import av
+
+    container_name, _ = container_for(output)
+    notes: dict[int, str] = {}
+    carried: set[int] = set()
+    with av.open(str(source)) as src, av.open(str(parts[0])) as first, \
+            av.open(str(output), "w", format=container_name) as out:  # fmt: skip
+        template = first.streams.video[0]
+        vout = out.add_stream_from_template(template)
+        vout.time_base = template.time_base
+        copies, reencode = map_other_streams(src, out, container_name, notes)
+        others = (p for p in src.demux(list(copies)) if p.dts is not None) if copies else iter(())
+        starts = [segment.window.start for segment in plan.segments]
+        video = _video_packets(parts, starts, src.streams.video[0].time_base)
+        written, last_dts = 0, None
+        # one pass over both, by time: the muxer interleaves what it is given in order
+        for packet in heapq.merge(video, others, key=_when):
+            if packet.stream.type == "video":
+                if last_dts is not None and packet.dts is not None and packet.dts <= last_dts:
+                    packet.dts = last_dts + 1
+                    if packet.pts is not None and packet.dts > packet.pts:
+                        raise CartoonizeError(f"segments do not join at {_when(packet):.3f} s "
+                                              "(decode timestamps overlap); use fewer segments")  # fmt: skip
+                last_dts = packet.dts
+                packet.stream = vout
+                out.mux(packet)
+                written += 1
+            else:
+                carried.add(packet.stream.index)
+                carry_packet(packet, out, copies, reencode)
+        flush_reencoded(out, reencode)
+        for stream in copies:
+            if stream.index not in carried:
+                notes[stream.index] = empty_note(stream)
+    if written != plan.frames:
+        raise CartoonizeError(f"the segments hold {written} frames; the source has {plan.frames}")
+    return list(notes.values())

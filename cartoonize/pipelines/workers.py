@@ -1,0 +1,415 @@
+"""Where the pieces of video work run: this process, a pool of local processes (`--workers N`), or
+Ray tasks on a cluster (`--ray [ADDRESS]`). A piece is one `cartoonize_video` call: a whole file,
+or one segment of a long one (`pipelines.segments`). Each executor reports what happens as
+`Event`s (started, progress, retried, done, failed) and returns one `Outcome` per piece.
+
+A worker that dies in the middle of a piece (a crash, the OOM killer, a lost machine) has its
+piece run again, a bounded number of times: locally the pool notices the process is gone and
+starts a new one; on Ray the task's `max_retries` does it. An error in the input
+(`CartoonizeError`) is not retried: it would fail the same way again.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+import uuid
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Protocol
+
+from cartoonize.choose import EngineRequest, runner_for
+from cartoonize.errors import CartoonizeError
+from cartoonize.pipelines.video import VideoJob, VideoReport, cartoonize_video
+from cartoonize.stages import StageChain, StageOptions, build_stages
+
+RETRIES = 2  # a piece whose worker dies is run at most 1 + RETRIES times
+RAY_INSTALL = "--ray needs Ray, an optional extra: pip install 'cartoonize[ray]' (or pip install ray)"
+
+
+@dataclass(frozen=True)
+class Piece:
+    key: str  # names the piece in progress and errors: "clip.mp4", "film.mkv segment 3/8"
+    job: VideoJob
+    request: EngineRequest
+    frames: int | None = None  # frames it will encode (the progress bar's total), when known
+    preroll: int = 0  # frames it runs through the engine first and drops (see segments)
+    make_chain: Callable[[StageOptions], StageChain] = build_stages  # picklable: a module-level name
+    env: dict[str, str] = field(default_factory=dict)  # CARTOONIZE_* settings for a remote worker
+
+
+@dataclass(frozen=True)
+class Event:
+    kind: str  # start | progress | retry | done | failed
+    index: int  # the piece's position in the list given to `run`
+    pid: int | None = None  # the worker process (start)
+    frames: int = 0  # frames the engine has done in this attempt (progress)
+    attempt: int = 1
+    message: str = ""
+
+
+@dataclass
+class Outcome:
+    report: VideoReport | None = None
+    data: bytes | None = None  # the output's bytes, from a worker that cannot write the caller's files
+    error: str | None = None  # one line
+    attempts: int = 1
+
+
+class Executor(Protocol):
+    name: str
+
+    def run(self, pieces: list[Piece], on_event: Callable[[Event], None]) -> list[Outcome]: ...
+
+
+def pieces_env() -> dict[str, str]:
+    """The settings a worker on another machine needs to find weights and caches as we do."""
+    return {k: v for k, v in os.environ.items() if k.startswith("CARTOONIZE_")}
+
+
+def run_piece(piece: Piece, on_frames: Callable[[int], None] | None = None,
+              as_bytes: bool = False) -> tuple[VideoReport, bytes | None]:  # fmt: skip
+    """Run one piece here. With `as_bytes` the output goes to a local temporary file whose bytes are
+    returned (a worker whose file system the caller cannot see)."""
+    os.environ.update(piece.env)
+    job = piece.job
+    with tempfile.TemporaryDirectory(prefix="cartoonize-piece-") as tmp:
+        if as_bytes:
+            job = replace(job, output=Path(tmp) / f"piece{job.output.suffix}", overwrite=True)
+        report = cartoonize_video(
+            job,
+            lambda size: runner_for(piece.request, size),
+            (lambda done, _total: on_frames(done)) if on_frames else None,
+            piece.make_chain,
+        )
+        return report, job.output.read_bytes() if as_bytes else None
+
+
+def one_line(exc: BaseException) -> str:
+    if isinstance(exc, CartoonizeError):
+        return str(exc)
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
+
+
+class InProcess:
+    """One piece after the other in this process (the default, `--workers 1`)."""
+
+    name = "this process"
+
+    def run(self, pieces: list[Piece], on_event: Callable[[Event], None]) -> list[Outcome]:
+        outcomes = []
+        for i, piece in enumerate(pieces):
+            on_event(Event("start", i, os.getpid()))
+            try:
+                report, _ = run_piece(piece, lambda done, i=i: on_event(Event("progress", i, frames=done)))
+            except CartoonizeError as exc:
+                outcomes.append(Outcome(error=one_line(exc)))
+                on_event(Event("failed", i, message=one_line(exc)))
+                continue
+            outcomes.append(Outcome(report=report))
+            on_event(Event("done", i))
+        return outcomes
+
+
+# --- local processes ----------------------------------------------------------------------------
+
+
+def _serve(conn, gpu: str | None, threads: int) -> None:  # noqa: ANN001 - a multiprocessing Connection
+    """A local worker: runs the pieces it is sent, one at a time, and reports on its own pipe (a
+    worker killed mid-message breaks only its own pipe)."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the driver's to handle
+    if gpu is not None:
+        os.environ["CUDA_VISIBLE_DEVICES"] = gpu  # one GPU per worker, set before CUDA starts
+    os.environ.setdefault("OMP_NUM_THREADS", str(threads))
+    import torch
+
+    torch.set_num_threads(threads)
+    while (piece := conn.recv()) is not None:
+        conn.send(("start", os.getpid()))
+        last = 0.0
+
+        def progress(done: int) -> None:
+            nonlocal last
+            now = time.monotonic()
+            if now - last > 0.1:
+                last = now
+                conn.send(("progress", done))
+
+        try:
+            report, _ = run_piece(piece, progress)
+        except Exception as exc:
+            conn.send(("failed", one_line(exc)))
+            continue
+        conn.send(("done", report))
+
+
+@dataclass
+class _Slot:
+    process: Any
+    conn: Any
+    index: int | None = None  # the piece it is working on
+
+
+class LocalProcesses:
+    """`workers` local processes, each with its own runner; on a machine with several GPUs, one GPU
+    per worker (round robin). A worker that dies is replaced and its piece run again."""
+
+    def __init__(self, workers: int, retries: int = RETRIES, gpus: list[str] | None = None) -> None:
+        self.workers, self.retries, self.gpus = workers, retries, gpus or []
+        self.name = f"{workers} local processes"
+
+    def _start(self, number: int) -> _Slot:
+        import multiprocessing as mp
+
+        ctx = mp.get_context("spawn")  # never fork a process that may hold CUDA or OpenMP state
+        ours, theirs = ctx.Pipe()
+        gpu = self.gpus[number % len(self.gpus)] if self.gpus else None
+        threads = max(1, (os.cpu_count() or 1) // self.workers)
+        process = ctx.Process(target=_serve, args=(theirs, gpu, threads), daemon=True,
+                              name=f"cartoonize-worker-{number}")  # fmt: skip
+        process.start()
+        theirs.close()
+        return _Slot(process, ours)
+
+    def run(self, pieces: list[Piece], on_event: Callable[[Event], None]) -> list[Outcome]:
+        from multiprocessing.connection import wait
+
+        outcomes: list[Outcome | None] = [None] * len(pieces)
+        attempts = [0] * len(pieces)
+        pending = deque(range(len(pieces)))
+        slots = [self._start(n) for n in range(min(self.workers, len(pieces)))]
+        started = len(slots)
+        try:
+            while pending or any(s.index is not None for s in slots):
+                for slot in slots:
+                    if slot.index is None and pending:
+                        slot.index = pending.popleft()
+                        attempts[slot.index] += 1
+                        slot.conn.send(pieces[slot.index])
+                busy = [s for s in slots if s.index is not None]
+                ready = set(wait([s.conn for s in busy] + [s.process.sentinel for s in busy], timeout=1))
+                for n, slot in enumerate(slots):
+                    if slot.index is None or not (slot.conn in ready or slot.process.sentinel in ready):
+                        continue
+                    i = slot.index
+                    broken = False
+                    try:
+                        message = slot.conn.recv() if slot.conn.poll() else None
+                    except (EOFError, OSError):
+                        message, broken = None, True
+                    if message is None:  # the pipe is empty and the process is gone, or broken
+                        if slot.process.is_alive() and not broken:
+                            continue
+                        slot.process.join(timeout=5)
+                        if slot.process.is_alive():
+                            slot.process.kill()
+                            slot.process.join()
+                        slot.conn.close()
+                        reason = f"worker process died (exit code {slot.process.exitcode})"
+                        slots[n] = self._start(started)
+                        started += 1
+                        if attempts[i] <= self.retries:
+                            pending.appendleft(i)
+                            on_event(Event("retry", i, attempt=attempts[i] + 1, message=reason))
+                        else:
+                            error = f"{reason}, {attempts[i]} attempts"
+                            outcomes[i] = Outcome(error=error, attempts=attempts[i])
+                            on_event(Event("failed", i, message=error))
+                        continue
+                    kind, *rest = message
+                    if kind == "start":
+                        on_event(Event("start", i, pid=rest[0], attempt=attempts[i]))
+                    elif kind == "progress":
+                        on_event(Event("progress", i, frames=rest[0], attempt=attempts[i]))
+                    elif kind == "done":
+                        outcomes[i] = Outcome(report=rest[0], attempts=attempts[i])
+                        slot.index = None
+                        on_event(Event("done", i, attempt=attempts[i]))
+                    else:
+                        outcomes[i] = Outcome(error=rest[0], attempts=attempts[i])
+                        slot.index = None
+                        on_event(Event("failed", i, message=rest[0]))
+        finally:
+            for slot in slots:
+                if slot.process.is_alive() and slot.index is None:
+                    try:
+                        slot.conn.send(None)
+                    except OSError:
+                        pass
+            for slot in slots:
+                slot.process.join(timeout=5 if slot.index is None else 0)
+                if slot.process.is_alive():
+                    slot.process.kill()  # interrupted mid-piece: it wrote only temporary files
+                    slot.process.join()
+        return [o or Outcome(error="not run") for o in outcomes]
+
+
+# --- Ray ----------------------------------------------------------------------------------------
+
+
+def import_ray():  # noqa: ANN201
+    try:
+        import ray
+    except ImportError:
+        raise CartoonizeError(RAY_INSTALL) from None
+    return ray
+
+
+class _Board:
+    """A Ray actor the tasks report to (started, progress); the driver drains it. Counting the
+    starts of each piece is how a retry Ray made after a worker died becomes visible."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple] = []
+        self.starts: dict[int, set[str]] = {}
+
+    def started(self, index: int, attempt_id: str, pid: int) -> int:
+        self.starts.setdefault(index, set()).add(attempt_id)
+        attempt = len(self.starts[index])
+        self.events.append(("start", index, pid, attempt))
+        return attempt
+
+    def progress(self, index: int, attempt: int, frames: int) -> None:
+        self.events.append(("progress", index, frames, attempt))
+
+    def drain(self) -> list[tuple]:
+        events, self.events = self.events, []
+        return events
+
+
+def _ray_piece(piece: Piece, index: int, board) -> tuple[VideoReport, bytes | None]:  # noqa: ANN001
+    """A Ray task: run the piece on this worker and hand back the encoded bytes (the worker may not
+    share a file system with the driver)."""
+    import ray
+
+    attempt = ray.get(board.started.remote(index, uuid.uuid4().hex, os.getpid()))
+    last = 0.0
+
+    def progress(done: int) -> None:
+        nonlocal last
+        if time.monotonic() - last > 0.25:
+            last = time.monotonic()
+            board.progress.remote(index, attempt, done)
+
+    return run_piece(piece, progress, as_bytes=True)
+
+
+class RayTasks:
+    """Each piece a Ray task declaring its CPU and GPU needs, retried by Ray when its worker dies.
+    `address` None or "local" starts a local cluster for the run (`cpus` CPUs, default all);
+    otherwise it joins that cluster ("auto", "HOST:PORT", "ray://HOST:PORT")."""
+
+    def __init__(self, address: str | None = None, workers: int | None = None, retries: int = RETRIES,
+                 gpus_per_task: float | None = None, cpus_per_task: float = 1) -> None:  # fmt: skip
+        self.address = None if address in (None, "", "local") else address
+        self.workers, self.retries = workers, retries
+        self.gpus_per_task, self.cpus_per_task = gpus_per_task, cpus_per_task
+        self.name = f"Ray ({self.address or 'local cluster'})"
+
+    def _connect(self):  # noqa: ANN202
+        import logging
+
+        ray = import_ray()
+        if ray.is_initialized():  # the caller's own session (a notebook, a test): use it as it is
+            return ray, False
+        local = {"num_cpus": self.workers or os.cpu_count()} if self.address is None else {}
+        ray.init(address=self.address, include_dashboard=False, log_to_driver=False,
+                 logging_level=logging.WARNING, **local)  # fmt: skip
+        return ray, True
+
+    def run(self, pieces: list[Piece], on_event: Callable[[Event], None]) -> list[Outcome]:
+        ray, ours = self._connect()
+        try:
+            return self._run(ray, pieces, on_event)
+        finally:
+            if ours:
+                ray.shutdown()
+
+    def _run(self, ray, pieces: list[Piece], on_event: Callable[[Event], None]) -> list[Outcome]:  # noqa: ANN001
+        gpus = self.gpus_per_task
+        if gpus is None:  # a CUDA request takes one GPU per task; auto takes one where the cluster has any
+            wants_gpu = {p.request.device for p in pieces} & {"cuda", "auto"}
+            gpus = 1 if wants_gpu and ray.cluster_resources().get("GPU", 0) >= 1 else 0
+            if "cuda" in {p.request.device for p in pieces} and not gpus:
+                raise CartoonizeError("--device cuda, but the Ray cluster has no GPU")
+        board = ray.remote(_Board).options(num_cpus=0).remote()
+        task = ray.remote(_ray_piece).options(
+            num_cpus=self.cpus_per_task, num_gpus=gpus, max_retries=self.retries, retry_exceptions=False
+        )
+        outcomes: list[Outcome | None] = [None] * len(pieces)
+        attempts = [1] * len(pieces)
+        waiting = deque(range(len(pieces)))
+        running: dict[Any, int] = {}
+        limit = self.workers or len(pieces)  # Ray's resources do the real scheduling
+        try:
+            while waiting or running:
+                while waiting and len(running) < limit:
+                    i = waiting.popleft()
+                    running[task.remote(pieces[i], i, board)] = i
+                ready, _ = ray.wait(list(running), num_returns=1, timeout=0.25)
+                for kind, i, value, attempt in ray.get(board.drain.remote()):
+                    if kind == "start":
+                        if attempt > attempts[i]:
+                            attempts[i] = attempt
+                            on_event(Event("retry", i, attempt=attempt, message="Ray worker lost"))
+                        on_event(Event("start", i, pid=value, attempt=attempt))
+                    elif attempt == attempts[i]:
+                        on_event(Event("progress", i, frames=value, attempt=attempt))
+                for ref in ready:
+                    i = running.pop(ref)
+                    try:
+                        report, data = ray.get(ref)
+                    except ray.exceptions.RayTaskError as exc:  # the piece's own error, not retried
+                        cause = exc.cause if isinstance(exc.cause, BaseException) else exc
+                        outcomes[i] = Outcome(error=one_line(cause), attempts=attempts[i])
+                        on_event(Event("failed", i, message=outcomes[i].error or ""))
+                        continue
+                    except ray.exceptions.RayError as exc:  # workers lost more often than retried
+                        error = f"{type(exc).__name__} after {self.retries + 1} attempts (Ray worker lost each time)"
+                        outcomes[i] = Outcome(error=error, attempts=self.retries + 1)
+                        on_event(Event("failed", i, message=error))
+                        continue
+                    outcomes[i] = Outcome(report=report, data=data, attempts=attempts[i])
+                    on_event(Event("done", i, attempt=attempts[i]))
+        finally:
+            for ref in running:
+                ray.cancel(ref, force=True)
+            ray.kill(board)
+        return [o or Outcome(error="not run") for o in outcomes]
+
+
+# --- one progress bar over all pieces -----------------------------------------------------------
+
+
+class Tally:
+    """Frames encoded over all pieces, out of the frames expected, for one progress bar; notes of
+    retries for the summary."""
+
+    def __init__(self, pieces: list[Piece], on_progress: Callable[[int, int | None], None] | None,
+                 on_event: Callable[[Event], None] | None = None) -> None:  # fmt: skip
+        self.pieces = pieces
+        self.done = [0] * len(pieces)
+        known = [p.frames for p in pieces]
+        self.total = sum(f for f in known if f is not None) if all(f is not None for f in known) else None
+        self.on_progress, self.forward = on_progress, on_event
+        self.retries: list[str] = []
+
+    def __call__(self, event: Event) -> None:
+        piece = self.pieces[event.index]
+        if event.kind == "progress":
+            self.done[event.index] = max(0, event.frames - piece.preroll)
+        elif event.kind == "retry":
+            self.done[event.index] = 0
+            self.retries.append(f"{piece.key}: {event.message}; retried (attempt {event.attempt})")
+        elif event.kind == "done" and piece.frames is not None:
+            self.done[event.index] = piece.frames
+        if self.on_progress and event.kind in ("progress", "retry", "done"):
+            self.on_progress(sum(self.done), self.total)
+        if self.forward:
+            self.forward(event)

@@ -1,0 +1,36 @@
+"""Fixtures for the scale-out tests: a 20 s clip to cut into segments and its single-pass
+cartoons, made once per session."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.helpers import make_video, set_display_rotation
+
+
+@pytest.fixture
+def one_thread() -> Iterator[None]:
+    """Torch on one thread in this process, as each worker runs it: on a shared 2-core machine a
+    2-thread pool waits on the scheduler at every operation of the tiny model."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="session")
+def long_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """About 20 s of 64×48 video at a variable frame rate (steps of 1/30, 1/15 and 1/10 s), a
+    keyframe at least every 24 frames, a stereo AAC track and a 90° display rotation."""
+    rng = np.random.default_rng(7)
+    durations = [int(d) for d in rng.choice([3000, 6000, 9000], size=300)]  # 1/90000 s ticks
+    path = tmp_path_factory.mktemp("long") / "long.mp4"
+    make_video(path, width=64, height=48, frames=len(durations), durations=durations, audio="aac", gop=24)
+    set_display_rotation(path, 90)
+    return path
