@@ -30,6 +30,16 @@ class GanLoss(StrEnum):
     bce = "bce"
 
 
+class PoolUnit(StrEnum):
+    batch = "batch"
+    image = "image"
+
+
+class WeightInit(StrEnum):
+    author = "author"
+    pytorch = "pytorch"
+
+
 class VggSource(StrEnum):
     imagenet = "imagenet"
     random = "random"
@@ -84,6 +94,29 @@ def train(
         int | None,
         typer.Option(help=_help("Content-only epochs.", "init_epochs"), rich_help_panel=PANEL_SCHEDULE),
     ] = None,
+    init_decay_epochs: Annotated[
+        int | None,
+        typer.Option(
+            help=_help("Then init epochs of linear decay to 0.", "init_decay_epochs"),
+            rich_help_panel=PANEL_SCHEDULE,
+        ),
+    ] = None,
+    shared_adam: Annotated[
+        bool | None,
+        typer.Option(
+            "--shared-adam/--separate-adam",
+            help=_help("G's Adam state carries from init into the GAN phase.", "shared_adam"),
+            rich_help_panel=PANEL_SCHEDULE,
+        ),
+    ] = None,
+    d_first: Annotated[
+        bool | None,
+        typer.Option(
+            "--d-first/--g-first",
+            help=_help("Update D before G on each batch.", "d_first"),
+            rich_help_panel=PANEL_SCHEDULE,
+        ),
+    ] = None,
     init_lr: Annotated[
         float | None,
         typer.Option(help=_help("Init-phase learning rate.", "init_lr"), rich_help_panel=PANEL_SCHEDULE),
@@ -133,6 +166,27 @@ def train(
     pool_size: Annotated[
         int | None,
         typer.Option(help=_help("Past fakes shown to D.", "pool_size"), rich_help_panel=PANEL_MODEL),
+    ] = None,
+    pool_unit: Annotated[
+        PoolUnit | None,
+        typer.Option(
+            help=_help("The pool holds batches or images.", "pool_unit"), rich_help_panel=PANEL_MODEL
+        ),
+    ] = None,
+    weight_init: Annotated[
+        WeightInit | None,
+        typer.Option(
+            help=_help("author: convs N(0, 0.02), norm scale U(0, 1).", "weight_init"),
+            rich_help_panel=PANEL_MODEL,
+        ),
+    ] = None,
+    zero_bias: Annotated[
+        bool | None,
+        typer.Option(
+            "--zero-bias/--keep-bias",
+            help=_help("Keep conv biases at 0 (the author's BiasZero).", "zero_bias"),
+            rich_help_panel=PANEL_MODEL,
+        ),
     ] = None,
     vgg: Annotated[
         VggSource | None,

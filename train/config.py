@@ -16,6 +16,9 @@ from cartoonize.errors import CartoonizeError
 
 GAN_LOSSES = ("lsgan", "bce")
 VGG_SOURCES = ("imagenet", "random")
+POOL_UNITS = ("batch", "image")
+WEIGHT_INITS = ("author", "pytorch")
+LOAD_FITS = ("stretch", "short-side")
 # Options that may differ between a run and its `--resume` without changing what is computed.
 RESUMABLE_CHANGES = frozenset(
     {"photos", "cartoons", "out", "resume", "overwrite", "workers", "device", "edge_cache", "vgg_weights"}
@@ -43,7 +46,13 @@ class TrainConfig:
 
     # schedule
     init_epochs: int = 10  # content loss only: G learns to reconstruct photos first
+    # then this many init epochs with the rate going linearly to 0 (the author's init_niter_decay:
+    # 10 + 10, each decay epoch k of N at init_lr * (1 - k/N), as train.lua's UpdateLearningRate)
+    init_decay_epochs: int = 10
     init_lr: float = 2e-4  # the author's initialization learning rate
+    # one Adam for G through both phases, its moments carried from init into the GAN phase (the
+    # author's single optimStateG); False: a fresh Adam for the GAN phase
+    shared_adam: bool = True
     adv_epochs: int = 100  # adversarial epochs at full learning rate
     decay_epochs: int = 100  # then this many with the learning rate going linearly towards 0
     lr_g: float = 1e-5  # the author's adversarial learning rates: small, the GAN is fragile
@@ -55,6 +64,18 @@ class TrainConfig:
     content_weight: float = 10.0  # the paper's omega: how much of the photo's content to keep
     gan_loss: str = "lsgan"  # the author's code uses least squares; "bce" is the paper's log-loss
     pool_size: int = 50  # D also sees up to 50 past fakes (Shrivastava et al.), steadier training
+    # what the pool holds: whole batches, as the author's util/image_pool.lua (Query swaps the batch
+    # tensor whole); "image": one entry per image, as CycleGAN's PyTorch port
+    pool_unit: str = "batch"
+    # update D before G on each batch, as the author's OptimizeParameters (optim.adam on fDx, then fGx)
+    d_first: bool = True
+    # "author": convs N(0, 0.02), instance-norm scale uniform(0, 1) and shift 0 (the author's
+    # weights_init and texture_nets' InstanceNormalization); "pytorch": PyTorch's default init
+    weight_init: str = "author"
+    # keep every conv bias at 0, as the author's util.BiasZero before each step (the released
+    # styles' biases are all below 3e-7: one Adam step's worth); before instance norm a bias does
+    # nothing, and it is the only bias left on G's output conv and D's head
+    zero_bias: bool = True
     vgg: str = "imagenet"  # "random" only for smoke tests: its content loss means nothing
     vgg_weights: Path | None = None  # a torchvision vgg19 state_dict (.pth), for offline machines
 
@@ -78,12 +99,26 @@ class TrainConfig:
             )
         if self.batch_size < 1:
             raise CartoonizeError(f"--batch-size must be at least 1, not {self.batch_size}")
-        if min(self.init_epochs, self.adv_epochs, self.decay_epochs, self.steps_per_epoch) < 0:
+        counts = (
+            self.init_epochs,
+            self.init_decay_epochs,
+            self.adv_epochs,
+            self.decay_epochs,
+            self.steps_per_epoch,
+        )
+        if min(counts) < 0:
             raise CartoonizeError("epoch and step counts cannot be negative")
         if self.gan_loss not in GAN_LOSSES:
             raise CartoonizeError(f"--gan-loss must be one of {', '.join(GAN_LOSSES)}, not {self.gan_loss!r}")
         if self.vgg not in VGG_SOURCES:
             raise CartoonizeError(f"--vgg must be one of {', '.join(VGG_SOURCES)}, not {self.vgg!r}")
+        if self.pool_size < 0:
+            raise CartoonizeError(f"--pool-size must be 0 (no pool) or more, not {self.pool_size}")
+        for name, allowed in (("pool_unit", POOL_UNITS), ("weight_init", WEIGHT_INITS)):
+            if getattr(self, name) not in allowed:
+                raise CartoonizeError(
+                    f"--{name.replace('_', '-')} must be one of {', '.join(allowed)}, not {getattr(self, name)!r}"
+                )
         if self.resume and self.overwrite:
             raise CartoonizeError("--resume and --overwrite contradict each other: pick one")
         if min(self.sample_every, self.checkpoint_every, self.sample_count) < 1:

@@ -31,7 +31,7 @@ from train.data import EpochPlan, UnpairedImages, center_crop, read_rgb, scan_im
 from train.discriminator import Discriminator
 from train.edges import EdgeSet, prepare_edges
 from train.loop import MetricLog, Phase, Position, Trainer, TrainingInterrupted
-from train.recipe import CartoonGAN
+from train.recipe import CartoonGAN, author_init
 from train.vgg import RANDOM_WARNING, load_vgg_content
 
 RUN_FILES = ("last.pt", "config.toml", "metrics.csv", "checkpoints", "samples", "tensorboard")
@@ -192,7 +192,12 @@ def train(config: TrainConfig, *, should_stop=None, console: Console | None = No
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # said once above, in red
         vgg = load_vgg_content(config.vgg, config.vgg_weights, seed=config.seed)
-    recipe = CartoonGAN(config, generator, Discriminator(), vgg, io, device)
+    discriminator = Discriminator()
+    if config.weight_init == "author" and resume_from is None:  # a resumed run loads its weights
+        if config.init_from is None:
+            author_init(generator)
+        author_init(discriminator)
+    recipe = CartoonGAN(config, generator, discriminator, vgg, io, device)
     phases = recipe.phases(skip_init=config.init_from is not None)
 
     position = Position()

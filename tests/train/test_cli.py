@@ -151,6 +151,8 @@ def test_mounted_under_the_main_cli(folders: tuple[Path, Path], tmp_path: Path) 
     code = CliRunner().invoke(main, ["train", "prepare", str(cartoons)]).exit_code
     assert code == 0
     args = ["train", "--photos", str(photos), "--cartoons", str(cartoons), "--out", str(tmp_path / "r")]
-    result = CliRunner().invoke(main, [*args, *tiny_args(init_epochs=1, adv_epochs=0, decay_epochs=0)])
+    result = CliRunner().invoke(
+        main, [*args, *tiny_args(init_epochs=1, init_decay_epochs=0, adv_epochs=0, decay_epochs=0)]
+    )
     assert result.exit_code == 0, result.output
     assert (tmp_path / "r" / "last.pt").exists()

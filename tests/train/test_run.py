@@ -41,7 +41,7 @@ def test_smoke_run_writes_a_usable_run(folders: tuple[Path, Path], tmp_path: Pat
     )
     seconds = time.perf_counter() - started
     assert result.exit_code == 0, result.output
-    print(f"smoke run (2 init + 2 adversarial epochs of 3 steps): {seconds:.1f} s")
+    print(f"smoke run (1 + 1 init and 1 + 1 adversarial epochs of 3 steps): {seconds:.1f} s")
     assert seconds < 60
 
     assert (out / "config.toml").exists()
@@ -50,7 +50,9 @@ def test_smoke_run_writes_a_usable_run(folders: tuple[Path, Path], tmp_path: Pat
     assert list((out / "tensorboard").glob("events.out.tfevents.*"))
     logged = rows(out)
     assert [int(r["step"]) for r in logged] == list(range(1, 13))
-    assert [r["phase"] for r in logged] == ["init"] * 6 + ["adversarial"] * 3 + ["decay"] * 3
+    assert [r["phase"] for r in logged] == ["init"] * 3 + ["init_decay"] * 3 + ["adversarial"] * 3 + [
+        "decay"
+    ] * 3
     assert all(r["d_edge"] for r in logged[6:]) and not logged[0]["d_edge"]
 
     for path in (out / "last.pt", out / "checkpoints" / "epoch_004.pt"):
@@ -102,7 +104,7 @@ def test_ctrl_c_saves_and_exits_130(folders: tuple[Path, Path], tmp_path: Path) 
     photos, cartoons = folders
     out = tmp_path / "run"
     args = ["--photos", str(photos), "--cartoons", str(cartoons), "--out", str(out)]
-    args += tiny_args(steps_per_epoch=200, init_epochs=1, adv_epochs=0, decay_epochs=0)
+    args += tiny_args(steps_per_epoch=200, init_epochs=1, init_decay_epochs=0, adv_epochs=0, decay_epochs=0)
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     process = subprocess.Popen(
         [sys.executable, "-m", "train", *args], cwd=tmp_path, env=env, stderr=subprocess.PIPE, text=True
