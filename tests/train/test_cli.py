@@ -87,6 +87,8 @@ def test_resume_without_a_run_and_contradictions(base: list[str], tmp_path: Path
     assert_one_line_error(code, out, "contradict")
     code, out = run_cli(*base, "--out", str(tmp_path / "new"), "--image-size", "30")
     assert_one_line_error(code, out, "multiple of 4")
+    code, out = run_cli(*base, "--out", str(tmp_path / "new"), "--pool-size", "-1")
+    assert_one_line_error(code, out, "--pool-size must be 0")
 
 
 def test_offline_without_vgg_weights_says_both_ways_out(base: list[str], tmp_path: Path) -> None:
