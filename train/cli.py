@@ -30,6 +30,11 @@ class GanLoss(StrEnum):
     bce = "bce"
 
 
+class LoadFit(StrEnum):
+    stretch = "stretch"
+    short_side = "short-side"
+
+
 class PoolUnit(StrEnum):
     batch = "batch"
     image = "image"
@@ -80,6 +85,14 @@ def train(
         ),
     ] = None,
     image_size: Annotated[int | None, typer.Option(help=_help("Crop size.", "image_size"))] = None,
+    load_size: Annotated[
+        int | None,
+        typer.Option(help=_help("Scale every image to this before the crop; 0: own size.", "load_size")),
+    ] = None,
+    load_fit: Annotated[
+        LoadFit | None,
+        typer.Option(help=_help("stretch: whole image to a square; short-side: keep aspect.", "load_fit")),
+    ] = None,
     batch_size: Annotated[int | None, typer.Option(help=_help("Batch size.", "batch_size"))] = None,
     steps_per_epoch: Annotated[
         int | None,
@@ -255,11 +268,16 @@ def prepare(
     edge_cache: Annotated[
         Path | None, typer.Option(help="Where to cache. [default: CARTOONS/.cartoonize-edges]")
     ] = None,
+    load_size: Annotated[
+        int, typer.Option(help="The training scale, as `train --load-size`; 0: own size.")
+    ] = DEFAULTS["load_size"],
+    load_fit: Annotated[LoadFit, typer.Option(help="As `train --load-fit`.")] = LoadFit.stretch,
 ) -> None:
-    """Edge-smooth every cartoon once (cached beside a manifest; training reuses it)."""
+    """Edge-smooth every cartoon once, at the training scale (cached beside a manifest; training reuses it)."""
     try:
+        from train.data import LoadScale
         from train.run import prepare as prepare_cartoons
 
-        prepare_cartoons(cartoons, edge_cache)
+        prepare_cartoons(cartoons, edge_cache, scale=LoadScale(load_size, load_fit.value))
     except CartoonizeError as exc:
         _fail(str(exc))

@@ -33,6 +33,13 @@ class TrainConfig:
 
     # data
     image_size: int = 256  # the paper's crop; H and W must divide by 4
+    # every image is scaled to this before the random crop: the author's loadSize = 256 with a
+    # 256 crop, so each crop is the whole frame (a 256 crop of a 1080p frame is 3 % of it); 0: crop
+    # the images at their own resolution
+    load_size: int = 256
+    # "stretch": the whole image to load_size x load_size, as the author's image.scale (aspect
+    # distorted); "short-side": the short side to load_size, aspect kept, a random window across
+    load_fit: str = "stretch"
     batch_size: int = 8  # the author's batch
     steps_per_epoch: int = 0  # 0: one pass over the photos per epoch
     workers: int = 2  # data-loading processes; 0 loads in the training process
@@ -97,6 +104,15 @@ class TrainConfig:
             raise CartoonizeError(
                 f"--image-size must be a multiple of 4 and at least 16, not {self.image_size}"
             )
+        if self.load_size and self.load_size < self.image_size:
+            raise CartoonizeError(
+                f"--load-size {self.load_size} is smaller than the {self.image_size} crop: "
+                "use at least --image-size, or 0 for the images' own size"
+            )
+        if self.load_size < 0:
+            raise CartoonizeError(f"--load-size cannot be negative, not {self.load_size}")
+        if self.load_fit not in LOAD_FITS:
+            raise CartoonizeError(f"--load-fit must be one of {', '.join(LOAD_FITS)}, not {self.load_fit!r}")
         if self.batch_size < 1:
             raise CartoonizeError(f"--batch-size must be at least 1, not {self.batch_size}")
         counts = (
@@ -123,6 +139,12 @@ class TrainConfig:
             raise CartoonizeError("--resume and --overwrite contradict each other: pick one")
         if min(self.sample_every, self.checkpoint_every, self.sample_count) < 1:
             raise CartoonizeError("--sample-every, --sample-count and --checkpoint-every must be at least 1")
+
+    @property
+    def load_scale(self):  # -> train.data.LoadScale (imported here: this module stays light)
+        from train.data import LoadScale
+
+        return LoadScale(self.load_size, self.load_fit)
 
     @property
     def edge_cache_dir(self) -> Path:

@@ -27,7 +27,7 @@ from torch.utils.data import DataLoader
 from cartoonize.errors import CartoonizeError
 from cartoonize.model import Checkpoint, Generator, GeneratorConfig, ModelIO, load_checkpoint
 from train.config import TrainConfig
-from train.data import EpochPlan, UnpairedImages, center_crop, read_rgb, scan_images, to_tensor
+from train.data import EpochPlan, LoadScale, UnpairedImages, center_crop, read_rgb, scan_images, to_tensor
 from train.discriminator import Discriminator
 from train.edges import EdgeSet, prepare_edges
 from train.loop import MetricLog, Phase, Position, Trainer, TrainingInterrupted
@@ -46,20 +46,29 @@ class RunResult:
     position: Position
 
 
-def prepare(cartoons: Path, cache: Path | None = None, console: Console | None = None) -> EdgeSet:
-    """Edge-smooth every cartoon (or reuse the cache), with a progress bar."""
+def prepare(
+    cartoons: Path,
+    cache: Path | None = None,
+    console: Console | None = None,
+    scale: LoadScale | None = None,
+) -> EdgeSet:
+    """Edge-smooth every cartoon at the training scale (or reuse the cache), with a progress bar."""
     console = console or Console(stderr=True)
+    scale = scale or LoadScale()
     columns = (TextColumn("edge smoothing"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=console) as bar:
         task = bar.add_task("edges", total=None)
         edges = prepare_edges(
-            cartoons, cache, progress=lambda done, total: bar.update(task, completed=done, total=total)
+            cartoons,
+            cache,
+            progress=lambda done, total: bar.update(task, completed=done, total=total),
+            scale=scale,
         )
     reused = len(edges.sources) - edges.computed
     console.print(
         f"cartoons: {len(edges.sources)} ready ({edges.computed} smoothed now, {reused} from the cache"
         + (f", {edges.skipped} unreadable skipped" if edges.skipped else "")
-        + f") in {cache or cartoons / '.cartoonize-edges'}"
+        + f") in {(cache or cartoons / '.cartoonize-edges') / scale.key}"
     )
     return edges
 
@@ -172,7 +181,7 @@ def train(config: TrainConfig, *, should_stop=None, console: Console | None = No
             f"only {len(photos)} photo(s) in {config.photos}: fewer than one batch of {config.batch_size}; "
             "add photos or lower --batch-size"
         )
-    edges = prepare(config.cartoons, config.edge_cache_dir, console)
+    edges = prepare(config.cartoons, config.edge_cache_dir, console, config.load_scale)
     if len(edges.sources) < config.batch_size:
         raise CartoonizeError(
             f"only {len(edges.sources)} cartoon(s) in {config.cartoons}: fewer than one batch of "
@@ -214,7 +223,7 @@ def train(config: TrainConfig, *, should_stop=None, console: Console | None = No
     steps = config.steps_per_epoch or len(photos) // config.batch_size
     plan = EpochPlan(len(photos), len(edges.sources), config.batch_size, steps, config.seed)
     loader = DataLoader(
-        UnpairedImages(photos, edges.sources, edges.smoothed, config.image_size),
+        UnpairedImages(photos, edges.scaled, edges.smoothed, config.image_size, config.load_scale),
         batch_sampler=plan,
         num_workers=config.workers,
         pin_memory=device.type == "cuda",
@@ -225,7 +234,10 @@ def train(config: TrainConfig, *, should_stop=None, console: Console | None = No
         return loader
 
     validation = torch.stack(
-        [to_tensor(center_crop(read_rgb(p), config.image_size)) for p in photos[: config.sample_count]]
+        [
+            to_tensor(center_crop(config.load_scale(read_rgb(p)), config.image_size))
+            for p in photos[: config.sample_count]
+        ]
     )
     log = MetricLog(config.out, list(CartoonGAN.METRICS), resume_step=position.step)
 

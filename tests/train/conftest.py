@@ -48,6 +48,7 @@ def folders(tmp_path: Path) -> tuple[Path, Path]:
 
 TINY = {
     "image_size": 32,
+    "load_size": 40,  # a whole-frame view with room for a random crop
     "batch_size": 2,
     "steps_per_epoch": 3,
     "workers": 0,
