@@ -67,9 +67,11 @@ PANEL_SCHEDULE, PANEL_RUN, PANEL_MODEL = "Schedule", "Run", "Model and losses"
 @app.callback(invoke_without_command=True)
 def train(
     ctx: typer.Context,
-    photos: Annotated[Path | None, typer.Option(help="Folder of real photos (recursive).")] = None,
+    photos: Annotated[
+        Path | None, typer.Option(help="Folder of real photos (recursive), or a video file.")
+    ] = None,
     cartoons: Annotated[
-        Path | None, typer.Option(help="Folder of cartoon images of one style (recursive).")
+        Path | None, typer.Option(help="Folder of cartoon images of one style (recursive), or a video file.")
     ] = None,
     out: Annotated[Path | None, typer.Option(help="Run folder, e.g. runs/NAME.")] = None,
     config: Annotated[
@@ -102,6 +104,14 @@ def train(
     seed: Annotated[int | None, typer.Option(help=_help("Seed of everything random.", "seed"))] = None,
     edge_cache: Annotated[
         Path | None, typer.Option(help="Edge-smoothed cartoons cache. [default: CARTOONS/.cartoonize-edges]")
+    ] = None,
+    frame_rate: Annotated[
+        float | None,
+        typer.Option(help=_help("From a video: frames per second sampled.", "frame_rate")),
+    ] = None,
+    frame_cache: Annotated[
+        Path | None,
+        typer.Option(help="Where a video's sampled frames go. [default: beside it, .cartoonize-frames/NAME]"),
     ] = None,
     init_epochs: Annotated[
         int | None,
@@ -264,7 +274,7 @@ def train(
 
 @app.command()
 def prepare(
-    cartoons: Annotated[Path, typer.Argument(help="Folder of cartoon images (recursive).")],
+    cartoons: Annotated[Path, typer.Argument(help="Folder of cartoon images (recursive), or a video file.")],
     edge_cache: Annotated[
         Path | None, typer.Option(help="Where to cache. [default: CARTOONS/.cartoonize-edges]")
     ] = None,
@@ -272,12 +282,21 @@ def prepare(
         int, typer.Option(help="The training scale, as `train --load-size`; 0: own size.")
     ] = DEFAULTS["load_size"],
     load_fit: Annotated[LoadFit, typer.Option(help="As `train --load-fit`.")] = LoadFit.stretch,
+    frame_rate: Annotated[float, typer.Option(help="From a video: as `train --frame-rate`.")] = DEFAULTS[
+        "frame_rate"
+    ],
+    frame_cache: Annotated[Path | None, typer.Option(help="As `train --frame-cache`.")] = None,
 ) -> None:
     """Edge-smooth every cartoon once, at the training scale (cached beside a manifest; training reuses it)."""
     try:
+        from rich.console import Console
+
         from train.data import LoadScale
+        from train.run import image_folder
         from train.run import prepare as prepare_cartoons
 
-        prepare_cartoons(cartoons, edge_cache, scale=LoadScale(load_size, load_fit.value))
+        console = Console(stderr=True)
+        folder = image_folder(cartoons, "cartoons", frame_rate, frame_cache, console)
+        prepare_cartoons(folder, edge_cache, console, LoadScale(load_size, load_fit.value))
     except CartoonizeError as exc:
         _fail(str(exc))

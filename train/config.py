@@ -21,14 +21,25 @@ WEIGHT_INITS = ("author", "pytorch")
 LOAD_FITS = ("stretch", "short-side")
 # Options that may differ between a run and its `--resume` without changing what is computed.
 RESUMABLE_CHANGES = frozenset(
-    {"photos", "cartoons", "out", "resume", "overwrite", "workers", "device", "edge_cache", "vgg_weights"}
+    {
+        "photos",
+        "cartoons",
+        "out",
+        "resume",
+        "overwrite",
+        "workers",
+        "device",
+        "edge_cache",
+        "frame_cache",
+        "vgg_weights",
+    }
 )
 
 
 @dataclass(frozen=True)
 class TrainConfig:
-    photos: Path  # a folder of real photos, searched recursively
-    cartoons: Path  # a folder of cartoon images (frames of one style), searched recursively
+    photos: Path  # a folder of real photos, searched recursively, or a video file
+    cartoons: Path  # a folder of cartoon images (frames of one style), searched recursively, or a video
     out: Path  # the run folder: checkpoints, samples, metrics
 
     # data
@@ -45,6 +56,11 @@ class TrainConfig:
     workers: int = 2  # data-loading processes; 0 loads in the training process
     seed: int = 0  # data order, crops, flips, initial weights and the fake pool all follow it
     edge_cache: Path | None = None  # None: <cartoons>/.cartoonize-edges
+    # from a video: frames per second of video kept (before near-duplicates and blends are dropped)
+    frame_rate: float = 2.0
+    # where a video's sampled frames go; None: <video folder>/.cartoonize-frames/<video name>
+    # (for --photos and --cartoons both: each video gets its own subfolder, named after it)
+    frame_cache: Path | None = None
 
     # generator
     base_channels: int = 64  # the paper's width; 8 makes a tiny generator for tests
@@ -96,7 +112,7 @@ class TrainConfig:
     overwrite: bool = False  # replace the run in `out`
 
     def __post_init__(self) -> None:
-        for name in ("photos", "cartoons", "out", "edge_cache", "vgg_weights"):
+        for name in ("photos", "cartoons", "out", "edge_cache", "frame_cache", "vgg_weights"):
             value = getattr(self, name)
             if value is not None and not isinstance(value, Path):
                 object.__setattr__(self, name, Path(value))
@@ -128,6 +144,10 @@ class TrainConfig:
             raise CartoonizeError(f"--gan-loss must be one of {', '.join(GAN_LOSSES)}, not {self.gan_loss!r}")
         if self.vgg not in VGG_SOURCES:
             raise CartoonizeError(f"--vgg must be one of {', '.join(VGG_SOURCES)}, not {self.vgg!r}")
+        if not self.frame_rate > 0:
+            raise CartoonizeError(
+                f"--frame-rate must be more than 0 frames per second, not {self.frame_rate}"
+            )
         if self.pool_size < 0:
             raise CartoonizeError(f"--pool-size must be 0 (no pool) or more, not {self.pool_size}")
         for name, allowed in (("pool_unit", POOL_UNITS), ("weight_init", WEIGHT_INITS)):
@@ -145,10 +165,6 @@ class TrainConfig:
         from train.data import LoadScale
 
         return LoadScale(self.load_size, self.load_fit)
-
-    @property
-    def edge_cache_dir(self) -> Path:
-        return self.edge_cache or self.cartoons / ".cartoonize-edges"
 
     def to_dict(self) -> dict[str, Any]:
         """Plain values only (paths as strings): fits TOML, JSON and a weights-only checkpoint."""

@@ -30,6 +30,7 @@ from train.config import TrainConfig
 from train.data import EpochPlan, LoadScale, UnpairedImages, center_crop, read_rgb, scan_images, to_tensor
 from train.discriminator import Discriminator
 from train.edges import EdgeSet, prepare_edges
+from train.frames import FrameSampling, is_video, sample_frames
 from train.loop import MetricLog, Phase, Position, Trainer, TrainingInterrupted
 from train.recipe import CartoonGAN, author_init
 from train.vgg import RANDOM_WARNING, load_vgg_content
@@ -71,6 +72,26 @@ def prepare(
         + f") in {(cache or cartoons / '.cartoonize-edges') / scale.key}"
     )
     return edges
+
+
+def image_folder(source: Path, what: str, rate: float, cache: Path | None, console: Console) -> Path:
+    """`source` itself, or where a video's sampled frames are (sampled now, or from the cache)."""
+    if not is_video(source):
+        return source
+    columns = (TextColumn(f"sampling {what} from {source.name}"), BarColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=console) as bar:
+        task = bar.add_task("frames", total=None)
+        frames = sample_frames(
+            source,
+            cache / source.name if cache else None,
+            FrameSampling(rate=rate),
+            progress=lambda done, total: bar.update(task, completed=done, total=total or None),
+        )
+    console.print(
+        f"{what}: {frames.kept} frames from {source} at {rate:g}/s ({frames.duplicates} near-duplicates, "
+        f"{frames.blends} blends skipped){'' if frames.decoded else ', from the cache'} in {frames.folder}"
+    )
+    return frames.folder
 
 
 def to_uint8(images: torch.Tensor) -> np.ndarray:
@@ -174,14 +195,17 @@ def train(config: TrainConfig, *, should_stop=None, console: Console | None = No
         )
         config = replace(config, resume=True, overwrite=False)
 
-    photos, skipped = scan_images(config.photos, "photos")
+    photos_dir = image_folder(config.photos, "photos", config.frame_rate, config.frame_cache, console)
+    cartoons_dir = image_folder(config.cartoons, "cartoons", config.frame_rate, config.frame_cache, console)
+    photos, skipped = scan_images(photos_dir, "photos")
     console.print(f"photos: {len(photos)}" + (f" ({skipped} unreadable skipped)" if skipped else ""))
     if len(photos) < config.batch_size:
         raise CartoonizeError(
             f"only {len(photos)} photo(s) in {config.photos}: fewer than one batch of {config.batch_size}; "
             "add photos or lower --batch-size"
         )
-    edges = prepare(config.cartoons, config.edge_cache_dir, console, config.load_scale)
+    edge_cache = config.edge_cache or cartoons_dir / ".cartoonize-edges"
+    edges = prepare(cartoons_dir, edge_cache, console, config.load_scale)
     if len(edges.sources) < config.batch_size:
         raise CartoonizeError(
             f"only {len(edges.sources)} cartoon(s) in {config.cartoons}: fewer than one batch of "

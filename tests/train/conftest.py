@@ -68,3 +68,15 @@ def tiny_args(**changes) -> list[str]:
     for key, value in {**TINY, **changes}.items():
         args += [f"--{key.replace('_', '-')}", str(value)]
     return args
+
+
+@pytest.fixture(scope="session")
+def vgg():
+    """The random VGG19 of `--vgg random` (seed 0), built once: a fixed network for value tests."""
+    import warnings
+
+    from train.vgg import load_vgg_content
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return load_vgg_content("random", seed=0)

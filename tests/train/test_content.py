@@ -9,14 +9,9 @@ from torch import nn  # noqa: E402
 
 from train.discriminator import Discriminator  # noqa: E402
 from train.losses import ContentLoss  # noqa: E402
-from train.vgg import IMAGENET_MEAN, IMAGENET_STD, VGGContent, load_vgg_content, vgg19_features  # noqa: E402
+from train.vgg import IMAGENET_MEAN, IMAGENET_STD, VGGContent, vgg19_features  # noqa: E402
 
 pytestmark = pytest.mark.filterwarnings("ignore:--vgg random")
-
-
-@pytest.fixture(scope="module")
-def vgg() -> VGGContent:
-    return load_vgg_content("random", seed=0)
 
 
 def images(seed: int, n: int = 2, size: int = 32) -> torch.Tensor:

@@ -21,14 +21,8 @@ from train.config import TrainConfig  # noqa: E402
 from train.discriminator import Discriminator  # noqa: E402
 from train.losses import FakePool  # noqa: E402
 from train.recipe import CartoonGAN, author_init  # noqa: E402
-from train.vgg import load_vgg_content  # noqa: E402
 
 pytestmark = pytest.mark.filterwarnings("ignore:--vgg random")
-
-
-@pytest.fixture(scope="module")
-def vgg():
-    return load_vgg_content("random", seed=0)
 
 
 def make_recipe(vgg, init: bool = True, **changes) -> CartoonGAN:
