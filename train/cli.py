@@ -30,6 +30,21 @@ class GanLoss(StrEnum):
     bce = "bce"
 
 
+class LoadFit(StrEnum):
+    stretch = "stretch"
+    short_side = "short-side"
+
+
+class PoolUnit(StrEnum):
+    batch = "batch"
+    image = "image"
+
+
+class WeightInit(StrEnum):
+    author = "author"
+    pytorch = "pytorch"
+
+
 class VggSource(StrEnum):
     imagenet = "imagenet"
     random = "random"
@@ -52,9 +67,11 @@ PANEL_SCHEDULE, PANEL_RUN, PANEL_MODEL = "Schedule", "Run", "Model and losses"
 @app.callback(invoke_without_command=True)
 def train(
     ctx: typer.Context,
-    photos: Annotated[Path | None, typer.Option(help="Folder of real photos (recursive).")] = None,
+    photos: Annotated[
+        Path | None, typer.Option(help="Folder of real photos (recursive), or a video file.")
+    ] = None,
     cartoons: Annotated[
-        Path | None, typer.Option(help="Folder of cartoon images of one style (recursive).")
+        Path | None, typer.Option(help="Folder of cartoon images of one style (recursive), or a video file.")
     ] = None,
     out: Annotated[Path | None, typer.Option(help="Run folder, e.g. runs/NAME.")] = None,
     config: Annotated[
@@ -70,6 +87,14 @@ def train(
         ),
     ] = None,
     image_size: Annotated[int | None, typer.Option(help=_help("Crop size.", "image_size"))] = None,
+    load_size: Annotated[
+        int | None,
+        typer.Option(help=_help("Scale every image to this before the crop; 0: own size.", "load_size")),
+    ] = None,
+    load_fit: Annotated[
+        LoadFit | None,
+        typer.Option(help=_help("stretch: whole image to a square; short-side: keep aspect.", "load_fit")),
+    ] = None,
     batch_size: Annotated[int | None, typer.Option(help=_help("Batch size.", "batch_size"))] = None,
     steps_per_epoch: Annotated[
         int | None,
@@ -80,9 +105,40 @@ def train(
     edge_cache: Annotated[
         Path | None, typer.Option(help="Edge-smoothed cartoons cache. [default: CARTOONS/.cartoonize-edges]")
     ] = None,
+    frame_rate: Annotated[
+        float | None,
+        typer.Option(help=_help("From a video: frames per second sampled.", "frame_rate")),
+    ] = None,
+    frame_cache: Annotated[
+        Path | None,
+        typer.Option(help="Where a video's sampled frames go. [default: beside it, .cartoonize-frames/NAME]"),
+    ] = None,
     init_epochs: Annotated[
         int | None,
         typer.Option(help=_help("Content-only epochs.", "init_epochs"), rich_help_panel=PANEL_SCHEDULE),
+    ] = None,
+    init_decay_epochs: Annotated[
+        int | None,
+        typer.Option(
+            help=_help("Then init epochs of linear decay to 0.", "init_decay_epochs"),
+            rich_help_panel=PANEL_SCHEDULE,
+        ),
+    ] = None,
+    shared_adam: Annotated[
+        bool | None,
+        typer.Option(
+            "--shared-adam/--separate-adam",
+            help=_help("G's Adam state carries from init into the GAN phase.", "shared_adam"),
+            rich_help_panel=PANEL_SCHEDULE,
+        ),
+    ] = None,
+    d_first: Annotated[
+        bool | None,
+        typer.Option(
+            "--d-first/--g-first",
+            help=_help("Update D before G on each batch.", "d_first"),
+            rich_help_panel=PANEL_SCHEDULE,
+        ),
     ] = None,
     init_lr: Annotated[
         float | None,
@@ -133,6 +189,27 @@ def train(
     pool_size: Annotated[
         int | None,
         typer.Option(help=_help("Past fakes shown to D.", "pool_size"), rich_help_panel=PANEL_MODEL),
+    ] = None,
+    pool_unit: Annotated[
+        PoolUnit | None,
+        typer.Option(
+            help=_help("The pool holds batches or images.", "pool_unit"), rich_help_panel=PANEL_MODEL
+        ),
+    ] = None,
+    weight_init: Annotated[
+        WeightInit | None,
+        typer.Option(
+            help=_help("author: convs N(0, 0.02), norm scale U(0, 1).", "weight_init"),
+            rich_help_panel=PANEL_MODEL,
+        ),
+    ] = None,
+    zero_bias: Annotated[
+        bool | None,
+        typer.Option(
+            "--zero-bias/--keep-bias",
+            help=_help("Keep conv biases at 0 (the author's BiasZero).", "zero_bias"),
+            rich_help_panel=PANEL_MODEL,
+        ),
     ] = None,
     vgg: Annotated[
         VggSource | None,
@@ -197,15 +274,29 @@ def train(
 
 @app.command()
 def prepare(
-    cartoons: Annotated[Path, typer.Argument(help="Folder of cartoon images (recursive).")],
+    cartoons: Annotated[Path, typer.Argument(help="Folder of cartoon images (recursive), or a video file.")],
     edge_cache: Annotated[
         Path | None, typer.Option(help="Where to cache. [default: CARTOONS/.cartoonize-edges]")
     ] = None,
+    load_size: Annotated[
+        int, typer.Option(help="The training scale, as `train --load-size`; 0: own size.")
+    ] = DEFAULTS["load_size"],
+    load_fit: Annotated[LoadFit, typer.Option(help="As `train --load-fit`.")] = LoadFit.stretch,
+    frame_rate: Annotated[float, typer.Option(help="From a video: as `train --frame-rate`.")] = DEFAULTS[
+        "frame_rate"
+    ],
+    frame_cache: Annotated[Path | None, typer.Option(help="As `train --frame-cache`.")] = None,
 ) -> None:
-    """Edge-smooth every cartoon once (cached beside a manifest; training reuses it)."""
+    """Edge-smooth every cartoon once, at the training scale (cached beside a manifest; training reuses it)."""
     try:
+        from rich.console import Console
+
+        from train.data import LoadScale
+        from train.run import image_folder
         from train.run import prepare as prepare_cartoons
 
-        prepare_cartoons(cartoons, edge_cache)
+        console = Console(stderr=True)
+        folder = image_folder(cartoons, "cartoons", frame_rate, frame_cache, console)
+        prepare_cartoons(folder, edge_cache, console, LoadScale(load_size, load_fit.value))
     except CartoonizeError as exc:
         _fail(str(exc))

@@ -16,25 +16,51 @@ from cartoonize.errors import CartoonizeError
 
 GAN_LOSSES = ("lsgan", "bce")
 VGG_SOURCES = ("imagenet", "random")
+POOL_UNITS = ("batch", "image")
+WEIGHT_INITS = ("author", "pytorch")
+LOAD_FITS = ("stretch", "short-side")
 # Options that may differ between a run and its `--resume` without changing what is computed.
 RESUMABLE_CHANGES = frozenset(
-    {"photos", "cartoons", "out", "resume", "overwrite", "workers", "device", "edge_cache", "vgg_weights"}
+    {
+        "photos",
+        "cartoons",
+        "out",
+        "resume",
+        "overwrite",
+        "workers",
+        "device",
+        "edge_cache",
+        "frame_cache",
+        "vgg_weights",
+    }
 )
 
 
 @dataclass(frozen=True)
 class TrainConfig:
-    photos: Path  # a folder of real photos, searched recursively
-    cartoons: Path  # a folder of cartoon images (frames of one style), searched recursively
+    photos: Path  # a folder of real photos, searched recursively, or a video file
+    cartoons: Path  # a folder of cartoon images (frames of one style), searched recursively, or a video
     out: Path  # the run folder: checkpoints, samples, metrics
 
     # data
     image_size: int = 256  # the paper's crop; H and W must divide by 4
+    # every image is scaled to this before the random crop: the author's loadSize = 256 with a
+    # 256 crop, so each crop is the whole frame (a 256 crop of a 1080p frame is 3 % of it); 0: crop
+    # the images at their own resolution
+    load_size: int = 256
+    # "stretch": the whole image to load_size x load_size, as the author's image.scale (aspect
+    # distorted); "short-side": the short side to load_size, aspect kept, a random window across
+    load_fit: str = "stretch"
     batch_size: int = 8  # the author's batch
     steps_per_epoch: int = 0  # 0: one pass over the photos per epoch
     workers: int = 2  # data-loading processes; 0 loads in the training process
     seed: int = 0  # data order, crops, flips, initial weights and the fake pool all follow it
     edge_cache: Path | None = None  # None: <cartoons>/.cartoonize-edges
+    # from a video: frames per second of video kept (before near-duplicates and blends are dropped)
+    frame_rate: float = 2.0
+    # where a video's sampled frames go; None: <video folder>/.cartoonize-frames/<video name>
+    # (for --photos and --cartoons both: each video gets its own subfolder, named after it)
+    frame_cache: Path | None = None
 
     # generator
     base_channels: int = 64  # the paper's width; 8 makes a tiny generator for tests
@@ -43,7 +69,13 @@ class TrainConfig:
 
     # schedule
     init_epochs: int = 10  # content loss only: G learns to reconstruct photos first
+    # then this many init epochs with the rate going linearly to 0 (the author's init_niter_decay:
+    # 10 + 10, each decay epoch k of N at init_lr * (1 - k/N), as train.lua's UpdateLearningRate)
+    init_decay_epochs: int = 10
     init_lr: float = 2e-4  # the author's initialization learning rate
+    # one Adam for G through both phases, its moments carried from init into the GAN phase (the
+    # author's single optimStateG); False: a fresh Adam for the GAN phase
+    shared_adam: bool = True
     adv_epochs: int = 100  # adversarial epochs at full learning rate
     decay_epochs: int = 100  # then this many with the learning rate going linearly towards 0
     lr_g: float = 1e-5  # the author's adversarial learning rates: small, the GAN is fragile
@@ -52,9 +84,28 @@ class TrainConfig:
     beta2: float = 0.999
 
     # losses
-    content_weight: float = 10.0  # the paper's omega: how much of the photo's content to keep
+    # omega, set to the author's *effective* balance, not the 10 written in the paper and their code:
+    # their content gradient passes VGG_postprocess, whose backward divides by 127.5 where its forward
+    # multiplied (1/16256 of the chain rule). `python -m train.balance` measures, at G's output, the
+    # content gradient against the adversarial one in their formulation and in ours, with the same
+    # VGG19 weights: at 256 px ours is R = 349x theirs at equal omega (346-352 over three random
+    # VGG/D pairs), so omega = 10 / 349 = 0.029 keeps their balance. `--content-weight 10` is the
+    # paper's nominal setting with an exact gradient (ports that do it report no cartoon style).
+    content_weight: float = 0.029
     gan_loss: str = "lsgan"  # the author's code uses least squares; "bce" is the paper's log-loss
     pool_size: int = 50  # D also sees up to 50 past fakes (Shrivastava et al.), steadier training
+    # what the pool holds: whole batches, as the author's util/image_pool.lua (Query swaps the batch
+    # tensor whole); "image": one entry per image, as CycleGAN's PyTorch port
+    pool_unit: str = "batch"
+    # update D before G on each batch, as the author's OptimizeParameters (optim.adam on fDx, then fGx)
+    d_first: bool = True
+    # "author": convs N(0, 0.02), instance-norm scale uniform(0, 1) and shift 0 (the author's
+    # weights_init and texture_nets' InstanceNormalization); "pytorch": PyTorch's default init
+    weight_init: str = "author"
+    # keep every conv bias at 0, as the author's util.BiasZero before each step (the released
+    # styles' biases are all below 3e-7: one Adam step's worth); before instance norm a bias does
+    # nothing, and it is the only bias left on G's output conv and D's head
+    zero_bias: bool = True
     vgg: str = "imagenet"  # "random" only for smoke tests: its content loss means nothing
     vgg_weights: Path | None = None  # a torchvision vgg19 state_dict (.pth), for offline machines
 
@@ -68,7 +119,7 @@ class TrainConfig:
     overwrite: bool = False  # replace the run in `out`
 
     def __post_init__(self) -> None:
-        for name in ("photos", "cartoons", "out", "edge_cache", "vgg_weights"):
+        for name in ("photos", "cartoons", "out", "edge_cache", "frame_cache", "vgg_weights"):
             value = getattr(self, name)
             if value is not None and not isinstance(value, Path):
                 object.__setattr__(self, name, Path(value))
@@ -76,22 +127,51 @@ class TrainConfig:
             raise CartoonizeError(
                 f"--image-size must be a multiple of 4 and at least 16, not {self.image_size}"
             )
+        if self.load_size and self.load_size < self.image_size:
+            raise CartoonizeError(
+                f"--load-size {self.load_size} is smaller than the {self.image_size} crop: "
+                "use at least --image-size, or 0 for the images' own size"
+            )
+        if self.load_size < 0:
+            raise CartoonizeError(f"--load-size cannot be negative, not {self.load_size}")
+        if self.load_fit not in LOAD_FITS:
+            raise CartoonizeError(f"--load-fit must be one of {', '.join(LOAD_FITS)}, not {self.load_fit!r}")
         if self.batch_size < 1:
             raise CartoonizeError(f"--batch-size must be at least 1, not {self.batch_size}")
-        if min(self.init_epochs, self.adv_epochs, self.decay_epochs, self.steps_per_epoch) < 0:
+        counts = (
+            self.init_epochs,
+            self.init_decay_epochs,
+            self.adv_epochs,
+            self.decay_epochs,
+            self.steps_per_epoch,
+        )
+        if min(counts) < 0:
             raise CartoonizeError("epoch and step counts cannot be negative")
         if self.gan_loss not in GAN_LOSSES:
             raise CartoonizeError(f"--gan-loss must be one of {', '.join(GAN_LOSSES)}, not {self.gan_loss!r}")
         if self.vgg not in VGG_SOURCES:
             raise CartoonizeError(f"--vgg must be one of {', '.join(VGG_SOURCES)}, not {self.vgg!r}")
+        if not self.frame_rate > 0:
+            raise CartoonizeError(
+                f"--frame-rate must be more than 0 frames per second, not {self.frame_rate}"
+            )
+        if self.pool_size < 0:
+            raise CartoonizeError(f"--pool-size must be 0 (no pool) or more, not {self.pool_size}")
+        for name, allowed in (("pool_unit", POOL_UNITS), ("weight_init", WEIGHT_INITS)):
+            if getattr(self, name) not in allowed:
+                raise CartoonizeError(
+                    f"--{name.replace('_', '-')} must be one of {', '.join(allowed)}, not {getattr(self, name)!r}"
+                )
         if self.resume and self.overwrite:
             raise CartoonizeError("--resume and --overwrite contradict each other: pick one")
         if min(self.sample_every, self.checkpoint_every, self.sample_count) < 1:
             raise CartoonizeError("--sample-every, --sample-count and --checkpoint-every must be at least 1")
 
     @property
-    def edge_cache_dir(self) -> Path:
-        return self.edge_cache or self.cartoons / ".cartoonize-edges"
+    def load_scale(self):  # -> train.data.LoadScale (imported here: this module stays light)
+        from train.data import LoadScale
+
+        return LoadScale(self.load_size, self.load_fit)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain values only (paths as strings): fits TOML, JSON and a weights-only checkpoint."""

@@ -71,6 +71,41 @@ def resize_short_side(image: np.ndarray, size: int) -> np.ndarray:
     )
 
 
+@dataclass(frozen=True)
+class LoadScale:
+    """How an image is scaled before the random crop (the author's loadSize, then fineSize).
+
+    size 0: native resolution (crops are windows of the full-size image). fit "stretch": the whole
+    image to size x size, aspect distorted, as the author's `image.scale(input, loadSize, loadSize)`,
+    so a 256 crop of a 256 load sees the whole frame. fit "short-side": the short side to size, the
+    aspect kept; a crop sees the full height and a window of the width."""
+
+    size: int = 256
+    fit: str = "stretch"
+
+    @property
+    def key(self) -> str:
+        """Names the training scale: the edge cache keeps one folder per key."""
+        return "native" if self.size == 0 else f"{self.size}-{self.fit}"
+
+    def __call__(self, image: np.ndarray) -> np.ndarray:
+        if self.size == 0:
+            return image
+        h, w = image.shape[:2]
+        if self.fit == "stretch":
+            target = (self.size, self.size)
+        else:
+            scale = self.size / min(h, w)
+            target = (max(self.size, round(w * scale)), max(self.size, round(h * scale)))
+        if target == (w, h):
+            return image
+        shrinking = target[0] * target[1] < w * h
+        return cv2.resize(image, target, interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_CUBIC)
+
+
+NATIVE = LoadScale(0)
+
+
 def center_crop(image: np.ndarray, size: int) -> np.ndarray:
     image = resize_short_side(image, size)
     h, w = image.shape[:2]
@@ -105,16 +140,26 @@ class Item:
 class UnpairedImages(Dataset):
     """Item -> {"photo", "cartoon", "smoothed"}: (3, S, S) tensors in [-1, 1], RGB."""
 
-    def __init__(self, photos: list[Path], cartoons: list[Path], smoothed: list[Path], size: int) -> None:
+    def __init__(
+        self,
+        photos: list[Path],
+        cartoons: list[Path],
+        smoothed: list[Path],
+        size: int,
+        scale: LoadScale = NATIVE,
+    ) -> None:
+        """`cartoons` and `smoothed` are already at the training scale (the edge cache made them so);
+        photos are scaled by `scale` as they are read."""
         assert len(cartoons) == len(smoothed)
         self.photos, self.cartoons, self.smoothed, self.size = photos, cartoons, smoothed, size
+        self.scale = scale
 
     def __len__(self) -> int:
         return len(self.photos)
 
     def __getitem__(self, item: Item) -> dict[str, torch.Tensor]:
         rng = np.random.default_rng(item.seed)
-        (photo,) = random_crop_flip([read_rgb(self.photos[item.photo])], self.size, rng)
+        (photo,) = random_crop_flip([self.scale(read_rgb(self.photos[item.photo]))], self.size, rng)
         cartoon, smoothed = random_crop_flip(
             [read_rgb(self.cartoons[item.cartoon]), read_rgb(self.smoothed[item.cartoon])], self.size, rng
         )

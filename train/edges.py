@@ -2,8 +2,10 @@
 
 The discriminator learns that a cartoon whose edges were smoothed is *not* a cartoon, so the
 generator is pushed to draw clear edges. Each cartoon's smoothed copy is computed once and cached
-(PNG, lossless) beside a manifest; a second run, or `cartoonize train prepare`, reuses every entry
-whose source file is unchanged (same size and modification time) and the same parameters.
+(PNG, lossless) beside a manifest, one subfolder per training scale (`--load-size`, `--load-fit`):
+smoothing runs on the cartoon as training sees it, so the blurred band keeps its width next to the
+line art. A second run, or `cartoonize train prepare`, reuses every entry whose source file is
+unchanged (same size and modification time) and the same parameters.
 """
 
 from __future__ import annotations
@@ -20,10 +22,10 @@ import cv2
 import numpy as np
 
 from cartoonize.errors import CartoonizeError
-from train.data import scan_images, warn
+from train.data import NATIVE, LoadScale, scan_images, warn
 
 MANIFEST = "manifest.json"
-MANIFEST_VERSION = 1
+MANIFEST_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -51,16 +53,17 @@ def smooth_edges(image: np.ndarray, params: EdgeParams = EdgeParams()) -> np.nda
 
 @dataclass(frozen=True)
 class EdgeSet:
-    """Cartoons and their smoothed copies, aligned: sources[i] goes with smoothed[i]."""
+    """Cartoons and their smoothed copies, aligned: sources[i] goes with scaled[i] and smoothed[i]."""
 
-    sources: list[Path]
-    smoothed: list[Path]
+    sources: list[Path]  # the user's files
+    scaled: list[Path]  # the same at the training scale (the sources themselves at native scale)
+    smoothed: list[Path]  # their edge-smoothed copies, at the training scale
     skipped: int  # unreadable files
     computed: int  # entries made this time (0 on a fully cached second run)
 
 
-def _cache_name(relative: str) -> str:
-    return hashlib.sha1(relative.encode()).hexdigest()[:20] + ".png"
+def _cache_name(relative: str, kind: str = "") -> str:
+    return hashlib.sha1(relative.encode()).hexdigest()[:20] + kind + ".png"
 
 
 def _stamp(path: Path) -> dict[str, int]:
@@ -74,16 +77,21 @@ def prepare_edges(
     params: EdgeParams = EdgeParams(),
     progress: Callable[[int, int], None] | None = None,
     threads: int | None = None,
+    scale: LoadScale = NATIVE,
 ) -> EdgeSet:
-    """Make (or reuse) the edge-smoothed copy of every cartoon in `cartoons`; `progress(done, total)`."""
-    cache = cache or cartoons / ".cartoonize-edges"
+    """Make (or reuse) the edge-smoothed copy of every cartoon in `cartoons`; `progress(done, total)`.
+
+    Smoothing runs at the training scale: each cartoon is scaled by `scale` first (and that copy
+    kept too, so that training reads small files), in the cache's subfolder for that scale."""
+    cache = (cache or cartoons / ".cartoonize-edges") / scale.key
+    params_key = {**asdict(params), "scale": asdict(scale)}
     paths, skipped = scan_images(cartoons, "cartoons")
     manifest_path = cache / MANIFEST
     old: dict = {}
     if manifest_path.exists():
         try:
             manifest = json.loads(manifest_path.read_text())
-            if manifest.get("version") == MANIFEST_VERSION and manifest.get("params") == asdict(params):
+            if manifest.get("version") == MANIFEST_VERSION and manifest.get("params") == params_key:
                 old = manifest.get("entries", {})
         except (OSError, json.JSONDecodeError):
             old = {}  # a damaged manifest only costs a recomputation
@@ -99,8 +107,11 @@ def prepare_edges(
     for path in paths:
         relative = path.relative_to(cartoons).as_posix()
         entry = {**_stamp(path), "smoothed": _cache_name(relative)}
+        if scale.size:
+            entry["scaled"] = _cache_name(relative, "-scaled")
         entries[relative] = entry
-        if old.get(relative) != entry or not (cache / entry["smoothed"]).exists():
+        outputs = [entry["smoothed"], *([entry["scaled"]] if scale.size else [])]
+        if old.get(relative) != entry or not all((cache / name).exists() for name in outputs):
             todo.append((relative, path))
 
     def work(item: tuple[str, Path]) -> str | None:
@@ -108,11 +119,14 @@ def prepare_edges(
         image = cv2.imread(str(path), cv2.IMREAD_COLOR)
         if image is None:
             return relative
-        out = cache / entries[relative]["smoothed"]
-        tmp = out.with_name(".tmp-" + out.name)  # still ends in .png: OpenCV picks the encoder by suffix
-        if not cv2.imwrite(str(tmp), smooth_edges(image, params)):
-            raise CartoonizeError(f"cannot write {out}")
-        tmp.replace(out)
+        image = scale(image)
+        writes = [("smoothed", smooth_edges(image, params))] + ([("scaled", image)] if scale.size else [])
+        for kind, pixels in writes:
+            out = cache / entries[relative][kind]
+            tmp = out.with_name(".tmp-" + out.name)  # still ends in .png: OpenCV picks the encoder by suffix
+            if not cv2.imwrite(str(tmp), pixels):
+                raise CartoonizeError(f"cannot write {out}")
+            tmp.replace(out)
         return None
 
     unreadable: list[str] = []
@@ -128,18 +142,20 @@ def prepare_edges(
     for relative in unreadable:
         warn(f"skipping unreadable cartoon {cartoons / relative}")
         del entries[relative]
-    in_use = {entry["smoothed"] for entry in entries.values()}
+    in_use = {entry.get(kind) for entry in entries.values() for kind in ("smoothed", "scaled")}
     for entry in old.values():  # drop the copies of cartoons that are gone
-        if entry.get("smoothed") not in in_use:
-            (cache / entry["smoothed"]).unlink(missing_ok=True)
+        for kind in ("smoothed", "scaled"):
+            if entry.get(kind) and entry[kind] not in in_use:
+                (cache / entry[kind]).unlink(missing_ok=True)
 
-    manifest = {"version": MANIFEST_VERSION, "params": asdict(params), "entries": entries}
+    manifest = {"version": MANIFEST_VERSION, "params": params_key, "entries": entries}
     tmp = manifest_path.with_name("." + MANIFEST)
     tmp.write_text(json.dumps(manifest, indent=1))
     tmp.replace(manifest_path)
     kept = sorted(entries)
     return EdgeSet(
         sources=[cartoons / r for r in kept],
+        scaled=[cache / entries[r]["scaled"] if scale.size else cartoons / r for r in kept],
         smoothed=[cache / entries[r]["smoothed"] for r in kept],
         skipped=skipped + len(unreadable),
         computed=total - len(unreadable),

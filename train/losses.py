@@ -47,36 +47,46 @@ class AdversarialLoss(nn.Module):
 
 
 class FakePool:
-    """Up to `size` past generated images; D trains on a mix of new and old ones (CycleGAN's pool).
+    """Up to `size` past fakes; D trains on a mix of new and old ones (Shrivastava et al.; CycleGAN).
+
+    `unit="batch"` (the author's util/image_pool.lua) keeps whole batches: until the pool is full
+    each batch goes in and comes back as is; then, with probability 1/2, a random stored batch comes
+    back and the new one takes its place. `unit="image"` does the same per image. What comes back is
+    always detached: D's loss must never reach back into G's graph (with `size=0` as well).
 
     Its random choices come from its own seeded generator, and its state is saved with a checkpoint,
     so a resumed run draws the same fakes.
     """
 
-    def __init__(self, size: int, seed: int) -> None:
-        self.size, self.images, self.rng = size, [], random.Random(seed)
+    def __init__(self, size: int, seed: int, unit: str = "batch") -> None:
+        if size < 0:
+            raise ValueError(f"pool size must be 0 or more, not {size}")
+        self.size, self.unit, self.entries, self.rng = size, unit, [], random.Random(seed)
+
+    def _swap(self, entry: torch.Tensor) -> torch.Tensor:
+        if len(self.entries) < self.size:
+            self.entries.append(entry.clone())
+            return entry
+        if self.rng.random() < 0.5:  # hand back an old fake, keep the new one in its place
+            i = self.rng.randrange(self.size)
+            old, self.entries[i] = self.entries[i], entry.clone()
+            return old
+        return entry
 
     def query(self, batch: torch.Tensor) -> torch.Tensor:
+        batch = batch.detach()
         if self.size == 0:
             return batch
-        out = []
-        for image in batch.detach().float():  # fp32 whatever the autocast: one dtype in the pool
-            if len(self.images) < self.size:
-                self.images.append(image.clone())
-                out.append(image)
-            elif self.rng.random() < 0.5:  # hand back an old fake, keep the new one in its place
-                i = self.rng.randrange(self.size)
-                out.append(self.images[i].clone())
-                self.images[i] = image.clone()
-            else:
-                out.append(image)
-        return torch.stack(out)
+        batch = batch.float()  # fp32 whatever the autocast: one dtype in the pool
+        if self.unit == "batch":
+            return self._swap(batch)
+        return torch.stack([self._swap(image) for image in batch])
 
     def state_dict(self) -> dict[str, Any]:
-        stacked = torch.stack(self.images).float().cpu() if self.images else torch.empty(0)
-        return {"images": stacked, "rng": self.rng.getstate()}
+        stacked = torch.stack(self.entries).float().cpu() if self.entries else torch.empty(0)
+        return {"entries": stacked, "unit": self.unit, "rng": self.rng.getstate()}
 
     def load_state_dict(self, state: dict[str, Any], device: torch.device) -> None:
-        self.images = [image.to(device) for image in state["images"]]
+        self.entries = [entry.to(device) for entry in state["entries"]]
         version, internal, gauss = state["rng"]
         self.rng.setstate((version, tuple(internal), gauss))

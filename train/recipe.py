@@ -1,7 +1,7 @@
 """The CartoonGAN recipe: its networks, optimizers and the two kinds of training step.
 
-Phase "init": G learns to reconstruct photos (content loss only). Phase "adversarial" (and its
-"decay" tail): D learns real cartoon -> 1, edge-smoothed cartoon -> 0, G(photo) -> 0 (through a pool
+Phases "init" and "init_decay": G learns to reconstruct photos (content loss only). Phase
+"adversarial" (and its "decay" tail), D updated before G on each batch: D learns real cartoon -> 1, edge-smoothed cartoon -> 0, G(photo) -> 0 (through a pool
 of past fakes); G learns to fool D while keeping the photo's VGG content.
 
 Images come from the data in RGB; a generator with BGR weights (the released styles) gets and gives
@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
+from torch import nn
 
 from cartoonize.model import Generator, ModelIO
 from train.config import TrainConfig
@@ -22,6 +23,31 @@ from train.discriminator import Discriminator
 from train.loop import Phase
 from train.losses import AdversarialLoss, ContentLoss, FakePool
 from train.vgg import VGGContent
+
+CONVS = (nn.Conv2d, nn.ConvTranspose2d)
+
+
+@torch.no_grad()
+def author_init(module: nn.Module, generator: torch.Generator | None = None) -> None:
+    """The author's weights_init: convs N(0, 0.02) with zero bias; instance-norm scale uniform(0, 1)
+    and zero shift (texture_nets' InstanceNormalization, which the author's code uses)."""
+    for m in module.modules():
+        if isinstance(m, CONVS):
+            m.weight.normal_(0.0, 0.02, generator=generator)
+            if m.bias is not None:
+                m.bias.zero_()
+        elif isinstance(m, nn.InstanceNorm2d) and m.affine:
+            m.weight.uniform_(0.0, 1.0, generator=generator)
+            m.bias.zero_()
+
+
+@torch.no_grad()
+def zero_biases(*modules: nn.Module) -> None:
+    """The author's util.BiasZero: every conv's bias back to 0."""
+    for module in modules:
+        for m in module.modules():
+            if isinstance(m, CONVS) and m.bias is not None:
+                m.bias.zero_()
 
 
 @dataclass
@@ -40,20 +66,34 @@ class CartoonGAN:
         self.vgg.to(self.device)
         self.content = ContentLoss(self.vgg, cfg.content_weight, self.io.channel_order)
         self.adversarial = AdversarialLoss(cfg.gan_loss)
-        self.pool = FakePool(cfg.pool_size, cfg.seed)
+        self.pool = FakePool(cfg.pool_size, cfg.seed, cfg.pool_unit)
         self.opt_init = torch.optim.Adam(self.generator.parameters(), lr=cfg.init_lr, betas=betas)
-        self.opt_g = torch.optim.Adam(self.generator.parameters(), lr=cfg.lr_g, betas=betas)
+        if cfg.shared_adam:  # the author's one optimStateG: init's moments carry into the GAN phase
+            self.opt_g = self.opt_init
+        else:
+            self.opt_g = torch.optim.Adam(self.generator.parameters(), lr=cfg.lr_g, betas=betas)
         self.opt_d = torch.optim.Adam(self.discriminator.parameters(), lr=cfg.lr_d, betas=betas)
         use_bf16 = cfg.bf16 and self.device.type == "cuda"
         self.autocast = (lambda: torch.autocast("cuda", torch.bfloat16)) if use_bf16 else nullcontext
 
     def phases(self, skip_init: bool) -> list[Phase]:
         cfg = self.config
+        init, init_decay = (0, 0) if skip_init else (cfg.init_epochs, cfg.init_decay_epochs)
         return [
-            Phase("init", 0 if skip_init else cfg.init_epochs, self.init_step),
+            Phase("init", init, self.init_step, lambda k: self._set_init_lr(1.0)),
+            Phase("init_decay", init_decay, self.init_step, self._init_decay),
             Phase("adversarial", cfg.adv_epochs, self.adversarial_step, lambda k: self._set_lr(1.0)),
             Phase("decay", cfg.decay_epochs, self.adversarial_step, self._decay),
         ]
+
+    # Linear decay as the author's UpdateLearningRate: decay epoch k of N (from 0) runs at
+    # (1 - k/N) of the rate, so 1 at the first decay epoch, 1/N at the last, 0 after it.
+    def _set_init_lr(self, factor: float) -> None:
+        for group in self.opt_init.param_groups:
+            group["lr"] = self.config.init_lr * factor
+
+    def _init_decay(self, k: int) -> None:
+        self._set_init_lr(1.0 - k / self.config.init_decay_epochs)
 
     def _set_lr(self, factor: float) -> None:
         for group in self.opt_g.param_groups:
@@ -61,8 +101,12 @@ class CartoonGAN:
         for group in self.opt_d.param_groups:
             group["lr"] = self.config.lr_d * factor
 
-    def _decay(self, k: int) -> None:  # linear: 1 at the first decay epoch, 1/N at the last
+    def _decay(self, k: int) -> None:
         self._set_lr(1.0 - k / self.config.decay_epochs)
+
+    def _zero_biases(self, net: nn.Module) -> None:  # right after each step: no forward sees a bias
+        if self.config.zero_bias:
+            zero_biases(net)
 
     def _to_model(self, image: torch.Tensor) -> torch.Tensor:
         image = image.to(self.device, non_blocking=True)
@@ -75,42 +119,52 @@ class CartoonGAN:
         self.opt_init.zero_grad(set_to_none=True)
         loss.backward()
         self.opt_init.step()
+        self._zero_biases(self.generator)
         return {"content": loss.item(), "lr_g": self.opt_init.param_groups[0]["lr"]}
 
     def adversarial_step(self, batch: dict[str, torch.Tensor]) -> dict[str, float]:
         photo, cartoon, smoothed = (self._to_model(batch[k]) for k in ("photo", "cartoon", "smoothed"))
-        G, D, adv = self.generator, self.discriminator, self.adversarial
-
-        # G: fool D, keep the photo's content
-        D.requires_grad_(False)
         with self.autocast():
-            fake = G(photo)  # (N, 3, S, S)
-            g_adv = adv(D(fake), real=True)
-            content = self.content(photo, fake)
-        g_loss = g_adv + content
-        self.opt_g.zero_grad(set_to_none=True)
-        g_loss.backward()
-        self.opt_g.step()
-
-        # D: real cartoons -> 1; edge-smoothed cartoons and fakes (new and pooled) -> 0
-        D.requires_grad_(True)
-        with self.autocast():
-            d_real = adv(D(cartoon), real=True)
-            d_edge = adv(D(smoothed), real=False)
-            d_fake = adv(D(self.pool.query(fake)), real=False)
-        d_loss = d_real + d_edge + d_fake
-        self.opt_d.zero_grad(set_to_none=True)
-        d_loss.backward()
-        self.opt_d.step()
+            fake = self.generator(photo)  # (N, 3, S, S)
+        if self.config.d_first:  # the author's order: D learns on this batch, then G fools the new D
+            d_metrics = self._d_step(cartoon, smoothed, fake)
+            g_metrics = self._g_step(photo, fake)
+        else:
+            g_metrics = self._g_step(photo, fake)
+            d_metrics = self._d_step(cartoon, smoothed, fake)
         return {
-            "content": content.item(),
-            "g_adv": g_adv.item(),
-            "d_real": d_real.item(),
-            "d_edge": d_edge.item(),
-            "d_fake": d_fake.item(),
+            **g_metrics,
+            **d_metrics,
             "lr_g": self.opt_g.param_groups[0]["lr"],
             "lr_d": self.opt_d.param_groups[0]["lr"],
         }
+
+    def _g_step(self, photo: torch.Tensor, fake: torch.Tensor) -> dict[str, float]:
+        """G: fool D (its fakes labelled real), keep the photo's content."""
+        D = self.discriminator
+        D.requires_grad_(False)
+        with self.autocast():
+            g_adv = self.adversarial(D(fake), real=True)
+            content = self.content(photo, fake)
+        self.opt_g.zero_grad(set_to_none=True)
+        (g_adv + content).backward()
+        self.opt_g.step()
+        self._zero_biases(self.generator)
+        D.requires_grad_(True)
+        return {"content": content.item(), "g_adv": g_adv.item()}
+
+    def _d_step(self, cartoon: torch.Tensor, smoothed: torch.Tensor, fake: torch.Tensor) -> dict[str, float]:
+        """D: real cartoons -> 1; edge-smoothed cartoons and fakes (new and pooled) -> 0."""
+        D, adv = self.discriminator, self.adversarial
+        with self.autocast():
+            d_real = adv(D(cartoon), real=True)
+            d_edge = adv(D(smoothed), real=False)
+            d_fake = adv(D(self.pool.query(fake)), real=False)  # the pool hands back detached fakes
+        self.opt_d.zero_grad(set_to_none=True)
+        (d_real + d_edge + d_fake).backward()
+        self.opt_d.step()
+        self._zero_biases(self.discriminator)
+        return {"d_real": d_real.item(), "d_edge": d_edge.item(), "d_fake": d_fake.item()}
 
     METRICS = ("content", "g_adv", "d_real", "d_edge", "d_fake", "lr_g", "lr_d")
 
@@ -129,7 +183,7 @@ class CartoonGAN:
         return {
             "discriminator": self.discriminator.state_dict(),
             "opt_init": self.opt_init.state_dict(),
-            "opt_g": self.opt_g.state_dict(),
+            "opt_g": None if self.opt_g is self.opt_init else self.opt_g.state_dict(),
             "opt_d": self.opt_d.state_dict(),
             "pool": self.pool.state_dict(),
         }
@@ -138,6 +192,7 @@ class CartoonGAN:
         self.generator.load_state_dict(generator_state)
         self.discriminator.load_state_dict(state["discriminator"])
         self.opt_init.load_state_dict(state["opt_init"])
-        self.opt_g.load_state_dict(state["opt_g"])
+        if self.opt_g is not self.opt_init:
+            self.opt_g.load_state_dict(state["opt_g"])
         self.opt_d.load_state_dict(state["opt_d"])
         self.pool.load_state_dict(state["pool"], self.device)

@@ -27,11 +27,12 @@ from torch.utils.data import DataLoader
 from cartoonize.errors import CartoonizeError
 from cartoonize.model import Checkpoint, Generator, GeneratorConfig, ModelIO, load_checkpoint
 from train.config import TrainConfig
-from train.data import EpochPlan, UnpairedImages, center_crop, read_rgb, scan_images, to_tensor
+from train.data import EpochPlan, LoadScale, UnpairedImages, center_crop, read_rgb, scan_images, to_tensor
 from train.discriminator import Discriminator
 from train.edges import EdgeSet, prepare_edges
+from train.frames import FrameSampling, is_video, sample_frames
 from train.loop import MetricLog, Phase, Position, Trainer, TrainingInterrupted
-from train.recipe import CartoonGAN
+from train.recipe import CartoonGAN, author_init
 from train.vgg import RANDOM_WARNING, load_vgg_content
 
 RUN_FILES = ("last.pt", "config.toml", "metrics.csv", "checkpoints", "samples", "tensorboard")
@@ -46,22 +47,51 @@ class RunResult:
     position: Position
 
 
-def prepare(cartoons: Path, cache: Path | None = None, console: Console | None = None) -> EdgeSet:
-    """Edge-smooth every cartoon (or reuse the cache), with a progress bar."""
+def prepare(
+    cartoons: Path,
+    cache: Path | None = None,
+    console: Console | None = None,
+    scale: LoadScale | None = None,
+) -> EdgeSet:
+    """Edge-smooth every cartoon at the training scale (or reuse the cache), with a progress bar."""
     console = console or Console(stderr=True)
+    scale = scale or LoadScale()
     columns = (TextColumn("edge smoothing"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=console) as bar:
         task = bar.add_task("edges", total=None)
         edges = prepare_edges(
-            cartoons, cache, progress=lambda done, total: bar.update(task, completed=done, total=total)
+            cartoons,
+            cache,
+            progress=lambda done, total: bar.update(task, completed=done, total=total),
+            scale=scale,
         )
     reused = len(edges.sources) - edges.computed
     console.print(
         f"cartoons: {len(edges.sources)} ready ({edges.computed} smoothed now, {reused} from the cache"
         + (f", {edges.skipped} unreadable skipped" if edges.skipped else "")
-        + f") in {cache or cartoons / '.cartoonize-edges'}"
+        + f") in {(cache or cartoons / '.cartoonize-edges') / scale.key}"
     )
     return edges
+
+
+def image_folder(source: Path, what: str, rate: float, cache: Path | None, console: Console) -> Path:
+    """`source` itself, or where a video's sampled frames are (sampled now, or from the cache)."""
+    if not is_video(source):
+        return source
+    columns = (TextColumn(f"sampling {what} from {source.name}"), BarColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=console) as bar:
+        task = bar.add_task("frames", total=None)
+        frames = sample_frames(
+            source,
+            cache / source.name if cache else None,
+            FrameSampling(rate=rate),
+            progress=lambda done, total: bar.update(task, completed=done, total=total or None),
+        )
+    console.print(
+        f"{what}: {frames.kept} frames from {source} at {rate:g}/s ({frames.duplicates} near-duplicates, "
+        f"{frames.blends} blends skipped){'' if frames.decoded else ', from the cache'} in {frames.folder}"
+    )
+    return frames.folder
 
 
 def to_uint8(images: torch.Tensor) -> np.ndarray:
@@ -165,14 +195,17 @@ def train(config: TrainConfig, *, should_stop=None, console: Console | None = No
         )
         config = replace(config, resume=True, overwrite=False)
 
-    photos, skipped = scan_images(config.photos, "photos")
+    photos_dir = image_folder(config.photos, "photos", config.frame_rate, config.frame_cache, console)
+    cartoons_dir = image_folder(config.cartoons, "cartoons", config.frame_rate, config.frame_cache, console)
+    photos, skipped = scan_images(photos_dir, "photos")
     console.print(f"photos: {len(photos)}" + (f" ({skipped} unreadable skipped)" if skipped else ""))
     if len(photos) < config.batch_size:
         raise CartoonizeError(
             f"only {len(photos)} photo(s) in {config.photos}: fewer than one batch of {config.batch_size}; "
             "add photos or lower --batch-size"
         )
-    edges = prepare(config.cartoons, config.edge_cache_dir, console)
+    edge_cache = config.edge_cache or cartoons_dir / ".cartoonize-edges"
+    edges = prepare(cartoons_dir, edge_cache, console, config.load_scale)
     if len(edges.sources) < config.batch_size:
         raise CartoonizeError(
             f"only {len(edges.sources)} cartoon(s) in {config.cartoons}: fewer than one batch of "
@@ -192,7 +225,12 @@ def train(config: TrainConfig, *, should_stop=None, console: Console | None = No
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # said once above, in red
         vgg = load_vgg_content(config.vgg, config.vgg_weights, seed=config.seed)
-    recipe = CartoonGAN(config, generator, Discriminator(), vgg, io, device)
+    discriminator = Discriminator()
+    if config.weight_init == "author" and resume_from is None:  # a resumed run loads its weights
+        if config.init_from is None:
+            author_init(generator)
+        author_init(discriminator)
+    recipe = CartoonGAN(config, generator, discriminator, vgg, io, device)
     phases = recipe.phases(skip_init=config.init_from is not None)
 
     position = Position()
@@ -209,7 +247,7 @@ def train(config: TrainConfig, *, should_stop=None, console: Console | None = No
     steps = config.steps_per_epoch or len(photos) // config.batch_size
     plan = EpochPlan(len(photos), len(edges.sources), config.batch_size, steps, config.seed)
     loader = DataLoader(
-        UnpairedImages(photos, edges.sources, edges.smoothed, config.image_size),
+        UnpairedImages(photos, edges.scaled, edges.smoothed, config.image_size, config.load_scale),
         batch_sampler=plan,
         num_workers=config.workers,
         pin_memory=device.type == "cuda",
@@ -220,7 +258,10 @@ def train(config: TrainConfig, *, should_stop=None, console: Console | None = No
         return loader
 
     validation = torch.stack(
-        [to_tensor(center_crop(read_rgb(p), config.image_size)) for p in photos[: config.sample_count]]
+        [
+            to_tensor(center_crop(config.load_scale(read_rgb(p)), config.image_size))
+            for p in photos[: config.sample_count]
+        ]
     )
     log = MetricLog(config.out, list(CartoonGAN.METRICS), resume_step=position.step)
 

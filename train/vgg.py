@@ -147,7 +147,7 @@ def load_vgg_content(source: str = "imagenet", weights: Path | None = None, seed
         features.load_state_dict(_features_state(_imagenet_state(), "torchvision's VGG19"))
     elif source == "random":
         warnings.warn(RANDOM_WARNING, stacklevel=2)
-        _random_init(features, seed)
+        _random_init(features[: CONV4_4 + 1], seed)  # the layers after conv4_4 are never used
     else:
         raise CartoonizeError(f"unknown VGG source {source!r}: imagenet or random")
     return VGGContent(features)

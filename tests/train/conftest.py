@@ -48,12 +48,14 @@ def folders(tmp_path: Path) -> tuple[Path, Path]:
 
 TINY = {
     "image_size": 32,
+    "load_size": 40,  # a whole-frame view with room for a random crop
     "batch_size": 2,
     "steps_per_epoch": 3,
     "workers": 0,
     "base_channels": 8,
     "residual_blocks": 1,
-    "init_epochs": 2,
+    "init_epochs": 1,
+    "init_decay_epochs": 1,
     "adv_epochs": 1,
     "decay_epochs": 1,
     "vgg": "random",
@@ -66,3 +68,15 @@ def tiny_args(**changes) -> list[str]:
     for key, value in {**TINY, **changes}.items():
         args += [f"--{key.replace('_', '-')}", str(value)]
     return args
+
+
+@pytest.fixture(scope="session")
+def vgg():
+    """The random VGG19 of `--vgg random` (seed 0), built once: a fixed network for value tests."""
+    import warnings
+
+    from train.vgg import load_vgg_content
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return load_vgg_content("random", seed=0)

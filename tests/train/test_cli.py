@@ -87,6 +87,8 @@ def test_resume_without_a_run_and_contradictions(base: list[str], tmp_path: Path
     assert_one_line_error(code, out, "contradict")
     code, out = run_cli(*base, "--out", str(tmp_path / "new"), "--image-size", "30")
     assert_one_line_error(code, out, "multiple of 4")
+    code, out = run_cli(*base, "--out", str(tmp_path / "new"), "--pool-size", "-1")
+    assert_one_line_error(code, out, "--pool-size must be 0")
 
 
 def test_offline_without_vgg_weights_says_both_ways_out(base: list[str], tmp_path: Path) -> None:
@@ -151,6 +153,8 @@ def test_mounted_under_the_main_cli(folders: tuple[Path, Path], tmp_path: Path) 
     code = CliRunner().invoke(main, ["train", "prepare", str(cartoons)]).exit_code
     assert code == 0
     args = ["train", "--photos", str(photos), "--cartoons", str(cartoons), "--out", str(tmp_path / "r")]
-    result = CliRunner().invoke(main, [*args, *tiny_args(init_epochs=1, adv_epochs=0, decay_epochs=0)])
+    result = CliRunner().invoke(
+        main, [*args, *tiny_args(init_epochs=1, init_decay_epochs=0, adv_epochs=0, decay_epochs=0)]
+    )
     assert result.exit_code == 0, result.output
     assert (tmp_path / "r" / "last.pt").exists()

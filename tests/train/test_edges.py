@@ -10,6 +10,7 @@ import pytest
 cv2 = pytest.importorskip("cv2")
 
 from tests.train.conftest import write_images  # noqa: E402
+from train.data import LoadScale  # noqa: E402
 from train.edges import edge_mask, prepare_edges, smooth_edges  # noqa: E402
 
 
@@ -59,3 +60,32 @@ def test_cache_is_reused_and_updated(tmp_path: Path) -> None:
     third = prepare_edges(cartoons, cache, threads=1)
     assert third.computed == 1 and len(third.sources) == 4
     assert not first.smoothed[1].exists()
+
+
+def test_load_scale_shapes() -> None:
+    image = np.zeros((72, 88, 3), np.uint8)
+    assert LoadScale(64, "stretch")(image).shape == (64, 64, 3)
+    assert LoadScale(64, "short-side")(image).shape == (64, 78, 3)
+    assert LoadScale(144, "short-side")(image).shape == (144, 176, 3)
+    assert LoadScale(0)(image) is image
+
+
+def test_smoothing_runs_at_the_training_scale_and_each_scale_has_its_cache(tmp_path: Path) -> None:
+    cartoons, cache = tmp_path / "cartoons", tmp_path / "cache"
+    write_images(cartoons, 3, seed=4, size=(120, 160))
+    small = LoadScale(64, "stretch")
+    first = prepare_edges(cartoons, cache, threads=1, scale=small)
+    assert first.computed == 3 and all(
+        p.parent == cache / "64-stretch" for p in first.smoothed + first.scaled
+    )
+    source = cv2.imread(str(first.sources[0]))
+    scaled = cv2.resize(source, (64, 64), interpolation=cv2.INTER_AREA)
+    assert (cv2.imread(str(first.scaled[0])) == scaled).all()
+    assert (cv2.imread(str(first.smoothed[0])) == smooth_edges(scaled)).all()
+    assert not (cv2.imread(str(first.smoothed[0])) == smooth_edges(source)[:64, :64]).all()
+
+    native = prepare_edges(cartoons, cache, threads=1)  # another scale: its own folder
+    assert native.computed == 3 and native.scaled == native.sources
+    assert cv2.imread(str(native.smoothed[0])).shape == (120, 160, 3)
+    again = prepare_edges(cartoons, cache, threads=1, scale=small)  # the first is still there
+    assert again.computed == 0 and again.smoothed == first.smoothed

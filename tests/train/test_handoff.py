@@ -25,7 +25,7 @@ def cartoonize(*args: str, cwd: Path) -> subprocess.CompletedProcess:
 def test_trained_checkpoint_exports_and_cartoonizes_video(folders: tuple[Path, Path], tmp_path: Path) -> None:
     photos, cartoons = folders
     result = cartoonize("train", "--photos", str(photos), "--cartoons", str(cartoons), "--out", "runs/mine",
-                        *tiny_args(init_epochs=1, adv_epochs=1, decay_epochs=0), cwd=tmp_path)  # fmt: skip
+                        *tiny_args(init_epochs=1, init_decay_epochs=0, adv_epochs=1, decay_epochs=0), cwd=tmp_path)  # fmt: skip
     if "No such command 'train'" in result.stderr:
         pytest.skip("the train plugin is not registered (install the package: pip install -e .)")
     assert result.returncode == 0, result.stderr

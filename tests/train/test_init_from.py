@@ -36,7 +36,9 @@ def test_init_from_hayao_starts_from_hayao(
 
     photos, cartoons = folders
     out = tmp_path / "hayao-tuned"
-    args = tiny_args(image_size=32, batch_size=1, steps_per_epoch=1, adv_epochs=1, decay_epochs=0)
+    args = tiny_args(
+        image_size=32, load_size=0, batch_size=1, steps_per_epoch=1, adv_epochs=1, decay_epochs=0
+    )
     result = CliRunner().invoke(
         app,
         [

@@ -45,6 +45,7 @@ def test_init_phase_raises_reconstruction_psnr(tmp_path: Path) -> None:
         steps_per_epoch=150,
         init_lr=1e-3,  # 5x the recipe's 2e-4: a few hundred steps must show it
         init_epochs=1,
+        init_decay_epochs=0,
         adv_epochs=0,
         decay_epochs=0,
         base_channels=8,
