@@ -34,7 +34,7 @@ from cartoonize.stages.upsample import (
 
 DEFAULT_MEDIA = Path(__file__).resolve().parents[2].parent / "shared" / "media"
 DEFAULT_CLIPS = "sintel_5s.mp4,street_portrait.mp4,chaplin.mp4,big_buck_bunny_0_30.webm"
-SWEEP = [(r, eps) for r in (1, 2, 4) for eps in (1e-4, 1e-3, 1e-2)]
+SWEEP = [(r, eps) for r in (1, 2, 4, 8) for eps in (1e-4, 1e-3, 1e-2)]
 
 
 def frame_of(clip: Path, seconds: float, side: int) -> np.ndarray:
@@ -157,7 +157,9 @@ def contact_sheet(rows: list[list[np.ndarray]], crop: int = 160) -> np.ndarray:
         y, x = (h - crop) // 2, (w - crop) // 2
         crops = [im[y : y + crop, x : x + crop].repeat(2, 0).repeat(2, 1) for im in images]
         strip = np.concatenate([np.pad(c, ((0, 4), (0, 4), (0, 0))) for c in crops], axis=1)
-        out.append(np.pad(strip, ((0, 0), (0, out[-1].shape[1] - strip.shape[1]), (0, 0))))
+        out.append(strip)
+    width = max(strip.shape[1] for strip in out)
+    out = [np.pad(strip, ((0, 4), (0, width - strip.shape[1]), (0, 0))) for strip in out]
     return np.ascontiguousarray(np.concatenate(out, axis=0))
 
 

@@ -17,7 +17,7 @@ photo's texture does not come back. Vectorised in torch (CPU or GPU tensors), on
 per low-resolution pixel; nothing runs at full resolution except two bilinear upsamplings and the
 affine map.
 
-The defaults (r = 1 at the inference size, ε = 1e-3) were chosen by `python -m
+The defaults (r = 4 at the inference size, ε = 1e-3) were chosen by `python -m
 cartoonize.measure.upsampling` on frames of four clips: see that module and the README.
 """
 
@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-DEFAULT_RADIUS = 1  # box radius at the inference resolution, in its pixels
+DEFAULT_RADIUS = 4  # box radius at the inference resolution, in its pixels
 DEFAULT_EPS = 1e-3  # regularisation on colour variance, [0, 1] scale
 
 
@@ -52,35 +52,55 @@ def network_frame(rgb: np.ndarray, infer_side: int | None) -> np.ndarray:
     return small[0].permute(1, 2, 0).round().clamp(0, 255).to(torch.uint8).contiguous().numpy()
 
 
-def _box(x, radius: int):  # noqa: ANN001 - torch tensors (N, C, H, W)
-    """Mean over a (2r+1)² window, the window shrunk at the borders (no padding bias)."""
+def _box(x, radius: int):  # noqa: ANN001 - a torch tensor (h, w, C)
+    """Mean over a (2r+1)² window, the window shrunk at the borders (no padding bias). Summed-area
+    tables (in float64, so large sums keep their small differences): the cost does not grow with r."""
+    import torch
+
+    h, w = x.shape[:2]
+    table = torch.zeros((h + 1, w + 1, x.shape[2]), dtype=torch.float64)
+    table[1:, 1:] = x.double().cumsum(0).cumsum(1)
+    y0 = (torch.arange(h) - radius).clamp(0, h)
+    y1 = (torch.arange(h) + radius + 1).clamp(0, h)
+    x0 = (torch.arange(w) - radius).clamp(0, w)
+    x1 = (torch.arange(w) + radius + 1).clamp(0, w)
+    rows_lo, rows_hi = table[y0], table[y1]  # (h, w + 1, C)
+    total = rows_hi[:, x1] - rows_hi[:, x0] - rows_lo[:, x1] + rows_lo[:, x0]
+    count = (y1 - y0)[:, None, None] * (x1 - x0)[None, :, None]
+    return (total / count).to(x.dtype)
+
+
+def _resize(x, size: tuple[int, int], mode: str):  # noqa: ANN001 - (h, w, C) -> (H, W, C)
     import torch.nn.functional as F
 
-    k = 2 * radius + 1
-    return F.avg_pool2d(x, k, stride=1, padding=radius, count_include_pad=False)
+    corners = False if mode in ("bilinear", "bicubic") else None
+    return F.interpolate(x.permute(2, 0, 1)[None], size=size, mode=mode, align_corners=corners)[0].permute(
+        1, 2, 0
+    )
 
 
 def guided_upsample(source: np.ndarray, cartoon: np.ndarray, radius: int = DEFAULT_RADIUS,
                     eps: float = DEFAULT_EPS) -> np.ndarray:  # fmt: skip
     """The cartoon (h, w, 3) brought to the size of `source` (H, W, 3), both uint8 RGB."""
     import torch
-    import torch.nn.functional as F
 
-    big = torch.from_numpy(source).permute(2, 0, 1)[None].float() / 255.0  # (1, 3, H, W)
-    p = torch.from_numpy(cartoon).permute(2, 0, 1)[None].float() / 255.0  # (1, 3, h, w)
+    big = torch.from_numpy(source).float().div_(255.0)  # (H, W, 3)
+    p = torch.from_numpy(cartoon).float().div_(255.0)  # (h, w, 3)
     h, w = cartoon.shape[:2]
-    guide = F.interpolate(big, size=(h, w), mode="area")  # (1, 3, h, w)
+    guide = _resize(big, (h, w), "area")  # (h, w, 3)
 
-    mean_i, mean_p = _box(guide, radius), _box(p, radius)
-    # every product of two guide channels and of cartoon x guide channel, box-averaged in one call
+    # the means of I, p, every product of two guide channels and of cartoon x guide channel, in one call
     pairs = [(i, j) for i in range(3) for j in range(i, 3)]  # the 6 distinct entries of Σ
-    products = [guide[:, i] * guide[:, j] for i, j in pairs] + [
-        p[:, c] * guide[:, j] for c in range(3) for j in range(3)
+    planes = [guide[..., i] * guide[..., j] for i, j in pairs] + [
+        p[..., c] * guide[..., j] for c in range(3) for j in range(3)
     ]
-    means = _box(torch.stack(products, 1), radius)[0]  # (15, h, w)
-    s = {pair: means[k] - mean_i[0, pair[0]] * mean_i[0, pair[1]] for k, pair in enumerate(pairs)}
+    means = _box(torch.cat([guide, p, torch.stack(planes, -1)], -1), radius)  # (h, w, 21)
+    mean_i, mean_p = means[..., 0:3], means[..., 3:6]
+    s = {
+        pair: means[..., 6 + k] - mean_i[..., pair[0]] * mean_i[..., pair[1]] for k, pair in enumerate(pairs)
+    }
     s[0, 0], s[1, 1], s[2, 2] = s[0, 0] + eps, s[1, 1] + eps, s[2, 2] + eps  # Σ + ε·1
-    cov = means[6:].view(3, 3, h, w) - mean_p[0, :, None] * mean_i[0, None]  # [c, j]: cov(p_c, I_j)
+    cov = means[..., 12:21].reshape(h, w, 3, 3) - mean_p[..., :, None] * mean_i[..., None, :]  # [c, j]
 
     # (Σ + ε·1)⁻¹ in closed form (symmetric 3×3: cofactors over the determinant), per pixel
     inv = {
@@ -89,31 +109,25 @@ def guided_upsample(source: np.ndarray, cartoon: np.ndarray, radius: int = DEFAU
         (1, 2): s[0, 1] * s[0, 2] - s[0, 0] * s[1, 2], (2, 2): s[0, 0] * s[1, 1] - s[0, 1] ** 2,
     }  # fmt: skip
     det = s[0, 0] * inv[0, 0] + s[0, 1] * inv[0, 1] + s[0, 2] * inv[0, 2]
-    inv_at = lambda i, j: inv[min(i, j), max(i, j)]  # noqa: E731
-    # A = cov Σ'⁻¹ (3 cartoon channels x 3 guide channels), b = mean(p) - A mean(I)
-    a = torch.stack(
-        [sum(cov[c, k] * inv_at(k, j) for k in range(3)) / det for c in range(3) for j in range(3)]
+    inverse = torch.stack([inv[min(i, j), max(i, j)] for i in range(3) for j in range(3)], -1).reshape(
+        h, w, 3, 3
     )
-    b = mean_p[0] - (a.view(3, 3, h, w) * mean_i[0, None]).sum(1)  # (3, h, w)
+    a = (cov @ inverse) / det[..., None, None]  # A = cov Σ'⁻¹: (h, w, 3 cartoon, 3 guide)
+    b = mean_p - (a @ mean_i[..., None])[..., 0]  # b = mean(p) - A mean(I): (h, w, 3)
 
-    size = source.shape[:2]
-    ab = F.interpolate(
-        _box(torch.cat([a, b])[None], radius), size=size, mode="bilinear", align_corners=False
-    )[0]
-    q = ab[9:].clone()  # b, then + A I: (3, H, W)
+    ab = _resize(_box(torch.cat([a.reshape(h, w, 9), b], -1), radius), source.shape[:2], "bilinear")
+    q = ab[..., 9:].clone()  # b, then + Σ_j A[:, j] I_j  (A[c, j] is channel 3c + j): (H, W, 3)
     for j in range(3):
-        q.addcmul_(ab[j:9:3], big[0, j])
-    return (q * 255.0).round_().clamp_(0, 255).to(torch.uint8).permute(1, 2, 0).contiguous().numpy()
+        q.addcmul_(ab[..., j:9:3], big[..., j : j + 1])
+    return q.mul_(255.0).round_().clamp_(0, 255).to(torch.uint8).numpy()
 
 
 def bicubic_upsample(source: np.ndarray, cartoon: np.ndarray) -> np.ndarray:
     """Plain bicubic upscaling of the cartoon to the size of `source` (the baseline)."""
     import torch
-    import torch.nn.functional as F
 
-    p = torch.from_numpy(cartoon).permute(2, 0, 1)[None].float()
-    q = F.interpolate(p, size=source.shape[:2], mode="bicubic", align_corners=False)
-    return q[0].round().clamp(0, 255).to(torch.uint8).permute(1, 2, 0).contiguous().numpy()
+    q = _resize(torch.from_numpy(cartoon).float(), source.shape[:2], "bicubic")
+    return q.round().clamp(0, 255).to(torch.uint8).contiguous().numpy()
 
 
 @dataclass

@@ -1,0 +1,173 @@
+"""`cartoonize webcam --serve` seen in a real browser: Debian's Chromium, headless (driven through
+the DevTools protocol), opens the page and screenshots it twice; the picture must be the live cartoon (a non-uniform image where the page
+shows the stream, and a different one a moment later). Skips with a reason where Chromium is absent
+(`apt-get install -y chromium`; .ci/run installs it)."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import select
+import shutil
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from cartoonize.pipelines.image import read_image
+from tests.conftest import ROOT
+
+WINDOW = (480, 360)
+SOURCE = "testsrc2=size=320x240:rate=15"  # moving colour bars and a counter: every frame differs
+
+
+def chromium() -> str:
+    for name in ("chromium", "chromium-browser", "google-chrome"):
+        if path := shutil.which(name):
+            return path
+    pytest.skip("Chromium is not installed (apt-get install -y chromium)")
+
+
+class DevTools:
+    """Headless Chromium driven over `--remote-debugging-pipe` (the DevTools protocol as
+    NUL-separated JSON on file descriptors 3 and 4: no WebSocket client needed)."""
+
+    def __init__(self, browser: str, profile: Path) -> None:
+        to_browser, self._write = os.pipe()
+        self._read, from_browser = os.pipe()
+        args = [browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                f"--user-data-dir={profile}", f"--window-size={WINDOW[0]},{WINDOW[1]}", "--hide-scrollbars",
+                "--remote-debugging-pipe", "about:blank"]  # fmt: skip
+        fds = {3: to_browser, 4: from_browser}
+
+        def wire() -> None:  # in the child: the pipe ends onto descriptors 3 and 4
+            for target, fd in fds.items():
+                os.dup2(fd, target)
+
+        self.proc = subprocess.Popen(args, preexec_fn=wire, pass_fds=(3, 4), stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.DEVNULL)  # fmt: skip
+        os.close(to_browser)
+        os.close(from_browser)
+        self._buffer = b""
+        self._next_id = 0
+        self.session: str | None = None
+
+    def call(self, method: str, timeout: float = 60, **params: object) -> dict:
+        self._next_id += 1
+        message = {"id": self._next_id, "method": method, "params": params}
+        if self.session and not method.startswith(("Target.", "Browser.")):
+            message["sessionId"] = self.session
+        os.write(self._write, json.dumps(message).encode() + b"\0")
+        deadline = time.monotonic() + timeout
+        while True:
+            while b"\0" not in self._buffer:
+                assert time.monotonic() < deadline, f"Chromium did not answer {method}"
+                ready, _, _ = select.select([self._read], [], [], 1.0)
+                if ready:
+                    chunk = os.read(self._read, 1 << 20)
+                    assert chunk, f"Chromium closed the pipe (exit {self.proc.poll()})"
+                    self._buffer += chunk
+            raw, self._buffer = self._buffer.split(b"\0", 1)
+            reply = json.loads(raw)
+            if reply.get("id") == self._next_id:
+                assert "error" not in reply, f"{method}: {reply['error']}"
+                return reply["result"]
+
+    def open(self, url: str) -> None:
+        target = self.call("Target.createTarget", url=url)["targetId"]
+        self.session = self.call("Target.attachToTarget", targetId=target, flatten=True)["sessionId"]
+        self.call("Emulation.setDeviceMetricsOverride", width=WINDOW[0], height=WINDOW[1], deviceScaleFactor=1,
+                  mobile=False)  # fmt: skip
+
+    def evaluate(self, expression: str) -> object:
+        return self.call("Runtime.evaluate", expression=expression, returnByValue=True)["result"].get("value")
+
+    def screenshot(self, path: Path) -> np.ndarray:
+        path.write_bytes(base64.b64decode(self.call("Page.captureScreenshot", format="png")["data"]))
+        return read_image(path)
+
+    def close(self) -> None:
+        try:
+            self.call("Browser.close", timeout=10)
+        except AssertionError:
+            pass
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+        os.close(self._write)
+        os.close(self._read)
+
+
+def wait_until(check, seconds: float, what: str) -> None:  # noqa: ANN001
+    deadline = time.monotonic() + seconds
+    while not check():
+        assert time.monotonic() < deadline, what
+        time.sleep(0.25)
+
+
+def stats(url: str) -> dict:
+    return json.loads(urllib.request.urlopen(url + "stats.json", timeout=10).read())
+
+
+def test_serve_shows_the_live_cartoon_in_chromium(tmp_path: Path, tiny_checkpoint: Path) -> None:
+    browser = chromium()
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "cartoonize", "webcam", "--input-format", "lavfi", "--input", SOURCE,
+         "--serve", "0", "--model", str(tiny_checkpoint), "--engine", "torch", "--infer-side", "160"],
+        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    try:
+        assert proc.stdout is not None
+        url = ""
+        for line in proc.stdout:
+            if "serving the preview at" in line:
+                url = line.split(" at ", 1)[1].strip()
+                break
+        assert url.startswith("http://127.0.0.1:"), f"no address printed ({proc.poll()})"
+        deadline = time.monotonic() + 120
+        while stats(url)["fps"] <= 0:  # two frames shown: the model is loaded and frames flow
+            assert time.monotonic() < deadline and proc.poll() is None, "no frames were served"
+            time.sleep(0.5)
+
+        browser_session = DevTools(browser, tmp_path / "profile")
+        try:
+            browser_session.open(url)
+            # the <img> has decoded a frame of the stream, and the page's script shows the numbers
+            wait_until(lambda: (browser_session.evaluate("document.getElementById('live').naturalWidth") or 0) > 0,
+                       60, "the browser shows no frame of the stream")  # fmt: skip
+            wait_until(lambda: "fps" in str(browser_session.evaluate("document.getElementById('stats').textContent")),
+                       30, "the page's live numbers never appeared")  # fmt: skip
+            first = browser_session.screenshot(tmp_path / "first.png")
+            shown = stats(url)["fps"]
+            wait_until(lambda: stats(url)["fps"] != shown, 60, "no new frame was published")
+            time.sleep(0.5)
+            second = browser_session.screenshot(tmp_path / "second.png")
+            size = browser_session.evaluate(
+                "[document.getElementById('live').naturalWidth, document.getElementById('live').naturalHeight]"
+            )
+        finally:
+            browser_session.close()
+        print(f"\nscreenshots: {tmp_path / 'first.png'} {tmp_path / 'second.png'}")
+    finally:
+        proc.terminate()
+        proc.wait(30)
+
+    assert size == [320, 240], size  # the stream is the camera's size: full-size output from 160-px inference
+    assert first.shape[:2] == (WINDOW[1], WINDOW[0])
+    # the page centres the 320×240 stream on a #111 background: its middle is the picture
+    h, w = first.shape[:2]
+    middle = (slice(h // 2 - 80, h // 2 + 80), slice(w // 2 - 110, w // 2 + 110))
+    for shot in (first, second):
+        picture = shot[middle].astype(np.float64)
+        assert picture.std() > 20, "the stream area is uniform: no picture was shown"
+        assert np.abs(picture - 17).mean() > 20, "the stream area is the page background"
+    change = np.abs(first[middle].astype(np.int16) - second[middle]).mean()
+    assert change > 2, f"the two screenshots are the same picture ({change:.2f}): the stream is not live"
