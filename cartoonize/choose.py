@@ -7,7 +7,7 @@ Runtime runner for a checkpoint is a parity-checked export) and the engine store
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -155,20 +155,26 @@ def stored_engine_for(request: EngineRequest) -> Path | None:
     return best_engine(source, request.frame_size, request.resolved_device(), precision)
 
 
+def auto_choice(stored_engine: Path | None, device: str, providers: Collection[str]) -> str:
+    """`--engine auto`'s order, from what is here: a stored engine built for this model, device
+    and frame size (the store ranks TensorRT before AOTInductor); else on a GPU, ONNX Runtime's
+    CUDA provider when installed, then PyTorch; on the CPU, ONNX Runtime (measured faster than
+    PyTorch eager on CPUs). Returns "engine", "onnxruntime" or "torch"."""
+    if stored_engine is not None:
+        return "engine"
+    if device == "cuda" and "CUDAExecutionProvider" not in providers:
+        return "torch"
+    return "onnxruntime"
+
+
 def _auto_runner(request: EngineRequest) -> Runner:
-    """The best backend available here: a stored engine built for this model, device and frame
-    size (TensorRT, then AOTInductor); else on a GPU, ONNX Runtime's CUDA provider when installed,
-    then PyTorch; on the CPU, ONNX Runtime (measured faster than PyTorch eager on CPUs)."""
     from cartoonize.runners.onnxruntime import available_providers
 
     engine = stored_engine_for(request)
-    if engine is not None:
+    choice = auto_choice(engine, request.resolved_device(), available_providers())
+    if engine is not None and choice == "engine":
         return runner_from_path(engine, request)
-    if request.resolved_device() == "cuda":
-        if "CUDAExecutionProvider" in available_providers():
-            return _onnxruntime_runner(request)
-        return _torch_runner(request)
-    return _onnxruntime_runner(request)
+    return RUNNERS_BY_NAME[choice](request)
 
 
 def runner_for(request: EngineRequest, frame_size: tuple[int, int] | None = None) -> Runner:
