@@ -29,3 +29,7 @@ bench *args:
 # on a GPU machine: pytest -m gpu and the GPU benchmarks, a table last, full results in gpu-check-out/ (see tests/gpu_check.py)
 gpu-check:
     python3 -m tests.gpu_check --out gpu-check-out
+
+# mutation testing of media/files.py, pipelines/video.py and export.py ([tool.mutmut] in pyproject.toml); then `.venv/bin/mutmut results`
+mutate *args:
+    .venv/bin/mutmut run "$@"

@@ -7,7 +7,7 @@ Runtime runner for a checkpoint is a parity-checked export) and the engine store
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
@@ -189,25 +189,33 @@ def stored_engine_for(request: EngineRequest) -> Path | None:
     return best_engine(source, request.frame_size, request.resolved_device(), precision)
 
 
+def auto_choice(stored_engine: Path | None, device: str, providers: Collection[str]) -> str:
+    """`--engine auto`'s order, from what is here: a stored engine built for this model, device
+    and frame size (the store ranks TensorRT before AOTInductor); else on a GPU, ONNX Runtime's
+    CUDA provider when installed, then PyTorch; on the CPU, ONNX Runtime (measured faster than
+    PyTorch eager on CPUs). Returns "engine", "onnxruntime" or "torch"."""
+    if stored_engine is not None:
+        return "engine"
+    if device == "cuda" and "CUDAExecutionProvider" not in providers:
+        return "torch"
+    return "onnxruntime"
+
+
 def _auto_runner(request: EngineRequest) -> Runner:
-    """The best backend available here: a stored engine built for this model, device and frame
-    size (TensorRT, then AOTInductor); else on a GPU, ONNX Runtime's CUDA provider when installed,
-    then PyTorch; on the CPU, PyTorch bf16 where `cpu_choice` measured it faster and close enough
-    to fp32, else ONNX Runtime fp32 (measured faster than PyTorch eager fp32 on CPUs)."""
+    """The best backend available here (`auto_choice`); on the CPU, PyTorch bf16 instead of ONNX
+    Runtime fp32 where `cpu_choice` measured it faster and close enough to fp32."""
     from cartoonize.runners.onnxruntime import available_providers
 
     engine = stored_engine_for(request)
-    if engine is not None:
+    choice = auto_choice(engine, request.resolved_device(), available_providers())
+    if engine is not None and choice == "engine":
         return runner_from_path(engine, request)
-    if request.resolved_device() == "cuda":
-        if "CUDAExecutionProvider" in available_providers():
-            return _onnxruntime_runner(request)
-        return _torch_runner(request)
-    if request.precision == "bf16" or (
-        request.precision == "auto" and cpu_choice(request).precision == "bf16"
-    ):
-        return _torch_runner(replace(request, precision="bf16"))
-    return _onnxruntime_runner(request)
+    if choice == "onnxruntime" and request.resolved_device() == "cpu":
+        if request.precision == "bf16" or (
+            request.precision == "auto" and cpu_choice(request).precision == "bf16"
+        ):
+            return _torch_runner(replace(request, precision="bf16"))
+    return RUNNERS_BY_NAME[choice](request)
 
 
 # -- the CPU's choice between PyTorch bf16 and ONNX Runtime fp32 (issue 12) -------------------------

@@ -170,3 +170,29 @@ def test_hayao_matches_the_reference_arithmetic_on_a_real_photo(hayao_checkpoint
         actual = runner(photo)
     assert np.abs(actual.astype(int) - expected.astype(int)).max() <= 1
     assert np.abs(actual.astype(int) - photo.astype(int)).mean() > 10  # and it is not the identity
+
+
+@pytest.mark.shared
+def test_styles_list_and_pull_through_the_cli(mirror: type[MirrorHandler]) -> None:
+    """`cartoonize styles list | styles pull hayao` as a user runs them, from the 127.0.0.1 mirror."""
+    import os
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": str(root), "COLUMNS": "200"}
+
+    def cli(*args: str) -> str:
+        result = subprocess.run([sys.executable, "-m", "cartoonize", *args], env=env, capture_output=True,
+                                text=True, timeout=300)  # fmt: skip
+        assert result.returncode == 0, result.stderr
+        return result.stdout + result.stderr  # the table and messages go to the console (stderr)
+
+    def downloaded(listing: str) -> dict[str, str]:
+        rows = [line.replace("│", " ").split() for line in listing.splitlines()]
+        return {row[0]: row[-1] for row in rows if row and row[0] in STYLES}
+
+    assert downloaded(cli("styles", "list")) == dict.fromkeys(STYLES, "no")
+    assert "hayao" in cli("styles", "pull", "hayao")
+    assert style_checkpoint_path("hayao").is_file()
+    assert downloaded(cli("styles", "list")) == {**dict.fromkeys(STYLES, "no"), "hayao": "yes"}

@@ -468,8 +468,11 @@ class StoreEntry:
         return self.manifest is not None and not self.problems
 
 
-def store_entries(folder: Path | None = None, check_hash: bool = True) -> list[StoreEntry]:
-    machine = current_machine()
+def store_entries(
+    folder: Path | None = None, check_hash: bool = True, machine: Machine | None = None
+) -> list[StoreEntry]:
+    """The engines in the store and why each cannot run on `machine` (default: this one)."""
+    machine = machine or current_machine()
     entries = []
     for path in stored_engines(folder):
         try:
@@ -491,12 +494,13 @@ def best_engine(
     device: str,
     precision: str | None,
     folder: Path | None = None,
+    machine: Machine | None = None,
 ) -> Path | None:
     """The stored engine `--engine auto` runs for this source, frame size, device and precision
     (None: any precision, fp16 preferred on CUDA): TensorRT before AOTInductor, an exact static
     shape before a range, the newest last."""
     candidates = []
-    for entry in store_entries(folder):
+    for entry in store_entries(folder, machine=machine):
         if not entry.usable or entry.manifest is None:
             continue
         spec = entry.manifest.spec

@@ -87,3 +87,28 @@ def test_a_file_where_the_folder_should_be(small_video: Path, tiny_checkpoint: P
     line = one_line_error(result)
     assert "notes.txt" in line and "not a folder" in line, line
     assert (tmp_path / "notes.txt").read_text() == "not a folder\n"
+
+
+def test_check_output_refuses_each_case(tmp_path: Path) -> None:
+    """The same checks in-process, one per refusal (what a mutation tool can see)."""
+    from cartoonize.errors import CartoonizeError
+    from cartoonize.media.files import check_output
+
+    src = tmp_path / "in.mp4"
+    src.write_bytes(b"x")
+    (tmp_path / "file").write_text("")
+    cases = {
+        "is the input": (tmp_path / "." / "in.mp4", True),
+        "is a folder; give a file name": (tmp_path, True),
+        "exists; pass --overwrite": (tmp_path / "file", False),
+        "does not exist": (tmp_path / "missing" / "out.mp4", False),
+        "is a file, not a folder": (tmp_path / "file" / "out.mp4", False),
+    }
+    for needle, (output, overwrite) in cases.items():
+        with pytest.raises(CartoonizeError, match=needle):
+            check_output(output, overwrite, (src,))
+    check_output(src, overwrite=True)  # replacing an existing file that is not an input is fine
+    check_output(tmp_path / "new.mp4", overwrite=False, inputs=(src,))
+    with unwritable_folder(tmp_path / "locked") as how, pytest.raises(CartoonizeError, match="not writable"):
+        check_output(tmp_path / "locked" / "out.mp4", overwrite=False)
+        pytest.fail(how)

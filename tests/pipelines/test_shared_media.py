@@ -55,19 +55,27 @@ def test_real_clip(clip: str, tiny_checkpoint: Path, tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_hayao_visibly_cartoonizes_a_real_clip(tmp_path: Path) -> None:
+    """The first frame is what the Hayao network computes (the independent re-implementation in
+    tests/reference.py on the same downscaled frame), up to the encoder's loss: a cartoon with
+    its channels swapped, a wrong scale or another network is far from it."""
+    from cartoonize.choose import checkpoint_path
+    from cartoonize.media.files import fit_within
+    from cartoonize.model import load_checkpoint
+    from cartoonize.parity import parity
+    from tests.reference import reference_frames
+
     src = SHARED_MEDIA / "big_buck_bunny_1s.webm"
     out = tmp_path / "bunny.mp4"
     request = EngineRequest(engine="auto", style="hayao", device="cpu")
     report = cartoonize_video(VideoJob(src, out, max_side=160), lambda size: runner_for(request, size))
     assert report.frames == 24 and any("re-encoded to aac" in n for n in report.streams)
-    _, original, _ = read_video(src)
     _, cartoon, _ = read_video(out)
-    from cartoonize.media.files import fit_within
-
-    w, h = fit_within(original[0].shape[1], original[0].shape[0], 160)
     with av.open(str(src)) as c:
         frame = next(c.decode(video=0))
-        small = frame.to_ndarray(format="rgb24", width=w, height=h, interpolation="AREA")
-    diff = np.abs(cartoon[0].astype(int) - small.astype(int)).mean()
-    assert diff > 8, f"output too close to the input ({diff:.1f})"
-    assert cartoon[0].std() > 20  # a picture, not a flat frame
+        w, h = fit_within(frame.width, frame.height, 160)
+        small = frame.to_ndarray(format="rgb24", width=w, height=h, interpolation="AREA")[None]
+    expected = reference_frames(load_checkpoint(checkpoint_path(request)), small)
+    got = cartoon[0][None]
+    # x264 at CRF 20 keeps a picture above 28 dB; measured here 33.5 dB, R/B swapped 15 dB
+    assert parity(expected, got).psnr_db >= 28, parity(expected, got).describe()
+    assert parity(expected, got).psnr_db >= parity(small, got).psnr_db + 10  # a cartoon, not the photo

@@ -137,13 +137,17 @@ def test_slow_engine_drops_frames_and_latency_stays_bounded(tmp_path: Path) -> N
     job = WebcamJob(spec, preview=False, output=str(tmp_path / "slow.mp4"), frames=40)
     report = run_webcam(job, lambda _size: SlowRunner(delay))
     assert report.shown == 40
-    assert report.dropped > 2 * report.shown, report.summary()
+    # bounds that a busy machine cannot break: load slows the loop, so everything is measured
+    # against the loop's own pace (one frame per `period` seconds), never against the clock
+    period = report.seconds / (report.shown - 1)
+    assert period >= delay * 0.95, report.summary()  # no frame skips the engine: fps <= 1 / delay
+    assert report.dropped >= report.shown, report.summary()  # 4 source frames a call: 3 dropped nominally
     first, second = report.latencies[:20], report.latencies[20:]
-    # queued frames would wait longer and longer (40 frames x 3 dropped x 20 ms = 2.4 s by the end);
-    # dropped ones keep each frame's delay at its own inference plus at most one source interval
-    assert np.median(second) < np.median(first) + 0.02, report.latencies
-    assert max(report.latencies) < delay + 0.1, report.latencies
-    assert 8 < report.fps < 13.5, report.summary()
+    # queued frames would wait longer and longer (40 frames x 3 dropped x 20 ms = 2.4 s by the end,
+    # some 30 periods); dropped ones keep each frame's delay at its own inference plus at most one
+    # source interval: about one period, however slow the machine
+    assert np.median(second) < np.median(first) + period, report.latencies
+    assert max(report.latencies) < 3 * period, (period, report.latencies)
     assert_playable(tmp_path / "slow.mp4", 40)
 
 

@@ -1,0 +1,62 @@
+"""`cartoonize bench` on a CPU: the engine beside PyTorch eager, with numbers that follow from
+each other (fps from the median, the speed-up from the two fps, FLOP from the network's shape)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def generator_flop(c: int, blocks: int, h: int, w: int) -> float:
+    """2 × multiply-adds of every convolution of the CartoonGAN generator with base width `c`,
+    written out from its layer list (transposed convolutions counted at their output size)."""
+    hw, q, s = h * w, h * w / 4, h * w / 16  # full, half and quarter resolution pixels
+    macs = (
+        hw * c * 3 * 49  # 7x7 flat conv, 3 -> c
+        + q * 2 * c * c * 9 + q * 2 * c * 2 * c * 9  # down to H/2: stride-2 conv, conv
+        + s * 4 * c * 2 * c * 9 + s * 4 * c * 4 * c * 9  # down to H/4
+        + blocks * 2 * s * 4 * c * 4 * c * 9  # residual blocks, two 3x3 convs each
+        + q * 2 * c * 4 * c * 9 + q * 2 * c * 2 * c * 9  # up to H/2: transposed conv, conv
+        + hw * c * 2 * c * 9 + hw * c * c * 9  # up to H
+        + hw * 3 * c * 49  # 7x7 conv to RGB
+    )  # fmt: skip
+    return 2 * macs
+
+
+def test_flop_formula_is_the_papers_figure() -> None:
+    assert generator_flop(64, 8, 100, 100) / 10 == pytest.approx(1.88e9, rel=0.01)  # per 1000 px
+
+
+def test_bench_on_the_cpu(tiny_checkpoint: Path, tmp_path: Path) -> None:
+    out = tmp_path / "bench.json"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    result = subprocess.run(
+        [sys.executable, "-m", "cartoonize", "bench", "--model", str(tiny_checkpoint), "--shape", "32x48",
+         "--iters", "4", "--warmup", "1", "--peak-tflops", "0.5", "--json", str(out)],
+        env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    text = " ".join((result.stdout + result.stderr).split())
+    assert "speed-up over torch eager" in text and "fps" in text
+    report = json.loads(out.read_text())
+    assert report["device"] == "cpu" and report["precision"] == "fp32" and report["timing"] == "perf_counter"
+    assert report["engine"]["runner"].startswith("onnxruntime")  # auto on a CPU
+    assert report["torch_eager"]["runner"].startswith("torch")
+    flop = generator_flop(8, 1, 32, 48)
+    assert report["gflop_per_frame"] == pytest.approx(flop / 1e9, abs=1e-3)
+    assert report["floor_fps"] == pytest.approx(0.5e12 / flop, rel=1e-3)
+    for r in (report["engine"], report["torch_eager"]):
+        assert r["p10_ms"] <= r["median_ms"] <= r["p90_ms"]
+        assert r["fps"] == pytest.approx(1e3 / r["median_ms"], rel=1e-2)  # batch 1
+        # the JSON rounds tflops to 1e-3 and the fraction to 1e-4: compare within that rounding
+        assert r["tflops"] == pytest.approx(r["fps"] * flop / 1e12, rel=1e-2, abs=1e-3)
+        assert r["fraction_of_peak"] == pytest.approx(r["fps"] * flop / 1e12 / 0.5, rel=1e-2, abs=2e-4)
+    speedup = report["engine"]["fps"] / report["torch_eager"]["fps"]
+    assert report["speedup_vs_eager"] == pytest.approx(speedup, rel=1e-2)

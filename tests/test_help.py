@@ -1,0 +1,57 @@
+"""Every command has `--help`, through the main CLI (plugins such as `train` included)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import typer
+
+from cartoonize.cli import _load_plugins, app
+
+ROOT = Path(__file__).resolve().parents[1]
+# the commands the README shows
+README_COMMANDS = ["video", "image", "webcam", "styles list", "styles pull", "export", "build-engine",
+                   "engines list", "bench", "train"]  # fmt: skip
+
+
+def all_commands() -> list[str]:
+    _load_plugins()
+    found = []
+
+    def walk(command: Any, prefix: list[str]) -> None:  # a click command or group
+        if prefix:
+            found.append(" ".join(prefix))  # a group (`styles`, `train`) has its own help too
+        for name, sub in getattr(command, "commands", {}).items():
+            walk(sub, [*prefix, name])
+
+    walk(typer.main.get_command(app), [])
+    return sorted(found)
+
+
+def test_every_readme_command_exists() -> None:
+    assert set(README_COMMANDS) <= set(all_commands())
+
+
+@pytest.mark.parametrize("command", sorted(set(README_COMMANDS) | set(all_commands())))
+def test_help(command: str, capsys: pytest.CaptureFixture[str]) -> None:
+    from cartoonize.cli import main
+
+    with pytest.raises(SystemExit) as exit_:
+        main([*command.split(), "--help"])
+    assert exit_.value.code == 0
+    text = capsys.readouterr().out
+    assert "Usage:" in text and f"{command.split()[-1]}" in text and "--help" in text
+
+
+def test_train_help_through_the_installed_cli() -> None:
+    """`train` is a plugin found through its entry point: the main CLI in a fresh process shows it."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    result = subprocess.run([sys.executable, "-m", "cartoonize", "train", "--help"], env=env,
+                            capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "Usage:" in result.stdout and "--photos" in result.stdout
