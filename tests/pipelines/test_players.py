@@ -17,6 +17,7 @@ import pytest
 from cartoonize.choose import EngineRequest, runner_for
 from cartoonize.pipelines.video import VideoJob, VideoReport, cartoonize_video
 from tests.conftest import SHARED_MEDIA
+from tests.helpers import make_video
 from tests.players import (
     chromium_missing,
     colour_tags_as_pyav_reads_them,
@@ -112,6 +113,22 @@ def test_ffmpeg_cli_decodes_and_probes(suffix: str, output_of: MakeOutput, small
     [audio] = streams_of(info, "audio")
     assert audio["codec_name"] == AUDIO_OF_AAC[suffix]
     assert int(audio["nb_read_frames"]) > 0 and audio["channels"] == 2
+
+
+def test_webm_takes_audio_opus_cannot_store_at_its_rate(tiny_checkpoint: Path, tmp_path: Path) -> None:
+    """Most MP3/AAC/Vorbis tracks are 44.1 kHz; Opus takes 48 kHz: the audio is resampled, not refused."""
+    src = make_video(tmp_path / "cd.mp4", frames=6, audio="aac", audio_rate=44100)
+    out = tmp_path / "out.webm"
+    request = EngineRequest(engine="torch", model=tiny_checkpoint, device="cpu")
+    report = cartoonize_video(VideoJob(src, out), lambda size: runner_for(request, size))
+    assert report.streams == [
+        "audio #1 aac: re-encoded to libopus (webm cannot store aac), resampled 44100 -> 48000 Hz"
+    ]
+    with av.open(str(out)) as c:
+        [audio] = c.streams.audio
+        assert (audio.codec_context.name, audio.codec_context.sample_rate) == ("opus", 48000)
+        seconds = sum(f.samples for f in c.decode(audio)) / 48000
+    assert abs(seconds - 6 / 12) < 0.05  # as long as the video, not sped up or cut
 
 
 SHARED_CLIPS = sorted(p.name for p in SHARED_MEDIA.glob("*") if p.suffix in (".mp4", ".mov", ".webm", ".mkv"))
