@@ -29,3 +29,7 @@ bench *args:
 # on a GPU machine: pytest -m gpu and the GPU benchmarks, a table last, full results in gpu-check-out/ (see tests/gpu_check.py)
 gpu-check:
     python3 -m tests.gpu_check --out gpu-check-out
+
+# what web-ready mp4 (faststart) costs: muxing with and without it, and a video job, on real clips
+bench-faststart *args:
+    .venv/bin/python -m cartoonize.measure.faststart "$@"
