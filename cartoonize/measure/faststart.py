@@ -52,13 +52,13 @@ def measure(clip: Path, repeats: int, frames: int | None, request: EngineRequest
         job_out = Path(tmp) / "cartoon.mp4"
         job = VideoJob(clip, job_out, max_frames=frames, max_side=360)
         report = cartoonize_video(job, lambda size: runner_for(request, size))
-        rows = {}
+        rows: dict[str, dict[str, float]] = {}
         for name, media in (("source", clip), ("cartoon", job_out)):
             runs: dict[bool, list[tuple[float, float]]] = {False: [], True: []}
             for _ in range(repeats):  # interleaved, so a busy moment hits both alike
                 for fast in (False, True):
                     runs[fast].append(remux_seconds(media, Path(tmp) / f"{fast}.mp4", faststart=fast))
-            row = {"bytes": media.stat().st_size}
+            row: dict[str, float] = {"bytes": media.stat().st_size}
             for fast, key in ((False, "plain"), (True, "faststart")):
                 row[f"{key}_s"] = statistics.median(t for t, _ in runs[fast])
                 row[f"{key}_close_s"] = statistics.median(c for _, c in runs[fast])
