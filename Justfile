@@ -33,3 +33,7 @@ gpu-check:
 # mutation testing of media/files.py, pipelines/video.py and export.py ([tool.mutmut] in pyproject.toml); then `.venv/bin/mutmut results`
 mutate *args:
     .venv/bin/mutmut run "$@"
+
+# what web-ready mp4 (faststart) costs: muxing with and without it, and a video job, on real clips
+bench-faststart *args:
+    .venv/bin/python -m cartoonize.measure.faststart "$@"

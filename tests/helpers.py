@@ -35,6 +35,7 @@ def make_video(
     codec: str | None = None,
     pix_fmt: str = "yuv420p",
     gop: int | None = None,
+    audio_rate: int = 48000,
 ) -> Path:
     """Write a test clip. `durations` (in `time_base` ticks, one per frame) makes it variable
     frame rate; `audio` names an encoder (aac, libopus, libmp3lame) for a sine track as long as
@@ -54,7 +55,7 @@ def make_video(
         video.time_base = video.codec_context.time_base = time_base
         sound = None
         if audio:
-            sound = out.add_stream(audio, rate=48000)
+            sound = out.add_stream(audio, rate=audio_rate)
             sound.layout = "stereo"
         pts = 0
         for i in range(frames):
@@ -68,11 +69,11 @@ def make_video(
         out.mux(video.encode(None))
         if sound is not None:
             seconds = float(pts * time_base)
-            _write_sine(out, sound, seconds)
+            _write_sine(out, sound, seconds, audio_rate)
     return path
 
 
-def _write_sine(out, stream, seconds: float) -> None:  # noqa: ANN001
+def _write_sine(out, stream, seconds: float, rate: int = 48000) -> None:  # noqa: ANN001
     import av
 
     ctx = stream.codec_context
@@ -80,13 +81,13 @@ def _write_sine(out, stream, seconds: float) -> None:  # noqa: ANN001
         ctx.open()
     size = ctx.frame_size or 1024
     fmt = ctx.format.name
-    resampler = av.AudioResampler(format=fmt, layout="stereo", rate=48000, frame_size=size)
-    total = int(seconds * 48000)
-    t = np.arange(total) / 48000
+    resampler = av.AudioResampler(format=fmt, layout="stereo", rate=rate, frame_size=size)
+    total = int(seconds * rate)
+    t = np.arange(total) / rate
     wave = (0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)
     stereo = np.stack([wave, wave])
     frame = av.AudioFrame.from_ndarray(stereo, format="fltp", layout="stereo")
-    frame.sample_rate, frame.pts, frame.time_base = 48000, 0, Fraction(1, 48000)
+    frame.sample_rate, frame.pts, frame.time_base = rate, 0, Fraction(1, rate)
     for chunk in resampler.resample(frame):
         out.mux(stream.encode(chunk))
     for chunk in resampler.resample(None):

@@ -73,6 +73,18 @@ def audio_plan(container: str, stream) -> str:  # noqa: ANN001
     return "copy" if allowed is None or codec_name(stream) in allowed else AUDIO_REENCODE[container]
 
 
+def encodable_rate(encoder: str, rate: int) -> int:
+    """`rate` where `encoder` takes it, else the lowest rate above it that it does take (Opus takes
+    48 kHz, not the 44.1 kHz of most MP3/AAC/Vorbis tracks); the resampler converts to it."""
+    import av
+
+    rates = av.Codec(encoder, "w").audio_rates
+    if not rates or rate in rates:
+        return rate
+    higher = [r for r in rates if r >= rate]
+    return min(higher) if higher else max(rates)
+
+
 def subtitle_copyable(container: str, stream) -> bool:  # noqa: ANN001
     allowed = SUBTITLE_COPY.get(container, set())
     return allowed is None or codec_name(stream) in allowed

@@ -32,6 +32,7 @@ from cartoonize.media.files import (
     codec_name,
     container_for,
     default_colour,
+    encodable_rate,
     even_size,
     fit_within,
     muxer_options,
@@ -421,7 +422,7 @@ def map_other_streams(source, output, container_name: str, notes: dict[int, str]
                 notes[stream.index] = f"audio #{stream.index} {name}: copied"
                 continue
             ctx = stream.codec_context
-            encoder = output.add_stream(plan, rate=ctx.sample_rate or 48000)
+            encoder = output.add_stream(plan, rate=encodable_rate(plan, ctx.sample_rate or 48000))
             encoder.layout = ctx.layout.name if ctx.layout else "stereo"
             encoder.codec_context.open()
             fmt = encoder.codec_context.format.name if encoder.codec_context.format else None
@@ -434,6 +435,8 @@ def map_other_streams(source, output, container_name: str, notes: dict[int, str]
             notes[stream.index] = (
                 f"audio #{stream.index} {name}: re-encoded to {plan} ({container_name} cannot store {name})"
             )
+            if ctx.sample_rate and encoder.rate != ctx.sample_rate:
+                notes[stream.index] += f", resampled {ctx.sample_rate} -> {encoder.rate} Hz"
         elif stream.type == "subtitle":
             if subtitle_copyable(container_name, stream):
                 copies[stream] = output.add_stream_from_template(stream)

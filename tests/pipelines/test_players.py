@@ -17,6 +17,7 @@ import pytest
 from cartoonize.choose import EngineRequest, runner_for
 from cartoonize.pipelines.video import VideoJob, VideoReport, cartoonize_video
 from tests.conftest import SHARED_MEDIA
+from tests.helpers import make_video
 from tests.players import (
     chromium_missing,
     colour_tags_as_pyav_reads_them,
@@ -114,6 +115,22 @@ def test_ffmpeg_cli_decodes_and_probes(suffix: str, output_of: MakeOutput, small
     assert int(audio["nb_read_frames"]) > 0 and audio["channels"] == 2
 
 
+def test_webm_takes_audio_opus_cannot_store_at_its_rate(tiny_checkpoint: Path, tmp_path: Path) -> None:
+    """Most MP3/AAC/Vorbis tracks are 44.1 kHz; Opus takes 48 kHz: the audio is resampled, not refused."""
+    src = make_video(tmp_path / "cd.mp4", frames=6, audio="aac", audio_rate=44100)
+    out = tmp_path / "out.webm"
+    request = EngineRequest(engine="torch", model=tiny_checkpoint, device="cpu")
+    report = cartoonize_video(VideoJob(src, out), lambda size: runner_for(request, size))
+    assert report.streams == [
+        "audio #1 aac: re-encoded to libopus (webm cannot store aac), resampled 44100 -> 48000 Hz"
+    ]
+    with av.open(str(out)) as c:
+        [audio] = c.streams.audio
+        assert (audio.codec_context.name, audio.codec_context.sample_rate) == ("opus", 48000)
+        seconds = sum(f.samples for f in c.decode(audio)) / 48000
+    assert abs(seconds - 6 / 12) < 0.05  # as long as the video, not sped up or cut
+
+
 SHARED_CLIPS = sorted(p.name for p in SHARED_MEDIA.glob("*") if p.suffix in (".mp4", ".mov", ".webm", ".mkv"))
 PREVIEW_FRAMES = 8  # the check is on the container and codecs: a few frames of each clip
 
@@ -138,26 +155,25 @@ def test_ffmpeg_cli_on_every_real_clip(clip: str, suffix: str, tiny_checkpoint: 
     assert set(audio) <= allowed, f"{suffix} holds {audio}"
 
 
-@needs_chromium
-@pytest.mark.parametrize("suffix", [".mp4", ".webm"])
-def test_chromium_plays_the_output(suffix: str, output_of: MakeOutput, capsys: pytest.CaptureFixture) -> None:
-    out, report = output_of(suffix)
+def check_in_chromium(out: Path, report: VideoReport, duration: float, frame: float) -> dict:
+    """Play `out` in headless Chromium and assert what a viewer needs: metadata, the picture size,
+    the duration within one frame of `duration`, playback that advances to the end, every frame
+    decoded, the audio decoded, and a painted frame that is one of the output's frames."""
     seen = play_in_chromium(out, limit_ms=15_000)
     log = seen.pop("chromium_log")
     snapshot = seen.pop("snapshot", None)
-    with capsys.disabled():  # what the browser saw, for the record (pytest -s shows it inline)
-        print(f"\nchromium {out.name}: {seen}")
+    print(f"chromium {out.name}: {seen}")  # what the browser saw, for the record (pytest -s, -rA)
     assert "timeout" not in seen, f"{seen['timeout']}; Chromium said:\n{log}"
     assert "error" not in seen, f"the video element failed: {seen['error']}"
     meta, final = seen["metadata"], seen["final"]
     assert meta["readyState"] >= 1  # HAVE_METADATA at loadedmetadata
     assert final["readyState"] >= 2  # HAVE_CURRENT_DATA (or more) once played
     assert (meta["videoWidth"], meta["videoHeight"]) == (report.width, report.height)
-    assert abs(meta["duration"] - SOURCE_FRAMES / SOURCE_RATE) <= FRAME
+    assert abs(meta["duration"] - duration) <= frame
     times = [t for _, t in seen["samples"]]
     assert times == sorted(times) and times[-1] > times[0], f"playback did not advance: {times}"
-    assert final["ended"] and abs(final["currentTime"] - meta["duration"]) <= FRAME
-    assert seen["quality"]["totalVideoFrames"] == SOURCE_FRAMES
+    assert final["ended"] and abs(final["currentTime"] - meta["duration"]) <= frame
+    assert seen["quality"]["totalVideoFrames"] == report.frames
     assert seen["decodedBytes"]["audio"] > 0  # the audio track decoded too
     assert all(status in (200, 206) for _, _, status in seen["requests"])
     # the frame Chromium painted is one of the output's frames as PyAV decodes them
@@ -170,4 +186,36 @@ def test_chromium_plays_the_output(suffix: str, output_of: MakeOutput, capsys: p
     assert differences[best] < 4, (
         f"no output frame looks like Chromium's (closest differs by {differences[best]:.1f})"
     )
-    assert abs(frames[best][0] - snapshot["at"]) <= 2 * FRAME
+    assert abs(frames[best][0] - snapshot["at"]) <= 2 * frame
+    return seen
+
+
+@needs_chromium
+@pytest.mark.parametrize("suffix", [".mp4", ".webm"])
+def test_chromium_plays_the_output(suffix: str, output_of: MakeOutput) -> None:
+    """.mp4: H.264 + AAC; .webm: VP9 + Opus (re-encoded from the AAC source)."""
+    out, report = output_of(suffix)
+    check_in_chromium(out, report, SOURCE_FRAMES / SOURCE_RATE, FRAME)
+
+
+@pytest.mark.shared
+@needs_chromium
+@pytest.mark.parametrize(
+    ("clip", "suffix", "audio"),
+    [("big_buck_bunny_1s.webm", ".webm", "vorbis"), ("big_buck_bunny_1s.webm", ".mp4", "aac"),
+     ("sintel_5s.mp4", ".mp4", "mp3")],
+)  # fmt: skip
+def test_chromium_plays_real_clip_outputs(
+    clip: str, suffix: str, audio: str, tiny_checkpoint: Path, tmp_path: Path
+) -> None:
+    """The other audio our outputs carry: VP9 + Vorbis (copied into .webm), H.264 + AAC re-encoded
+    from Vorbis, H.264 + MP3 (copied into .mp4)."""
+    src, out = SHARED_MEDIA / clip, tmp_path / f"{Path(clip).stem}{suffix}"
+    request = EngineRequest(engine="torch", model=tiny_checkpoint, device="cpu")
+    report = cartoonize_video(VideoJob(src, out, max_side=128), lambda size: runner_for(request, size))
+    with av.open(str(out)) as c:
+        assert [s.codec_context.codec.canonical_name for s in c.streams.audio] == [audio]
+    with av.open(str(src)) as c:
+        duration = c.duration / 1_000_000
+        frame = 1 / float(c.streams.video[0].average_rate)
+    check_in_chromium(out, report, duration, frame)

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 from fractions import Fraction
 from pathlib import Path
 
@@ -56,3 +57,18 @@ def test_recorder_file_has_moov_before_mdat(tmp_path: Path) -> None:
 def test_only_the_mov_family_gets_faststart() -> None:
     assert muxer_options("mp4") == muxer_options("mov") == {"movflags": "+faststart"}
     assert muxer_options("matroska") == muxer_options("webm") == muxer_options("flv") == {}
+
+
+def test_faststart_benchmark_prints_and_writes_ratios(
+    small_video: Path, tiny_checkpoint: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    from cartoonize.measure.faststart import main
+
+    out = tmp_path / "faststart.json"
+    args = [str(small_video), "--model", str(tiny_checkpoint), "--engine", "torch", "--repeats", "1"]
+    [result] = main([*args, "--frames", "6", "--json", str(out)])
+    assert json.loads(out.read_text()) == [result]
+    assert result["frames"] == 6 and result["job_ratio"] >= 1.0
+    for row in result["remux"].values():
+        assert row["plain_s"] > 0 and row["faststart_s"] > 0 and row["mux_ratio"] > 0
+    assert "small.mp4 (cartoon)" in capsys.readouterr().out
