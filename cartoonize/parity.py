@@ -12,12 +12,12 @@ from pathlib import Path
 import numpy as np
 
 from cartoonize.errors import CartoonizeError
-from cartoonize.export import onnx_from_checkpoint, reference_photo
+from cartoonize.export import PSNR_THRESHOLDS, onnx_from_checkpoint, reference_photo
 from cartoonize.model import Checkpoint, load_checkpoint
 from cartoonize.runners.onnxruntime import OnnxRuntimeRunner
 from cartoonize.runners.torch import TorchRunner
 
-PSNR_THRESHOLDS = {"fp32": 45.0, "fp16": 38.0}  # dB in uint8; below this an export or build fails
+__all__ = ["PSNR_THRESHOLDS", "Parity", "export_with_parity", "onnx_parity", "parity"]
 
 
 @dataclass(frozen=True)

@@ -480,10 +480,11 @@ def best_engine(
     device: str,
     precision: str | None,
     folder: Path | None = None,
+    backend: str | None = None,
 ) -> Path | None:
     """The stored engine `--engine auto` runs for this source, frame size, device and precision
     (None: any precision, fp16 preferred on CUDA): TensorRT before AOTInductor, an exact static
-    shape before a range, the newest last."""
+    shape before a range, the newest last. `backend` keeps only that backend's engines."""
     size = padded(frame_size)
     candidates = []
     for entry in store_entries(folder):
@@ -491,6 +492,8 @@ def best_engine(
             continue
         spec = entry.manifest.spec
         if spec.device != device or not spec.profile.contains(size):
+            continue
+        if backend is not None and spec.backend != backend:
             continue
         if precision is not None and spec.precision != precision:
             continue
