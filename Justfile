@@ -26,7 +26,11 @@ demo:
 bench *args:
     .venv/bin/python -m cartoonize.measure.benchmarks "$@"
 
-# on a GPU machine: pytest -m gpu and the GPU benchmarks, a table last, full results in gpu-check-out/ (see tests/gpu_check.py)
+# here, once: the data the GPU check carries (.gpu/: the Hayao checkpoint, 720p and 1080p clips)
+gpu-prepare:
+    .venv/bin/python -m tests.gpu_check --prepare .gpu
+
+# on a GPU machine (≤ 8 min): AOTInductor matrix, pytest -m gpu, benches, video end to end, a table last (tests/gpu_check.py)
 gpu-check:
     python3 -m tests.gpu_check --out gpu-check-out
 

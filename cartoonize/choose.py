@@ -7,7 +7,7 @@ Runtime runner for a checkpoint is a parity-checked export) and the engine store
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
@@ -28,7 +28,7 @@ __all__ = [
 
 @dataclass(frozen=True)
 class EngineRequest:
-    engine: str = "auto"  # auto | torch | onnxruntime | a path to an engine file
+    engine: str = "auto"  # auto | torch | compile | onnxruntime | a path to an engine file
     style: str | None = None  # a pretrained style name ...
     model: Path | None = None  # ... or a checkpoint; neither means the default style
     device: str = "auto"  # auto | cpu | cuda
@@ -98,6 +98,17 @@ def _torch_runner(request: EngineRequest) -> Runner:
     return TorchRunner(checkpoint, request.resolved_device(), request.resolved_precision())
 
 
+def _compile_runner(request: EngineRequest) -> Runner:
+    from cartoonize.engines.store import source_from
+    from cartoonize.model import load_checkpoint
+    from cartoonize.runners.compile import CompileRunner
+
+    path = checkpoint_path(request)
+    key = source_from(request.style, request.model, None).key()
+    return CompileRunner(load_checkpoint(path), request.resolved_device(), request.resolved_precision(),
+                         frame_size=request.frame_size, model_key=key)  # fmt: skip
+
+
 def _onnxruntime_runner(request: EngineRequest) -> Runner:
     from cartoonize.runners.onnxruntime import OnnxRuntimeRunner
 
@@ -159,10 +170,36 @@ RUNNERS_BY_SUFFIX: dict[str, Callable[[Path, EngineRequest], Runner]] = {
     ".engine": _tensorrt_file_runner,
 }
 
+
+def _stored_runner(backend: str) -> Callable[[EngineRequest], Runner]:
+    """`--engine aoti|tensorrt`: the stored engine of that backend for this model, device and frame size."""
+
+    def opener(request: EngineRequest) -> Runner:
+        from cartoonize.engines.store import BuildSpec, ShapeProfile, best_engine, padded, source_from
+
+        if request.frame_size is None:
+            raise CartoonizeError(f"--engine {backend} needs the frame size (give --shape)")
+        source = source_from(request.style, request.model, None)
+        device = request.resolved_device()
+        precision = None if request.precision == "auto" else request.precision
+        engine = best_engine(source, request.frame_size, device, precision, backend=backend)
+        if engine is None:
+            spec = BuildSpec(source, backend, request.resolved_precision(), device,
+                             ShapeProfile.static(padded(request.frame_size)))  # fmt: skip
+            raise CartoonizeError(f"no stored {backend} engine fits here; build one: `{spec.command()}`")
+        return runner_from_path(engine, request)
+
+    return opener
+
+
 # --engine NAME -> how to build a runner from --style/--model
 RUNNERS_BY_NAME: dict[str, Callable[[EngineRequest], Runner]] = {
     "torch": _torch_runner,
+    "eager": _torch_runner,
+    "compile": _compile_runner,
     "onnxruntime": _onnxruntime_runner,
+    "aoti": _stored_runner("aoti"),
+    "tensorrt": _stored_runner("tensorrt"),
 }
 
 
@@ -189,16 +226,32 @@ def stored_engine_for(request: EngineRequest) -> Path | None:
     return best_engine(source, request.frame_size, request.resolved_device(), precision)
 
 
-def auto_choice(stored_engine: Path | None, device: str, providers: Collection[str]) -> str:
-    """`--engine auto`'s order, from what is here: a stored engine built for this model, device
-    and frame size (the store ranks TensorRT before AOTInductor); else on a GPU, ONNX Runtime's
-    CUDA provider when installed, then PyTorch; on the CPU, ONNX Runtime (measured faster than
-    PyTorch eager on CPUs). Returns "engine", "onnxruntime" or "torch"."""
-    if stored_engine is not None:
-        return "engine"
-    if device == "cuda" and "CUDAExecutionProvider" not in providers:
-        return "torch"
+def auto_choice(device: str, stored_engine: bool, compile_usable: bool, onnxruntime_cuda: bool) -> str:
+    """What `--engine auto` runs: 'stored' (a TensorRT/AOTInductor engine built for this model,
+    device and frame size), 'compile', 'onnxruntime' or 'torch'.
+
+    On CUDA: a stored engine, then torch.compile (3.6x eager fp16 on an H200, DESIGN.md), then
+    ONNX Runtime's CUDA provider, then eager PyTorch. On the CPU: a stored engine, else ONNX
+    Runtime: compile measured no faster here (see README's speed table) and costs minutes of
+    compiling on first use."""
+    if stored_engine:
+        return "stored"
+    if device == "cuda":
+        if compile_usable:
+            return "compile"
+        return "onnxruntime" if onnxruntime_cuda else "torch"
     return "onnxruntime"
+
+
+def compile_usable(device: str) -> bool:
+    """torch.compile can run here: Inductor's GPU code needs Triton; `CARTOONIZE_NO_COMPILE=1`
+    turns it off for `auto`."""
+    import importlib.util
+    import os
+
+    if os.environ.get("CARTOONIZE_NO_COMPILE") == "1":
+        return False
+    return device != "cuda" or importlib.util.find_spec("triton") is not None
 
 
 def _auto_runner(request: EngineRequest) -> Runner:
@@ -207,10 +260,16 @@ def _auto_runner(request: EngineRequest) -> Runner:
     from cartoonize.runners.onnxruntime import available_providers
 
     engine = stored_engine_for(request)
-    choice = auto_choice(engine, request.resolved_device(), available_providers())
-    if engine is not None and choice == "engine":
+    device = request.resolved_device()
+    choice = auto_choice(
+        device,
+        engine is not None,
+        compile_usable(device),
+        device == "cuda" and "CUDAExecutionProvider" in available_providers(),
+    )
+    if engine is not None and choice == "stored":
         return runner_from_path(engine, request)
-    if choice == "onnxruntime" and request.resolved_device() == "cpu":
+    if choice == "onnxruntime" and device == "cpu":
         if request.precision == "bf16" or (
             request.precision == "auto" and cpu_choice(request).precision == "bf16"
         ):

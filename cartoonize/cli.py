@@ -92,8 +92,10 @@ EngineOpt = Annotated[
     typer.Option(
         "--engine",
         "-e",
-        help="auto (a stored engine for this model and frame size, else the best runtime here), torch, "
-        "onnxruntime, or a path to an engine file (.plan, .pt2, .onnx, .pt).",
+        help="auto (a stored engine for this model and frame size; else on a GPU torch.compile, on the "
+        "CPU onnxruntime), torch or eager, compile (torch.compile), onnxruntime, aoti or tensorrt (the "
+        "stored engine), or a path to an engine file (.plan, .pt2, .onnx, .pt). bench takes several, "
+        "comma-separated.",
     ),
 ]
 ShapeOpt = Annotated[

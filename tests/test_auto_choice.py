@@ -1,7 +1,7 @@
 """`--engine auto`'s order on a GPU machine, decided from its inputs (the engine store, the
 machine it describes, the device and ONNX Runtime's providers), so it is checked without a GPU:
-a stored TensorRT engine, then an AOTInductor engine, then ONNX Runtime's CUDA provider, PyTorch
-on CUDA, and ONNX Runtime on the CPU."""
+a stored TensorRT engine, then an AOTInductor engine, then torch.compile, ONNX Runtime's CUDA
+provider, PyTorch on CUDA, and ONNX Runtime on the CPU."""
 
 from __future__ import annotations
 
@@ -24,7 +24,6 @@ from cartoonize.engines.store import (
 H200 = Machine(torch="2.13.0", tensorrt="10.13.0", gpu="NVIDIA H200", capability="sm90", cpu="x86_64 avx2")
 HAYAO = EngineSource("style", "hayao")
 SHAPE = (720, 1280)
-CUDA_EP = ["CUDAExecutionProvider", "CPUExecutionProvider"]
 
 
 def stored(folder: Path, backend: str, precision: str = "fp16", machine: Machine = H200) -> Path:
@@ -51,16 +50,16 @@ def test_tensorrt_before_aoti_before_the_runtimes(store: Path) -> None:
     aoti = stored(store, "aoti")
     plan = stored(store, "tensorrt")
     assert best_engine(HAYAO, SHAPE, "cuda", None, store, H200) == plan
-    assert auto_choice(plan, "cuda", CUDA_EP) == "engine"
+    assert auto_choice("cuda", plan is not None, True, True) == "stored"
     plan.unlink()  # no TensorRT engine: the AOTInductor one
     assert best_engine(HAYAO, SHAPE, "cuda", None, store, H200) == aoti
     aoti.unlink()  # no engine at all: the runtimes, CUDA provider first
     engine = best_engine(HAYAO, SHAPE, "cuda", None, store, H200)
     assert engine is None
-    assert auto_choice(engine, "cuda", CUDA_EP) == "onnxruntime"
-    assert auto_choice(engine, "cuda", ["CPUExecutionProvider"]) == "torch"
-    assert auto_choice(engine, "cpu", ["CPUExecutionProvider"]) == "onnxruntime"
-    assert auto_choice(engine, "cpu", CUDA_EP) == "onnxruntime"
+    assert auto_choice("cuda", engine is not None, True, True) == "compile"
+    assert auto_choice("cuda", engine is not None, False, True) == "onnxruntime"
+    assert auto_choice("cuda", engine is not None, False, False) == "torch"
+    assert auto_choice("cpu", engine is not None, True, False) == "onnxruntime"
 
 
 def test_an_engine_this_machine_cannot_run_is_passed_over(store: Path) -> None:

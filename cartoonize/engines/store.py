@@ -495,10 +495,11 @@ def best_engine(
     precision: str | None,
     folder: Path | None = None,
     machine: Machine | None = None,
+    backend: str | None = None,
 ) -> Path | None:
     """The stored engine `--engine auto` runs for this source, frame size, device and precision
     (None: any precision, fp16 preferred on CUDA): TensorRT before AOTInductor, an exact static
-    shape before a range, the newest last."""
+    shape before a range, the newest last. `backend` keeps only that backend's engines."""
     candidates = []
     for entry in store_entries(folder, machine=machine):
         if not entry.usable or entry.manifest is None:
@@ -506,6 +507,8 @@ def best_engine(
         spec = entry.manifest.spec
         size = padded(frame_size, size_multiple(entry.manifest))
         if spec.device != device or not spec.profile.contains(size):
+            continue
+        if backend is not None and spec.backend != backend:
             continue
         if precision is not None and spec.precision != precision:
             continue

@@ -3,7 +3,8 @@
 Frames are made once and stay where the runner reads them: on the GPU, device tensors through
 `infer_tensor` timed with CUDA events (no host copies in the timing); on the CPU, `perf_counter`.
 Every run also times the torch eager runner on the same device and precision, so the ratio is
-measured, not remembered.
+measured, not remembered. `--engine eager,compile,aoti` times several runners side by side in
+one run (each beside the same eager baseline).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ H200_FP16_DENSE_TFLOPS = 752.0  # measured fp16 matrix-product ceiling (DESIGN.m
 
 @dataclass(frozen=True)
 class BenchJob:
-    request: EngineRequest  # engine: auto | torch | onnxruntime | a path
+    request: EngineRequest  # engine: auto | eager | compile | aoti | onnxruntime | a path, or a comma list
     shape: tuple[int, int]
     batch: int = 1
     iters: int = 50
@@ -118,6 +119,8 @@ def time_runner(runner: Runner, frames: np.ndarray, iters: int, warmup: int) -> 
 
 
 def bench(job: BenchJob, on_step: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Time each runner of `job.request.engine` (one name or path, or several, comma-separated)
+    and the torch eager baseline. The report's `engine` is the first runner; `runners` all of them."""
     from cartoonize.engines.store import padded
     from cartoonize.export import reference_photo
 
@@ -127,38 +130,64 @@ def bench(job: BenchJob, on_step: Callable[[str], None] | None = None) -> dict[s
             f"--shape: use multiples of 4, e.g. {padded(job.shape)[0]}x{padded(job.shape)[1]}"
         )
     frames = np.ascontiguousarray(np.repeat(reference_photo(*job.shape), job.batch, axis=0))
-    runner = runner_for(job.request, job.shape)
-    with runner:
-        step(f"timing {runner.describe()}")
-        timings = [Timing(runner.describe(), time_runner(runner, frames, job.iters, job.warmup))]
-        device, precision = runner.device, runner.precision
-        model_request = _model_of(runner, job.request)
+    names = [n.strip() for n in job.request.engine.split(",") if n.strip()] or ["auto"]
+    timings: list[Timing] = []
+    eager_timing: Timing | None = None
+    device: str | None = None
+    precision = "auto"
+    model_request = job.request
+    failed: list[dict[str, Any]] = []
+    for name in names:
+        try:
+            runner = runner_for(replace(job.request, engine=name), job.shape)
+        except CartoonizeError as exc:
+            if len(names) == 1:
+                raise
+            failed.append({"runner": name, "error": str(exc)})  # side by side: the others still run
+            continue
+        with runner:
+            step(f"timing {runner.describe()}")
+            timing = Timing(runner.describe(), time_runner(runner, frames, job.iters, job.warmup))
+            timings.append(timing)
+            if device is None:
+                device, precision = runner.device, runner.precision
+                model_request = _model_of(runner, replace(job.request, engine=name))
+            if runner.name == "torch" and (runner.device, runner.precision) == (device, precision):
+                eager_timing = timing
+    if device is None:
+        raise CartoonizeError("; ".join(f"--engine {f['runner']}: {f['error']}" for f in failed))
     imported = imported_for(model_request) is not None
     if imported:  # no PyTorch module to compare with: the default style's network is the baseline
         model_request = replace(model_request, style=None, model=None)
-    eager_request = replace(model_request, engine="torch", device=device, precision=precision)
-    with runner_for(eager_request) as eager:
-        step(f"timing the baseline {eager.describe()}")
-        label = (
-            f"{eager.describe()}, {DEFAULT_STYLE} (an imported model has no PyTorch module)"
-            if imported
-            else eager.describe()
-        )
-        timings.append(Timing(label, time_runner(eager, frames, job.iters, job.warmup)))
+    if eager_timing is None:
+        eager_request = replace(model_request, engine="torch", device=str(device), precision=precision)
+        with runner_for(eager_request) as eager:
+            step(f"timing the baseline {eager.describe()}")
+            label = (
+                f"{eager.describe()}, {DEFAULT_STYLE} (an imported model has no PyTorch module)"
+                if imported
+                else eager.describe()
+            )
+            eager_timing = Timing(label, time_runner(eager, frames, job.iters, job.warmup))
 
     # FLOP counts are the generator's; an imported network's are not known, so none are given
     flop = 0.0 if imported else generator_flop_per_frame(model_request, job.shape)
     peak = job.peak_tflops
     if peak is None and device == "cuda" and precision == "fp16":
         peak = H200_FP16_DENSE_TFLOPS
-    candidate, baseline = (t.stats(job.batch, flop, peak) for t in timings)
+    baseline = eager_timing.stats(job.batch, flop, peak)
+    runners = []
+    for timing in timings:
+        stats = timing.stats(job.batch, flop, peak)
+        stats["speedup_vs_eager"] = round(stats["fps"] / baseline["fps"], 3)
+        runners.append(stats)
     report = {
         "shape": list(job.shape), "batch": job.batch, "iters": job.iters, "warmup": job.warmup,
-        "device": device, "precision": precision, "gpu": _gpu_name(device),
+        "device": device, "precision": precision, "gpu": _gpu_name(str(device)),
         "gflop_per_frame": round(flop / 1e9, 3) if flop else None, "peak_tflops": peak if flop else None,
         "floor_fps": round(peak * 1e12 / flop, 1) if peak and flop else None,
-        "engine": candidate, "torch_eager": baseline,
-        "speedup_vs_eager": round(candidate["fps"] / baseline["fps"], 3),
+        "engine": runners[0], "torch_eager": baseline, "runners": [*runners, *failed],
+        "speedup_vs_eager": runners[0]["speedup_vs_eager"],
         "timing": "CUDA events on device tensors" if device == "cuda" else "perf_counter",
     }  # fmt: skip
     if job.json_path is not None:
@@ -194,14 +223,20 @@ def format_report(report: dict[str, Any]) -> list[str]:
     gflop = f"{report['gflop_per_frame']} GFLOP/frame" if report["gflop_per_frame"] else "FLOP not known"
     lines = [f"{report['shape'][0]}x{report['shape'][1]} batch {report['batch']}, {report['device']} "
              f"{report['precision']}, {gflop} ({report['timing']})"]  # fmt: skip
-    for key in ("engine", "torch_eager"):
-        r = report[key]
+    rows = report.get("runners", [report["engine"]])
+    eager = report["torch_eager"]
+    for r in [*rows, *([] if any(r["runner"] == eager["runner"] for r in rows) else [eager])]:
+        if "error" in r:
+            lines.append(f"  {r['runner']}: not run ({r['error']})")
+            continue
         line = (f"  {r['runner']}: {r['fps']:.1f} fps, median {r['median_ms']:.2f} ms "
                 f"(p10 {r['p10_ms']:.2f}, p90 {r['p90_ms']:.2f})")  # fmt: skip
         if r["tflops"] is not None:
             line += f", {r['tflops']:.2f} TFLOP/s"
         if "fraction_of_peak" in r:
             line += f" = {100 * r['fraction_of_peak']:.1f} % of {report['peak_tflops']:g}"
+        if r is not eager and "speedup_vs_eager" in r:
+            line += f", {r['speedup_vs_eager']:.2f}× eager"
         lines.append(line)
     floor = f"; compute floor {report['floor_fps']} fps" if report["floor_fps"] else ""
     lines.append(f"  speed-up over torch eager: {report['speedup_vs_eager']:.2f}×{floor}")

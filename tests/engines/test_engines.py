@@ -558,3 +558,36 @@ def test_a_crashing_tensorrt_engine_is_not_rebuilt(
     with pytest.raises(build.EngineCrashed, match=r"crashed \(SIGSEGV in string_at"):
         build.build_engine(spec, tmp_path / "x.plan")
     assert built == [None] and list(tmp_path.iterdir()) == []
+
+
+def test_bench_times_runners_side_by_side(tiny_checkpoint: Path, engine_copy: Path, tmp_path: Path) -> None:
+    """`--engine eager,onnxruntime,aoti`: each timed in one run beside one eager baseline (the
+    eager runner listed is the baseline, not timed twice); `aoti` is the stored engine."""
+    out = tmp_path / "bench.json"
+    code, text = run_cli("bench", "--engine", "eager,onnxruntime,aoti", "--model", str(tiny_checkpoint),
+                         "--device", "cpu", "--shape", f"{SIZE}x{SIZE}", "--iters", "3", "--warmup", "1",
+                         "--json", str(out))  # fmt: skip
+    assert code == 0, text
+    report = json.loads(out.read_text())
+    names = [r["runner"].split()[0] for r in report["runners"]]
+    assert names == ["torch", "onnxruntime", "aoti"], names
+    assert report["torch_eager"] == {k: v for k, v in report["runners"][0].items() if k != "speedup_vs_eager"}
+    assert all(r["fps"] > 0 and r["speedup_vs_eager"] > 0 for r in report["runners"])
+    assert "× eager" in text and "onnxruntime" in text
+
+
+def test_named_stored_engine_says_how_to_build_one(tiny_checkpoint: Path) -> None:
+    from cartoonize.choose import EngineRequest, runner_for
+
+    with pytest.raises(CartoonizeError, match="no stored aoti engine fits here; build one: `cartoonize build-engine"):
+        runner_for(EngineRequest(engine="aoti", model=tiny_checkpoint, device="cpu"), (48, 48))
+
+
+def test_bench_reports_a_runner_that_cannot_run_and_times_the_rest(tiny_checkpoint: Path, tmp_path: Path) -> None:
+    out = tmp_path / "bench.json"
+    code, text = run_cli("bench", "--engine", "eager,aoti", "--model", str(tiny_checkpoint), "--device", "cpu",
+                         "--shape", "16x16", "--iters", "2", "--warmup", "0", "--json", str(out))  # fmt: skip
+    assert code == 0, text
+    eager, aoti = json.loads(out.read_text())["runners"]
+    assert eager["fps"] > 0 and aoti["runner"] == "aoti" and "no stored aoti engine" in aoti["error"]
+    assert "aoti: not run (no stored aoti engine" in text

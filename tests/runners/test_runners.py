@@ -20,7 +20,11 @@ from tests.reference import reference_frames
 RUNNERS: dict[str, Callable[[Path], Runner]] = {
     "torch": lambda ckpt: runner_for(EngineRequest(engine="torch", model=ckpt, device="cpu")),
     "onnxruntime": lambda ckpt: runner_for(EngineRequest(engine="onnxruntime", model=ckpt, device="cpu")),
+    "compile": lambda ckpt: runner_for(EngineRequest(engine="compile", model=ckpt, device="cpu")),
 }
+# torch.compile on a 2-core CPU takes about a minute of CPU time a new size: the fast suite runs
+# the odd size (padded to 40x24), the other shapes (batch 2, 3) run with -m slow
+COMPILE_FAST_SHAPES = {(1, 37, 23, 3)}
 
 
 @pytest.fixture(params=sorted(RUNNERS))
@@ -29,7 +33,15 @@ def runner(request: pytest.FixtureRequest, tiny_checkpoint: Path) -> Runner:
 
 
 @pytest.mark.parametrize("shape", [(1, 32, 32, 3), (2, 48, 64, 3), (1, 37, 23, 3), (3, 6, 10, 3)])
-def test_contract_and_parity(runner: Runner, tiny_checkpoint: Path, shape: tuple[int, ...]) -> None:
+def test_contract_and_parity(
+    runner: Runner, tiny_checkpoint: Path, shape: tuple[int, ...], request: pytest.FixtureRequest
+) -> None:
+    if (
+        runner.name == "compile"
+        and shape not in COMPILE_FAST_SHAPES
+        and "slow" not in request.config.option.markexpr
+    ):
+        pytest.skip("compile: a new size costs a compile; this shape runs with -m slow")
     frames = np.random.default_rng(1).integers(0, 256, shape, dtype=np.uint8)
     expected = reference_frames(load_checkpoint(tiny_checkpoint), frames)  # not the torch runner
     with runner as r:
@@ -67,6 +79,102 @@ def test_selection_by_path_and_errors(tiny_checkpoint: Path, tmp_path: Path) -> 
 def test_auto_on_cpu_is_onnxruntime(tiny_checkpoint: Path) -> None:
     runner = runner_for(EngineRequest(engine="auto", model=tiny_checkpoint, device="cpu"))
     assert runner.name == "onnxruntime" and runner.device == "cpu"
+
+
+@pytest.mark.parametrize(
+    ("device", "stored", "compiles", "ort_cuda", "expected"),
+    [
+        ("cuda", True, True, True, "stored"),
+        ("cuda", False, True, True, "compile"),
+        ("cuda", False, False, True, "onnxruntime"),
+        ("cuda", False, False, False, "torch"),
+        ("cpu", True, True, False, "stored"),
+        ("cpu", False, True, False, "onnxruntime"),
+    ],
+)
+def test_auto_order(device: str, stored: bool, compiles: bool, ort_cuda: bool, expected: str) -> None:
+    from cartoonize.choose import auto_choice
+
+    assert auto_choice(device, stored, compiles, ort_cuda) == expected
+
+
+@pytest.mark.gpu
+def test_auto_on_cuda_is_compile(tiny_checkpoint: Path) -> None:
+    runner = runner_for(EngineRequest(engine="auto", model=tiny_checkpoint, device="cuda"), (64, 64))
+    assert runner.name == "compile" and runner.device == "cuda" and runner.precision == "fp16"
+    with runner as r:
+        out = r(np.zeros((1, 64, 64, 3), np.uint8))
+    assert out.shape == (1, 64, 64, 3) and r.shapes == {(1, 64, 64): True}
+
+
+SECOND_LOAD = """
+import json, sys, time
+import numpy as np
+from torch._dynamo.utils import counters
+from cartoonize.choose import EngineRequest, runner_for
+started = time.perf_counter()
+with runner_for(EngineRequest(engine="compile", model=sys.argv[1], device="cpu")) as run:
+    run(np.zeros((1, 37, 23, 3), np.uint8))
+print(json.dumps({"hit": counters["inductor"]["fxgraph_cache_hit"], "miss": counters["inductor"]["fxgraph_cache_miss"],
+                  "shapes": [list(k) + [v] for k, v in run.shapes.items()], "seconds": time.perf_counter() - started}))
+"""
+
+
+def test_compile_second_load_reuses_the_cache(tiny_checkpoint: Path, capsys: pytest.CaptureFixture) -> None:
+    """A second process at a size compiled before: Inductor's FX graph cache under the cartoonize
+    cache answers (a hit, no miss); each process prints the notice once; the parity result and
+    the compile time are remembered."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from cartoonize.runners.compile import ChecksFile, inductor_cache_dir
+
+    frames = np.random.default_rng(4).integers(0, 256, (1, 37, 23, 3), dtype=np.uint8)
+    with RUNNERS["compile"](tiny_checkpoint) as run:
+        run(frames)
+        assert run.shapes == {(1, 40, 24): True}
+    assert any(inductor_cache_dir().rglob("*")), "Inductor wrote its cache under $CARTOONIZE_CACHE"
+    root = str(Path(__file__).resolve().parents[2])
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([root, os.environ.get("PYTHONPATH", "")])}
+    child = subprocess.run([sys.executable, "-c", SECOND_LOAD, str(tiny_checkpoint)], capture_output=True,
+                           text=True, env=env, timeout=600)  # fmt: skip
+    assert child.returncode == 0, child.stderr[-2000:]
+    second = json.loads(child.stdout.strip().splitlines()[-1])
+    assert second["hit"] >= 1 and second["miss"] == 0 and second["shapes"] == [[1, 40, 24, True]], second
+    assert "compiling the engine for 40x24 (batch 1), first run only, ~" in child.stderr
+    (record,) = [v for k, v in ChecksFile().read().items() if ".cpu.fp32.40x24.b1." in k]
+    assert record["passes"] and record["psnr_db"] >= 45 and record["compile_s"] > 0, json.dumps(record)
+    print(f"second process: {second['seconds']:.1f} s to a first cartoon (compile {record['compile_s']} s)")
+
+
+def test_compile_failure_falls_back_to_eager_with_one_warning(
+    tiny_checkpoint: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No working C++ compiler (a real failure of Inductor on the CPU): eager PyTorch, one warning."""
+    from torch._inductor import config
+
+    monkeypatch.setattr(config.cpp, "cxx", ("/bin/false",))
+    monkeypatch.setattr(config, "fx_graph_cache", False)
+    frames = np.random.default_rng(5).integers(0, 256, (1, 12, 16, 3), dtype=np.uint8)
+    with TorchRunner(load_checkpoint(tiny_checkpoint)) as ref:
+        expected = ref(frames)
+    from cartoonize.runners import compile as compile_runner
+
+    monkeypatch.setattr(compile_runner, "inductor_caches", _no_caches)
+    with pytest.warns(UserWarning, match="torch.compile failed for 12x16") as caught:
+        with RUNNERS["compile"](tiny_checkpoint) as run:
+            out = run(frames)
+            run(frames)
+    assert len([w for w in caught if "torch.compile" in str(w.message)]) == 1
+    assert np.array_equal(out, expected) and "fell back to eager" in run.describe()
+
+
+def _no_caches():  # the failure test must not find a cached graph for its size
+    import contextlib
+
+    return contextlib.nullcontext()
 
 
 def test_fp16_on_cpu_is_refused_not_silently_changed(tiny_checkpoint: Path) -> None:
