@@ -60,6 +60,13 @@ def check_photo(spec: WrapSpec) -> np.ndarray:
     return np.repeat(photo, spec.fixed_batch or 1, axis=0)
 
 
+def _photo_name() -> str:
+    import importlib.util
+
+    has_skimage = importlib.util.find_spec("skimage") is not None
+    return "scikit-image astronaut" if has_skimage else "a synthetic scene (scikit-image is not installed)"
+
+
 def _run(session: Any, x: np.ndarray) -> np.ndarray:
     return session.run(None, {session.get_inputs()[0].name: x})[0]
 
@@ -115,7 +122,7 @@ def check_wrapped(raw: Any, wrapped: Any, spec: WrapSpec, assumed: dict[str, str
             f"the check on a photo fails: {problem} with range {range_text(spec.value_range)} ({how}); {hint}"
         )
     clipped = float(np.mean((out == 0) | (out == 255)))
-    return {"photo": f"scikit-image astronaut {photo.shape[1]}x{photo.shape[2]}",
+    return {"photo": f"{_photo_name()} {photo.shape[1]}x{photo.shape[2]}",
             "max_abs_diff_vs_numpy": diff, "output_std": round(float(out.std()), 2),
             "mean_abs_change": round(float(np.mean(np.abs(out.astype(np.int16) - photo))), 2),
             "clipped_fraction": round(clipped, 4)}  # fmt: skip
