@@ -243,9 +243,9 @@ class LocalProcesses:
                     except OSError:
                         pass
             for slot in slots:
-                slot.process.join(timeout=5 if slot.index is None else 0)
-                if slot.process.is_alive():
-                    slot.process.kill()  # interrupted mid-piece: it wrote only temporary files
+                slot.process.join(timeout=1 if slot.index is None else 0)
+                if slot.process.is_alive():  # slow to tear down, or interrupted mid-piece: it holds
+                    slot.process.kill()  # nothing but temporary files, removed by the caller
                     slot.process.join()
         return [o or Outcome(error="not run") for o in outcomes]
 

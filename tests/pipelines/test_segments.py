@@ -35,7 +35,7 @@ def single_pass(src: Path, out: Path, checkpoint: Path, make_chain=None, **job) 
 
 def audio_packets(path: Path) -> list[tuple]:
     with av.open(str(path)) as c:
-        return [(p.pts, p.dts, p.duration, bytes(p)) for p in c.demux(c.streams.audio[0]) if p.size]
+        return [(p.pts, p.dts, bytes(p)) for p in c.demux(c.streams.audio[0]) if p.size]
 
 
 def first_rotation(path: Path) -> int:
