@@ -26,6 +26,10 @@ demo:
 bench *args:
     .venv/bin/python -m cartoonize.measure.benchmarks "$@"
 
+# the scaling row alone: a long generated clip in segments on 1 and 2 workers, local processes and local Ray
+scaling *args:
+    .venv/bin/python -m cartoonize.measure.benchmarks --scaling-only "$@"
+
 # on a GPU machine: pytest -m gpu and the GPU benchmarks, a table last, full results in gpu-check-out/ (see tests/gpu_check.py)
 gpu-check:
     python3 -m tests.gpu_check --out gpu-check-out

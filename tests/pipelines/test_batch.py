@@ -64,7 +64,7 @@ def test_folder_with_a_corrupt_file_and_an_existing_output(tiny_checkpoint: Path
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
     result = subprocess.run(
         [sys.executable, "-m", "cartoonize", "video", "clips", "out/", "--model", str(tiny_checkpoint),
-         "--device", "cpu"],
+         "--engine", "torch", "--device", "cpu"],
         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert result.returncode == 1, result.stderr

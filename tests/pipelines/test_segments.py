@@ -84,7 +84,8 @@ def test_segments_on_two_processes_equal_a_single_pass(
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
     result = subprocess.run(
         [sys.executable, "-m", "cartoonize", "video", str(long_clip), str(joined), "--model",
-         str(tiny_checkpoint), "--device", "cpu", "--codec", "ffv1", "--segments", "4", "--workers", "2"],
+         str(tiny_checkpoint), "--engine", "torch", "--device", "cpu", "--codec", "ffv1", "--segments", "4",
+         "--workers", "2"],
         env=env, capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
