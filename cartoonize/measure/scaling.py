@@ -10,6 +10,7 @@ that becomes the bottleneck.
 
 from __future__ import annotations
 
+import logging
 import os
 import tempfile
 from fractions import Fraction
@@ -86,7 +87,7 @@ def scaling(request: EngineRequest, shape: tuple[int, int], frames: int, workers
                 print("scaling: Ray is not installed (pip install 'cartoonize[ray]'); no Ray rows")
                 return rows
             ray.init(num_cpus=max(workers), include_dashboard=False, log_to_driver=False,
-                     logging_level="WARNING")  # fmt: skip
+                     logging_level=logging.WARNING)  # fmt: skip
             try:
                 for n in workers:
                     rows.append(_run(clip, folder, f"ray x{n}", request, RayTasks(workers=n), segments))

@@ -104,8 +104,12 @@ class InProcess:
         outcomes = []
         for i, piece in enumerate(pieces):
             on_event(Event("start", i, os.getpid()))
+
+            def progress(done: int, i: int = i) -> None:
+                on_event(Event("progress", i, frames=done))
+
             try:
-                report, _ = run_piece(piece, lambda done, i=i: on_event(Event("progress", i, frames=done)))
+                report, _ = run_piece(piece, progress)
             except CartoonizeError as exc:
                 outcomes.append(Outcome(error=one_line(exc)))
                 on_event(Event("failed", i, message=one_line(exc)))
@@ -368,7 +372,7 @@ class RayTasks:
                     except ray.exceptions.RayTaskError as exc:  # the piece's own error, not retried
                         cause = exc.cause if isinstance(exc.cause, BaseException) else exc
                         outcomes[i] = Outcome(error=one_line(cause), attempts=attempts[i])
-                        on_event(Event("failed", i, message=outcomes[i].error or ""))
+                        on_event(Event("failed", i, message=one_line(cause)))
                         continue
                     except ray.exceptions.RayError as exc:  # workers lost more often than retried
                         error = f"{type(exc).__name__} after {self.retries + 1} attempts (Ray worker lost each time)"
