@@ -30,6 +30,10 @@ bench *args:
 gpu-prepare:
     .venv/bin/python -m tests.gpu_check --prepare .gpu
 
+# the scaling row alone: a long generated clip in segments on 1 and 2 workers, local processes and local Ray
+scaling *args:
+    .venv/bin/python -m cartoonize.measure.benchmarks --scaling-only "$@"
+
 # on a GPU machine (≤ 8 min): AOTInductor matrix, pytest -m gpu, benches, video end to end, a table last (tests/gpu_check.py)
 gpu-check:
     python3 -m tests.gpu_check --out gpu-check-out

@@ -3,9 +3,13 @@ and frame size, on this machine. Prints a table and writes JSON.
 
     python -m cartoonize.measure.benchmarks [--sizes 180x320,360x640] [--engines torch,onnxruntime]
                                     [--styles hayao,light-paprika] [--clip PATH] [--json PATH]
+                                    [--scaling-only | --no-scaling]
 
 Several styles (built-in or imported) are measured in one run, each size in turn, and each row
 after the first of a size gets its ratio to that first row: the numbers share the machine's state.
+
+The scaling row (`measure.scaling`): a long generated clip in segments on 1 and 2 workers, local
+processes and a local Ray cluster, beside one pass in this process.
 """
 
 from __future__ import annotations
@@ -66,11 +70,18 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     parser.add_argument("--iters", type=int, default=5)
     parser.add_argument("--frames", type=int, default=12, help="frames per end-to-end run")
     parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument("--no-scaling", action="store_true", help="leave out the scaling row")
+    parser.add_argument("--scaling-only", action="store_true", help="only the scaling row")
+    parser.add_argument("--scaling-size", default="90x160", help="HxW of the long generated clip")
+    parser.add_argument("--scaling-frames", type=int, default=192, help="frames of the long clip")
+    parser.add_argument("--scaling-workers", default="1,2", help="worker counts to compare")
+    parser.add_argument("--scaling-segments", type=int, default=4, help="segments the clip is cut into")
+    parser.add_argument("--scaling-engine", default="torch", help="the runner each worker loads")
     args = parser.parse_args(argv)
 
     base = EngineRequest(device=args.device, precision=args.precision)
     rows = []
-    for size in args.sizes.split(","):
+    for size in [] if args.scaling_only else args.sizes.split(","):
         first: dict[str, Any] | None = None
         for style in args.styles.split(","):
             for engine in args.engines.split(","):
@@ -91,7 +102,20 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
                 print(f"{style:<14} {row['runner']:<44} {size:>9}  alone {row['inference_fps']:8.2f} fps   end to end "
                       f"{row['end_to_end_fps']:8.2f} fps  (engine {100 * row['end_to_end_engine_share']:.0f} % of the time){ratio}",
                       flush=True)  # fmt: skip
-    result = {"machine": platform.processor() or platform.machine(), "rows": rows}
+    result: dict[str, Any] = {"machine": platform.processor() or platform.machine(), "rows": rows}
+    if not args.no_scaling:
+        from cartoonize.measure.scaling import scaling
+
+        workers = [int(n) for n in args.scaling_workers.split(",")]
+        request = replace(base, engine=args.scaling_engine)
+        result["scaling"] = scaling(request, parse_shape(args.scaling_size), args.scaling_frames, workers,
+                                    args.scaling_segments)  # fmt: skip
+        print(f"scaling: {args.scaling_frames} frames {args.scaling_size} in {args.scaling_segments} segments, "
+              f"{request.engine}, {result['scaling'][0]['cpus']} CPUs", flush=True)  # fmt: skip
+        for row in result["scaling"]:
+            print(f"  {row['run']:<10} {row['seconds']:8.2f} s {row['fps']:7.2f} fps  x{row['speedup_vs_1_worker']} vs 1 worker, "
+                  f"x{row['speedup_vs_one_pass']} vs one pass; driver {row['driver_seconds']:.2f} s, "
+                  f"{row['bytes_to_driver'] / 1e6:.2f} MB back to it", flush=True)  # fmt: skip
     try:
         import torch
 

@@ -101,6 +101,8 @@ class BatchReport:
     retries: list[str] = field(default_factory=list)
     width: int = 0
     height: int = 0
+    driver_seconds: float = 0.0  # writing what workers sent back, and joining segments
+    bytes_to_driver: int = 0  # encoded bytes workers sent back (Ray: no shared file system assumed)
 
     def of(self, status: str) -> list[FileResult]:
         return [r for r in self.results if r.status == status]
@@ -199,17 +201,19 @@ def cartoonize_many(
     tally = Tally(pieces, on_progress, on_event)
     try:
         outcomes = executor.run(pieces, tally) if pieces else []
+        finishing = time.perf_counter()
         for work in works:
             if work.pieces:
                 _finish(work, [outcomes[i] for i in work.pieces])
+        driver_seconds = time.perf_counter() - finishing
     finally:
         for work in works:
             if work.parts is not None:
                 shutil.rmtree(work.parts, ignore_errors=True)
-    report = BatchReport(
-        [w.result for w in works], time.perf_counter() - started, executor.name, tally.retries
-    )
-    report.width, report.height = width, height
+    results = [w.result for w in works]
+    report = BatchReport(results, time.perf_counter() - started, executor.name, tally.retries)
+    report.width, report.height, report.driver_seconds = width, height, driver_seconds
+    report.bytes_to_driver = sum(len(o.data) for o in outcomes if o.data is not None)
     return report
 
 

@@ -85,7 +85,7 @@ def plan_segments(path: Path, count: int | None = None, seconds: float | None = 
 
     frames, keys = keyframe_index(path)
     with av.open(str(path)) as container:
-        time_base = container.streams.video[0].time_base
+        time_base = container.streams.video[0].time_base or Fraction(1, 90000)  # demuxers set one
     span = frames[-1] - frames[0]
     if count is None:
         if not seconds or seconds <= 0:
@@ -127,13 +127,13 @@ def _video_packets(parts: list[Path], starts: list[int | None], source_tb: Fract
     for part, start in zip(parts, starts, strict=True):
         with av.open(str(part)) as container:
             stream = container.streams.video[0]
-            shift = None
+            part_tb = stream.time_base or source_tb
+            shift: int | None = None
             for packet in container.demux(stream):
-                if not packet.size:
+                if not packet.size or packet.pts is None:
                     continue
                 if shift is None:
-                    planned = 0 if start is None else round(start * source_tb / stream.time_base)
-                    shift = planned - packet.pts if start is not None else 0
+                    shift = 0 if start is None else round(start * source_tb / part_tb) - packet.pts
                 if shift:
                     packet.pts += shift
                     if packet.dts is not None:
@@ -168,7 +168,7 @@ def join_segments(source: Path, parts: list[Path], plan: SegmentPlan, output: Pa
         copies, reencode = map_other_streams(src, out, container_name, notes)
         others = (p for p in src.demux(list(copies)) if p.dts is not None) if copies else iter(())
         starts = [segment.window.start for segment in plan.segments]
-        video = _video_packets(parts, starts, src.streams.video[0].time_base)
+        video = _video_packets(parts, starts, src.streams.video[0].time_base or Fraction(1, 90000))
         written, last_dts = 0, None
         # one pass over both, by time: the muxer interleaves what it is given in order
         for packet in heapq.merge(video, others, key=_when):

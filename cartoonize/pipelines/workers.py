@@ -104,8 +104,12 @@ class InProcess:
         outcomes = []
         for i, piece in enumerate(pieces):
             on_event(Event("start", i, os.getpid()))
+
+            def progress(done: int, i: int = i) -> None:
+                on_event(Event("progress", i, frames=done))
+
             try:
-                report, _ = run_piece(piece, lambda done, i=i: on_event(Event("progress", i, frames=done)))
+                report, _ = run_piece(piece, progress)
             except CartoonizeError as exc:
                 outcomes.append(Outcome(error=one_line(exc)))
                 on_event(Event("failed", i, message=one_line(exc)))
@@ -243,9 +247,9 @@ class LocalProcesses:
                     except OSError:
                         pass
             for slot in slots:
-                slot.process.join(timeout=5 if slot.index is None else 0)
-                if slot.process.is_alive():
-                    slot.process.kill()  # interrupted mid-piece: it wrote only temporary files
+                slot.process.join(timeout=1 if slot.index is None else 0)
+                if slot.process.is_alive():  # slow to tear down, or interrupted mid-piece: it holds
+                    slot.process.kill()  # nothing but temporary files, removed by the caller
                     slot.process.join()
         return [o or Outcome(error="not run") for o in outcomes]
 
@@ -368,7 +372,7 @@ class RayTasks:
                     except ray.exceptions.RayTaskError as exc:  # the piece's own error, not retried
                         cause = exc.cause if isinstance(exc.cause, BaseException) else exc
                         outcomes[i] = Outcome(error=one_line(cause), attempts=attempts[i])
-                        on_event(Event("failed", i, message=outcomes[i].error or ""))
+                        on_event(Event("failed", i, message=one_line(cause)))
                         continue
                     except ray.exceptions.RayError as exc:  # workers lost more often than retried
                         error = f"{type(exc).__name__} after {self.retries + 1} attempts (Ray worker lost each time)"

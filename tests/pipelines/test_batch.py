@@ -1,0 +1,94 @@
+"""`cartoonize video IN... OUT_DIR/`: folders of videos, the naming rule, failures on one line,
+skipped outputs, the summary and the exit status."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from cartoonize.errors import CartoonizeError
+from cartoonize.pipelines.batch import find_videos
+from tests.helpers import make_video, read_video
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_naming_rule_mirrors_the_tree(tmp_path: Path) -> None:
+    clips = tmp_path / "clips"
+    (clips / "day1" / ".hidden").mkdir(parents=True)
+    for name in (
+        "a.mp4",
+        "day1/b.MOV",
+        "day1/c.ts",
+        "day1/.d.partial.mp4",
+        "day1/.hidden/e.mp4",
+        "notes.txt",
+    ):
+        (clips / name).write_bytes(b"x")
+    single = tmp_path / "f.mkv"
+    single.write_bytes(b"x")
+    out = tmp_path / "out"
+    pairs = find_videos([clips, single], out)
+    assert [(s.relative_to(tmp_path), t.relative_to(tmp_path)) for s, t in pairs] == [
+        (Path("clips/a.mp4"), Path("out/clips/a.mp4")),
+        (Path("clips/day1/b.MOV"), Path("out/clips/day1/b.MOV")),
+        (Path("clips/day1/c.ts"), Path("out/clips/day1/c.ts.mp4")),  # .ts cannot be written: + .mp4
+        (Path("f.mkv"), Path("out/f.mkv")),
+    ]
+    other = tmp_path / "elsewhere" / "clips"
+    other.mkdir(parents=True)
+    (other / "a.mp4").write_bytes(b"x")
+    with pytest.raises(CartoonizeError, match="would both be written to"):
+        find_videos([clips, other], out)
+    (out / "clips").mkdir(parents=True)
+    (out / "clips" / "a.mp4").write_bytes(b"an earlier output")
+    found = [s.relative_to(tmp_path) for s, _ in find_videos([tmp_path], out)]
+    assert Path("out/clips/a.mp4") not in found and Path("clips/a.mp4") in found  # OUT inside IN is skipped
+
+
+def test_folder_with_a_corrupt_file_and_an_existing_output(tiny_checkpoint: Path, tmp_path: Path) -> None:
+    clips = tmp_path / "clips"
+    (clips / "sub" / "deep").mkdir(parents=True)
+    make_video(clips / "a.mp4", frames=6, audio="aac")
+    make_video(clips / "sub" / "b.mkv", frames=5, audio=None)
+    make_video(clips / "sub" / "deep" / "c.mov", frames=4, audio=None)
+    (clips / "sub" / "broken.mp4").write_text("not a video\n" * 40)
+    (clips / "readme.txt").write_text("not a video either, and not a video file name")
+    out = tmp_path / "out"
+    (out / "clips" / "sub").mkdir(parents=True)
+    (out / "clips" / "sub" / "b.mkv").write_bytes(b"keep me")
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    result = subprocess.run(
+        [sys.executable, "-m", "cartoonize", "video", "clips", "out/", "--model", str(tiny_checkpoint),
+         "--engine", "torch", "--device", "cpu"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert [line for line in lines if line.startswith("failed")] == [
+        "failed   clips/sub/broken.mp4: clips/sub/broken.mp4 is not a readable video (Invalid data found when processing input)"
+    ]
+    assert "skipped  clips/sub/b.mkv: out/clips/sub/b.mkv exists" in lines
+    assert any(line.startswith("done     clips/a.mp4 -> out/clips/a.mp4 (6 frames") for line in lines)
+    assert any(
+        line.startswith("done     clips/sub/deep/c.mov -> out/clips/sub/deep/c.mov (4 frames")
+        for line in lines
+    )
+    assert lines[-2].startswith(
+        "2 done, 1 skipped (output exists; --overwrite replaces it), 1 failed: 10 frames"
+    )
+    assert lines[-1] == "error: 1 of 4 videos failed (listed above)"
+    assert len(read_video(out / "clips" / "a.mp4")[1]) == 6
+    assert len(read_video(out / "clips" / "sub" / "deep" / "c.mov")[1]) == 4
+    assert (out / "clips" / "sub" / "b.mkv").read_bytes() == b"keep me"
+    written = sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file())
+    assert written == [
+        "clips/a.mp4",
+        "clips/sub/b.mkv",
+        "clips/sub/deep/c.mov",
+    ]  # nothing partial, no broken.mp4

@@ -1,0 +1,111 @@
+"""The same segments as Ray tasks on a local Ray cluster of 2 CPUs: equal to a single pass, a
+killed Ray worker's task retried by Ray, and a one-line hint where Ray is not installed."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from cartoonize.choose import EngineRequest
+from cartoonize.errors import CartoonizeError
+from cartoonize.pipelines.batch import SplitOptions, cartoonize_many
+from cartoonize.pipelines.video import VideoJob
+from cartoonize.pipelines.workers import Event, RayTasks, import_ray
+from cartoonize.stages import StageChain, StageOptions
+from tests.pipelines.test_segments import LOSSLESS, assert_same_as_single_pass, single_pass
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def ray_cluster() -> Iterator[object]:
+    """A local Ray cluster of 2 CPUs for this module, small object store, no dashboard; its
+    workers import this checkout (they start with the driver's environment)."""
+    ray = pytest.importorskip("ray", reason="needs Ray (pip install 'cartoonize[ray]')")
+    os.environ["PYTHONPATH"] = os.pathsep.join([str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])])
+    ray.init(num_cpus=2, include_dashboard=False, object_store_memory=80 * 1024 * 1024, log_to_driver=False,
+             logging_level="WARNING")  # fmt: skip
+    yield ray
+    ray.shutdown()
+
+
+def run_on_ray(src: Path, out: Path, checkpoint: Path, **kwargs):  # noqa: ANN003, ANN201
+    request = EngineRequest(engine="torch", model=checkpoint, device="cpu")
+    return cartoonize_many([(src, out)], VideoJob(src, out, encoder=LOSSLESS), request, RayTasks(), SplitOptions(4),
+                           **kwargs)  # fmt: skip
+
+
+def test_ray_segments_equal_a_single_pass(
+    ray_cluster: object, long_clip: Path, tiny_checkpoint: Path, tmp_path: Path, one_thread: None
+) -> None:
+    single = single_pass(long_clip, tmp_path / "single.mkv", tiny_checkpoint, encoder=LOSSLESS)
+    seen: list[Event] = []
+    report = run_on_ray(long_clip, tmp_path / "joined.mkv", tiny_checkpoint, on_event=seen.append)
+    assert report.of("done"), report.lines()
+    assert report.executor == "Ray (local cluster)" and report.retries == []
+    assert {e.index for e in seen if e.kind == "done"} == {0, 1, 2, 3}
+    assert {e.pid for e in seen if e.kind == "start"} - {os.getpid()}  # ran in Ray's workers
+    assert_same_as_single_pass(tmp_path / "joined.mkv", single, lossless=True)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["joined.mkv", "single.mkv"]
+
+
+class Slow:
+    """A stage that takes 20 ms a frame: a segment lasts long enough to be killed in the middle."""
+
+    name = "slow"
+
+    def __call__(self, source: np.ndarray, cartoon: np.ndarray) -> np.ndarray:
+        time.sleep(0.02)
+        return cartoon
+
+    def reset(self) -> None:
+        pass
+
+
+def slow_chain(options: StageOptions) -> StageChain:
+    return StageChain([Slow()])
+
+
+def test_a_killed_ray_worker_is_retried(
+    ray_cluster: object, long_clip: Path, tiny_checkpoint: Path, tmp_path: Path, one_thread: None
+) -> None:
+    single = single_pass(long_clip, tmp_path / "single.mkv", tiny_checkpoint, encoder=LOSSLESS)
+    pids: dict[int, int] = {}
+    killed: list[int] = []
+
+    def kill_mid_segment(event: Event) -> None:
+        if event.kind == "start":
+            pids[event.index] = event.pid or 0
+        if event.kind == "progress" and event.index == 1 and event.attempt == 1 and not killed:
+            killed.append(pids[1])
+            os.kill(pids[1], signal.SIGKILL)
+
+    report = run_on_ray(long_clip, tmp_path / "joined.mkv", tiny_checkpoint, on_event=kill_mid_segment,
+                        make_chain=slow_chain)  # fmt: skip
+    assert killed and report.of("done"), report.lines()
+    assert report.retries == [f"{long_clip} segment 2/4: Ray worker lost; retried (attempt 2)"]
+    assert_same_as_single_pass(tmp_path / "joined.mkv", single, lossless=True)
+
+
+def test_without_ray_the_option_says_how_to_install(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, tiny_checkpoint: Path
+) -> None:
+    monkeypatch.setitem(sys.modules, "ray", None)  # what `import ray` meets where it is not installed
+    with pytest.raises(CartoonizeError, match=r"pip install 'cartoonize\[ray\]'"):
+        import_ray()
+    code = "import sys; sys.modules['ray'] = None; from cartoonize.cli import main; main()"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    result = subprocess.run(
+        [sys.executable, "-c", code, "video", "in.mp4", "out.mp4", "--model", str(tiny_checkpoint), "--ray"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1].startswith("error: --ray needs Ray")
