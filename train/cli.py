@@ -180,7 +180,12 @@ def train(
     content_weight: Annotated[
         float | None,
         typer.Option(
-            help=_help("Content loss weight (omega).", "content_weight"), rich_help_panel=PANEL_MODEL
+            help=_help(
+                "Content loss weight (omega): the default is the author's effective balance; "
+                "10 is the paper's nominal omega with an exact gradient.",
+                "content_weight",
+            ),
+            rich_help_panel=PANEL_MODEL,
         ),
     ] = None,
     gan_loss: Annotated[
