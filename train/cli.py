@@ -14,7 +14,7 @@ from typing import Annotated
 import typer
 
 from cartoonize.errors import CartoonizeError
-from train.config import TrainConfig
+from train.config import GAN_LOSSES, LOAD_FITS, POOL_UNITS, VGG_SOURCES, WEIGHT_INITS, TrainConfig
 
 app = typer.Typer(
     help="Train a CartoonGAN style from a folder of photos and a folder of cartoon frames.",
@@ -25,29 +25,16 @@ DEFAULTS = {f.name: f.default for f in fields(TrainConfig) if f.default is not M
 EXIT_INTERRUPTED = 130  # the shell's code for "stopped by Ctrl-C"
 
 
-class GanLoss(StrEnum):
-    lsgan = "lsgan"
-    bce = "bce"
+def _choices(name: str, values: tuple[str, ...]) -> type[StrEnum]:
+    """A Typer choice type from one of TrainConfig's tuples of allowed values (one source of truth)."""
+    return StrEnum(name, [(value.replace("-", "_"), value) for value in values])  # type: ignore[return-value]
 
 
-class LoadFit(StrEnum):
-    stretch = "stretch"
-    short_side = "short-side"
-
-
-class PoolUnit(StrEnum):
-    batch = "batch"
-    image = "image"
-
-
-class WeightInit(StrEnum):
-    author = "author"
-    pytorch = "pytorch"
-
-
-class VggSource(StrEnum):
-    imagenet = "imagenet"
-    random = "random"
+GanLoss = _choices("GanLoss", GAN_LOSSES)
+LoadFit = _choices("LoadFit", LOAD_FITS)
+PoolUnit = _choices("PoolUnit", POOL_UNITS)
+WeightInit = _choices("WeightInit", WEIGHT_INITS)
+VggSource = _choices("VggSource", VGG_SOURCES)
 
 
 def _help(text: str, name: str) -> str:
@@ -180,7 +167,12 @@ def train(
     content_weight: Annotated[
         float | None,
         typer.Option(
-            help=_help("Content loss weight (omega).", "content_weight"), rich_help_panel=PANEL_MODEL
+            help=_help(
+                "Content loss weight (omega): the default is the author's effective balance; "
+                "10 is the paper's nominal omega with an exact gradient.",
+                "content_weight",
+            ),
+            rich_help_panel=PANEL_MODEL,
         ),
     ] = None,
     gan_loss: Annotated[
@@ -281,7 +273,9 @@ def prepare(
     load_size: Annotated[
         int, typer.Option(help="The training scale, as `train --load-size`; 0: own size.")
     ] = DEFAULTS["load_size"],
-    load_fit: Annotated[LoadFit, typer.Option(help="As `train --load-fit`.")] = LoadFit.stretch,
+    load_fit: Annotated[
+        LoadFit | None, typer.Option(help="As `train --load-fit`. [default: stretch]")
+    ] = None,
     frame_rate: Annotated[float, typer.Option(help="From a video: as `train --frame-rate`.")] = DEFAULTS[
         "frame_rate"
     ],
@@ -297,6 +291,11 @@ def prepare(
 
         console = Console(stderr=True)
         folder = image_folder(cartoons, "cartoons", frame_rate, frame_cache, console)
-        prepare_cartoons(folder, edge_cache, console, LoadScale(load_size, load_fit.value))
+        prepare_cartoons(
+            folder,
+            edge_cache,
+            console,
+            LoadScale(load_size, load_fit.value if load_fit else DEFAULTS["load_fit"]),
+        )
     except CartoonizeError as exc:
         _fail(str(exc))

@@ -122,7 +122,9 @@ def test_adversarial_step_losses_and_order(vgg, d_first: bool) -> None:
 
 def test_generator_step_raises_d_of_its_fakes(vgg) -> None:
     """G's target is 'real': with D held still (lr 0) and no content loss, D(G(photo)) goes up."""
-    recipe = make_recipe(vgg, pool_size=0, lr_d=0.0, lr_g=1e-3, content_weight=0.0)
+    recipe = make_recipe(vgg, pool_size=0, lr_d=0.0, lr_g=1e-3, content_weight=0.0, zero_bias=False)
+    with torch.no_grad():  # D says 0.5 everywhere, give or take: towards 1 is up, towards 0 down
+        recipe.discriminator.head.bias.fill_(0.5)
     batch = make_batch(seed=5)
     with torch.no_grad():
         before = recipe.discriminator(recipe.generator(batch["photo"])).mean().item()
@@ -130,7 +132,7 @@ def test_generator_step_raises_d_of_its_fakes(vgg) -> None:
         recipe.adversarial_step(batch)
     with torch.no_grad():
         after = recipe.discriminator(recipe.generator(batch["photo"])).mean().item()
-    assert after > before + 1e-3, (before, after)
+    assert 0.4 < before < 0.6 and after > before + 1e-3, (before, after)
 
 
 # --- the author's initialisation and biases
