@@ -83,6 +83,19 @@ MaxSideOpt = Annotated[
 ]
 OverwriteOpt = Annotated[bool, typer.Option("--overwrite", "-y", help="Replace an existing output.")]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or summary.")]
+RawOpt = Annotated[
+    bool,
+    typer.Option("--raw", help="Every frame stage off: the network's per-frame output as it is (no exposure match, no stabilization)."),
+]  # fmt: skip
+NoStabilizeOpt = Annotated[
+    bool, typer.Option("--no-stabilize", help="No temporal stabilization (the exposure match stays on).")
+]
+
+
+def _stages(raw: bool, no_stabilize: bool = False):  # -> StageOptions
+    from cartoonize.stages import StageOptions
+
+    return StageOptions(raw=raw, stabilize=not no_stabilize)
 
 
 def _request(engine: str, style: str | None, model: Path | None, device: Device, precision: Precision,
@@ -127,24 +140,29 @@ def video(
     ] = "auto",
     crf: Annotated[int, typer.Option(min=0, max=51, help="Quality: lower is better and bigger.")] = 20,
     preset: Annotated[str, typer.Option(help="x264 speed preset.")] = "veryfast",
+    raw: RawOpt = False,
+    no_stabilize: NoStabilizeOpt = False,
     overwrite: OverwriteOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
-    """Cartoonize a video: every frame with its timestamp, audio and subtitles kept."""
+    """Cartoonize a video: every frame with its timestamp, audio and subtitles kept; exposure
+    follows the source and frames are stabilized along the source's motion (see --raw)."""
     from cartoonize.choose import runner_for
     from cartoonize.media.files import EncoderSettings
     from cartoonize.pipelines.video import VideoJob, cartoonize_video
     from cartoonize.progress import frame_progress
 
     request = _request(engine, style, model, device, precision, quiet)
-    job = VideoJob(input, output, max_side, batch, EncoderSettings(codec, crf, preset), overwrite, frames)
+    job = VideoJob(input, output, max_side, batch, EncoderSettings(codec, crf, preset), overwrite, frames,
+                   stages=_stages(raw, no_stabilize))  # fmt: skip
     with frame_progress(f"cartoonizing {input.name}", quiet) as on_progress:
         report = cartoonize_video(job, lambda size: runner_for(request, size), on_progress)
     if not quiet:
         _console().print(
             f"[green]wrote {output}[/]: {report.frames} frames {report.width}×{report.height} "
             f"in {report.seconds:.1f} s ({report.fps:.1f} fps end to end, waiting on the engine "
-            f"{100 * report.engine_share:.0f} % of the time; {report.engine}; {report.video_codec})"
+            f"{100 * report.engine_share:.0f} % of the time; {report.engine}; {report.video_codec}; "
+            f"stages: {report.stages})"
         )
         for note in report.streams:
             _console().print(f"  {note}")
@@ -160,6 +178,7 @@ def image(
     device: DeviceOpt = Device.auto,
     precision: PrecisionOpt = Precision.auto,
     max_side: MaxSideOpt = None,
+    raw: RawOpt = False,
     overwrite: OverwriteOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
@@ -169,7 +188,7 @@ def image(
     from cartoonize.progress import frame_progress
 
     request = _request(engine, style, model, device, precision, quiet)
-    job = ImageJob(tuple(inputs), output, max_side, overwrite)
+    job = ImageJob(tuple(inputs), output, max_side, overwrite, _stages(raw))
     with frame_progress("cartoonizing photos", quiet) as on_progress:
         written = cartoonize_images(job, lambda: runner_for(request), on_progress)
     if not quiet:
@@ -333,6 +352,8 @@ def webcam(
     side_by_side: Annotated[bool, typer.Option("--side-by-side", help="Show original | cartoon.")] = False,
     frames: Annotated[int | None, typer.Option(min=1, help="Stop after N frames shown.")] = None,
     snapshots: Annotated[Path, typer.Option(file_okay=False, help="Folder for snapshots (key s).")] = Path("."),
+    raw: RawOpt = False,
+    no_stabilize: NoStabilizeOpt = False,
     overwrite: OverwriteOpt = False,
 ) -> None:  # fmt: skip
     """A live cartoon camera: preview window (q quit, space original/cartoon, s snapshot, f overlay),
@@ -350,7 +371,8 @@ def webcam(
         return runner_for(_request(engine, style, model, device, precision), frame_size)
 
     job = WebcamJob(spec, not no_preview, parse_address(serve) if serve else None, output, overwrite,
-                    virtual_cam, virtual_cam_device, side_by_side, frames, snapshots)  # fmt: skip
+                    virtual_cam, virtual_cam_device, side_by_side, frames, snapshots,
+                    stages=_stages(raw, no_stabilize))  # fmt: skip
     try:
         report = run_webcam(job, make_runner, _console().print)
     except KeyboardInterrupt:  # while the camera or the model was still opening
