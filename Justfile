@@ -29,3 +29,7 @@ bench *args:
 # on a GPU machine: pytest -m gpu and the GPU benchmarks, a table last, full results in gpu-check-out/ (see tests/gpu_check.py)
 gpu-check:
     python3 -m tests.gpu_check --out gpu-check-out
+
+# exposure, flicker and closeness to today's output on every shared clip: --raw vs the default stages (Hayao, 320 px, 120 frames), a table and quality.json
+quality *args:
+    CARTOONIZE_WEIGHTS_URL=file://$(realpath ../shared/weights) .venv/bin/python -m cartoonize.measure.quality_clips ../shared/media --json quality.json "$@"

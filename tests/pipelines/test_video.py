@@ -385,3 +385,30 @@ def test_an_empty_audio_track_is_not_reported_as_copied(
     report = cartoonize_video(VideoJob(src, tmp_path / "out.mp4"), lambda size: runner_for(request, size))
     assert report.streams == ["audio #1 aac: no packets in the input, nothing to carry"]
     assert report.frames == 24
+
+
+def test_raw_turns_every_stage_off(small_video: Path, tiny_checkpoint: Path, tmp_path: Path) -> None:
+    from cartoonize.stages import StageOptions
+
+    outs = {}
+    for name, stages in [
+        ("raw", StageOptions(raw=True)),
+        ("each_off", StageOptions(exposure=False, stabilize=False)),
+        ("default", StageOptions()),
+    ]:
+        outs[name] = tmp_path / f"{name}.mp4"
+        run(small_video, outs[name], tiny_checkpoint, stages=stages, max_frames=8)
+    raw, each_off, default = (read_video(outs[n])[1] for n in ("raw", "each_off", "default"))
+    assert len(raw) == len(default) == 8
+    assert all(
+        np.array_equal(a, b) for a, b in zip(raw, each_off, strict=True)
+    )  # the same encode, bit for bit
+    assert not all(np.array_equal(a, b) for a, b in zip(raw, default, strict=True))  # the stages ran
+
+
+def test_cli_raw_and_no_stabilize_are_options() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "cartoonize", "video", "--help"], capture_output=True, text=True, timeout=120,
+        env={**os.environ, "COLUMNS": "200"},
+    )  # fmt: skip
+    assert "--raw" in done.stdout and "--no-stabilize" in done.stdout
