@@ -45,3 +45,7 @@ mutate *args:
 # what web-ready mp4 (faststart) costs: muxing with and without it, and a video job, on real clips
 bench-faststart *args:
     .venv/bin/python -m cartoonize.measure.faststart "$@"
+
+# exposure, flicker and closeness to today's output on every shared clip: --raw vs the default stages (Hayao, 320 px, 120 frames), a table and quality.json
+quality *args:
+    CARTOONIZE_WEIGHTS_URL=file://$(realpath ../shared/weights) .venv/bin/python -m cartoonize.measure.quality_clips ../shared/media --json quality.json "$@"

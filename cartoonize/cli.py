@@ -125,6 +125,19 @@ InferSideOpt = Annotated[
 ]
 OverwriteOpt = Annotated[bool, typer.Option("--overwrite", "-y", help="Replace an existing output.")]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or summary.")]
+RawOpt = Annotated[
+    bool,
+    typer.Option("--raw", help="Every frame stage off: the network's per-frame output as it is (no exposure match, no stabilization)."),
+]  # fmt: skip
+NoStabilizeOpt = Annotated[
+    bool, typer.Option("--no-stabilize", help="No temporal stabilization (the exposure match stays on).")
+]
+
+
+def _stages(raw: bool, no_stabilize: bool = False, infer_side: int | None = None):  # -> StageOptions
+    from cartoonize.stages import StageOptions
+
+    return StageOptions(raw=raw, stabilize=not no_stabilize, infer_side=infer_side)
 
 
 def _request(engine: str, style: str | None, model: Path | None, device: Device, precision: Precision,
@@ -190,20 +203,22 @@ def video(
     preroll: Annotated[int | None, typer.Option(min=0, help="Frames each segment runs first and drops, to warm temporal stages [default: 30 with temporal stages, else 0].")] = None,
     workers: Annotated[int, typer.Option(min=1, help="Local worker processes, each with its own runner (one GPU each where there are several).")] = 1,
     ray: Annotated[str | None, typer.Option("--ray", is_flag=False, flag_value="local", metavar="[ADDRESS]", help="Run the pieces as Ray tasks: on the cluster at ADDRESS (auto, HOST:PORT, ray://...), or a local one started for the run when no address is given (put --ray after the paths, or write --ray=ADDRESS). Needs cartoonize[ray].")] = None,
+    raw: RawOpt = False,
+    no_stabilize: NoStabilizeOpt = False,
     overwrite: OverwriteOpt = False,
     quiet: QuietOpt = False,
 ) -> None:  # fmt: skip
-    """Cartoonize a video: every frame with its timestamp, audio and subtitles kept. Several
+    """Cartoonize a video: every frame with its timestamp, audio and subtitles kept; exposure
+    follows the source and frames are stabilized along the source's motion (see --raw). Several
     videos or folders go into an output folder; long videos can be split into segments that run
     on several workers or a Ray cluster."""
     from cartoonize.media.files import EncoderSettings
     from cartoonize.pipelines.video import VideoJob
-    from cartoonize.stages import StageOptions
 
     request = _request(engine, style, model, device, precision, quiet)
     many = len(inputs) > 1 or inputs[0].is_dir() or output.is_dir() or str(output).endswith(("/", "\\"))
     job = VideoJob(inputs[0], output, max_side, batch, EncoderSettings(codec, crf, preset), overwrite, frames,
-                   stages=StageOptions(infer_side=infer_side))  # fmt: skip
+                   stages=_stages(raw, no_stabilize, infer_side))  # fmt: skip
     if not many and segments in (None, 1) and segment_length is None and workers == 1 and ray is None:
         return _one_video(job, request, quiet)
     from cartoonize.pipelines.batch import SplitOptions, cartoonize_many, find_videos
@@ -255,7 +270,8 @@ def _one_video(job, request, quiet: bool) -> None:  # noqa: ANN001
         _console().print(
             f"[green]wrote {job.output}[/]: {report.frames} frames {report.width}×{report.height} "
             f"in {report.seconds:.1f} s ({report.fps:.1f} fps end to end, waiting on the engine "
-            f"{100 * report.engine_share:.0f} % of the time; {report.engine}; {report.video_codec})"
+            f"{100 * report.engine_share:.0f} % of the time; {report.engine}; {report.video_codec}; "
+            f"stages: {report.stages})"
         )
         for note in report.streams:
             _console().print(f"  {note}")
@@ -289,6 +305,7 @@ def image(
     precision: PrecisionOpt = Precision.auto,
     max_side: MaxSideOpt = None,
     infer_side: InferSideOpt = None,
+    raw: RawOpt = False,
     overwrite: OverwriteOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
@@ -296,10 +313,9 @@ def image(
     from cartoonize.choose import runner_for
     from cartoonize.pipelines.image import ImageJob, cartoonize_images
     from cartoonize.progress import frame_progress
-    from cartoonize.stages import StageOptions
 
     request = _request(engine, style, model, device, precision, quiet)
-    job = ImageJob(tuple(inputs), output, max_side, overwrite, StageOptions(infer_side=infer_side))
+    job = ImageJob(tuple(inputs), output, max_side, overwrite, _stages(raw, infer_side=infer_side))
     with frame_progress("cartoonizing photos", quiet) as on_progress:
         written = cartoonize_images(job, lambda: runner_for(request), on_progress)
     if not quiet:
@@ -462,6 +478,8 @@ def webcam(
     side_by_side: Annotated[bool, typer.Option("--side-by-side", help="Show original | cartoon.")] = False,
     frames: Annotated[int | None, typer.Option(min=1, help="Stop after N frames shown.")] = None,
     snapshots: Annotated[Path, typer.Option(file_okay=False, help="Folder for snapshots (key s).")] = Path("."),
+    raw: RawOpt = False,
+    no_stabilize: NoStabilizeOpt = False,
     overwrite: OverwriteOpt = False,
 ) -> None:  # fmt: skip
     """A live cartoon camera: preview window (q quit, space original/cartoon, s snapshot, f overlay),
@@ -470,7 +488,6 @@ def webcam(
     from cartoonize.media.capture import CaptureSpec
     from cartoonize.media.mjpeg import parse_address
     from cartoonize.pipelines.webcam import WebcamJob, auto_infer_side, parse_size, print_cameras, run_webcam
-    from cartoonize.stages import StageOptions
 
     if list_cameras:
         return print_cameras(_console().print)
@@ -481,7 +498,7 @@ def webcam(
 
     job = WebcamJob(spec, not no_preview, parse_address(serve) if serve else None, output, overwrite,
                     virtual_cam, virtual_cam_device, side_by_side, frames, snapshots,
-                    stages=StageOptions(infer_side=infer_side or auto_infer_side(device.value)))  # fmt: skip
+                    stages=_stages(raw, no_stabilize, infer_side or auto_infer_side(device.value)))  # fmt: skip
     try:
         report = run_webcam(job, make_runner, _console().print)
     except KeyboardInterrupt:  # while the camera or the model was still opening

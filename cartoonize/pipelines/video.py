@@ -1,7 +1,11 @@
 """`cartoonize video`: decode -> engine -> encode, overlapped, every frame and timestamp kept.
 
-    decode thread ──frames──► bounded queue ──► engine (this thread, batches) ──► bounded queue ──► mux thread
-         └─────────── audio / subtitle packets ───────────────────────────────────────────────────┘
+    decode thread ──frames──► bounded queue ──► engine (this thread, batches) ──► [stages thread] ──► bounded queue ──► mux thread
+         └─────────── audio / subtitle packets ────────────────────────────────────────────────────────────────────┘
+
+The frame stages (exposure, stabilization: `cartoonize.stages`) run in their own thread, in
+presentation order, so their optical flow and blending overlap the engine's next batch instead of
+adding to it; with every stage off (`--raw`) the thread is not started.
 
 The mux thread alone touches the output container: it encodes cartoon frames with their source
 timestamps, copies audio and subtitle packets as they are where the container stores their codec,
@@ -254,6 +258,7 @@ def cartoonize_video(
     stop = threading.Event()
     frames_q = _Pipe(job.queue_frames, stop)
     mux_q = _Pipe(job.queue_frames + 64, stop)  # audio packets run ahead of video frames
+    staged_q = _Pipe(job.queue_frames, stop)  # engine -> stages thread (only when a stage is on)
     notes: dict[int, str] = {}  # input stream index -> what became of that stream
     last_pts: int | None = None
     started = time.perf_counter()
@@ -322,7 +327,18 @@ def cartoonize_video(
                 flush_reencoded(output, reencode)
                 output.mux(vout.encode(None))  # flush the encoder's delayed frames
 
+            def run_stages() -> None:
+                while (item := staged_q.get()) is not _END:
+                    pts, rgb, cartoon, keep = item
+                    cartoon = chain(rgb, cartoon)
+                    if keep:
+                        mux_q.put((pts, cartoon))
+                mux_q.put(_END)
+
             workers = [_Worker("decode", decode, stop), _Worker("mux", mux, stop)]
+            if chain:
+                workers.append(_Worker("stages", run_stages, stop))
+            to_mux = staged_q if chain else mux_q
             for worker in workers:
                 worker.start()
             done, engine_seconds = 0, 0.0
@@ -333,13 +349,16 @@ def cartoonize_video(
                 cartoons = cartoons_of()
                 engine_seconds += time.perf_counter() - t0
                 for (pts, rgb, _), cartoon in zip(batch, cartoons, strict=True):
-                    cartoon = chain(rgb, cartoon)
-                    if window and not window.keeps(pts):
-                        continue  # a pre-roll frame: it warmed the stages, the previous segment has it
-                    if last_pts is not None and pts <= last_pts:
-                        pts = last_pts + 1  # encoders need strictly increasing timestamps
-                    last_pts = pts
-                    mux_q.put((pts, cartoon))
+                    # a pre-roll frame (segments) warms the stages; the previous segment keeps it
+                    keep = not window or window.keeps(pts)
+                    if keep:
+                        if last_pts is not None and pts <= last_pts:
+                            pts = last_pts + 1  # encoders need strictly increasing timestamps
+                        last_pts = pts
+                    if chain:
+                        staged_q.put((pts, rgb, cartoon, keep))
+                    elif keep:
+                        mux_q.put((pts, cartoon))
                 done += len(batch)
                 if on_progress:
                     on_progress(done, expected)
@@ -362,7 +381,7 @@ def cartoonize_video(
                         in_flight = started_now
                     if in_flight is not None:
                         collect(*in_flight)
-                mux_q.put(_END)
+                to_mux.put(_END)
             except _Stop:
                 pass
             except BaseException:

@@ -40,16 +40,21 @@ _Y = np.array([0.299, 0.587, 0.114], np.float32)
 _CB = np.array([-0.168736, -0.331264, 0.5], np.float32)
 _CR = np.array([0.5, -0.418688, -0.081312], np.float32)
 MIN_STD = 1.0  # luma levels: a flat cartoon is not divided by ~0
+# luma std of a normally exposed picture: the contrast the norms bring every frame to. The
+# scikit-image sample photos (astronaut, coffee, chelsea, rocket, retina, ...) have a median of 47.
+NORMAL_CONTRAST = 48.0
 
 
-def match_exposure(source: np.ndarray, cartoon: np.ndarray) -> np.ndarray:
-    """`cartoon` (uint8 RGB) with the luma mean and contrast of `source` (uint8 RGB, same size)."""
+def match_exposure(source: np.ndarray, cartoon: np.ndarray, normal_contrast: bool = True) -> np.ndarray:
+    """`cartoon` (uint8 RGB) with the luma mean of `source` (uint8 RGB, same size), and its
+    contrast scaled down by the source's shortfall from a normal contrast (`normal_contrast`), or
+    else set to the source's."""
     src = source.astype(np.float32)
     car = cartoon.astype(np.float32)
     y_src = src @ _Y
     y, cb, cr = car @ _Y, car @ _CB, car @ _CR
     mean_c, std_c = float(y.mean()), max(float(y.std()), MIN_STD)
-    gain = float(y_src.std()) / std_c
+    gain = min(1.0, float(y_src.std()) / NORMAL_CONTRAST) if normal_contrast else float(y_src.std()) / std_c
     y_new = float(y_src.mean()) + gain * (y - mean_c)
     keep = np.minimum(1.0, (np.maximum(y_new, 0.0) + 0.5) / (y + 0.5))
     cb *= keep

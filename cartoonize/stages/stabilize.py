@@ -65,7 +65,7 @@ class Stabilize:
 
     name = "stabilize"
 
-    def __init__(self, strength: float = 0.75, flow_side: int = 360, preset: str = "fast") -> None:
+    def __init__(self, strength: float = 0.75, flow_side: int = 360, preset: str = "medium") -> None:
         if not 0.0 <= strength < 1.0:
             raise ValueError("strength must be in [0, 1)")
         self.strength = strength

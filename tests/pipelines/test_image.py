@@ -77,3 +77,21 @@ def test_infer_side_writes_the_photo_at_its_size(tiny_checkpoint: Path, tmp_path
     job = ImageJob((tmp_path / "in.png",), tmp_path / "out.png", stages=StageOptions(infer_side=40))
     cartoonize_images(job, make_runner(tiny_checkpoint))
     assert read_image(tmp_path / "out.png").shape == (80, 120, 3)
+
+
+def test_raw_is_the_network_output_exactly_and_exposure_is_on_by_default(
+    tiny_checkpoint: Path, tmp_path: Path
+) -> None:
+    from cartoonize.stages import StageOptions
+
+    photo = (pattern(64, 48, 0) // 4).astype(np.uint8)  # a dim photo: exposure has work to do
+    src = tmp_path / "dim.png"
+    write_image(src, photo)
+    raw_out, default_out = tmp_path / "raw.png", tmp_path / "default.png"
+    cartoonize_images(ImageJob((src,), raw_out, stages=StageOptions(raw=True)), make_runner(tiny_checkpoint))
+    cartoonize_images(ImageJob((src,), default_out), make_runner(tiny_checkpoint))
+    with make_runner(tiny_checkpoint)() as runner:
+        network = runner(photo[None])[0]
+    assert np.array_equal(read_image(raw_out), network)  # today's output, bit for bit
+    brightness = [float(read_image(p).mean()) for p in (src, raw_out, default_out)]
+    assert abs(brightness[2] - brightness[0]) < abs(brightness[1] - brightness[0])  # closer to the photo's

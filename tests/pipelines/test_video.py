@@ -406,3 +406,30 @@ def test_infer_side_runs_small_and_writes_full_size(
     assert report.stages == "guided upsampling"
     _, frames, _ = read_video(out)
     assert len(frames) == 24 and frames[0].shape == (48, 64, 3)
+
+
+def test_raw_turns_every_stage_off(small_video: Path, tiny_checkpoint: Path, tmp_path: Path) -> None:
+    from cartoonize.stages import StageOptions
+
+    outs = {}
+    for name, stages in [
+        ("raw", StageOptions(raw=True)),
+        ("each_off", StageOptions(exposure=False, stabilize=False)),
+        ("default", StageOptions()),
+    ]:
+        outs[name] = tmp_path / f"{name}.mp4"
+        run(small_video, outs[name], tiny_checkpoint, stages=stages, max_frames=8)
+    raw, each_off, default = (read_video(outs[n])[1] for n in ("raw", "each_off", "default"))
+    assert len(raw) == len(default) == 8
+    assert all(
+        np.array_equal(a, b) for a, b in zip(raw, each_off, strict=True)
+    )  # the same encode, bit for bit
+    assert not all(np.array_equal(a, b) for a, b in zip(raw, default, strict=True))  # the stages ran
+
+
+def test_cli_raw_and_no_stabilize_are_options() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "cartoonize", "video", "--help"], capture_output=True, text=True, timeout=120,
+        env={**os.environ, "COLUMNS": "200"},
+    )  # fmt: skip
+    assert "--raw" in done.stdout and "--no-stabilize" in done.stdout
