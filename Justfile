@@ -20,7 +20,7 @@ fmt:
 
 # cartoonize a real clip from ../shared with the Hayao style on this machine
 demo:
-    CARTOONIZE_WEIGHTS_URL=file://$(realpath ../shared/weights) .venv/bin/cartoonize video ../shared/media/sintel_5s.mp4 sintel_cartoon.mp4 --max-side 160 --overwrite
+    CARTOONIZE_WEIGHTS_URL=file://$(realpath ../shared/weights) .venv/bin/cartoonize video ../shared/media/sintel_5s.mp4 sintel_cartoon.mp4 --infer-side 256 --overwrite
 
 # inference and end-to-end speed on this machine, printed and written as JSON
 bench *args:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import struct
+import subprocess
+import sys
 from fractions import Fraction
 from pathlib import Path
 
@@ -191,3 +194,23 @@ def run_main(args: list[str], capsys) -> tuple[int, str, str]:  # noqa: ANN001 -
         code = exc.code if isinstance(exc.code, int) else 0
     captured = capsys.readouterr()
     return code, captured.out, captured.err
+
+
+def start_serving(args: list[str], cwd: Path, root: Path) -> tuple[subprocess.Popen[str], str]:
+    """`cartoonize webcam ARGS --serve 0` in a child process (this checkout first on the path);
+    the process and the address it printed. The caller terminates it."""
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "cartoonize", "webcam", *args, "--serve", "0"],
+        cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    assert proc.stdout is not None
+    url = ""
+    for line in proc.stdout:
+        if "serving the preview at" in line:
+            url = line.split(" at ", 1)[1].strip()
+            break
+    if not url.startswith("http://127.0.0.1:"):
+        proc.kill()
+        raise AssertionError(f"no address printed ({proc.poll()})")
+    return proc, url

@@ -98,9 +98,10 @@ class _Live:
         return float(np.median(self.latencies)) * 1000 if self.latencies else 0.0
 
 
-# The network's longer side for a CPU webcam when --infer-side is not given: measured with
-# `python -m cartoonize.measure.webcam` on the project's 2-core CPU (640x360 lavfi source).
-CPU_WEBCAM_INFER_SIDE = 192
+# The network's longer side for a CPU webcam when --infer-side is not given: the size the README
+# advised before (--max-side 160), now upsampled to the camera's size. Re-measure on a quiet machine
+# with `python -m cartoonize.measure.webcam --configs max160,128,160,192` (a 640x360 file source).
+CPU_WEBCAM_INFER_SIDE = 160
 
 
 def auto_infer_side(device: str) -> int | None:

@@ -11,7 +11,6 @@ import os
 import select
 import shutil
 import subprocess
-import sys
 import time
 import urllib.request
 from pathlib import Path
@@ -21,6 +20,7 @@ import pytest
 
 from cartoonize.pipelines.image import read_image
 from tests.conftest import ROOT
+from tests.helpers import start_serving
 
 WINDOW = (480, 360)
 SOURCE = "testsrc2=size=320x240:rate=15"  # moving colour bars and a counter: every frame differs
@@ -118,20 +118,10 @@ def stats(url: str) -> dict:
 
 def test_serve_shows_the_live_cartoon_in_chromium(tmp_path: Path, tiny_checkpoint: Path) -> None:
     browser = chromium()
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "cartoonize", "webcam", "--input-format", "lavfi", "--input", SOURCE,
-         "--serve", "0", "--model", str(tiny_checkpoint), "--engine", "torch", "--infer-side", "160"],
-        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )  # fmt: skip
+    args = ["--input-format", "lavfi", "--input", SOURCE, "--model", str(tiny_checkpoint), "--engine", "torch",
+            "--infer-side", "160"]  # fmt: skip
+    proc, url = start_serving(args, tmp_path, ROOT)
     try:
-        assert proc.stdout is not None
-        url = ""
-        for line in proc.stdout:
-            if "serving the preview at" in line:
-                url = line.split(" at ", 1)[1].strip()
-                break
-        assert url.startswith("http://127.0.0.1:"), f"no address printed ({proc.poll()})"
         deadline = time.monotonic() + 120
         while stats(url)["fps"] <= 0:  # two frames shown: the model is loaded and frames flow
             assert time.monotonic() < deadline and proc.poll() is None, "no frames were served"

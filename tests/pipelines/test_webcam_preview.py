@@ -21,6 +21,7 @@ from cartoonize.media.capture import CaptureSpec
 from cartoonize.pipelines.image import read_image, write_image
 from cartoonize.pipelines.webcam import WebcamJob, run_webcam
 from tests.conftest import ROOT, SHARED_MEDIA
+from tests.helpers import start_serving
 
 LAVFI = ["--input-format", "lavfi", "--input", "testsrc2=size=320x240:rate=30"]
 SCREEN = (1024, 768)
@@ -165,21 +166,8 @@ def test_cli_window_under_xvfb_and_ctrl_c(xvfb: str, tmp_path: Path, tiny_checkp
 
 
 def test_serve_page_stream_and_frame(tmp_path: Path, tiny_checkpoint: Path) -> None:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "cartoonize", "webcam", *LAVFI, "--max-side", "160", "--serve", "0",
-         "--model", str(tiny_checkpoint)],
-        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )  # fmt: skip
+    proc, url = start_serving([*LAVFI, "--max-side", "160", "--model", str(tiny_checkpoint)], tmp_path, ROOT)
     try:
-        assert proc.stdout is not None
-        url = ""
-        for line in proc.stdout:
-            if "serving the preview at" in line:
-                url = line.split(" at ", 1)[1].strip()
-                break
-        assert url.startswith("http://127.0.0.1:"), f"no address printed ({proc.poll()})"
-
         page = urllib.request.urlopen(url, timeout=10).read().decode()
         assert '<img id="live" src="/stream.mjpg"' in page
 
