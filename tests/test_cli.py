@@ -22,15 +22,22 @@ def test_importing_the_cli_loads_no_heavy_module() -> None:
 
 
 def test_help_is_fast_and_lists_the_commands() -> None:
-    start = time.perf_counter()
+    def seconds(*args: str) -> float:
+        start = time.perf_counter()
+        subprocess.run([sys.executable, *args], env=ENV, capture_output=True, text=True, check=True)
+        return time.perf_counter() - start
+
     result = subprocess.run(
         [sys.executable, "-m", "cartoonize", "--help"], env=ENV, capture_output=True, text=True
     )
-    elapsed = time.perf_counter() - start
     assert result.returncode == 0
     for command in ("video", "image", "export", "styles"):
         assert command in result.stdout
-    assert elapsed < 5  # generous for a loaded 2-core CI machine; ~0.2 s when idle
+    # against a baseline in the same run (a loaded machine slows both): the CLI's own imports
+    # (typer, rich, the plugins) and nothing heavy; importing torch takes some 15 times the baseline
+    baseline = min(seconds("-c", "import typer, rich.console"), seconds("-c", "import typer, rich.console"))
+    elapsed = min(seconds("-m", "cartoonize", "--help"), seconds("-m", "cartoonize", "--help"))
+    assert elapsed < 4 * baseline + 1.0, (elapsed, baseline)
 
 
 def test_every_command_has_help() -> None:

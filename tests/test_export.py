@@ -65,7 +65,7 @@ def test_failed_parity_writes_nothing(
     the gate and leaves no file."""
     import torch
 
-    import cartoonize.parity as parity_module
+    import cartoonize.parity as parity_module  # the gate calls the export by the name it imported
 
     real_export = parity_module.onnx_from_checkpoint
 
