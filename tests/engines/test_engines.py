@@ -359,7 +359,7 @@ def test_check_engine_returns_the_manifest(engine_copy: Path) -> None:
 def test_help_imports_no_heavy_module() -> None:
     code = "import sys, cartoonize.cli; print(sorted(m for m in ('torch', 'tensorrt', 'av', 'onnxruntime') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                         env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])})  # fmt: skip
+                         env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])})  # fmt: skip
     assert out.stdout.strip() == "[]"
 
 

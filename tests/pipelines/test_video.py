@@ -27,7 +27,7 @@ from tests.helpers import (
     with_subtitles,
 )
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]  # the repository root (this file is in tests/pipelines/)
 
 
 def run(src: Path, out: Path, checkpoint: Path, **job) -> None:
