@@ -26,6 +26,10 @@ demo:
 bench *args:
     .venv/bin/python -m cartoonize.measure.benchmarks "$@"
 
+# light-paprika (../shared/models, imported) beside Hayao on this machine, in one run, with ratios
+bench-imported *args:
+    export CARTOONIZE_WEIGHTS_URL=file://$(realpath ../shared/weights) && .venv/bin/cartoonize models add ../shared/models/light_paprika.onnx --name light-paprika --force && .venv/bin/python -m cartoonize.measure.benchmarks --sizes 180x320,360x640 --styles hayao,light-paprika --engines onnxruntime "$@"
+
 # on a GPU machine: pytest -m gpu and the GPU benchmarks, a table last, full results in gpu-check-out/ (see tests/gpu_check.py)
 gpu-check:
     python3 -m tests.gpu_check --out gpu-check-out
