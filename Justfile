@@ -34,6 +34,10 @@ gpu-prepare:
 scaling *args:
     .venv/bin/python -m cartoonize.measure.benchmarks --scaling-only "$@"
 
+# light-paprika (../shared/models, imported) beside Hayao on this machine, in one run, with ratios
+bench-imported *args:
+    export CARTOONIZE_WEIGHTS_URL=file://$(realpath ../shared/weights) && .venv/bin/cartoonize models add ../shared/models/light_paprika.onnx --name light-paprika --force && .venv/bin/python -m cartoonize.measure.benchmarks --sizes 180x320,360x640 --styles hayao,light-paprika --engines onnxruntime "$@"
+
 # on a GPU machine (≤ 8 min): AOTInductor matrix, pytest -m gpu, benches, video end to end, a table last (tests/gpu_check.py)
 gpu-check:
     python3 -m tests.gpu_check --out gpu-check-out

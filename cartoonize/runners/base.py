@@ -26,7 +26,7 @@ from cartoonize.model import SIZE_MULTIPLE
 def pad_to_multiple(frames: np.ndarray, multiple: int = SIZE_MULTIPLE) -> np.ndarray:
     """Reflect-pad H and W up to a multiple (reflection keeps the border free of seams)."""
     _, h, w, _ = frames.shape
-    return pad_to(frames, (h + -h % multiple, w + -w % multiple))
+    return pad_to(frames, fitted_size((h, w), multiple, None, "frames"))
 
 
 def pad_to(frames: np.ndarray, size: tuple[int, int]) -> np.ndarray:
