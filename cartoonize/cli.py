@@ -202,7 +202,7 @@ def video(
     segment_length: Annotated[float | None, typer.Option(min=0.1, metavar="SECONDS", help="Or: segments of about this many seconds.")] = None,
     preroll: Annotated[int | None, typer.Option(min=0, help="Frames each segment runs first and drops, to warm temporal stages [default: 30 with temporal stages, else 0].")] = None,
     workers: Annotated[int, typer.Option(min=1, help="Local worker processes, each with its own runner (one GPU each where there are several).")] = 1,
-    ray: Annotated[str | None, typer.Option("--ray", is_flag=False, flag_value="local", metavar="[ADDRESS]", help="Run the pieces as Ray tasks: on the cluster at ADDRESS (auto, HOST:PORT, ray://...), or a local one started for the run when no address is given (put --ray after the paths, or write --ray=ADDRESS). Needs cartoonize[ray].")] = None,
+    ray: Annotated[str | None, typer.Option("--ray", metavar="[ADDRESS]", help="Run the pieces as Ray tasks: on the cluster at ADDRESS (auto, HOST:PORT, ray://HOST:PORT), or on a local one started for the run when no address follows. Needs cartoonize\\[ray].")] = None,
     raw: RawOpt = False,
     no_stabilize: NoStabilizeOpt = False,
     overwrite: OverwriteOpt = False,
@@ -639,13 +639,32 @@ def _show_warnings_as_lines() -> None:
     warnings.showwarning = show
 
 
+# options whose value may be left out: what they mean then (`--ray` alone: a local cluster)
+OPTIONAL_VALUES = {"--ray": "local"}
+
+
+def _fill_optional_values(args: list[str]) -> list[str]:
+    """`--ray` takes an address only as `--ray=ADDRESS` or when the next word looks like one
+    (HOST:PORT, ray://..., auto, local); otherwise it stands alone and the next word is a path."""
+    filled = []
+    for i, arg in enumerate(args):
+        if arg in OPTIONAL_VALUES:
+            following = args[i + 1] if i + 1 < len(args) else ""
+            if not (":" in following or following in ("auto", "local")):
+                arg = f"{arg}={OPTIONAL_VALUES[arg]}"
+        filled.append(arg)
+    return filled
+
+
 def main(argv: list[str] | None = None) -> None:
     """Run the CLI: a CartoonizeError becomes one red line and exit 1; Typer turns Ctrl-C into
     exit 130 and usage errors into exit 2."""
+    from rich.markup import escape
+
     _load_plugins()
     _show_warnings_as_lines()
     try:
-        app(args=argv)
+        app(args=_fill_optional_values(sys.argv[1:] if argv is None else argv))
     except CartoonizeError as exc:
-        _console().print(f"[red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        _console().print(f"[red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
         sys.exit(1)

@@ -72,7 +72,7 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument("--no-scaling", action="store_true", help="leave out the scaling row")
     parser.add_argument("--scaling-only", action="store_true", help="only the scaling row")
-    parser.add_argument("--scaling-size", default="90x160", help="HxW of the long generated clip")
+    parser.add_argument("--scaling-size", default="96x160", help="HxW of the long generated clip")
     parser.add_argument("--scaling-frames", type=int, default=192, help="frames of the long clip")
     parser.add_argument("--scaling-workers", default="1,2", help="worker counts to compare")
     parser.add_argument("--scaling-segments", type=int, default=4, help="segments the clip is cut into")

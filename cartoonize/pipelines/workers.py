@@ -322,9 +322,9 @@ class RayTasks:
         ray = import_ray()
         if ray.is_initialized():  # the caller's own session (a notebook, a test): use it as it is
             return ray, False
-        local = {"num_cpus": self.workers or os.cpu_count()} if self.address is None else {}
-        ray.init(address=self.address, include_dashboard=False, log_to_driver=False,
-                 logging_level=logging.WARNING, **local)  # fmt: skip
+        local = {"num_cpus": self.workers or os.cpu_count(), "include_dashboard": False}
+        ray.init(address=self.address, log_to_driver=False, logging_level=logging.WARNING,
+                 **(local if self.address is None else {}))  # fmt: skip
         return ray, True
 
     def run(self, pieces: list[Piece], on_event: Callable[[Event], None]) -> list[Outcome]:

@@ -57,6 +57,27 @@ def test_ray_segments_equal_a_single_pass(
     assert sorted(p.name for p in tmp_path.iterdir()) == ["joined.mkv", "single.mkv"]
 
 
+def test_cli_ray_joins_a_running_cluster(
+    ray_cluster,
+    long_clip: Path,
+    tiny_checkpoint: Path,
+    tmp_path: Path,
+    one_thread: None,  # noqa: ANN001
+) -> None:
+    """`cartoonize video ... --segments 4 --ray=ADDRESS`: a driver of its own on the test's cluster."""
+    single = single_pass(long_clip, tmp_path / "single.mkv", tiny_checkpoint, encoder=LOSSLESS)
+    address = ray_cluster.get_runtime_context().gcs_address
+    joined = tmp_path / "joined.mkv"
+    result = subprocess.run(
+        [sys.executable, "-m", "cartoonize", "video", str(long_clip), str(joined), "--model", str(tiny_checkpoint),
+         "--engine", "torch", "--device", "cpu", "--codec", "ffv1", "--segments", "4", "--ray", address],
+        env={**os.environ, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert f"Ray ({address})" in result.stderr and "4 segments at keyframes" in result.stderr
+    assert_same_as_single_pass(joined, single, lossless=True)
+
+
 class Slow:
     """A stage that takes 20 ms a frame: a segment lasts long enough to be killed in the middle."""
 
