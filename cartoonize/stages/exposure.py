@@ -1,5 +1,5 @@
-"""Exposure follows the source: each cartoon frame gets its source frame's brightness and contrast
-back, while keeping its own colours, flat shading and lines.
+"""Exposure follows the source: each cartoon frame gets its source frame's brightness back, and
+loses the contrast the network invented, while keeping its own colours, flat shading and lines.
 
 Why the network loses exposure. Every convolution of the generator is followed by an instance
 norm, which subtracts each channel's mean over the frame and divides by its standard deviation.
@@ -11,17 +11,25 @@ frame's contrast, so where there is little, grain and 8x8 blocks are amplified b
 that restores the missing contrast, and the decoder draws them as bright shapes.
 
 The method undoes that normalisation on the way out, with the source's own statistics. In YCbCr
-(BT.601), per frame:
+(BT.601), per frame, with m and s the mean and standard deviation of a frame's luma:
 
-    Y' = mean(Y_source) + std(Y_source) / std(Y_cartoon) * (Y_cartoon - mean(Y_cartoon))
+    Y' = m_source + g * (Y_cartoon - m_cartoon)
+    g  = min(1, s_source / S_NORMAL, room)
     C' = C_cartoon * min(1, Y' / Y_cartoon)          (C = Cb, Cr, centred on zero)
 
-- The luma of the output has the source's mean and contrast: black stays black, a night scene
-  keeps its level, a fade fades.
-- The gain std(Y_source) / std(Y_cartoon) is the inverse of the stretch the norms applied, so
-  noise that was amplified because the frame had no contrast is brought back down to the level it
-  had in the source. This is the cause-level fix for noise-as-pattern: it acts in proportion to
-  how much the network amplified, with no threshold on luma or noise.
+- The output's mean luma is the source's: black stays black, a night scene keeps its level, a
+  fade fades.
+- s_source / S_NORMAL is the inverse of the stretch the norms applied: they bring every frame to
+  the contrast of a normally exposed picture (S_NORMAL = 48 levels, the median luma std of the
+  scikit-image sample photos), so a frame with a tenth of that contrast was amplified ten times,
+  and its grain and codec blocks with it. Taking the stretch back brings that noise down to the
+  level it had in the source. This is the cause-level fix for noise-as-pattern: it acts in
+  proportion to how much the network amplified, with no threshold on luma or noise. A frame with
+  normal or more contrast keeps the cartoon's own contrast (g = 1): the style is not flattened.
+- `room` caps darkening at a dimming about black (g = m_source / m_cartoon gives Y' = Y * m_source
+  / m_cartoon, the same picture under less light) and brightening at one about white: the
+  cartoon's lines and highlights stay inside the range rather than clipping, and a fade scales
+  the picture as light does.
 - The shape of the cartoon's tone (its flat areas, its lines, the order of its values) is kept,
   since the map is affine and increasing. Where a pixel is darkened, its chroma is scaled with its
   luma, which keeps its hue and saturation (the same colour under less light) and sends a black
@@ -53,9 +61,16 @@ def match_exposure(source: np.ndarray, cartoon: np.ndarray, normal_contrast: boo
     car = cartoon.astype(np.float32)
     y_src = src @ _Y
     y, cb, cr = car @ _Y, car @ _CB, car @ _CR
-    mean_c, std_c = float(y.mean()), max(float(y.std()), MIN_STD)
-    gain = min(1.0, float(y_src.std()) / NORMAL_CONTRAST) if normal_contrast else float(y_src.std()) / std_c
-    y_new = float(y_src.mean()) + gain * (y - mean_c)
+    mean_c, std_c = max(float(y.mean()), MIN_STD), max(float(y.std()), MIN_STD)
+    mean_s = float(y_src.mean())
+    if normal_contrast:
+        # at most a dimming about black (or a brightening about white): the same picture under
+        # less (more) light, whose lines and highlights stay inside the range instead of clipping
+        room = mean_s / mean_c if mean_s < mean_c else (255.0 - mean_s) / max(255.0 - mean_c, MIN_STD)
+        gain = min(1.0, float(y_src.std()) / NORMAL_CONTRAST, room)
+    else:
+        gain = float(y_src.std()) / std_c
+    y_new = mean_s + gain * (y - mean_c)
     keep = np.minimum(1.0, (np.maximum(y_new, 0.0) + 0.5) / (y + 0.5))
     cb *= keep
     cr *= keep
