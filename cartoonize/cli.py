@@ -345,7 +345,7 @@ def webcam(
     device: DeviceOpt = Device.auto,
     precision: PrecisionOpt = Precision.auto,
     max_side: MaxSideOpt = None,
-    infer_side: Annotated[int | None, typer.Option(min=16, help="Run the network at this longer side and upsample back to the output size (guided by the camera frame) [default: 160 on the CPU; the full size on a GPU].")] = None,
+    infer_side: Annotated[int | None, typer.Option(min=16, help="Run the network at this longer side and upsample back to the output size (guided by the camera frame) [default: 128 on the CPU; the full size on a GPU].")] = None,
     no_preview: Annotated[bool, typer.Option("--no-preview", help="No preview window.")] = False,
     serve: Annotated[str | None, typer.Option(metavar="[HOST:]PORT", help="Show the preview in a browser instead (MJPEG over HTTP; host 127.0.0.1 unless given).")] = None,
     output: Annotated[str | None, typer.Option("--output", "-o", help="Record the cartoon stream: a file (.mp4, .mkv, ...) or a URL (rtmp://, udp://, srt://).")] = None,

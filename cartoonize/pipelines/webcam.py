@@ -98,10 +98,12 @@ class _Live:
         return float(np.median(self.latencies)) * 1000 if self.latencies else 0.0
 
 
-# The network's longer side for a CPU webcam when --infer-side is not given: the size the README
-# advised before (--max-side 160), now upsampled to the camera's size. Re-measure on a quiet machine
-# with `python -m cartoonize.measure.webcam --configs max160,128,160,192` (a 640x360 file source).
-CPU_WEBCAM_INFER_SIDE = 160
+# The network's longer side for a CPU webcam when --infer-side is not given. From CPU time per
+# 640x360 frame, one thread each, on the project's 2-core CPU under load (ONNX Runtime + guided
+# upsampling + shrink): 357 ms at 128 px, 516 at 160, 703 at 192; two cores must fit a frame in
+# 250 ms of CPU for 8 fps, and only 128 px leaves room once the load goes. Re-measure on a quiet
+# machine with `python -m cartoonize.measure.webcam --configs max160,128,160,192`.
+CPU_WEBCAM_INFER_SIDE = 128
 
 
 def auto_infer_side(device: str) -> int | None:
