@@ -102,7 +102,8 @@ class _Live:
 # 640x360 frame, one thread each, on the project's 2-core CPU under load (ONNX Runtime + guided
 # upsampling + shrink): 357 ms at 128 px, 516 at 160, 703 at 192; two cores must fit a frame in
 # 250 ms of CPU for 8 fps, and only 128 px leaves room once the load goes. Re-measure on a quiet
-# machine with `python -m cartoonize.measure.webcam --configs max160,128,160,192`.
+# machine with `python -m cartoonize.measure.webcam --configs max160,128,160,192` (wall time) or
+# `--cpu-cost 128,160,192` (this CPU time).
 CPU_WEBCAM_INFER_SIDE = 128
 
 
