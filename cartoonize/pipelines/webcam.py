@@ -107,8 +107,12 @@ class _Live:
 CPU_WEBCAM_INFER_SIDE = 128
 
 
-def auto_infer_side(device: str) -> int | None:
-    """--infer-side when not given: on the CPU, CPU_WEBCAM_INFER_SIDE; on a GPU, none (full size)."""
+def auto_infer_side(device: str, max_side: int | None = None) -> int | None:
+    """--infer-side when not given: on the CPU, CPU_WEBCAM_INFER_SIDE; on a GPU, none (full size).
+    Nor where --max-side already makes the picture small (at most twice that side): there the
+    upsampling would cost about what the smaller inference saves."""
+    if max_side is not None and max_side <= 2 * CPU_WEBCAM_INFER_SIDE:
+        return None
     if device == "auto":
         import torch
 
