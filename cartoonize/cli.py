@@ -469,7 +469,7 @@ def webcam(
     device: DeviceOpt = Device.auto,
     precision: PrecisionOpt = Precision.auto,
     max_side: MaxSideOpt = None,
-    infer_side: Annotated[int | None, typer.Option(min=16, help="Run the network at this longer side and upsample back to the output size (guided by the camera frame) [default: 160 on the CPU; the full size on a GPU].")] = None,
+    infer_side: Annotated[int | None, typer.Option(min=16, help="Run the network at this longer side and upsample back to the output size (guided by the camera frame) [default: 128 on the CPU unless --max-side is at most 256; the full size on a GPU].")] = None,
     no_preview: Annotated[bool, typer.Option("--no-preview", help="No preview window.")] = False,
     serve: Annotated[str | None, typer.Option(metavar="[HOST:]PORT", help="Show the preview in a browser instead (MJPEG over HTTP; host 127.0.0.1 unless given).")] = None,
     output: Annotated[str | None, typer.Option("--output", "-o", help="Record the cartoon stream: a file (.mp4, .mkv, ...) or a URL (rtmp://, udp://, srt://).")] = None,
@@ -498,7 +498,7 @@ def webcam(
 
     job = WebcamJob(spec, not no_preview, parse_address(serve) if serve else None, output, overwrite,
                     virtual_cam, virtual_cam_device, side_by_side, frames, snapshots,
-                    stages=_stages(raw, no_stabilize, infer_side or auto_infer_side(device.value)))  # fmt: skip
+                    stages=_stages(raw, no_stabilize, infer_side or auto_infer_side(device.value, max_side)))  # fmt: skip
     try:
         report = run_webcam(job, make_runner, _console().print)
     except KeyboardInterrupt:  # while the camera or the model was still opening

@@ -69,14 +69,15 @@ def _timed(fn, *args, calls: int = 2) -> float:  # noqa: ANN001
 
 def measure(clips: list[Path], infer_side: int, output_side: int, request: EngineRequest,
             seconds: float) -> tuple[dict[str, Any], list[list[np.ndarray]]]:  # fmt: skip
-    rows, sheet_rows = [], []
+    rows: list[dict[str, Any]] = []
+    sheet_rows: list[list[np.ndarray]] = []
     sources = [frame_of(clip, seconds, output_side) for clip in clips]
     sizes = sorted({s.shape[:2] for s in sources} | {network_frame(s, infer_side).shape[:2] for s in sources})
     runners = {size: runner_for(request, size) for size in sizes}
     for runner in runners.values():
         runner.__enter__()
     try:
-        speed: dict[str, float] = {}
+        speed: dict[str, Any] = {}
         for clip, source in zip(clips, sources, strict=True):
             small = network_frame(source, infer_side)
             full = runners[source.shape[:2]](source[None])[0]

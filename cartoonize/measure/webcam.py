@@ -58,6 +58,45 @@ def measure(
     }  # fmt: skip
 
 
+def cpu_cost(sides: list[int], style: str, shape: tuple[int, int] = (360, 640)) -> dict[str, float]:
+    """CPU milliseconds per shown frame, one thread each (ONNX Runtime at each side, guided
+    upsampling back to `shape`, the shrink): CPU time, unlike wall time, hardly depends on what
+    else the machine runs."""
+    import time
+
+    import torch
+
+    from cartoonize.choose import cached_onnx, checkpoint_path
+    from cartoonize.export import reference_photo
+    from cartoonize.runners.onnxruntime import OnnxRuntimeRunner
+    from cartoonize.stages.upsample import guided_upsample, network_frame
+
+    def cpu_ms(fn, calls: int = 3) -> float:  # noqa: ANN001
+        fn()
+        started = time.process_time()
+        for _ in range(calls):
+            fn()
+        return 1000 * (time.process_time() - started) / calls
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    source = reference_photo(*shape)[0]
+    onnx = cached_onnx(checkpoint_path(EngineRequest(style=style)), "fp32")
+    costs: dict[str, float] = {}
+    try:
+        with OnnxRuntimeRunner(onnx, "cpu", threads=1) as ort:
+            for side in sides:
+                small = network_frame(source, side)
+                costs[f"{side}"] = round(
+                    cpu_ms(lambda small=small: ort(small[None]))
+                    + cpu_ms(lambda small=small: guided_upsample(source, small))
+                    + cpu_ms(lambda side=side: network_frame(source, side)), 1
+                )  # fmt: skip
+    finally:
+        torch.set_num_threads(threads)
+    return costs
+
+
 def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -68,7 +107,13 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     parser.add_argument("--configs", default="max160,160,192,256")
     parser.add_argument("--style", default="hayao")
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--cpu-cost", default=None, metavar="SIDES",
+                        help="instead: CPU ms per 640x360 frame at these inference sides, e.g. 128,160,192")  # fmt: skip
     args = parser.parse_args(argv)
+    if args.cpu_cost:
+        costs = cpu_cost([int(side) for side in args.cpu_cost.split(",")], args.style)
+        print("CPU ms per 640x360 frame (inference + guided upsampling + shrink, one thread):", costs)
+        return [costs]
     results = []
     for text in args.configs.split(","):
         results.append(measure(parse_config(text), args.input, args.input_format, args.frames, args.style))

@@ -98,14 +98,21 @@ class _Live:
         return float(np.median(self.latencies)) * 1000 if self.latencies else 0.0
 
 
-# The network's longer side for a CPU webcam when --infer-side is not given: the size the README
-# advised before (--max-side 160), now upsampled to the camera's size. Re-measure on a quiet machine
-# with `python -m cartoonize.measure.webcam --configs max160,128,160,192` (a 640x360 file source).
-CPU_WEBCAM_INFER_SIDE = 160
+# The network's longer side for a CPU webcam when --infer-side is not given. From CPU time per
+# 640x360 frame, one thread each, on the project's 2-core CPU under load (ONNX Runtime + guided
+# upsampling + shrink): 357 ms at 128 px, 516 at 160, 703 at 192; two cores must fit a frame in
+# 250 ms of CPU for 8 fps, and only 128 px leaves room once the load goes. Re-measure on a quiet
+# machine with `python -m cartoonize.measure.webcam --configs max160,128,160,192` (wall time) or
+# `--cpu-cost 128,160,192` (this CPU time).
+CPU_WEBCAM_INFER_SIDE = 128
 
 
-def auto_infer_side(device: str) -> int | None:
-    """--infer-side when not given: on the CPU, CPU_WEBCAM_INFER_SIDE; on a GPU, none (full size)."""
+def auto_infer_side(device: str, max_side: int | None = None) -> int | None:
+    """--infer-side when not given: on the CPU, CPU_WEBCAM_INFER_SIDE; on a GPU, none (full size).
+    Nor where --max-side already makes the picture small (at most twice that side): there the
+    upsampling would cost about what the smaller inference saves."""
+    if max_side is not None and max_side <= 2 * CPU_WEBCAM_INFER_SIDE:
+        return None
     if device == "auto":
         import torch
 

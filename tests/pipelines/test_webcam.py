@@ -413,3 +413,12 @@ def test_serve_addresses() -> None:
     assert parse_address("8080") == ("127.0.0.1", 8080)
     assert parse_address("0.0.0.0:8080") == ("0.0.0.0", 8080)
     assert parse_address("[::1]:9000") == ("::1", 9000)
+
+
+def test_auto_infer_side_only_where_it_pays() -> None:
+    from cartoonize.pipelines.webcam import CPU_WEBCAM_INFER_SIDE, auto_infer_side
+
+    assert auto_infer_side("cpu") == CPU_WEBCAM_INFER_SIDE
+    assert auto_infer_side("cpu", max_side=2 * CPU_WEBCAM_INFER_SIDE + 1) == CPU_WEBCAM_INFER_SIDE
+    assert auto_infer_side("cpu", max_side=160) is None  # already small: run it at full size
+    assert auto_infer_side("cuda") is None
