@@ -129,6 +129,14 @@ def video(
     ] = "auto",
     crf: Annotated[int, typer.Option(min=0, max=51, help="Quality: lower is better and bigger.")] = 20,
     preset: Annotated[str, typer.Option(help="x264 speed preset.")] = "veryfast",
+    yuv_frames: Annotated[
+        bool,
+        typer.Option(
+            "--yuv-frames/--rgb-frames",
+            help="yuv: hand the decoder's YUV planes to the engine, which converts them on its device (GPU "
+            "runners; not with --max-side); rgb: FFmpeg converts to RGB on the CPU.",
+        ),
+    ] = False,
     overwrite: OverwriteOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
@@ -139,7 +147,8 @@ def video(
     from cartoonize.progress import frame_progress
 
     request = _request(engine, style, model, device, precision, quiet)
-    job = VideoJob(input, output, max_side, batch, EncoderSettings(codec, crf, preset), overwrite, frames)
+    job = VideoJob(input, output, max_side, batch, EncoderSettings(codec, crf, preset), overwrite, frames,
+                   yuv_frames=yuv_frames)  # fmt: skip
     with frame_progress(f"cartoonizing {input.name}", quiet) as on_progress:
         report = cartoonize_video(job, lambda size: runner_for(request, size), on_progress)
     if not quiet:
