@@ -205,6 +205,14 @@ def video(
     ray: Annotated[str | None, typer.Option("--ray", metavar="[ADDRESS]", help="Run the pieces as Ray tasks: on the cluster at ADDRESS (auto, HOST:PORT, ray://HOST:PORT), or on a local one started for the run when no address follows. Needs cartoonize\\[ray].")] = None,
     raw: RawOpt = False,
     no_stabilize: NoStabilizeOpt = False,
+    yuv_frames: Annotated[
+        bool,
+        typer.Option(
+            "--yuv-frames/--rgb-frames",
+            help="yuv: hand the decoder's YUV planes to the engine, which converts them on its device (GPU "
+            "runners; not with --max-side); rgb: FFmpeg converts to RGB on the CPU.",
+        ),
+    ] = False,
     overwrite: OverwriteOpt = False,
     quiet: QuietOpt = False,
 ) -> None:  # fmt: skip
@@ -218,7 +226,7 @@ def video(
     request = _request(engine, style, model, device, precision, quiet)
     many = len(inputs) > 1 or inputs[0].is_dir() or output.is_dir() or str(output).endswith(("/", "\\"))
     job = VideoJob(inputs[0], output, max_side, batch, EncoderSettings(codec, crf, preset), overwrite, frames,
-                   stages=_stages(raw, no_stabilize, infer_side))  # fmt: skip
+                   stages=_stages(raw, no_stabilize, infer_side), yuv_frames=yuv_frames)  # fmt: skip
     if not many and segments in (None, 1) and segment_length is None and workers == 1 and ray is None:
         return _one_video(job, request, quiet)
     from cartoonize.pipelines.batch import SplitOptions, cartoonize_many, find_videos

@@ -75,9 +75,16 @@ def main(argv: list[str] | None = None) -> int:
                     "error": f"{type(exc).__name__}: {str(exc).splitlines()[0][:160] if str(exc) else ''}"}  # fmt: skip
         cells.append(cell)
         print(json.dumps(cell), flush=True)
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "modes.json").write_text(json.dumps({"cells": cells}, indent=2) + "\n")
+        write(args.out, cells)  # after every cell: a run cut short keeps what it measured
+    write(args.out, cells)
     return 0
+
+
+def write(out: Path, cells: list[dict[str, Any]]) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    tmp = out / ".modes.json.tmp"
+    tmp.write_text(json.dumps({"cells": cells}, indent=2) + "\n")
+    tmp.replace(out / "modes.json")
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """`cartoonize video` end to end with the compile runner, as the GPU check runs it: the library
 call the CLI makes, with its report written as JSON.
 
-    python -m tests.gpu_video CLIP OUTPUT REPORT.json [--engine compile]
+    python -m tests.gpu_video CLIP OUTPUT REPORT.json [--engine compile] [--yuv-frames]
 """
 
 from __future__ import annotations
@@ -19,17 +19,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("output", type=Path)
     parser.add_argument("report", type=Path)
     parser.add_argument("--engine", default="compile")
+    parser.add_argument("--yuv-frames", action="store_true", help="the GPU frame path (planes to the runner)")
     args = parser.parse_args(argv)
 
     from cartoonize.choose import EngineRequest, runner_for
     from cartoonize.pipelines.video import VideoJob, cartoonize_video
 
     request = EngineRequest(engine=args.engine, style="hayao", device="cuda")
-    job = VideoJob(args.clip, args.output, overwrite=True)
+    job = VideoJob(args.clip, args.output, overwrite=True, yuv_frames=args.yuv_frames)
     report = cartoonize_video(job, lambda size: runner_for(request, size))
     result = {"frames": report.frames, "size": f"{report.width}x{report.height}", "seconds": round(report.seconds, 2),
               "fps": round(report.fps, 2), "engine_share": round(report.engine_share, 3), "engine": report.engine,
-              "codec": report.video_codec, "colour": report.colour, "streams": report.streams}  # fmt: skip
+              "codec": report.video_codec, "colour": report.colour, "streams": report.streams,
+              "frame_path": report.frame_path}  # fmt: skip
     args.report.parent.mkdir(parents=True, exist_ok=True)
     args.report.write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result))

@@ -310,12 +310,12 @@ def to_yuv(rgb: np.ndarray, colour: Colour, pix_fmt: str = "yuv420p"):  # noqa: 
     matrix, rng = _swscale(colour)
     frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
     out = frame.reformat(format=pix_fmt, dst_colorspace=matrix, dst_color_range=rng)
-    for name, value in _tags(colour).items():
+    for name, value in colour_tags(colour).items():
         setattr(out, name, value)
     return out
 
 
-def _tags(colour: Colour) -> dict[str, int]:
+def colour_tags(colour: Colour) -> dict[str, int]:
     return {"colorspace": colour.matrix, "color_range": colour.range,
             "color_primaries": colour.primaries, "color_trc": colour.trc}  # fmt: skip
 
@@ -323,5 +323,5 @@ def _tags(colour: Colour) -> dict[str, int]:
 def tag_encoder(stream, colour: Colour) -> None:  # noqa: ANN001 - an output av.VideoStream
     """Write `colour` into the encoder's context before it opens: H.264/VP9 put it in the
     bitstream's VUI, the mp4/mkv muxers in their colour boxes."""
-    for name, value in _tags(colour).items():
+    for name, value in colour_tags(colour).items():
         setattr(stream.codec_context, name, value)

@@ -115,3 +115,49 @@ def rgb_to_yuv420(rgb: torch.Tensor, spec: YuvSpec) -> tuple[torch.Tensor, torch
         return (offset + scale * t).round_().clamp_(0, top).to(dtype)
 
     return code(luma, y0, ys), code(half(cb), c0, cs), code(half(cr), c0, cs)
+
+
+# ---------------------------------------------------------------------------------------------
+# planes out of and into PyAV frames (numpy; no conversion)
+
+PLANE_FORMATS = {"yuv420p": 8, "yuvj420p": 8, "nv12": 8, "yuv420p10le": 10, "p010le": 10}
+
+
+def frame_planes(frame) -> tuple:  # noqa: ANN001 - an av.VideoFrame in one of PLANE_FORMATS
+    """(Y, U, V) numpy planes of a decoded frame, code values in the low bits (NV12 and P010
+    deinterleaved and shifted here, on the host: a strided copy, no arithmetic on the picture)."""
+    import numpy as np
+
+    name = frame.format.name
+    bits = PLANE_FORMATS[name]
+    dtype = np.dtype("<u2") if bits > 8 else np.dtype("u1")
+    h, w = frame.height, frame.width
+    ch, cw = (h + 1) // 2, (w + 1) // 2
+
+    def plane(i: int, rows: int, cols: int) -> np.ndarray:
+        p = frame.planes[i]
+        return np.frombuffer(p, dtype).reshape(-1, p.line_size // dtype.itemsize)[:rows, :cols]
+
+    if name in ("nv12", "p010le"):
+        y, uv = plane(0, h, w), plane(1, ch, 2 * cw)
+        shift = 16 - bits if bits > 8 else 0
+        return tuple(np.ascontiguousarray(p >> shift if shift else p) for p in (y, uv[:, 0::2], uv[:, 1::2]))
+    return tuple(
+        np.ascontiguousarray(plane(i, r, c)) for i, (r, c) in enumerate(((h, w), (ch, cw), (ch, cw)))
+    )
+
+
+def frame_from_planes(y, u, v):  # noqa: ANN001, ANN201 - numpy uint8 planes -> an av.VideoFrame (yuv420p)
+    """A yuv420p frame holding these planes (rows padded to the frame's line size)."""
+    import av
+    import numpy as np
+
+    frame = av.VideoFrame(y.shape[1], y.shape[0], "yuv420p")
+    for plane, data in zip(frame.planes, (y, u, v), strict=True):
+        rows, cols = data.shape
+        if plane.line_size != cols:
+            padded = np.zeros((rows, plane.line_size), np.uint8)
+            padded[:, :cols] = data
+            data = padded
+        plane.update(np.ascontiguousarray(data))
+    return frame

@@ -34,6 +34,7 @@ from cartoonize.media.files import (
     audio_plan,
     check_output,
     codec_name,
+    colour_tags,
     container_for,
     default_colour,
     encodable_rate,
@@ -67,6 +68,10 @@ class VideoJob:
     queue_frames: int = 16  # bound on decoded frames waiting for the engine (memory at 4K: ~400 MB)
     stages: StageOptions = field(default_factory=StageOptions)  # what happens between engine and encoder
     window: Window | None = None  # one segment of the video (pipelines.segments); None: all of it
+    # the GPU frame path: decoded 4:2:0 planes go to the runner, which converts to RGB and back
+    # itself (on its own CUDA stream); only where nothing else needs RGB on the host (no frame
+    # stages, no --max-side scaling, a yuv420p output). Off: FFmpeg converts on the CPU.
+    yuv_frames: bool = False
 
 
 @dataclass(frozen=True)
@@ -104,6 +109,7 @@ class VideoReport:
     stages: str  # the frame stages that ran, or "none"
     streams: list[str]  # one note per non-video stream: copied, re-encoded or dropped
     colour: str = ""  # the matrix and range the video was decoded and encoded with (and tagged)
+    frame_path: str = "rgb"  # rgb: FFmpeg converts on the CPU; yuv: the runner converts the planes
 
     @property
     def fps(self) -> float:
@@ -251,6 +257,9 @@ def cartoonize_video(
     runner = make_runner(network_size(info.height, info.width, infer_side))
     chain = make_chain(job.stages)
     window = job.window
+    planes = None if window else _plane_path(job, info, runner, chain)
+    if planes is not None:
+        from cartoonize.media.yuv import frame_from_planes, frame_planes
     expected = info.frames_estimate
     if job.max_frames is not None:
         expected = min(expected or job.max_frames, job.max_frames)
@@ -302,11 +311,14 @@ def cartoonize_video(
                                     if window.skips(frame.pts):
                                         continue
                                 count += 1
+                                pts = frame.pts if frame.pts is not None else next_pts
+                                next_pts = pts + 1
+                                if planes is not None:
+                                    frames_q.put((pts, frame_planes(frame), None))
+                                    continue
                                 rgb = to_rgb(frame, colour, info.coded_size[0], info.coded_size[1])
                                 if k:
                                     rgb = np.ascontiguousarray(np.rot90(rgb, k))
-                                pts = frame.pts if frame.pts is not None else next_pts
-                                next_pts = pts + 1
                                 frames_q.put((pts, rgb, network_frame(rgb, infer_side)))
                         elif packet.dts is not None:  # demux ends with empty flush packets
                             mux_q.put(packet)
@@ -318,7 +330,12 @@ def cartoonize_video(
                 while (item := mux_q.get()) is not _END:
                     if isinstance(item, tuple):
                         pts, rgb = item
-                        frame = to_yuv(pad_to_even(rgb), colour, job.encoder.pix_fmt)
+                        if isinstance(rgb, tuple):  # planes from the GPU frame path
+                            frame = frame_from_planes(*rgb)
+                            for name, value in colour_tags(colour).items():
+                                setattr(frame, name, value)
+                        else:
+                            frame = to_yuv(pad_to_even(rgb), colour, job.encoder.pix_fmt)
                         frame.pts, frame.time_base = pts, info.time_base
                         output.mux(vout.encode(frame))
                         continue
@@ -343,11 +360,13 @@ def cartoonize_video(
                 worker.start()
             done, engine_seconds = 0, 0.0
 
-            def collect(batch: list, cartoons_of: Callable[[], np.ndarray]) -> None:
+            def collect(batch: list, cartoons_of: Callable[[], Any]) -> None:
                 nonlocal done, engine_seconds, last_pts
                 t0 = time.perf_counter()
-                cartoons = cartoons_of()
+                cartoons: Any = cartoons_of()
                 engine_seconds += time.perf_counter() - t0
+                if planes is not None:  # cartoons: (Y, U, V) batches; no stage runs on this path
+                    cartoons = [tuple(p[i] for p in cartoons) for i in range(len(batch))]
                 for (pts, rgb, _), cartoon in zip(batch, cartoons, strict=True):
                     # a pre-roll frame (segments) warms the stages; the previous segment keeps it
                     keep = not window or window.keeps(pts)
@@ -374,7 +393,14 @@ def cartoonize_video(
                         started_now = None
                         if batch:
                             t0 = time.perf_counter()
-                            started_now = (batch, runner.submit(np.stack([small for _, _, small in batch])))
+                            if planes is not None:
+                                stacked = [np.stack([f[i] for _, f, _ in batch]) for i in range(3)]
+                                started_now = (batch, planes.submit(*stacked))
+                            else:
+                                started_now = (
+                                    batch,
+                                    runner.submit(np.stack([small for _, _, small in batch])),
+                                )
                             engine_seconds += time.perf_counter() - t0
                         if in_flight is not None:
                             collect(*in_flight)
@@ -408,8 +434,32 @@ def cartoonize_video(
         frames=done, width=out_w, height=out_h, seconds=time.perf_counter() - started,
         engine_seconds=engine_seconds, engine=runner.describe(), video_codec=vout.codec_context.name,
         stages=chain.describe(),
-        streams=list(notes.values()), colour=colour.describe(),
+        streams=list(notes.values()), colour=colour.describe(), frame_path="rgb" if planes is None else "yuv",
     )  # fmt: skip
+
+
+def _plane_path(job: VideoJob, info: VideoProbe, runner: Runner, chain: Any) -> Any:
+    """The runner's YUV frame path for this job, or None where FFmpeg converts on the CPU."""
+    if not job.yuv_frames or chain or job.encoder.pix_fmt != "yuv420p" or info.colour is None:
+        return None
+    from cartoonize.runners.base import TensorRunner, YuvFrames
+
+    if not isinstance(runner, TensorRunner):
+        return None
+    container = _open_input(job.input)
+    try:
+        ctx = container.streams.video[0].codec_context
+        source_size, fmt = (ctx.width, ctx.height), ctx.pix_fmt
+    finally:
+        container.close()
+    from cartoonize.media.files import FULL
+    from cartoonize.media.yuv import PLANE_FORMATS, YuvSpec
+
+    if fmt not in PLANE_FORMATS or info.coded_size != source_size:
+        return None
+    full = info.colour.range == FULL
+    source = YuvSpec(info.colour.matrix, full, PLANE_FORMATS[fmt])
+    return YuvFrames(runner, source, YuvSpec(info.colour.matrix, full, 8), info.rotation)
 
 
 def _next_batch(frames_q: _Pipe, size: int) -> tuple[list, bool]:

@@ -153,3 +153,68 @@ class TensorRunner(Runner):
             return host.numpy().copy()  # into pageable memory: the pinned buffer goes back to the cache
 
         return result
+
+
+def _reflect_index(n: int, size: int) -> list[int]:
+    """Indices that extend 0..n-1 to `size` by reflection (edge-held where n is tiny)."""
+    out = list(range(n))
+    while len(out) < size:
+        k = len(out)
+        out.append(2 * (n - 1) - k if n > 1 and 2 * (n - 1) - k >= 0 else n - 1)
+    return out
+
+
+class YuvFrames:
+    """The GPU frame path of a TensorRunner: the decoder's 4:2:0 planes in, 4:2:0 planes for the
+    encoder out; YUV -> RGB, rotation, the pad to a multiple of 4, the network, the crop, the pad
+    to even sides and RGB -> YUV all run where the runner does (on its own CUDA stream on a GPU),
+    with one upload and one download of compact planes per batch."""
+
+    def __init__(self, runner: TensorRunner, source: Any, target: Any, rotation: int = 0) -> None:
+        self.runner = runner
+        self.source, self.target = source, target  # cartoonize.media.yuv.YuvSpec of the decoder / encoder
+        self.k = rotation // 90 % 4
+
+    def submit(self, y: np.ndarray, u: np.ndarray, v: np.ndarray) -> Callable[[], tuple[np.ndarray, ...]]:
+        """Batched planes (N, H, W), (N, ceil(H/2), ceil(W/2)) -> a callable giving the output planes."""
+        import contextlib
+
+        import torch
+
+        from cartoonize.media.yuv import rgb_to_yuv420, yuv420_to_rgb
+
+        runner = self.runner
+        cuda = runner.device == "cuda"
+        context = torch.cuda.stream(runner.work_stream()) if cuda else contextlib.nullcontext()
+        with context:
+            planes = [torch.from_numpy(p) for p in (y, u, v)]
+            if cuda:
+                planes = [p.pin_memory().to("cuda", non_blocking=True) for p in planes]
+            rgb = yuv420_to_rgb(planes[0], planes[1], planes[2], self.source)  # (N, H, W, 3)
+            if self.k:
+                rgb = torch.rot90(rgb, self.k, dims=(1, 2))
+            n, h, w, _ = rgb.shape
+            ph, pw = -(-h // SIZE_MULTIPLE) * SIZE_MULTIPLE, -(-w // SIZE_MULTIPLE) * SIZE_MULTIPLE
+            if (ph, pw) != (h, w):
+                rows = torch.tensor(_reflect_index(h, ph), device=rgb.device)
+                cols = torch.tensor(_reflect_index(w, pw), device=rgb.device)
+                rgb = rgb.index_select(1, rows).index_select(2, cols)
+            cartoon = runner.infer_tensor(rgb.contiguous())
+            # back to (h, w), then the last row/column repeated to even sides, as 4:2:0 encoders want
+            rows = torch.tensor([min(i, h - 1) for i in range(h + h % 2)], device=rgb.device)
+            cols = torch.tensor([min(i, w - 1) for i in range(w + w % 2)], device=rgb.device)
+            out = rgb_to_yuv420(cartoon.index_select(1, rows).index_select(2, cols), self.target)
+            if not cuda:
+                result = tuple(p.numpy() for p in out)
+                return lambda: result
+            host = [torch.empty(p.shape, dtype=p.dtype, pin_memory=True) for p in out]
+            for dst, src in zip(host, out, strict=True):
+                dst.copy_(src, non_blocking=True)
+            finished = torch.cuda.Event()
+            finished.record()
+
+        def collect() -> tuple[np.ndarray, ...]:
+            finished.synchronize()
+            return tuple(p.numpy().copy() for p in host)
+
+        return collect

@@ -155,18 +155,18 @@ def test_compile_failure_falls_back_to_eager_with_one_warning(
     """No working C++ compiler (a real failure of Inductor on the CPU): eager PyTorch, one warning."""
     from torch._inductor import config
 
-    monkeypatch.setattr(config.cpp, "cxx", ("/bin/false",))
-    monkeypatch.setattr(config, "fx_graph_cache", False)
     frames = np.random.default_rng(5).integers(0, 256, (1, 12, 16, 3), dtype=np.uint8)
     with TorchRunner(load_checkpoint(tiny_checkpoint)) as ref:
         expected = ref(frames)
     from cartoonize.runners import compile as compile_runner
 
     monkeypatch.setattr(compile_runner, "inductor_caches", _no_caches)
-    with pytest.warns(UserWarning, match="torch.compile failed for 12x16") as caught:
-        with RUNNERS["compile"](tiny_checkpoint) as run:
-            out = run(frames)
-            run(frames)
+    # Inductor's own patch (restores its config on exit; monkeypatch would delete the entries)
+    with config.patch({"cpp.cxx": ("/bin/false",), "fx_graph_cache": False}):
+        with pytest.warns(UserWarning, match="torch.compile failed for 12x16") as caught:
+            with RUNNERS["compile"](tiny_checkpoint) as run:
+                out = run(frames)
+                run(frames)
     assert len([w for w in caught if "torch.compile" in str(w.message)]) == 1
     assert np.array_equal(out, expected) and "fell back to eager" in run.describe()
 

@@ -1,0 +1,85 @@
+"""The YUV frame path (`VideoJob(yuv_frames=True)`): the decoder's planes go to the runner, which
+converts on its device, and planes come back for the encoder. Against FFmpeg's path on the CPU:
+the same frames (within the conversions' few levels), timestamps, orientation, size and audio."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from cartoonize.choose import EngineRequest, runner_for
+from cartoonize.pipelines.video import VideoJob, cartoonize_video
+from cartoonize.runners.base import TensorRunner
+from tests.conftest import SHARED_MEDIA
+from tests.helpers import make_video, read_video, set_display_rotation
+
+
+class Identity(TensorRunner):
+    """Frames through as they are: what is compared is the path around the network (a random
+    test network turns a 1-level difference at its input into several at its output)."""
+
+    name = "identity"
+
+    def load(self) -> None:
+        pass
+
+    def infer_tensor(self, frames):  # noqa: ANN001, ANN201
+        return frames
+
+
+def both(src: Path, tmp_path: Path, **job) -> tuple[tuple, tuple, list]:
+    outs, reports = [], []
+    for yuv in (False, True):
+        out = tmp_path / f"out-{yuv}.mp4"
+        reports.append(cartoonize_video(VideoJob(src, out, yuv_frames=yuv, **job), lambda size: Identity()))
+        outs.append(read_video(out))
+    return outs[0], outs[1], reports
+
+
+@pytest.mark.parametrize(("width", "height", "degrees"), [(64, 48, 0), (37, 23, 0), (64, 48, 90)],
+                         ids=["even", "odd", "rotated"])  # fmt: skip
+def test_yuv_path_gives_what_ffmpeg_path_gives(tmp_path: Path, width: int, height: int, degrees: int) -> None:
+    src = make_video(tmp_path / "src.mp4", width=width, height=height, frames=6, audio="aac")
+    if degrees:
+        set_display_rotation(src, degrees)
+    (pts_a, frames_a, tb_a), (pts_b, frames_b, tb_b), (rep_a, rep_b) = both(src, tmp_path)
+    assert pts_a == pts_b and tb_a == tb_b and len(frames_a) == 6
+    assert frames_a[0].shape == frames_b[0].shape and (rep_a.width, rep_a.height) == (
+        rep_b.width,
+        rep_b.height,
+    )
+    if degrees in (90, 270):
+        assert frames_a[0].shape[:2] == (width, height)  # upright
+    diff = np.abs(np.stack(frames_a).astype(int) - np.stack(frames_b).astype(int))
+    print(f"{width}x{height} rot {degrees}: max {diff.max()}, mean {diff.mean():.2f}")
+    # a synthetic pattern of hard edges: the two chroma filters differ there by a few levels
+    assert diff.mean() < 4.0 and rep_a.streams == rep_b.streams and rep_a.colour == rep_b.colour
+    assert (rep_a.frame_path, rep_b.frame_path) == ("rgb", "yuv")
+
+
+@pytest.mark.shared
+@pytest.mark.parametrize("clip", ["sintel_5s.mp4", "iphone_rotated.mov"])
+def test_yuv_path_on_the_shared_clips(clip: str, tmp_path: Path) -> None:
+    """Real footage (H.264, MP3/AAC, a rotated phone clip): same timestamps, size, audio notes,
+    and frames within a couple of levels on average."""
+    (pts_a, frames_a, _), (pts_b, frames_b, _), (rep_a, rep_b) = both(
+        SHARED_MEDIA / clip, tmp_path, max_frames=24
+    )
+    assert pts_a == pts_b and rep_a.streams == rep_b.streams and frames_a[0].shape == frames_b[0].shape
+    assert (rep_a.frame_path, rep_b.frame_path) == ("rgb", "yuv")
+    diff = np.abs(np.stack(frames_a).astype(int) - np.stack(frames_b).astype(int))
+    print(f"{clip}: max {diff.max()}, mean {diff.mean():.2f}, 99th percentile {np.percentile(diff, 99):.0f}")
+    assert diff.mean() < 1.0 and np.percentile(diff, 99) <= 4
+
+
+def test_yuv_path_stays_off_where_rgb_is_needed(tiny_checkpoint: Path, tmp_path: Path) -> None:
+    """--max-side scaling is FFmpeg's job: the switch then changes nothing."""
+    src = make_video(tmp_path / "src.mp4", width=64, height=48, frames=3, audio=None)
+    request = EngineRequest(engine="torch", model=tiny_checkpoint, device="cpu")
+    out = tmp_path / "o.mp4"
+    report = cartoonize_video(
+        VideoJob(src, out, max_side=32, yuv_frames=True), lambda s: runner_for(request, s)
+    )
+    assert report.frames == 3 and (report.width, report.height) == (32, 24) and report.frame_path == "rgb"
