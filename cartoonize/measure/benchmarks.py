@@ -77,6 +77,7 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     parser.add_argument("--scaling-workers", default="1,2", help="worker counts to compare")
     parser.add_argument("--scaling-segments", type=int, default=4, help="segments the clip is cut into")
     parser.add_argument("--scaling-engine", default="torch", help="the runner each worker loads")
+    parser.add_argument("--scaling-kinds", default="one,local,ray", help="which of one pass, local, ray")
     args = parser.parse_args(argv)
 
     base = EngineRequest(device=args.device, precision=args.precision)
@@ -109,7 +110,7 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
         workers = [int(n) for n in args.scaling_workers.split(",")]
         request = replace(base, engine=args.scaling_engine)
         result["scaling"] = scaling(request, parse_shape(args.scaling_size), args.scaling_frames, workers,
-                                    args.scaling_segments)  # fmt: skip
+                                    args.scaling_segments, tuple(args.scaling_kinds.split(",")))  # fmt: skip
         print(f"scaling: {args.scaling_frames} frames {args.scaling_size} in {args.scaling_segments} segments, "
               f"{request.engine}, {result['scaling'][0]['cpus']} CPUs", flush=True)  # fmt: skip
         for row in result["scaling"]:

@@ -63,6 +63,7 @@ def _run(clip: Path, folder: Path, name: str, request: EngineRequest, executor: 
     report = cartoonize_many([(clip, out)], job, request, executor, split)
     if report.of("failed"):
         raise RuntimeError(report.lines()[0])
+    print(f"  measured {name}: {report.seconds:.2f} s", flush=True)
     return {
         "run": name, "executor": report.executor, "segments": segments, "frames": report.frames,
         "seconds": round(report.seconds, 2), "fps": round(report.fps, 3),
@@ -71,16 +72,19 @@ def _run(clip: Path, folder: Path, name: str, request: EngineRequest, executor: 
 
 
 def scaling(request: EngineRequest, shape: tuple[int, int], frames: int, workers: list[int],
-            segments: int, use_ray: bool = True) -> list[dict[str, Any]]:  # fmt: skip
-    """Rows: one pass here, then local processes and Ray for each worker count."""
-    rows = []
+            segments: int, kinds: tuple[str, ...] = ("one", "local", "ray")) -> list[dict[str, Any]]:  # fmt: skip
+    """Rows: one pass here, then local processes and Ray for each worker count (each printed as it
+    is measured)."""
+    rows: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="cartoonize-scaling-") as tmp:
         folder = Path(tmp)
         clip = long_clip(folder / "long.mp4", *shape, frames)
-        rows.append(_run(clip, folder, "one pass", request, InProcess(), 1))
-        for n in workers:
-            rows.append(_run(clip, folder, f"local x{n}", request, LocalProcesses(n), segments))
-        if use_ray:
+        if "one" in kinds:
+            rows.append(_run(clip, folder, "one pass", request, InProcess(), 1))
+        if "local" in kinds:
+            for n in workers:
+                rows.append(_run(clip, folder, f"local x{n}", request, LocalProcesses(n), segments))
+        if "ray" in kinds:
             try:
                 import ray
             except ImportError:
@@ -98,7 +102,8 @@ def scaling(request: EngineRequest, shape: tuple[int, int], frames: int, workers
         kind = row["run"].split(" x")[0]
         base.setdefault(kind, row["seconds"])
         row["speedup_vs_1_worker"] = round(base[kind] / row["seconds"], 2) if row["seconds"] else None
-        row["speedup_vs_one_pass"] = round(rows[0]["seconds"] / row["seconds"], 2) if row["seconds"] else None
+        one = rows[0]["seconds"] if rows[0]["run"] == "one pass" else None
+        row["speedup_vs_one_pass"] = round(one / row["seconds"], 2) if one and row["seconds"] else None
     for row in rows:
         row["cpus"] = os.cpu_count()
     return rows
