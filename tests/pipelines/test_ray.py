@@ -19,8 +19,8 @@ from cartoonize.errors import CartoonizeError
 from cartoonize.pipelines.batch import SplitOptions, cartoonize_many
 from cartoonize.pipelines.video import VideoJob
 from cartoonize.pipelines.workers import Event, RayTasks, import_ray
-from cartoonize.stages import StageChain, StageOptions
-from tests.pipelines.test_segments import LOSSLESS, assert_same_as_single_pass, single_pass
+from cartoonize.stages import StageChain, StageOptions, build_stages
+from tests.pipelines.test_segments import LOSSLESS, PER_FRAME, assert_same_as_single_pass, single_pass
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -39,14 +39,16 @@ def ray_cluster() -> Iterator[object]:
 
 def run_on_ray(src: Path, out: Path, checkpoint: Path, **kwargs):  # noqa: ANN003, ANN201
     request = EngineRequest(engine="torch", model=checkpoint, device="cpu")
-    return cartoonize_many([(src, out)], VideoJob(src, out, encoder=LOSSLESS), request, RayTasks(), SplitOptions(4),
+    return cartoonize_many([(src, out)], VideoJob(src, out, encoder=LOSSLESS, stages=PER_FRAME), request, RayTasks(), SplitOptions(4),
                            **kwargs)  # fmt: skip
 
 
 def test_ray_segments_equal_a_single_pass(
     ray_cluster: object, long_clip: Path, tiny_checkpoint: Path, tmp_path: Path, one_thread: None
 ) -> None:
-    single = single_pass(long_clip, tmp_path / "single.mkv", tiny_checkpoint, encoder=LOSSLESS)
+    single = single_pass(
+        long_clip, tmp_path / "single.mkv", tiny_checkpoint, encoder=LOSSLESS, stages=PER_FRAME
+    )
     seen: list[Event] = []
     report = run_on_ray(long_clip, tmp_path / "joined.mkv", tiny_checkpoint, on_event=seen.append)
     assert report.of("done"), report.lines()
@@ -65,12 +67,14 @@ def test_cli_ray_joins_a_running_cluster(
     one_thread: None,  # noqa: ANN001
 ) -> None:
     """`cartoonize video ... --segments 4 --ray=ADDRESS`: a driver of its own on the test's cluster."""
-    single = single_pass(long_clip, tmp_path / "single.mkv", tiny_checkpoint, encoder=LOSSLESS)
+    single = single_pass(
+        long_clip, tmp_path / "single.mkv", tiny_checkpoint, encoder=LOSSLESS, stages=PER_FRAME
+    )
     address = ray_cluster.get_runtime_context().gcs_address
     joined = tmp_path / "joined.mkv"
     result = subprocess.run(
         [sys.executable, "-m", "cartoonize", "video", str(long_clip), str(joined), "--model", str(tiny_checkpoint),
-         "--engine", "torch", "--device", "cpu", "--codec", "ffv1", "--segments", "4", "--ray", address],
+         "--engine", "torch", "--device", "cpu", "--codec", "ffv1", "--segments", "4", "--ray", address, "--no-stabilize"],
         env={**os.environ, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
@@ -92,13 +96,15 @@ class Slow:
 
 
 def slow_chain(options: StageOptions) -> StageChain:
-    return StageChain([Slow()])
+    return StageChain([*build_stages(options).stages, Slow()])  # the job's own stages, slowed
 
 
 def test_a_killed_ray_worker_is_retried(
     ray_cluster: object, long_clip: Path, tiny_checkpoint: Path, tmp_path: Path, one_thread: None
 ) -> None:
-    single = single_pass(long_clip, tmp_path / "single.mkv", tiny_checkpoint, encoder=LOSSLESS)
+    single = single_pass(
+        long_clip, tmp_path / "single.mkv", tiny_checkpoint, encoder=LOSSLESS, stages=PER_FRAME
+    )
     pids: dict[int, int] = {}
     killed: list[int] = []
 
