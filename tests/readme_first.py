@@ -1,9 +1,9 @@
 """Checks what the README's first command made (run by .ci/run after it):
 
-    python -m tests.readme_first sintel_cartoon.mp4 ../shared/media/sintel_5s.mp4 --max-side 160
+    python -m tests.readme_first sintel_cartoon.mp4 ../shared/media/sintel_5s.mp4 [--max-side N]
 
-Every frame of the input is there, at the input's times, scaled so the longer side is
---max-side, H.264 video, and as many audio tracks as the input had, with sound in them.
+Every frame of the input is there, at the input's times, at the input's size (or scaled so the
+longer side is --max-side, where the command downscaled), H.264 video, and as many audio tracks as the input had, with sound in them.
 Exits 1 with one line per problem."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 
-def problems(output: Path, source: Path, max_side: int) -> list[str]:
+def problems(output: Path, source: Path, max_side: int | None = None) -> list[str]:
     import av
 
     from cartoonize.media.files import fit_within
@@ -53,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("output", type=Path)
     parser.add_argument("source", type=Path)
-    parser.add_argument("--max-side", type=int, default=160)
+    parser.add_argument("--max-side", type=int, default=None)
     args = parser.parse_args(argv)
     found = problems(args.output, args.source, args.max_side)
     for line in found:
