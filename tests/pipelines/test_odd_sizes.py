@@ -10,6 +10,7 @@ import numpy as np
 from cartoonize.choose import EngineRequest, runner_for
 from cartoonize.media.files import EncoderSettings
 from cartoonize.pipelines.video import VideoJob, cartoonize_video
+from cartoonize.stages import StageOptions
 from tests.helpers import make_video, read_video
 
 
@@ -19,7 +20,10 @@ def test_odd_frames_keep_their_pixels_and_repeat_the_edge(tiny_checkpoint: Path,
     out = tmp_path / "out.mkv"
     lossless = EncoderSettings(crf=0, pix_fmt="yuv444p")  # x264 lossless, no chroma subsampling
     request = EngineRequest(engine="torch", model=tiny_checkpoint, device="cpu")
-    cartoonize_video(VideoJob(src, out, encoder=lossless), lambda size: runner_for(request, size))
+    cartoonize_video(
+        VideoJob(src, out, encoder=lossless, stages=StageOptions(raw=True)),
+        lambda size: runner_for(request, size),
+    )
 
     _, originals, _ = read_video(src)
     _, frames, _ = read_video(out)
