@@ -20,6 +20,7 @@ from cartoonize.choose import EngineRequest, runner_for
 from cartoonize.media.capture import CaptureSpec
 from cartoonize.pipelines.image import read_image, write_image
 from cartoonize.pipelines.webcam import WebcamJob, run_webcam
+from cartoonize.stages import StageOptions
 from tests.conftest import ROOT, SHARED_MEDIA
 from tests.helpers import start_serving
 
@@ -86,7 +87,10 @@ def test_window_shows_original_and_cartoon_and_takes_keys(xvfb: str, tmp_path: P
     import pygame
 
     engine = EngineRequest("torch", model=request.getfixturevalue(model), device="cpu")
-    job = WebcamJob(source, side_by_side=True, frames=200, snapshot_dir=tmp_path)
+    # --raw: the window shows the network's own frame, which the test recomputes beside it
+    job = WebcamJob(
+        source, side_by_side=True, frames=200, snapshot_dir=tmp_path, stages=StageOptions(raw=True)
+    )
     shots: dict[str, np.ndarray] = {}
     messages: list[str] = []
 
