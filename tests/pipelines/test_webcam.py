@@ -97,7 +97,9 @@ def test_infer_side_shows_full_size_from_small_inference(
     code, text = run_cli([*LAVFI, "--no-preview", "--output", str(out), "--frames", "8", "--infer-side", "80",
                           "--model", str(tiny_checkpoint)], capsys)  # fmt: skip
     assert code == 0, text
-    assert "(320x240, onnxruntime (cpu, fp32), inferring at 80x60, guided upsampling" in text  # first, then the other stages
+    assert (
+        "(320x240, onnxruntime (cpu, fp32), inferring at 80x60, guided upsampling" in text
+    )  # first, then the other stages
     assert read_video(out)[1][0].shape == (240, 320, 3)
 
 

@@ -12,6 +12,7 @@ import pytest
 from cartoonize.choose import EngineRequest, runner_for
 from cartoonize.pipelines.video import VideoJob, cartoonize_video
 from cartoonize.runners.base import TensorRunner
+from cartoonize.stages import StageOptions
 from tests.conftest import SHARED_MEDIA
 from tests.helpers import make_video, read_video, set_display_rotation
 
@@ -33,7 +34,10 @@ def both(src: Path, tmp_path: Path, **job) -> tuple[tuple, tuple, list]:
     outs, reports = [], []
     for yuv in (False, True):
         out = tmp_path / f"out-{yuv}.mp4"
-        reports.append(cartoonize_video(VideoJob(src, out, yuv_frames=yuv, **job), lambda size: Identity()))
+        raw = StageOptions(raw=True)  # the plane path runs only where no frame stage needs RGB on the host
+        reports.append(
+            cartoonize_video(VideoJob(src, out, yuv_frames=yuv, stages=raw, **job), lambda size: Identity())
+        )
         outs.append(read_video(out))
     return outs[0], outs[1], reports
 
@@ -80,6 +84,7 @@ def test_yuv_path_stays_off_where_rgb_is_needed(tiny_checkpoint: Path, tmp_path:
     request = EngineRequest(engine="torch", model=tiny_checkpoint, device="cpu")
     out = tmp_path / "o.mp4"
     report = cartoonize_video(
-        VideoJob(src, out, max_side=32, yuv_frames=True), lambda s: runner_for(request, s)
+        VideoJob(src, out, max_side=32, yuv_frames=True, stages=StageOptions(raw=True)),
+        lambda s: runner_for(request, s),
     )
     assert report.frames == 3 and (report.width, report.height) == (32, 24) and report.frame_path == "rgb"
