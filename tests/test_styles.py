@@ -191,7 +191,9 @@ def test_styles_list_and_pull_through_the_cli(mirror: type[MirrorHandler]) -> No
     def downloaded(listing: str) -> dict[str, str]:
         rows = [line.replace("│", " ").split() for line in listing.splitlines()]
         # the "here" column: "downloaded", or "downloads on first use"
-        return {row[0]: "yes" if row[-1] == "downloaded" else "no" for row in rows if row and row[0] in STYLES}
+        return {
+            row[0]: "yes" if row[-1] == "downloaded" else "no" for row in rows if row and row[0] in STYLES
+        }
 
     assert downloaded(cli("styles", "list")) == dict.fromkeys(STYLES, "no")
     assert "hayao" in cli("styles", "pull", "hayao")

@@ -137,7 +137,12 @@ def test_compile_second_load_reuses_the_cache(tiny_checkpoint: Path, capsys: pyt
         assert run.shapes == {(1, 40, 24): True}
     assert any(inductor_cache_dir().rglob("*")), "Inductor wrote its cache under $CARTOONIZE_CACHE"
     root = str(Path(__file__).resolve().parents[2])
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([root, os.environ.get("PYTHONPATH", "")])}
+    import torch
+
+    # the child compiles for the thread count this process has (earlier tests may have set it):
+    # Inductor's CPU code, and so its cache key, depend on it
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([root, os.environ.get("PYTHONPATH", "")]),
+           "OMP_NUM_THREADS": str(torch.get_num_threads())}  # fmt: skip
     child = subprocess.run([sys.executable, "-c", SECOND_LOAD, str(tiny_checkpoint)], capture_output=True,
                            text=True, env=env, timeout=600)  # fmt: skip
     assert child.returncode == 0, child.stderr[-2000:]
