@@ -73,7 +73,7 @@ class _Recorded(Runner):
     def save(self, path: Path) -> None:
         keys = np.array([k for k, _ in self.kept], np.int64)
         outputs = {f"arr_{i}": out for i, (_, out) in enumerate(self.kept)}
-        np.savez(path, keys=keys, crc32=np.array(True), describe=np.array(self.inner.describe()), **outputs)
+        np.savez(path, keys=keys, crc32=np.array(True), describe=np.array(self.inner.describe()), **outputs)  # type: ignore[arg-type]  # numpy types **kwds as its allow_pickle flag
 
     @classmethod
     def load_from(cls, path: Path) -> _Recorded:
