@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import struct
 import subprocess
 import sys
@@ -214,3 +215,13 @@ def start_serving(args: list[str], cwd: Path, root: Path) -> tuple[subprocess.Po
         proc.kill()
         raise AssertionError(f"no address printed ({proc.poll()})")
     return proc, url
+
+
+def interrupt(proc: subprocess.Popen[str]) -> str:
+    """Ctrl-C a running `cartoonize` child and return its output, whitespace folded; the child is
+    killed if it has not ended within 30 s (the caller then sees a timeout)."""
+    try:
+        proc.send_signal(signal.SIGINT)
+        return " ".join(proc.communicate(timeout=30)[0].split())
+    finally:
+        proc.kill()

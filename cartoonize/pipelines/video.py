@@ -132,6 +132,8 @@ class VideoProbe:
     rate: Fraction | None
     time_base: Fraction
     colour: Colour | None = None  # the source's matrix/range/primaries/transfer (from its first frame)
+    source_size: tuple[int, int] = (0, 0)  # (width, height) as the decoder gives frames
+    pix_fmt: str | None = None  # the decoder's pixel format (yuv420p, nv12, ...)
 
 
 def _open_input(path: Path):  # -> av.container.InputContainer
@@ -187,7 +189,8 @@ def probe(path: Path, max_side: int | None) -> VideoProbe:
             duration = container.duration / 1_000_000
         rate = stream.average_rate or stream.guessed_rate
         estimate = stream.frames or (round(duration * float(rate)) if duration and rate else None)
-        return VideoProbe(width, height, rotation, coded, estimate, duration, rate, stream.time_base, colour)
+        return VideoProbe(width, height, rotation, coded, estimate, duration, rate, stream.time_base, colour,
+                          (coded_w, coded_h), stream.codec_context.pix_fmt)  # fmt: skip
     finally:
         container.close()
 
@@ -446,12 +449,7 @@ def _plane_path(job: VideoJob, info: VideoProbe, runner: Runner, chain: Any) -> 
 
     if not isinstance(runner, TensorRunner):
         return None
-    container = _open_input(job.input)
-    try:
-        ctx = container.streams.video[0].codec_context
-        source_size, fmt = (ctx.width, ctx.height), ctx.pix_fmt
-    finally:
-        container.close()
+    source_size, fmt = info.source_size, info.pix_fmt
     from cartoonize.media.files import FULL
     from cartoonize.media.yuv import PLANE_FORMATS, YuvSpec
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import errno
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -21,7 +20,7 @@ from cartoonize.media.capture import CaptureSpec, LatestFrame, Source, resolve_s
 from cartoonize.pipelines.webcam import WebcamJob, run_webcam
 from cartoonize.runners.base import Runner
 from tests.conftest import ROOT, SHARED_MEDIA
-from tests.helpers import read_video
+from tests.helpers import interrupt, read_video
 
 BUNNY = SHARED_MEDIA / "big_buck_bunny_1s.webm"
 LAVFI = ["--input-format", "lavfi", "--input", "testsrc2=size=320x240:rate=30"]
@@ -166,8 +165,7 @@ def test_ctrl_c_finalizes_the_recording(tmp_path: Path, tiny_checkpoint: Path) -
         while not list(tmp_path.glob(".live.*partial.mp4")) and time.monotonic() < deadline:
             time.sleep(0.2)  # the recording opens once the model is loaded
         time.sleep(1.5)
-        proc.send_signal(signal.SIGINT)
-        text = " ".join(proc.communicate(timeout=30)[0].split())
+        text = interrupt(proc)
     finally:
         proc.kill()
     assert proc.returncode == 130, text

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -22,7 +21,7 @@ from cartoonize.pipelines.image import read_image, write_image
 from cartoonize.pipelines.webcam import WebcamJob, run_webcam
 from cartoonize.stages import StageOptions
 from tests.conftest import ROOT, SHARED_MEDIA
-from tests.helpers import start_serving
+from tests.helpers import interrupt, start_serving
 
 LAVFI = ["--input-format", "lavfi", "--input", "testsrc2=size=320x240:rate=30"]
 SCREEN = (1024, 768)
@@ -161,8 +160,7 @@ def test_cli_window_under_xvfb_and_ctrl_c(xvfb: str, tmp_path: Path, tiny_checkp
             pytest.fail(f"no live window appeared: {proc.communicate(timeout=10)[0] if proc.poll() else ''}")
         write_image(tmp_path / "cli-window.png", screen)
         print(f"\nscreenshot of the CLI's window: {tmp_path / 'cli-window.png'}")
-        proc.send_signal(signal.SIGINT)
-        text = " ".join(proc.communicate(timeout=30)[0].split())
+        text = interrupt(proc)
     finally:
         proc.kill()
     assert proc.returncode == 130, text
@@ -193,8 +191,7 @@ def test_serve_page_stream_and_frame(tmp_path: Path, tiny_checkpoint: Path) -> N
 
         stats = json.loads(urllib.request.urlopen(url + "stats.json", timeout=10).read())
         assert stats["fps"] > 1 and stats["latency_ms"] > 0
-        proc.send_signal(signal.SIGINT)
-        text = " ".join(proc.communicate(timeout=30)[0].split())
+        text = interrupt(proc)
     finally:
         proc.kill()
     assert proc.returncode == 130, text
