@@ -6,9 +6,13 @@ set positional-arguments
 setup:
     python3 -m venv .venv && .venv/bin/pip install -q torch==2.13.0 -e '.[dev]'
 
-# the whole test suite (GPU/TensorRT tests skip without the hardware)
+# the test suite without the slow tests (GPU/TensorRT tests skip without the hardware)
 test *args:
     .venv/bin/python -m pytest -q "$@"
+
+# every test, the slow ones too (real AOTInductor builds, training curves, the real weights end to end)
+test-all *args:
+    .venv/bin/python -m pytest -q -m "slow or not slow" "$@"
 
 # lint and format check
 lint:

@@ -608,7 +608,10 @@ def _load_plugins() -> None:
     """Commands that live outside this package (e.g. `train`) register through entry points."""
     from importlib.metadata import entry_points
 
+    present = {info.name for info in app.registered_groups}
     for ep in entry_points(group="cartoonize.commands"):
+        if ep.name in present:  # once per process: main() may run many times in one (tests, notebooks)
+            continue
         try:
             app.add_typer(ep.load(), name=ep.name)
         except ImportError:  # the plugin's package is not installed in this environment
@@ -637,6 +640,8 @@ def _show_warnings_as_lines() -> None:
     from cartoonize.errors import CartoonizeWarning
 
     shown = warnings.showwarning
+    if getattr(shown, "cartoonize", False):  # already in place (main() ran before in this process)
+        return
 
     def show(message, category, filename, lineno, file=None, line=None):  # noqa: ANN001
         if issubclass(category, CartoonizeWarning):
@@ -644,6 +649,7 @@ def _show_warnings_as_lines() -> None:
         else:
             shown(message, category, filename, lineno, file, line)
 
+    show.cartoonize = True  # type: ignore[attr-defined]
     warnings.showwarning = show
 
 

@@ -16,7 +16,6 @@ from torch import nn
 from cartoonize.errors import CartoonizeError
 
 CHECKPOINT_FORMAT = "cartoonize-checkpoint/1"
-SIZE_MULTIPLE = 4  # two stride-2 stages: H and W must divide by 4
 
 
 @dataclass(frozen=True)

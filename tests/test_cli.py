@@ -69,3 +69,33 @@ def test_style_and_model_together_is_an_error(tmp_path: Path) -> None:
     result = subprocess.run([sys.executable, "-m", "cartoonize", "video", "a.mp4", "b.mp4", "--style", "hayao",
                              "--model", "m.pt"], env=ENV, cwd=tmp_path, capture_output=True, text=True)  # fmt: skip
     assert result.returncode == 1 and "either --style or --model" in result.stderr
+
+
+def test_main_many_times_in_one_process_registers_plugins_once() -> None:
+    """Tests and notebooks call main() again and again: the plugin commands and the warning hook
+    are added once, not once per call (the command tree, and its build time, stayed the same)."""
+    import warnings
+
+    from cartoonize.cli import _load_plugins, _show_warnings_as_lines, app
+
+    for _ in range(3):
+        _load_plugins()
+        _show_warnings_as_lines()
+    names = [info.name for info in app.registered_groups]
+    assert len(names) == len(set(names)) and "train" in names, names
+    hook = warnings.showwarning
+    _show_warnings_as_lines()
+    assert warnings.showwarning is hook
+
+
+def test_a_bad_input_is_refused_before_torch_loads(tmp_path: Path) -> None:
+    """A missing input is a one-line error in well under a second: the video job checks its
+    input before it imports torch (here torch cannot be imported at all)."""
+    code = ("import sys; sys.modules['torch'] = None; from cartoonize.cli import main; "
+            "main(['video', 'missing.mp4', 'out.mp4'])")  # fmt: skip
+    result = subprocess.run(
+        [sys.executable, "-c", code], env=ENV, cwd=tmp_path, capture_output=True, text=True
+    )
+    assert result.returncode == 1, result.stderr
+    assert "missing.mp4 does not exist" in result.stdout + result.stderr
+    assert "Traceback" not in result.stderr

@@ -95,6 +95,7 @@ def test_parity_figures() -> None:
 
 
 @pytest.mark.shared
+@pytest.mark.slow  # the full-size network through the CLI; tiny models cover the same code above
 def test_export_command_prints_parity_for_hayao(tmp_path: Path) -> None:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     result = subprocess.run([sys.executable, "-m", "cartoonize", "export", "--style", "hayao", "-o", "h.onnx"],

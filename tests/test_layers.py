@@ -25,7 +25,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     # imported: third-party ONNX models wrapped into the frame contract, beside the export of our
     # own (it uses export's tensor names and photo, styles' cache; runners and the choice use it)
     ("export/styles", ("cartoonize.export", "cartoonize.styles", "cartoonize.imported")),
-    ("model/media", ("cartoonize.model", "cartoonize.media")),
+    ("model/media", ("cartoonize.model", "cartoonize.architecture", "cartoonize.media")),
     ("errors", ("cartoonize.errors", "cartoonize")),
 ]
 

@@ -56,3 +56,15 @@ def test_foreign_file_is_refused(tmp_path: Path) -> None:
         load_checkpoint(tmp_path / "junk.pt")
     with pytest.raises(CartoonizeError, match="not found"):
         load_checkpoint(tmp_path / "missing.pt")
+
+
+def test_the_network_downsamples_by_the_size_multiple() -> None:
+    """`cartoonize.architecture.SIZE_MULTIPLE` (what torch-free code pads to) is the product of the
+    generator's strides."""
+    import math
+
+    from cartoonize.architecture import SIZE_MULTIPLE
+
+    model = Generator(GeneratorConfig(base_channels=8, residual_blocks=1))
+    strides = [m.stride[0] for m in model.modules() if isinstance(m, torch.nn.Conv2d) and m.stride[0] > 1]
+    assert math.prod(strides) == SIZE_MULTIPLE

@@ -25,7 +25,8 @@ import torch
 from cartoonize.engines.store import BuildSpec, ShapeProfile
 from cartoonize.errors import CartoonizeError
 from cartoonize.export import INPUT_NAME, frame_model, quiet_torch
-from cartoonize.model import SIZE_MULTIPLE, Checkpoint
+from cartoonize.architecture import SIZE_MULTIPLE
+from cartoonize.model import Checkpoint
 
 
 @dataclass(frozen=True)

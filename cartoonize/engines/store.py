@@ -25,7 +25,7 @@ from typing import Any
 
 from cartoonize import __version__
 from cartoonize.errors import CartoonizeError
-from cartoonize.model import SIZE_MULTIPLE
+from cartoonize.architecture import SIZE_MULTIPLE
 
 MANIFEST_FORMAT = "cartoonize-engine/1"
 BACKENDS = ("tensorrt", "aoti")  # in --engine auto's order of preference

@@ -202,7 +202,7 @@ def onnx_size_multiple(onnx_path: Path) -> int:
     """The H and W multiple an ONNX file says it needs (an imported model's own; 4 otherwise)."""
     import onnx
 
-    from cartoonize.model import SIZE_MULTIPLE
+    from cartoonize.architecture import SIZE_MULTIPLE
 
     model = onnx.load(str(onnx_path), load_external_data=False)
     return int({p.key: p.value for p in model.metadata_props}.get("size_multiple", SIZE_MULTIPLE))

@@ -19,8 +19,8 @@ from typing import Any, Self
 
 import numpy as np
 
+from cartoonize.architecture import SIZE_MULTIPLE
 from cartoonize.errors import CartoonizeError
-from cartoonize.model import SIZE_MULTIPLE
 
 
 def pad_to_multiple(frames: np.ndarray, multiple: int = SIZE_MULTIPLE) -> np.ndarray:
