@@ -17,7 +17,8 @@ class FrameStage(Protocol):
         ...
 
     def reset(self) -> None:
-        """Forget any state carried from earlier frames."""
+        """Forget any state carried from earlier frames. (A stage that detects scene cuts sets
+        `scene_cut` on the frame that starts one; the chain then resets the stages after it.)"""
         ...
 
 
@@ -39,8 +40,11 @@ class StageChain:
         self.stages = list(stages)
 
     def __call__(self, source: np.ndarray, cartoon: np.ndarray) -> np.ndarray:
-        for stage in self.stages:
+        for index, stage in enumerate(self.stages):
             cartoon = stage(source, cartoon)
+            if getattr(stage, "scene_cut", False):  # a stage that sees cuts (stabilize) found one:
+                for later in self.stages[index + 1 :]:  # the later ones start the new shot afresh
+                    later.reset()
         return cartoon
 
     def reset(self) -> None:
@@ -75,5 +79,5 @@ def build_stages(options: StageOptions) -> StageChain:
     if options.exposure:
         from cartoonize.stages.exposure import Exposure
 
-        stages.append(Exposure())
+        stages.append(Exposure(temporal=options.temporal))
     return StageChain(stages)

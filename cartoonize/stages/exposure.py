@@ -13,30 +13,44 @@ that restores the missing contrast, and the decoder draws them as bright shapes.
 The method undoes that normalisation on the way out, with the source's own statistics. In YCbCr
 (BT.601), per frame, with m and s the mean and standard deviation of a frame's luma:
 
-    Y' = m_source + g * (Y_cartoon - m_cartoon)
+    m' = m_source * clip(m_cartoon / m_source, 1 / STEP, STEP)   (STEP = 2^(1/3): a third of a stop)
+    Y' = m' + g * (Y_cartoon - m_cartoon)
     g  = min(1, s_source / S_NORMAL, room)
     C' = C_cartoon * min(1, Y' / Y_cartoon)          (C = Cb, Cr, centred on zero)
 
-- The output's mean luma is the source's: black stays black, a night scene keeps its level, a
-  fade fades.
+- The output's mean luma is the source's, give or take a third of a stop (a camera's finest
+  exposure-compensation step): the style keeps its own brightness where it stays that close to the
+  source's (Hayao is a little brighter than most footage, and that is part of its look), and is
+  brought back to that bound where the norms invented it: a night scene lifted by 90 levels, a
+  black frame turned olive. The bound is a ratio, as light is, so black stays black (within a third
+  of a stop of 2 levels), a night scene keeps its level, and a fade fades. Near white the same step
+  is taken on the distance to white, so a bright frame is not pushed out of the range.
 - s_source / S_NORMAL is the inverse of the stretch the norms applied: they bring every frame to
-  the contrast of a normally exposed picture (S_NORMAL = 48 levels, the median luma std of the
-  scikit-image sample photos), so a frame with a tenth of that contrast was amplified ten times,
-  and its grain and codec blocks with it. Taking the stretch back brings that noise down to the
-  level it had in the source. This is the cause-level fix for noise-as-pattern: it acts in
-  proportion to how much the network amplified, with no threshold on luma or noise. A frame with
-  normal or more contrast keeps the cartoon's own contrast (g = 1): the style is not flattened.
-- `room` caps darkening at a dimming about black (g = m_source / m_cartoon gives Y' = Y * m_source
-  / m_cartoon, the same picture under less light) and brightening at one about white: the
+  the contrast of a normally exposed picture, so a frame with a tenth of it was amplified ten
+  times, and its grain and codec blocks with it. Taking the stretch back brings that noise down to
+  the level it had in the source. This is the cause-level fix for noise-as-pattern: it acts in
+  proportion to how much the network amplified, with no threshold on luma or noise. S_NORMAL = 30
+  levels is the luma std of the least contrasty well-exposed colour photos among scikit-image's
+  samples (rocket 30.6, chelsea 32.1; astronaut 75, coffee 58): a frame with that much contrast or
+  more is a normal picture and keeps the cartoon's own contrast (g = 1), so low-key but
+  well-exposed footage (an old black-and-white film, a grey street) is not flattened.
+- `room` caps darkening at a dimming about black (g = m' / m_cartoon gives Y' = Y * m' /
+  m_cartoon, the same picture under less light) and brightening at one about white: the
   cartoon's lines and highlights stay inside the range rather than clipping, and a fade scales
   the picture as light does.
 - The shape of the cartoon's tone (its flat areas, its lines, the order of its values) is kept,
   since the map is affine and increasing. Where a pixel is darkened, its chroma is scaled with its
   luma, which keeps its hue and saturation (the same colour under less light) and sends a black
   frame to black instead of a dark olive; where it is brightened, its chroma is kept.
-- Per frame, not smoothed over time: the source's statistics are as steady as the source, so the
-  output's exposure is steady where the source's is, and follows a fade without lag. The cartoon's
-  own statistics are steadied by the stabilization stage, which runs before this one.
+- Over time (video and webcam): the source's statistics are used per frame, so the output's
+  exposure is as steady as the source's and follows a fade or a flickering fire without lag. The
+  one thing the cartoon keeps of its own, its brightness relative to the source (m' / m_source,
+  within the third of a stop), is a running average over the shot (its first frames' mean, then
+  an exponential average over about two seconds, SMOOTHING_FRAMES): the network's flicker and
+  drift in brightness do not pass, the style's lasting offset does. A scene cut found by the
+  stabilization stage restarts the average (the chain resets the stages after the one that saw
+  it); without stabilization the offset settles over the new shot, bounded by the third of a stop
+  meanwhile. A photo uses its own frame's offset.
 """
 
 from __future__ import annotations
@@ -48,29 +62,48 @@ _Y = np.array([0.299, 0.587, 0.114], np.float32)
 _CB = np.array([-0.168736, -0.331264, 0.5], np.float32)
 _CR = np.array([0.5, -0.418688, -0.081312], np.float32)
 MIN_STD = 1.0  # luma levels: a flat cartoon is not divided by ~0
-# luma std of a normally exposed picture: the contrast the norms bring every frame to. The
-# scikit-image sample photos (astronaut, coffee, chelsea, rocket, retina, ...) have a median of 47.
-NORMAL_CONTRAST = 48.0
+# luma std of a normally exposed picture: below it the norms stretched the frame. The least
+# contrasty well-exposed colour photos among scikit-image's samples: rocket 30.6, chelsea 32.1.
+NORMAL_CONTRAST = 30.0
+# how far the cartoon's mean luma may stay from the source's, as a ratio: a third of a stop
+EXPOSURE_STEP = 2.0 ** (1.0 / 3.0)
+# the running average of the cartoon's brightness offset spans about two seconds at 24 fps: the
+# newest frame weighs 1 / SMOOTHING_FRAMES (and 1 / n over a shot's first n frames, a plain mean,
+# so the start of a shot is as steady as the rest)
+SMOOTHING_FRAMES = 48
 
 
-def match_exposure(source: np.ndarray, cartoon: np.ndarray, normal_contrast: bool = True) -> np.ndarray:
-    """`cartoon` (uint8 RGB) with the luma mean of `source` (uint8 RGB, same size), and its
-    contrast scaled down by the source's shortfall from a normal contrast (`normal_contrast`), or
-    else set to the source's."""
+def exposure_target(mean_source: float, mean_cartoon: float) -> float:
+    """The output's mean luma: the cartoon's own, kept within a third of a stop of the source's,
+    measured both as light (m / step .. m * step, the bound that holds near black) and as its
+    distance to white (the bound that holds near white); the tighter of the two."""
+    high = min(mean_source * EXPOSURE_STEP, 255.0 - (255.0 - mean_source) / EXPOSURE_STEP)
+    low = max(mean_source / EXPOSURE_STEP, 255.0 - (255.0 - mean_source) * EXPOSURE_STEP)
+    return min(max(mean_cartoon, low), high)
+
+
+def match_exposure(source: np.ndarray, cartoon: np.ndarray, normal_contrast: bool = True,
+                   offset: float | None = None) -> np.ndarray:  # fmt: skip
+    """`cartoon` (uint8 RGB) with its luma mean brought within a third of a stop of `source`'s
+    (uint8 RGB, same size) and its contrast scaled down by the source's shortfall from a normal
+    contrast (`normal_contrast`); or else with the source's luma mean and contrast exactly.
+    `offset`: the log brightness ratio to keep instead of this frame's own (a running average)."""
     src = source.astype(np.float32)
     car = cartoon.astype(np.float32)
     y_src = src @ _Y
     y, cb, cr = car @ _Y, car @ _CB, car @ _CR
     mean_c, std_c = max(float(y.mean()), MIN_STD), max(float(y.std()), MIN_STD)
     mean_s = float(y_src.mean())
+    wanted = mean_c if offset is None else max(mean_s, MIN_STD) * float(np.exp(offset))
+    target = exposure_target(mean_s, wanted)
     if normal_contrast:
         # at most a dimming about black (or a brightening about white): the same picture under
         # less (more) light, whose lines and highlights stay inside the range instead of clipping
-        room = mean_s / mean_c if mean_s < mean_c else (255.0 - mean_s) / max(255.0 - mean_c, MIN_STD)
+        room = target / mean_c if target < mean_c else (255.0 - target) / max(255.0 - mean_c, MIN_STD)
         gain = min(1.0, float(y_src.std()) / NORMAL_CONTRAST, room)
     else:
-        gain = float(y_src.std()) / std_c
-    y_new = mean_s + gain * (y - mean_c)
+        target, gain = mean_s, float(y_src.std()) / std_c
+    y_new = target + gain * (y - mean_c)
     keep = np.minimum(1.0, (np.maximum(y_new, 0.0) + 0.5) / (y + 0.5))
     cb *= keep
     cr *= keep
@@ -81,13 +114,30 @@ def match_exposure(source: np.ndarray, cartoon: np.ndarray, normal_contrast: boo
     return np.clip(out + 0.5, 0, 255).astype(np.uint8)
 
 
+def brightness_offset(source: np.ndarray, cartoon: np.ndarray) -> float:
+    """This frame's log ratio of the output's mean luma to the source's (bounded: a third of a stop)."""
+    mean_s = max(float((source.astype(np.float32) @ _Y).mean()), MIN_STD)
+    mean_c = max(float((cartoon.astype(np.float32) @ _Y).mean()), MIN_STD)
+    return float(np.log(max(exposure_target(mean_s, mean_c), MIN_STD) / mean_s))
+
+
 class Exposure:
-    """The frame stage (see the module docstring); stateless."""
+    """The frame stage (see the module docstring). With `temporal`, the brightness offset is a
+    running average over frames (video, webcam); without, each frame's own (photos)."""
 
     name = "exposure"
 
+    def __init__(self, temporal: bool = True) -> None:
+        self.temporal = temporal
+        self.reset()
+
     def __call__(self, source: np.ndarray, cartoon: np.ndarray) -> np.ndarray:
-        return match_exposure(source, cartoon)
+        if not self.temporal:
+            return match_exposure(source, cartoon)
+        self._frames += 1
+        weight = 1.0 / min(self._frames, SMOOTHING_FRAMES)
+        self._offset += weight * (brightness_offset(source, cartoon) - self._offset)
+        return match_exposure(source, cartoon, offset=self._offset)
 
     def reset(self) -> None:
-        pass
+        self._offset, self._frames = 0.0, 0

@@ -72,6 +72,7 @@ class Stabilize:
         self._flows = FlowEstimator(preset, flow_side)
         self._cv2 = require_cv2()
         self.cuts = 0  # scene cuts seen since the last reset (for reports and tests)
+        self.scene_cut = False  # whether the last frame started a new shot (the chain reads it)
         self.reset()
 
     def reset(self) -> None:
@@ -79,6 +80,7 @@ class Stabilize:
 
     def __call__(self, source: np.ndarray, cartoon: np.ndarray) -> np.ndarray:
         g = gray(source)
+        self.scene_cut = False
         previous, self._previous = self._previous, None
         if previous is None or previous[0].shape != g.shape:
             self._previous = (g, cartoon.astype(np.float32))
@@ -87,6 +89,7 @@ class Stabilize:
         pair = self._flows.pair(prev_g, g)
         if is_scene_cut(prev_g, g, pair):
             self.cuts += 1
+            self.scene_cut = True
             self._previous = (g, cartoon.astype(np.float32))
             return cartoon
         cv2 = self._cv2

@@ -59,6 +59,7 @@ def test_ray_segments_equal_a_single_pass(
     assert sorted(p.name for p in tmp_path.iterdir()) == ["joined.mkv", "single.mkv"]
 
 
+@pytest.mark.slow  # a second cluster start; the default run keeps the Ray job test above and the local kill test
 def test_cli_ray_joins_a_running_cluster(
     ray_cluster,
     long_clip: Path,
@@ -99,6 +100,7 @@ def slow_chain(options: StageOptions) -> StageChain:
     return StageChain([*build_stages(options).stages, Slow()])  # the job's own stages, slowed
 
 
+@pytest.mark.slow  # the default run kills a local worker (tests/pipelines/test_segments.py)
 def test_a_killed_ray_worker_is_retried(
     ray_cluster: object, long_clip: Path, tiny_checkpoint: Path, tmp_path: Path, one_thread: None
 ) -> None:

@@ -128,6 +128,7 @@ print(json.dumps({"hit": counters["inductor"]["fxgraph_cache_hit"], "miss": coun
 """
 
 
+@pytest.mark.slow  # two fresh processes, a cold compile each way: about 50 s on 2 cores
 def test_compile_second_load_reuses_the_cache(tiny_checkpoint: Path, tmp_path: Path) -> None:
     """Two processes, one after the other, at the same size, as a user runs two jobs: the first
     keeps the runner contract (uint8 in and out, at the odd size, against tests/reference.py) and

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cartoonize.stages.exposure import NORMAL_CONTRAST, match_exposure
+from cartoonize.stages.exposure import EXPOSURE_STEP, NORMAL_CONTRAST, exposure_target, match_exposure
 from tests.stages.media import cartoons, luma_mean, texture, with_noise
 
 
@@ -19,8 +19,14 @@ def test_fade_from_black_tracks_the_input(tiny_checkpoint: Path) -> None:
     before = np.array([luma_mean(c) for c in raw])
     after = np.array([luma_mean(match_exposure(s, c)) for s, c in zip(sources, raw, strict=True)])
     assert np.abs(before - src).max() > 30  # the network alone does not fade
-    assert np.abs(after - src).max() < 3
-    assert np.corrcoef(src, after)[0, 1] > 0.999
+    # the output fades with it: within a third of a stop of the source at every step
+    assert (after <= src * EXPOSURE_STEP + 1.5).all() and (after >= src / EXPOSURE_STEP - 1.5).all(), (
+        src,
+        after,
+    )
+    # black stays black; the curves correlate as the issue asks of a real fade (>= 0.95): the last
+    # steps, within a third of a stop of the cartoon's own brightness, keep the cartoon's
+    assert after[0] < 3 and np.corrcoef(src, after)[0, 1] >= 0.95
 
 
 def test_black_stays_black_and_colour_is_not_invented() -> None:
@@ -44,7 +50,7 @@ def test_tone_shape_kept_on_a_well_exposed_frame() -> None:
     assert len(np.unique(out.reshape(-1, 3), axis=0)) <= len(
         np.unique(cartoon.reshape(-1, 3), axis=0)
     )  # still flat
-    assert abs(luma_mean(out) - luma_mean(source)) < 1.5
+    assert abs(luma_mean(out) - exposure_target(luma_mean(source), luma_mean(cartoon))) < 1.5
     lit = np.zeros_like(source) + np.uint8(round(luma_mean(cartoon)))  # the cartoon's mean luma...
     lit[::2] += np.uint8(NORMAL_CONTRAST + 2)  # ...with at least normal contrast (well exposed)
     lit[1::2] -= np.uint8(NORMAL_CONTRAST + 2)
@@ -53,3 +59,56 @@ def test_tone_shape_kept_on_a_well_exposed_frame() -> None:
     dim = match_exposure((lit // 4 + 20).astype(np.uint8), cartoon)  # a quarter of the contrast
     y_dim = dim.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
     assert y_dim.std() < 0.5 * y_c.std()  # the stretch the norms applied is taken back
+
+
+def test_the_style_keeps_its_brightness_within_a_third_of_a_stop() -> None:
+    """A well-exposed frame whose cartoon is a little brighter than the source (as Hayao is) is
+    left as the network drew it; one lifted far beyond a third of a stop is brought to the bound,
+    as is a dark frame (which lands within the +15 levels the quality targets allow)."""
+    rng = np.random.default_rng(3)
+    cartoon = (texture(3) // 32 * 32 + 16).astype(np.uint8)
+    c_mean = luma_mean(cartoon)
+    scene = texture(2).astype(np.float32)
+    source = np.clip((scene - luma_mean(texture(2))) * 2.0 + c_mean / 1.15, 0, 255)  # normal contrast
+    source = with_noise(source, 0.5, rng)
+    assert 1.1 < c_mean / luma_mean(source) < EXPOSURE_STEP
+    kept = match_exposure(source, cartoon)
+    assert np.abs(kept.astype(int) - cartoon).mean() < 1.0  # the network's own frame
+    for level in (20.0, 90.0):  # a night scene, and a frame the cartoon would lift far above
+        dark = with_noise(
+            np.clip(texture(2).astype(np.float32) * (level / luma_mean(texture(2))), 0, 255), 0.5, rng
+        )
+        out = luma_mean(match_exposure(dark, cartoon))
+        assert abs(out - luma_mean(dark) * EXPOSURE_STEP) < 1.5, (level, out)
+    assert luma_mean(match_exposure(dark, cartoon)) > luma_mean(dark)  # not pushed to the source's
+
+
+def test_the_bound_is_a_third_of_a_stop_both_ways() -> None:
+    assert exposure_target(2.0, 130.0) < 2.6  # black stays black
+    assert abs(exposure_target(100.0, 200.0) - 100.0 * EXPOSURE_STEP) < 1e-6
+    assert abs(exposure_target(100.0, 10.0) - 100.0 / EXPOSURE_STEP) < 1e-6
+    assert exposure_target(100.0, 110.0) == 110.0  # inside the bound: the cartoon's own
+    assert 245.0 < exposure_target(250.0, 255.0) <= 255.0 - 5.0 / EXPOSURE_STEP + 1e-6  # near white
+    assert exposure_target(250.0, 100.0) >= 255.0 - 5.0 * EXPOSURE_STEP - 1e-6
+
+
+def test_the_cartoons_brightness_flicker_does_not_pass_on_a_steady_shot() -> None:
+    """A steady source, and a cartoon whose brightness jumps by 10 % from frame to frame (inside
+    the third of a stop, so the per-frame rule would keep every jump): the stage's output is as
+    steady as the source, at the cartoon's average offset; after reset() it starts afresh."""
+    from cartoonize.stages.exposure import Exposure
+
+    rng = np.random.default_rng(4)
+    scene = texture(2).astype(np.float32)
+    source = np.clip((scene - luma_mean(texture(2))) * 2.0 + 110.0, 0, 255).astype(np.uint8)
+    base = (texture(3) // 32 * 32 + 16).astype(np.float32)
+    base = base * (120.0 / luma_mean(base.astype(np.uint8)))
+    flicker = [np.clip(base * (1.0 + 0.1 * ((-1) ** i)), 0, 255).astype(np.uint8) for i in range(48)]
+    stage = Exposure(temporal=True)
+    outs = [luma_mean(stage(with_noise(source, 0.5, rng), c)) for c in flicker]
+    per_frame = [luma_mean(match_exposure(source, c)) for c in flicker]
+    assert np.std(per_frame[24:]) > 8  # the per-frame rule passes the jumps
+    assert np.std(outs[24:]) < 1.5 and abs(np.mean(outs[24:]) - np.mean(per_frame)) < 3
+    stage.reset()
+    first = stage(source, flicker[0])
+    assert np.abs(first.astype(int) - match_exposure(source, flicker[0])).max() <= 1

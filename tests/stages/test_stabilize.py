@@ -62,14 +62,18 @@ def test_hard_cut_starts_from_the_per_frame_result(tiny_checkpoint: Path) -> Non
     sources = [with_noise(a, 2.0, rng) for _ in range(6)] + [with_noise(b, 2.0, rng) for _ in range(4)]
     raw = cartoons(sources, tiny_checkpoint)
     chain = build_stages(StageOptions())
-    per_frame = build_stages(StageOptions(stabilize=False))
+
+    def per_frame(i: int) -> np.ndarray:  # the frame alone, as the first of a shot: no history
+        return build_stages(StageOptions(stabilize=False))(sources[i], raw[i])
+
     out = [chain(s, c) for s, c in zip(sources, raw, strict=True)]
     assert chain.describe() == "stabilize + exposure"
-    assert np.array_equal(out[6], per_frame(sources[6], raw[6]))  # the first frame after the cut
-    assert not np.array_equal(out[5], per_frame(sources[5], raw[5]))  # before it, frames were blended
+    # the first frame after the cut: no blend, and the exposure stage's running offset restarts
+    assert np.array_equal(out[6], per_frame(6))
+    assert not np.array_equal(out[5], per_frame(5))  # before it, frames were blended
     assert chain.stages[0].cuts == 1
     chain.reset()
-    assert np.array_equal(chain(sources[2], raw[2]), per_frame(sources[2], raw[2]))  # reset forgets
+    assert np.array_equal(chain(sources[2], raw[2]), per_frame(2))  # reset forgets
 
 
 def test_options_build_the_chain() -> None:
