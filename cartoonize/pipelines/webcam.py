@@ -98,12 +98,13 @@ class _Live:
         return float(np.median(self.latencies)) * 1000 if self.latencies else 0.0
 
 
-# The network's longer side for a CPU webcam when --infer-side is not given. From CPU time per
-# 640x360 frame, one thread each, on the project's 2-core CPU under load (ONNX Runtime + guided
-# upsampling + shrink): 357 ms at 128 px, 516 at 160, 703 at 192; two cores must fit a frame in
-# 250 ms of CPU for 8 fps, and only 128 px leaves room once the load goes. Re-measure on a quiet
-# machine with `python -m cartoonize.measure.webcam --configs max160,128,160,192` (wall time) or
-# `--cpu-cost 128,160,192` (this CPU time).
+# The network's longer side for a CPU webcam when --infer-side is not given: the smallest side
+# measured, since none reaches 8 fps on a 2-core CPU. Measured on the quiet 2-core dev machine
+# (AMD EPYC, AVX2; 2026-12-02): CPU time per 640x360 frame, one thread (ONNX Runtime + guided
+# upsampling + shrink), 306 ms at 128 px and 378 ms at 160; shown at 640x360 with stabilization
+# and exposure on, 3.25 fps at 128 (median latency 324 ms), 2.81 at 160, 1.90 at 192, and 4.68 fps
+# at --max-side 160 (160x90 shown). Re-measure with
+# `python -m cartoonize.measure.webcam --configs max160,128,160,192` or `--cpu-cost 128,160,192`.
 CPU_WEBCAM_INFER_SIDE = 128
 
 
