@@ -59,7 +59,6 @@ def test_ray_segments_equal_a_single_pass(
     assert sorted(p.name for p in tmp_path.iterdir()) == ["joined.mkv", "single.mkv"]
 
 
-@pytest.mark.slow  # a second cluster start; the default run keeps the Ray job test above and the local kill test
 def test_cli_ray_joins_a_running_cluster(
     ray_cluster,
     long_clip: Path,
