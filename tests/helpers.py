@@ -15,6 +15,15 @@ import numpy as np
 VIDEO_CODECS = {".mp4": "libx264", ".mov": "libx264", ".mkv": "libx264", ".webm": "libvpx"}
 
 
+def child_env(**extra: str) -> dict[str, str]:
+    """The environment for a child process running `cartoonize`: this one's plus `extra`, without
+    mutmut's MUTANT_UNDER_TEST. A child cannot find mutmut's mutants or its configuration from the
+    test's folder (its trampolines would stop it with an error of mutmut's own), so it runs the code
+    as it is; mutmut credits only in-process tests anyway."""
+    env = {key: value for key, value in os.environ.items() if key != "MUTANT_UNDER_TEST"}
+    return {**env, **extra}
+
+
 def pattern(width: int, height: int, index: int) -> np.ndarray:
     """A frame whose orientation is obvious: a red block in the top-left quarter, a green bar
     along the bottom, a moving gradient elsewhere."""
@@ -200,7 +209,7 @@ def run_main(args: list[str], capsys) -> tuple[int, str, str]:  # noqa: ANN001 -
 def start_serving(args: list[str], cwd: Path, root: Path) -> tuple[subprocess.Popen[str], str]:
     """`cartoonize webcam ARGS --serve 0` in a child process (this checkout first on the path);
     the process and the address it printed. The caller terminates it."""
-    env = {**os.environ, "PYTHONPATH": str(root)}
+    env = child_env(PYTHONPATH=str(root))
     proc = subprocess.Popen(
         [sys.executable, "-m", "cartoonize", "webcam", *args, "--serve", "0"],
         cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -17,6 +16,7 @@ from cartoonize.errors import CartoonizeError
 from cartoonize.export import onnx_from_checkpoint, reference_photo
 from cartoonize.model import load_checkpoint
 from cartoonize.parity import export_with_parity, parity
+from tests.helpers import child_env
 from tests.reference import reference_frames
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -97,7 +97,7 @@ def test_parity_figures() -> None:
 @pytest.mark.shared
 @pytest.mark.slow  # the full-size network through the CLI; tiny models cover the same code above
 def test_export_command_prints_parity_for_hayao(tmp_path: Path) -> None:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env = child_env(PYTHONPATH=str(ROOT))
     result = subprocess.run([sys.executable, "-m", "cartoonize", "export", "--style", "hayao", "-o", "h.onnx"],
                             cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)  # fmt: skip
     assert result.returncode == 0, result.stderr

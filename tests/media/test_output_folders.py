@@ -13,11 +13,13 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers import child_env
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env = child_env(PYTHONPATH=str(ROOT))
     return subprocess.run([sys.executable, "-m", "cartoonize", *args], cwd=cwd, env=env,
                           capture_output=True, text=True, timeout=120)  # fmt: skip
 

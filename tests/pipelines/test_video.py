@@ -20,6 +20,7 @@ from cartoonize.media.files import EncoderSettings
 from cartoonize.pipelines.video import VideoJob, cartoonize_video
 from cartoonize.stages import StageOptions
 from tests.helpers import (
+    child_env,
     make_video,
     pattern,
     read_subtitles,
@@ -232,7 +233,7 @@ def test_next_batch_starts_before_the_last_is_collected(
 
 
 def cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env = child_env(PYTHONPATH=str(ROOT))
     return subprocess.run([sys.executable, "-m", "cartoonize", *args], cwd=cwd, env=env,
                           capture_output=True, text=True, timeout=120)  # fmt: skip
 
@@ -342,7 +343,7 @@ def test_corrupt_input(tiny_checkpoint: Path, tmp_path: Path) -> None:
 
 def test_ctrl_c_leaves_nothing(tiny_checkpoint: Path, tmp_path: Path) -> None:
     src = make_video(tmp_path / "long.mp4", width=320, height=240, frames=400, rate=25, audio="aac")
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env = child_env(PYTHONPATH=str(ROOT))
     proc = subprocess.Popen([sys.executable, "-m", "cartoonize", "video", str(src), "out.mp4", "--model",
                              str(tiny_checkpoint), "--engine", "torch"], cwd=tmp_path, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
@@ -434,6 +435,6 @@ def test_raw_turns_every_stage_off(small_video: Path, tiny_checkpoint: Path, tmp
 def test_cli_raw_and_no_stabilize_are_options() -> None:
     done = subprocess.run(
         [sys.executable, "-m", "cartoonize", "video", "--help"], capture_output=True, text=True, timeout=120,
-        env={**os.environ, "COLUMNS": "200"},
+        env=child_env(COLUMNS="200"),
     )  # fmt: skip
     assert "--raw" in done.stdout and "--no-stabilize" in done.stdout
