@@ -337,7 +337,7 @@ def measure_cpu_choice(checkpoint: Path) -> CpuChoice:
         bf16_fps = _fps(bf16, photo)
     with OnnxRuntimeRunner(cached_onnx(checkpoint, "fp32"), "cpu") as ort:
         ort_fps = _fps(ort, photo)
-    return CpuChoice.decide(check.psnr_db, bf16_fps, ort_fps)
+    return CpuChoice.decide(float(check.psnr_db), bf16_fps, ort_fps)
 
 
 def cpu_choice(request: EngineRequest) -> CpuChoice:

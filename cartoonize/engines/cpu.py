@@ -7,6 +7,12 @@ have the BF16 extension, so the flags decide, and the string is kept for the mes
 
 Without native bf16, PyTorch runs bf16 convolutions through slow emulation: measured on this
 project's 2-core AMD EPYC (Zen 3, AVX2), the Hayao network was 9.5x slower in bf16 than in fp32.
+
+Native bf16 is necessary, not sufficient: on a 2-core Intel Xeon with AVX-512 BF16 but no AMX
+(2026-12-02), oneDNN ran the bf16 convolutions natively (`brg_conv_fwd:avx512_core_bf16`) and the
+network was still 0.61x as fast as fp32 (1.91 vs 3.14 fps at 256x152; parity 53.8 dB): there
+`vdpbf16ps` has no more multiply-adds per cycle than two fp32 FMA ports, and the conversions cost
+extra. So `auto` never picks bf16 from the flags alone; `choose.cpu_choice` times it first.
 """
 
 from __future__ import annotations
