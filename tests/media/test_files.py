@@ -1,0 +1,111 @@
+"""The media plumbing's small decisions, each against the FFmpeg build's own answer (the mutation
+run over `media/files.py` found these undefended: issue 14)."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import pytest
+
+from cartoonize.errors import CartoonizeError
+from cartoonize.media.files import (
+    MUXER_OPTIONS,
+    EncoderSettings,
+    codec_name,
+    container_for,
+    encodable_rate,
+    muxer_options,
+    open_video_encoder,
+    subtitle_copyable,
+)
+from tests.helpers import make_video, with_subtitles
+
+
+@pytest.mark.parametrize(
+    ("encoder", "rate", "expected"),
+    [
+        ("libopus", 48000, 48000),  # taken as it is
+        ("libopus", 16000, 16000),
+        ("libopus", 44100, 48000),  # the lowest rate above it, not the highest or the nearest
+        ("libopus", 22050, 24000),
+        ("libopus", 11025, 12000),
+        ("libopus", 96000, 48000),  # none above: the highest it takes
+        ("aac", 44100, 44100),
+        ("aac", 50000, 64000),
+        ("aac", 100000, 96000),
+        ("pcm_s16le", 12345, 12345),  # no rate list: anything goes
+    ],
+)
+def test_encodable_rate_is_the_lowest_taken_rate_at_or_above(encoder: str, rate: int, expected: int) -> None:
+    assert expected in (av.Codec(encoder, "w").audio_rates or [expected])  # the build agrees
+    assert encodable_rate(encoder, rate) == expected
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [("clip.mp4", ("mp4", "h264")), ("CLIP.MP4", ("mp4", "h264")), ("a.b.Mov", ("mov", "h264")),
+     ("x.mkv", ("matroska", "h264")), ("x.webm", ("webm", "vp9")), ("x.m4v", ("mp4", "h264"))],
+)  # fmt: skip
+def test_container_for_reads_the_suffix_in_any_case(name: str, expected: tuple[str, str]) -> None:
+    assert container_for(Path(name)) == expected
+
+
+def test_container_for_refuses_an_unknown_suffix_and_lists_the_known_ones() -> None:
+    with pytest.raises(CartoonizeError) as caught:
+        container_for(Path("folder/clip.ts"))
+    message = str(caught.value)
+    assert message.startswith("clip.ts: unsupported output type; use one of .mp4, .m4v, .mov")
+    assert ".webm" in message and "folder" not in message
+
+
+def test_muxer_options_are_a_copy_with_faststart_for_the_mov_family() -> None:
+    assert muxer_options("mp4") == {"movflags": "+faststart"} == muxer_options("mov")
+    assert muxer_options("matroska") == {} == muxer_options("webm")
+    options = muxer_options("mp4")
+    options["movflags"] = "changed"
+    assert MUXER_OPTIONS["mp4"] == {"movflags": "+faststart"}  # the table is not the caller's to edit
+
+
+def test_codec_name_is_the_family_not_the_decoder(tmp_path: Path) -> None:
+    clip = make_video(tmp_path / "mp3.mkv", frames=4, audio="libmp3lame")
+    with av.open(str(clip)) as container:
+        audio = container.streams.audio[0]
+        assert audio.codec_context.codec.name != "mp3"  # FFmpeg decodes it with mp3float
+        assert codec_name(audio) == "mp3"
+        assert codec_name(container.streams.video[0]) == "h264"
+
+
+def test_subtitles_are_copied_only_where_the_container_stores_them(tmp_path: Path) -> None:
+    clip = with_subtitles(make_video(tmp_path / "v.mp4", frames=4), [(0.0, 0.2, "hi")], tmp_path / "s.mkv")
+    with av.open(str(clip)) as container:
+        subrip = container.streams.subtitles[0]
+        assert codec_name(subrip) == "subrip"
+        assert subtitle_copyable("matroska", subrip)  # takes anything
+        assert not subtitle_copyable("mp4", subrip)  # mov_text only
+        assert not subtitle_copyable("webm", subrip)  # webvtt only
+        assert not subtitle_copyable("avi", subrip)  # none at all
+
+
+def test_open_video_encoder_sets_what_the_frames_need(tmp_path: Path) -> None:
+    settings = EncoderSettings(crf=23, preset="faster", pix_fmt="yuv444p")
+    tb = Fraction(1, 90000)
+    with av.open(str(tmp_path / "out.mkv"), "w") as output:
+        stream = open_video_encoder(output, settings, "h264", 96, 64, Fraction(30000, 1001), tb)
+        assert stream.codec_context.name in ("h264_nvenc", "libx264")  # NVENC first, where the GPU has it
+        assert (stream.width, stream.height, stream.pix_fmt) == (96, 64, "yuv444p")
+        assert stream.time_base == tb and stream.codec_context.time_base == tb
+        assert stream.average_rate == Fraction(30000, 1001)
+        if stream.codec_context.name == "libx264":
+            assert stream.options == {"crf": "23", "preset": "faster"}
+        assert getattr(stream.thread_type, "name", stream.thread_type) == "AUTO"
+    with av.open(str(tmp_path / "named.webm"), "w") as output:
+        stream = open_video_encoder(output, EncoderSettings(codec="vp9"), "h264", 64, 64, None, tb)
+        assert stream.codec_context.name == "libvpx-vp9"  # --codec wins over the container's default
+
+
+def test_open_video_encoder_names_every_encoder_it_tried(tmp_path: Path) -> None:
+    with av.open(str(tmp_path / "out.mkv"), "w") as output, pytest.raises(CartoonizeError) as caught:
+        open_video_encoder(output, EncoderSettings(codec="no_such_codec"), "h264", 64, 64, None, Fraction(1, 25))
+    assert str(caught.value) == "no no_such_codec encoder could be opened here (no_such_codec: not in this FFmpeg build)"
