@@ -16,8 +16,10 @@ from cartoonize.media.files import (
     codec_name,
     container_for,
     encodable_rate,
+    fit_within,
     muxer_options,
     open_video_encoder,
+    pad_to_even,
     subtitle_copyable,
 )
 from tests.helpers import make_video, with_subtitles
@@ -109,3 +111,27 @@ def test_open_video_encoder_names_every_encoder_it_tried(tmp_path: Path) -> None
     with av.open(str(tmp_path / "out.mkv"), "w") as output, pytest.raises(CartoonizeError) as caught:
         open_video_encoder(output, EncoderSettings(codec="no_such_codec"), "h264", 64, 64, None, Fraction(1, 25))
     assert str(caught.value) == "no no_such_codec encoder could be opened here (no_such_codec: not in this FFmpeg build)"
+
+
+@pytest.mark.parametrize(("h", "w"), [(4, 4), (3, 4), (9, 4), (4, 5), (4, 9), (5, 5), (3, 3), (1, 2), (2, 1)])
+def test_pad_to_even_repeats_only_the_last_row_and_column(h: int, w: int) -> None:
+    import numpy as np
+
+    frame = np.arange(h * w * 3, dtype=np.uint8).reshape(h, w, 3)
+    padded = pad_to_even(frame)
+    assert padded.shape == (h + h % 2, w + w % 2, 3)
+    assert np.array_equal(padded[:h, :w], frame)  # the original pixels untouched
+    if h % 2:
+        assert np.array_equal(padded[h, :w], frame[h - 1])
+    if w % 2:
+        assert np.array_equal(padded[:, w], padded[:, w - 1])
+
+
+def test_fit_within_scales_down_only_and_keeps_sides_even_for_video() -> None:
+    assert fit_within(65, 49, None) == (65, 49)  # no limit
+    assert fit_within(65, 49, 65) == (65, 49)  # at the limit: untouched, odd sides too
+    assert fit_within(100, 70, 50) == (50, 36)  # even by default (4:2:0 video): 35 -> 36
+    assert fit_within(100, 70, 50, even=False) == (50, 35)  # photos keep the exact aspect
+    assert fit_within(70, 100, 50) == (36, 50)
+    assert fit_within(1000, 10, 50) == (50, 2)  # never below one step
+    assert fit_within(1000, 10, 50, even=False) == (50, 1)
