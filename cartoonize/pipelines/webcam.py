@@ -103,7 +103,11 @@ class _Live:
 # (AMD EPYC, AVX2; 2026-12-02): CPU time per 640x360 frame, one thread (ONNX Runtime + guided
 # upsampling + shrink), 306 ms at 128 px and 378 ms at 160; shown at 640x360 with stabilization
 # and exposure on, 3.25 fps at 128 (median latency 324 ms), 2.81 at 160, 1.90 at 192, and 4.68 fps
-# at --max-side 160 (160x90 shown). Re-measure with
+# at --max-side 160 (160x90 shown). On a quiet 2-core Intel Xeon (AVX-512; 2026-12-02), after the
+# guided upsampling's planar rewrite: 138 ms at 128 px, 213 at 160, 282 at 192; shown at 640x360,
+# 4.89 fps at 128 (median latency 217 ms), 3.71 at 160, 3.19 at 192, and 6.82 fps at --max-side 160.
+# Running the network in its own thread, overlapped with the stages, measured 5.8-6.9 fps at 128 px
+# but 300-370 ms median latency there, so the loop stays serial. Re-measure with
 # `python -m cartoonize.measure.webcam --configs max160,128,160,192` or `--cpu-cost 128,160,192`.
 CPU_WEBCAM_INFER_SIDE = 128
 
