@@ -109,8 +109,13 @@ def test_open_video_encoder_sets_what_the_frames_need(tmp_path: Path) -> None:
 
 def test_open_video_encoder_names_every_encoder_it_tried(tmp_path: Path) -> None:
     with av.open(str(tmp_path / "out.mkv"), "w") as output, pytest.raises(CartoonizeError) as caught:
-        open_video_encoder(output, EncoderSettings(codec="no_such_codec"), "h264", 64, 64, None, Fraction(1, 25))
-    assert str(caught.value) == "no no_such_codec encoder could be opened here (no_such_codec: not in this FFmpeg build)"
+        open_video_encoder(
+            output, EncoderSettings(codec="no_such_codec"), "h264", 64, 64, None, Fraction(1, 25)
+        )
+    assert (
+        str(caught.value)
+        == "no no_such_codec encoder could be opened here (no_such_codec: not in this FFmpeg build)"
+    )
 
 
 @pytest.mark.parametrize(("h", "w"), [(4, 4), (3, 4), (9, 4), (4, 5), (4, 9), (5, 5), (3, 3), (1, 2), (2, 1)])
