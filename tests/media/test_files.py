@@ -11,10 +11,17 @@ import pytest
 
 from cartoonize.errors import CartoonizeError
 from cartoonize.media.files import (
+    BT470BG,
+    BT709,
+    FULL,
+    LIMITED,
     MUXER_OPTIONS,
+    SMPTE170M,
+    Colour,
     EncoderSettings,
     codec_name,
     container_for,
+    default_colour,
     encodable_rate,
     fit_within,
     muxer_options,
@@ -140,3 +147,32 @@ def test_fit_within_scales_down_only_and_keeps_sides_even_for_video() -> None:
     assert fit_within(70, 100, 50) == (36, 50)
     assert fit_within(1000, 10, 50) == (50, 2)  # never below one step
     assert fit_within(1000, 10, 50, even=False) == (50, 1)
+
+
+@pytest.mark.parametrize(
+    ("size", "matrix", "primaries", "trc"),
+    [((1920, 1080), BT709, 1, 1), ((1025, 400), BT709, 1, 1), ((720, 577), BT709, 1, 1),  # HD by either side
+     ((1024, 576), BT470BG, 5, 6), ((352, 288), BT470BG, 5, 6),  # 625-line SD
+     ((1024, 480), SMPTE170M, 6, 6), ((720, 480), SMPTE170M, 6, 6), ((64, 48), SMPTE170M, 6, 6)],  # 525-line SD
+)  # fmt: skip
+def test_untagged_video_gets_the_size_based_default_players_use(
+    size, matrix: int, primaries: int, trc: int
+) -> None:  # noqa: ANN001
+    colour = default_colour(*size)
+    assert (colour.matrix, colour.range, colour.primaries, colour.trc, colour.tagged) == (
+        matrix,
+        LIMITED,
+        primaries,
+        trc,
+        False,
+    )
+
+
+def test_colour_describes_itself_for_the_report() -> None:
+    assert Colour(BT709, LIMITED, 1, 1).describe() == "BT.709 limited range"
+    assert Colour(SMPTE170M, FULL, 6, 6).describe() == "BT.601 (525) full range"
+    assert Colour(3, LIMITED, 2, 2).describe() == "matrix 3 limited range"
+    assert (
+        default_colour(720, 576).describe()
+        == "BT.601 (625) limited range (untagged source: the size-based default)"
+    )
