@@ -85,10 +85,14 @@ def guided_upsample(source: np.ndarray, cartoon: np.ndarray, radius: int = DEFAU
     import torch
     import torch.nn.functional as F
 
-    big = torch.from_numpy(source).float().div_(255.0)  # (H, W, 3)
+    # the source in planar layout (3, H, W), converted once: contiguous planes make the bilinear
+    # upsampling and the affine map at full resolution 2.5x faster than on interleaved (H, W, 3)
+    # views (640x360, one thread)
+    full = torch.from_numpy(source).permute(2, 0, 1).to(torch.float32, memory_format=torch.contiguous_format)
+    full.div_(255.0)
     p = torch.from_numpy(cartoon).float().div_(255.0)  # (h, w, 3)
     h, w = cartoon.shape[:2]
-    guide = _resize(big, (h, w), "area")  # (h, w, 3)
+    guide = F.interpolate(full[None], size=(h, w), mode="area")[0].permute(1, 2, 0)  # (h, w, 3)
 
     # the means of I, p, every product of two guide channels and of cartoon x guide channel, in one call
     pairs = [(i, j) for i in range(3) for j in range(i, 3)]  # the 6 distinct entries of Σ
@@ -116,16 +120,13 @@ def guided_upsample(source: np.ndarray, cartoon: np.ndarray, radius: int = DEFAU
     a = (cov @ inverse) / det[..., None, None]  # A = cov Σ'⁻¹: (h, w, 3 cartoon, 3 guide)
     b = mean_p - (a @ mean_i[..., None])[..., 0]  # b = mean(p) - A mean(I): (h, w, 3)
 
-    # the full-resolution part in planar layout (C, H, W): contiguous planes make the bilinear
-    # upsampling and the affine map 2.5x faster than on interleaved (H, W, C) views (640x360, 1 thread)
     smooth = _box(torch.cat([a.reshape(h, w, 9), b], -1), radius).permute(2, 0, 1).contiguous()
     H, W = source.shape[:2]
     ab = F.interpolate(smooth[None], size=(H, W), mode="bilinear", align_corners=False)[0]  # (12, H, W)
-    planes = big.permute(2, 0, 1).contiguous()  # (3, H, W)
     a_up = ab[:9].view(3, 3, H, W)  # A[c, j]
     q = ab[9:].clone()  # b, then + Σ_j A[:, j] I_j: (3, H, W)
     for j in range(3):
-        q.addcmul_(a_up[:, j], planes[j])
+        q.addcmul_(a_up[:, j], full[j])
     q = q.mul_(255.0).round_().clamp_(0, 255).to(torch.uint8)
     return q.permute(1, 2, 0).contiguous().numpy()
 
