@@ -145,11 +145,15 @@ def _request(engine: str, style: str | None, model: Path | None, device: Device,
     """An engine request; a style used for the first time is downloaded here, with a progress bar."""
     from cartoonize.choose import RUNNERS_BY_SUFFIX, EngineRequest
 
-    if style is not None and model is not None:
-        raise CartoonizeError("give either --style or --model, not both")
+    _style_or_model(style, model)
     if model is None and not engine.lower().endswith(tuple(RUNNERS_BY_SUFFIX)):
         _pull_style(style, quiet)
     return EngineRequest(engine, style, model, device.value, precision.value)
+
+
+def _style_or_model(style: str | None, model: Path | None) -> None:
+    if style is not None and model is not None:
+        raise CartoonizeError("give either --style or --model, not both")
 
 
 def _pull_style(style: str | None, quiet: bool = False) -> None:
@@ -220,11 +224,15 @@ def video(
     follows the source and frames are stabilized along the source's motion (see --raw). Several
     videos or folders go into an output folder; long videos can be split into segments that run
     on several workers or a Ray cluster."""
-    from cartoonize.media.files import EncoderSettings
+    from cartoonize.media.files import EncoderSettings, check_inputs, check_output
     from cartoonize.pipelines.video import VideoJob
 
-    request = _request(engine, style, model, device, precision, quiet)
+    _style_or_model(style, model)
+    check_inputs(inputs)  # a typo is refused at once, not after the style's first download
     many = len(inputs) > 1 or inputs[0].is_dir() or output.is_dir() or str(output).endswith(("/", "\\"))
+    if not many:
+        check_output(output, overwrite, (inputs[0],))
+    request = _request(engine, style, model, device, precision, quiet)
     job = VideoJob(inputs[0], output, max_side, batch, EncoderSettings(codec, crf, preset), overwrite, frames,
                    stages=_stages(raw, no_stabilize, infer_side), yuv_frames=yuv_frames)  # fmt: skip
     if not many and segments in (None, 1) and segment_length is None and workers == 1 and ray is None:
@@ -237,9 +245,6 @@ def video(
         if not pairs:
             raise CartoonizeError(f"no video files in {', '.join(map(str, inputs))}")
     else:
-        from cartoonize.media.files import check_output
-
-        check_output(output, overwrite, (inputs[0],))
         pairs = [(inputs[0], output)]
     executor = _executor(request, workers, ray)
     split = SplitOptions(segments, segment_length, preroll)
@@ -319,9 +324,12 @@ def image(
 ) -> None:
     """Cartoonize photos (jpg, png, webp, ...); a folder is searched recursively, outputs are PNG."""
     from cartoonize.choose import runner_for
+    from cartoonize.media.files import check_inputs
     from cartoonize.pipelines.image import ImageJob, cartoonize_images
     from cartoonize.progress import frame_progress
 
+    _style_or_model(style, model)
+    check_inputs(inputs)  # before the style's first download
     request = _request(engine, style, model, device, precision, quiet)
     job = ImageJob(tuple(inputs), output, max_side, overwrite, _stages(raw, infer_side=infer_side))
     with frame_progress("cartoonizing photos", quiet) as on_progress:

@@ -24,6 +24,17 @@ def child_env(**extra: str) -> dict[str, str]:
     return {**env, **extra}
 
 
+def cpu_auto(checkpoint: Path) -> tuple[str, str]:
+    """(runner name, precision) that `--engine auto --precision auto` runs on this CPU for
+    `checkpoint`: ONNX Runtime fp32, or PyTorch bf16 where this CPU runs bf16 natively and
+    `cpu_choice` measured it faster. The choice is remembered in the test session's cache, so
+    the run under test (in process or a child) makes the same one."""
+    from cartoonize.choose import EngineRequest, cpu_choice
+
+    choice = cpu_choice(EngineRequest(engine="auto", model=checkpoint, device="cpu"))
+    return ("torch", "bf16") if choice.precision == "bf16" else ("onnxruntime", "fp32")
+
+
 def pattern(width: int, height: int, index: int) -> np.ndarray:
     """A frame whose orientation is obvious: a red block in the top-left quarter, a green bar
     along the bottom, a moving gradient elsewhere."""

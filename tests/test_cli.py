@@ -8,6 +8,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
 
@@ -88,14 +90,20 @@ def test_main_many_times_in_one_process_registers_plugins_once() -> None:
     assert warnings.showwarning is hook
 
 
-def test_a_bad_input_is_refused_before_torch_loads(tmp_path: Path) -> None:
-    """A missing input is a one-line error in well under a second: the video job checks its
-    input before it imports torch (here torch cannot be imported at all)."""
-    code = ("import sys; sys.modules['torch'] = None; from cartoonize.cli import main; "
-            "main(['video', 'missing.mp4', 'out.mp4'])")  # fmt: skip
+@pytest.mark.parametrize(
+    "command", [["video", "missing.mp4", "out.mp4"], ["image", "missing.mp4", "-o", "out"]]
+)
+def test_a_bad_input_is_refused_before_torch_loads(tmp_path: Path, command: list[str]) -> None:
+    """A missing input is a one-line error in well under a second: the job checks its input
+    before it imports torch (here torch cannot be imported at all) and before it fetches the
+    style (here from an empty cache and a weights mirror that does not exist)."""
+    code = f"import sys; sys.modules['torch'] = None; from cartoonize.cli import main; main({command!r})"
+    env = {**ENV, "CARTOONIZE_CACHE": str(tmp_path / "cache"),
+           "CARTOONIZE_WEIGHTS_URL": (tmp_path / "no-mirror").as_uri()}  # fmt: skip
     result = subprocess.run(
-        [sys.executable, "-c", code], env=ENV, cwd=tmp_path, capture_output=True, text=True
+        [sys.executable, "-c", code], env=env, cwd=tmp_path, capture_output=True, text=True
     )
     assert result.returncode == 1, result.stderr
     assert "missing.mp4 does not exist" in result.stdout + result.stderr
+    assert not (tmp_path / "cache").exists(), "the style was fetched before the input was checked"
     assert "Traceback" not in result.stderr

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -173,6 +173,13 @@ def fit_within(width: int, height: int, max_side: int | None, even: bool = True)
     scale = max_side / max(width, height)
     step = 2 if even else 1
     return max(step, round(width * scale / step) * step), max(step, round(height * scale / step) * step)
+
+
+def check_inputs(inputs: Iterable[Path]) -> None:
+    """Refuse, before any work (a style's first download included), inputs that are not there."""
+    for source in inputs:
+        if not source.exists():
+            raise CartoonizeError(f"input {source} does not exist")
 
 
 def check_output(output: Path, overwrite: bool, inputs: tuple[Path, ...] = ()) -> None:

@@ -20,7 +20,7 @@ from cartoonize.media.capture import CaptureSpec, LatestFrame, Source, resolve_s
 from cartoonize.pipelines.webcam import WebcamJob, run_webcam
 from cartoonize.runners.base import Runner
 from tests.conftest import ROOT, SHARED_MEDIA
-from tests.helpers import interrupt, read_video
+from tests.helpers import cpu_auto, interrupt, read_video
 
 BUNNY = SHARED_MEDIA / "big_buck_bunny_1s.webm"
 LAVFI = ["--input-format", "lavfi", "--input", "testsrc2=size=320x240:rate=30"]
@@ -96,8 +96,9 @@ def test_infer_side_shows_full_size_from_small_inference(
     code, text = run_cli([*LAVFI, "--no-preview", "--output", str(out), "--frames", "8", "--infer-side", "80",
                           "--model", str(tiny_checkpoint)], capsys)  # fmt: skip
     assert code == 0, text
+    runner, precision = cpu_auto(tiny_checkpoint)
     assert (
-        "(320x240, onnxruntime (cpu, fp32), inferring at 80x60, guided upsampling" in text
+        f"(320x240, {runner} (cpu, {precision}), inferring at 80x60, guided upsampling" in text
     )  # first, then the other stages
     assert read_video(out)[1][0].shape == (240, 320, 3)
 

@@ -14,6 +14,7 @@ from cartoonize.model import load_checkpoint
 from cartoonize.parity import parity
 from cartoonize.runners.base import Runner, pad_to_multiple
 from cartoonize.runners.torch import TorchRunner
+from tests.helpers import cpu_auto
 from tests.reference import reference_frames
 
 # name -> how to build that runner for the tiny checkpoint (later backends add themselves here)
@@ -77,9 +78,9 @@ def test_selection_by_path_and_errors(tiny_checkpoint: Path, tmp_path: Path) -> 
         runner_for(EngineRequest(engine="magic", model=tiny_checkpoint))
 
 
-def test_auto_on_cpu_is_onnxruntime(tiny_checkpoint: Path) -> None:
+def test_auto_on_cpu_is_onnxruntime_or_measured_bf16(tiny_checkpoint: Path) -> None:
     runner = runner_for(EngineRequest(engine="auto", model=tiny_checkpoint, device="cpu"))
-    assert runner.name == "onnxruntime" and runner.device == "cpu"
+    assert (runner.name, runner.precision) == cpu_auto(tiny_checkpoint) and runner.device == "cpu"
 
 
 @pytest.mark.parametrize(
