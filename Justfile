@@ -38,6 +38,10 @@ gpu-prepare:
 scaling *args:
     .venv/bin/python -m cartoonize.measure.benchmarks --scaling-only "$@"
 
+# bf16 on this CPU: PyTorch fp32 and bf16 and ONNX Runtime fp32 side by side, bf16's parity, and what --precision auto picks
+bench-cpu-precision *args:
+    CARTOONIZE_WEIGHTS_URL=file://$(realpath ../shared/weights) .venv/bin/python -m cartoonize.measure.cpu_precision "$@"
+
 # light-paprika (../shared/models, imported) beside Hayao on this machine, in one run, with ratios
 bench-imported *args:
     export CARTOONIZE_WEIGHTS_URL=file://$(realpath ../shared/weights) && .venv/bin/cartoonize models add ../shared/models/light_paprika.onnx --name light-paprika --force && .venv/bin/python -m cartoonize.measure.benchmarks --sizes 180x320,360x640 --styles hayao,light-paprika --engines onnxruntime "$@"

@@ -66,7 +66,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--style", default="hayao", help="a built-in or imported style")
+    parser.add_argument("--style", default=None, help="a built-in or imported style (default hayao)")
     parser.add_argument("--model", type=Path, default=None, help="a checkpoint (.pt) instead of a style")
     parser.add_argument(
         "--sizes", default="72x128,180x320,480x852", help="network sizes, HxW, comma-separated"

@@ -107,7 +107,9 @@ class _Live:
 # guided upsampling's planar rewrite: 138 ms at 128 px, 213 at 160, 282 at 192; shown at 640x360,
 # 4.89 fps at 128 (median latency 217 ms), 3.71 at 160, 3.19 at 192, and 6.82 fps at --max-side 160.
 # Running the network in its own thread, overlapped with the stages, measured 5.8-6.9 fps at 128 px
-# but 300-370 ms median latency there, so the loop stays serial. Re-measure with
+# but 300-370 ms median latency there, so the loop stays serial. On a 2-core Xeon with AMX, where
+# `auto` runs PyTorch bf16 (2026-12-02): 14.3 fps at 128 (median latency 91 ms), 12.0 at 160, 10.2
+# at 192, 7.1 at 256; ONNX Runtime fp32 at 128 on the same CPU 7.1 fps (159 ms). Re-measure with
 # `python -m cartoonize.measure.webcam --configs max160,128,160,192` or `--cpu-cost 128,160,192`.
 CPU_WEBCAM_INFER_SIDE = 128
 

@@ -65,3 +65,25 @@ def test_bench_on_the_cpu(tiny_checkpoint: Path, tmp_path: Path) -> None:
         assert r["fraction_of_peak"] == pytest.approx(r["fps"] * flop / 1e12 / 0.5, rel=1e-2, abs=2e-4)
     speedup = report["engine"]["fps"] / report["torch_eager"]["fps"]
     assert report["speedup_vs_eager"] == pytest.approx(speedup, rel=1e-2)
+
+
+def test_cpu_precision_table_follows_from_its_figures(tiny_checkpoint: Path, tmp_path: Path) -> None:
+    """`measure.cpu_precision`: the three runners at each size, ratios that follow from the fps,
+    bf16's parity, and the same choice as the one `auto` runs here."""
+    from cartoonize.measure.cpu_precision import main
+
+    out = tmp_path / "precision.json"
+    report = main(
+        ["--model", str(tiny_checkpoint), "--sizes", "32x48,48x64", "--iters", "2", "--json", str(out)]
+    )
+    assert json.loads(out.read_text()) == report
+    assert [row["shape"] for row in report["sizes"]] == [[32, 48], [48, 64]]
+    for row in report["sizes"]:
+        assert row["bf16_vs_torch_fp32"] == pytest.approx(
+            row["torch_bf16_fps"] / row["torch_fp32_fps"], rel=1e-2
+        )
+        assert row["bf16_vs_onnxruntime"] == pytest.approx(
+            row["torch_bf16_fps"] / row["onnxruntime_fp32_fps"], rel=1e-2
+        )
+        assert 30 < row["bf16_psnr_db"] < 100  # bf16 is close to fp32, not identical
+    assert report["auto"]["precision"] == cpu_auto(tiny_checkpoint)[1]
