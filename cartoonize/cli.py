@@ -228,6 +228,10 @@ def video(
     from cartoonize.pipelines.video import VideoJob
 
     _style_or_model(style, model)
+    if ray is not None:
+        from cartoonize.pipelines.workers import import_ray
+
+        import_ray()  # says how to install it, before any work
     check_inputs(inputs)  # a typo is refused at once, not after the style's first download
     many = len(inputs) > 1 or inputs[0].is_dir() or output.is_dir() or str(output).endswith(("/", "\\"))
     if not many:
