@@ -44,7 +44,7 @@ def measure_size(checkpoint: Path, shape: tuple[int, int], iters: int, warmup: i
     row["bf16_psnr_db"] = parity(outputs["fp32"], outputs["bf16"]).psnr_db
     row["bf16_vs_torch_fp32"] = row["torch_bf16_fps"] / row["torch_fp32_fps"]
     row["bf16_vs_onnxruntime"] = row["torch_bf16_fps"] / row["onnxruntime_fp32_fps"]
-    return {key: round(value, 3) if isinstance(value, float) else value for key, value in row.items()}
+    return {key: float(f"{value:.4g}") if isinstance(value, float) else value for key, value in row.items()}
 
 
 def table(rows: list[dict[str, Any]]) -> str:
