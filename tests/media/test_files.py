@@ -13,12 +13,15 @@ from cartoonize.errors import CartoonizeError
 from cartoonize.media.files import (
     BT470BG,
     BT709,
+    BT2020_NCL,
     FULL,
     LIMITED,
     MUXER_OPTIONS,
     SMPTE170M,
+    UNSPECIFIED,
     Colour,
     EncoderSettings,
+    check_inputs,
     codec_name,
     container_for,
     default_colour,
@@ -27,6 +30,7 @@ from cartoonize.media.files import (
     muxer_options,
     open_video_encoder,
     pad_to_even,
+    source_colour,
     subtitle_copyable,
 )
 from tests.helpers import make_video, with_subtitles
@@ -176,3 +180,48 @@ def test_colour_describes_itself_for_the_report() -> None:
         default_colour(720, 576).describe()
         == "BT.601 (625) limited range (untagged source: the size-based default)"
     )
+
+
+def frame_tagged(width: int, height: int, fmt: str = "yuv420p", **tags: int) -> av.VideoFrame:
+    """A real decoded-frame object with the given colour tags (colorspace, color_range, ...)."""
+    frame = av.VideoFrame(width, height, fmt)
+    for name, value in tags.items():
+        setattr(frame, name, value)
+    return frame
+
+
+@pytest.mark.parametrize(
+    ("tags", "expected"),
+    [({"colorspace": BT709, "color_range": FULL, "color_primaries": 1, "color_trc": 1}, (BT709, FULL, 1, 1, True)),
+     ({"colorspace": BT2020_NCL, "color_range": LIMITED, "color_primaries": 9, "color_trc": 16},
+      (BT2020_NCL, LIMITED, 9, 16, True)),
+     ({"colorspace": BT470BG, "color_primaries": 5, "color_trc": 6}, (BT470BG, LIMITED, 5, 6, True)),  # no range: limited
+     ({}, (SMPTE170M, LIMITED, 6, 6, False)),  # nothing said: the SD default, untagged
+     ({"colorspace": UNSPECIFIED, "color_range": FULL, "color_primaries": UNSPECIFIED, "color_trc": UNSPECIFIED},
+      (SMPTE170M, FULL, 6, 6, False)),  # a range alone is kept
+     ({"colorspace": 3, "color_primaries": 0, "color_trc": 0}, (SMPTE170M, LIMITED, 6, 6, False)),  # reserved codes
+     ({"colorspace": BT709, "color_primaries": 4, "color_trc": 8}, (BT709, LIMITED, 4, 8, True))],  # each tag its own
+)  # fmt: skip
+def test_source_colour_keeps_each_tag_and_fills_the_missing_ones(tags: dict, expected: tuple) -> None:
+    colour = source_colour(frame_tagged(64, 48, **tags))
+    assert (colour.matrix, colour.range, colour.primaries, colour.trc, colour.tagged) == expected
+
+
+def test_source_colour_fills_from_the_frames_own_size() -> None:
+    hd = source_colour(frame_tagged(1280, 720, color_primaries=9))
+    assert (hd.matrix, hd.primaries, hd.trc, hd.tagged) == (BT709, 9, 1, False)  # HD default, the tag kept
+    pal = source_colour(frame_tagged(720, 576, colorspace=UNSPECIFIED))
+    assert (pal.matrix, pal.primaries, pal.trc) == (BT470BG, 5, 6)
+
+
+def test_a_jpeg_format_frame_is_full_range_whatever_its_tag() -> None:
+    assert source_colour(frame_tagged(64, 48, "yuvj420p", color_range=LIMITED)).range == FULL
+    assert source_colour(frame_tagged(64, 48, "yuv420p", color_range=LIMITED)).range == LIMITED
+
+
+def test_check_inputs_refuses_the_first_missing_input(tmp_path: Path) -> None:
+    here = tmp_path / "here.mp4"
+    here.write_bytes(b"x")
+    check_inputs([here, tmp_path])  # a file and a folder exist
+    with pytest.raises(CartoonizeError, match=r"^input .*gone\.mp4 does not exist$"):
+        check_inputs([here, tmp_path / "gone.mp4", tmp_path / "other.mp4"])
