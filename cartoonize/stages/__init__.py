@@ -1,5 +1,5 @@
 """Frame stages: what happens to a frame between the engine and the encoder (exposure, temporal
-stability, upsampling). The video, image and webcam pipelines all run frames through one
+stability, upsampling, black bars). The video, image and webcam pipelines all run frames through one
 `StageChain` built here from `StageOptions`, rather than each repeating the logic.
 
 The contract (`stages.base.FrameStage`): a stage is called once per frame, in presentation order,

@@ -30,6 +30,7 @@ class StageOptions:
     temporal: bool = True  # stages that carry state across frames (video, webcam); off for photos
     exposure: bool = True  # give each frame the source's luma mean and contrast (stages.exposure)
     stabilize: bool = True  # blend along the source's optical flow (stages.stabilize); needs temporal
+    bars: bool = True  # letterbox and pillarbox bars stay the source's black (stages.bars)
     infer_side: int | None = None  # the network runs at this longer side; upsampled back (stages.upsample)
 
 
@@ -64,7 +65,8 @@ def build_stages(options: StageOptions) -> StageChain:
     1. upsampling (`infer_side`): the cartoon back to the output size, guided by the source; it
        runs even with `raw` (without it a low-resolution cartoon would not fit the output), and
        first, so every later stage (exposure, stabilization) works at the output resolution;
-    2. the stages that change the look or carry state across frames, which `raw` turns off."""
+    2. the stages that change the look or carry state across frames, which `raw` turns off;
+       the bars last, since exposure's tone map would lift a black bar again."""
     stages: list[FrameStage] = []
     if options.infer_side:
         from cartoonize.stages.upsample import GuidedUpsample
@@ -80,4 +82,8 @@ def build_stages(options: StageOptions) -> StageChain:
         from cartoonize.stages.exposure import Exposure
 
         stages.append(Exposure(temporal=options.temporal))
+    if options.bars:
+        from cartoonize.stages.bars import Bars
+
+        stages.append(Bars())
     return StageChain(stages)

@@ -21,7 +21,7 @@ def test_two_passes_one_network_run_and_reuse(tiny_checkpoint: Path, tmp_path: P
     request = EngineRequest(engine="torch", model=tiny_checkpoint, device="cpu")
     first = measure_clip(clip, out, request, max_side=64, frames=6)
     assert first.raw.frames == first.staged.frames == 6
-    assert first.stages == "stabilize + exposure"
+    assert first.stages == "stabilize + exposure + bars"
     assert first.staged.psnr_all is not None and first.staged.psnr_all < 100  # the stages changed it
     again = measure_clip(
         clip, out, EngineRequest(engine="torch", model=tmp_path / "absent.pt"), 64, 6, reuse=True

@@ -67,7 +67,7 @@ def test_hard_cut_starts_from_the_per_frame_result(tiny_checkpoint: Path) -> Non
         return build_stages(StageOptions(stabilize=False))(sources[i], raw[i])
 
     out = [chain(s, c) for s, c in zip(sources, raw, strict=True)]
-    assert chain.describe() == "stabilize + exposure"
+    assert chain.describe() == "stabilize + exposure + bars"
     # the first frame after the cut: no blend, and the exposure stage's running offset restarts
     assert np.array_equal(out[6], per_frame(6))
     assert not np.array_equal(out[5], per_frame(5))  # before it, frames were blended
@@ -77,8 +77,9 @@ def test_hard_cut_starts_from_the_per_frame_result(tiny_checkpoint: Path) -> Non
 
 
 def test_options_build_the_chain() -> None:
-    assert build_stages(StageOptions()).describe() == "stabilize + exposure"
-    assert build_stages(StageOptions(temporal=False)).describe() == "exposure"  # photos
-    assert build_stages(StageOptions(stabilize=False)).describe() == "exposure"
-    assert build_stages(StageOptions(exposure=False)).describe() == "stabilize"
+    assert build_stages(StageOptions()).describe() == "stabilize + exposure + bars"
+    assert build_stages(StageOptions(temporal=False)).describe() == "exposure + bars"  # photos
+    assert build_stages(StageOptions(stabilize=False)).describe() == "exposure + bars"
+    assert build_stages(StageOptions(exposure=False)).describe() == "stabilize + bars"
+    assert build_stages(StageOptions(exposure=False, bars=False)).describe() == "stabilize"
     assert not build_stages(StageOptions(raw=True))

@@ -1,0 +1,68 @@
+"""Letterbox and pillarbox bars stay black: rows and columns at the frame's edges that are black in
+the source are the source's in the output.
+
+Films and phone clips often carry black bars (a 2.39:1 film in a 16:9 frame, a portrait clip in
+a landscape one). The network does not know they are not picture: its convolutions spill the
+picture's colours into them, and the guided upsampling's windows carry that spill further, so a
+bar comes out as a dark, warm glow that fades away from the picture (measured on sintel_5s with
+the network at 256 px: 13 to 34 levels of luma in rows that are 0 in the source). The exposure
+stage cannot help, since it maps the whole frame's tone at once.
+
+A row (column) belongs to a bar when it touches the frame's edge, or a bar row next to it, and its
+mean luma is at most BLACK_LEVEL: FFmpeg's `cropdetect` rule, with its default limit of 24 on
+limited-range luma, which is (24 - 16) * 255 / 219 = 9.3 levels of full-range luma. A frame dark
+throughout by that rule (a black frame, the start of a fade from black) is itself black and
+stays the source's. The bars are found per frame, so a bar that appears or goes with a cut is
+followed at once; nothing is carried across frames.
+
+The stage runs last, after exposure, whose affine tone map would lift a black bar again.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+# FFmpeg cropdetect's default limit (24 on 16-235 luma) in full-range luma levels
+BLACK_LEVEL = (24 - 16) * 255 / 219
+_Y = np.array([0.299, 0.587, 0.114], np.float32)  # BT.601 luma, as the exposure stage and quality measure
+
+
+def _leading_black(means: np.ndarray) -> int:
+    """How many of `means`, from the first, are at most BLACK_LEVEL before one is above it."""
+    above = np.flatnonzero(means > BLACK_LEVEL)
+    return int(above[0]) if above.size else len(means)
+
+
+def bar_extent(source: np.ndarray) -> tuple[int, int, int, int]:
+    """(top, bottom, left, right): how many rows and columns at each edge of `source` (uint8 RGB)
+    are black bars. A frame black throughout gives (height, 0, 0, 0)."""
+    # the mean of a row's luma is the luma of the row's mean colour: no per-pixel pass needed
+    rows = source.mean(axis=1, dtype=np.float32) @ _Y
+    top = _leading_black(rows)
+    if top == len(rows):
+        return top, 0, 0, 0
+    bottom = _leading_black(rows[::-1])
+    picture = source[top : len(rows) - bottom]
+    cols = picture.mean(axis=0, dtype=np.float32) @ _Y
+    return top, bottom, _leading_black(cols), _leading_black(cols[::-1])
+
+
+class Bars:
+    """The frame stage (see the module docstring)."""
+
+    name = "bars"
+
+    def __call__(self, source: np.ndarray, cartoon: np.ndarray) -> np.ndarray:
+        top, bottom, left, right = bar_extent(source)
+        if not (top or bottom or left or right):
+            return cartoon
+        h, w = cartoon.shape[:2]
+        out = cartoon.copy()
+        out[:top] = source[:top]
+        out[h - bottom :] = source[h - bottom :]
+        out[:, :left] = source[:, :left]
+        out[:, w - right :] = source[:, w - right :]
+        return out
+
+    def reset(self) -> None:
+        pass  # nothing is carried across frames
