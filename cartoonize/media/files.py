@@ -267,12 +267,9 @@ def source_colour(frame) -> Colour:  # noqa: ANN001 - a decoded av.VideoFrame
     """The frame's own tags, each missing one filled from the size-based default; a `yuvj*`
     format (JPEG) means full range whatever the tag says."""
     fallback = default_colour(frame.width, frame.height)
-    matrix = int(getattr(frame, "colorspace", UNSPECIFIED) or UNSPECIFIED)
-    rng = int(getattr(frame, "color_range", 0) or 0)
-    if frame.format.name.startswith("yuvj"):
-        rng = FULL
-    primaries = int(getattr(frame, "color_primaries", UNSPECIFIED) or UNSPECIFIED)
-    trc = int(getattr(frame, "color_trc", UNSPECIFIED) or UNSPECIFIED)
+    matrix = int(frame.colorspace)  # 0 (RGB), 2 (unspecified) and reserved codes: not a YUV matrix
+    rng = FULL if frame.format.name.startswith("yuvj") else int(frame.color_range)
+    primaries, trc = int(frame.color_primaries), int(frame.color_trc)
     tagged = matrix in _SWS_MATRIX
     return Colour(
         matrix if tagged else fallback.matrix,

@@ -200,6 +200,7 @@ def frame_tagged(width: int, height: int, fmt: str = "yuv420p", **tags: int) -> 
      ({"colorspace": UNSPECIFIED, "color_range": FULL, "color_primaries": UNSPECIFIED, "color_trc": UNSPECIFIED},
       (SMPTE170M, FULL, 6, 6, False)),  # a range alone is kept
      ({"colorspace": 3, "color_primaries": 0, "color_trc": 0}, (SMPTE170M, LIMITED, 6, 6, False)),  # reserved codes
+     ({"colorspace": 0, "color_range": 0}, (SMPTE170M, LIMITED, 6, 6, False)),  # RGB's code: no YUV matrix
      ({"colorspace": BT709, "color_primaries": 4, "color_trc": 8}, (BT709, LIMITED, 4, 8, True))],  # each tag its own
 )  # fmt: skip
 def test_source_colour_keeps_each_tag_and_fills_the_missing_ones(tags: dict, expected: tuple) -> None:
