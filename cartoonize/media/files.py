@@ -64,7 +64,7 @@ def muxer_options(container: str) -> dict[str, str]:
 def codec_name(stream) -> str:  # noqa: ANN001 - an av.stream.Stream
     """The codec's family name (`mp3`, not the decoder `mp3float`)."""
     codec = stream.codec_context.codec
-    return getattr(codec, "canonical_name", None) or codec.name
+    return codec.canonical_name  # PyAV 18.1 and 19 name every codec's family
 
 
 def audio_plan(container: str, stream) -> str:  # noqa: ANN001
