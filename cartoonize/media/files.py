@@ -283,7 +283,8 @@ def source_colour(frame) -> Colour:  # noqa: ANN001 - a decoded av.VideoFrame
 def _swscale(colour: Colour) -> tuple:
     from av.video.reformatter import ColorRange, Colorspace
 
-    matrix = getattr(Colorspace, _SWS_MATRIX.get(colour.matrix, "ITU601"), Colorspace.ITU601)
+    # PyAV 18.1 and 19 name all of _SWS_MATRIX's matrices; an unmapped code decodes as BT.601
+    matrix = Colorspace[_SWS_MATRIX.get(colour.matrix, "ITU601")]
     return matrix, ColorRange.JPEG if colour.range == FULL else ColorRange.MPEG
 
 
@@ -292,8 +293,7 @@ def _flags(interpolation: str):  # noqa: ANN202
 
     flags = Interpolation[interpolation]
     for name in _ACCURATE:
-        if name in Interpolation.__members__:
-            flags |= Interpolation[name]
+        flags |= Interpolation[name]
     return flags
 
 

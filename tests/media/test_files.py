@@ -7,6 +7,7 @@ from fractions import Fraction
 from pathlib import Path
 
 import av
+import numpy as np
 import pytest
 
 from cartoonize.errors import CartoonizeError
@@ -32,6 +33,8 @@ from cartoonize.media.files import (
     pad_to_even,
     source_colour,
     subtitle_copyable,
+    to_rgb,
+    to_yuv,
 )
 from tests.helpers import make_video, with_subtitles
 
@@ -226,3 +229,96 @@ def test_check_inputs_refuses_the_first_missing_input(tmp_path: Path) -> None:
     check_inputs([here, tmp_path])  # a file and a folder exist
     with pytest.raises(CartoonizeError, match=r"^input .*gone\.mp4 does not exist$"):
         check_inputs([here, tmp_path / "gone.mp4", tmp_path / "other.mp4"])
+
+
+# BT.601, BT.709, BT.2020: (Kr, Kb) of each matrix's luma
+KR_KB = {
+    SMPTE170M: (0.299, 0.114),
+    BT470BG: (0.299, 0.114),
+    BT709: (0.2126, 0.0722),
+    BT2020_NCL: (0.2627, 0.0593),
+}
+SATURATED = [
+    (191, 191, 0),
+    (0, 191, 191),
+    (0, 191, 0),
+    (191, 0, 191),
+    (191, 0, 0),
+    (0, 0, 191),
+    (230, 40, 90),
+]
+
+
+def ycbcr(rgb: tuple[int, int, int], matrix: int, full: bool) -> tuple[float, float, float]:
+    """Y, Cb, Cr of an 8-bit RGB colour by the matrix's own formula (ITU-R BT.601/709/2020)."""
+    kr, kb = KR_KB[matrix]
+    r, g, b = (c / 255 for c in rgb)
+    y = kr * r + (1 - kr - kb) * g + kb * b
+    cb, cr = (b - y) / (2 * (1 - kb)), (r - y) / (2 * (1 - kr))
+    if full:
+        return 255 * y, 128 + 255 * cb, 128 + 255 * cr
+    return 16 + 219 * y, 128 + 224 * cb, 128 + 224 * cr
+
+
+def yuv_frame(y: float, cb: float, cr: float, size: int = 16) -> av.VideoFrame:
+    planes = np.empty((size * 3 // 2, size), np.uint8)
+    planes[:size] = round(y)
+    planes[size : size + size // 4] = round(cb)
+    planes[size + size // 4 :] = round(cr)
+    return av.VideoFrame.from_ndarray(planes, format="yuv420p")
+
+
+@pytest.mark.parametrize("full", [False, True])
+@pytest.mark.parametrize("matrix", [SMPTE170M, BT709, BT2020_NCL])
+def test_to_yuv_uses_the_colours_matrix_and_range(matrix: int, full: bool) -> None:
+    colour = Colour(matrix, FULL if full else LIMITED, 1, 1)
+    for rgb in SATURATED:
+        frame = to_yuv(np.full((16, 16, 3), rgb, np.uint8), colour)
+        planes = frame.to_ndarray()
+        got = planes[:16].mean(), planes[16:20].mean(), planes[20:].mean()
+        assert np.allclose(got, ycbcr(rgb, matrix, full), atol=1.5), (rgb, got)  # swscale rounds full-range chroma so
+        assert (frame.colorspace, frame.color_range) == (matrix, colour.range)  # tagged as converted
+
+
+@pytest.mark.parametrize("full", [False, True])
+@pytest.mark.parametrize("matrix", [SMPTE170M, BT709, BT2020_NCL])
+def test_to_rgb_decodes_with_the_colours_matrix_and_range_accurately(matrix: int, full: bool) -> None:
+    """Within 1 level of the exact inverse: swscale's fast path is off by up to 3 on these."""
+    colour = Colour(matrix, FULL if full else LIMITED, 1, 1)
+    for rgb in SATURATED:
+        y, cb, cr = ycbcr(rgb, matrix, full)
+        got = to_rgb(yuv_frame(y, cb, cr), colour).reshape(-1, 3)
+        exact = np.array(rgb, np.float64)  # the YUV was rounded: compare with what it decodes to exactly
+        kr, kb = KR_KB[matrix]
+        yy, pb, pr = (
+            (round(y) - (0 if full else 16)) / (255 if full else 219),
+            *((round(c) - 128) / (255 if full else 224) for c in (cb, cr)),
+        )
+        r, b = yy + 2 * (1 - kr) * pr, yy + 2 * (1 - kb) * pb
+        exact = 255 * np.clip([r, (yy - kr * r - kb * b) / (1 - kr - kb), b], 0, 1)
+        assert np.abs(got - exact).max() <= 1.0, (rgb, got[0], exact)
+
+
+def test_to_rgb_with_another_matrix_or_range_gives_other_colours() -> None:
+    y, cb, cr = ycbcr((191, 0, 0), BT709, False)
+    frame = yuv_frame(y, cb, cr)
+    right = to_rgb(frame, Colour(BT709, LIMITED, 1, 1))[0, 0].astype(int)
+    assert np.abs(to_rgb(frame, Colour(SMPTE170M, LIMITED, 6, 6))[0, 0] - right).max() > 8
+    assert np.abs(to_rgb(frame, Colour(BT709, FULL, 1, 1))[0, 0] - right).max() > 8
+    assert np.array_equal(
+        to_rgb(frame, Colour(3, LIMITED, 2, 2)), to_rgb(frame, Colour(SMPTE170M, LIMITED, 6, 6))
+    )
+
+
+def test_to_rgb_scales_with_the_interpolation_asked_for() -> None:
+    """AREA halves 2x2 blocks of one colour to that colour; the default bicubic rings at their edges."""
+    rng = np.random.default_rng(3)
+    luma = np.repeat(np.repeat(rng.integers(16, 236, (8, 8)), 2, 0), 2, 1).astype(np.uint8)
+    planes = np.concatenate([luma, np.full((8, 16), 128, np.uint8)])  # grey: Cb = Cr = 128
+    frame = av.VideoFrame.from_ndarray(planes, format="yuv420p")
+    colour = Colour(SMPTE170M, LIMITED, 6, 6)
+    full = to_rgb(frame, colour)
+    half = to_rgb(frame, colour, 8, 8, "AREA")
+    assert half.shape == (8, 8, 3)
+    assert np.abs(half.astype(int) - full[::2, ::2]).max() <= 1
+    assert np.abs(to_rgb(frame, colour, 8, 8, "BICUBIC").astype(int) - full[::2, ::2]).max() > 4
