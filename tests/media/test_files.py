@@ -276,7 +276,10 @@ def test_to_yuv_uses_the_colours_matrix_and_range(matrix: int, full: bool) -> No
         frame = to_yuv(np.full((16, 16, 3), rgb, np.uint8), colour)
         planes = frame.to_ndarray()
         got = planes[:16].mean(), planes[16:20].mean(), planes[20:].mean()
-        assert np.allclose(got, ycbcr(rgb, matrix, full), atol=1.5), (rgb, got)  # swscale rounds full-range chroma so
+        assert np.allclose(got, ycbcr(rgb, matrix, full), atol=1.5), (
+            rgb,
+            got,
+        )  # swscale rounds full-range chroma so
         assert (frame.colorspace, frame.color_range) == (matrix, colour.range)  # tagged as converted
 
 
@@ -322,3 +325,19 @@ def test_to_rgb_scales_with_the_interpolation_asked_for() -> None:
     assert half.shape == (8, 8, 3)
     assert np.abs(half.astype(int) - full[::2, ::2]).max() <= 1
     assert np.abs(to_rgb(frame, colour, 8, 8, "BICUBIC").astype(int) - full[::2, ::2]).max() > 4
+
+
+@pytest.mark.parametrize(
+    ("encoder", "expected"),
+    [("libx264", {"crf": "23", "preset": "fast"}), ("libx265", {"crf": "23", "preset": "fast"}),
+     ("h264_nvenc", {"preset": "p4", "rc": "vbr", "cq": "23"}), ("hevc_nvenc", {"preset": "p4", "rc": "vbr", "cq": "23"}),
+     ("libvpx-vp9", {"crf": "35", "b": "0", "deadline": "realtime", "cpu-used": "8", "row-mt": "1"}),
+     ("libvpx", {"crf": "35", "b": "0", "deadline": "realtime", "cpu-used": "8", "row-mt": "1"}),
+     ("mpeg4", {"qscale": "3"}), ("libopenh264", {}), ("nvenc_h264x", {})],
+)  # fmt: skip
+def test_each_encoder_family_gets_its_own_quality_options(encoder: str, expected: dict[str, str]) -> None:
+    """x264/x265 take the CRF and preset; NVENC the CRF as its constant quality; libvpx a CRF on
+    its own scale (12 more); an encoder we have no settings for gets its defaults."""
+    from cartoonize.media.files import _encoder_options
+
+    assert _encoder_options(encoder, EncoderSettings(crf=23, preset="fast")) == expected
