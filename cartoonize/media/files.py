@@ -191,7 +191,7 @@ def check_output(output: Path, overwrite: bool, inputs: tuple[Path, ...] = ()) -
         raise CartoonizeError(f"output {output} is a folder; give a file name")
     if output.exists() and not overwrite:
         raise CartoonizeError(f"output {output} exists; pass --overwrite to replace it")
-    folder = output.parent if str(output.parent) else Path(".")
+    folder = output.parent  # Path("out.mp4").parent is Path(".")
     if folder.exists() and not folder.is_dir():
         raise CartoonizeError(f"output folder {folder} is a file, not a folder")
     if not folder.is_dir():

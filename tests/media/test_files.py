@@ -341,3 +341,24 @@ def test_each_encoder_family_gets_its_own_quality_options(encoder: str, expected
     from cartoonize.media.files import _encoder_options
 
     assert _encoder_options(encoder, EncoderSettings(crf=23, preset="fast")) == expected
+
+
+def test_encoder_problem_says_why_an_encoder_cannot_encode_here() -> None:
+    from cartoonize.media.files import encoder_problem
+
+    assert encoder_problem("libx264") is None and encoder_problem("libx264", 64, 48) is None
+    assert encoder_problem("no_such_encoder") == "not in this FFmpeg build"
+    assert encoder_problem("aac") == "not a video encoder"
+    for size in ((255, 256), (256, 255)):  # 4:2:0 needs even sides: FFmpeg's own message
+        assert "avcodec_open2" in (encoder_problem("libx264", *size) or "")
+
+
+@pytest.mark.parametrize("size", [(255, 256), (256, 255)])
+def test_open_video_encoder_probes_at_the_size_it_will_encode(tmp_path: Path, size: tuple[int, int]) -> None:
+    """An odd side (the callers pad to even first) makes every H.264 encoder fail its probe, and
+    the error names each with FFmpeg's reason, separated by '; '."""
+    with av.open(str(tmp_path / "out.mkv"), "w") as output, pytest.raises(CartoonizeError) as caught:
+        open_video_encoder(output, EncoderSettings(), "h264", *size, None, Fraction(1, 25))
+    text = str(caught.value)
+    assert text.startswith("no h264 encoder could be opened here (h264_nvenc: ")
+    assert "; libx264: " in text and "avcodec_open2" in text.split("; libx264: ")[1]
