@@ -32,6 +32,12 @@ def test_fp32_export_is_checked_and_carries_metadata(tiny_checkpoint: Path, tmp_
     assert meta["style"] == "tiny-test" and meta["precision"] == "fp32"
     assert json.loads(meta["io"])["channel_order"] == "RGB"
     assert "cartoonize_version" in meta
+    # what a reader of the file (Netron, another tool) learns: the network's shape and the I/O
+    config = json.loads(meta["config"])
+    assert (config["base_channels"], config["residual_blocks"]) == (8, 1)
+    assert config == vars(load_checkpoint(tiny_checkpoint).config)
+    assert meta["input"] == "frames: uint8 (N, H, W, 3) RGB, H and W multiples of 4"
+    assert meta["output"] == "cartoon: uint8 (N, H, W, 3) RGB"
     (inp,) = model.graph.input
     assert inp.type.tensor_type.elem_type == onnx.TensorProto.UINT8
 
