@@ -40,6 +40,7 @@ def test_fp32_export_is_checked_and_carries_metadata(tiny_checkpoint: Path, tmp_
     assert meta["output"] == "cartoon: uint8 (N, H, W, 3) RGB"
     (inp,) = model.graph.input
     assert inp.type.tensor_type.elem_type == onnx.TensorProto.UINT8
+    assert (inp.name, [o.name for o in model.graph.output]) == ("frames", ["cartoon"])  # as documented
 
 
 def test_dynamic_batch_and_size(tiny_checkpoint: Path, tmp_path: Path) -> None:
