@@ -22,9 +22,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from cartoonize.stages.exposure import _Y  # BT.601 luma weights: the same luma exposure and quality use
+
 # FFmpeg cropdetect's default limit (24 on 16-235 luma) in full-range luma levels
 BLACK_LEVEL = (24 - 16) * 255 / 219
-_Y = np.array([0.299, 0.587, 0.114], np.float32)  # BT.601 luma, as the exposure stage and quality measure
 
 
 def _leading_black(means: np.ndarray) -> int:
