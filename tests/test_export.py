@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import logging
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +15,7 @@ import onnxruntime as ort
 import pytest
 
 from cartoonize.errors import CartoonizeError
-from cartoonize.export import onnx_from_checkpoint, reference_photo
+from cartoonize.export import onnx_from_checkpoint, quiet_torch, reference_photo
 from cartoonize.model import load_checkpoint
 from cartoonize.parity import export_with_parity, parity
 from tests.helpers import child_env
@@ -41,6 +43,30 @@ def test_fp32_export_is_checked_and_carries_metadata(tiny_checkpoint: Path, tmp_
     (inp,) = model.graph.input
     assert inp.type.tensor_type.elem_type == onnx.TensorProto.UINT8
     assert (inp.name, [o.name for o in model.graph.output]) == ("frames", ["cartoon"])  # as documented
+    # opset 18: what TensorRT 10's ONNX parser and ONNX Runtime (>= 1.14) both read
+    assert {o.domain: o.version for o in model.opset_import}[""] == 18
+
+
+def test_export_prints_nothing(
+    tiny_checkpoint: Path, tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    # the exporter's progress lines (verbose) and its registry warnings (torch.onnx's logger, about
+    # torchvision ops) mean nothing to a user building an engine
+    onnx_from_checkpoint(load_checkpoint(tiny_checkpoint), tmp_path / "tiny.onnx")
+    assert capfd.readouterr() == ("", "")
+
+
+def test_quiet_torch_restores_the_logger_and_lets_errors_through() -> None:
+    logger = logging.getLogger("cartoonize-test.quiet")
+    logger.setLevel(logging.INFO)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with pytest.raises(RuntimeError, match="boom"), quiet_torch("cartoonize-test.quiet"):
+            assert logger.level == logging.ERROR
+            warnings.warn("chatter", DeprecationWarning, stacklevel=1)
+            raise RuntimeError("boom")  # a failure still raises
+    assert not caught  # the warning was swallowed inside
+    assert logger.level == logging.INFO  # and the logger is as it was
 
 
 def test_dynamic_batch_and_size(tiny_checkpoint: Path, tmp_path: Path) -> None:

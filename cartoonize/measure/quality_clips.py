@@ -1,13 +1,17 @@
-"""`just quality`: every clip of a folder cartoonized as today (`--raw`) and with the default frame
-stages, both measured by `cartoonize.measure.quality`, in one before/after table (and JSON).
+"""`just quality`: every clip of a folder cartoonized as today (`--raw`), with the default frame
+stages, and with the defaults less stabilization (`--no-stabilize`), all measured by
+`cartoonize.measure.quality`, in one before/after table (and JSON).
 
     python -m cartoonize.measure.quality_clips FOLDER [--style hayao] [--max-side 320] [--frames 120]
         [--out DIR [--reuse]] [--json PATH] [--time-clip NAME] [--time-rounds 2] [--time-frames 48]
 
-Each clip goes through `cartoonize_video` twice, with the same engine: once with every stage off,
-once with the defaults. The network runs once per frame: the first pass records its output and the
-second is served the recorded frames (the network is deterministic, so this is the output a second
-real run would give, at half the cost), so the two differ only by the stages; with --out the
+Each clip goes through `cartoonize_video` three times, with the same engine: with every stage off,
+with the defaults, and without stabilization. The network runs once per frame: the first pass
+records its output and the others are served the recorded frames (the network is deterministic, so
+this is the output another real run would give, at a third of the cost), so the outputs differ
+only by the stages. The defaults are compared (PSNR on well-exposed frames) with both: against
+`--raw`, what all the stages change; against `--no-stabilize`, what the temporal blend alone
+changes, frame by frame, in a cartoon that already has the source's exposure; with --out the
 recording is kept, and --reuse serves it again to a later run (after changing a stage). Speed is measured
 apart, by real runs of both kinds alternated on one clip (`--time-clip`), reported as a ratio of
 times taken in the same session, the only comparison that holds on a shared CPU.
@@ -111,11 +115,13 @@ class ClipResult:
     raw: Quality
     staged: Quality  # with `against` = the raw output
     stages: str
+    steadied: Quality | None = None  # the defaults with `against` = the --no-stabilize output
 
 
 def measure_clip(clip: Path, out_dir: Path, request: EngineRequest, max_side: int, frames: int | None,
                  reuse: bool = False) -> ClipResult:  # fmt: skip
     raw_out, new_out = out_dir / f"{clip.stem}.raw.mp4", out_dir / f"{clip.stem}.mp4"
+    unsteady_out = out_dir / f"{clip.stem}.no-stabilize.mp4"
     kept = out_dir / f"{clip.stem}.network-{request.style}-{max_side}-{frames}.npz"
     recorded: list[_Recorded] = [_Recorded.load_from(kept)] if reuse and kept.exists() else []
 
@@ -131,7 +137,13 @@ def measure_clip(clip: Path, out_dir: Path, request: EngineRequest, max_side: in
     if not kept.exists():
         recorded[0].save(kept)
     report = cartoonize_video(VideoJob(clip, new_out, **common), make_runner)
-    return ClipResult(clip.name, measure(clip, raw_out), measure(clip, new_out, raw_out), report.stages)
+    cartoonize_video(
+        VideoJob(clip, unsteady_out, stages=StageOptions(stabilize=False), **common), make_runner
+    )
+    return ClipResult(
+        clip.name, measure(clip, raw_out), measure(clip, new_out, raw_out), report.stages,
+        measure(clip, new_out, unsteady_out),
+    )  # fmt: skip
 
 
 def time_clip(
@@ -164,9 +176,10 @@ def _f(v: float | None, fmt: str) -> str:
 def table(results: list[ClipResult]) -> list[str]:
     head = (
         "| clip | frames | dark frames | dark lift mean / worst (raw → new) | luma corr (raw → new) | "
-        "luma std src / raw / new | warp ratio (raw → new) | PSNR new vs raw, well-exposed |"
+        "luma std src / raw / new | warp ratio (raw → new) | PSNR new vs raw, well-exposed | "
+        "PSNR new vs --no-stabilize, well-exposed |"
     )
-    rows = [head, "|" + " --- |" * 8]
+    rows = [head, "|" + " --- |" * 9]
     for r in results:
         a, b = r.raw, r.staged
         rows.append(
@@ -176,7 +189,8 @@ def table(results: list[ClipResult]) -> list[str]:
             f"{_f(a.luma_correlation, '.3f')} → {_f(b.luma_correlation, '.3f')} | "
             f"{a.source_luma_std:.1f} / {a.output_luma_std:.1f} / {b.output_luma_std:.1f} | "
             f"{_f(a.warp_error_ratio, '.2f')} → {_f(b.warp_error_ratio, '.2f')} | "
-            f"{_f(b.psnr_well_exposed, '.1f')} dB ({b.well_exposed_frames} fr) |"
+            f"{_f(b.psnr_well_exposed, '.1f')} dB ({b.well_exposed_frames} fr) | "
+            f"{_f(r.steadied.psnr_well_exposed if r.steadied else None, '.1f')} dB |"
         )
     return rows
 
