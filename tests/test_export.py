@@ -43,6 +43,10 @@ def test_fp32_export_is_checked_and_carries_metadata(tiny_checkpoint: Path, tmp_
     (inp,) = model.graph.input
     assert inp.type.tensor_type.elem_type == onnx.TensorProto.UINT8
     assert (inp.name, [o.name for o in model.graph.output]) == ("frames", ["cartoon"])  # as documented
+    # N, H and W are symbolic (any batch, any size of multiples of 4), the channels fixed at 3
+    for value in (inp, model.graph.output[0]):
+        dims = [d.dim_param or d.dim_value for d in value.type.tensor_type.shape.dim]
+        assert dims == ["N", "4*h4", "4*w4", 3], value.name
     # opset 18: what TensorRT 10's ONNX parser and ONNX Runtime (>= 1.14) both read
     assert {o.domain: o.version for o in model.opset_import}[""] == 18
 
@@ -115,6 +119,45 @@ def test_failed_parity_writes_nothing(
     with pytest.raises(CartoonizeError, match="disagrees with PyTorch"):
         export_with_parity(tiny_checkpoint, tmp_path / "x.onnx", photo_size=32)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_graph_that_fails_the_full_check_writes_nothing(
+    tiny_checkpoint: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The exporter's graph is checked with shape inference (the full check) before it is moved into
+    place: a graph whose types do not add up (uint8 + float, which the structural check lets pass)
+    raises and leaves no file, not even the temporary one."""
+    import types
+
+    import torch
+    from onnx import TensorProto, helper, numpy_helper
+
+    frames = helper.make_tensor_value_info("frames", TensorProto.UINT8, ["N", 4, 4, 3])
+    cartoon = helper.make_tensor_value_info("cartoon", TensorProto.UINT8, ["N", 4, 4, 3])
+    half = numpy_helper.from_array(np.full((1,), 0.5, np.float32), "half")
+    add = helper.make_node("Add", ["frames", "half"], ["cartoon"])
+    bad = helper.make_model(
+        helper.make_graph([add], "bad", [frames], [cartoon], [half]),
+        opset_imports=[helper.make_opsetid("", 18)],
+    )
+    onnx.checker.check_model(bad)  # structurally valid: only the full check sees it
+    monkeypatch.setattr(torch.onnx, "export", lambda *a, **k: types.SimpleNamespace(model_proto=bad))
+    with pytest.raises(onnx.shape_inference.InferenceError, match="inconsistent type"):
+        onnx_from_checkpoint(load_checkpoint(tiny_checkpoint), tmp_path / "out" / "x.onnx")
+    assert list((tmp_path / "out").iterdir()) == []
+
+
+def test_reference_photo_is_the_astronaut_and_has_a_fallback(monkeypatch: pytest.MonkeyPatch) -> None:
+    pytest.importorskip("skimage", reason="the reference photo is scikit-image's astronaut")
+    photo = reference_photo()
+    assert photo.shape == (1, 256, 256, 3) and photo.dtype == np.uint8  # the parity checks' default size
+    assert reference_photo(48, 80).shape == (1, 48, 80, 3)
+    # without scikit-image: a smooth synthetic scene of the size asked, spanning the range
+    monkeypatch.setitem(sys.modules, "skimage", None)
+    scene = reference_photo(40, 24)
+    assert scene.shape == (1, 40, 24, 3) and scene.dtype == np.uint8
+    assert scene[0, 0, 0].tolist() == [0, 0, 127] and scene[..., :2].max() >= 240  # x/W, y/H ramps
+    assert np.abs(np.diff(scene[0].astype(int), axis=0)).max() <= 20  # smooth, not noise
 
 
 def test_parity_figures() -> None:
