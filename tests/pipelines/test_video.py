@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from fractions import Fraction
 from pathlib import Path
 
@@ -17,7 +18,7 @@ import pytest
 from cartoonize.choose import EngineRequest, runner_for
 from cartoonize.errors import CartoonizeError
 from cartoonize.media.files import EncoderSettings
-from cartoonize.pipelines.video import VideoJob, cartoonize_video
+from cartoonize.pipelines.video import VideoJob, VideoReport, Window, _reason, cartoonize_video
 from cartoonize.stages import StageOptions
 from tests.helpers import (
     child_env,
@@ -438,3 +439,55 @@ def test_cli_raw_and_no_stabilize_are_options() -> None:
         env=child_env(COLUMNS="200"),
     )  # fmt: skip
     assert "--raw" in done.stdout and "--no-stabilize" in done.stdout
+
+
+def test_a_window_is_half_open_with_open_ends() -> None:
+    w = Window(seek=0, preroll=10, start=20, end=30)
+    assert [w.skips(p) for p in (9, 10, 25)] == [True, False, False]  # before the preroll only
+    assert [w.keeps(p) for p in (10, 19, 20, 29, 30)] == [False, False, True, True, False]  # [start, end)
+    assert [w.ended(p) for p in (29, 30, 31)] == [False, True, True]
+    everything = Window()
+    assert not everything.skips(-5) and everything.keeps(-5) and not everything.ended(10**12)
+    assert Window(end=5).keeps(0) and not Window(start=5).keeps(4)
+
+
+def test_a_window_encodes_its_frames_only(small_video: Path, tiny_checkpoint: Path, tmp_path: Path) -> None:
+    """One segment (pipelines.segments): frames before the preroll are skipped, the preroll goes
+    through the engine but is not written, [start, end) is written, and only the video: the join
+    carries the other streams once."""
+    pts_in, frames_in, _ = read_video(small_video)
+    whole, part = tmp_path / "whole.mp4", tmp_path / "part.mp4"
+    run(small_video, whole, tiny_checkpoint, stages=StageOptions(raw=True))
+    window = Window(seek=pts_in[0], preroll=pts_in[3], start=pts_in[5], end=pts_in[11])
+    seen: list[int] = []
+
+    def counting(size: tuple[int, int]):  # noqa: ANN202
+        runner = runner_for(EngineRequest(engine="torch", model=tiny_checkpoint, device="cpu"), size)
+        submit = runner.submit
+        runner.submit = lambda frames: (seen.append(len(frames)), submit(frames))[1]  # type: ignore[method-assign]
+        return runner
+
+    cartoonize_video(VideoJob(small_video, part, stages=StageOptions(raw=True), window=window), counting)
+    _, frames_part, _ = read_video(part)
+    _, frames_whole, _ = read_video(whole)
+    assert sum(seen) == 11 - 3  # the preroll (3, 4) and the window (5..10) went through the engine
+    assert len(frames_part) == 6
+    for k, got in enumerate(frames_part):  # the same frames as the whole run's 5..10 (encoded apart)
+        distance = [np.abs(got.astype(int) - w.astype(int)).mean() for w in frames_whole]
+        assert int(np.argmin(distance)) == 5 + k
+    with av.open(str(part)) as c:
+        assert [s.type for s in c.streams] == ["video"]
+
+
+def test_report_rates_never_divide_by_zero() -> None:
+    report = VideoReport(frames=48, width=64, height=48, seconds=4.0, engine_seconds=3.0, engine="torch",
+                         video_codec="h264", stages="none", streams=[])  # fmt: skip
+    assert report.fps == 12.0 and report.engine_share == 0.75
+    assert replace(report, engine_seconds=5.0).engine_share == 1.0  # overlap can count an engine second twice
+    assert replace(report, seconds=0.0).fps == 0.0 and replace(report, seconds=0.0).engine_share == 0.0
+
+
+def test_reasons_are_one_line() -> None:
+    assert _reason(PermissionError(13, "Permission denied")) == "Permission denied"  # the OS's words
+    assert _reason(ValueError("first line\nsecond line")) == "first line"
+    assert _reason(ValueError()) == "ValueError"
