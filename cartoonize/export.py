@@ -143,11 +143,9 @@ def onnx_from_checkpoint(
 
     model = frame_model(checkpoint, precision)
     example = torch.from_numpy(reference_photo(64, 64))
-    n, h4, w4 = (
-        torch.export.Dim("N", max=256),
-        torch.export.Dim("h4", max=2048),
-        torch.export.Dim("w4", max=2048),
-    )
+    # unbounded: an ONNX graph's dims are symbolic names only (bounds would reach nothing but a
+    # torch metadata string); what sizes an engine takes is its builder's choice (its profiles)
+    n, h4, w4 = torch.export.Dim("N"), torch.export.Dim("h4"), torch.export.Dim("w4")
     dynamic = {"frames": {0: n, 1: 4 * h4, 2: 4 * w4}}
     output.parent.mkdir(parents=True, exist_ok=True)
     tmp = output.with_name(f".{output.name}.tmp")
