@@ -18,7 +18,16 @@ import pytest
 from cartoonize.choose import EngineRequest, runner_for
 from cartoonize.errors import CartoonizeError
 from cartoonize.media.files import EncoderSettings
-from cartoonize.pipelines.video import VideoJob, VideoReport, Window, _reason, cartoonize_video
+from cartoonize.pipelines.video import (
+    VideoJob,
+    VideoProbe,
+    VideoReport,
+    Window,
+    _check_complete,
+    _reason,
+    cartoonize_video,
+    probe,
+)
 from cartoonize.stages import StageOptions
 from tests.helpers import (
     child_env,
@@ -491,3 +500,36 @@ def test_reasons_are_one_line() -> None:
     assert _reason(PermissionError(13, "Permission denied")) == "Permission denied"  # the OS's words
     assert _reason(ValueError("first line\nsecond line")) == "first line"
     assert _reason(ValueError()) == "ValueError"
+
+
+def test_a_short_decode_against_the_declared_duration_is_a_truncation(tmp_path: Path) -> None:
+    """`_check_complete`'s rule: the video must reach 90 % of the declared duration, less half a
+    second; clips under a second and files that declare nothing are not judged."""
+
+    def check(duration: float | None, decoded_ms: int | None) -> None:
+        info = VideoProbe(width=64, height=48, rotation=0, coded_size=(64, 48), frames_estimate=None,
+                          duration=duration, rate=None, time_base=Fraction(1, 1000))  # fmt: skip
+        _check_complete(tmp_path / "in.mp4", info, decoded_ms)
+
+    with pytest.raises(
+        CartoonizeError, match=r"in\.mp4 is truncated: it declares 10\.0 s but video stops at 8\.0 s"
+    ):
+        check(10.0, 8000)
+    check(10.0, 8500)  # exactly 0.9 * 10 - 0.5: complete
+    with pytest.raises(CartoonizeError, match="truncated"):
+        check(10.0, 8499)
+    with pytest.raises(CartoonizeError, match="truncated"):
+        check(1.0, 0)  # a one-second clip is judged
+    check(0.9, 0)  # a shorter one is not
+    check(None, 0)  # nothing declared
+    check(10.0, None)  # no frame had a timestamp
+
+
+def test_inputs_that_are_not_there_are_named(tmp_path: Path) -> None:
+    with pytest.raises(CartoonizeError, match=r"^input .*absent\.mp4 does not exist$"):
+        probe(tmp_path / "absent.mp4", None)
+    with pytest.raises(CartoonizeError, match=r"^input .* is a folder; give a video file$"):
+        probe(tmp_path, None)
+    (tmp_path / "notes.txt").write_text("not a video")
+    with pytest.raises(CartoonizeError, match=r"notes\.txt is not a readable video \(.+\)$"):
+        probe(tmp_path / "notes.txt", None)
