@@ -533,3 +533,25 @@ def test_inputs_that_are_not_there_are_named(tmp_path: Path) -> None:
     (tmp_path / "notes.txt").write_text("not a video")
     with pytest.raises(CartoonizeError, match=r"notes\.txt is not a readable video \(.+\)$"):
         probe(tmp_path / "notes.txt", None)
+
+
+@pytest.mark.parametrize("suffix", [".mp4", ".webm"])
+def test_probe_reads_size_rate_duration_and_frame_count(suffix: str, tmp_path: Path) -> None:
+    """mp4 declares the video stream's duration and frame count; WebM (Matroska) only the
+    container's duration, so the count is estimated from duration and rate (the progress bar's total)."""
+    clip = make_video(tmp_path / f"clip{suffix}", width=64, height=48, frames=24, rate=12, audio=None)
+    info = probe(clip, None)
+    assert (info.width, info.height, info.rotation, info.coded_size) == (64, 48, 0, (64, 48))
+    assert info.rate == 12 and info.frames_estimate == 24
+    assert info.duration == pytest.approx(2.0, abs=0.09)
+    small = probe(clip, 32)  # --max-side scales the frame the engine sees, not what is decoded
+    assert (small.width, small.height, small.source_size) == (32, 24, (64, 48))
+
+
+def test_probe_of_a_stream_that_declares_no_duration(tmp_path: Path) -> None:
+    # a raw H.264 elementary stream carries neither a duration nor a frame count: both unknown
+    # (the progress bar runs without a total, and no truncation is judged), not zero or empty
+    clip = make_video(tmp_path / "clip.h264", audio=None, codec="libx264")
+    info = probe(clip, None)
+    assert info.duration is None and info.frames_estimate is None
+    assert (info.width, info.height) == (64, 48)
