@@ -533,7 +533,10 @@ def test_inputs_that_are_not_there_are_named(tmp_path: Path) -> None:
     with pytest.raises(CartoonizeError, match=r"^input .* is a folder; give a video file$"):
         probe(tmp_path, None)
     (tmp_path / "notes.txt").write_text("not a video")
-    with pytest.raises(CartoonizeError, match=r"notes\.txt is not a readable video \(Invalid data found when processing input\)$"):
+    with pytest.raises(
+        CartoonizeError,
+        match=r"notes\.txt is not a readable video \(Invalid data found when processing input\)$",
+    ):
         probe(tmp_path / "notes.txt", None)
 
 
