@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from fractions import Fraction
 from pathlib import Path
@@ -560,3 +561,84 @@ def test_probe_of_a_stream_that_declares_no_duration(tmp_path: Path) -> None:
     info = probe(clip, None)
     assert info.duration is None and info.frames_estimate is None
     assert (info.width, info.height) == (64, 48)
+
+
+def _cut(src: Path, out: Path, keep: float) -> Path:
+    data = src.read_bytes()
+    out.write_bytes(data[: int(len(data) * keep)])
+    return out
+
+
+def _scrambled(src: Path, out: Path) -> Path:
+    """A tenth of the file, from 30 % on, replaced with noise: the header and the first frames
+    are intact, so the file opens and the damage is met while decoding (in the decode thread)."""
+    data = bytearray(src.read_bytes())
+    start, end = int(len(data) * 0.3), int(len(data) * 0.4)
+    data[start:end] = np.random.default_rng(0).integers(0, 256, end - start, dtype=np.uint8).tobytes()
+    out.write_bytes(bytes(data))
+    return out
+
+
+@pytest.mark.parametrize("damage", ["cut mkv", "cut mp4", "scrambled"])
+def test_damaged_inputs_fail_in_process_and_leave_nothing(
+    damage: str, small_video: Path, tiny_checkpoint: Path, tmp_path: Path
+) -> None:
+    """The CLI tests above, in process: a failure in the decoding thread reaches the caller as a
+    CartoonizeError naming the input, and the other threads stop (the call returns)."""
+    if damage == "cut mkv":
+        long = make_video(tmp_path / "long.mkv", width=64, height=48, frames=60, rate=12, audio=None)
+        bad, needle = _cut(long, tmp_path / "cut.mkv", 1 / 3), r"cut\.mkv is truncated"
+    elif damage == "cut mp4":
+        bad, needle = _cut(small_video, tmp_path / "cut.mp4", 1 / 2), r"cut\.mp4"
+    else:
+        clip = make_video(tmp_path / "clip.mkv", width=64, height=48, frames=48, audio=None)
+        bad, needle = _scrambled(clip, tmp_path / "bad.mkv"), r"bad\.mkv is corrupt or truncated \(.+\)$"
+    with pytest.raises(CartoonizeError, match=needle):
+        run(bad, tmp_path / "out.mp4", tiny_checkpoint)
+    assert not (tmp_path / "out.mp4").exists() and leftovers(tmp_path) == []
+
+
+def test_a_pipe_gives_up_when_the_pipeline_stops() -> None:
+    """put on a full pipe and get on an empty one wait in short steps, and raise _Stop once the
+    pipeline is stopping, instead of blocking forever."""
+    import threading
+
+    from cartoonize.pipelines.video import _Pipe, _Stop
+
+    stop = threading.Event()
+    pipe = _Pipe(1, stop)
+    pipe.put("first")
+    assert pipe.get() == "first"
+    pipe.put("fills it")
+    outcomes: list[str] = []
+
+    def blocked(call: Callable[[], object]) -> threading.Thread:
+        def attempt() -> None:
+            try:
+                call()
+                outcomes.append("returned")
+            except _Stop:
+                outcomes.append("stopped")
+
+        thread = threading.Thread(target=attempt, daemon=True)
+        thread.start()
+        return thread
+
+    putting = blocked(lambda: pipe.put("no room"))
+    getting = blocked(_Pipe(1, stop).get)
+    time.sleep(0.3)
+    assert outcomes == []  # both wait while the pipeline runs
+    stop.set()
+    putting.join(5)
+    getting.join(5)
+    assert outcomes == ["stopped", "stopped"]
+
+
+def test_workers_are_named_daemons() -> None:
+    # daemon: an interrupted main thread is never kept waiting by a decode or mux thread
+    import threading
+
+    from cartoonize.pipelines.video import _Worker
+
+    worker = _Worker("decode", lambda: None, threading.Event())
+    assert (worker.name, worker.daemon) == ("decode", True)
