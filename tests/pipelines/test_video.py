@@ -642,3 +642,42 @@ def test_workers_are_named_daemons() -> None:
 
     worker = _Worker("decode", lambda: None, threading.Event())
     assert (worker.name, worker.daemon) == ("decode", True)
+
+
+def test_progress_counts_to_the_expected_total(
+    small_video: Path, tiny_checkpoint: Path, tmp_path: Path
+) -> None:
+    request = EngineRequest(engine="torch", model=tiny_checkpoint, device="cpu")
+    calls: list[tuple[int, int | None]] = []
+
+    def go(src: Path, **job) -> None:  # noqa: ANN003
+        calls.clear()
+        out = tmp_path / "out.mp4"
+        cartoonize_video(VideoJob(src, out, overwrite=True, **job), lambda s: runner_for(request, s),
+                         on_progress=lambda done, total: calls.append((done, total)))  # fmt: skip
+
+    go(small_video, batch=5)
+    assert calls[-1] == (24, 24) and [d for d, _ in calls] == [5, 10, 15, 20, 24]
+    go(small_video, max_frames=7)
+    assert calls[-1] == (7, 7)  # a preview's total is its length
+    unknown = make_video(tmp_path / "clip.h264", audio=None, codec="libx264")  # declares no count
+    go(unknown)
+    assert calls[-1] == (24, None)
+    go(unknown, max_frames=7)
+    assert calls[-1] == (7, 7)
+
+
+def test_outputs_are_checked_in_process(small_video: Path, tiny_checkpoint: Path, tmp_path: Path) -> None:
+    """The CLI tests above, in process: an existing output needs overwrite, the input is never the
+    output, and an mp4 is written web-ready (the index before the media)."""
+    from tests.pipelines.test_web_ready import moov_first
+
+    out = tmp_path / "out.mp4"
+    out.write_bytes(b"keep me")
+    with pytest.raises(CartoonizeError, match=r"out\.mp4 exists; pass --overwrite to replace it$"):
+        run(small_video, out, tiny_checkpoint)
+    assert out.read_bytes() == b"keep me"
+    run(small_video, out, tiny_checkpoint, overwrite=True)
+    assert moov_first(out)
+    with pytest.raises(CartoonizeError, match="is the input"):
+        run(small_video, small_video, tiny_checkpoint, overwrite=True)
