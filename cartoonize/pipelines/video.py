@@ -297,6 +297,7 @@ def cartoonize_video(
                 k = info.rotation // 90
                 wanted = [vin, *copies]
                 next_pts, count, ended = 0, 0, False
+                step = frame_period(info)
                 try:
                     if window and window.seek is not None:
                         source.seek(window.seek, stream=vin)  # lands on the keyframe at or before
@@ -315,7 +316,7 @@ def cartoonize_video(
                                         continue
                                 count += 1
                                 pts = frame.pts if frame.pts is not None else next_pts
-                                next_pts = pts + 1
+                                next_pts = pts + step
                                 if planes is not None:
                                     frames_q.put((pts, frame_planes(frame), None))
                                     continue
@@ -439,6 +440,15 @@ def cartoonize_video(
         stages=chain.describe(),
         streams=list(notes.values()), colour=colour.describe(), frame_path="rgb" if planes is None else "yuv",
     )  # fmt: skip
+
+
+def frame_period(info: VideoProbe) -> int:
+    """Ticks of the stream's time base from one frame to the next, for frames the decoder gives
+    no timestamp (a raw H.264 or HEVC stream has none): one period at the stream's rate, which for
+    a raw stream is FFmpeg's own guess (25 fps), as the ffmpeg tool assumes. Without a rate, one tick."""
+    if info.rate and info.time_base:
+        return max(1, round(1 / (info.rate * info.time_base)))
+    return 1
 
 
 def _plane_path(job: VideoJob, info: VideoProbe, runner: Runner, chain: Any) -> Any:

@@ -681,3 +681,31 @@ def test_outputs_are_checked_in_process(small_video: Path, tiny_checkpoint: Path
     assert moov_first(out)
     with pytest.raises(CartoonizeError, match="is the input"):
         run(small_video, small_video, tiny_checkpoint, overwrite=True)
+
+
+def test_a_stream_without_timestamps_gets_them_from_its_rate(tiny_checkpoint: Path, tmp_path: Path) -> None:
+    """A raw H.264 stream's frames carry no timestamps; the cartoon's frames are one period apart
+    at the rate FFmpeg gives the stream (25 fps for a raw stream), not one tick of its 1/1200000
+    time base apart (which played 24 frames in 40 ms)."""
+    clip = make_video(tmp_path / "clip.h264", frames=24, audio=None, codec="libx264")
+    with av.open(str(clip)) as c:
+        assert all(f.pts is None for f in c.decode(video=0))  # the case this is about
+    out = tmp_path / "out.mp4"
+    run(clip, out, tiny_checkpoint)
+    pts, frames, time_base = read_video(out)
+    assert len(frames) == 24
+    assert np.allclose(np.diff(seconds(pts, time_base)), 1 / 25) and pts[0] == 0
+
+
+def test_frame_period() -> None:
+    from cartoonize.pipelines.video import frame_period
+
+    def info(rate: Fraction | None, time_base: Fraction) -> VideoProbe:
+        return VideoProbe(width=2, height=2, rotation=0, coded_size=(2, 2), frames_estimate=None,
+                          duration=None, rate=rate, time_base=time_base)  # fmt: skip
+
+    assert frame_period(info(Fraction(25), Fraction(1, 1200000))) == 48000
+    assert frame_period(info(Fraction(30000, 1001), Fraction(1, 90000))) == 3003
+    assert frame_period(info(Fraction(12), Fraction(1, 12))) == 1
+    assert frame_period(info(Fraction(120), Fraction(1, 12))) == 1  # never zero
+    assert frame_period(info(None, Fraction(1, 90000))) == 1
