@@ -709,3 +709,15 @@ def test_frame_period() -> None:
     assert frame_period(info(Fraction(12), Fraction(1, 12))) == 1
     assert frame_period(info(Fraction(120), Fraction(1, 12))) == 1  # never zero
     assert frame_period(info(None, Fraction(1, 90000))) == 1
+
+
+def test_an_sd_source_tagged_bt709_keeps_its_tags(tmp_path: Path) -> None:
+    """The source's own tags win over the size-based default (an SD frame size would default to
+    BT.601): the output is encoded and tagged BT.709 like its source (tests/pipelines/test_colour)."""
+    from tests.pipelines.test_colour import Identity, make_source, read_back
+
+    source, output = tmp_path / "bars.mp4", tmp_path / "out.mp4"
+    make_source(source, 128, 64, bt709=True)
+    cartoonize_video(VideoJob(source, output), lambda _size: Identity())
+    tags, _ = read_back(output)
+    assert tags == {"matrix": 1, "primaries": 1, "trc": 1, "range": 1}
