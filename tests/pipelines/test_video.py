@@ -721,3 +721,45 @@ def test_an_sd_source_tagged_bt709_keeps_its_tags(tmp_path: Path) -> None:
     cartoonize_video(VideoJob(source, output), lambda _size: Identity())
     tags, _ = read_back(output)
     assert tags == {"matrix": 1, "primaries": 1, "trc": 1, "range": 1}
+
+
+def test_a_preview_stops_the_audio_with_the_video(
+    small_video: Path, tiny_checkpoint: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "preview.mp4"
+    run(small_video, out, tiny_checkpoint, max_frames=7)  # 7 of 24 frames at 12 fps
+    with av.open(str(out)) as c:
+        audio_end = max(
+            float((p.pts + p.duration) * p.time_base) for p in c.demux(audio=0) if p.pts is not None
+        )
+    assert 7 / 12 - 0.1 <= audio_end <= 7 / 12 + 0.1  # not the source's whole 2 s
+
+
+@pytest.mark.parametrize("frames", [1, 22, 23])
+def test_a_preview_has_exactly_the_frames_asked(
+    frames: int, small_video: Path, tiny_checkpoint: Path, tmp_path: Path
+) -> None:
+    # near the end the decoder's delayed frames come out of its flush, several at once
+    out = tmp_path / "preview.mp4"
+    run(small_video, out, tiny_checkpoint, max_frames=frames)
+    assert len(read_video(out)[1]) == frames
+
+
+def test_max_side_scales_the_picture_not_crops_it(tmp_path: Path) -> None:
+    """With --max-side the decoded frame is scaled (AREA) to the engine's size: the whole picture,
+    undistorted. Checked with an identity engine and every stage off: the output is the source,
+    downscaled."""
+    from tests.pipelines.test_colour import Identity
+
+    src = make_video(tmp_path / "wide.mp4", width=320, height=180, frames=3, audio=None)
+    out = tmp_path / "out.mp4"
+    cartoonize_video(
+        VideoJob(src, out, max_side=160, stages=StageOptions(raw=True)), lambda _size: Identity()
+    )
+    _, frames, _ = read_video(out)
+    _, sources, _ = read_video(src)
+    import cv2
+
+    for got, source in zip(frames, sources, strict=True):
+        want = cv2.resize(source, (160, 90), interpolation=cv2.INTER_AREA)
+        assert np.abs(got.astype(int) - want.astype(int)).mean() < 4
