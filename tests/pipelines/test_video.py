@@ -415,12 +415,16 @@ def test_infer_side_runs_small_and_writes_full_size(
 
     def make_runner(size: tuple[int, int]):  # noqa: ANN202
         sizes.append(size)
-        return runner_for(request, size)
+        runner = runner_for(request, size)
+        submit = runner.submit
+        runner.submit = lambda frames: (fed.add(frames.shape[1:3]), submit(frames))[1]  # type: ignore[method-assign]
+        return runner
 
+    fed: set[tuple[int, ...]] = set()
     out = tmp_path / "out.mp4"
     job = VideoJob(small_video, out, stages=StageOptions(infer_side=32))
     report = cartoonize_video(job, make_runner)
-    assert sizes == [(24, 32)]  # the network saw 32×24 frames of the 64×48 clip
+    assert sizes == [(24, 32)] and fed == {(24, 32)}  # the network saw 32×24 frames of the 64×48 clip
     assert report.stages.startswith("guided upsampling")  # first, before exposure and stabilization
     _, frames, _ = read_video(out)
     assert len(frames) == 24 and frames[0].shape == (48, 64, 3)
@@ -592,7 +596,10 @@ def test_damaged_inputs_fail_in_process_and_leave_nothing(
         bad, needle = _cut(small_video, tmp_path / "cut.mp4", 1 / 2), r"cut\.mp4"
     else:
         clip = make_video(tmp_path / "clip.mkv", width=64, height=48, frames=48, audio=None)
-        bad, needle = _scrambled(clip, tmp_path / "bad.mkv"), r"bad\.mkv is corrupt or truncated \(.+\)$"
+        bad, needle = (
+            _scrambled(clip, tmp_path / "bad.mkv"),
+            r"bad\.mkv is corrupt or truncated \(Invalid data found when processing input\)$",
+        )
     with pytest.raises(CartoonizeError, match=needle):
         run(bad, tmp_path / "out.mp4", tiny_checkpoint)
     assert not (tmp_path / "out.mp4").exists() and leftovers(tmp_path) == []
@@ -763,3 +770,64 @@ def test_max_side_scales_the_picture_not_crops_it(tmp_path: Path) -> None:
     for got, source in zip(frames, sources, strict=True):
         want = cv2.resize(source, (160, 90), interpolation=cv2.INTER_AREA)
         assert np.abs(got.astype(int) - want.astype(int)).mean() < 4
+
+
+def test_a_failing_stage_reaches_the_caller(small_video: Path, tiny_checkpoint: Path, tmp_path: Path) -> None:
+    from cartoonize.stages.base import StageChain
+
+    class Breaks:
+        name = "breaks"
+        seen = 0
+
+        def __call__(self, source: np.ndarray, cartoon: np.ndarray) -> np.ndarray:
+            Breaks.seen += 1
+            if Breaks.seen == 3:
+                raise RuntimeError("stage broke on frame 3")
+            return cartoon
+
+        def reset(self) -> None:
+            pass
+
+    request = EngineRequest(engine="torch", model=tiny_checkpoint, device="cpu")
+    job = VideoJob(small_video, tmp_path / "out.mp4")
+    with pytest.raises(RuntimeError, match="stage broke on frame 3"):
+        cartoonize_video(job, lambda s: runner_for(request, s), make_chain=lambda _o: StageChain([Breaks()]))
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_engine_time_is_the_sum_of_the_engine_calls(
+    small_video: Path, tiny_checkpoint: Path, tmp_path: Path
+) -> None:
+    """engine_seconds adds up the time spent starting and collecting batches: with an engine that
+    takes at least 20 ms to start a batch and 20 ms to collect it, 24 batches take at least 0.96 s
+    of it, and never more than the run."""
+    request = EngineRequest(engine="torch", model=tiny_checkpoint, device="cpu")
+
+    def slow(size: tuple[int, int]):  # noqa: ANN202
+        runner = runner_for(request, size)
+        submit = runner.submit
+
+        def started(frames: np.ndarray) -> Callable[[], np.ndarray]:
+            time.sleep(0.02)  # handing the batch over
+            collect = submit(frames)
+            return lambda: (time.sleep(0.02), collect())[1]  # waiting for the result
+
+        runner.submit = started  # type: ignore[method-assign]
+        return runner
+
+    report = cartoonize_video(VideoJob(small_video, tmp_path / "out.mp4"), slow)
+    assert 24 * 0.04 <= report.engine_seconds <= report.seconds
+    assert 0 < report.engine_share <= 1
+
+
+def test_repeated_timestamps_are_made_increasing(tiny_checkpoint: Path, tmp_path: Path) -> None:
+    # Matroska stores two frames at the same time; an encoder needs strictly increasing timestamps
+    clip = make_video(tmp_path / "dup.mkv", frames=6, audio=None, durations=[3000, 0, 3000, 3000, 0, 3000],
+                      time_base=Fraction(1, 1000))  # fmt: skip
+    with av.open(str(clip)) as c:
+        source_pts = [f.pts for f in c.decode(video=0)]
+    assert len(set(source_pts)) < len(source_pts)  # the case this is about
+    out = tmp_path / "out.mkv"
+    run(clip, out, tiny_checkpoint)
+    pts, frames, _ = read_video(out)
+    assert len(frames) == 6 and all(b > a for a, b in zip(pts, pts[1:], strict=False))
