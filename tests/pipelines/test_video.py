@@ -831,3 +831,22 @@ def test_repeated_timestamps_are_made_increasing(tiny_checkpoint: Path, tmp_path
     run(clip, out, tiny_checkpoint)
     pts, frames, _ = read_video(out)
     assert len(frames) == 6 and all(b > a for a, b in zip(pts, pts[1:], strict=False))
+
+
+@pytest.mark.parametrize("max_frames", [None, 7])
+def test_the_report_describes_the_run(
+    max_frames: int | None, small_video: Path, tiny_checkpoint: Path, tmp_path: Path
+) -> None:
+    """What `cartoonize video` prints at the end comes from this report (in process: the CLI tests
+    run in a child)."""
+    request = EngineRequest(engine="torch", model=tiny_checkpoint, device="cpu")
+    t0 = time.perf_counter()
+    job = VideoJob(small_video, tmp_path / "out.mp4", max_frames=max_frames)
+    report = cartoonize_video(job, lambda s: runner_for(request, s))
+    wall = time.perf_counter() - t0
+    assert (report.frames, report.width, report.height) == (max_frames or 24, 64, 48)
+    assert 0 < report.seconds <= wall and 0 < report.engine_seconds <= report.seconds
+    assert (report.engine, report.video_codec) == ("torch (cpu, fp32)", "libx264")
+    assert report.stages == "stabilize + exposure + bars" and report.frame_path == "rgb"
+    assert report.colour == "BT.601 (525) limited range (untagged source: the size-based default)"
+    assert report.streams == ["audio #1 aac: copied"]  # a preview's audio is copied too, not "empty"
