@@ -115,3 +115,29 @@ def test_the_cartoons_brightness_flicker_does_not_pass_on_a_steady_shot() -> Non
     stage.reset()
     first = stage(source, flicker[0])
     assert np.abs(first.astype(int) - match_exposure(source, flicker[0])).max() <= 1
+
+
+def test_colour_the_stretch_invented_is_taken_back_with_the_tone() -> None:
+    """A flat grey wall (a third of a normal contrast) that the network drew as green and brown
+    blotches: the blotches' chroma about the frame's mean colour shrinks by the same factor as the
+    luma contrast, and the mean colour (the style's tint) stays; at normal contrast nothing moves."""
+    rng = np.random.default_rng(5)
+    scene = texture(2).astype(np.float32)
+    wall = np.clip((scene - luma_mean(texture(2))) * (10.0 / scene.std()) + 150.0, 0, 255)
+    wall = with_noise(np.repeat(wall.mean(-1, keepdims=True), 3, -1), 0.3, rng)
+    cartoon = np.zeros_like(wall) + np.array([170, 160, 110], np.uint8)  # a warm tint
+    cartoon[::6] = (140, 200, 90)  # green blotches
+    cartoon[3::6] = (150, 110, 70)  # brown ones
+
+    def chroma(img: np.ndarray) -> np.ndarray:
+        f = img.astype(np.float32)
+        return np.stack(
+            [f @ np.array([-0.168736, -0.331264, 0.5]), f @ np.array([0.5, -0.418688, -0.081312])], -1
+        )
+
+    k = float((wall.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)).std()) / NORMAL_CONTRAST
+    assert 0.1 < k < 0.5
+    before, after = chroma(cartoon), chroma(match_exposure(wall, cartoon))
+    spread = lambda c: float(np.abs(c - c.mean((0, 1))).mean())  # noqa: E731
+    assert abs(spread(after) / spread(before) - k) < 0.05, (spread(after) / spread(before), k)
+    assert np.abs(after.mean((0, 1)) - before.mean((0, 1))).max() < 1.5  # the tint is the style's
