@@ -351,7 +351,7 @@ def cartoonize_video(
             def run_stages() -> None:
                 while (item := staged_q.get()) is not _END:
                     pts, rgb, cartoon, keep = item
-                    cartoon = chain(rgb, cartoon)
+                    cartoon = chain(rgb, cartoon, float(pts * info.time_base))
                     if keep:
                         mux_q.put((pts, cartoon))
                 mux_q.put(_END)

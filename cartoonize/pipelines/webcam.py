@@ -260,7 +260,9 @@ def _loop(job: WebcamJob, capture: Capture, runner: Runner, chain: StageChain, r
                     return
                 continue
             last_frame = time.perf_counter()
-            cartoon = chain(item.rgb, runner(network_frame(item.rgb, job.stages.infer_side)[None])[0])
+            small = network_frame(item.rgb, job.stages.infer_side)
+            # the capture time: temporal stages count in seconds, so dropped frames are time passed
+            cartoon = chain(item.rgb, runner(small[None])[0], item.captured)
             if recorder is not None:
                 recorder.write(cartoon, item.captured)
                 if recorder.error:

@@ -53,7 +53,7 @@ class Bars:
 
     name = "bars"
 
-    def __call__(self, source: np.ndarray, cartoon: np.ndarray) -> np.ndarray:
+    def __call__(self, source: np.ndarray, cartoon: np.ndarray, at: float | None = None) -> np.ndarray:
         top, bottom, left, right = bar_extent(source)
         if not (top or bottom or left or right):
             return cartoon

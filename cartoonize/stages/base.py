@@ -11,9 +11,12 @@ import numpy as np
 class FrameStage(Protocol):
     name: str  # short, for the summary line ("exposure", "stabilize", ...)
 
-    def __call__(self, source: np.ndarray, cartoon: np.ndarray) -> np.ndarray:
+    def __call__(self, source: np.ndarray, cartoon: np.ndarray, at: float | None = None) -> np.ndarray:
         """source: the upright input frame at the output size; cartoon: the frame so far (the
-        engine's output, or a previous stage's). Both uint8 (H, W, 3) RGB; returns the same."""
+        engine's output, or a previous stage's). Both uint8 (H, W, 3) RGB; returns the same.
+        at: the frame's time in seconds (its presentation time in a video, its capture time from
+        a camera; None where there is none, a photo): temporal stages keep their memory in
+        seconds, so it spans the same time at 10 fps, 30 fps and with dropped frames."""
         ...
 
     def reset(self) -> None:
@@ -40,9 +43,9 @@ class StageChain:
     def __init__(self, stages: list[FrameStage]) -> None:
         self.stages = list(stages)
 
-    def __call__(self, source: np.ndarray, cartoon: np.ndarray) -> np.ndarray:
+    def __call__(self, source: np.ndarray, cartoon: np.ndarray, at: float | None = None) -> np.ndarray:
         for index, stage in enumerate(self.stages):
-            cartoon = stage(source, cartoon)
+            cartoon = stage(source, cartoon, at)
             if getattr(stage, "scene_cut", False):  # a stage that sees cuts (stabilize) found one:
                 for later in self.stages[index + 1 :]:  # the later ones start the new shot afresh
                     later.reset()

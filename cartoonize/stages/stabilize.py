@@ -10,15 +10,21 @@ the source and the per-frame output, causally and in a stream:
 
 - The flow is DIS (OpenCV) on the source's luma, computed on frames downscaled to at most
   `flow_side` pixels, so it costs the same at 4K as at 360p (`stages.flow`).
-- w = `strength` where the flow is trusted and 0 elsewhere. Trusted means three things: the
+- w = exp(-dt / `memory`) where the flow is trusted and 0 elsewhere, with dt the time since the
+  previous frame (`stages.clock`): the memory is a span of time, not a number of frames. A fixed
+  weight per frame would remember three times as long at 10 fps as at 30 fps: on the 10-12 fps
+  fire clip a weight of 0.75 blended the flames over 0.7 s and pulled the cartoon away from its
+  per-frame self (27.5 dB), while on the 30 fps phone clip it spanned 0.23 s and let the network's
+  boiling through (warping-error ratio 1.77). Trusted means three things: the
   forward-backward check passes (not occluded or disoccluded), the match lies inside the frame,
   and the source itself agrees after warping. The last is measured on luma normalised to each
   frame's own mean and contrast, so a fade (an affine change of luma) still counts as agreement,
   while a moving pattern the flow got wrong does not, and is not smeared.
-- Because the output is recursive, w = 0.75 averages, on a still shot, over about seven frames
-  ((1 + w) / (1 - w)) and divides frame-to-frame noise by about (1 + w) / (1 - w) in variance;
-  a change in the picture reaches the output within a few frames, and at once where the source
-  moved in a way the flow cannot follow.
+- Because the output is recursive, a weight w averages, on a still shot, over about
+  (1 + w) / (1 - w) frames and divides frame-to-frame noise by as much in variance. MEMORY = 0.25 s
+  gives w = 0.85 at 25 fps (about twelve frames, half a second), 0.88 at 30 fps and 0.67 at 10
+  fps; a change in the picture reaches the output within a fraction of a second, and at once where
+  the source moved in a way the flow cannot follow.
 - A scene cut (after warping, the normalised frames differ about as much as unrelated pictures do)
   resets the state: the first frame of the new shot is the per-frame cartoon, with no ghost of the
   last shot.
@@ -32,11 +38,16 @@ from __future__ import annotations
 
 import numpy as np
 
+from cartoonize.stages.clock import FrameClock, kept
 from cartoonize.stages.flow import FlowEstimator, FlowPair, gray, require_cv2, warp
 
 CONTRAST_FLOOR = 8.0  # luma levels: a flatter frame is not stretched further (noise is not signal)
 CUT_RESIDUAL = 0.6  # normalised mean abs difference: matched frames ~0.1-0.3, unrelated frames ~1.1
 AGREE = 0.25  # normalised luma difference (after a 5x5 box) at which the source stops agreeing
+# seconds: the time constant of the blend (see the module docstring). A quarter of a second keeps
+# the flicker the eye sees most (5-15 Hz) down by 8-24 times in amplitude (a first-order low-pass), while a change in the
+# picture has settled within half a second.
+MEMORY = 0.25
 
 
 def _normalised(g: np.ndarray) -> np.ndarray:
@@ -65,10 +76,11 @@ class Stabilize:
 
     name = "stabilize"
 
-    def __init__(self, strength: float = 0.75, flow_side: int = 360, preset: str = "medium") -> None:
-        if not 0.0 <= strength < 1.0:
-            raise ValueError("strength must be in [0, 1)")
-        self.strength = strength
+    def __init__(self, memory: float = MEMORY, flow_side: int = 360, preset: str = "medium") -> None:
+        if not memory > 0.0:
+            raise ValueError("memory must be a positive number of seconds")
+        self.memory = memory
+        self._clock = FrameClock()
         self._flows = FlowEstimator(preset, flow_side)
         self._cv2 = require_cv2()
         self.cuts = 0  # scene cuts seen since the last reset (for reports and tests)
@@ -77,8 +89,10 @@ class Stabilize:
 
     def reset(self) -> None:
         self._previous: tuple[np.ndarray, np.ndarray] | None = None  # (source luma, float output)
+        self._clock.reset()
 
-    def __call__(self, source: np.ndarray, cartoon: np.ndarray) -> np.ndarray:
+    def __call__(self, source: np.ndarray, cartoon: np.ndarray, at: float | None = None) -> np.ndarray:
+        strength = kept(self._clock.tick(at), self.memory)
         g = gray(source)
         self.scene_cut = False
         previous, self._previous = self._previous, None
@@ -95,7 +109,7 @@ class Stabilize:
         cv2 = self._cv2
         disagreement = cv2.blur(_normalised(g) - _normalised(warp(prev_g, pair.backward)), (5, 5))
         agree = np.exp(-((disagreement / AGREE) ** 2))
-        weight = (self.strength * agree * pair.trusted)[..., None].astype(np.float32)
+        weight = (strength * agree * pair.trusted)[..., None].astype(np.float32)
         out = cartoon.astype(np.float32)
         out += weight * (warp(prev_out, pair.backward) - out)
         self._previous = (g, out)  # kept in float: the recursion does not accumulate rounding

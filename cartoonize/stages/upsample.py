@@ -148,7 +148,7 @@ class GuidedUpsample:
     eps: float = DEFAULT_EPS
     name: str = "guided upsampling"
 
-    def __call__(self, source: np.ndarray, cartoon: np.ndarray) -> np.ndarray:
+    def __call__(self, source: np.ndarray, cartoon: np.ndarray, at: float | None = None) -> np.ndarray:
         if cartoon.shape == source.shape:
             return cartoon
         with _torch_no_grad():

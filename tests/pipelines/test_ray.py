@@ -87,7 +87,7 @@ class Slow:
 
     name = "slow"
 
-    def __call__(self, source: np.ndarray, cartoon: np.ndarray) -> np.ndarray:
+    def __call__(self, source: np.ndarray, cartoon: np.ndarray, at: float | None = None) -> np.ndarray:
         time.sleep(0.02)
         return cartoon
 

@@ -125,7 +125,7 @@ class Smooth:
     def __init__(self) -> None:
         self.state: np.ndarray | None = None
 
-    def __call__(self, source: np.ndarray, cartoon: np.ndarray) -> np.ndarray:
+    def __call__(self, source: np.ndarray, cartoon: np.ndarray, at: float | None = None) -> np.ndarray:
         x = cartoon.astype(np.float32)
         self.state = x if self.state is None else 0.5 * self.state + 0.5 * x
         return np.rint(self.state).astype(np.uint8)

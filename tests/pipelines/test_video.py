@@ -779,7 +779,7 @@ def test_a_failing_stage_reaches_the_caller(small_video: Path, tiny_checkpoint: 
         name = "breaks"
         seen = 0
 
-        def __call__(self, source: np.ndarray, cartoon: np.ndarray) -> np.ndarray:
+        def __call__(self, source: np.ndarray, cartoon: np.ndarray, at: float | None = None) -> np.ndarray:
             Breaks.seen += 1
             if Breaks.seen == 3:
                 raise RuntimeError("stage broke on frame 3")
@@ -850,3 +850,30 @@ def test_the_report_describes_the_run(
     assert report.stages == "stabilize + exposure + bars" and report.frame_path == "rgb"
     assert report.colour == "BT.601 (525) limited range (untagged source: the size-based default)"
     assert report.streams == ["audio #1 aac: copied"]  # a preview's audio is copied too, not "empty"
+
+
+def test_the_stages_get_each_frames_time_in_seconds(tiny_checkpoint: Path, tmp_path: Path) -> None:
+    """Temporal stages weigh their memory by the time between frames (stages.clock): the chain is
+    called with each frame's presentation time in seconds, so a variable-frame-rate clip's
+    30 fps and 10 fps stretches reach the stages as they are."""
+    from cartoonize.stages.base import StageChain
+
+    class Times:
+        name = "times"
+        seen: list[float | None] = []
+
+        def __call__(self, source: np.ndarray, cartoon: np.ndarray, at: float | None = None) -> np.ndarray:
+            Times.seen.append(at)
+            return cartoon
+
+        def reset(self) -> None:
+            pass
+
+    durations = [3000] * 6 + [9000] * 6  # 1/30 s, then 1/10 s (ticks of 1/90000 s)
+    src = make_video(tmp_path / "vfr.mp4", frames=12, durations=durations, audio=None)
+    request = EngineRequest(engine="torch", model=tiny_checkpoint, device="cpu")
+    job = VideoJob(src, tmp_path / "out.mp4")
+    cartoonize_video(job, lambda s: runner_for(request, s), make_chain=lambda _o: StageChain([Times()]))
+    assert len(Times.seen) == 12 and all(isinstance(t, float) for t in Times.seen)
+    steps = np.diff(np.array(Times.seen, dtype=np.float64))
+    assert steps == pytest.approx([d / 90000 for d in durations[:-1]], abs=1e-4)

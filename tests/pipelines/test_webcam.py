@@ -423,3 +423,32 @@ def test_auto_infer_side_only_where_it_pays() -> None:
     assert auto_infer_side("cpu", max_side=2 * CPU_WEBCAM_INFER_SIDE + 1) == CPU_WEBCAM_INFER_SIDE
     assert auto_infer_side("cpu", max_side=160) is None  # already small: run it at full size
     assert auto_infer_side("cuda") is None
+
+
+def test_the_stages_get_each_frames_capture_time(monkeypatch, tmp_path: Path) -> None:
+    """Temporal stages weigh their memory by the time between frames: the webcam hands the chain
+    each shown frame's arrival time in seconds, so frames the loop dropped count as time passed
+    (here three of every four: the gaps are the engine's pace, not the camera's 1/50 s)."""
+    import cartoonize.pipelines.webcam as webcam
+    from cartoonize.stages.base import StageChain
+
+    seen: list[float | None] = []
+
+    class Times:
+        name = "times"
+
+        def __call__(self, source: np.ndarray, cartoon: np.ndarray, at: float | None = None) -> np.ndarray:
+            seen.append(at)
+            return cartoon
+
+        def reset(self) -> None:
+            seen.clear()  # the warm-up call is forgotten like any state
+
+    monkeypatch.setattr(webcam, "build_stages", lambda _options: StageChain([Times()]))
+    delay = 0.08
+    job = WebcamJob(CaptureSpec("testsrc2=size=96x64:rate=50", "lavfi"), preview=False, frames=12)
+    report = run_webcam(job, lambda _size: SlowRunner(delay))
+    assert report.shown == len(seen) == 12
+    gaps = np.diff(np.array(seen, dtype=np.float64))
+    assert (gaps > 0).all(), seen
+    assert gaps.mean() >= 0.95 * delay, gaps  # the loop's pace, dropped frames included

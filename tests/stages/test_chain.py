@@ -11,7 +11,7 @@ class _Add:
     def __init__(self, name: str, value: int) -> None:
         self.name, self.value, self.resets = name, value, 0
 
-    def __call__(self, source: np.ndarray, cartoon: np.ndarray) -> np.ndarray:
+    def __call__(self, source: np.ndarray, cartoon: np.ndarray, at: float | None = None) -> np.ndarray:
         return (cartoon.astype(np.int16) * 2 + self.value).clip(0, 255).astype(np.uint8)
 
     def reset(self) -> None:

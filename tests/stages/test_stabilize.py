@@ -3,6 +3,7 @@ smeared, a hard cut starts from the per-frame result; and the chain the options 
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -83,3 +84,24 @@ def test_options_build_the_chain() -> None:
     assert build_stages(StageOptions(exposure=False)).describe() == "stabilize + bars"
     assert build_stages(StageOptions(exposure=False, bars=False)).describe() == "stabilize"
     assert not build_stages(StageOptions(raw=True))
+
+
+@pytest.mark.parametrize("period", [None, 1 / 30, 1 / 10, 0.5])
+def test_the_blend_remembers_a_span_of_time_not_a_count_of_frames(period: float | None) -> None:
+    """On a still source (the flow is zero and trusted everywhere) the output is the new cartoon
+    blended with the previous output by exp(-dt / MEMORY): at 30 fps the previous frame weighs
+    more than at 10 fps, and a frame half a second later keeps little of it; without times, the
+    nominal 25 fps."""
+    from cartoonize.stages.clock import NOMINAL_PERIOD
+    from cartoonize.stages.stabilize import MEMORY
+
+    source = texture(5)
+    first, second = np.full_like(source, 40), np.full_like(source, 200)
+    stage = Stabilize()
+    times = (None, None) if period is None else (7.0, 7.0 + period)
+    assert np.array_equal(stage(source, first, times[0]), first)  # nothing before it: as it came
+    out = stage(source, second, times[1])
+    w = math.exp(-(period or NOMINAL_PERIOD) / MEMORY)
+    inner = out[8:-8, 8:-8].astype(np.float32)
+    assert np.abs(inner - (200 + w * (40 - 200))).max() <= 1.0, (w, inner.mean())
+    assert stage.cuts == 0
