@@ -3,7 +3,8 @@ stages, and with the defaults less stabilization (`--no-stabilize`), all measure
 `cartoonize.measure.quality`, in one before/after table (and JSON).
 
     python -m cartoonize.measure.quality_clips FOLDER [--style hayao] [--max-side 320] [--frames 120]
-        [--out DIR [--reuse]] [--json PATH] [--time-clip NAME] [--time-rounds 2] [--time-frames 48]
+        [--out DIR [--reuse]] [--json PATH] [--time-clip NAME[,NAME...]|all] [--time-rounds 2]
+        [--time-frames 48]
 
 Each clip goes through `cartoonize_video` three times, with the same engine: with every stage off,
 with the defaults, and without stabilization. The network runs once per frame: the first pass
@@ -13,8 +14,9 @@ only by the stages. The defaults are compared (PSNR on well-exposed frames) with
 `--raw`, what all the stages change; against `--no-stabilize`, what the temporal blend alone
 changes, frame by frame, in a cartoon that already has the source's exposure; with --out the
 recording is kept, and --reuse serves it again to a later run (after changing a stage). Speed is measured
-apart, by real runs of both kinds alternated on one clip (`--time-clip`), reported as a ratio of
-times taken in the same session, the only comparison that holds on a shared CPU.
+apart, by real runs of both kinds alternated on the clips named by `--time-clip` (`all`: every
+clip, a column of the table), reported as end-to-end fps and a ratio of times taken in the same
+session, the only comparison that holds on a shared CPU.
 """
 
 from __future__ import annotations
@@ -153,6 +155,7 @@ def time_clip(
     the CPU time the process used (all threads), which a shared CPU disturbs much less."""
     times: dict[str, list[float]] = {"raw": [], "default": []}
     cpu: dict[str, list[float]] = {"raw": [], "default": []}
+    done = 0  # frames per run: fewer than `frames` in a short clip
     for _ in range(rounds):
         for kind, stages in (("raw", StageOptions(raw=True)), ("default", StageOptions())):
             job = VideoJob(clip, out_dir / f"timing.{kind}.mp4", max_side=max_side, max_frames=frames,
@@ -161,10 +164,11 @@ def time_clip(
             report = cartoonize_video(job, lambda size: runner_for(request, size))
             cpu[kind].append(time.process_time() - t0)
             times[kind].append(report.seconds)
+            done = report.frames
     raw, default = sum(times["raw"]), sum(times["default"])
     return {
-        "clip": clip.name, "frames": frames, "rounds": rounds, "seconds": times, "cpu_seconds": cpu,
-        "fps_raw": rounds * frames / raw, "fps_default": rounds * frames / default, "time_ratio": default / raw,
+        "clip": clip.name, "frames": done, "rounds": rounds, "seconds": times, "cpu_seconds": cpu,
+        "fps_raw": rounds * done / raw, "fps_default": rounds * done / default, "time_ratio": default / raw,
         "cpu_ratio": sum(cpu["default"]) / sum(cpu["raw"]),
     }  # fmt: skip
 
@@ -173,13 +177,19 @@ def _f(v: float | None, fmt: str) -> str:
     return "n/a" if v is None else format(v, fmt)
 
 
-def table(results: list[ClipResult]) -> list[str]:
+def table(results: list[ClipResult], timings: dict[str, dict] | None = None) -> list[str]:
+    """The before/after table; with `timings` (time_clip's results by clip name), a last column of
+    end-to-end fps, raw → default, for the clips that were timed."""
     head = (
         "| clip | frames | dark frames | dark lift mean / worst (raw → new) | luma corr (raw → new) | "
         "luma std src / raw / new | warp ratio (raw → new) | PSNR new vs raw, well-exposed | "
         "PSNR new vs --no-stabilize, well-exposed |"
     )
-    rows = [head, "|" + " --- |" * 9]
+    columns = 9
+    if timings:
+        head += " end-to-end fps raw → new (time ratio) |"
+        columns += 1
+    rows = [head, "|" + " --- |" * columns]
     for r in results:
         a, b = r.raw, r.staged
         rows.append(
@@ -192,6 +202,13 @@ def table(results: list[ClipResult]) -> list[str]:
             f"{_f(b.psnr_well_exposed, '.1f')} dB ({b.well_exposed_frames} fr) | "
             f"{_f(r.steadied.psnr_well_exposed if r.steadied else None, '.1f')} dB |"
         )
+        if timings:
+            t = timings.get(r.clip)
+            rows[-1] += (
+                f" {t['fps_raw']:.2f} → {t['fps_default']:.2f} ({t['time_ratio']:.2f}) |"
+                if t
+                else " not timed |"
+            )
     return rows
 
 
@@ -212,7 +229,11 @@ def main(argv: list[str] | None = None, say: Callable[[str], None] = print) -> d
         action="store_true",
         help="serve the network outputs an earlier run kept in --out (same style, size, frames)",
     )
-    parser.add_argument("--time-clip", default="sintel_5s", help="clip stem for the speed ratio ('' skips)")
+    parser.add_argument(
+        "--time-clip",
+        default="sintel_5s",
+        help="clip stems (comma-separated) for the speed ratio, 'all' for every clip ('' skips)",
+    )
     parser.add_argument("--time-rounds", type=int, default=2)
     parser.add_argument("--time-frames", type=int, default=48)
     args = parser.parse_args(argv)
@@ -230,17 +251,19 @@ def main(argv: list[str] | None = None, say: Callable[[str], None] = print) -> d
             results.append(measure_clip(clip, out_dir, request, args.max_side, frames, args.reuse))
             say(f"{clip.name}: raw {'; '.join(results[-1].raw.lines()[1:])}")
             say(f"{clip.name}: {results[-1].stages} {'; '.join(results[-1].staged.lines()[1:])}")
-        timing = None
-        everything = sorted(args.folder.iterdir())
-        timed = [c for c in everything if c.stem == args.time_clip] if args.time_clip else []
-        if timed:
-            timing = time_clip(timed[0], out_dir, request, args.max_side, args.time_frames, args.time_rounds)
-    say("\n".join(table(results)))
-    if timing:
+        stems = set(args.time_clip.split(",")) if args.time_clip else set()
+        everything = sorted(p for p in args.folder.iterdir() if p.suffix.lower() in VIDEO_SUFFIXES)
+        timed = [c for c in everything if "all" in stems or c.stem in stems]
+        timings = {
+            c.name: time_clip(c, out_dir, request, args.max_side, args.time_frames, args.time_rounds)
+            for c in timed
+        }
+    say("\n".join(table(results, timings)))
+    for timing in timings.values():
         say(f"end to end on {timing['clip']} ({timing['frames']} frames, {timing['rounds']} rounds alternated): "
             f"raw {timing['fps_raw']:.2f} fps, default {timing['fps_default']:.2f} fps, "
             f"time ratio {timing['time_ratio']:.3f}, CPU time ratio {timing['cpu_ratio']:.3f}")  # fmt: skip
-    data = {"clips": [asdict(r) for r in results], "timing": timing}
+    data = {"clips": [asdict(r) for r in results], "timing": list(timings.values())}
     if args.json_path:
         args.json_path.write_text(json.dumps(data, indent=1) + "\n")
     return data

@@ -11,15 +11,16 @@ the source and the per-frame output, causally and in a stream:
 - The flow is DIS (OpenCV) on the source's luma, computed on frames downscaled to at most
   `flow_side` pixels, so it costs the same at 4K as at 360p (`stages.flow`).
 - w = exp(-dt / `memory`) where the flow is trusted and 0 elsewhere, with dt the time since the
-  previous frame (`stages.clock`): the memory is a span of time, not a number of frames. A fixed
-  weight per frame would remember three times as long at 10 fps as at 30 fps: on the 10-12 fps
-  fire clip a weight of 0.75 blended the flames over 0.7 s and pulled the cartoon away from its
-  per-frame self (27.5 dB), while on the 30 fps phone clip it spanned 0.23 s and let the network's
-  boiling through (warping-error ratio 1.77). Trusted means three things: the
-  forward-backward check passes (not occluded or disoccluded), the match lies inside the frame,
-  and the source itself agrees after warping. The last is measured on luma normalised to each
-  frame's own mean and contrast, so a fade (an affine change of luma) still counts as agreement,
-  while a moving pattern the flow got wrong does not, and is not smeared.
+  previous frame (`stages.clock`). Trusted means three things: the forward-backward check passes
+  (not occluded or disoccluded), the match lies inside the frame, and the source itself agrees
+  after warping. The last is measured on luma normalised to each frame's own mean and contrast,
+  so a fade (an affine change of luma) still counts as agreement, while a moving pattern the flow
+  got wrong does not, and is not smeared.
+- The memory is a span of time, not a number of frames. A fixed weight per frame would remember
+  three times as long at 10 fps as at 30 fps: on the 10-12 fps fire clip a weight of 0.75 blended
+  the flames over 0.6 s and pulled the cartoon away from its per-frame self (27.5 dB), while on
+  the 30 fps phone clip it spanned 0.23 s and let the network's boiling through (warping-error
+  ratio 1.77).
 - Because the output is recursive, a weight w averages, on a still shot, over about
   (1 + w) / (1 - w) frames and divides frame-to-frame noise by as much in variance. MEMORY = 0.25 s
   gives w = 0.85 at 25 fps (about twelve frames, half a second), 0.88 at 30 fps and 0.67 at 10
