@@ -60,6 +60,29 @@ def test_export_prints_nothing(
     assert capfd.readouterr() == ("", "")
 
 
+def test_the_exporter_runs_with_torch_onnx_quiet_and_opset_18_by_default(
+    tiny_checkpoint: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The registry warnings come once per process (a test that exports second sees none), so
+    what keeps them out is checked where it acts: while the real exporter runs, torch.onnx's
+    logger (the parent of the one that warns) is at ERROR; after it, as it was. The default
+    opset is 18 (TensorRT 10's parser and ONNX Runtime >= 1.14 both read it)."""
+    import torch
+
+    logger = logging.getLogger("torch.onnx")
+    before = logger.level
+    export, levels = torch.onnx.export, []
+
+    def watched(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202 - the real exporter, observed
+        levels.append(logger.getEffectiveLevel())
+        return export(*args, **kwargs)
+
+    monkeypatch.setattr(torch.onnx, "export", watched)
+    out = onnx_from_checkpoint(load_checkpoint(tiny_checkpoint), tmp_path / "tiny.onnx")
+    assert levels == [logging.ERROR] and logger.level == before
+    assert {o.domain: o.version for o in onnx.load(out).opset_import}[""] == 18
+
+
 def test_quiet_torch_restores_the_logger_and_lets_errors_through() -> None:
     logger = logging.getLogger("cartoonize-test.quiet")
     logger.setLevel(logging.INFO)
