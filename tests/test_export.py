@@ -175,6 +175,12 @@ def test_reference_photo_is_the_astronaut_and_has_a_fallback(monkeypatch: pytest
     photo = reference_photo()
     assert photo.shape == (1, 256, 256, 3) and photo.dtype == np.uint8  # the parity checks' default size
     assert reference_photo(48, 80).shape == (1, 48, 80, 3)
+    # shrunk with anti-aliasing, as a camera would see it: close to the mean of each 8x8 block of
+    # the 512 px original (3.8 levels); sampled without it, the photo aliases (8.0)
+    from skimage import data
+
+    blocks = data.astronaut().astype(np.float32).reshape(64, 8, 64, 8, 3).mean((1, 3))
+    assert np.abs(reference_photo(64, 64)[0] - blocks).mean() < 5.5
     # without scikit-image: a smooth synthetic scene of the size asked, spanning the range
     monkeypatch.setitem(sys.modules, "skimage", None)
     scene = reference_photo(40, 24)
