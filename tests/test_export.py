@@ -211,3 +211,29 @@ def test_export_command_prints_parity_for_hayao(tmp_path: Path) -> None:
     psnr = float(result.stderr.split("PSNR")[1].split("dB")[0])
     assert psnr >= 45
     assert (tmp_path / "h.onnx").exists()
+
+
+def test_frame_model_precisions() -> None:
+    """fp32 by default; bf16 is a bf16 generator with channels_last weights (oneDNN's layout)
+    that still computes the reference within bf16's parity threshold; anything else is refused
+    with the choices named."""
+    import torch
+
+    from cartoonize.export import frame_model
+    from tests.reference import seeded_checkpoint
+
+    checkpoint = seeded_checkpoint()
+    frames = reference_photo(32, 48)
+    expected = reference_frames(checkpoint, frames)
+    default = frame_model(checkpoint)
+    assert default.dtype == torch.float32
+    with torch.no_grad():
+        assert np.abs(default(torch.from_numpy(frames)).numpy().astype(int) - expected).max() <= 1
+    bf16 = frame_model(checkpoint, "bf16")
+    weight = bf16.generator.get_parameter("out.1.weight")
+    assert bf16.dtype == weight.dtype == torch.bfloat16
+    assert weight.is_contiguous(memory_format=torch.channels_last)
+    with torch.no_grad():
+        assert parity(expected, bf16(torch.from_numpy(frames)).numpy()).psnr_db >= 38
+    with pytest.raises(CartoonizeError, match=r"unknown precision 'int8'; use fp32, fp16 or bf16"):
+        frame_model(checkpoint, "int8")

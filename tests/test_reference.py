@@ -12,7 +12,7 @@ import torch
 
 from cartoonize.choose import EngineRequest, runner_for
 from cartoonize.export import reference_photo
-from cartoonize.model import load_checkpoint
+from cartoonize.model import Checkpoint, load_checkpoint
 from cartoonize.parity import PSNR_THRESHOLDS, parity
 from tests.reference import reference_frames, reference_generator, seeded_checkpoint
 
@@ -27,6 +27,28 @@ def assert_matches_reference(checkpoint_path: Path, frames: np.ndarray, out: np.
     expected = reference_frames(load_checkpoint(checkpoint_path), frames)
     check = parity(expected, out)
     assert check.psnr_db >= PSNR_THRESHOLDS["fp32"] and check.max_abs_diff <= 2, check.describe()
+    # fp32 against float64 differs only where a value lies on a rounding boundary: a scale off by
+    # one level in 255 (x 128.5 for x 127.5) stays within 2 levels but moves every pixel
+    assert np.abs(out.astype(np.int16) - expected).mean() < 0.02, check.describe()
+
+
+def saturated(checkpoint: Checkpoint) -> Checkpoint:
+    """The same network with its last bias pushed to +-6 on red and blue: tanh saturates there,
+    so the output holds exact 0s and 255s (the ends of the uint8 wrapper's range)."""
+    state = dict(checkpoint.state_dict)
+    state["out.1.bias"] = state["out.1.bias"] + torch.tensor([6.0, 0.0, -6.0])
+    return Checkpoint(state, checkpoint.config, checkpoint.io)
+
+
+def test_the_wrapper_reaches_both_ends_of_the_range(tmp_path: Path) -> None:
+    """Where the generator's tanh saturates, the cartoon is exactly 255 and 0 (not 254 or 1)."""
+    path = tmp_path / "saturated.pt"
+    saturated(seeded_checkpoint()).save(path)
+    frames = frames_to_check(32, 32)
+    with runner_for(EngineRequest(engine="torch", model=path, device="cpu")) as runner:
+        out = runner(frames)
+    assert (out[..., 0] == 255).mean() > 0.5 and (out[..., 2] == 0).mean() > 0.5
+    assert_matches_reference(path, frames, out)
 
 
 @pytest.mark.parametrize("seed", [0, 1])
