@@ -88,3 +88,92 @@ def test_yuv_path_stays_off_where_rgb_is_needed(tiny_checkpoint: Path, tmp_path:
         lambda s: runner_for(request, s),
     )
     assert report.frames == 3 and (report.width, report.height) == (32, 24) and report.frame_path == "rgb"
+
+
+def tagged_bars(path: Path, matrix: str, full: bool, pix_fmt: str) -> Path:
+    """Lossless FFV1 colour bars in `pix_fmt`, converted and tagged with `matrix` (BT.601 or
+    BT.709) and range, as a camera or an editor would write them."""
+    import av
+    from av.video.reformatter import ColorRange, Colorspace
+
+    code = {"bt601": 6, "bt709": 1}[matrix]  # AVCOL_SPC_SMPTE170M, AVCOL_SPC_BT709
+    space = {"bt601": Colorspace.ITU601, "bt709": Colorspace.ITU709}[matrix]
+    levels = ColorRange.JPEG if full else ColorRange.MPEG
+    bars = np.repeat(np.repeat(np.array([[[235, 235, 235], [235, 235, 16], [16, 235, 235], [16, 235, 16],
+                                          [235, 16, 235], [235, 16, 16], [16, 16, 235], [60, 90, 200]]],
+                                        np.uint8), 48, 0), 16, 1)  # fmt: skip
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("ffv1", rate=12)
+        stream.width, stream.height, stream.pix_fmt = 128, 48, pix_fmt
+        ctx = stream.codec_context
+        ctx.colorspace, ctx.color_range = code, int(levels)
+        rgb = av.VideoFrame.from_ndarray(bars, format="rgb24")
+        for i in range(4):
+            frame = rgb.reformat(format=pix_fmt, dst_colorspace=space, dst_color_range=levels)
+            frame.pts = i
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode(None))
+    return path
+
+
+class Seeing(Identity):
+    """Identity that keeps the RGB frames it was given: what the network would see."""
+
+    def __init__(self) -> None:
+        self.seen: list[np.ndarray] = []
+
+    def infer_tensor(self, frames):  # noqa: ANN001, ANN201
+        self.seen.extend(np.asarray(frames.cpu()))
+        return frames
+
+
+@pytest.mark.parametrize(
+    ("matrix", "full", "pix_fmt"),
+    [("bt709", False, "yuv420p"), ("bt709", True, "yuv420p"), ("bt601", True, "yuv420p"),
+     ("bt709", False, "yuv420p10le")],
+    ids=["709-limited", "709-full", "601-full", "709-limited-10bit"],
+)  # fmt: skip
+def test_yuv_path_reads_the_sources_matrix_range_and_depth(
+    matrix: str, full: bool, pix_fmt: str, tmp_path: Path
+) -> None:
+    """The plane path converts with the source's own matrix, range and bit depth: the network is
+    given, inside colour bars (away from the edges, where the two paths' chroma filters differ),
+    the RGB that FFmpeg's conversion gives, within two levels (a wrong matrix moves the bars by
+    about 9 levels, a wrong range by about 15, a wrong depth by most of the range); and the
+    cartoon written back matches within a level on average."""
+    src = tagged_bars(tmp_path / "bars.mkv", matrix, full, pix_fmt)
+    seen, frames, reports = [], [], []
+    for yuv in (False, True):
+        runner = Seeing()
+        out = tmp_path / f"out-{yuv}.mp4"
+        job = VideoJob(src, out, yuv_frames=yuv, stages=StageOptions(raw=True))
+        reports.append(cartoonize_video(job, lambda size, runner=runner: runner))
+        seen.append(np.stack(runner.seen).astype(int))
+        frames.append(np.stack(read_video(out)[1]).astype(int))
+    assert [r.frame_path for r in reports] == ["rgb", "yuv"] and reports[0].colour == reports[1].colour
+
+    def inside(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        return np.abs(a - b).reshape(4, 48, 8, 16, 3)[:, 4:-4, :, 4:-4]  # each bar less 4 px a side
+
+    given = inside(*seen)  # what the network is given: the same RGB (0 levels here)
+    assert given.mean() < 0.5 and given.max() <= 2, (given.mean(), given.max())
+    written = inside(*frames)  # each output went through x264 on its own: within a level on average
+    assert written.mean() < 1.0, (written.mean(), written.max())
+
+
+def test_yuv_path_stays_off_for_stages_and_other_pixel_formats(tmp_path: Path) -> None:
+    """Frame stages need RGB on the host, and an encoder that takes another pixel format gets
+    FFmpeg's conversion: in both cases the switch changes nothing."""
+    from cartoonize.media.files import EncoderSettings
+
+    src = make_video(tmp_path / "src.mp4", width=64, height=48, frames=3, audio=None)
+    staged = cartoonize_video(
+        VideoJob(src, tmp_path / "staged.mp4", yuv_frames=True), lambda size: Identity()
+    )
+    assert staged.frame_path == "rgb" and staged.stages != "none"
+    other = cartoonize_video(
+        VideoJob(src, tmp_path / "o.mkv", yuv_frames=True, stages=StageOptions(raw=True),
+                 encoder=EncoderSettings(codec="libx264", pix_fmt="yuv444p")),
+        lambda size: Identity(),
+    )  # fmt: skip
+    assert other.frame_path == "rgb"
