@@ -51,3 +51,15 @@ def test_copied_audio_is_the_input_packets(
     tick = max(tick_in, tick_out) + 1e-9
     for (_, pts_a, dts_a), (_, pts_b, dts_b) in zip(before, after, strict=True):
         assert abs(pts_b - pts_a - shift) <= tick and abs(dts_b - dts_a - shift) <= tick
+
+
+def test_reencoded_audio_keeps_its_sample_rate(tiny_checkpoint: Path, tmp_path: Path) -> None:
+    """AAC at 44.1 kHz into .avi becomes MP3 at 44.1 kHz (a rate MP3 takes), not MP3 at the
+    48 kHz fallback: nothing is resampled that need not be, and the note says no resampling."""
+    src = make_video(tmp_path / "in.mp4", frames=12, rate=12, audio="aac", audio_rate=44100)
+    out = tmp_path / "out.avi"
+    request = EngineRequest(engine="torch", model=tiny_checkpoint, device="cpu")
+    report = cartoonize_video(VideoJob(src, out), lambda size: runner_for(request, size))
+    assert report.streams == ["audio #1 aac: re-encoded to libmp3lame (avi cannot store aac)"], report.streams
+    with av.open(str(out)) as c:
+        assert c.streams.audio[0].codec_context.sample_rate == 44100
