@@ -63,3 +63,52 @@ def test_reencoded_audio_keeps_its_sample_rate(tiny_checkpoint: Path, tmp_path: 
     assert report.streams == ["audio #1 aac: re-encoded to libmp3lame (avi cannot store aac)"], report.streams
     with av.open(str(out)) as c:
         assert c.streams.audio[0].codec_context.sample_rate == 44100
+
+
+def audio_seconds(path: Path) -> tuple[int, int, float]:
+    """(sample rate, channels, seconds of decoded audio) of the first audio stream."""
+    with av.open(str(path)) as c:
+        stream = c.streams.audio[0]
+        samples = sum(frame.samples for frame in c.decode(stream))
+        rate = stream.codec_context.sample_rate
+        return rate, stream.codec_context.channels, samples / rate
+
+
+@pytest.mark.parametrize("layout", ["mono", "stereo"])
+def test_resampled_audio_lasts_as_long_and_keeps_its_channels(
+    layout: str, tiny_checkpoint: Path, tmp_path: Path
+) -> None:
+    """AAC at 44.1 kHz into .webm becomes Opus at 48 kHz (the only rate Opus takes): resampled,
+    said so, in the encoder's own sample format and frame size, as long as the source's audio,
+    and with the source's channels (mono stays mono)."""
+    src = make_video(tmp_path / "in.mp4", frames=24, rate=12, audio="aac", audio_rate=44100)
+    if layout == "mono":  # the helper writes stereo: remux a mono re-encode of it
+        mono = tmp_path / "mono.mp4"
+        with av.open(str(src)) as inp, av.open(str(mono), "w") as out:
+            vin, ain = inp.streams.video[0], inp.streams.audio[0]
+            vout = out.add_stream_from_template(vin)
+            aout = out.add_stream("aac", rate=44100)
+            aout.layout = "mono"
+            resample = av.AudioResampler(format="fltp", layout="mono", rate=44100, frame_size=1024)
+            for packet in inp.demux(vin, ain):
+                if packet.stream is vin and packet.dts is not None:
+                    packet.stream = vout
+                    out.mux(packet)
+                elif packet.stream is ain:
+                    for frame in packet.decode():
+                        for chunk in resample.resample(frame):
+                            out.mux(aout.encode(chunk))
+            for chunk in resample.resample(None):
+                out.mux(aout.encode(chunk))
+            out.mux(aout.encode(None))
+        src = mono
+    out = tmp_path / "out.webm"
+    request = EngineRequest(engine="torch", model=tiny_checkpoint, device="cpu")
+    report = cartoonize_video(VideoJob(src, out), lambda size: runner_for(request, size))
+    assert report.streams == [
+        "audio #1 aac: re-encoded to libopus (webm cannot store aac), resampled 44100 -> 48000 Hz"
+    ], report.streams
+    rate_in, channels_in, seconds_in = audio_seconds(src)
+    rate, channels, seconds = audio_seconds(out)
+    assert (rate_in, rate) == (44100, 48000) and channels == channels_in == (1 if layout == "mono" else 2)
+    assert abs(seconds - seconds_in) < 0.05, (seconds, seconds_in)
