@@ -790,8 +790,12 @@ def test_a_failing_stage_reaches_the_caller(small_video: Path, tiny_checkpoint: 
 
     request = EngineRequest(engine="torch", model=tiny_checkpoint, device="cpu")
     job = VideoJob(small_video, tmp_path / "out.mp4")
+    started = time.perf_counter()
     with pytest.raises(RuntimeError, match="stage broke on frame 3"):
         cartoonize_video(job, lambda s: runner_for(request, s), make_chain=lambda _o: StageChain([Breaks()]))
+    # the failing thread tells the others to stop: nobody waits out a 30 s join for a frame that
+    # will never come
+    assert time.perf_counter() - started < 15
     assert list(tmp_path.iterdir()) == []
 
 
