@@ -760,9 +760,17 @@ def test_max_side_scales_the_picture_not_crops_it(tmp_path: Path) -> None:
 
     src = make_video(tmp_path / "wide.mp4", width=320, height=180, frames=3, audio=None)
     out = tmp_path / "out.mp4"
-    cartoonize_video(
-        VideoJob(src, out, max_side=160, stages=StageOptions(raw=True)), lambda _size: Identity()
-    )
+    given: list[tuple[int, ...]] = []
+
+    class Seeing(Identity):
+        def infer(self, frames: np.ndarray) -> np.ndarray:
+            given.append(frames.shape)
+            return frames
+
+    cartoonize_video(VideoJob(src, out, max_side=160, stages=StageOptions(raw=True)), lambda _size: Seeing())
+    # the engine is given the scaled frame itself, 90 rows reflect-padded to 92 (a multiple of 4);
+    # a frame of another size would be quietly resized by the encoder, not refused
+    assert given and all(shape[1:] == (92, 160, 3) for shape in given), given
     _, frames, _ = read_video(out)
     _, sources, _ = read_video(src)
     import cv2
