@@ -15,8 +15,9 @@ class FrameStage(Protocol):
         """source: the upright input frame at the output size; cartoon: the frame so far (the
         engine's output, or a previous stage's). Both uint8 (H, W, 3) RGB; returns the same.
         at: the frame's time in seconds (its presentation time in a video, its capture time from
-        a camera; None where there is none, a photo): temporal stages keep their memory in
-        seconds, so it spans the same time at 10 fps, 30 fps and with dropped frames."""
+        a camera; None where there is none, a photo): a stage that follows the picture over
+        time (stabilization) keeps its memory in seconds, so it spans the same time at 10 fps,
+        30 fps and with dropped frames (`stages.clock`)."""
         ...
 
     def reset(self) -> None:
