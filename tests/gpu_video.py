@@ -29,7 +29,8 @@ def main(argv: list[str] | None = None) -> int:
     job = VideoJob(args.clip, args.output, overwrite=True, yuv_frames=args.yuv_frames)
     report = cartoonize_video(job, lambda size: runner_for(request, size))
     result = {"frames": report.frames, "size": f"{report.width}x{report.height}", "seconds": round(report.seconds, 2),
-              "fps": round(report.fps, 2), "engine_share": round(report.engine_share, 3), "engine": report.engine,
+              "fps": round(report.fps, 2), "load_s": round(report.load_seconds, 2),
+              "fps_running": round(report.running_fps, 2), "engine_share": round(report.engine_share, 3), "engine": report.engine,
               "codec": report.video_codec, "colour": report.colour, "streams": report.streams,
               "frame_path": report.frame_path}  # fmt: skip
     args.report.parent.mkdir(parents=True, exist_ok=True)
