@@ -316,8 +316,10 @@ def print_table(results: dict[str, Any]) -> None:
             running = video.get("fps_running", video["fps"])
             share = f" = {100 * running / alone:.0f} % of compile alone (target ≥ 80 %)" if alone else ""
             target = " (target ≥ 150 fps)" if tag.startswith("720p") else ""
-            print(f"video {tag} end to end: {video['fps']:.1f} fps with the load, {running:.1f} fps once "
-                  f"loaded{share}{target}")
+            print(
+                f"video {tag} end to end: {video['fps']:.1f} fps with the load, {running:.1f} fps once "
+                f"loaded{share}{target}"
+            )
 
 
 if __name__ == "__main__":
