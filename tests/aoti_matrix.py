@@ -81,9 +81,9 @@ def build_argv(variant: Variant, device: str, out: Path) -> list[str]:
             "--output", str(out / f"{variant.name}.pt2")]  # fmt: skip
 
 
-def build_env(variant: Variant) -> dict[str, str]:
+def build_env(variant: Variant, threads: int = 2) -> dict[str, str]:
     # one recipe each; few compile workers each, as the variants compile side by side
-    return {"CARTOONIZE_AOTI_RECIPES": variant.recipe, "TORCHINDUCTOR_COMPILE_THREADS": "2"}
+    return {"CARTOONIZE_AOTI_RECIPES": variant.recipe, "TORCHINDUCTOR_COMPILE_THREADS": str(threads)}
 
 
 def outcome(exit_code: int | str, output: str) -> str:
@@ -124,21 +124,23 @@ def main(argv: list[str] | None = None) -> int:
     wanted = set(filter(None, args.only.split(",")))
     variants = [v for v in variants if not wanted or v.name in wanted]
     started = time.monotonic()
-    procs = [(v, subprocess.Popen(build_argv(v, args.device, args.out), env={**os.environ, **build_env(v)},
+    threads = max(1, (os.cpu_count() or 2) // len(variants))
+    procs = [(v, subprocess.Popen(build_argv(v, args.device, args.out), env={**os.environ, **build_env(v, threads)},
                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
              for v in variants]  # fmt: skip
     results: dict[str, dict[str, str]] = {}
-    for variant, proc in procs:
+    recipe = None
+    for variant, proc in procs:  # each line as it is known, and the report so far: a kill keeps them
         code, output = wait_for(proc, args.timeout - (time.monotonic() - started))
-        results[variant.name] = {"outcome": outcome(code, output), "changes": variant.changes}
+        results[variant.name] = {"outcome": outcome(code, output), "changes": variant.changes,
+                                 "seconds": str(round(time.monotonic() - started, 1))}  # fmt: skip
         (args.out / f"{variant.name}.log").write_text(output)
-    for name, r in results.items():
-        print(f"{name:<16} {r['outcome']:<60} {r['changes']}")
-    recipe = first_working_recipe({k: r["outcome"] for k, r in results.items()})
+        print(f"{variant.name:<16} {results[variant.name]['outcome']:<60} {variant.changes}", flush=True)
+        recipe = first_working_recipe({k: r["outcome"] for k, r in results.items()})
+        report = {"device": args.device, "precision": args.precision, "shape": SHAPE, "variants": results,
+                  "first_working_recipe": recipe, "seconds": round(time.monotonic() - started, 1)}  # fmt: skip
+        (args.out / "matrix.json").write_text(json.dumps(report, indent=2) + "\n")
     print(f"first working recipe: {recipe or 'none'}")
-    report = {"device": args.device, "precision": args.precision, "shape": SHAPE, "variants": results,
-              "first_working_recipe": recipe, "seconds": round(time.monotonic() - started, 1)}  # fmt: skip
-    (args.out / "matrix.json").write_text(json.dumps(report, indent=2) + "\n")
     return 0
 
 

@@ -12,15 +12,18 @@ AAC at 1280x720 (`bbb_720p.mp4`) and upscaled to 1920x1080 (`bbb_1080p.mp4`).
 The steps, in the order the issue's targets need them (a step that would not fit in what is left of
 `--budget` is skipped and reported, so the table always comes back; `--only` picks steps by name,
 for a second call on a machine that is still warm):
-1. `bench-1080x1920`: `cartoonize bench --engine eager,compile`, fp16 (the first compile at 1080p);
-2. `video-1080p`, `video-1080p-yuv`: `cartoonize video --engine compile` end to end on the clip, then
-   the same with `--yuv-frames` (decoder planes to the GPU, converted there);
-3. `aoti-matrix`: tests/aoti_matrix.py, which change lets the Hayao fp16 AOTInductor package load;
-4. `bench-720x1280`, `video-720p`, `video-720p-yuv`: the same at 720p;
-5. `build-aoti-*` (720p and 1080p, with the first recipe the matrix saw working) beside
+1. `stages-gpu`: the frame stages on CUDA against the numpy ones (tests/stages/test_device.py);
+2. `bench-1080x1920`: `cartoonize bench --engine eager,compile`, fp16 (the first compile at 1080p);
+3. `video-1080p*`: `cartoonize video --engine compile` end to end on the clip: with the default
+   stages (on the GPU), with none (`-raw`), and with none through the GPU frame path (`-raw-yuv`:
+   decoder planes to the GPU, converted there; the plane path runs without stages);
+4. `video-720p`, `video-720p-raw`: the same at 720p;
+5. `aoti-matrix`: tests/aoti_matrix.py, which change lets the Hayao fp16 AOTInductor package load;
+6. `bench-720x1280`, `video-720p-raw-yuv`;
+7. `build-aoti-*` (720p and 1080p, with the first recipe the matrix saw working) beside
    `pytest-gpu` (`pytest -m gpu`), as one parallel group: the builds are CPU-bound compiles;
-6. `bench-*-aoti`: eager, compile and the AOTInductor engines side by side;
-7. `compile-modes`: tests/compile_modes.py, mode x layout of the compile runner (what is left).
+8. `bench-*-aoti`: eager, compile and the AOTInductor engines side by side;
+9. `compile-modes`: tests/compile_modes.py, mode x layout of the compile runner (what is left).
 """
 
 from __future__ import annotations
@@ -189,25 +192,30 @@ def main(argv: list[str] | None = None) -> int:
                 "--precision", "fp16", "--shape", shape, "--iters", "50", "--json", str(report)]  # fmt: skip
         return Step(f"bench-{shape}{tag}", argv, timeout, report)
 
-    def video(clip: str, tag: str, yuv: bool = False) -> Step:
-        tag += "-yuv" if yuv else ""
+    def video(clip: str, tag: str, yuv: bool = False, raw: bool = False) -> Step:
+        tag += ("-raw" if raw else "") + ("-yuv" if yuv else "")
         report = work / f"video-{tag}.json"
         argv = [*py, "-m", "tests.gpu_video", str(args.data / clip), str(work / f"bunny_{tag}.mp4"), str(report),
-                *(["--yuv-frames"] if yuv else [])]  # fmt: skip
+                *(["--yuv-frames"] if yuv else []), *(["--raw"] if raw else [])]  # fmt: skip
         return Step(f"video-{tag}", argv, 60, report)
 
     matrix, modes = work / "matrix", work / "modes"
     # fmt: off
     steps = [  # in the order of what the issue's targets need most (a step that does not fit is skipped)
         Step("env", ["nvidia-smi", "--query-gpu=name,memory.total,driver_version", "--format=csv"], 20),
+        Step("stages-gpu", [*py, "-m", "pytest", "-m", "gpu", "-q", "-p", "no:cacheprovider",
+                            "tests/stages/test_device.py"], 60),
         bench("1080x1920", "eager,compile", 150),  # the first compile at 1080p fills the Inductor cache
-        video("bbb_1080p.mp4", "1080p"),  # ... which these load warm
-        video("bbb_1080p.mp4", "1080p", yuv=True),  # the GPU frame path: planes in and out
-        Step("aoti-matrix", [*py, "-m", "tests.aoti_matrix", "--checkpoint", str(hayao), "--out", str(matrix),
-                             "--timeout", "110"], 120, matrix / "matrix.json"),
-        bench("720x1280", "eager,compile", 120),
+        video("bbb_1080p.mp4", "1080p"),  # ... which these load warm; the default stages, on the GPU
+        video("bbb_1080p.mp4", "1080p", raw=True),  # no stages: decode, engine, encode
+        video("bbb_1080p.mp4", "1080p", yuv=True, raw=True),  # the GPU frame path: planes in and out
         video("bbb_720p.mp4", "720p"),
-        video("bbb_720p.mp4", "720p", yuv=True),
+        video("bbb_720p.mp4", "720p", raw=True),
+        Step("aoti-matrix", [*py, "-m", "tests.aoti_matrix", "--checkpoint", str(hayao), "--out", str(matrix),
+                             "--only", "default,fp32,width8,weights-beside", "--timeout", "200"], 210,
+             matrix / "matrix.json"),
+        bench("720x1280", "eager,compile", 120),
+        video("bbb_720p.mp4", "720p", yuv=True, raw=True),
         *(build(shape) for shape in sizes),
         Step("pytest-gpu", [*py, "-m", "pytest", "-m", "gpu", "-q", "-p", "no:cacheprovider",
                             "--junitxml", str(out / "pytest-gpu.xml")], 170, group="builds"),
@@ -232,9 +240,11 @@ def main(argv: list[str] | None = None) -> int:
                 step.timeout = int(min(step.timeout, left))
             run_steps(batch, log, env)
             hand_over_recipe(batch, chosen)
-        for tag in ("720p", "1080p", "1080p-yuv", "720p-yuv"):
+        for tag in ("720p", "1080p"):  # the outputs with the default stages (to look at)
             if (work / f"bunny_{tag}.mp4").exists():
                 shutil.copy(work / f"bunny_{tag}.mp4", out / f"bunny_cartoon_{tag}.mp4")
+        if matrix.exists():  # each variant's build log: where a crash happened
+            shutil.copytree(matrix, out / "aoti-matrix", ignore=shutil.ignore_patterns("*.pt", "*.pt2"))
     results = {s.name: s.result for s in steps if s.result}
     (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     print_table(results)
@@ -291,7 +301,7 @@ def print_table(results: dict[str, Any]) -> None:
             print(f"    {report['frames']} frames {report['size']}: {report['fps']:.1f} fps end to end "
                   f"({report.get('fps_running', 0):.1f} once loaded; load {report.get('load_s', 0):.1f} s), engine "
                   f"{100 * report['engine_share']:.0f} % of the time, {report['engine']}, {report['codec']}, "
-                  f"{report.get('frame_path', 'rgb')} frames, {report['colour']}")  # fmt: skip
+                  f"{report.get('frame_path', 'rgb')} frames, stages {report.get('stages')}, {report['colour']}")  # fmt: skip
         elif report:
             print(f"    {json.dumps(report)[:300]}")
         elif r.get("tail") and name != "env":
@@ -305,10 +315,9 @@ def print_table(results: dict[str, Any]) -> None:
             goal = f" (target ≥ 3.5× and ≥ {target:.0f} fps)" if target else ""
             print(f"compile {size}: {fps:.1f} fps = {fps / eager:.2f}× eager fp16{goal}")
     for tag, size in (
-        ("1080p", "1080x1920"),
-        ("720p", "720x1280"),
-        ("1080p-yuv", "1080x1920"),
-        ("720p-yuv", "720x1280"),
+        (f"{res}{kind}", "1080x1920" if res == "1080p" else "720x1280")
+        for res in ("1080p", "720p")
+        for kind in ("", "-raw", "-raw-yuv")
     ):
         video = (results.get(f"video-{tag}") or {}).get("report") or {}
         if video.get("fps"):
@@ -317,7 +326,8 @@ def print_table(results: dict[str, Any]) -> None:
             share = f" = {100 * running / alone:.0f} % of compile alone (target ≥ 80 %)" if alone else ""
             target = " (target ≥ 150 fps)" if tag.startswith("720p") else ""
             print(
-                f"video {tag} end to end: {video['fps']:.1f} fps with the load, {running:.1f} fps once "
+                f"video {tag} (stages: {video.get('stages', '?')}) end to end: {video['fps']:.1f} fps with the load, "
+                f"{running:.1f} fps once "
                 f"loaded{share}{target}"
             )
 

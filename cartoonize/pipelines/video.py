@@ -19,7 +19,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -266,7 +266,7 @@ def cartoonize_video(
     out_w, out_h = even_size(info.width, info.height)
     infer_side = job.stages.infer_side  # the network may run smaller; the chain upsamples back
     runner = make_runner(network_size(info.height, info.width, infer_side))
-    chain = make_chain(job.stages)
+    chain = make_chain(replace(job.stages, device=getattr(runner, "device", "cpu")))  # where the runner runs
     window = job.window
     planes = None if window else _plane_path(job, info, runner, chain)
     if planes is not None:
@@ -331,6 +331,8 @@ def cartoonize_video(
                                 rgb = to_rgb(frame, colour, info.coded_size[0], info.coded_size[1])
                                 if k:
                                     rgb = np.ascontiguousarray(np.rot90(rgb, k))
+                                if chain:
+                                    chain.ahead(rgb)  # stages may start on the source now (the flow)
                                 frames_q.put((pts, rgb, network_frame(rgb, infer_side)))
                         elif packet.dts is not None:  # demux ends with empty flush packets
                             mux_q.put(packet)

@@ -16,7 +16,7 @@ import contextlib
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 
@@ -196,7 +196,7 @@ def run_webcam(
             infer_side = job.stages.infer_side  # the network may run smaller; the chain upsamples back
             runner = stack.enter_context(make_runner(network_size(report.height, report.width, infer_side)))
             report.engine = runner.describe()
-            chain = build_stages(job.stages)
+            chain = build_stages(replace(job.stages, device=getattr(runner, "device", "cpu")))
             small = network_frame(first.rgb, infer_side)
             chain(first.rgb, runner(small[None])[0])  # warm-up: first calls allocate and pick kernels
             chain.reset()

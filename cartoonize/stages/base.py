@@ -36,6 +36,8 @@ class StageOptions:
     stabilize: bool = True  # blend along the source's optical flow (stages.stabilize); needs temporal
     bars: bool = True  # letterbox and pillarbox bars stay the source's black (stages.bars)
     infer_side: int | None = None  # the network runs at this longer side; upsampled back (stages.upsample)
+    # where the runner runs: on "cuda", stabilization, exposure and bars run there too (stages.device)
+    device: str = "cpu"
 
 
 class StageChain:
@@ -52,6 +54,14 @@ class StageChain:
                     later.reset()
         return cartoon
 
+    def ahead(self, source: np.ndarray) -> None:
+        """A frame's source as soon as it is decoded, in presentation order, before the stages see
+        it: a stage whose work on the source alone can start early (`stages.device`) starts it."""
+        for stage in self.stages:
+            early = getattr(stage, "ahead", None)
+            if early is not None:
+                early(source)
+
     def reset(self) -> None:
         for stage in self.stages:
             stage.reset()
@@ -63,6 +73,16 @@ class StageChain:
         return bool(self.stages)
 
 
+def _on_gpu(device: str) -> bool:
+    """Whether torch can run stages on `device` ("cuda", "cuda:1"; an onnxruntime runner on a GPU
+    may come with a torch that has no CUDA, and the stages then stay on the CPU)."""
+    if not device.startswith("cuda"):
+        return False
+    import torch
+
+    return torch.cuda.is_available()
+
+
 def build_stages(options: StageOptions) -> StageChain:
     """The chain for these options, in the order the stages must run:
 
@@ -70,13 +90,24 @@ def build_stages(options: StageOptions) -> StageChain:
        runs even with `raw` (without it a low-resolution cartoon would not fit the output), and
        first, so every later stage (exposure, stabilization) works at the output resolution;
     2. the stages that change the look or carry state across frames, which `raw` turns off;
-       the bars last, since exposure's tone map would lift a black bar again."""
+       the bars last, since exposure's tone map would lift a black bar again. With a GPU
+       `device`, these run there as one stage (`stages.device`)."""
     stages: list[FrameStage] = []
     if options.infer_side:
         from cartoonize.stages.upsample import GuidedUpsample
 
         stages.append(GuidedUpsample())
     if options.raw:
+        return StageChain(stages)
+    if (
+        _on_gpu(options.device)
+        and options.temporal
+        and (options.stabilize or options.exposure or options.bars)
+    ):
+        from cartoonize.stages.device import DeviceStages
+
+        # the same stages, in the same order, on the runner's GPU (one upload and download a frame)
+        stages.append(DeviceStages(options.device, options.stabilize, options.exposure, options.bars))
         return StageChain(stages)
     if options.temporal and options.stabilize:
         from cartoonize.stages.stabilize import Stabilize

@@ -79,7 +79,8 @@ class FlowEstimator:
         self._dis = cv2.DISOpticalFlow_create(PRESETS[preset])
         self.side = side
 
-    def _small(self, g: np.ndarray) -> np.ndarray:
+    def small(self, g: np.ndarray) -> np.ndarray:
+        """`g` (uint8 luma) downscaled to the flow's working size (unchanged when it is smaller)."""
         h, w = g.shape
         if self.side is None or max(h, w) <= self.side:
             return g
@@ -97,12 +98,12 @@ class FlowEstimator:
         up[..., 1] *= fy
         return up
 
-    def pair(self, previous_gray: np.ndarray, current_gray: np.ndarray) -> FlowPair:
-        """Backward flow (current -> previous) with its forward-backward consistency mask."""
-        prev_s, cur_s = self._small(previous_gray), self._small(current_gray)
-        backward = self._dis.calc(cur_s, prev_s, None)
-        forward = self._dis.calc(prev_s, cur_s, None)
-        h, w = cur_s.shape
+    def pair_small(self, previous_small: np.ndarray, current_small: np.ndarray) -> FlowPair:
+        """The pair at the working size (`small()` of each luma frame): the part that needs only the
+        source, which the GPU stages compute ahead on CPU threads (`stages.device`)."""
+        backward = self._dis.calc(current_small, previous_small, None)
+        forward = self._dis.calc(previous_small, current_small, None)
+        h, w = current_small.shape
         # forward flow at the matched point of the previous frame should undo the backward flow
         forward_there = warp(forward, backward)
         loop = backward + forward_there
@@ -110,11 +111,16 @@ class FlowEstimator:
         consistent = (loop**2).sum(-1) <= 0.01 * magnitude + 0.5
         target = _grid(h, w) + backward
         inside = (target >= 0).all(-1) & (target[..., 0] <= w - 1) & (target[..., 1] <= h - 1)
-        trusted = consistent & inside
+        return FlowPair(backward, consistent & inside)
+
+    def pair(self, previous_gray: np.ndarray, current_gray: np.ndarray) -> FlowPair:
+        """Backward flow (current -> previous) with its forward-backward consistency mask."""
+        small = self.pair_small(self.small(previous_gray), self.small(current_gray))
         shape = previous_gray.shape
+        trusted = small.trusted
         if trusted.shape != shape:
             trusted = (
                 self._cv2.resize(trusted.astype(np.uint8), shape[::-1], interpolation=self._cv2.INTER_NEAREST)
                 > 0
             )
-        return FlowPair(self._up(backward, shape), trusted)
+        return FlowPair(self._up(small.backward, shape), trusted)

@@ -889,3 +889,34 @@ def test_the_stages_get_each_frames_time_in_seconds(tiny_checkpoint: Path, tmp_p
     assert len(Times.seen) == 12 and all(isinstance(t, float) for t in Times.seen)
     steps = np.diff(np.array(Times.seen, dtype=np.float64))
     assert steps == pytest.approx([d / 90000 for d in durations[:-1]], abs=1e-4)
+
+
+def test_decoded_frames_reach_the_stages_ahead_and_the_device_stages_use_them(
+    tiny_checkpoint: Path, tmp_path: Path
+) -> None:
+    """The decode thread hands each frame to `chain.ahead` (the flow starts while the network
+    runs, `stages.device`): every flow the stage needed was ready, and the video equals the
+    numpy stages' within the device stages' tolerance. The chain is told the runner's device."""
+    from cartoonize.stages.base import StageChain
+    from cartoonize.stages.device import DeviceStages
+
+    src = make_video(tmp_path / "in.mp4", width=96, height=64, frames=16, audio=None)
+    request = EngineRequest(engine="torch", model=tiny_checkpoint, device="cpu")
+    stages = DeviceStages("cpu")
+    devices: list[str] = []
+
+    def on_torch_cpu(options: StageOptions) -> StageChain:
+        devices.append(options.device)
+        return StageChain([stages])
+
+    from cartoonize.media.files import EncoderSettings
+
+    lossless = EncoderSettings(crf=0)  # x264 at q 0: the videos differ only where the stages do
+    job = VideoJob(src, tmp_path / "device.mp4", encoder=lossless)
+    cartoonize_video(job, lambda s: runner_for(request, s), make_chain=on_torch_cpu)
+    run(src, tmp_path / "numpy.mp4", tiny_checkpoint, encoder=lossless)
+    assert devices == ["cpu"]
+    assert stages.stabilize is not None and stages.stabilize.used_ahead == 15
+    got, expected = read_video(tmp_path / "device.mp4")[1], read_video(tmp_path / "numpy.mp4")[1]
+    diff = np.abs(np.stack(got).astype(np.int16) - np.stack(expected))
+    assert diff.mean() < 0.5 and diff.max() <= 6, [round(float(d.mean()), 2) for d in diff]

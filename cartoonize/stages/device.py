@@ -1,0 +1,288 @@
+"""The frame stages on the runner's GPU: stabilization, exposure and bars as torch operations.
+
+The numpy stages (`stages.stabilize`, `stages.exposure`, `stages.bars`) take about 110 ms per 720p
+frame on one CPU core. On an H200 the compiled network takes 5 ms per 720p frame, and with those
+stages `cartoonize video` ran at 6.6 fps (measured). So where the runner is on a GPU, the same
+arithmetic runs here as tensor operations on that device: each frame is uploaded once (the source
+and the cartoon), passes the stages and comes back once.
+
+- Same constants, same formulas. The shared constants and scalar rules are imported from the numpy
+  modules, whose docstrings say why each is what it is. `tests/stages/test_device.py` runs these
+  stages with torch on the CPU against the numpy chain.
+- The optical flow stays OpenCV's DIS on the CPU at the flow's working size (`stages.flow`). It
+  depends on the source alone, so the pipeline hands each decoded frame to `ahead()`, and the
+  flow from the previous frame is computed on a few CPU threads while the network runs. Only
+  what depends on the output runs in order, on the GPU: the flow scaled up to the frame, the
+  warps, the scene-cut and agreement tests, and the blend.
+- Differences from the numpy stages, all below a level: luma is kept in float (not rounded to
+  uint8) for the agreement test; the warp is exact bilinear (OpenCV's remap rounds positions to
+  1/32 pixel); the stabilized frame goes to exposure in float, without rounding in between.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import threading
+from collections import OrderedDict
+from concurrent.futures import Future, ThreadPoolExecutor
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from cartoonize.stages.bars import _leading_black
+from cartoonize.stages.clock import FrameClock, kept
+from cartoonize.stages.exposure import (
+    _CB,
+    _CR,
+    _Y,
+    MIN_STD,
+    NORMAL_CONTRAST,
+    SMOOTHING_FRAMES,
+    exposure_target,
+)
+from cartoonize.stages.flow import FlowEstimator, FlowPair, gray
+from cartoonize.stages.stabilize import AGREE, CONTRAST_FLOOR, CUT_RESIDUAL, MEMORY
+
+AHEAD_LIMIT = 256  # flows started ahead and not yet used; older ones are dropped (a frame skipped)
+
+
+def _weights(device: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    return tuple(torch.from_numpy(w).to(device) for w in (_Y, _CB, _CR))  # type: ignore[return-value]
+
+
+def warp(image: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
+    """`image` (H, W) or (H, W, C) sampled at x + flow(x), bilinear, the border repeated outside
+    the frame: `stages.flow.warp` on the device."""
+    h, w = flow.shape[:2]
+    xs = torch.arange(w, device=flow.device, dtype=torch.float32)
+    ys = torch.arange(h, device=flow.device, dtype=torch.float32)
+    # align_corners=True: -1 and 1 are the centres of the first and last pixels
+    gx = (xs[None, :] + flow[..., 0]) * (2.0 / max(w - 1, 1)) - 1.0
+    gy = (ys[:, None] + flow[..., 1]) * (2.0 / max(h - 1, 1)) - 1.0
+    planes = image[None, None] if image.ndim == 2 else image.permute(2, 0, 1)[None]
+    out = F.grid_sample(
+        planes, torch.stack([gx, gy], -1)[None], mode="bilinear", padding_mode="border", align_corners=True
+    )
+    return out[0, 0] if image.ndim == 2 else out[0].permute(1, 2, 0)
+
+
+def _normalised(g: torch.Tensor) -> torch.Tensor:
+    return (g - g.mean()) / g.std(correction=0).clamp(min=CONTRAST_FLOOR)
+
+
+def _small(g: torch.Tensor, side: int = 64) -> torch.Tensor:
+    h, w = g.shape
+    scale = min(1.0, side / max(h, w))
+    size = (max(1, round(h * scale)), max(1, round(w * scale)))
+    return F.interpolate(g[None, None], size=size, mode="area")[0, 0]
+
+
+def _blur5(g: torch.Tensor) -> torch.Tensor:
+    """A 5x5 box mean, the border mirrored without repeating the edge (OpenCV's `blur`)."""
+    mode = "reflect" if min(g.shape) > 2 else "replicate"
+    return F.avg_pool2d(F.pad(g[None, None], (2, 2, 2, 2), mode=mode), 5, stride=1)[0, 0]
+
+
+class DeviceStabilize:
+    """`stages.stabilize.Stabilize` with the per-pixel work on the device and the flow computed
+    ahead on CPU threads."""
+
+    name = "stabilize"
+
+    def __init__(
+        self, memory: float = MEMORY, flow_side: int = 360, preset: str = "medium", workers: int | None = None
+    ) -> None:
+        if not memory > 0.0:
+            raise ValueError("memory must be a positive number of seconds")
+        self.memory = memory
+        self.flow_side, self.preset = flow_side, preset
+        # DIS takes ~6 ms per direction at 360 px: a quarter of the cores keeps up with 150 fps and
+        # leaves the rest to the decoder and the encoder
+        self.workers = workers or max(1, min(4, (os.cpu_count() or 2) // 4))
+        self._clock = FrameClock()
+        self._local = threading.local()  # one DIS per thread: an OpenCV algorithm object is not shared
+        self._lock = threading.Lock()
+        self._pool: ThreadPoolExecutor | None = None
+        self._ahead: OrderedDict[int, tuple[np.ndarray, np.ndarray, Future[FlowPair]]] = OrderedDict()
+        self._last_ahead: np.ndarray | None = None
+        self.used_ahead = 0  # frames whose flow was ready from `ahead` (for tests and reports)
+        self.cuts = 0
+        self.scene_cut = False
+        self.reset()
+
+    def reset(self) -> None:
+        self._previous: tuple[np.ndarray, torch.Tensor, torch.Tensor] | None = None  # source, luma, output
+        self._clock.reset()
+
+    def _flow(self, previous: np.ndarray, current: np.ndarray) -> FlowPair:
+        """The source-only part, at the flow's working size (any thread)."""
+        estimator = getattr(self._local, "estimator", None)
+        if estimator is None:
+            estimator = self._local.estimator = FlowEstimator(self.preset, self.flow_side)
+        return estimator.pair_small(estimator.small(gray(previous)), estimator.small(gray(current)))
+
+    def ahead(self, source: np.ndarray) -> None:
+        """Start the flow from the frame given last to this one. Called in presentation order as
+        frames are decoded; a frame that then reaches the stage in another order, or never, costs
+        nothing but the work: the stage computes what it does not find."""
+        previous, self._last_ahead = self._last_ahead, source
+        if previous is None or previous.shape != source.shape:
+            return
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="flow")
+        future = self._pool.submit(self._flow, previous, source)
+        with self._lock:
+            self._ahead[id(source)] = (previous, source, future)
+            while len(self._ahead) > AHEAD_LIMIT:
+                self._ahead.popitem(last=False)
+
+    def _pair(self, previous: np.ndarray, current: np.ndarray) -> FlowPair:
+        with self._lock:
+            entry = self._ahead.pop(id(current), None)
+        # the objects themselves are compared: an id is only unique while its object lives
+        if entry is not None and entry[0] is previous and entry[1] is current:
+            self.used_ahead += 1
+            return entry[2].result()
+        return self._flow(previous, current)
+
+    def __call__(
+        self, source: np.ndarray, src: torch.Tensor, car: torch.Tensor, at: float | None
+    ) -> torch.Tensor:
+        """source: the numpy frame (for the flow); src, car: float (H, W, 3) on the device."""
+        strength = kept(self._clock.tick(at), self.memory)
+        g = src @ _weights(src.device)[0]
+        self.scene_cut = False
+        previous, self._previous = self._previous, None
+        if previous is None or previous[0].shape != source.shape:
+            self._previous = (source, g, car)
+            return car
+        prev_source, prev_g, prev_out = previous
+        small = self._pair(prev_source, source)
+        h, w = g.shape
+        backward = torch.from_numpy(small.backward).to(g.device)
+        trusted = torch.from_numpy(small.trusted).to(g.device)
+        if backward.shape[:2] != (h, w):
+            fy, fx = h / backward.shape[0], w / backward.shape[1]
+            backward = F.interpolate(backward.permute(2, 0, 1)[None], size=(h, w), mode="bilinear")[0]
+            backward = (backward * torch.tensor([fx, fy], device=g.device)[:, None, None]).permute(1, 2, 0)
+            trusted = F.interpolate(trusted[None, None].float(), size=(h, w), mode="nearest")[0, 0] > 0
+        now, then = _normalised(g), _normalised(warp(prev_g, backward))
+        if float((_small(now) - _small(then)).abs().mean()) > CUT_RESIDUAL:
+            self.cuts += 1
+            self.scene_cut = True
+            self._previous = (source, g, car)
+            return car
+        agree = torch.exp(-((_blur5(now - then) / AGREE) ** 2))
+        weight = (strength * agree * trusted)[..., None]
+        out = car + weight * (warp(prev_out, backward) - car)
+        self._previous = (source, g, out)  # kept in float: the recursion does not accumulate rounding
+        return out
+
+
+class DeviceExposure:
+    """`stages.exposure.Exposure` (temporal) on the device: one synchronisation per frame, for the
+    six statistics the tone map needs."""
+
+    name = "exposure"
+
+    def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        self._offset, self._frames = 0.0, 0
+
+    def __call__(self, src: torch.Tensor, car: torch.Tensor) -> torch.Tensor:
+        wy, wcb, wcr = _weights(src.device)
+        y_src, y, cb, cr = src @ wy, car @ wy, car @ wcb, car @ wcr
+        stats = torch.stack([y.mean(), y.std(correction=0), y_src.mean(), y_src.std(correction=0), cb.mean(),
+                             cr.mean()])  # fmt: skip
+        mean_y, std_y, mean_s, std_s, mean_cb, mean_cr = stats.tolist()
+        mean_c = max(mean_y, MIN_STD)
+        # the running brightness offset (`exposure.brightness_offset`, `Exposure.__call__`)
+        floor_s = max(mean_s, MIN_STD)
+        own = math.log(max(exposure_target(floor_s, mean_c), MIN_STD) / floor_s)
+        self._frames += 1
+        self._offset += (1.0 if self._frames == 1 else 1.0 / SMOOTHING_FRAMES) * (own - self._offset)
+        # the tone map (`exposure.match_exposure` with normal_contrast)
+        target = exposure_target(mean_s, floor_s * math.exp(self._offset))
+        room = target / mean_c if target < mean_c else (255.0 - target) / max(255.0 - mean_c, MIN_STD)
+        stretch = min(1.0, std_s / NORMAL_CONTRAST)
+        gain = min(stretch, room)
+        cb = mean_cb + stretch * (cb - mean_cb)
+        cr = mean_cr + stretch * (cr - mean_cr)
+        y_new = target + gain * (y - mean_c)
+        keep = ((y_new.clamp(min=0.0) + 0.5) / (y + 0.5)).clamp(max=1.0)
+        cb, cr = cb * keep, cr * keep
+        return torch.stack(
+            [y_new + 1.402 * cr, y_new - 0.344136 * cb - 0.714136 * cr, y_new + 1.772 * cb], -1
+        )
+
+
+class DeviceBars:
+    """`stages.bars.Bars` on the device: the row and column means come back to find the bars."""
+
+    name = "bars"
+
+    def reset(self) -> None:
+        pass  # nothing is carried across frames
+
+    def __call__(self, src: torch.Tensor, car: torch.Tensor) -> torch.Tensor:
+        wy = _weights(src.device)[0]
+        h, w = src.shape[:2]
+        rows = (src.mean(1) @ wy).cpu().numpy()
+        top = _leading_black(rows)
+        if top == h:
+            return src.clone()  # black throughout: the frame is the source's
+        bottom = _leading_black(rows[::-1])
+        cols = (src[top : h - bottom].mean(0) @ wy).cpu().numpy()
+        left, right = _leading_black(cols), _leading_black(cols[::-1])
+        if not (top or bottom or left or right):
+            return car
+        out = car.clone()
+        out[:top] = src[:top]
+        out[h - bottom :] = src[h - bottom :]
+        out[:, :left] = src[:, :left]
+        out[:, w - right :] = src[:, w - right :]
+        return out
+
+
+class DeviceStages:
+    """Stabilization, exposure and bars (those asked for, in that order) as one frame stage on a
+    torch device: numpy frames in and out, one upload each way. A scene cut found by the
+    stabilization restarts exposure's running average, as `StageChain` does for the numpy stages."""
+
+    def __init__(self, device: str, stabilize: bool = True, exposure: bool = True, bars: bool = True) -> None:
+        self.device = torch.device(device)
+        self.stabilize = DeviceStabilize() if stabilize else None
+        self.exposure = DeviceExposure() if exposure else None
+        self.bars = DeviceBars() if bars else None
+        parts = [s.name for s in (self.stabilize, self.exposure, self.bars) if s is not None]
+        self.name = f"{' + '.join(parts)} (on {self.device.type})"
+        self.scene_cut = False
+
+    def ahead(self, source: np.ndarray) -> None:
+        if self.stabilize is not None:
+            self.stabilize.ahead(source)
+
+    def __call__(self, source: np.ndarray, cartoon: np.ndarray, at: float | None = None) -> np.ndarray:
+        with torch.inference_mode():
+            src = torch.from_numpy(np.ascontiguousarray(source)).to(self.device).float()
+            car = torch.from_numpy(np.ascontiguousarray(cartoon)).to(self.device).float()
+            self.scene_cut = False
+            if self.stabilize is not None:
+                car = self.stabilize(source, src, car, at)
+                self.scene_cut = self.stabilize.scene_cut
+                if self.scene_cut and self.exposure is not None:
+                    self.exposure.reset()
+            if self.exposure is not None:
+                car = self.exposure(src, car)
+            if self.bars is not None:
+                car = self.bars(src, car)
+            return (car + 0.5).clamp(0, 255).to(torch.uint8).cpu().numpy()
+
+    def reset(self) -> None:
+        for stage in (self.stabilize, self.exposure, self.bars):
+            if stage is not None:
+                stage.reset()
