@@ -302,6 +302,11 @@ def print_table(results: dict[str, Any]) -> None:
                   f"({report.get('fps_running', 0):.1f} once loaded; load {report.get('load_s', 0):.1f} s), engine "
                   f"{100 * report['engine_share']:.0f} % of the time, {report['engine']}, {report['codec']}, "
                   f"{report.get('frame_path', 'rgb')} frames, stages {report.get('stages')}, {report['colour']}")  # fmt: skip
+            if report.get("waits_s"):  # the thread that hardly waits is the bottleneck
+                print(
+                    "      seconds blocked on a queue: "
+                    + ", ".join(f"{k} {v:.2f}" for k, v in report["waits_s"].items())
+                )
         elif report:
             print(f"    {json.dumps(report)[:300]}")
         elif r.get("tail") and name != "env":

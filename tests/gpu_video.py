@@ -35,7 +35,7 @@ def main(argv: list[str] | None = None) -> int:
               "fps": round(report.fps, 2), "load_s": round(report.load_seconds, 2),
               "fps_running": round(report.running_fps, 2), "engine_share": round(report.engine_share, 3), "engine": report.engine,
               "codec": report.video_codec, "colour": report.colour, "streams": report.streams,
-              "frame_path": report.frame_path, "stages": report.stages}  # fmt: skip
+              "frame_path": report.frame_path, "stages": report.stages, "waits_s": report.waits}  # fmt: skip
     args.report.parent.mkdir(parents=True, exist_ok=True)
     args.report.write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result))

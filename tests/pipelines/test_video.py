@@ -920,3 +920,29 @@ def test_decoded_frames_reach_the_stages_ahead_and_the_device_stages_use_them(
     got, expected = read_video(tmp_path / "device.mp4")[1], read_video(tmp_path / "numpy.mp4")[1]
     diff = np.abs(np.stack(got).astype(np.int16) - np.stack(expected))
     assert diff.mean() < 0.5 and diff.max() <= 6, [round(float(d.mean()), 2) for d in diff]
+
+
+def test_the_report_says_how_long_each_thread_waited(small_video: Path, tmp_path: Path) -> None:
+    """`VideoReport.waits`: seconds each thread spent blocked on a queue. With an engine slower
+    than decoding and encoding, the engine hardly waits and the encoder waits for it."""
+    import time
+
+    from cartoonize.runners.base import Runner
+
+    class Slow(Runner):
+        name, device, precision = "slow", "cpu", "fp32"
+
+        def load(self) -> None:
+            pass
+
+        def infer(self, frames: np.ndarray) -> np.ndarray:
+            time.sleep(0.04)
+            return frames
+
+    job = VideoJob(small_video, tmp_path / "out.mp4", stages=StageOptions(raw=True))
+    report = cartoonize_video(job, lambda _size: Slow())
+    assert set(report.waits) == {"decode", "engine", "mux"}, report.waits
+    assert report.waits["engine"] < 0.25 * report.seconds < report.waits["mux"], (
+        report.waits,
+        report.seconds,
+    )
