@@ -270,6 +270,23 @@ def test_not_a_video(tmp_path: Path, tiny_checkpoint: Path) -> None:
     assert not (tmp_path / "out.mp4").exists()
 
 
+def test_a_video_stream_without_a_picture_size_is_refused(tmp_path: Path, tiny_checkpoint: Path) -> None:
+    """A header that lost the picture's size (Matroska PixelWidth and PixelHeight of 0; FFmpeg
+    opens it, and its decoder would fail later): a one-line error that names the cause. (With one
+    of the two at 0, FFmpeg refuses the file itself: "not a readable video".)"""
+    src = make_video(tmp_path / "in.mkv", frames=4, audio=None, codec="ffv1")
+    data = bytearray(src.read_bytes())
+    video = data.index(b"\xe0")  # the track's Video element, then PixelWidth (0xB0) and PixelHeight (0xBA)
+    for element, size in ((b"\xb0\x81", 64), (b"\xba\x81", 48)):
+        at = data.index(element, video)
+        assert data[at + 2] == size
+        data[at + 2] = 0
+    (tmp_path / "broken.mkv").write_bytes(bytes(data))
+    result = cli("video", "broken.mkv", "out.mp4", "--model", str(tiny_checkpoint), cwd=tmp_path)
+    assert_one_line_error(result, "broken.mkv: the video stream has no picture size")
+    assert not (tmp_path / "out.mp4").exists()
+
+
 def test_audio_only_file_has_no_video(tmp_path: Path, tiny_checkpoint: Path) -> None:
     from tests.helpers import _write_sine
 
