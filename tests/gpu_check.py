@@ -16,7 +16,9 @@ for a second call on a machine that is still warm):
 2. `bench-1080x1920`: `cartoonize bench --engine eager,compile`, fp16 (the first compile at 1080p);
 3. `video-1080p*`: `cartoonize video --engine compile` end to end on the clip: with the default
    stages (on the GPU), with none (`-raw`), and with none through the GPU frame path (`-raw-yuv`:
-   decoder planes to the GPU, converted there; the plane path runs without stages);
+   decoder planes to the GPU, converted there; the plane path runs without stages); then `--raw`
+   again with the GIL switching every 0.5 ms (`-raw-switch`) and with CUDA graphs
+   (`-raw-graphs`, compile mode reduce-overhead): is the engine thread held up by the others?
 4. `video-720p`, `video-720p-raw`: the same at 720p;
 5. `aoti-matrix`: tests/aoti_matrix.py, which change lets the Hayao fp16 AOTInductor package load;
 6. `bench-720x1280`, `video-720p-raw-yuv`;
@@ -192,11 +194,12 @@ def main(argv: list[str] | None = None) -> int:
                 "--precision", "fp16", "--shape", shape, "--iters", "50", "--json", str(report)]  # fmt: skip
         return Step(f"bench-{shape}{tag}", argv, timeout, report)
 
-    def video(clip: str, tag: str, yuv: bool = False, raw: bool = False) -> Step:
-        tag += ("-raw" if raw else "") + ("-yuv" if yuv else "")
+    def video(clip: str, tag: str, yuv: bool = False, raw: bool = False, extra: tuple[str, ...] = (),
+              suffix: str = "") -> Step:  # fmt: skip
+        tag += ("-raw" if raw else "") + ("-yuv" if yuv else "") + suffix
         report = work / f"video-{tag}.json"
         argv = [*py, "-m", "tests.gpu_video", str(args.data / clip), str(work / f"bunny_{tag}.mp4"), str(report),
-                *(["--yuv-frames"] if yuv else []), *(["--raw"] if raw else [])]  # fmt: skip
+                *(["--yuv-frames"] if yuv else []), *(["--raw"] if raw else []), *extra]  # fmt: skip
         return Step(f"video-{tag}", argv, 60, report)
 
     matrix, modes = work / "matrix", work / "modes"
@@ -209,6 +212,10 @@ def main(argv: list[str] | None = None) -> int:
         video("bbb_1080p.mp4", "1080p"),  # ... which these load warm; the default stages, on the GPU
         video("bbb_1080p.mp4", "1080p", raw=True),  # no stages: decode, engine, encode
         video("bbb_1080p.mp4", "1080p", yuv=True, raw=True),  # the GPU frame path: planes in and out
+        # is the engine thread held up by the others? (2026-12-04: 20 ms a frame in engine calls
+        # for 11.4 ms of GPU work): the GIL switching 10x as often, and CUDA graphs (one launch)
+        video("bbb_1080p.mp4", "1080p", raw=True, extra=("--switch-interval", "0.0005"), suffix="-switch"),
+        video("bbb_1080p.mp4", "1080p", raw=True, extra=("--compile-mode", "reduce-overhead"), suffix="-graphs"),
         video("bbb_720p.mp4", "720p"),
         video("bbb_720p.mp4", "720p", raw=True),
         Step("aoti-matrix", [*py, "-m", "tests.aoti_matrix", "--checkpoint", str(hayao), "--out", str(matrix),
@@ -322,7 +329,7 @@ def print_table(results: dict[str, Any]) -> None:
     for tag, size in (
         (f"{res}{kind}", "1080x1920" if res == "1080p" else "720x1280")
         for res in ("1080p", "720p")
-        for kind in ("", "-raw", "-raw-yuv")
+        for kind in ("", "-raw", "-raw-yuv", "-raw-switch", "-raw-graphs")
     ):
         video = (results.get(f"video-{tag}") or {}).get("report") or {}
         if video.get("fps"):
