@@ -9,6 +9,7 @@ real photo (the parity gate), and write it into the store with its manifest.
 from __future__ import annotations
 
 import math
+import os
 import re
 import signal
 import subprocess
@@ -37,6 +38,10 @@ from cartoonize.engines.store import (
 from cartoonize.errors import CartoonizeError
 from cartoonize.export import reference_photo
 from cartoonize.parity import PSNR_THRESHOLDS, Parity, parity
+
+# seconds the parity gate's child may take to load and run a fresh engine: a Hayao AOTInductor
+# package loads in seconds where it works; TensorRT deserialises in well under a minute
+GATE_TIMEOUT_S = 180.0
 
 Step = Callable[[str], None]  # reports the stage the build is in ("exporting", "compiling", ...)
 
@@ -98,14 +103,33 @@ def _crash_report(engine: Path, text: str) -> Path | None:
     return report
 
 
+def gate_timeout() -> float:
+    """Seconds the gate's child may take to load and run the engine (`CARTOONIZE_GATE_TIMEOUT`)."""
+    return float(os.environ.get("CARTOONIZE_GATE_TIMEOUT", GATE_TIMEOUT_S))
+
+
 def run_isolated(engine: Path, frames: np.ndarray) -> np.ndarray:
     """Run a freshly built engine on `frames` in a child process. A native crash while loading or
     running it (an AOTInductor CUDA package of the Hayao network died in `aoti_load_package` on an
-    H200 with torch 2.11) then becomes an EngineCrashed error instead of killing the build silently."""
+    H200 with torch 2.11) then becomes an EngineCrashed error instead of killing the build silently;
+    so does a child that hangs (on the same machine on 2026-12-04 the fp16 package, built in 30 s,
+    had given no result 150 s later): after `gate_timeout()` its faulthandler prints where every
+    thread was and ends it."""
+    timeout = gate_timeout()
     with tempfile.TemporaryDirectory(prefix="cartoonize-gate-") as tmp:
         inputs, outputs = Path(tmp) / "frames.npy", Path(tmp) / "cartoon.npy"
         np.save(inputs, frames)
-        proc = subprocess.run(_child_argv(engine, inputs, outputs), capture_output=True, text=True)
+        env = {**os.environ, "CARTOONIZE_GATE_TIMEOUT": str(timeout)}
+        try:
+            proc = subprocess.run(_child_argv(engine, inputs, outputs), capture_output=True, text=True, env=env,
+                                  timeout=timeout + 30)  # fmt: skip
+        except subprocess.TimeoutExpired as exc:  # even faulthandler's watchdog did not get to run
+            stderr = (
+                exc.stderr.decode(errors="replace") if isinstance(exc.stderr, bytes) else exc.stderr or ""
+            )
+            raise _hung(engine, timeout, stderr) from None
+        if proc.returncode == 1 and proc.stderr.lstrip().startswith("Timeout ("):
+            raise _hung(engine, timeout, proc.stderr)
         if proc.returncode < 0:
             name = signal.Signals(-proc.returncode).name
             where = innermost_frame(proc.stderr)
@@ -122,6 +146,18 @@ def run_isolated(engine: Path, frames: np.ndarray) -> np.ndarray:
             detail = lines[-1] if lines else f"exit {proc.returncode}"
             raise CartoonizeError(f"{engine.name} failed when run for the parity gate: {detail}")
         return np.load(outputs)
+
+
+def _hung(engine: Path, timeout: float, stderr: str) -> EngineCrashed:
+    where = innermost_frame(stderr)
+    log = _crash_report(engine, stderr)
+    return EngineCrashed(
+        f"{engine.name} gave no result within {timeout:.0f} s of being loaded and run for the parity gate"
+        f"{' (stuck in ' + where + ')' if where else ''}; nothing was kept{f' (its report: {log})' if log else ''}. "
+        "Try another --backend, or run without an engine (`--engine torch`); CARTOONIZE_GATE_TIMEOUT "
+        "gives a slow machine more time",
+        f"no result in {timeout:.0f} s", where, log,
+    )  # fmt: skip
 
 
 def _source_checkpoint(spec: BuildSpec):  # -> Checkpoint
@@ -352,7 +388,12 @@ def spec_from_options(
 
 
 if __name__ == "__main__":  # the child of run_isolated: ENGINE FRAMES.npy OUT.npy
+    import faulthandler
+
     from cartoonize.choose import runner_from_path
+
+    # a hang ends with every thread's stack on stderr ("Timeout (...)!"), which the parent reads
+    faulthandler.dump_traceback_later(gate_timeout(), exit=True)
 
     try:
         with runner_from_path(Path(sys.argv[1])) as _engine:

@@ -426,6 +426,36 @@ def test_gate_names_where_a_real_segfault_happened(tmp_path: Path, monkeypatch: 
     assert info.value.log is not None and "Segmentation fault" in info.value.log.read_text()
 
 
+def test_an_engine_that_hangs_in_the_gate_is_ended_and_located(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The gate's real child (`python -m cartoonize.pipelines.build`), with loading the engine
+    replaced by a wait that never ends (as the Hayao AOTInductor package's load on an H200 seemed
+    to, 2026-12-04): after CARTOONIZE_GATE_TIMEOUT its faulthandler says where it was, the child
+    ends, and the build hears a clear EngineCrashed (so it can try the next recipe)."""
+    import time
+
+    import cartoonize.pipelines.build as build
+
+    child = build._child_argv  # the real argv, run through a wrapper that makes the loader hang
+    hang = ("import runpy, sys, threading, cartoonize.choose as c\n"
+            "def load_forever(path):\n    threading.Event().wait()\n"
+            "c.runner_from_path = load_forever\n"
+            "sys.argv = sys.argv[1:]\n"
+            "runpy.run_module('cartoonize.pipelines.build', run_name='__main__')\n")  # fmt: skip
+    monkeypatch.setattr(build, "_child_argv", lambda *a: [sys.executable, "-X", "faulthandler", "-c", hang,
+                                                          *child(*a)[4:]])  # fmt: skip
+    monkeypatch.setenv("CARTOONIZE_GATE_TIMEOUT", "3")
+    started = time.monotonic()
+    with pytest.raises(
+        build.EngineCrashed, match=r"gave no result within 3 s .*\(stuck in (wait|load_forever)"
+    ) as info:
+        build.run_isolated(tmp_path / "x.pt2", np.zeros((1, 8, 8, 3), np.uint8))
+    assert time.monotonic() - started < 30
+    assert info.value.signal_name == "no result in 3 s"
+    assert info.value.log is not None and "load_forever" in info.value.log.read_text()
+
+
 def test_innermost_frame_reads_faulthandler() -> None:
     from cartoonize.pipelines.build import innermost_frame
 
@@ -580,11 +610,15 @@ def test_bench_times_runners_side_by_side(tiny_checkpoint: Path, engine_copy: Pa
 def test_named_stored_engine_says_how_to_build_one(tiny_checkpoint: Path) -> None:
     from cartoonize.choose import EngineRequest, runner_for
 
-    with pytest.raises(CartoonizeError, match="no stored aoti engine fits here; build one: `cartoonize build-engine"):
+    with pytest.raises(
+        CartoonizeError, match="no stored aoti engine fits here; build one: `cartoonize build-engine"
+    ):
         runner_for(EngineRequest(engine="aoti", model=tiny_checkpoint, device="cpu"), (48, 48))
 
 
-def test_bench_reports_a_runner_that_cannot_run_and_times_the_rest(tiny_checkpoint: Path, tmp_path: Path) -> None:
+def test_bench_reports_a_runner_that_cannot_run_and_times_the_rest(
+    tiny_checkpoint: Path, tmp_path: Path
+) -> None:
     out = tmp_path / "bench.json"
     code, text = run_cli("bench", "--engine", "eager,aoti", "--model", str(tiny_checkpoint), "--device", "cpu",
                          "--shape", "16x16", "--iters", "2", "--warmup", "0", "--json", str(out))  # fmt: skip
