@@ -282,6 +282,8 @@ def test_a_video_stream_without_a_picture_size_is_refused(tmp_path: Path, tiny_c
         assert data[at + 2] == size
         data[at + 2] = 0
     (tmp_path / "broken.mkv").write_bytes(bytes(data))
+    with pytest.raises(CartoonizeError, match=r"broken.mkv: the video stream has no picture size \(corrupt"):
+        probe(tmp_path / "broken.mkv", None)
     result = cli("video", "broken.mkv", "out.mp4", "--model", str(tiny_checkpoint), cwd=tmp_path)
     assert_one_line_error(result, "broken.mkv: the video stream has no picture size")
     assert not (tmp_path / "out.mp4").exists()
