@@ -860,8 +860,10 @@ def test_repeated_timestamps_are_made_increasing(tiny_checkpoint: Path, tmp_path
     assert len(set(source_pts)) < len(source_pts)  # the case this is about
     out = tmp_path / "out.mkv"
     run(clip, out, tiny_checkpoint)
-    pts, frames, _ = read_video(out)
+    pts, frames, time_base = read_video(out)
     assert len(frames) == 6 and all(b > a for a, b in zip(pts, pts[1:], strict=False))
+    # each repeat moves by one tick of the source's time base, the least that makes it increasing
+    assert seconds(pts, time_base) == pytest.approx([0, 3, 3.001, 6, 9, 9.001], abs=1e-6)
 
 
 @pytest.mark.parametrize("max_frames", [None, 7])
