@@ -283,7 +283,8 @@ def print_table(results: dict[str, Any]) -> None:
                     print(f"    {row['runner']:<44} error: {row['error'][:100]}")
                     continue
                 print(f"    {row['runner']:<44} {row['fps']:8.1f} fps  {row['speedup_vs_eager']:5.2f}× eager  "
-                      f"{100 * row.get('fraction_of_peak', 0):4.0f} % of peak")  # fmt: skip
+                      f"{100 * row.get('fraction_of_peak', 0):4.0f} % of peak, "
+                      f"{row.get('host_path_fps', 0):.1f} fps from numpy frames")  # fmt: skip
                 if row["runner"].startswith("compile"):
                     compile_fps[name.removeprefix("bench-")] = row["fps"]
             print(

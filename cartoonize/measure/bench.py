@@ -42,6 +42,7 @@ class BenchJob:
 class Timing:
     runner: str
     seconds_per_call: list[float] = field(repr=False)
+    host_seconds: list[float] | None = field(default=None, repr=False)  # the numpy path, on a GPU
 
     def stats(self, batch: int, flop_per_frame: float, peak_tflops: float | None) -> dict[str, Any]:
         ms = sorted(1e3 * s for s in self.seconds_per_call)
@@ -53,6 +54,8 @@ class Timing:
                "p90_ms": round(p90, 3), "fps": round(fps, 2), "tflops": round(tflops, 3) if flop_per_frame else None}  # fmt: skip
         if peak_tflops and flop_per_frame:
             out["fraction_of_peak"] = round(tflops / peak_tflops, 4)
+        if self.host_seconds:
+            out["host_path_fps"] = round(batch / statistics.median(self.host_seconds), 2)
         return out
 
 
@@ -118,6 +121,25 @@ def time_runner(runner: Runner, frames: np.ndarray, iters: int, warmup: int) -> 
     return times
 
 
+def time_host_path(runner: Runner, frames: np.ndarray, iters: int, warmup: int) -> list[float]:
+    """Seconds per batch through the path `cartoonize video` takes on a GPU: numpy frames in
+    (`submit`: pinned copy up, the engine, a copy back) with one batch in flight, collected as
+    numpy. Against `time_runner`'s device-tensor figure, the difference is what the host costs."""
+    for _ in range(warmup):
+        runner.submit(frames)()
+    times = []
+    pending = runner.submit(frames)
+    since = time.perf_counter()
+    for _ in range(iters):
+        following = runner.submit(frames)
+        pending()
+        now = time.perf_counter()
+        times.append(now - since)
+        since, pending = now, following
+    pending()
+    return times
+
+
 def bench(job: BenchJob, on_step: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Time each runner of `job.request.engine` (one name or path, or several, comma-separated)
     and the torch eager baseline. The report's `engine` is the first runner; `runners` all of them."""
@@ -148,6 +170,8 @@ def bench(job: BenchJob, on_step: Callable[[str], None] | None = None) -> dict[s
         with runner:
             step(f"timing {runner.describe()}")
             timing = Timing(runner.describe(), time_runner(runner, frames, job.iters, job.warmup))
+            if runner.device == "cuda":  # also what the video pipeline gets from it (host copies)
+                timing.host_seconds = time_host_path(runner, frames, job.iters, job.warmup)
             timings.append(timing)
             if device is None:
                 device, precision = runner.device, runner.precision
@@ -237,6 +261,8 @@ def format_report(report: dict[str, Any]) -> list[str]:
             line += f" = {100 * r['fraction_of_peak']:.1f} % of {report['peak_tflops']:g}"
         if r is not eager and "speedup_vs_eager" in r:
             line += f", {r['speedup_vs_eager']:.2f}× eager"
+        if "host_path_fps" in r:
+            line += f"; {r['host_path_fps']:.1f} fps from numpy frames (the video pipeline's path)"
         lines.append(line)
     floor = f"; compute floor {report['floor_fps']} fps" if report["floor_fps"] else ""
     lines.append(f"  speed-up over torch eager: {report['speedup_vs_eager']:.2f}×{floor}")
