@@ -47,6 +47,20 @@ from cartoonize.stages.stabilize import AGREE, CONTRAST_FLOOR, CUT_RESIDUAL, MEM
 
 AHEAD_LIMIT = 256  # flows started ahead and not yet used; older ones are dropped (a frame skipped)
 
+_pool: ThreadPoolExecutor | None = None  # one for the process: a job per file must not leak threads
+_pool_lock = threading.Lock()
+
+
+def flow_pool() -> ThreadPoolExecutor:
+    """The CPU threads that compute flows ahead. DIS takes ~6 ms per direction at 360 px: a
+    quarter of the cores (at most 4) keeps up with 150 fps and leaves the rest to the decoder and
+    the encoder."""
+    global _pool
+    with _pool_lock:
+        if _pool is None:
+            _pool = ThreadPoolExecutor(max(1, min(4, (os.cpu_count() or 2) // 4)), thread_name_prefix="flow")
+        return _pool
+
 
 def _weights(device: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     return tuple(torch.from_numpy(w).to(device) for w in (_Y, _CB, _CR))  # type: ignore[return-value]
@@ -91,20 +105,14 @@ class DeviceStabilize:
 
     name = "stabilize"
 
-    def __init__(
-        self, memory: float = MEMORY, flow_side: int = 360, preset: str = "medium", workers: int | None = None
-    ) -> None:
+    def __init__(self, memory: float = MEMORY, flow_side: int = 360, preset: str = "medium") -> None:
         if not memory > 0.0:
             raise ValueError("memory must be a positive number of seconds")
         self.memory = memory
         self.flow_side, self.preset = flow_side, preset
-        # DIS takes ~6 ms per direction at 360 px: a quarter of the cores keeps up with 150 fps and
-        # leaves the rest to the decoder and the encoder
-        self.workers = workers or max(1, min(4, (os.cpu_count() or 2) // 4))
         self._clock = FrameClock()
         self._local = threading.local()  # one DIS per thread: an OpenCV algorithm object is not shared
         self._lock = threading.Lock()
-        self._pool: ThreadPoolExecutor | None = None
         self._ahead: OrderedDict[int, tuple[np.ndarray, np.ndarray, Future[FlowPair]]] = OrderedDict()
         self._last_ahead: np.ndarray | None = None
         self.used_ahead = 0  # frames whose flow was ready from `ahead` (for tests and reports)
@@ -130,9 +138,7 @@ class DeviceStabilize:
         previous, self._last_ahead = self._last_ahead, source
         if previous is None or previous.shape != source.shape:
             return
-        if self._pool is None:
-            self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="flow")
-        future = self._pool.submit(self._flow, previous, source)
+        future = flow_pool().submit(self._flow, previous, source)
         with self._lock:
             self._ahead[id(source)] = (previous, source, future)
             while len(self._ahead) > AHEAD_LIMIT:
