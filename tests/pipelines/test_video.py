@@ -450,22 +450,27 @@ def test_infer_side_runs_small_and_writes_full_size(
 
 
 def test_raw_turns_every_stage_off(small_video: Path, tiny_checkpoint: Path, tmp_path: Path) -> None:
+    from cartoonize.media.files import EncoderSettings
     from cartoonize.stages import StageOptions
 
     outs = {}
+    # x264 at q 0: what reached the encoder is compared. At CRF 20 its threaded output is not
+    # bit-reproducible from run to run (this test then failed about 1 run in 10 before this change)
+    lossless = EncoderSettings(crf=0)
     for name, stages in [
         ("raw", StageOptions(raw=True)),
         ("each_off", StageOptions(exposure=False, stabilize=False)),
         ("default", StageOptions()),
     ]:
         outs[name] = tmp_path / f"{name}.mp4"
-        run(small_video, outs[name], tiny_checkpoint, stages=stages, max_frames=8)
-    raw, each_off, default = (read_video(outs[n])[1] for n in ("raw", "each_off", "default"))
+        run(small_video, outs[name], tiny_checkpoint, stages=stages, max_frames=8, encoder=lossless)
+    raw, each_off, default = (
+        np.stack(read_video(outs[n])[1]).astype(np.int16) for n in ("raw", "each_off", "default")
+    )
     assert len(raw) == len(default) == 8
-    assert all(
-        np.array_equal(a, b) for a, b in zip(raw, each_off, strict=True)
-    )  # the same encode, bit for bit
-    assert not all(np.array_equal(a, b) for a, b in zip(raw, default, strict=True))  # the stages ran
+    # the same frames (a level allowed where two runs' floats land either side of .5)
+    assert np.abs(raw - each_off).mean() < 0.05 and np.abs(raw - each_off).max() <= 2
+    assert np.abs(raw - default).mean() > 2  # the stages ran
 
 
 def test_cli_raw_and_no_stabilize_are_options() -> None:
