@@ -622,7 +622,9 @@ def test_damaged_inputs_fail_in_process_and_leave_nothing(
         clip = make_video(tmp_path / "clip.mkv", width=64, height=48, frames=48, audio=None)
         bad, needle = (
             _scrambled(clip, tmp_path / "bad.mkv"),
-            r"bad\.mkv is corrupt or truncated \(Invalid data found when processing input\)$",
+            # FFmpeg's frame threads either report the damaged packets or drop them and end early,
+            # depending on their timing (the second seen once in a loaded CI run): both are said
+            r"bad\.mkv is (corrupt or truncated \(Invalid data found when processing input\)$|truncated: it declares)",
         )
     with pytest.raises(CartoonizeError, match=needle):
         run(bad, tmp_path / "out.mp4", tiny_checkpoint)
