@@ -20,9 +20,14 @@ The stage runs last, after exposure, whose affine tone map would lift a black ba
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any, TypeVar
+
 import numpy as np
 
 from cartoonize.stages.exposure import _Y  # BT.601 luma weights: the same luma exposure and quality use
+
+T = TypeVar("T", bound=Any)  # an array: numpy's or torch's
 
 # FFmpeg cropdetect's default limit (24 on 16-235 luma) in full-range luma levels
 BLACK_LEVEL = (24 - 16) * 255 / 219
@@ -39,13 +44,31 @@ def bar_extent(source: np.ndarray) -> tuple[int, int, int, int]:
     are black bars. A frame black throughout gives (height, 0, 0, 0)."""
     # the mean of a row's luma is the luma of the row's mean colour: no per-pixel pass needed
     rows = source.mean(axis=1, dtype=np.float32) @ _Y
+    return extent_from(rows, lambda top, bottom: source[top:bottom].mean(axis=0, dtype=np.float32) @ _Y)
+
+
+def extent_from(
+    rows: np.ndarray, cols_between: Callable[[int, int], np.ndarray]
+) -> tuple[int, int, int, int]:
+    """The bars from the rows' mean luma and, once the rows are known, the mean luma of the columns
+    of the picture between them (`cols_between(top, end)`): numpy here, torch in `stages.device`."""
     top = _leading_black(rows)
     if top == len(rows):
         return top, 0, 0, 0
     bottom = _leading_black(rows[::-1])
-    picture = source[top : len(rows) - bottom]
-    cols = picture.mean(axis=0, dtype=np.float32) @ _Y
+    cols = cols_between(top, len(rows) - bottom)
     return top, bottom, _leading_black(cols), _leading_black(cols[::-1])
+
+
+def paste_bars(out: T, source: T, extent: tuple[int, int, int, int]) -> T:
+    """`out` (a copy of the cartoon, numpy or torch) with the bars' rows and columns of `source`."""
+    top, bottom, left, right = extent
+    h, w = out.shape[:2]
+    out[:top] = source[:top]
+    out[h - bottom :] = source[h - bottom :]
+    out[:, :left] = source[:, :left]
+    out[:, w - right :] = source[:, w - right :]
+    return out
 
 
 class Bars:
@@ -54,16 +77,10 @@ class Bars:
     name = "bars"
 
     def __call__(self, source: np.ndarray, cartoon: np.ndarray, at: float | None = None) -> np.ndarray:
-        top, bottom, left, right = bar_extent(source)
-        if not (top or bottom or left or right):
+        extent = bar_extent(source)
+        if not any(extent):
             return cartoon
-        h, w = cartoon.shape[:2]
-        out = cartoon.copy()
-        out[:top] = source[:top]
-        out[h - bottom :] = source[h - bottom :]
-        out[:, :left] = source[:, :left]
-        out[:, w - right :] = source[:, w - right :]
-        return out
+        return paste_bars(cartoon.copy(), source, extent)
 
     def reset(self) -> None:
         pass  # nothing is carried across frames

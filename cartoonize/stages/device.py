@@ -21,6 +21,7 @@ and the cartoon), passes the stages and comes back once.
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import threading
@@ -31,7 +32,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from cartoonize.stages.bars import _leading_black
+from cartoonize.stages.bars import extent_from, paste_bars
 from cartoonize.stages.clock import FrameClock, kept
 from cartoonize.stages.exposure import (
     _CB,
@@ -62,7 +63,9 @@ def flow_pool() -> ThreadPoolExecutor:
         return _pool
 
 
+@functools.lru_cache(maxsize=8)
 def _weights(device: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """BT.601 luma and chroma weights on `device`, uploaded once (not three copies every frame)."""
     return tuple(torch.from_numpy(w).to(device) for w in (_Y, _CB, _CR))  # type: ignore[return-value]
 
 
@@ -236,22 +239,11 @@ class DeviceBars:
 
     def __call__(self, src: torch.Tensor, car: torch.Tensor) -> torch.Tensor:
         wy = _weights(src.device)[0]
-        h, w = src.shape[:2]
         rows = (src.mean(1) @ wy).cpu().numpy()
-        top = _leading_black(rows)
-        if top == h:
-            return src.clone()  # black throughout: the frame is the source's
-        bottom = _leading_black(rows[::-1])
-        cols = (src[top : h - bottom].mean(0) @ wy).cpu().numpy()
-        left, right = _leading_black(cols), _leading_black(cols[::-1])
-        if not (top or bottom or left or right):
+        extent = extent_from(rows, lambda top, end: (src[top:end].mean(0) @ wy).cpu().numpy())
+        if not any(extent):
             return car
-        out = car.clone()
-        out[:top] = src[:top]
-        out[h - bottom :] = src[h - bottom :]
-        out[:, :left] = src[:, :left]
-        out[:, w - right :] = src[:, w - right :]
-        return out
+        return paste_bars(car.clone(), src, extent)
 
 
 class DeviceStages:
