@@ -164,6 +164,13 @@ def _reflect_index(n: int, size: int) -> list[int]:
     return out
 
 
+def _select(frames: Any, rows: Any, cols: Any) -> Any:
+    """(N, H, W, C) frames with these rows and columns (index tensors; None keeps them all)."""
+    if rows is not None:
+        frames = frames.index_select(1, rows)
+    return frames if cols is None else frames.index_select(2, cols)
+
+
 class YuvFrames:
     """The GPU frame path of a TensorRunner: the decoder's 4:2:0 planes in, 4:2:0 planes for the
     encoder out; YUV -> RGB, rotation, the pad to a multiple of 4, the network, the crop, the pad
@@ -174,6 +181,26 @@ class YuvFrames:
         self.runner = runner
         self.source, self.target = source, target  # cartoonize.media.yuv.YuvSpec of the decoder / encoder
         self.k = rotation // 90 % 4
+        self._indexes: dict[tuple[int, int], tuple[Any, ...]] = {}  # (H, W) -> index tensors, or None
+
+    def _index_tensors(self, h: int, w: int, device: Any) -> tuple[Any, ...]:
+        """Row and column indexes for an upright (h, w) frame: the reflect-pad up to the network's
+        multiple, then the crop back with the last row/column repeated to even sides; None where an
+        index is the identity (no copy). Made on the device once per size: a `torch.tensor(list,
+        device="cuda")` each batch is a blocking copy from pageable memory on the work stream, which
+        waits for the batch already in flight and so ends the overlap."""
+        if (h, w) not in self._indexes:
+            import torch
+
+            ph, pw = -(-h // SIZE_MULTIPLE) * SIZE_MULTIPLE, -(-w // SIZE_MULTIPLE) * SIZE_MULTIPLE
+            lists = (_reflect_index(h, ph), _reflect_index(w, pw),
+                     [min(i, h - 1) for i in range(h + h % 2)], [min(i, w - 1) for i in range(w + w % 2)])  # fmt: skip
+            sizes = (h, w, ph, pw)  # the side each index selects from
+            self._indexes[(h, w)] = tuple(
+                None if index == list(range(n)) else torch.tensor(index, device=device)
+                for index, n in zip(lists, sizes, strict=True)
+            )
+        return self._indexes[(h, w)]
 
     def submit(self, y: np.ndarray, u: np.ndarray, v: np.ndarray) -> Callable[[], tuple[np.ndarray, ...]]:
         """Batched planes (N, H, W), (N, ceil(H/2), ceil(W/2)) -> a callable giving the output planes."""
@@ -194,16 +221,10 @@ class YuvFrames:
             if self.k:
                 rgb = torch.rot90(rgb, self.k, dims=(1, 2))
             n, h, w, _ = rgb.shape
-            ph, pw = -(-h // SIZE_MULTIPLE) * SIZE_MULTIPLE, -(-w // SIZE_MULTIPLE) * SIZE_MULTIPLE
-            if (ph, pw) != (h, w):
-                rows = torch.tensor(_reflect_index(h, ph), device=rgb.device)
-                cols = torch.tensor(_reflect_index(w, pw), device=rgb.device)
-                rgb = rgb.index_select(1, rows).index_select(2, cols)
-            cartoon = runner.infer_tensor(rgb.contiguous())
+            pad_rows, pad_cols, even_rows, even_cols = self._index_tensors(h, w, rgb.device)
+            cartoon = runner.infer_tensor(_select(rgb, pad_rows, pad_cols).contiguous())
             # back to (h, w), then the last row/column repeated to even sides, as 4:2:0 encoders want
-            rows = torch.tensor([min(i, h - 1) for i in range(h + h % 2)], device=rgb.device)
-            cols = torch.tensor([min(i, w - 1) for i in range(w + w % 2)], device=rgb.device)
-            out = rgb_to_yuv420(cartoon.index_select(1, rows).index_select(2, cols), self.target)
+            out = rgb_to_yuv420(_select(cartoon, even_rows, even_cols), self.target)
             if not cuda:
                 result = tuple(p.numpy() for p in out)
                 return lambda: result
