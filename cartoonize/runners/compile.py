@@ -230,13 +230,15 @@ class CompileRunner(TensorRunner):
         shape = (int(frames.shape[0]), int(frames.shape[1]), int(frames.shape[2]))
         frames = standard_strides(frames)
         use_compiled = self._prepare(shape)
+        # no `inductor_caches()` here: the caches are read while compiling (`_prepare`), and
+        # setting environment variables every frame, while FFmpeg's threads run, costs the engine
+        # thread time and is not thread-safe (setenv against another thread's getenv)
         with torch.inference_mode():
             if use_compiled:
-                with inductor_caches():
-                    if self.mode == "reduce-overhead":  # CUDA graphs: the output buffer is reused
-                        torch.compiler.cudagraph_mark_step_begin()
-                        return self.compiled(frames).clone()
-                    return self.compiled(frames)
+                if self.mode == "reduce-overhead":  # CUDA graphs: the output buffer is reused
+                    torch.compiler.cudagraph_mark_step_begin()
+                    return self.compiled(frames).clone()
+                return self.compiled(frames)
             return self.eager(frames)
 
     def describe(self) -> str:
