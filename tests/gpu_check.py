@@ -19,6 +19,8 @@ for a second call on a machine that is still warm):
    decoder planes to the GPU, converted there; the plane path runs without stages); then `--raw`
    again with the GIL switching every 0.5 ms (`-raw-switch`) and with CUDA graphs
    (`-raw-graphs`, compile mode reduce-overhead): is the engine thread held up by the others?
+   `-raw-profile` and `-profile` trace frames 40-99 with torch.profiler (tests/gpu_profile.py;
+   the traces go to OUT/profile-*), the second also counting synchronising CUDA calls;
 4. `video-720p`, `video-720p-raw`: the same at 720p;
 5. `aoti-matrix`: tests/aoti_matrix.py, which change lets the Hayao fp16 AOTInductor package load;
 6. `bench-720x1280`, `video-720p-raw-yuv`;
@@ -211,6 +213,13 @@ def main(argv: list[str] | None = None) -> int:
         bench("1080x1920", "eager,compile", 150),  # the first compile at 1080p fills the Inductor cache
         video("bbb_1080p.mp4", "1080p"),  # ... which these load warm; the default stages, on the GPU
         video("bbb_1080p.mp4", "1080p", raw=True),  # no stages: decode, engine, encode
+        # where the time goes (tests/gpu_profile.py): a torch.profiler trace of frames 40-99 (GPU
+        # busy share and gaps, CUDA calls by thread, the engine calls' host time), and with the
+        # stages on, each synchronising CUDA call counted by thread and place
+        video("bbb_1080p.mp4", "1080p", raw=True, extra=("--profile", str(out / "profile-1080p-raw")),
+              suffix="-profile"),
+        video("bbb_1080p.mp4", "1080p", extra=("--profile", str(out / "profile-1080p"), "--sync-debug"),
+              suffix="-profile"),
         video("bbb_1080p.mp4", "1080p", yuv=True, raw=True),  # the GPU frame path: planes in and out
         # is the engine thread held up by the others? (2026-12-04: 20 ms a frame in engine calls
         # for 11.4 ms of GPU work): the GIL switching 10x as often, and CUDA graphs (one launch)
@@ -315,6 +324,12 @@ def print_table(results: dict[str, Any]) -> None:
                     "      seconds blocked on a queue: "
                     + ", ".join(f"{k} {v:.2f}" for k, v in report["waits_s"].items())
                 )
+            if report.get("profile"):
+                from tests.gpu_profile import print_summary
+
+                print_summary(report["profile"])
+            for row in report.get("syncs") or ():
+                print(f"      sync: {row['thread']:<10} {row['where']:<60} {row['per_frame']} a frame")
         elif report:
             print(f"    {json.dumps(report)[:300]}")
         elif r.get("tail") and name != "env":
@@ -330,7 +345,7 @@ def print_table(results: dict[str, Any]) -> None:
     for tag, size in (
         (f"{res}{kind}", "1080x1920" if res == "1080p" else "720x1280")
         for res in ("1080p", "720p")
-        for kind in ("", "-raw", "-raw-yuv", "-raw-switch", "-raw-graphs")
+        for kind in ("", "-raw", "-raw-yuv", "-raw-switch", "-raw-graphs", "-raw-profile", "-profile")
     ):
         video = (results.get(f"video-{tag}") or {}).get("report") or {}
         if video.get("fps"):

@@ -2,11 +2,16 @@
 call the CLI makes, with its report written as JSON.
 
     python -m tests.gpu_video CLIP OUTPUT REPORT.json [--engine compile] [--yuv-frames] [--raw]
+        [--profile DIR] [--sync-debug]
+
+`--profile DIR` traces frames 40-99 with torch.profiler (tests/gpu_profile.py) and adds the
+summary to the report; `--sync-debug` counts the synchronising CUDA calls by thread and place.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 from pathlib import Path
 
@@ -26,6 +31,13 @@ def main(argv: list[str] | None = None) -> int:
     # Python, which the decode and mux threads may hold up (the GIL switches every 5 ms)
     parser.add_argument("--compile-mode", default=None, help="a torch.compile mode for the compile runner")
     parser.add_argument("--switch-interval", type=float, default=None, help="sys.setswitchinterval (s)")
+    parser.add_argument(
+        "--profile", type=Path, default=None, help="trace a window of frames into this folder"
+    )
+    parser.add_argument("--profile-frames", default="40,60", help="frames to skip, then to trace")
+    parser.add_argument("--sync-debug", action="store_true", help="count synchronising CUDA calls")
+    parser.add_argument("--device", default="cuda")
+    parser.add_argument("--model", type=Path, default=None, help="a checkpoint instead of the Hayao style")
     args = parser.parse_args(argv)
     if args.switch_interval:
         import sys
@@ -36,7 +48,8 @@ def main(argv: list[str] | None = None) -> int:
     from cartoonize.pipelines.video import VideoJob, cartoonize_video
     from cartoonize.stages import StageOptions
 
-    request = EngineRequest(engine=args.engine, style="hayao", device="cuda")
+    model = {"model": args.model} if args.model else {"style": "hayao"}
+    request = EngineRequest(engine=args.engine, device=args.device, **model)
     job = VideoJob(args.clip, args.output, overwrite=True, yuv_frames=args.yuv_frames,
                    stages=StageOptions(raw=args.raw))  # fmt: skip
     make_runner = lambda size: runner_for(request, size)  # noqa: E731
@@ -45,15 +58,49 @@ def main(argv: list[str] | None = None) -> int:
         from cartoonize.runners.compile import CompileRunner
         from cartoonize.styles import style_checkpoint
 
-        checkpoint = load_checkpoint(style_checkpoint("hayao"))
-        make_runner = lambda size: CompileRunner(checkpoint, "cuda", "fp16", size, mode=args.compile_mode)  # noqa: E731
-    report = cartoonize_video(job, make_runner)
+        checkpoint = load_checkpoint(args.model or style_checkpoint("hayao"))
+        precision = "fp16" if args.device == "cuda" else "fp32"
+        make_runner = lambda size: CompileRunner(
+            checkpoint, args.device, precision, size, mode=args.compile_mode
+        )  # noqa: E731
+    extra: dict = {}
+    with contextlib.ExitStack() as stack:
+        on_progress = None
+        if args.profile:
+            from tests.gpu_profile import Window, ranges
+
+            skip, active = (int(n) for n in args.profile_frames.split(","))
+            window = stack.enter_context(Window(args.profile, args.device, skip, active))
+            plain = make_runner
+            make_runner = lambda size: ranges(plain(size))  # noqa: E731
+
+            def on_progress(done: int, _total: int | None) -> None:
+                while window.frames_seen < done:
+                    window.step()
+
+        if args.sync_debug:
+            from tests.gpu_profile import SyncCounter
+
+            syncs = stack.enter_context(SyncCounter().watching())
+        report = cartoonize_video(job, make_runner, on_progress)
+    if args.sync_debug:
+        extra["syncs"] = syncs.report(report.frames)
+    if args.profile:
+        from tests.gpu_profile import print_summary, summarize
+
+        traced = min(active, max(0, report.frames - skip))
+        extra["profile"] = (
+            summarize(window.trace, traced, window.thread_names)
+            if window.trace.exists()
+            else {"error": "no trace written"}
+        )
+        print_summary(extra["profile"])
     result = {"frames": report.frames, "size": f"{report.width}x{report.height}", "seconds": round(report.seconds, 2),
               "fps": round(report.fps, 2), "load_s": round(report.load_seconds, 2),
               "fps_running": round(report.running_fps, 2), "engine_share": round(report.engine_share, 3), "engine": report.engine,
               "codec": report.video_codec, "colour": report.colour, "streams": report.streams,
               "frame_path": report.frame_path, "stages": report.stages, "waits_s": report.waits,
-              "engine_s": round(report.engine_seconds, 2), "switch_interval": args.switch_interval}  # fmt: skip
+              "engine_s": round(report.engine_seconds, 2), "switch_interval": args.switch_interval, **extra}  # fmt: skip
     args.report.parent.mkdir(parents=True, exist_ok=True)
     args.report.write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result))
