@@ -21,7 +21,8 @@ for a second call on a machine that is still warm):
    (`-raw-graphs`, compile mode reduce-overhead): is the engine thread held up by the others?
    `-raw-profile` and `-profile` trace frames 40-99 with torch.profiler (tests/gpu_profile.py;
    the traces go to OUT/profile-*), the second also counting synchronising CUDA calls;
-4. `video-720p`, `video-720p-raw`: the same at 720p;
+4. `video-720p`, `video-720p-raw`: the same at 720p; then `video-1080p-raw-cppwrap`, Inductor's
+   C++ wrapper launching the kernels (no Python per kernel);
 5. `aoti-matrix`: tests/aoti_matrix.py, which change lets the Hayao fp16 AOTInductor package load;
 6. `bench-720x1280`, `video-720p-raw-yuv`;
 7. `build-aoti-*` (720p and 1080p, with the first recipe the matrix saw working) beside
@@ -197,12 +198,12 @@ def main(argv: list[str] | None = None) -> int:
         return Step(f"bench-{shape}{tag}", argv, timeout, report)
 
     def video(clip: str, tag: str, yuv: bool = False, raw: bool = False, extra: tuple[str, ...] = (),
-              suffix: str = "") -> Step:  # fmt: skip
+              suffix: str = "", timeout: int = 60) -> Step:  # fmt: skip
         tag += ("-raw" if raw else "") + ("-yuv" if yuv else "") + suffix
         report = work / f"video-{tag}.json"
         argv = [*py, "-m", "tests.gpu_video", str(args.data / clip), str(work / f"bunny_{tag}.mp4"), str(report),
                 *(["--yuv-frames"] if yuv else []), *(["--raw"] if raw else []), *extra]  # fmt: skip
-        return Step(f"video-{tag}", argv, 60, report)
+        return Step(f"video-{tag}", argv, timeout, report)
 
     matrix, modes = work / "matrix", work / "modes"
     # fmt: off
@@ -227,6 +228,9 @@ def main(argv: list[str] | None = None) -> int:
         video("bbb_1080p.mp4", "1080p", raw=True, extra=("--compile-mode", "reduce-overhead"), suffix="-graphs"),
         video("bbb_720p.mp4", "720p"),
         video("bbb_720p.mp4", "720p", raw=True),
+        # the kernels launched by a C++ wrapper instead of Inductor's Python one (a longer first compile)
+        video("bbb_1080p.mp4", "1080p", raw=True, extra=("--inductor", "cpp_wrapper=1"), suffix="-cppwrap",
+              timeout=150),
         Step("aoti-matrix", [*py, "-m", "tests.aoti_matrix", "--checkpoint", str(hayao), "--out", str(matrix),
                              "--only", "default,fp32,width8,weights-beside", "--timeout", "200"], 210,
              matrix / "matrix.json"),
@@ -345,7 +349,16 @@ def print_table(results: dict[str, Any]) -> None:
     for tag, size in (
         (f"{res}{kind}", "1080x1920" if res == "1080p" else "720x1280")
         for res in ("1080p", "720p")
-        for kind in ("", "-raw", "-raw-yuv", "-raw-switch", "-raw-graphs", "-raw-profile", "-profile")
+        for kind in (
+            "",
+            "-raw",
+            "-raw-yuv",
+            "-raw-switch",
+            "-raw-graphs",
+            "-raw-profile",
+            "-profile",
+            "-raw-cppwrap",
+        )
     ):
         video = (results.get(f"video-{tag}") or {}).get("report") or {}
         if video.get("fps"):

@@ -36,9 +36,15 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--profile-frames", default="40,60", help="frames to skip, then to trace")
     parser.add_argument("--sync-debug", action="store_true", help="count synchronising CUDA calls")
+    parser.add_argument("--inductor", action="append", default=[], help="an Inductor config KEY=VALUE")
     parser.add_argument("--device", default="cuda")
     parser.add_argument("--model", type=Path, default=None, help="a checkpoint instead of the Hayao style")
     args = parser.parse_args(argv)
+    for setting in args.inductor:  # e.g. cpp_wrapper=1: a C++ wrapper launches the kernels, not Python
+        key, _, value = setting.partition("=")
+        from torch._inductor import config
+
+        config.__setattr__(key, type(getattr(config, key))(int(value) if value.isdigit() else value))
     if args.switch_interval:
         import sys
 
@@ -100,7 +106,8 @@ def main(argv: list[str] | None = None) -> int:
               "fps_running": round(report.running_fps, 2), "engine_share": round(report.engine_share, 3), "engine": report.engine,
               "codec": report.video_codec, "colour": report.colour, "streams": report.streams,
               "frame_path": report.frame_path, "stages": report.stages, "waits_s": report.waits,
-              "engine_s": round(report.engine_seconds, 2), "switch_interval": args.switch_interval, **extra}  # fmt: skip
+              "engine_s": round(report.engine_seconds, 2), "switch_interval": args.switch_interval,
+              "inductor": args.inductor, **extra}  # fmt: skip
     args.report.parent.mkdir(parents=True, exist_ok=True)
     args.report.write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result))

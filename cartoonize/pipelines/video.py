@@ -516,7 +516,6 @@ def empty_note(stream) -> str:  # noqa: ANN001
 
 def map_other_streams(source, output, container_name: str, notes: dict[int, str]):  # noqa: ANN001
     """Copy or re-encode audio, copy subtitles where the container takes them; note each choice."""
-    import av
 
     copies, reencode = {}, {}
     for stream in source.streams:
@@ -530,13 +529,9 @@ def map_other_streams(source, output, container_name: str, notes: dict[int, str]
             ctx = stream.codec_context
             encoder = output.add_stream(plan, rate=encodable_rate(plan, ctx.sample_rate or 48000))
             encoder.layout = ctx.layout.name if ctx.layout else "stereo"
-            encoder.codec_context.open()
-            fmt = encoder.codec_context.format.name if encoder.codec_context.format else None
-            size = encoder.codec_context.frame_size or None
-            resampler = av.AudioResampler(
-                format=fmt, layout=encoder.layout, rate=encoder.rate, frame_size=size
-            )
-            reencode[stream] = (encoder, resampler, plan)
+            # PyAV's audio encoder converts what it is given to its own sample format, layout,
+            # rate and frame size (its own AudioResampler), flushing that too at the end
+            reencode[stream] = encoder
             copies[stream] = encoder
             notes[stream.index] = (
                 f"audio #{stream.index} {name}: re-encoded to {plan} ({container_name} cannot store {name})"
@@ -557,19 +552,16 @@ def map_other_streams(source, output, container_name: str, notes: dict[int, str]
 def carry_packet(packet, output, copies: dict, reencode: dict) -> None:  # noqa: ANN001
     """Write one audio or subtitle packet of the source: as it is, or re-encoded."""
     if packet.stream in reencode:
-        encoder, resampler, _ = reencode[packet.stream]
+        encoder = reencode[packet.stream]
         for decoded in packet.decode():
-            for chunk in resampler.resample(decoded):
-                output.mux(encoder.encode(chunk))
+            output.mux(encoder.encode(decoded))
     else:
         packet.stream = copies[packet.stream]
         output.mux(packet)
 
 
 def flush_reencoded(output, reencode: dict) -> None:  # noqa: ANN001
-    for encoder, resampler, _ in reencode.values():
-        for chunk in resampler.resample(None):
-            output.mux(encoder.encode(chunk))
+    for encoder in reencode.values():
         output.mux(encoder.encode(None))
 
 
