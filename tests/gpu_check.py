@@ -21,8 +21,9 @@ for a second call on a machine that is still warm):
    (`-raw-graphs`, compile mode reduce-overhead): is the engine thread held up by the others?
    `-raw-profile` and `-profile` trace frames 40-99 with torch.profiler (tests/gpu_profile.py;
    the traces go to OUT/profile-*), the second also counting synchronising CUDA calls;
-4. `video-720p`, `video-720p-raw`, `video-720p-profile`: the same at 720p; then `video-1080p-raw-cppwrap`, Inductor's
-   C++ wrapper launching the kernels (no Python per kernel);
+4. `video-720p`, `video-720p-raw`: the same at 720p; `video-720p-roundtrip`, the stages' frames
+   sent to the host and back (the default keeps them on the GPU); `video-720p-profile`; then
+   `video-1080p-raw-cppwrap`, Inductor's C++ wrapper launching the kernels (no Python per kernel);
 5. `aoti-matrix`: tests/aoti_matrix.py, which change lets the Hayao fp16 AOTInductor package load;
 6. `bench-720x1280`, `video-720p-raw-yuv`;
 7. `build-aoti-*` (720p and 1080p, with the first recipe the matrix saw working) beside
@@ -228,6 +229,9 @@ def main(argv: list[str] | None = None) -> int:
         video("bbb_1080p.mp4", "1080p", raw=True, extra=("--compile-mode", "reduce-overhead"), suffix="-graphs"),
         video("bbb_720p.mp4", "720p"),
         video("bbb_720p.mp4", "720p", raw=True),
+        # the default keeps the engine's frames on the GPU for the stages (runners.base.DeviceFrame);
+        # this sends them to the host and back, as before 2026-12-05: what the handoff saves
+        video("bbb_720p.mp4", "720p", extra=("--round-trip",), suffix="-roundtrip"),
         # at 720p the stages cost most (62 fps raw, 38 with them, 2026-12-04): where, with the syncs
         video("bbb_720p.mp4", "720p", extra=("--profile", str(out / "profile-720p"), "--sync-debug"),
               suffix="-profile"),

@@ -1,7 +1,7 @@
 """`cartoonize video` end to end with the compile runner, as the GPU check runs it: the library
 call the CLI makes, with its report written as JSON.
 
-    python -m tests.gpu_video CLIP OUTPUT REPORT.json [--engine compile] [--yuv-frames] [--raw]
+    python -m tests.gpu_video CLIP OUTPUT REPORT.json [--engine compile] [--yuv-frames] [--raw] [--round-trip]
         [--profile DIR] [--sync-debug]
 
 `--profile DIR` traces frames 40-99 with torch.profiler (tests/gpu_profile.py) and adds the
@@ -26,6 +26,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--engine", default="compile")
     parser.add_argument("--yuv-frames", action="store_true", help="the GPU frame path (planes to the runner)")
     parser.add_argument("--raw", action="store_true", help="no frame stages (the network's output as is)")
+    parser.add_argument("--round-trip", action="store_true",
+                        help="the engine's frames go back to the host before the GPU stages (not kept on the device)")  # fmt: skip
     # what the next GPU run compares: the engine thread spent ~20 ms a 1080p frame in engine calls
     # for 11.4 ms of GPU work (2026-12-04); Inductor's default mode launches each kernel from
     # Python, which the decode and mux threads may hold up (the GIL switches every 5 ms)
@@ -57,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     model = {"model": args.model} if args.model else {"style": "hayao"}
     request = EngineRequest(engine=args.engine, device=args.device, **model)
     job = VideoJob(args.clip, args.output, overwrite=True, yuv_frames=args.yuv_frames,
-                   stages=StageOptions(raw=args.raw))  # fmt: skip
+                   keep_on_device=not args.round_trip, stages=StageOptions(raw=args.raw))  # fmt: skip
     make_runner = lambda size: runner_for(request, size)  # noqa: E731
     if args.compile_mode:
         from cartoonize.model import load_checkpoint
@@ -66,9 +68,10 @@ def main(argv: list[str] | None = None) -> int:
 
         checkpoint = load_checkpoint(args.model or style_checkpoint("hayao"))
         precision = "fp16" if args.device == "cuda" else "fp32"
-        make_runner = lambda size: CompileRunner(
-            checkpoint, args.device, precision, size, mode=args.compile_mode
-        )  # noqa: E731
+
+        def make_runner(size: tuple[int, int]) -> CompileRunner:
+            return CompileRunner(checkpoint, args.device, precision, size, mode=args.compile_mode)
+
     extra: dict = {}
     with contextlib.ExitStack() as stack:
         on_progress = None

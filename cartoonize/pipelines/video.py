@@ -72,6 +72,10 @@ class VideoJob:
     # itself (on its own CUDA stream); only where nothing else needs RGB on the host (no frame
     # stages, no --max-side scaling, a yuv420p output). Off: FFmpeg converts on the CPU.
     yuv_frames: bool = False
+    # with the frame stages on the runner's GPU (stages.device), the frames the network saw and its
+    # cartoons stay there for them (runners.base.DeviceFrame): no download and upload in between.
+    # Off only to measure what that saves.
+    keep_on_device: bool = True
 
 
 @dataclass(frozen=True)
@@ -109,7 +113,9 @@ class VideoReport:
     stages: str  # the frame stages that ran, or "none"
     streams: list[str]  # one note per non-video stream: copied, re-encoded or dropped
     colour: str = ""  # the matrix and range the video was decoded and encoded with (and tagged)
-    frame_path: str = "rgb"  # rgb: FFmpeg converts on the CPU; yuv: the runner converts the planes
+    # rgb: FFmpeg converts on the CPU; device: so, and the engine's frames stay on its GPU for the
+    # stages there; yuv: the runner converts the planes
+    frame_path: str = "rgb"
     load_seconds: float = 0.0  # of `seconds`: loading the engine (a compile, a warm cache's reload)
     # seconds each thread (decode, engine, stages, mux) spent blocked on a queue: the one that
     # hardly waits is the bottleneck
@@ -283,6 +289,7 @@ def cartoonize_video(
     chain = make_chain(replace(job.stages, device=getattr(runner, "device", "cpu")))  # where the runner runs
     window = job.window
     planes = None if window else _plane_path(job, info, runner, chain)
+    on_device = planes is None and _keeps_on_device(job, runner, chain)
     if planes is not None:
         from cartoonize.media.yuv import frame_from_planes, frame_planes
     expected = info.frames_estimate
@@ -426,13 +433,16 @@ def cartoonize_video(
                         if batch:
                             t0 = time.perf_counter()
                             if planes is not None:
-                                stacked = [np.stack([f[i] for _, f, _ in batch]) for i in range(3)]
-                                started_now = (batch, planes.submit(*stacked))
+                                ys, us, vs = (np.stack([f[i] for _, f, _ in batch]) for i in range(3))
+                                started_now = (batch, planes.submit(ys, us, vs))
                             else:
                                 # one frame: a view, not a copy (np.stack copies, ~1 ms a 1080p frame)
                                 smalls = [small for _, _, small in batch]
                                 stacked = smalls[0][None] if len(smalls) == 1 else np.stack(smalls)
-                                started_now = (batch, runner.submit(stacked))
+                                submit: Callable[[np.ndarray], Callable[[], Any]] = (
+                                    runner.submit_on_device if on_device else runner.submit  # type: ignore[attr-defined]
+                                )
+                                started_now = (batch, submit(stacked))
                             engine_seconds += time.perf_counter() - t0
                         if in_flight is not None:
                             collect(*in_flight)
@@ -466,7 +476,7 @@ def cartoonize_video(
         frames=done, width=out_w, height=out_h, seconds=time.perf_counter() - started,
         engine_seconds=engine_seconds, engine=runner.describe(), video_codec=vout.codec_context.name,
         stages=chain.describe(),
-        streams=list(notes.values()), colour=colour.describe(), frame_path="rgb" if planes is None else "yuv",
+        streams=list(notes.values()), colour=colour.describe(), frame_path="yuv" if planes is not None else "device" if on_device else "rgb",
         load_seconds=load_seconds, waits={("engine" if k == engine_thread else k): round(v, 3) for k, v in waits.items()},
     )  # fmt: skip
 
@@ -497,6 +507,20 @@ def _plane_path(job: VideoJob, info: VideoProbe, runner: Runner, chain: Any) -> 
     full = info.colour.range == FULL
     source = YuvSpec(info.colour.matrix, full, PLANE_FORMATS[fmt])
     return YuvFrames(runner, source, YuvSpec(info.colour.matrix, full, 8), info.rotation)
+
+
+def _keeps_on_device(job: VideoJob, runner: Runner, chain: StageChain) -> bool:
+    """Whether the engine's frames and cartoons go to the stages as `DeviceFrame`s, left on the
+    runner's GPU: a TensorRunner whose frame stages run on its device and take them, at the
+    network's full size (an `--infer-side` cartoon is upsampled on the CPU first)."""
+    from cartoonize.runners.base import TensorRunner
+
+    return (
+        job.keep_on_device
+        and not job.stages.infer_side
+        and isinstance(runner, TensorRunner)
+        and chain.takes_device_frames(runner.device)
+    )
 
 
 def _next_batch(frames_q: _Pipe, size: int) -> tuple[list, bool]:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, Self
 
 import numpy as np
@@ -109,6 +110,31 @@ class Runner(ABC):
         pass
 
 
+@dataclass(frozen=True)
+class DeviceFrame:
+    """One frame left where a TensorRunner ran it: the frame the network saw and its cartoon, uint8
+    (H, W, 3) tensors on the runner's device. `ready` is the CUDA event after which both hold their
+    values (None on the CPU, where they do at once)."""
+
+    source: Any
+    cartoon: Any
+    ready: Any = None
+
+    def take(self) -> tuple[Any, Any]:
+        """The two tensors, for work queued on the current stream: the stream waits for `ready` (on
+        the device, the host does not), and their memory is kept from reuse until that stream's
+        work on them ends (the caching allocator knows only the runner's stream otherwise)."""
+        if self.ready is None:
+            return self.source, self.cartoon
+        import torch
+
+        stream = torch.cuda.current_stream(self.source.device)
+        stream.wait_event(self.ready)
+        for tensor in (self.source, self.cartoon):
+            tensor.record_stream(stream)
+        return self.source, self.cartoon
+
+
 class TensorRunner(Runner):
     """A runner whose work happens on torch tensors (`infer_tensor`: uint8 (N, H, W, 3) on its
     device in, the same out); numpy frames travel through pinned memory to the device and back."""
@@ -153,6 +179,30 @@ class TensorRunner(Runner):
             return host.numpy().copy()  # into pageable memory: the pinned buffer goes back to the cache
 
         return result
+
+    def submit_on_device(self, frames: np.ndarray) -> Callable[[], list[DeviceFrame]]:
+        """`submit`, with each frame and its cartoon left on this runner's device (`DeviceFrame`s)
+        for a frame stage that runs there (`stages.device`): no download and upload between the
+        network and the stages. Nothing waits for the GPU here; the stage's stream waits on the
+        batch's event."""
+        import torch
+
+        if frames.dtype != np.uint8 or frames.ndim != 4 or frames.shape[-1] != 3:
+            raise ValueError(f"frames must be uint8 (N, H, W, 3), got {frames.dtype} {frames.shape}")
+        n, h, w, _ = frames.shape
+        size = fitted_size((h, w), self.size_multiple, self.fixed_size, self.describe())
+        x = torch.from_numpy(np.ascontiguousarray(pad_to(frames, size)))
+        ready = None
+        if self.device == "cpu":
+            y = self.infer_tensor(x)
+        else:
+            with torch.cuda.stream(self.work_stream()):
+                x = x.pin_memory().to(self.device, non_blocking=True)
+                y = self.infer_tensor(x)
+                ready = torch.cuda.Event()
+                ready.record()
+        out = [DeviceFrame(x[i, :h, :w], y[i, :h, :w], ready) for i in range(n)]
+        return lambda: out
 
 
 def _reflect_index(n: int, size: int) -> list[int]:

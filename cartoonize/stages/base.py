@@ -62,6 +62,16 @@ class StageChain:
             if early is not None:
                 early(source)
 
+    def takes_device_frames(self, device: str) -> bool:
+        """Whether the engine's output may reach this chain as `runners.base.DeviceFrame`s on
+        `device`, left where the runner ran it: the chain's only stage runs on that device and
+        takes them (`stages.device.DeviceStages` on the runner's GPU)."""
+        if len(self.stages) != 1 or not getattr(self.stages[0], "takes_device_frames", False):
+            return False
+        import torch
+
+        return getattr(self.stages[0], "device", None) == torch.device(device)
+
     def reset(self) -> None:
         for stage in self.stages:
             stage.reset()
@@ -106,7 +116,8 @@ def build_stages(options: StageOptions) -> StageChain:
     ):
         from cartoonize.stages.device import DeviceStages
 
-        # the same stages, in the same order, on the runner's GPU (one upload and download a frame)
+        # the same stages, in the same order, on the runner's GPU, where the engine leaves its
+        # frames (runners.base.DeviceFrame): one download a frame
         stages.append(DeviceStages(options.device, options.stabilize, options.exposure, options.bars))
         return StageChain(stages)
     if options.temporal and options.stabilize:

@@ -3,8 +3,10 @@
 The numpy stages (`stages.stabilize`, `stages.exposure`, `stages.bars`) take about 110 ms per 720p
 frame on one CPU core. On an H200 the compiled network takes 5 ms per 720p frame, and with those
 stages `cartoonize video` ran at 6.6 fps (measured). So where the runner is on a GPU, the same
-arithmetic runs here as tensor operations on that device: each frame is uploaded once (the source
-and the cartoon), passes the stages and comes back once.
+arithmetic runs here as tensor operations on that device: each frame passes the stages and comes
+back once. From a TensorRunner the frame and its cartoon arrive still on the device
+(`runners.base.DeviceFrame`: the stage's stream waits on the batch's CUDA event, nothing is copied);
+numpy frames (other runners, `--infer-side`) are uploaded here.
 
 - Same constants, same formulas. The shared constants and scalar rules are imported from the numpy
   modules, whose docstrings say why each is what it is. `tests/stages/test_device.py` runs these
@@ -32,6 +34,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from cartoonize.runners.base import DeviceFrame
 from cartoonize.stages.bars import extent_from, paste_bars
 from cartoonize.stages.clock import FrameClock, kept
 from cartoonize.stages.exposure import (
@@ -264,10 +267,20 @@ class DeviceStages:
         if self.stabilize is not None:
             self.stabilize.ahead(source)
 
-    def __call__(self, source: np.ndarray, cartoon: np.ndarray, at: float | None = None) -> np.ndarray:
+    takes_device_frames = True  # the engine's output may come as a DeviceFrame (runners.base)
+
+    def __call__(
+        self, source: np.ndarray, cartoon: np.ndarray | DeviceFrame, at: float | None = None
+    ) -> np.ndarray:
+        """`cartoon` as a numpy frame (uploaded here, with the source), or as the runner's
+        `DeviceFrame`: the frame the network saw and its cartoon, already on this device."""
         with torch.inference_mode():
-            src = torch.from_numpy(np.ascontiguousarray(source)).to(self.device).float()
-            car = torch.from_numpy(np.ascontiguousarray(cartoon)).to(self.device).float()
+            if isinstance(cartoon, DeviceFrame):
+                src_u8, car_u8 = cartoon.take()
+                src, car = src_u8.float(), car_u8.float()
+            else:
+                src = torch.from_numpy(np.ascontiguousarray(source)).to(self.device).float()
+                car = torch.from_numpy(np.ascontiguousarray(cartoon)).to(self.device).float()
             self.scene_cut = False
             if self.stabilize is not None:
                 car = self.stabilize(source, src, car, at)

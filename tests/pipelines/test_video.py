@@ -950,6 +950,69 @@ def test_decoded_frames_reach_the_stages_ahead_and_the_device_stages_use_them(
     assert diff.mean() < 0.5 and diff.max() <= 6, [round(float(d.mean()), 2) for d in diff]
 
 
+@pytest.mark.parametrize(
+    ("width", "height", "batch", "device"),
+    [(96, 64, 1, "cpu"), (94, 62, 2, "cpu"), pytest.param(94, 62, 2, "cuda", marks=pytest.mark.gpu)],
+)
+def test_frames_kept_on_the_device_give_what_the_round_trip_gives(
+    tiny_checkpoint: Path, tmp_path: Path, width: int, height: int, batch: int, device: str
+) -> None:
+    """With the device stages on the runner's device, the engine's frames and cartoons reach them
+    as `DeviceFrame`s (on a GPU: no download and upload between the network and the stages). The
+    video is the one the round trip through numpy gives (bit for bit on the CPU; on CUDA within a
+    level, where kernels may differ by a rounding): sides padded for the network and cropped back
+    (94x62), and batches of two with a short last one (15 frames)."""
+    from cartoonize.media.files import EncoderSettings
+    from cartoonize.stages.base import StageChain
+    from cartoonize.stages.device import DeviceStages
+
+    src = make_video(tmp_path / "in.mp4", width=width, height=height, frames=15, audio=None)
+    request = EngineRequest(engine="torch", model=tiny_checkpoint, device=device)
+    reports, frames = {}, {}
+    for keep in (True, False):
+        out = tmp_path / f"keep_{keep}.mp4"
+        job = VideoJob(src, out, batch=batch, encoder=EncoderSettings(crf=0), keep_on_device=keep)
+        reports[keep] = cartoonize_video(job, lambda s: runner_for(request, s),
+                                         make_chain=lambda _o: StageChain([DeviceStages(device)]))  # fmt: skip
+        frames[keep] = np.stack(read_video(out)[1]).astype(np.int16)
+    assert (reports[True].frame_path, reports[False].frame_path) == ("device", "rgb")
+    assert reports[True].frames == 15 and frames[True].shape == (15, height, width, 3)
+    assert np.abs(frames[True] - frames[False]).max() <= (0 if device == "cpu" else 1)
+    raw = tmp_path / "raw.mp4"
+    run(src, raw, tiny_checkpoint, batch=batch, encoder=EncoderSettings(crf=0), stages=StageOptions(raw=True))
+    assert np.abs(frames[True] - np.stack(read_video(raw)[1])).mean() > 1  # the stages did run
+
+
+def test_keeping_frames_on_the_device_needs_a_stage_there_that_takes_them() -> None:
+    from cartoonize.pipelines.video import _keeps_on_device
+    from cartoonize.runners.base import Runner
+    from cartoonize.runners.torch import TorchRunner
+    from cartoonize.stages.base import StageChain
+    from cartoonize.stages.device import DeviceStages
+    from cartoonize.stages.exposure import Exposure
+    from cartoonize.stages.upsample import GuidedUpsample
+
+    class Plain(Runner):  # not a TensorRunner: its frames come back as numpy
+        def load(self) -> None: ...
+
+        def infer(self, frames: np.ndarray) -> np.ndarray:
+            return frames
+
+    torch_cpu = TorchRunner.__new__(TorchRunner)
+    torch_cpu.device = "cpu"
+    job = VideoJob(Path("in.mp4"), Path("out.mp4"))
+    on_device = StageChain([DeviceStages("cpu")])
+    assert _keeps_on_device(job, torch_cpu, on_device)
+    assert not _keeps_on_device(replace(job, keep_on_device=False), torch_cpu, on_device)
+    assert not _keeps_on_device(job, Plain(), on_device)
+    assert not _keeps_on_device(job, torch_cpu, StageChain([Exposure()]))
+    assert not _keeps_on_device(job, torch_cpu, StageChain([GuidedUpsample(), DeviceStages("cpu")]))
+    infer_side = replace(job, stages=StageOptions(infer_side=256))
+    assert not _keeps_on_device(infer_side, torch_cpu, on_device)
+    torch_cpu.device = "cuda"  # the stages must be on the runner's device
+    assert not _keeps_on_device(job, torch_cpu, on_device)
+
+
 def test_the_report_says_how_long_each_thread_waited(small_video: Path, tmp_path: Path) -> None:
     """`VideoReport.waits`: seconds each thread spent blocked on a queue. With an engine slower
     than decoding and encoding, the engine hardly waits and the encoder waits for it."""
