@@ -22,8 +22,8 @@ for a second call on a machine that is still warm):
    `-raw-profile` and `-profile` trace frames 40-99 with torch.profiler (tests/gpu_profile.py;
    the traces go to OUT/profile-*), the second also counting synchronising CUDA calls;
 4. `video-720p`, `video-720p-raw`: the same at 720p; `video-720p-roundtrip`, the stages' frames
-   sent to the host and back (the default keeps them on the GPU); `video-720p-profile`; then
-   `video-1080p-raw-cppwrap`, Inductor's C++ wrapper launching the kernels (no Python per kernel);
+   sent to the host and back (the default keeps them on the GPU); `video-720p-profile`;
+   `video-720p-raw-b4`, four frames an engine call; then `video-1080p-raw-cppwrap`, Inductor's C++ wrapper launching the kernels (no Python per kernel);
 5. `aoti-matrix`: tests/aoti_matrix.py, which change lets the Hayao fp16 AOTInductor package load;
 6. `bench-720x1280`, `video-720p-raw-yuv`;
 7. `build-aoti-*` (720p and 1080p, with the first recipe the matrix saw working) beside
@@ -235,6 +235,9 @@ def main(argv: list[str] | None = None) -> int:
         # at 720p the stages cost most (62 fps raw, 38 with them, 2026-12-04): where, with the syncs
         video("bbb_720p.mp4", "720p", extra=("--profile", str(out / "profile-720p"), "--sync-debug"),
               suffix="-profile"),
+        # four frames an engine call: a quarter of the launches and host calls a frame (one more
+        # compile, at batch 4); if it is much faster end to end, `video` should batch on CUDA
+        video("bbb_720p.mp4", "720p", raw=True, extra=("--batch", "4"), suffix="-b4", timeout=90),
         # the kernels launched by a C++ wrapper instead of Inductor's Python one (a longer first compile)
         video("bbb_1080p.mp4", "1080p", raw=True, extra=("--inductor", "cpp_wrapper=1"), suffix="-cppwrap",
               timeout=150),

@@ -1,7 +1,7 @@
 """`cartoonize video` end to end with the compile runner, as the GPU check runs it: the library
 call the CLI makes, with its report written as JSON.
 
-    python -m tests.gpu_video CLIP OUTPUT REPORT.json [--engine compile] [--yuv-frames] [--raw] [--round-trip]
+    python -m tests.gpu_video CLIP OUTPUT REPORT.json [--engine compile] [--yuv-frames] [--raw] [--round-trip] [--batch N]
         [--profile DIR] [--sync-debug]
 
 `--profile DIR` traces frames 40-99 with torch.profiler (tests/gpu_profile.py) and adds the
@@ -26,6 +26,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--engine", default="compile")
     parser.add_argument("--yuv-frames", action="store_true", help="the GPU frame path (planes to the runner)")
     parser.add_argument("--raw", action="store_true", help="no frame stages (the network's output as is)")
+    parser.add_argument("--batch", type=int, default=1, help="frames per engine call")
     parser.add_argument("--round-trip", action="store_true",
                         help="the engine's frames go back to the host before the GPU stages (not kept on the device)")  # fmt: skip
     # what the next GPU run compares: the engine thread spent ~20 ms a 1080p frame in engine calls
@@ -58,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
 
     model = {"model": args.model} if args.model else {"style": "hayao"}
     request = EngineRequest(engine=args.engine, device=args.device, **model)
-    job = VideoJob(args.clip, args.output, overwrite=True, yuv_frames=args.yuv_frames,
+    job = VideoJob(args.clip, args.output, batch=args.batch, overwrite=True, yuv_frames=args.yuv_frames,
                    keep_on_device=not args.round_trip, stages=StageOptions(raw=args.raw))  # fmt: skip
     make_runner = lambda size: runner_for(request, size)  # noqa: E731
     if args.compile_mode:
