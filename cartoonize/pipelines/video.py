@@ -290,6 +290,10 @@ def cartoonize_video(
     window = job.window
     planes = None if window else _plane_path(job, info, runner, chain)
     on_device = planes is None and _keeps_on_device(job, runner, chain)
+    # a batch's cartoons as numpy frames, or left on the runner's device for the stages there
+    submit: Callable[[np.ndarray], Callable[[], Any]] = (
+        runner.submit_on_device if on_device else runner.submit  # type: ignore[attr-defined]
+    )
     if planes is not None:
         from cartoonize.media.yuv import frame_from_planes, frame_planes
     expected = info.frames_estimate
@@ -439,9 +443,6 @@ def cartoonize_video(
                                 # one frame: a view, not a copy (np.stack copies, ~1 ms a 1080p frame)
                                 smalls = [small for _, _, small in batch]
                                 stacked = smalls[0][None] if len(smalls) == 1 else np.stack(smalls)
-                                submit: Callable[[np.ndarray], Callable[[], Any]] = (
-                                    runner.submit_on_device if on_device else runner.submit  # type: ignore[attr-defined]
-                                )
                                 started_now = (batch, submit(stacked))
                             engine_seconds += time.perf_counter() - t0
                         if in_flight is not None:

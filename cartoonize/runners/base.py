@@ -79,17 +79,23 @@ class Runner(ABC):
 
     def submit(self, frames: np.ndarray) -> Callable[[], np.ndarray]:
         """Start cartoonizing a batch; the returned callable waits for and returns the cartoons."""
-        if frames.dtype != np.uint8 or frames.ndim != 4 or frames.shape[-1] != 3:
-            raise ValueError(f"frames must be uint8 (N, H, W, 3), got {frames.dtype} {frames.shape}")
-        _, h, w, _ = frames.shape
-        size = fitted_size((h, w), self.size_multiple, self.fixed_size, self.describe())
-        result = self.start(np.ascontiguousarray(pad_to(frames, size)))
+        padded, h, w = self.fitted_batch(frames)
+        result = self.start(padded)
 
         def cropped() -> np.ndarray:
             out = result()
             return out[:, :h, :w] if out.shape[1:3] != (h, w) else out
 
         return cropped
+
+    def fitted_batch(self, frames: np.ndarray) -> tuple[np.ndarray, int, int]:
+        """A batch checked and padded to a size this model takes, with the frames' own height and
+        width (to crop the cartoons back to)."""
+        if frames.dtype != np.uint8 or frames.ndim != 4 or frames.shape[-1] != 3:
+            raise ValueError(f"frames must be uint8 (N, H, W, 3), got {frames.dtype} {frames.shape}")
+        _, h, w, _ = frames.shape
+        size = fitted_size((h, w), self.size_multiple, self.fixed_size, self.describe())
+        return np.ascontiguousarray(pad_to(frames, size)), h, w
 
     def start(self, frames: np.ndarray) -> Callable[[], np.ndarray]:
         """`infer`, started: by default at once (a runner that can queue work overrides this)."""
@@ -187,11 +193,8 @@ class TensorRunner(Runner):
         batch's event."""
         import torch
 
-        if frames.dtype != np.uint8 or frames.ndim != 4 or frames.shape[-1] != 3:
-            raise ValueError(f"frames must be uint8 (N, H, W, 3), got {frames.dtype} {frames.shape}")
-        n, h, w, _ = frames.shape
-        size = fitted_size((h, w), self.size_multiple, self.fixed_size, self.describe())
-        x = torch.from_numpy(np.ascontiguousarray(pad_to(frames, size)))
+        padded, h, w = self.fitted_batch(frames)
+        x = torch.from_numpy(padded)
         ready = None
         if self.device == "cpu":
             y = self.infer_tensor(x)
@@ -201,7 +204,7 @@ class TensorRunner(Runner):
                 y = self.infer_tensor(x)
                 ready = torch.cuda.Event()
                 ready.record()
-        out = [DeviceFrame(x[i, :h, :w], y[i, :h, :w], ready) for i in range(n)]
+        out = [DeviceFrame(x[i, :h, :w], y[i, :h, :w], ready) for i in range(len(padded))]
         return lambda: out
 
 
