@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -167,13 +168,26 @@ def test_cli_window_under_xvfb_and_ctrl_c(xvfb: str, tmp_path: Path, tiny_checkp
     assert "interrupted (Ctrl-C)" in text and "Traceback" not in text
 
 
+def first_frame(url: str, patience: float = 90.0) -> bytes:
+    """GET /frame.jpg as a viewer that refreshes would: the server answers 503 ("no frame yet")
+    when none came within its 10 s wait, as on a loaded 2-core machine while the child still loads
+    the model; ask again until `patience` runs out."""
+    deadline = time.monotonic() + patience
+    while True:
+        try:
+            return urllib.request.urlopen(url, timeout=20).read()
+        except urllib.error.HTTPError as exc:
+            if exc.code != 503 or time.monotonic() > deadline:
+                raise
+
+
 def test_serve_page_stream_and_frame(tmp_path: Path, tiny_checkpoint: Path) -> None:
     proc, url = start_serving([*LAVFI, "--max-side", "160", "--model", str(tiny_checkpoint)], tmp_path, ROOT)
     try:
         page = urllib.request.urlopen(url, timeout=10).read().decode()
         assert '<img id="live" src="/stream.mjpg"' in page
 
-        jpeg = urllib.request.urlopen(url + "frame.jpg", timeout=20).read()
+        jpeg = first_frame(url + "frame.jpg")
         assert jpeg[:2] == b"\xff\xd8" and jpeg[-2:] == b"\xff\xd9"
         (tmp_path / "frame.jpg").write_bytes(jpeg)
         frame = read_image(tmp_path / "frame.jpg")
