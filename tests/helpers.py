@@ -24,6 +24,14 @@ def child_env(**extra: str) -> dict[str, str]:
     return {**env, **extra}
 
 
+def interruptible() -> None:
+    """`preexec_fn` for a child that a test will Ctrl-C. A shell that starts the suite in the
+    background (`cmd &` without job control) ignores SIGINT, the child inherits that, and Python
+    then installs no KeyboardInterrupt handler: the test's Ctrl-C would do nothing. The child gets
+    the default disposition, as a terminal's command would."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def cpu_auto(checkpoint: Path) -> tuple[str, str]:
     """(runner name, precision) that `--engine auto --precision auto` runs on this CPU for
     `checkpoint`: ONNX Runtime fp32, or PyTorch bf16 where this CPU runs bf16 natively and
@@ -223,7 +231,7 @@ def start_serving(args: list[str], cwd: Path, root: Path) -> tuple[subprocess.Po
     env = child_env(PYTHONPATH=str(root))
     proc = subprocess.Popen(
         [sys.executable, "-m", "cartoonize", "webcam", *args, "--serve", "0"],
-        cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, preexec_fn=interruptible,
     )  # fmt: skip
     assert proc.stdout is not None
     url = ""

@@ -32,6 +32,7 @@ from cartoonize.pipelines.video import (
 from cartoonize.stages import StageOptions
 from tests.helpers import (
     child_env,
+    interruptible,
     make_video,
     pattern,
     read_subtitles,
@@ -378,7 +379,8 @@ def test_ctrl_c_leaves_nothing(tiny_checkpoint: Path, tmp_path: Path) -> None:
     env = child_env(PYTHONPATH=str(ROOT))
     proc = subprocess.Popen([sys.executable, "-m", "cartoonize", "video", str(src), "out.mp4", "--model",
                              str(tiny_checkpoint), "--engine", "torch"], cwd=tmp_path, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=interruptible)  # fmt: skip
     deadline = time.monotonic() + 60
     while not any("partial" in p.name for p in tmp_path.iterdir()) and time.monotonic() < deadline:
         time.sleep(0.1)

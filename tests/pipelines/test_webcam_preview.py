@@ -22,7 +22,7 @@ from cartoonize.pipelines.image import read_image, write_image
 from cartoonize.pipelines.webcam import WebcamJob, run_webcam
 from cartoonize.stages import StageOptions
 from tests.conftest import ROOT, SHARED_MEDIA
-from tests.helpers import interrupt, start_serving
+from tests.helpers import interrupt, interruptible, start_serving
 
 LAVFI = ["--input-format", "lavfi", "--input", "testsrc2=size=320x240:rate=30"]
 SCREEN = (1024, 768)
@@ -145,6 +145,7 @@ def test_cli_window_under_xvfb_and_ctrl_c(xvfb: str, tmp_path: Path, tiny_checkp
         [sys.executable, "-m", "cartoonize", "webcam", *LAVFI, "--max-side", "160", "--model",
          str(tiny_checkpoint)],
         cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        preexec_fn=interruptible,
     )  # fmt: skip
     try:
         deadline, first = time.monotonic() + 90, None
