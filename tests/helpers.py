@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import signal
 import struct
 import subprocess
 import sys
+import tempfile
+from collections.abc import Iterator
 from fractions import Fraction
 from pathlib import Path
 
@@ -223,6 +227,31 @@ def run_main(args: list[str], capsys) -> tuple[int, str, str]:  # noqa: ANN001 -
         code = exc.code if isinstance(exc.code, int) else 0
     captured = capsys.readouterr()
     return code, captured.out, captured.err
+
+
+@contextlib.contextmanager
+def everything_printed() -> Iterator[list[str]]:
+    """What the block writes to the terminal, however it writes it: to file descriptors 1 and 2
+    (C and C++ libraries) and to `sys.stdout` / `sys.stderr` (print, warnings, logging's last
+    resort). The list it yields holds that text once the block ends. For what pytest's `capfd`
+    cannot reach: fixtures shared by several tests."""
+    printed: list[str] = []
+    python = io.StringIO()
+    with tempfile.TemporaryFile() as sink:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        saved = [os.dup(1), os.dup(2)]
+        try:
+            os.dup2(sink.fileno(), 1)
+            os.dup2(sink.fileno(), 2)
+            with contextlib.redirect_stdout(python), contextlib.redirect_stderr(python):
+                yield printed
+        finally:
+            for fd, old in zip((1, 2), saved, strict=True):
+                os.dup2(old, fd)
+                os.close(old)
+        sink.seek(0)
+        printed.append(sink.read().decode(errors="replace") + python.getvalue())
 
 
 def start_serving(args: list[str], cwd: Path, root: Path) -> tuple[subprocess.Popen[str], str]:

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 import subprocess
 import sys
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -17,18 +19,59 @@ import pytest
 from cartoonize.errors import CartoonizeError
 from cartoonize.export import onnx_from_checkpoint, quiet_torch, reference_photo
 from cartoonize.model import load_checkpoint
-from cartoonize.parity import export_with_parity, parity
-from tests.helpers import child_env
+from cartoonize.parity import Parity, export_with_parity, parity
+from tests.helpers import child_env, everything_printed
 from tests.reference import reference_frames
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def test_fp32_export_is_checked_and_carries_metadata(tiny_checkpoint: Path, tmp_path: Path) -> None:
-    out = tmp_path / "tiny.onnx"
-    check = export_with_parity(tiny_checkpoint, out, "fp32", photo_size=64)
+@dataclass
+class ObservedExport:
+    """One fp32 export of the tiny model, watched while it ran."""
+
+    path: Path
+    check: Parity
+    printed: str  # everything it wrote to the terminal
+    warned: list[str]  # the warnings it let out (pytest would otherwise collect them unseen)
+    levels: list[int]  # torch.onnx's logger level each time the real exporter was called
+    logger_after: bool  # that logger's own level afterwards equals what it was before
+
+
+@pytest.fixture(scope="module")
+def fp32_export(tiny_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -> ObservedExport:
+    """The export with parity that `cartoonize export` does, run once for this module's checks (each
+    dynamo export of even the tiny model takes 10-20 s on a 2-core machine). It watches the real
+    exporter: torch.onnx's logger level while it runs, and all that the export prints."""
+    import torch
+
+    out = tmp_path_factory.mktemp("export") / "tiny.onnx"
+    logger = logging.getLogger("torch.onnx")
+    before, export, levels = logger.level, torch.onnx.export, []
+
+    def watched(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202 - the real exporter, observed
+        levels.append(logger.getEffectiveLevel())
+        return export(*args, **kwargs)
+
+    with (
+        pytest.MonkeyPatch.context() as patch,
+        everything_printed() as printed,
+        warnings.catch_warnings(record=True) as warned,
+    ):
+        warnings.simplefilter("always")
+        patch.setattr(torch.onnx, "export", watched)
+        check = export_with_parity(tiny_checkpoint, out, "fp32", photo_size=64)
+    return ObservedExport(
+        out, check, "".join(printed), [str(w.message) for w in warned], levels, logger.level == before
+    )
+
+
+def test_fp32_export_is_checked_and_carries_metadata(
+    fp32_export: ObservedExport, tiny_checkpoint: Path
+) -> None:
+    check = fp32_export.check
     assert check.psnr_db >= 45 and check.max_abs_diff <= 1
-    model = onnx.load(out)
+    model = onnx.load(fp32_export.path)
     onnx.checker.check_model(model, full_check=True)
     meta = {p.key: p.value for p in model.metadata_props}
     assert meta["style"] == "tiny-test" and meta["precision"] == "fp32"
@@ -51,36 +94,19 @@ def test_fp32_export_is_checked_and_carries_metadata(tiny_checkpoint: Path, tmp_
     assert {o.domain: o.version for o in model.opset_import}[""] == 18
 
 
-def test_export_prints_nothing(
-    tiny_checkpoint: Path, tmp_path: Path, capfd: pytest.CaptureFixture[str]
-) -> None:
+def test_export_prints_nothing(fp32_export: ObservedExport) -> None:
     # the exporter's progress lines (verbose) and its registry warnings (torch.onnx's logger, about
     # torchvision ops) mean nothing to a user building an engine
-    onnx_from_checkpoint(load_checkpoint(tiny_checkpoint), tmp_path / "tiny.onnx")
-    assert capfd.readouterr() == ("", "")
+    assert fp32_export.printed == "" and fp32_export.warned == []
 
 
-def test_the_exporter_runs_with_torch_onnx_quiet_and_opset_18_by_default(
-    tiny_checkpoint: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_the_exporter_runs_with_torch_onnx_quiet_and_opset_18_by_default(fp32_export: ObservedExport) -> None:
     """The registry warnings come once per process (a test that exports second sees none), so
     what keeps them out is checked where it acts: while the real exporter runs, torch.onnx's
     logger (the parent of the one that warns) is at ERROR; after it, as it was. The default
     opset is 18 (TensorRT 10's parser and ONNX Runtime >= 1.14 both read it)."""
-    import torch
-
-    logger = logging.getLogger("torch.onnx")
-    before = logger.level
-    export, levels = torch.onnx.export, []
-
-    def watched(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202 - the real exporter, observed
-        levels.append(logger.getEffectiveLevel())
-        return export(*args, **kwargs)
-
-    monkeypatch.setattr(torch.onnx, "export", watched)
-    out = onnx_from_checkpoint(load_checkpoint(tiny_checkpoint), tmp_path / "tiny.onnx")
-    assert levels == [logging.ERROR] and logger.level == before
-    assert {o.domain: o.version for o in onnx.load(out).opset_import}[""] == 18
+    assert fp32_export.levels == [logging.ERROR] and fp32_export.logger_after
+    assert {o.domain: o.version for o in onnx.load(fp32_export.path).opset_import}[""] == 18
 
 
 def test_quiet_torch_restores_the_logger_and_lets_errors_through() -> None:
@@ -96,9 +122,8 @@ def test_quiet_torch_restores_the_logger_and_lets_errors_through() -> None:
     assert logger.level == logging.INFO  # and the logger is as it was
 
 
-def test_dynamic_batch_and_size(tiny_checkpoint: Path, tmp_path: Path) -> None:
-    out = onnx_from_checkpoint(load_checkpoint(tiny_checkpoint), tmp_path / "tiny.onnx")
-    session = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+def test_dynamic_batch_and_size(fp32_export: ObservedExport, tiny_checkpoint: Path) -> None:
+    session = ort.InferenceSession(str(fp32_export.path), providers=["CPUExecutionProvider"])
     for shape in [(1, 32, 32, 3), (3, 48, 80, 3), (2, 100, 36, 3)]:
         frames = np.random.default_rng(0).integers(0, 256, shape, dtype=np.uint8)
         (result,) = session.run(None, {"frames": frames})
@@ -119,29 +144,31 @@ def test_fp16_export_is_a_real_fp16_graph(tiny_checkpoint: Path, tmp_path: Path)
 
 
 def test_failed_parity_writes_nothing(
-    tiny_checkpoint: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    fp32_export: ObservedExport, tiny_checkpoint: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """An exported graph that disagrees with its checkpoint (here: another model's weights) fails
-    the gate and leaves no file."""
+    """An exported graph that disagrees with its checkpoint fails the gate and leaves no file. Here
+    the checkpoint holds other weights, and the "export" writes the graph of the tiny model's."""
     import torch
 
     import cartoonize.parity as parity_module  # the gate calls the export by the name it imported
 
-    real_export = parity_module.onnx_from_checkpoint
+    tiny = load_checkpoint(tiny_checkpoint)
+    torch.manual_seed(123)
+    other = {k: torch.randn_like(v) if v.is_floating_point() else v for k, v in tiny.state_dict.items()}
+    other_path = tmp_path / "models" / "other.pt"
+    other_path.parent.mkdir()
+    type(tiny)(other, tiny.config, tiny.io).save(other_path)
 
-    def export_other_weights(checkpoint, output, precision="fp32", opset=18):  # noqa: ANN001
-        torch.manual_seed(123)
-        other = {
-            k: torch.randn_like(v) if v.is_floating_point() else v for k, v in checkpoint.state_dict.items()
-        }
-        return real_export(
-            type(checkpoint)(other, checkpoint.config, checkpoint.io), output, precision, opset
-        )
+    def export_the_tiny_graph(checkpoint, output, precision="fp32", opset=18):  # noqa: ANN001, ANN202
+        shutil.copyfile(fp32_export.path, output)
+        return output
 
-    monkeypatch.setattr(parity_module, "onnx_from_checkpoint", export_other_weights)
+    monkeypatch.setattr(parity_module, "onnx_from_checkpoint", export_the_tiny_graph)
+    out = tmp_path / "out"
+    out.mkdir()
     with pytest.raises(CartoonizeError, match="disagrees with PyTorch"):
-        export_with_parity(tiny_checkpoint, tmp_path / "x.onnx", photo_size=32)
-    assert list(tmp_path.iterdir()) == []
+        export_with_parity(other_path, out / "x.onnx", photo_size=32)
+    assert list(out.iterdir()) == []
 
 
 def test_a_graph_that_fails_the_full_check_writes_nothing(
