@@ -4,6 +4,7 @@ cartoons, made once per session."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -12,16 +13,37 @@ import pytest
 from tests.helpers import make_video, set_display_rotation
 
 
-@pytest.fixture
-def one_thread() -> Iterator[None]:
+@contextmanager
+def torch_on_one_thread() -> Iterator[None]:
     """Torch on one thread in this process, as each worker runs it: on a shared 2-core machine a
     2-thread pool waits on the scheduler at every operation of the tiny model."""
     import torch
 
     before = torch.get_num_threads()
     torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+@pytest.fixture
+def one_thread() -> Iterator[None]:
+    with torch_on_one_thread():
+        yield
+
+
+@pytest.fixture(scope="session")
+def lossless_single_pass(
+    long_clip: Path, tiny_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Path:
+    """The long clip through the tiny model in one pass, per-frame stages, stored losslessly
+    (FFV1): what the segment runs on local processes and on Ray are compared with."""
+    from tests.pipelines.test_segments import LOSSLESS, PER_FRAME, single_pass
+
+    out = tmp_path_factory.mktemp("single") / "single.mkv"
+    with torch_on_one_thread():
+        return single_pass(long_clip, out, tiny_checkpoint, encoder=LOSSLESS, stages=PER_FRAME)
 
 
 @pytest.fixture(scope="session")

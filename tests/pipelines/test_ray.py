@@ -20,7 +20,7 @@ from cartoonize.pipelines.batch import SplitOptions, cartoonize_many
 from cartoonize.pipelines.video import VideoJob
 from cartoonize.pipelines.workers import Event, RayTasks, import_ray
 from cartoonize.stages import StageChain, StageOptions, build_stages
-from tests.pipelines.test_segments import LOSSLESS, PER_FRAME, assert_same_as_single_pass, single_pass
+from tests.pipelines.test_segments import LOSSLESS, PER_FRAME, assert_same_as_single_pass
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -44,32 +44,26 @@ def run_on_ray(src: Path, out: Path, checkpoint: Path, **kwargs):  # noqa: ANN00
 
 
 def test_ray_segments_equal_a_single_pass(
-    ray_cluster: object, long_clip: Path, tiny_checkpoint: Path, tmp_path: Path, one_thread: None
+    ray_cluster: object, long_clip: Path, tiny_checkpoint: Path, lossless_single_pass: Path, tmp_path: Path
 ) -> None:
-    single = single_pass(
-        long_clip, tmp_path / "single.mkv", tiny_checkpoint, encoder=LOSSLESS, stages=PER_FRAME
-    )
     seen: list[Event] = []
     report = run_on_ray(long_clip, tmp_path / "joined.mkv", tiny_checkpoint, on_event=seen.append)
     assert report.of("done"), report.lines()
     assert report.executor == "Ray (local cluster)" and report.retries == []
     assert {e.index for e in seen if e.kind == "done"} == {0, 1, 2, 3}
     assert {e.pid for e in seen if e.kind == "start"} - {os.getpid()}  # ran in Ray's workers
-    assert_same_as_single_pass(tmp_path / "joined.mkv", single, lossless=True)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["joined.mkv", "single.mkv"]
+    assert_same_as_single_pass(tmp_path / "joined.mkv", lossless_single_pass, lossless=True)
+    assert [p.name for p in tmp_path.iterdir()] == ["joined.mkv"]
 
 
 def test_cli_ray_joins_a_running_cluster(
-    ray_cluster,
+    ray_cluster,  # noqa: ANN001
     long_clip: Path,
     tiny_checkpoint: Path,
+    lossless_single_pass: Path,
     tmp_path: Path,
-    one_thread: None,  # noqa: ANN001
 ) -> None:
     """`cartoonize video ... --segments 4 --ray=ADDRESS`: a driver of its own on the test's cluster."""
-    single = single_pass(
-        long_clip, tmp_path / "single.mkv", tiny_checkpoint, encoder=LOSSLESS, stages=PER_FRAME
-    )
     address = ray_cluster.get_runtime_context().gcs_address
     joined = tmp_path / "joined.mkv"
     result = subprocess.run(
@@ -79,7 +73,7 @@ def test_cli_ray_joins_a_running_cluster(
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert f"Ray ({address})" in result.stderr and "4 segments at keyframes" in result.stderr
-    assert_same_as_single_pass(joined, single, lossless=True)
+    assert_same_as_single_pass(joined, lossless_single_pass, lossless=True)
 
 
 class Slow:
@@ -101,11 +95,8 @@ def slow_chain(options: StageOptions) -> StageChain:
 
 @pytest.mark.slow  # the default run kills a local worker (tests/pipelines/test_segments.py)
 def test_a_killed_ray_worker_is_retried(
-    ray_cluster: object, long_clip: Path, tiny_checkpoint: Path, tmp_path: Path, one_thread: None
+    ray_cluster: object, long_clip: Path, tiny_checkpoint: Path, lossless_single_pass: Path, tmp_path: Path
 ) -> None:
-    single = single_pass(
-        long_clip, tmp_path / "single.mkv", tiny_checkpoint, encoder=LOSSLESS, stages=PER_FRAME
-    )
     pids: dict[int, int] = {}
     killed: list[int] = []
 
@@ -120,7 +111,7 @@ def test_a_killed_ray_worker_is_retried(
                         make_chain=slow_chain)  # fmt: skip
     assert killed and report.of("done"), report.lines()
     assert report.retries == [f"{long_clip} segment 2/4: Ray worker lost; retried (attempt 2)"]
-    assert_same_as_single_pass(tmp_path / "joined.mkv", single, lossless=True)
+    assert_same_as_single_pass(tmp_path / "joined.mkv", lossless_single_pass, lossless=True)
 
 
 def test_without_ray_the_option_says_how_to_install(

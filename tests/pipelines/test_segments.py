@@ -21,6 +21,7 @@ from cartoonize.pipelines.video import VideoJob, cartoonize_video
 from cartoonize.pipelines.workers import Event, InProcess, LocalProcesses
 from cartoonize.stages import StageChain, StageOptions
 from tests.helpers import read_video
+from tests.pipelines.conftest import torch_on_one_thread
 
 ROOT = Path(__file__).resolve().parents[2]
 LOSSLESS = EncoderSettings(codec="ffv1")
@@ -79,13 +80,10 @@ def test_plan_cuts_at_keyframes(long_clip: Path) -> None:
 
 
 def test_segments_on_two_processes_equal_a_single_pass(
-    long_clip: Path, tiny_checkpoint: Path, tmp_path: Path, one_thread: None
+    long_clip: Path, tiny_checkpoint: Path, lossless_single_pass: Path, tmp_path: Path
 ) -> None:
     """`cartoonize video --segments 4 --workers 2`, lossless (FFV1 in .mkv): every decoded frame
     identical to a single pass's."""
-    single = single_pass(
-        long_clip, tmp_path / "single.mkv", tiny_checkpoint, encoder=LOSSLESS, stages=PER_FRAME
-    )
     joined = tmp_path / "joined.mkv"
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
     result = subprocess.run(
@@ -96,8 +94,8 @@ def test_segments_on_two_processes_equal_a_single_pass(
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert "4 segments at keyframes" in result.stderr and "2 local processes" in result.stderr
-    assert_same_as_single_pass(joined, single, lossless=True)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["joined.mkv", "single.mkv"]  # nothing left over
+    assert_same_as_single_pass(joined, lossless_single_pass, lossless=True)
+    assert [p.name for p in tmp_path.iterdir()] == ["joined.mkv"]  # nothing left over
 
 
 def test_default_codec_differs_only_by_the_encoders_choices(
@@ -138,24 +136,36 @@ def smooth_chain(options: StageOptions) -> StageChain:
     return StageChain([Smooth()])
 
 
+@pytest.fixture(scope="module")
+def smooth_single_pass(
+    long_clip: Path, tiny_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Path:
+    """The long clip in one pass through the moving-average stage, stored losslessly in RGB."""
+    out = tmp_path_factory.mktemp("smooth") / "single.mkv"
+    with torch_on_one_thread():
+        return single_pass(long_clip, out, tiny_checkpoint, smooth_chain, encoder=RGB_LOSSLESS)
+
+
 @pytest.mark.parametrize("preroll", [0, 16])
 def test_preroll_warms_temporal_stages(
-    preroll: int, long_clip: Path, tiny_checkpoint: Path, tmp_path: Path, one_thread: None
+    preroll: int,
+    long_clip: Path,
+    tiny_checkpoint: Path,
+    smooth_single_pass: Path,
+    tmp_path: Path,
+    one_thread: None,
 ) -> None:
     """With a stateful stage, each segment's pre-roll frames run through the chain and are
     dropped: after 16 of them the state of a 0.5 moving average differs from a single pass's by
     at most 255 / 2^16, so the frames handed to the encoder (stored losslessly in RGB) by at most
     one level; without pre-roll the first frames of each segment differ by far more."""
-    single = single_pass(
-        long_clip, tmp_path / "single.mkv", tiny_checkpoint, smooth_chain, encoder=RGB_LOSSLESS
-    )
     joined = tmp_path / "joined.mkv"
     request = EngineRequest(engine="torch", model=tiny_checkpoint, device="cpu")
     job = VideoJob(long_clip, joined, encoder=RGB_LOSSLESS)
     report = cartoonize_many([(long_clip, joined)], job, request, InProcess(), SplitOptions(4, preroll=preroll),
                              make_chain=smooth_chain)  # fmt: skip
     assert report.of("done"), report.lines()
-    pts_a, a, _ = read_video(single)
+    pts_a, a, _ = read_video(smooth_single_pass)
     pts_b, b, _ = read_video(joined)
     assert pts_a == pts_b
     worst = max(np.abs(x.astype(int) - y.astype(int)).max() for x, y in zip(a, b, strict=True))
@@ -164,11 +174,8 @@ def test_preroll_warms_temporal_stages(
 
 
 def test_a_killed_worker_is_replaced_and_its_segment_rerun(
-    long_clip: Path, tiny_checkpoint: Path, tmp_path: Path, one_thread: None
+    long_clip: Path, tiny_checkpoint: Path, lossless_single_pass: Path, tmp_path: Path, one_thread: None
 ) -> None:
-    single = single_pass(
-        long_clip, tmp_path / "single.mkv", tiny_checkpoint, encoder=LOSSLESS, stages=PER_FRAME
-    )
     joined = tmp_path / "joined.mkv"
     pids: dict[int, int] = {}
     killed: list[int] = []
@@ -188,7 +195,7 @@ def test_a_killed_worker_is_replaced_and_its_segment_rerun(
     assert report.retries == [
         f"{long_clip} segment 2/4: worker process died (exit code -9); retried (attempt 2)"
     ]
-    assert_same_as_single_pass(joined, single, lossless=True)
+    assert_same_as_single_pass(joined, lossless_single_pass, lossless=True)
 
 
 def test_default_stages_after_preroll(
