@@ -108,7 +108,8 @@ def first_working_recipe(results: dict[str, str]) -> str | None:
     return next((r for r in RECIPE_VARIANTS if results.get(r) == "ok"), None)
 
 
-def main(argv: list[str] | None = None) -> int:
+def command_line() -> argparse.ArgumentParser:
+    """The command line (the GPU check's steps are checked against it on the CPU)."""
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -118,7 +119,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--precision", default="fp16")
     parser.add_argument("--only", default="", help="comma-separated variant names (default: all)")
     parser.add_argument("--timeout", type=float, default=300)
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = command_line().parse_args(argv)
 
     variants = write_variants(args.checkpoint, args.out / "checkpoints", args.precision)
     wanted = set(filter(None, args.only.split(",")))

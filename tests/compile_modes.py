@@ -44,7 +44,8 @@ def measure(
             "fps": round(fps, 1)}  # fmt: skip
 
 
-def main(argv: list[str] | None = None) -> int:
+def command_line() -> argparse.ArgumentParser:
+    """The command line (the GPU check's steps are checked against it on the CPU)."""
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -54,7 +55,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--iters", type=int, default=30)
     parser.add_argument("--budget", type=float, default=240, help="seconds for all cells")
     parser.add_argument("--out", type=Path, default=Path("compile-modes"))
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = command_line().parse_args(argv)
     from cartoonize.engines.store import parse_shape
 
     deadline = time.monotonic() + args.budget

@@ -156,35 +156,12 @@ def run_steps(steps: list[Step], log, env: dict[str, str]) -> None:  # noqa: ANN
         )
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--out", type=Path, default=Path(os.environ.get("OUT", "gpu-check-out")))
-    parser.add_argument("--data", type=Path, default=ROOT / ".gpu")
-    parser.add_argument(
-        "--budget", type=float, default=440, help="seconds for all steps together (a device call: 8 min)"
-    )
-    parser.add_argument("--only", default="", help="comma-separated step names to run (default: all)")
-    parser.add_argument("--prepare", type=Path, default=None, help="write the data folder and exit")
-    args = parser.parse_args(argv)
-    if args.prepare:
-        prepare(args.prepare)
-        return 0
-
-    deadline = time.monotonic() + args.budget
-    out = args.out
-    out.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.gettempdir()) / "cartoonize-gpu-check"  # kept between calls on one machine
-    cache = work / "cache"
-    (cache / "styles").mkdir(parents=True, exist_ok=True)
-    shutil.copy(args.data / "hayao.pt", cache / "styles" / "hayao.pt")
-    env = {**os.environ, "CARTOONIZE_CACHE": str(cache), "CARTOONIZE_ENGINES": str(work / "engines"),
-           "CARTOONIZE_TEST_HAYAO": str(args.data / "hayao.pt"), "PYTHONUNBUFFERED": "1",
-           "PYTHONPATH": os.pathsep.join(filter(None, [os.environ.get("PYTHONPATH"), str(ROOT)]))}  # fmt: skip
+def plan(data: Path, out: Path, work: Path) -> list[Step]:
+    """Every step of the check, in order: DATA is the carried folder, OUT what comes back, WORK
+    the machine's own folder (outputs, engines, caches)."""
     py = [sys.executable]
     cz = [*py, "-m", "cartoonize"]
-    hayao = args.data / "hayao.pt"
+    hayao = data / "hayao.pt"
     sizes = ("720x1280", "1080x1920")
 
     def build(shape: str) -> Step:
@@ -202,7 +179,7 @@ def main(argv: list[str] | None = None) -> int:
               suffix: str = "", timeout: int = 60) -> Step:  # fmt: skip
         tag += ("-raw" if raw else "") + ("-yuv" if yuv else "") + suffix
         report = work / f"video-{tag}.json"
-        argv = [*py, "-m", "tests.gpu_video", str(args.data / clip), str(work / f"bunny_{tag}.mp4"), str(report),
+        argv = [*py, "-m", "tests.gpu_video", str(data / clip), str(work / f"bunny_{tag}.mp4"), str(report),
                 *(["--yuv-frames"] if yuv else []), *(["--raw"] if raw else []), *extra]  # fmt: skip
         return Step(f"video-{tag}", argv, timeout, report)
 
@@ -254,6 +231,36 @@ def main(argv: list[str] | None = None) -> int:
                                "--budget", "150"], 170, modes / "modes.json"),
     ]
     # fmt: on
+    return steps
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--out", type=Path, default=Path(os.environ.get("OUT", "gpu-check-out")))
+    parser.add_argument("--data", type=Path, default=ROOT / ".gpu")
+    parser.add_argument(
+        "--budget", type=float, default=440, help="seconds for all steps together (a device call: 8 min)"
+    )
+    parser.add_argument("--only", default="", help="comma-separated step names to run (default: all)")
+    parser.add_argument("--prepare", type=Path, default=None, help="write the data folder and exit")
+    args = parser.parse_args(argv)
+    if args.prepare:
+        prepare(args.prepare)
+        return 0
+
+    deadline = time.monotonic() + args.budget
+    out = args.out
+    out.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.gettempdir()) / "cartoonize-gpu-check"  # kept between calls on one machine
+    cache = work / "cache"
+    (cache / "styles").mkdir(parents=True, exist_ok=True)
+    shutil.copy(args.data / "hayao.pt", cache / "styles" / "hayao.pt")
+    env = {**os.environ, "CARTOONIZE_CACHE": str(cache), "CARTOONIZE_ENGINES": str(work / "engines"),
+           "CARTOONIZE_TEST_HAYAO": str(args.data / "hayao.pt"), "PYTHONUNBUFFERED": "1",
+           "PYTHONPATH": os.pathsep.join(filter(None, [os.environ.get("PYTHONPATH"), str(ROOT)]))}  # fmt: skip
+    steps = plan(args.data, out, work)
     wanted = set(filter(None, args.only.split(",")))
     chosen = [s for s in steps if not wanted or s.name in wanted]
     with (out / "gpu_check.log").open("w") as log:
@@ -273,6 +280,7 @@ def main(argv: list[str] | None = None) -> int:
         for tag in ("720p", "1080p"):  # the outputs with the default stages (to look at)
             if (work / f"bunny_{tag}.mp4").exists():
                 shutil.copy(work / f"bunny_{tag}.mp4", out / f"bunny_cartoon_{tag}.mp4")
+        matrix = work / "matrix"
         if matrix.exists():  # each variant's build log: where a crash happened
             shutil.copytree(matrix, out / "aoti-matrix", ignore=shutil.ignore_patterns("*.pt", "*.pt2"))
     results = {s.name: s.result for s in steps if s.result}

@@ -16,7 +16,8 @@ import json
 from pathlib import Path
 
 
-def main(argv: list[str] | None = None) -> int:
+def command_line() -> argparse.ArgumentParser:
+    """The command line (the GPU check's steps are checked against it on the CPU)."""
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -42,7 +43,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--inductor", action="append", default=[], help="an Inductor config KEY=VALUE")
     parser.add_argument("--device", default="cuda")
     parser.add_argument("--model", type=Path, default=None, help="a checkpoint instead of the Hayao style")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = command_line().parse_args(argv)
     for setting in args.inductor:  # e.g. cpp_wrapper=1: a C++ wrapper launches the kernels, not Python
         key, _, value = setting.partition("=")
         from torch._inductor import config
