@@ -32,7 +32,7 @@ bench *args:
 
 # here, once: the data the GPU check carries (.gpu/: the Hayao checkpoint, 720p and 1080p clips)
 gpu-prepare:
-    .venv/bin/python -m tests.gpu_check --prepare .gpu
+    CARTOONIZE_WEIGHTS_URL=file://$(realpath ../shared/weights) .venv/bin/python -m tests.gpu_check --prepare .gpu
 
 # the scaling row alone: a long generated clip in segments on 1 and 2 workers, local processes and local Ray
 scaling *args:
@@ -57,6 +57,10 @@ mutate *args:
 # what web-ready mp4 (faststart) costs: muxing with and without it, and a video job, on real clips
 bench-faststart *args:
     .venv/bin/python -m cartoonize.measure.faststart "$@"
+
+# the GIL's switch interval in `cartoonize video`: 5 ms (CPython's) against the pipeline's 0.5 ms, around an engine that runs Python while its device works
+bench-handoffs *args:
+    .venv/bin/python -m cartoonize.measure.handoffs "$@"
 
 # exposure, flicker and closeness to today's output on every shared clip: --raw vs the default stages (Hayao, 320 px, 120 frames), a table and quality.json
 quality *args:

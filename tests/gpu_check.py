@@ -17,8 +17,11 @@ for a second call on a machine that is still warm):
 3. `video-1080p*`: `cartoonize video --engine compile` end to end on the clip: with the default
    stages (on the GPU), with none (`-raw`), and with none through the GPU frame path (`-raw-yuv`:
    decoder planes to the GPU, converted there; the plane path runs without stages); then `--raw`
-   again with the GIL switching every 0.5 ms (`-raw-switch`) and with CUDA graphs
+   again with the GIL switching every 5 ms as CPython does by default (`-raw-switch5ms`; the
+   pipeline switches every 0.5 ms, pipelines.handoffs) and with CUDA graphs
    (`-raw-graphs`, compile mode reduce-overhead): is the engine thread held up by the others?
+   `handoffs-1080p-*`: the pipeline around an emulated engine (cartoonize.measure.handoffs), the
+   host's own ceiling and a launch-bound engine, each at both switch intervals;
    `-raw-profile` and `-profile` trace frames 40-99 with torch.profiler (tests/gpu_profile.py;
    the traces go to OUT/profile-*), the second also counting synchronising CUDA calls;
 4. `video-720p`, `video-720p-raw`: the same at 720p; `video-720p-roundtrip`, the stages' frames
@@ -183,6 +186,13 @@ def plan(data: Path, out: Path, work: Path) -> list[Step]:
                 *(["--yuv-frames"] if yuv else []), *(["--raw"] if raw else []), *extra]  # fmt: skip
         return Step(f"video-{tag}", argv, timeout, report)
 
+    def handoffs(tag: str, host_ms: float, device_ms: float) -> Step:
+        report = work / f"handoffs-{tag}.json"
+        argv = [*py, "-m", "cartoonize.measure.handoffs", str(data / "bbb_1080p.mp4"), "--frames", "240",
+                "--host-ms", str(host_ms), "--device-ms", str(device_ms), "--preset", "veryfast",
+                "--json", str(report)]  # fmt: skip
+        return Step(f"handoffs-{tag}", argv, 40, report)
+
     matrix, modes = work / "matrix", work / "modes"
     # fmt: off
     steps = [  # in the order of what the issue's targets need most (a step that does not fit is skipped)
@@ -201,9 +211,15 @@ def plan(data: Path, out: Path, work: Path) -> list[Step]:
               suffix="-profile"),
         video("bbb_1080p.mp4", "1080p", yuv=True, raw=True),  # the GPU frame path: planes in and out
         # is the engine thread held up by the others? (2026-12-04: 20 ms a frame in engine calls
-        # for 11.4 ms of GPU work): the GIL switching 10x as often, and CUDA graphs (one launch)
-        video("bbb_1080p.mp4", "1080p", raw=True, extra=("--switch-interval", "0.0005"), suffix="-switch"),
+        # for 11.4 ms of GPU work): the GIL switching every 5 ms, CPython's own, where the pipeline
+        # now switches every 0.5 ms (pipelines.handoffs), and CUDA graphs (one launch a frame)
+        video("bbb_1080p.mp4", "1080p", raw=True, extra=("--switch-interval", "0"), suffix="-switch5ms"),
         video("bbb_1080p.mp4", "1080p", raw=True, extra=("--compile-mode", "reduce-overhead"), suffix="-graphs"),
+        # the pipeline around an engine that returns its frames (cartoonize.measure.handoffs): with
+        # no engine time, what decode, conversion and encode give on this machine (the host's
+        # ceiling); with 4 ms of Python and 11.5 ms of device time a frame, as compile at 1080p
+        handoffs("1080p-ceiling", 0, 0),
+        handoffs("1080p-launch", 4, 11.5),
         video("bbb_720p.mp4", "720p"),
         video("bbb_720p.mp4", "720p", raw=True),
         # the default keeps the engine's frames on the GPU for the stages (runners.base.DeviceFrame);
@@ -357,6 +373,11 @@ def print_table(results: dict[str, Any]) -> None:
         elif r.get("tail") and name != "env":
             print(f"    {r['tail'][-1][:160]}")
     print("\n==== against the issue's targets")
+    for tag in ("1080p-ceiling", "1080p-launch"):  # the pipeline around an emulated engine
+        rows = (results.get(f"handoffs-{tag}") or {}).get("report") or []
+        if isinstance(rows, list) and len(rows) >= 2:
+            by = ", ".join(f"{r['switch_interval_ms']:g} ms {r['fps']:.1f} fps" for r in rows[:2])
+            print(f"handoffs {tag} ({rows[0]['engine']}): {by} ({rows[1]['vs_baseline']:.2f}×)")
     for size, target in (("1080x1920", 80.0), ("720x1280", None)):
         bench = (results.get(f"bench-{size}") or {}).get("report") or {}
         eager = bench.get("torch_eager", {}).get("fps")
@@ -371,7 +392,7 @@ def print_table(results: dict[str, Any]) -> None:
             "",
             "-raw",
             "-raw-yuv",
-            "-raw-switch",
+            "-raw-switch5ms",
             "-raw-graphs",
             "-raw-profile",
             "-profile",

@@ -13,6 +13,8 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import sys
+from dataclasses import replace
 from pathlib import Path
 
 
@@ -34,7 +36,9 @@ def command_line() -> argparse.ArgumentParser:
     # for 11.4 ms of GPU work (2026-12-04); Inductor's default mode launches each kernel from
     # Python, which the decode and mux threads may hold up (the GIL switches every 5 ms)
     parser.add_argument("--compile-mode", default=None, help="a torch.compile mode for the compile runner")
-    parser.add_argument("--switch-interval", type=float, default=None, help="sys.setswitchinterval (s)")
+    parser.add_argument("--switch-interval", type=float, default=None,
+                        help="the GIL's switch interval during the job, s (default: the pipeline's, "
+                             "pipelines.handoffs; 0: the interpreter's own 5 ms, as before 2026-12-06)")  # fmt: skip
     parser.add_argument(
         "--profile", type=Path, default=None, help="trace a window of frames into this folder"
     )
@@ -53,11 +57,6 @@ def main(argv: list[str] | None = None) -> int:
         from torch._inductor import config
 
         config.__setattr__(key, type(getattr(config, key))(int(value) if value.isdigit() else value))
-    if args.switch_interval:
-        import sys
-
-        sys.setswitchinterval(args.switch_interval)
-
     from cartoonize.choose import EngineRequest, runner_for
     from cartoonize.pipelines.video import VideoJob, cartoonize_video
     from cartoonize.stages import StageOptions
@@ -66,6 +65,8 @@ def main(argv: list[str] | None = None) -> int:
     request = EngineRequest(engine=args.engine, device=args.device, **model)
     job = VideoJob(args.clip, args.output, batch=args.batch, overwrite=True, yuv_frames=args.yuv_frames,
                    keep_on_device=not args.round_trip, stages=StageOptions(raw=args.raw))  # fmt: skip
+    if args.switch_interval is not None:
+        job = replace(job, switch_interval=args.switch_interval or None)
     make_runner = lambda size: runner_for(request, size)  # noqa: E731
     if args.compile_mode:
         from cartoonize.model import load_checkpoint
@@ -115,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
               "fps_running": round(report.running_fps, 2), "engine_share": round(report.engine_share, 3), "engine": report.engine,
               "codec": report.video_codec, "colour": report.colour, "streams": report.streams,
               "frame_path": report.frame_path, "stages": report.stages, "waits_s": report.waits,
-              "engine_s": round(report.engine_seconds, 2), "switch_interval": args.switch_interval,
+              "engine_s": round(report.engine_seconds, 2), "switch_interval": job.switch_interval or sys.getswitchinterval(),
               "inductor": args.inductor, **extra}  # fmt: skip
     args.report.parent.mkdir(parents=True, exist_ok=True)
     args.report.write_text(json.dumps(result, indent=2) + "\n")

@@ -51,6 +51,7 @@ def test_every_step_is_a_command_line_the_code_accepts(tiny_checkpoint: Path, tm
 
     from cartoonize.choose import RUNNERS_BY_NAME
     from cartoonize.engines.store import parse_shape
+    from cartoonize.media.files import EncoderSettings
     from tests.aoti_matrix import write_variants
 
     steps = plan(tmp_path / "data", tmp_path / "out", tmp_path / "work")
@@ -91,11 +92,13 @@ def test_every_step_is_a_command_line_the_code_accepts(tiny_checkpoint: Path, tm
             if module == "tests.aoti_matrix":
                 variants = {v.name for v in write_variants(tiny_checkpoint, tmp_path / "variants")}
                 assert set(parsed.only.split(",")) <= variants, (step.name, variants)
+            if module == "cartoonize.measure.handoffs":
+                assert parsed.clip.name == "bbb_1080p.mp4" and parsed.preset == EncoderSettings().preset, step
             if module == "tests.compile_modes":
                 for mode in parsed.modes.split(","):
                     assert mode == "default" or mode in list_mode_options(), step.name
     assert kinds == {"nvidia-smi", "pytest", "cartoonize", "tests.gpu_video", "tests.aoti_matrix",
-                     "tests.compile_modes"}  # fmt: skip
+                     "tests.compile_modes", "cartoonize.measure.handoffs"}  # fmt: skip
 
 
 def test_a_renamed_option_is_caught(tmp_path: Path) -> None:

@@ -49,6 +49,7 @@ from cartoonize.media.files import (
     to_rgb,
     to_yuv,
 )
+from cartoonize.pipelines.handoffs import SWITCH_INTERVAL_S, quick_handoffs
 from cartoonize.runners.base import Runner
 from cartoonize.stages import StageChain, StageOptions, build_stages
 from cartoonize.stages.upsample import network_frame, network_size
@@ -76,6 +77,10 @@ class VideoJob:
     # cartoons stay there for them (runners.base.DeviceFrame): no download and upload in between.
     # Off only to measure what that saves.
     keep_on_device: bool = True
+    # the GIL's switch interval while the job runs (pipelines.handoffs): a thread back from FFmpeg,
+    # x264 or CUDA waits at most this long for another that is running Python. None: the
+    # interpreter's own (5 ms), only to measure what the short one saves.
+    switch_interval: float | None = SWITCH_INTERVAL_S
 
 
 @dataclass(frozen=True)
@@ -310,7 +315,7 @@ def cartoonize_video(
     last_pts: int | None = None
     started = time.perf_counter()
 
-    with atomic_output(job.output) as tmp:
+    with quick_handoffs(job.switch_interval), atomic_output(job.output) as tmp:
         source = _open_input(job.input)
         output = av.open(
             str(tmp), "w", format=container_name, container_options=muxer_options(container_name)

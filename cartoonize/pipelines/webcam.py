@@ -24,6 +24,7 @@ import numpy as np
 
 from cartoonize.errors import CartoonizeError
 from cartoonize.media.capture import Capture, Captured, CaptureSpec
+from cartoonize.pipelines.handoffs import quick_handoffs
 from cartoonize.runners.base import Runner
 from cartoonize.stages import StageChain, StageOptions, build_stages
 from cartoonize.stages.upsample import network_frame, network_size
@@ -167,6 +168,7 @@ def run_webcam(
     capture = Capture(job.capture)
     recorder = None
     with contextlib.ExitStack() as stack:
+        stack.enter_context(quick_handoffs())  # the capture thread takes its new frame without waiting
         stack.callback(capture.stop)
         capture.start()
         first = _first_frame(capture, job.stall_seconds)
