@@ -88,6 +88,16 @@ def warp(image: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
     return out[0, 0] if image.ndim == 2 else out[0].permute(1, 2, 0)
 
 
+def upload(array: np.ndarray, device: torch.device) -> torch.Tensor:
+    """A numpy array on `device`, without the host waiting: on CUDA through pinned memory and an
+    asynchronous copy on the current stream (a copy from pageable memory makes the host wait for
+    the stream's queued work first)."""
+    host = torch.from_numpy(np.ascontiguousarray(array))
+    if device.type != "cuda":
+        return host.to(device)
+    return host.pin_memory().to(device, non_blocking=True)
+
+
 def _normalised(g: torch.Tensor) -> torch.Tensor:
     return (g - g.mean()) / g.std(correction=0).clamp(min=CONTRAST_FLOOR)
 
@@ -161,41 +171,48 @@ class DeviceStabilize:
 
     def __call__(
         self, source: np.ndarray, src: torch.Tensor, car: torch.Tensor, at: float | None
-    ) -> torch.Tensor:
-        """source: the numpy frame (for the flow); src, car: float (H, W, 3) on the device."""
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """source: the numpy frame (for the flow); src, car: float (H, W, 3) on the device. Gives
+        the stabilized frame and the scene-cut residual, both still on the device (None: no
+        previous frame to compare with): where the residual is over `CUT_RESIDUAL` the frame is
+        `car` itself, as the numpy stage returns it on a cut. The caller reads the residual with
+        whatever else it reads from the device and tells `cut()`; nothing here waits for the GPU."""
         strength = kept(self._clock.tick(at), self.memory)
         g = src @ _weights(src.device)[0]
         self.scene_cut = False
         previous, self._previous = self._previous, None
         if previous is None or previous[0].shape != source.shape:
             self._previous = (source, g, car)
-            return car
+            return car, None
         prev_source, prev_g, prev_out = previous
         small = self._pair(prev_source, source)
         h, w = g.shape
-        backward = torch.from_numpy(small.backward).to(g.device)
-        trusted = torch.from_numpy(small.trusted).to(g.device)
+        backward, trusted = upload(small.backward, g.device), upload(small.trusted, g.device)
         if backward.shape[:2] != (h, w):
             fy, fx = h / backward.shape[0], w / backward.shape[1]
             backward = F.interpolate(backward.permute(2, 0, 1)[None], size=(h, w), mode="bilinear")[0]
-            backward = (backward * torch.tensor([fx, fy], device=g.device)[:, None, None]).permute(1, 2, 0)
+            backward = torch.stack([backward[0] * fx, backward[1] * fy], -1)
             trusted = F.interpolate(trusted[None, None].float(), size=(h, w), mode="nearest")[0, 0] > 0
         now, then = _normalised(g), _normalised(warp(prev_g, backward))
-        if float((_small(now) - _small(then)).abs().mean()) > CUT_RESIDUAL:
-            self.cuts += 1
-            self.scene_cut = True
-            self._previous = (source, g, car)
-            return car
+        residual = (_small(now) - _small(then)).abs().mean()
         agree = torch.exp(-((_blur5(now - then) / AGREE) ** 2))
         weight = (strength * agree * trusted)[..., None]
         out = car + weight * (warp(prev_out, backward) - car)
+        out = torch.where(residual > CUT_RESIDUAL, car, out)  # a cut starts the new shot afresh
         self._previous = (source, g, out)  # kept in float: the recursion does not accumulate rounding
-        return out
+        return out, residual
+
+    def cut(self, residual: float) -> bool:
+        """The frame's residual, read: whether it was a scene cut (counted, and `scene_cut`)."""
+        self.scene_cut = residual > float(np.float32(CUT_RESIDUAL))  # as the device compared it
+        self.cuts += self.scene_cut
+        return self.scene_cut
 
 
 class DeviceExposure:
-    """`stages.exposure.Exposure` (temporal) on the device: one synchronisation per frame, for the
-    six statistics the tone map needs."""
+    """`stages.exposure.Exposure` (temporal) on the device. The tone map needs six statistics on
+    the host: `statistics` queues them, the caller reads them (with anything else it reads in the
+    same synchronisation) and hands them to `__call__`."""
 
     name = "exposure"
 
@@ -205,12 +222,20 @@ class DeviceExposure:
     def reset(self) -> None:
         self._offset, self._frames = 0.0, 0
 
-    def __call__(self, src: torch.Tensor, car: torch.Tensor) -> torch.Tensor:
+    @staticmethod
+    def statistics(src: torch.Tensor, car: torch.Tensor) -> tuple[torch.Tensor, tuple[torch.Tensor, ...]]:
+        """(6,) on the device: the cartoon's luma mean and spread, the source's, the chroma means;
+        and the cartoon's Y, Cb and Cr planes, which the tone map then changes."""
         wy, wcb, wcr = _weights(src.device)
         y_src, y, cb, cr = src @ wy, car @ wy, car @ wcb, car @ wcr
         stats = torch.stack([y.mean(), y.std(correction=0), y_src.mean(), y_src.std(correction=0), cb.mean(),
                              cr.mean()])  # fmt: skip
-        mean_y, std_y, mean_s, std_s, mean_cb, mean_cr = stats.tolist()
+        return stats, (y, cb, cr)
+
+    def __call__(self, planes: tuple[torch.Tensor, ...], stats: list[float]) -> torch.Tensor:
+        """The tone-mapped RGB frame from the cartoon's `planes` and the six `stats`, read."""
+        y, cb, cr = planes
+        mean_y, std_y, mean_s, std_s, mean_cb, mean_cr = stats
         mean_c = max(mean_y, MIN_STD)
         # the running brightness offset (`exposure.brightness_offset`, `Exposure.__call__`)
         floor_s = max(mean_s, MIN_STD)
@@ -279,16 +304,23 @@ class DeviceStages:
                 src_u8, car_u8 = cartoon.take()
                 src, car = src_u8.float(), car_u8.float()
             else:
-                src = torch.from_numpy(np.ascontiguousarray(source)).to(self.device).float()
-                car = torch.from_numpy(np.ascontiguousarray(cartoon)).to(self.device).float()
+                src, car = upload(source, self.device).float(), upload(cartoon, self.device).float()
             self.scene_cut = False
+            residual = None
             if self.stabilize is not None:
-                car = self.stabilize(source, src, car, at)
-                self.scene_cut = self.stabilize.scene_cut
+                car, residual = self.stabilize(source, src, car, at)
+            # the cut test's residual and exposure's statistics come back in one synchronisation
+            pending = [] if residual is None else [residual.reshape(1)]
+            if self.exposure is not None:
+                stats, planes = DeviceExposure.statistics(src, car)
+                pending.append(stats)
+            values = torch.cat(pending).tolist() if pending else []
+            if residual is not None and self.stabilize is not None:
+                self.scene_cut = self.stabilize.cut(values.pop(0))
                 if self.scene_cut and self.exposure is not None:
                     self.exposure.reset()
             if self.exposure is not None:
-                car = self.exposure(src, car)
+                car = self.exposure(planes, values)
             if self.bars is not None:
                 car = self.bars(src, car)
             return (car + 0.5).clamp(0, 255).to(torch.uint8).cpu().numpy()

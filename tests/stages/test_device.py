@@ -107,3 +107,28 @@ def test_the_stages_on_cuda_match_the_numpy_stages() -> None:
     assert chain.describe() == "stabilize + exposure + bars (on cuda)"
     diff = np.abs(run(chain, sources, cartoons, ahead=True).astype(np.int16) - expected)
     assert diff.mean() < 0.25 and diff.max() <= 3, (diff.mean(), diff.max())
+
+
+def test_the_stages_read_from_the_device_four_times_a_frame(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each read of a device value makes the host wait for the GPU (and take the GIL back after):
+    the cut test and exposure's statistics share one, the bars take two (rows, then columns) and
+    the frame itself one. Counted here by the torch calls that read, on the CPU."""
+    import torch
+
+    reads: list[str] = []
+    for name in ("tolist", "item", "cpu", "__float__", "__bool__"):
+        original = getattr(torch.Tensor, name)
+
+        def counted(self, *args, _name=name, _original=original, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
+            reads.append(_name)
+            return _original(self, *args, **kwargs)
+
+        monkeypatch.setattr(torch.Tensor, name, counted)
+    sources, cartoons = scene(8)
+    stages = DeviceStages("cpu")
+    per_frame = []
+    for t, (s, c) in enumerate(zip(sources, cartoons, strict=True)):
+        reads.clear()
+        stages(s, c, t / 24)
+        per_frame.append(sorted(reads))
+    assert per_frame[1:] == [["cpu", "cpu", "cpu", "tolist"]] * 7, per_frame  # after the first frame
