@@ -395,6 +395,10 @@ def runner_for(request: EngineRequest, frame_size: tuple[int, int] | None = None
     """Resolve a request into a runner. `frame_size` (H, W) lets the store pick a matching engine."""
     if frame_size is not None:
         request = replace(request, frame_size=(frame_size[0], frame_size[1]))
+        if request.resolved_device() == "cuda":  # one size for the whole job: time cuDNN's algorithms
+            from cartoonize.runners.cudnn import time_algorithms
+
+            time_algorithms()
     if request.engine in ("auto", *RUNNERS_BY_NAME) and (imported := imported_for(request)) is not None:
         return _imported_runner(imported, request)
     if request.engine == "auto":

@@ -14,6 +14,7 @@ The steps, in the order the issue's targets need them (a step that would not fit
 for a second call on a machine that is still warm):
 1. `stages-gpu`: the frame stages on CUDA against the numpy ones (tests/stages/test_device.py);
 2. `bench-1080x1920`: `cartoonize bench --engine eager,compile`, fp16 (the first compile at 1080p);
+   `bench-1080x1920-heuristics`, the same with cuDNN's heuristics, not its timed algorithms;
 3. `video-1080p*`: `cartoonize video --engine compile` end to end on the clip: with the default
    stages (on the GPU), with none (`-raw`), and with none through the GPU frame path (`-raw-yuv`:
    decoder planes to the GPU, converted there; the plane path runs without stages); then `--raw`
@@ -172,11 +173,13 @@ def plan(data: Path, out: Path, work: Path) -> list[Step]:
                 "--device", "cuda", "--shape", shape]  # fmt: skip
         return Step(f"build-aoti-{shape}", argv, 170, group="builds")
 
-    def bench(shape: str, engines: str, timeout: int, tag: str = "") -> Step:
+    def bench(
+        shape: str, engines: str, timeout: int, tag: str = "", env: dict[str, str] | None = None
+    ) -> Step:
         report = work / f"bench-{shape}{tag}.json"
         argv = [*cz, "bench", "--engine", engines, "--style", "hayao", "--device", "cuda",
                 "--precision", "fp16", "--shape", shape, "--iters", "50", "--json", str(report)]  # fmt: skip
-        return Step(f"bench-{shape}{tag}", argv, timeout, report)
+        return Step(f"bench-{shape}{tag}", argv, timeout, report, env=env or {})
 
     def video(clip: str, tag: str, yuv: bool = False, raw: bool = False, extra: tuple[str, ...] = (),
               suffix: str = "", timeout: int = 60) -> Step:  # fmt: skip
@@ -200,6 +203,9 @@ def plan(data: Path, out: Path, work: Path) -> list[Step]:
         Step("stages-gpu", [*py, "-m", "pytest", "-m", "gpu", "-q", "-p", "no:cacheprovider",
                             "tests/stages/test_device.py"], 60),
         bench("1080x1920", "eager,compile", 150),  # the first compile at 1080p fills the Inductor cache
+        # both with cuDNN's heuristics instead of its timed algorithms (runners.cudnn, on by default
+        # since 2026-12-06 for jobs of one size): what the timing gives each
+        bench("1080x1920", "eager,compile", 60, "-heuristics", {"CARTOONIZE_CUDNN_BENCHMARK": "0"}),
         video("bbb_1080p.mp4", "1080p"),  # ... which these load warm; the default stages, on the GPU
         video("bbb_1080p.mp4", "1080p", raw=True),  # no stages: decode, engine, encode
         # where the time goes (tests/gpu_profile.py): a torch.profiler trace of frames 40-99 (GPU
@@ -373,6 +379,12 @@ def print_table(results: dict[str, Any]) -> None:
         elif r.get("tail") and name != "env":
             print(f"    {r['tail'][-1][:160]}")
     print("\n==== against the issue's targets")
+    timed, heuristics = (compile_fps.get(k) for k in ("1080x1920", "1080x1920-heuristics"))
+    eagers = [((results.get(f"bench-{k}") or {}).get("report") or {}).get("torch_eager", {}).get("fps")
+              for k in ("1080x1920", "1080x1920-heuristics")]  # fmt: skip
+    if timed and heuristics and all(eagers):
+        print(f"cuDNN timed / heuristic algorithms at 1080p: compile {timed:.1f} / {heuristics:.1f} fps, "
+              f"eager {eagers[0]:.1f} / {eagers[1]:.1f} fps")  # fmt: skip
     for tag in ("1080p-ceiling", "1080p-launch"):  # the pipeline around an emulated engine
         rows = (results.get(f"handoffs-{tag}") or {}).get("report") or []
         if isinstance(rows, list) and len(rows) >= 2:

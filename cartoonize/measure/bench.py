@@ -213,6 +213,7 @@ def bench(job: BenchJob, on_step: Callable[[str], None] | None = None) -> dict[s
         "engine": runners[0], "torch_eager": baseline, "runners": [*runners, *failed],
         "speedup_vs_eager": runners[0]["speedup_vs_eager"],
         "timing": "CUDA events on device tensors" if device == "cuda" else "perf_counter",
+        "cudnn_benchmark": _cudnn_benchmark() if device == "cuda" else None,
     }  # fmt: skip
     if job.json_path is not None:
         job.json_path.parent.mkdir(parents=True, exist_ok=True)
@@ -233,6 +234,13 @@ def _model_of(runner: Runner, request: EngineRequest) -> EngineRequest:
     if source.kind == "model" and Path(source.name).is_file():
         return replace(request, style=None, model=Path(source.name))
     return replace(request, style=None, model=None)
+
+
+def _cudnn_benchmark() -> bool:
+    """Whether cuDNN timed its algorithms for these runners (runners.cudnn), or used its heuristics."""
+    import torch
+
+    return bool(torch.backends.cudnn.benchmark)
 
 
 def _gpu_name(device: str) -> str | None:
