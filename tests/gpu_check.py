@@ -21,8 +21,8 @@ for a second call on a machine that is still warm):
    again with the GIL switching every 5 ms as CPython does by default (`-raw-switch5ms`; the
    pipeline switches every 0.5 ms, pipelines.handoffs) and with CUDA graphs
    (`-raw-graphs`, compile mode reduce-overhead): is the engine thread held up by the others?
-   `handoffs-1080p-*`: the pipeline around an emulated engine (cartoonize.measure.handoffs), the
-   host's own ceiling and a launch-bound engine, each at both switch intervals;
+   `handoffs-1080p-ceiling`: the pipeline around an engine that returns its frames at once
+   (cartoonize.measure.handoffs), the host's own ceiling, at both switch intervals;
    `-raw-profile` and `-profile` trace frames 40-99 with torch.profiler (tests/gpu_profile.py;
    the traces go to OUT/profile-*), the second also counting synchronising CUDA calls;
 4. `video-720p`, `video-720p-raw`: the same at 720p; `video-720p-roundtrip`, the stages' frames
@@ -191,7 +191,7 @@ def plan(data: Path, out: Path, work: Path) -> list[Step]:
 
     def handoffs(tag: str, host_ms: float, device_ms: float) -> Step:
         report = work / f"handoffs-{tag}.json"
-        argv = [*py, "-m", "cartoonize.measure.handoffs", str(data / "bbb_1080p.mp4"), "--frames", "240",
+        argv = [*py, "-m", "cartoonize.measure.handoffs", str(data / "bbb_1080p.mp4"), "--frames", "200",
                 "--host-ms", str(host_ms), "--device-ms", str(device_ms), "--preset", "veryfast",
                 "--json", str(report)]  # fmt: skip
         return Step(f"handoffs-{tag}", argv, 40, report)
@@ -221,11 +221,9 @@ def plan(data: Path, out: Path, work: Path) -> list[Step]:
         # now switches every 0.5 ms (pipelines.handoffs), and CUDA graphs (one launch a frame)
         video("bbb_1080p.mp4", "1080p", raw=True, extra=("--switch-interval", "0"), suffix="-switch5ms"),
         video("bbb_1080p.mp4", "1080p", raw=True, extra=("--compile-mode", "reduce-overhead"), suffix="-graphs"),
-        # the pipeline around an engine that returns its frames (cartoonize.measure.handoffs): with
-        # no engine time, what decode, conversion and encode give on this machine (the host's
-        # ceiling); with 4 ms of Python and 11.5 ms of device time a frame, as compile at 1080p
+        # the pipeline around an engine that returns its frames at once (cartoonize.measure.handoffs):
+        # what decode, conversion and encode give on this machine, the host's own ceiling
         handoffs("1080p-ceiling", 0, 0),
-        handoffs("1080p-launch", 4, 11.5),
         video("bbb_720p.mp4", "720p"),
         video("bbb_720p.mp4", "720p", raw=True),
         # the default keeps the engine's frames on the GPU for the stages (runners.base.DeviceFrame);
@@ -385,7 +383,7 @@ def print_table(results: dict[str, Any]) -> None:
     if timed and heuristics and all(eagers):
         print(f"cuDNN timed / heuristic algorithms at 1080p: compile {timed:.1f} / {heuristics:.1f} fps, "
               f"eager {eagers[0]:.1f} / {eagers[1]:.1f} fps")  # fmt: skip
-    for tag in ("1080p-ceiling", "1080p-launch"):  # the pipeline around an emulated engine
+    for tag in ("1080p-ceiling",):  # the pipeline around an emulated engine
         rows = (results.get(f"handoffs-{tag}") or {}).get("report") or []
         if isinstance(rows, list) and len(rows) >= 2:
             by = ", ".join(f"{r['switch_interval_ms']:g} ms {r['fps']:.1f} fps" for r in rows[:2])
