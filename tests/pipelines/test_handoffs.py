@@ -114,6 +114,17 @@ def test_video_runs_with_the_jobs_interval(
     assert sys.getswitchinterval() == near(OWN)
 
 
+def test_the_webcam_runs_with_the_short_interval(own_interval: None) -> None:
+    from cartoonize.media.capture import CaptureSpec
+    from cartoonize.pipelines.webcam import WebcamJob, run_webcam
+
+    runner = Recording()
+    job = WebcamJob(CaptureSpec("testsrc2=size=64x48:rate=30", "lavfi"), preview=False, frames=5)
+    assert run_webcam(job, lambda _size: runner).shown == 5
+    assert len(runner.seen) == 1 and runner.seen.pop() == near(SWITCH_INTERVAL_S)
+    assert sys.getswitchinterval() == near(OWN)
+
+
 def test_the_benchmark_compares_with_the_default_interval(
     small_video: Path, tiny_checkpoint: Path, tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:
