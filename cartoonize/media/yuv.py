@@ -14,6 +14,7 @@ at the block's centre, and interpolated linearly from those centres on the way b
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import torch
@@ -43,6 +44,16 @@ class YuvSpec:
         return 16.0 * s, 219.0 * s, mid, 224.0 * s
 
 
+@functools.lru_cache(maxsize=32)
+def _taps(n: int, size: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """For `size` output samples from `n` input ones: the lower and upper input index of each and
+    the upper one's weight. They depend on the sizes alone, so a video makes them once, not in ten
+    small kernels per side and plane every frame."""
+    pos = ((torch.arange(size, device=device, dtype=torch.float32) + 0.5) * n / size - 0.5).clamp(0, n - 1)
+    lo = pos.floor().long()
+    return lo, (lo + 1).clamp(max=n - 1), pos - lo
+
+
 def _upsample_chroma(c: torch.Tensor, height: int, width: int) -> torch.Tensor:
     """(..., ceil(H/2), ceil(W/2)) -> (..., H, W), linear, as swscale scales a chroma plane: an
     output sample's centre maps to (x + 0.5)·n/size - 0.5 in the n input samples (edges held).
@@ -50,16 +61,10 @@ def _upsample_chroma(c: torch.Tensor, height: int, width: int) -> torch.Tensor:
     ones the ratio is ceil(W/2)/W, not 1/2, and swscale follows it."""
 
     def along(c: torch.Tensor, dim: int, size: int) -> torch.Tensor:  # dim: -1 (columns) or -2 (rows)
-        n = c.shape[dim]
-        pos = ((torch.arange(size, device=c.device, dtype=torch.float32) + 0.5) * n / size - 0.5).clamp(
-            0, n - 1
-        )
-        lo = pos.floor().long()
-        hi = (lo + 1).clamp(max=n - 1)
-        frac = pos - lo
-        shape = [size, 1] if dim == -2 else [size]
-        frac = frac.view(*shape)
-        return c.index_select(dim, lo) * (1 - frac) + c.index_select(dim, hi) * frac
+        lo, hi, frac = _taps(c.shape[dim], size, c.device)
+        frac = frac.view(size, 1) if dim == -2 else frac
+        low = c.index_select(dim, lo)
+        return low + (c.index_select(dim, hi) - low) * frac
 
     return along(along(c, -1, width), -2, height)
 
