@@ -6,7 +6,7 @@
 
 For each size, mode and layout (NCHW, channels_last): the compile time of a first call and the
 inference fps (CUDA events, fp16, batch 1), with the parity against eager fp32 that the runner
-checks. Cells that would not fit in the budget are reported as skipped. Writes DIR/modes.json;
+checks, and cuDNN timing its algorithms as in a video job (runners.cudnn). Cells that would not fit in the budget are reported as skipped. Writes DIR/modes.json;
 the `compile` runner's default mode and layout follow the fastest cell (cartoonize/runners/compile.py).
 """
 
@@ -61,6 +61,9 @@ def command_line() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = command_line().parse_args(argv)
     from cartoonize.engines.store import parse_shape
+    from cartoonize.runners.cudnn import time_algorithms
+
+    time_algorithms()  # as a video job of one size gets it (choose.runner_for); CARTOONIZE_CUDNN_BENCHMARK=0: not
 
     deadline = time.monotonic() + args.budget
     cells: list[dict[str, Any]] = []
