@@ -15,21 +15,23 @@ for a second call on a machine that is still warm):
 1. `stages-gpu`: the frame stages on CUDA against the numpy ones (tests/stages/test_device.py);
 2. `bench-1080x1920`: `cartoonize bench --engine eager,compile`, fp16 (the first compile at 1080p);
    `bench-1080x1920-heuristics`, the same with cuDNN's heuristics, not its timed algorithms;
-3. `video-1080p*`: `cartoonize video --engine compile` end to end on the clip: with the default
-   stages (on the GPU), with none (`-raw`), and with none through the GPU frame path (`-raw-yuv`:
-   decoder planes to the GPU, converted there; the plane path runs without stages); then `--raw`
-   again with the GIL switching every 5 ms as CPython does by default (`-raw-switch5ms`; the
-   pipeline switches every 0.5 ms, pipelines.handoffs) and with CUDA graphs
-   (`-raw-graphs`, compile mode reduce-overhead): is the engine thread held up by the others?
-   `handoffs-1080p-ceiling`: the pipeline around an engine that returns its frames at once
-   (cartoonize.measure.handoffs), the host's own ceiling, at both switch intervals;
+3. `video-1080p*`: `cartoonize video --engine compile` end to end on the clip. One process runs
+   four jobs with the engine it loaded once (a warm load is 10-12 s of a ~25 s job on the H200):
+   the default stages (on the GPU), none (`-raw`), none through the GPU frame path (`-raw-yuv`:
+   decoder planes to the GPU, converted there; the plane path runs without stages), and none
+   with the GIL switching every 5 ms as CPython does by default (`-raw-switch5ms`; the pipeline
+   switches every 0.5 ms, pipelines.handoffs): is the engine thread held up by the others?
    `-raw-profile` and `-profile` trace frames 40-99 with torch.profiler (tests/gpu_profile.py;
    the traces go to OUT/profile-*), the second also counting synchronising CUDA calls;
-4. `video-720p`, `video-720p-raw`: the same at 720p; `video-720p-roundtrip`, the stages' frames
-   sent to the host and back (the default keeps them on the GPU); `video-720p-profile`;
-   `video-720p-raw-b4`, four frames an engine call; then `video-1080p-raw-cppwrap`, Inductor's C++ wrapper launching the kernels (no Python per kernel);
+   `-raw-graphs`, CUDA graphs (compile mode reduce-overhead); `handoffs-1080p-ceiling`: the
+   pipeline around an engine that returns its frames at once (cartoonize.measure.handoffs), the
+   host's own ceiling, at both switch intervals;
+4. `video-720p*`: at 720p, in one process, the default stages, `-raw`, `-roundtrip` (the stages'
+   frames sent to the host and back; the default keeps them on the GPU) and `-raw-yuv`; then
+   `video-720p-profile`; `video-720p-raw-b4`, four frames an engine call; then
+   `video-1080p-raw-cppwrap`, Inductor's C++ wrapper launching the kernels (no Python per kernel);
 5. `aoti-matrix`: tests/aoti_matrix.py, which change lets the Hayao fp16 AOTInductor package load;
-6. `bench-720x1280`, `video-720p-raw-yuv`;
+6. `bench-720x1280`;
 7. `build-aoti-*` (720p and 1080p, with the first recipe the matrix saw working) beside
    `pytest-gpu` (`pytest -m gpu`), as one parallel group: the builds are CPU-bound compiles;
 8. `bench-*-aoti`: eager, compile and the AOTInductor engines side by side;
@@ -67,6 +69,7 @@ class Step:
     json_out: Path | None = None  # a JSON report the step writes
     group: str = ""  # steps of one group run at the same time
     env: dict[str, str] = field(default_factory=dict)  # added to the environment of this step
+    also: dict[str, Path] = field(default_factory=dict)  # more results it writes: name -> JSON report
     result: dict[str, Any] = field(default_factory=dict)
 
 
@@ -182,12 +185,16 @@ def plan(data: Path, out: Path, work: Path) -> list[Step]:
         return Step(f"bench-{shape}{tag}", argv, timeout, report, env=env or {})
 
     def video(clip: str, tag: str, yuv: bool = False, raw: bool = False, extra: tuple[str, ...] = (),
-              suffix: str = "", timeout: int = 60) -> Step:  # fmt: skip
+              suffix: str = "", timeout: int = 60, also: tuple[tuple[str, str], ...] = ()) -> Step:  # fmt: skip
+        """A `tests.gpu_video` run; each of `also` (TAG, FLAGS) runs after it in the same process
+        with the engine it loaded, as its own result `video-{tag}-TAG`."""
         tag += ("-raw" if raw else "") + ("-yuv" if yuv else "") + suffix
         report = work / f"video-{tag}.json"
         argv = [*py, "-m", "tests.gpu_video", str(data / clip), str(work / f"bunny_{tag}.mp4"), str(report),
-                *(["--yuv-frames"] if yuv else []), *(["--raw"] if raw else []), *extra]  # fmt: skip
-        return Step(f"video-{tag}", argv, timeout, report)
+                *(["--yuv-frames"] if yuv else []), *(["--raw"] if raw else []), *extra,
+                *(f"--also={name}:{flags}" for name, flags in also)]  # fmt: skip
+        reports = {f"video-{tag}-{name}": work / f"video-{tag}-{name}.json" for name, _ in also}
+        return Step(f"video-{tag}", argv, timeout, report, also=reports)
 
     def handoffs(tag: str, host_ms: float, device_ms: float) -> Step:
         report = work / f"handoffs-{tag}.json"
@@ -206,8 +213,14 @@ def plan(data: Path, out: Path, work: Path) -> list[Step]:
         # both with cuDNN's heuristics instead of its timed algorithms (runners.cudnn, on by default
         # since 2026-12-06 for jobs of one size): what the timing gives each
         bench("1080x1920", "eager,compile", 60, "-heuristics", {"CARTOONIZE_CUDNN_BENCHMARK": "0"}),
-        video("bbb_1080p.mp4", "1080p"),  # ... which these load warm; the default stages, on the GPU
-        video("bbb_1080p.mp4", "1080p", raw=True),  # no stages: decode, engine, encode
+        # ... which these load warm. The default stages (on the GPU); then in the same process, with
+        # the engine it loaded (a warm load is 10-12 s of a ~25 s step): no stages (decode, engine,
+        # encode); no stages through the GPU frame path (planes in and out); and no stages with the
+        # GIL switching every 5 ms, CPython's own, where the pipeline now switches every 0.5 ms
+        # (pipelines.handoffs): is the engine thread held up by the others? (2026-12-04: 20 ms a
+        # frame in engine calls for 11.4 ms of GPU work)
+        video("bbb_1080p.mp4", "1080p", timeout=150,
+              also=(("raw", "--raw"), ("raw-yuv", "--raw --yuv-frames"), ("raw-switch5ms", "--raw --switch-interval 0"))),
         # where the time goes (tests/gpu_profile.py): a torch.profiler trace of frames 40-99 (GPU
         # busy share and gaps, CUDA calls by thread, the engine calls' host time), and with the
         # stages on, each synchronising CUDA call counted by thread and place
@@ -215,20 +228,16 @@ def plan(data: Path, out: Path, work: Path) -> list[Step]:
               suffix="-profile"),
         video("bbb_1080p.mp4", "1080p", extra=("--profile", str(out / "profile-1080p"), "--sync-debug"),
               suffix="-profile"),
-        video("bbb_1080p.mp4", "1080p", yuv=True, raw=True),  # the GPU frame path: planes in and out
-        # is the engine thread held up by the others? (2026-12-04: 20 ms a frame in engine calls
-        # for 11.4 ms of GPU work): the GIL switching every 5 ms, CPython's own, where the pipeline
-        # now switches every 0.5 ms (pipelines.handoffs), and CUDA graphs (one launch a frame)
-        video("bbb_1080p.mp4", "1080p", raw=True, extra=("--switch-interval", "0"), suffix="-switch5ms"),
+        # CUDA graphs: the whole network one launch a frame (compile mode reduce-overhead)
         video("bbb_1080p.mp4", "1080p", raw=True, extra=("--compile-mode", "reduce-overhead"), suffix="-graphs"),
         # the pipeline around an engine that returns its frames at once (cartoonize.measure.handoffs):
         # what decode, conversion and encode give on this machine, the host's own ceiling
         handoffs("1080p-ceiling", 0, 0),
-        video("bbb_720p.mp4", "720p"),
-        video("bbb_720p.mp4", "720p", raw=True),
-        # the default keeps the engine's frames on the GPU for the stages (runners.base.DeviceFrame);
-        # this sends them to the host and back, as before 2026-12-05: what the handoff saves
-        video("bbb_720p.mp4", "720p", extra=("--round-trip",), suffix="-roundtrip"),
+        # 720p in one process: the default stages, none, the stages with the engine's frames sent to
+        # the host and back (as before 2026-12-05; the default keeps them on the GPU for the stages,
+        # runners.base.DeviceFrame): what that handoff saves; none through the GPU frame path
+        video("bbb_720p.mp4", "720p", timeout=150,
+              also=(("raw", "--raw"), ("roundtrip", "--round-trip"), ("raw-yuv", "--raw --yuv-frames"))),
         # at 720p the stages cost most (62 fps raw, 38 with them, 2026-12-04): where, with the syncs
         video("bbb_720p.mp4", "720p", extra=("--profile", str(out / "profile-720p"), "--sync-debug"),
               suffix="-profile"),
@@ -242,7 +251,6 @@ def plan(data: Path, out: Path, work: Path) -> list[Step]:
                              "--only", "default,fp32,width8,weights-beside", "--timeout", "200"], 210,
              matrix / "matrix.json"),
         bench("720x1280", "eager,compile", 120),
-        video("bbb_720p.mp4", "720p", yuv=True, raw=True),
         *(build(shape) for shape in sizes),
         Step("pytest-gpu", [*py, "-m", "pytest", "-m", "gpu", "-q", "-p", "no:cacheprovider",
                             "--junitxml", str(out / "pytest-gpu.xml")], 170, group="builds"),
@@ -303,7 +311,13 @@ def main(argv: list[str] | None = None) -> int:
         matrix = work / "matrix"
         if matrix.exists():  # each variant's build log: where a crash happened
             shutil.copytree(matrix, out / "aoti-matrix", ignore=shutil.ignore_patterns("*.pt", "*.pt2"))
-    results = {s.name: s.result for s in steps if s.result}
+    results: dict[str, Any] = {}
+    for step in (s for s in steps if s.result):
+        results[step.name] = step.result
+        for name, path in step.also.items():  # the runs it made after its first, each its own result
+            if path.exists():
+                results[name] = {"exit": step.result.get("exit"), "seconds": f"in {step.name}",
+                                 "report": json.loads(path.read_text())}  # fmt: skip
     (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     print_table(results)
     return 0 if all(r.get("exit") == 0 for r in results.values()) else 1

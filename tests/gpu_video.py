@@ -6,6 +6,12 @@ call the CLI makes, with its report written as JSON.
 
 `--profile DIR` traces frames 40-99 with torch.profiler (tests/gpu_profile.py) and adds the
 summary to the report; `--sync-debug` counts the synchronising CUDA calls by thread and place.
+
+`--also TAG:FLAGS` (repeatable) runs the clip again in this process after the first run, with the
+engine already loaded (a compiled engine takes 10-12 s to load from a warm cache on the H200, the
+better part of a 1080p step): FLAGS are this run's own `--raw`, `--yuv-frames`, `--round-trip`
+and `--switch-interval S`; its output and report are OUTPUT and REPORT with `-TAG` before the
+suffix. Not with `--profile` or `--sync-debug`, which watch the whole process.
 """
 
 from __future__ import annotations
@@ -47,26 +53,74 @@ def command_line() -> argparse.ArgumentParser:
     parser.add_argument("--inductor", action="append", default=[], help="an Inductor config KEY=VALUE")
     parser.add_argument("--device", default="cuda")
     parser.add_argument("--model", type=Path, default=None, help="a checkpoint instead of the Hayao style")
+    parser.add_argument("--also", action="append", default=[], metavar="TAG:FLAGS",
+                        help="another run with the loaded engine (repeatable; see above)")  # fmt: skip
     return parser
+
+
+def run_options() -> argparse.ArgumentParser:
+    """The options an `--also` run may set for itself (the engine is the first run's)."""
+    parser = argparse.ArgumentParser(prog="--also TAG:", add_help=False)
+    parser.add_argument("--yuv-frames", action="store_true")
+    parser.add_argument("--raw", action="store_true")
+    parser.add_argument("--round-trip", action="store_true")
+    parser.add_argument("--switch-interval", type=float, default=None)
+    return parser
+
+
+def runs(args: argparse.Namespace) -> list[tuple[str, Path, Path, argparse.Namespace]]:
+    """(tag, output, report, options) of each run: the first, then each `--also` in order."""
+    out = [("", args.output, args.report, args)]
+    for also in args.also:
+        tag, _, flags = also.partition(":")
+        if not tag or "/" in tag:
+            raise SystemExit(f"--also {also!r}: give TAG:FLAGS, e.g. raw:--raw")
+        options = run_options().parse_args(flags.split())
+        out.append((tag, args.output.with_name(f"{args.output.stem}-{tag}{args.output.suffix}"),
+                    args.report.with_name(f"{args.report.stem}-{tag}{args.report.suffix}"), options))  # fmt: skip
+    return out
+
+
+@contextlib.contextmanager
+def kept_loaded(make_runner, loads: list[float]):  # noqa: ANN001, ANN201
+    """`make_runner`, whose runners are loaded once (the seconds each took go to `loads`) and
+    shared by every job of this process that asks for the same size."""
+    import time
+
+    made: dict = {}
+
+    def make(size):  # noqa: ANN001, ANN202
+        if size not in made:
+            runner = make_runner(size)
+            started = time.perf_counter()
+            runner.load()
+            loads.append(time.perf_counter() - started)
+            # each job's `with runner:` calls load and close: on this instance they now do nothing
+            runner.load = runner.close = lambda: None
+            made[size] = runner
+        return made[size]
+
+    try:
+        yield make
+    finally:
+        for runner in made.values():
+            type(runner).close(runner)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = command_line().parse_args(argv)
+    plan = runs(args)
+    if len(plan) > 1 and (args.profile or args.sync_debug):
+        raise SystemExit("--also: not with --profile or --sync-debug (they watch the whole process)")
     for setting in args.inductor:  # e.g. cpp_wrapper=1: a C++ wrapper launches the kernels, not Python
         key, _, value = setting.partition("=")
         from torch._inductor import config
 
         config.__setattr__(key, type(getattr(config, key))(int(value) if value.isdigit() else value))
     from cartoonize.choose import EngineRequest, runner_for
-    from cartoonize.pipelines.video import VideoJob, cartoonize_video
-    from cartoonize.stages import StageOptions
 
     model = {"model": args.model} if args.model else {"style": "hayao"}
     request = EngineRequest(engine=args.engine, device=args.device, **model)
-    job = VideoJob(args.clip, args.output, batch=args.batch, overwrite=True, yuv_frames=args.yuv_frames,
-                   keep_on_device=not args.round_trip, stages=StageOptions(raw=args.raw))  # fmt: skip
-    if args.switch_interval is not None:
-        job = replace(job, switch_interval=args.switch_interval or None)
     make_runner = lambda size: runner_for(request, size)  # noqa: E731
     if args.compile_mode:
         from cartoonize.model import load_checkpoint
@@ -79,7 +133,28 @@ def main(argv: list[str] | None = None) -> int:
         def make_runner(size: tuple[int, int]) -> CompileRunner:
             return CompileRunner(checkpoint, args.device, precision, size, mode=args.compile_mode)
 
+    if len(plan) == 1:
+        return run_one(args, args.output, args.report, args, make_runner)
+    loads: list[float] = []
+    with kept_loaded(make_runner, loads) as shared:
+        for _tag, output, report, options in plan:
+            run_one(args, output, report, options, shared, loads)
+    return 0
+
+
+def run_one(args: argparse.Namespace, output: Path, report_path: Path, options: argparse.Namespace,
+            make_runner, loads: list[float] | None = None) -> int:  # noqa: ANN001 # fmt: skip
+    """One `cartoonize video` run of the clip with this run's `options`; its report to `report_path`."""
+    from cartoonize.pipelines.video import VideoJob, cartoonize_video
+    from cartoonize.stages import StageOptions
+
+    job = VideoJob(args.clip, output, batch=args.batch, overwrite=True, yuv_frames=options.yuv_frames,
+                   keep_on_device=not options.round_trip, stages=StageOptions(raw=options.raw))  # fmt: skip
+    if options.switch_interval is not None:
+        job = replace(job, switch_interval=options.switch_interval or None)
     extra: dict = {}
+    if loads is not None:  # the engine was loaded once for all runs: its time is the first's
+        extra["shared_engine"] = True
     with contextlib.ExitStack() as stack:
         on_progress = None
         if args.profile:
@@ -111,15 +186,19 @@ def main(argv: list[str] | None = None) -> int:
             else {"error": "no trace written"}
         )
         print_summary(extra["profile"])
-    result = {"frames": report.frames, "size": f"{report.width}x{report.height}", "seconds": round(report.seconds, 2),
-              "fps": round(report.fps, 2), "load_s": round(report.load_seconds, 2),
+    load_s = report.load_seconds
+    if loads is not None:  # loaded before the job, once: the first run counts it, as a lone run would
+        load_s = loads.pop() if loads else 0.0
+    seconds = report.seconds - report.load_seconds + load_s
+    result = {"frames": report.frames, "size": f"{report.width}x{report.height}", "seconds": round(seconds, 2),
+              "fps": round(report.frames / seconds, 2) if seconds else 0.0, "load_s": round(load_s, 2),
               "fps_running": round(report.running_fps, 2), "engine_share": round(report.engine_share, 3), "engine": report.engine,
               "codec": report.video_codec, "colour": report.colour, "streams": report.streams,
               "frame_path": report.frame_path, "stages": report.stages, "waits_s": report.waits,
               "engine_s": round(report.engine_seconds, 2), "switch_interval": job.switch_interval or sys.getswitchinterval(),
               "inductor": args.inductor, **extra}  # fmt: skip
-    args.report.parent.mkdir(parents=True, exist_ok=True)
-    args.report.write_text(json.dumps(result, indent=2) + "\n")
+    report_path.parent.mkdir(parents=True, exist_ok=True)
+    report_path.write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result))
     return 0
 

@@ -55,7 +55,7 @@ def test_every_step_is_a_command_line_the_code_accepts(tiny_checkpoint: Path, tm
     from tests.aoti_matrix import write_variants
 
     steps = plan(tmp_path / "data", tmp_path / "out", tmp_path / "work")
-    names = [step.name for step in steps]
+    names = [name for step in steps for name in (step.name, *step.also)]
     assert len(set(names)) == len(names), names  # --only picks steps by name
     kinds = set()
     for step in steps:
@@ -82,6 +82,13 @@ def test_every_step_is_a_command_line_the_code_accepts(tiny_checkpoint: Path, tm
             parsed = parse_module(module, args)
             if module == "tests.gpu_video":
                 assert parsed.clip.name in ("bbb_720p.mp4", "bbb_1080p.mp4"), step  # what --prepare writes
+                from tests.gpu_video import runs
+
+                try:  # each --also run's own flags, and the report it writes where the check reads it
+                    reports = {report for _, _, report, _ in runs(parsed)[1:]}
+                except SystemExit as exc:
+                    pytest.fail(f"{step.name}: {exc}")
+                assert reports == set(step.also.values()), (step.name, reports, step.also)
                 for setting in parsed.inductor:  # an Inductor setting this torch still has
                     key = setting.partition("=")[0]
                     assert hasattr(inductor, key), f"{step.name}: torch._inductor.config has no {key!r}"
