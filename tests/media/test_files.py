@@ -283,6 +283,23 @@ def test_to_yuv_uses_the_colours_matrix_and_range(matrix: int, full: bool) -> No
         assert (frame.colorspace, frame.color_range) == (matrix, colour.range)  # tagged as converted
 
 
+@pytest.mark.parametrize("size", [(48, 64), (38, 54)])  # even: the pipeline pads to even first
+def test_to_yuv_reads_a_cropped_view_in_place_as_it_would_a_copy(size: tuple[int, int]) -> None:
+    """A cartoon cropped out of a padded batch is a view whose rows are longer than the frame: it is
+    converted from its own memory, giving exactly what a contiguous copy gives."""
+    h, w = size
+    batch = np.random.default_rng(3).integers(0, 256, (2, h + 3, w + 5, 3), dtype=np.uint8)
+    view = batch[1, :h, :w]
+    assert not view.flags.c_contiguous
+    colour = Colour(BT709, LIMITED, 1, 1)
+    copied = av.VideoFrame.from_ndarray(np.ascontiguousarray(view), format="rgb24").reformat(
+        format="yuv420p", dst_colorspace=BT709, dst_color_range=LIMITED
+    )
+    before = batch.copy()
+    assert np.array_equal(to_yuv(view, colour).to_ndarray(), copied.to_ndarray())
+    assert np.array_equal(batch, before)  # and left untouched
+
+
 @pytest.mark.parametrize("full", [False, True])
 @pytest.mark.parametrize("matrix", [SMPTE170M, BT709, BT2020_NCL])
 def test_to_rgb_decodes_with_the_colours_matrix_and_range_accurately(matrix: int, full: bool) -> None:
