@@ -258,16 +258,23 @@ class DeviceExposure:
 
 
 class DeviceBars:
-    """`stages.bars.Bars` on the device: the row and column means come back to find the bars."""
+    """`stages.bars.Bars` on the device: the row and column means come back to find the bars (the
+    rows' with whatever else the caller reads at the same time, `row_means`)."""
 
     name = "bars"
 
     def reset(self) -> None:
         pass  # nothing is carried across frames
 
-    def __call__(self, src: torch.Tensor, car: torch.Tensor) -> torch.Tensor:
+    @staticmethod
+    def row_means(src: torch.Tensor) -> torch.Tensor:
+        """(H,) on the device: each row's mean luma."""
+        return src.mean(1) @ _weights(src.device)[0]
+
+    def __call__(self, src: torch.Tensor, car: torch.Tensor, rows: np.ndarray | None = None) -> torch.Tensor:
+        """`rows`: `row_means(src)` already read (else read here)."""
         wy = _weights(src.device)[0]
-        rows = (src.mean(1) @ wy).cpu().numpy()
+        rows = self.row_means(src).cpu().numpy() if rows is None else rows
         extent = extent_from(rows, lambda top, end: (src[top:end].mean(0) @ wy).cpu().numpy())
         if not any(extent):
             return car
@@ -309,20 +316,24 @@ class DeviceStages:
             residual = None
             if self.stabilize is not None:
                 car, residual = self.stabilize(source, src, car, at)
-            # the cut test's residual and exposure's statistics come back in one synchronisation
+            # the cut test's residual, exposure's statistics and the bars' row means come back in one
+            # synchronisation (in that order)
             pending = [] if residual is None else [residual.reshape(1)]
             if self.exposure is not None:
                 stats, planes = DeviceExposure.statistics(src, car)
                 pending.append(stats)
+            if self.bars is not None:
+                pending.append(DeviceBars.row_means(src))
             values = torch.cat(pending).tolist() if pending else []
             if residual is not None and self.stabilize is not None:
                 self.scene_cut = self.stabilize.cut(values.pop(0))
                 if self.scene_cut and self.exposure is not None:
                     self.exposure.reset()
             if self.exposure is not None:
-                car = self.exposure(planes, values)
+                car = self.exposure(planes, values[:6])
+                values = values[6:]
             if self.bars is not None:
-                car = self.bars(src, car)
+                car = self.bars(src, car, np.asarray(values, dtype=np.float32))
             return (car + 0.5).clamp(0, 255).to(torch.uint8).cpu().numpy()
 
     def reset(self) -> None:
