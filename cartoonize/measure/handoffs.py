@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from cartoonize.measure.bench import time_host_path
 from cartoonize.media.files import EncoderSettings
 from cartoonize.pipelines.handoffs import SWITCH_INTERVAL_S
 from cartoonize.pipelines.video import VideoJob, cartoonize_video
@@ -75,19 +76,11 @@ class LaunchBound(Runner):
 
 
 def alone_fps(runner: Runner, size: tuple[int, int], frames: int) -> float:
-    """Frames a second of the engine by itself, one batch in flight as the pipeline keeps it."""
-    batch = np.zeros((1, *size, 3), np.uint8)
+    """Frames a second of the engine by itself, one batch in flight as the pipeline keeps it
+    (`bench.time_host_path`, the path `cartoonize video` takes)."""
     with runner:
-        runner.submit(batch)()  # a first call: a compile, a warm-up
-        started, pending = time.perf_counter(), None
-        for _ in range(frames):
-            nxt = runner.submit(batch)
-            if pending is not None:
-                pending()
-            pending = nxt
-        if pending is not None:
-            pending()
-    return frames / (time.perf_counter() - started)
+        times = time_host_path(runner, np.zeros((1, *size, 3), np.uint8), frames, warmup=1)
+    return len(times) / sum(times)
 
 
 def measure(clip: Path, make_runner: Callable[[tuple[int, int]], Runner], frames: int, label: str,
