@@ -213,8 +213,9 @@ def video(
         bool,
         typer.Option(
             "--yuv-frames/--rgb-frames",
-            help="yuv: hand the decoder's YUV planes to the engine, which converts them on its device (GPU "
-            "runners; not with --max-side); rgb: FFmpeg converts to RGB on the CPU.",
+            help="yuv: hand the decoder's YUV planes to the engine, which converts them on its device, "
+            "and the frame stages there give the encoder's planes (GPU runners; not with --max-side or "
+            "--infer-side); rgb: FFmpeg converts to RGB and back on the CPU.",
         ),
     ] = False,
     overwrite: OverwriteOpt = False,

@@ -16,10 +16,10 @@ for a second call on a machine that is still warm):
 2. `bench-1080x1920`: `cartoonize bench --engine eager,compile`, fp16 (the first compile at 1080p);
    `bench-1080x1920-heuristics`, the same with cuDNN's heuristics, not its timed algorithms;
 3. `video-1080p*`: `cartoonize video --engine compile` end to end on the clip. One process runs
-   four jobs with the engine it loaded once (a warm load is 10-12 s of a ~25 s job on the H200):
+   five jobs with the engine it loaded once (a warm load is 10-12 s of a ~25 s job on the H200):
    the default stages (on the GPU), none (`-raw`), none through the GPU frame path (`-raw-yuv`:
-   decoder planes to the GPU, converted there; the plane path runs without stages), and none
-   with the GIL switching every 5 ms as CPython does by default (`-raw-switch5ms`; the pipeline
+   decoder planes to the GPU, converted there), the default stages through it (`-yuv`: the
+   stages on the GPU give the encoder's planes), and none with the GIL switching every 5 ms as CPython does by default (`-raw-switch5ms`; the pipeline
    switches every 0.5 ms, pipelines.handoffs): is the engine thread held up by the others?
    `-raw-profile` and `-profile` trace frames 40-99 with torch.profiler (tests/gpu_profile.py;
    the traces go to OUT/profile-*), the second also counting synchronising CUDA calls;
@@ -27,7 +27,7 @@ for a second call on a machine that is still warm):
    pipeline around an engine that returns its frames at once (cartoonize.measure.handoffs), the
    host's own ceiling, at both switch intervals;
 4. `video-720p*`: at 720p, in one process, the default stages, `-raw`, `-roundtrip` (the stages'
-   frames sent to the host and back; the default keeps them on the GPU) and `-raw-yuv`; then
+   frames sent to the host and back; the default keeps them on the GPU), `-raw-yuv` and `-yuv`; then
    `video-720p-profile`; `video-720p-raw-b4`, four frames an engine call; then
    `video-1080p-raw-cppwrap`, Inductor's C++ wrapper launching the kernels (no Python per kernel);
 5. `aoti-matrix`: tests/aoti_matrix.py, which change lets the Hayao fp16 AOTInductor package load;
@@ -219,8 +219,10 @@ def plan(data: Path, out: Path, work: Path) -> list[Step]:
         # GIL switching every 5 ms, CPython's own, where the pipeline now switches every 0.5 ms
         # (pipelines.handoffs): is the engine thread held up by the others? (2026-12-04: 20 ms a
         # frame in engine calls for 11.4 ms of GPU work)
+        # and the default stages through the GPU frame path (planes in, the stages' planes out)
         video("bbb_1080p.mp4", "1080p", timeout=150,
-              also=(("raw", "--raw"), ("raw-yuv", "--raw --yuv-frames"), ("raw-switch5ms", "--raw --switch-interval 0"))),
+              also=(("raw", "--raw"), ("raw-yuv", "--raw --yuv-frames"), ("yuv", "--yuv-frames"),
+                    ("raw-switch5ms", "--raw --switch-interval 0"))),
         # where the time goes (tests/gpu_profile.py): a torch.profiler trace of frames 40-99 (GPU
         # busy share and gaps, CUDA calls by thread, the engine calls' host time), and with the
         # stages on, each synchronising CUDA call counted by thread and place
@@ -235,9 +237,11 @@ def plan(data: Path, out: Path, work: Path) -> list[Step]:
         handoffs("1080p-ceiling", 0, 0),
         # 720p in one process: the default stages, none, the stages with the engine's frames sent to
         # the host and back (as before 2026-12-05; the default keeps them on the GPU for the stages,
-        # runners.base.DeviceFrame): what that handoff saves; none through the GPU frame path
+        # runners.base.DeviceFrame): what that handoff saves; none and the default stages through
+        # the GPU frame path
         video("bbb_720p.mp4", "720p", timeout=150,
-              also=(("raw", "--raw"), ("roundtrip", "--round-trip"), ("raw-yuv", "--raw --yuv-frames"))),
+              also=(("raw", "--raw"), ("roundtrip", "--round-trip"), ("raw-yuv", "--raw --yuv-frames"),
+                    ("yuv", "--yuv-frames"))),
         # at 720p the stages cost most (62 fps raw, 38 with them, 2026-12-04): where, with the syncs
         video("bbb_720p.mp4", "720p", extra=("--profile", str(out / "profile-720p"), "--sync-debug"),
               suffix="-profile"),
@@ -416,6 +420,8 @@ def print_table(results: dict[str, Any]) -> None:
             "",
             "-raw",
             "-raw-yuv",
+            "-yuv",
+            "-roundtrip",
             "-raw-switch5ms",
             "-raw-graphs",
             "-raw-profile",

@@ -122,6 +122,30 @@ def rgb_to_yuv420(rgb: torch.Tensor, spec: YuvSpec) -> tuple[torch.Tensor, torch
     return code(luma, y0, ys), code(half(cb), c0, cs), code(half(cr), c0, cs)
 
 
+def even_sides(rgb: torch.Tensor) -> torch.Tensor:
+    """(..., H, W, C) with the last row and column repeated to even sides, as 4:2:0 encoders
+    want them (`media.files.pad_to_even` on the host); unchanged where both are even."""
+    height, width = rgb.shape[-3:-1]
+    if height % 2:
+        rgb = torch.cat([rgb, rgb[..., -1:, :, :]], dim=-3)
+    if width % 2:
+        rgb = torch.cat([rgb, rgb[..., :, -1:, :]], dim=-2)
+    return rgb
+
+
+def planes_on_host(rgb: torch.Tensor, spec: YuvSpec) -> tuple:
+    """One uint8 RGB frame (H, W, 3) on any device -> its 4:2:0 planes (numpy, even sides) for the
+    encoder: converted where the frame is, and brought to the host in one copy (one wait for the
+    device, not three)."""
+    planes = rgb_to_yuv420(even_sides(rgb), spec)
+    flat = torch.cat([p.reshape(-1) for p in planes]).cpu().numpy()
+    out, start = [], 0
+    for p in planes:
+        out.append(flat[start : start + p.numel()].reshape(p.shape))
+        start += p.numel()
+    return tuple(out)
+
+
 # ---------------------------------------------------------------------------------------------
 # planes out of and into PyAV frames (numpy; no conversion)
 

@@ -70,8 +70,9 @@ class VideoJob:
     stages: StageOptions = field(default_factory=StageOptions)  # what happens between engine and encoder
     window: Window | None = None  # one segment of the video (pipelines.segments); None: all of it
     # the GPU frame path: decoded 4:2:0 planes go to the runner, which converts to RGB and back
-    # itself (on its own CUDA stream); only where nothing else needs RGB on the host (no frame
-    # stages, no --max-side scaling, a yuv420p output). Off: FFmpeg converts on the CPU.
+    # itself (on its own CUDA stream), or leaves that to the frame stages on its device
+    # (stages.device); only where nothing else needs RGB on the host (no numpy frame stages, no
+    # --max-side scaling or --infer-side, a yuv420p output). Off: FFmpeg converts on the CPU.
     yuv_frames: bool = False
     # with the frame stages on the runner's GPU (stages.device), the frames the network saw and its
     # cartoons stay there for them (runners.base.DeviceFrame): no download and upload in between.
@@ -301,6 +302,12 @@ def cartoonize_video(
     )
     if planes is not None:
         from cartoonize.media.yuv import frame_from_planes, frame_planes
+        from cartoonize.stages.flow import luma_of_plane
+
+        # the stages' source on this path: the decoder's luma, upright, for the flow (the RGB frame
+        # is made on the device)
+        luma_black, luma_span = planes.source.scales()[:2]
+        submit_planes = planes.submit_on_device if chain else planes.submit
     expected = info.frames_estimate
     if job.max_frames is not None:
         expected = min(expected or job.max_frames, job.max_frames)
@@ -358,7 +365,15 @@ def cartoonize_video(
                                 pts = frame.pts if frame.pts is not None else next_pts
                                 next_pts = pts + step
                                 if planes is not None:
-                                    frames_q.put((pts, frame_planes(frame), None))
+                                    yuv = frame_planes(frame)
+                                    luma = None
+                                    if chain:
+                                        luma = luma_of_plane(
+                                            yuv[0], luma_black, luma_span, planes.source.bits
+                                        )
+                                        luma = np.ascontiguousarray(np.rot90(luma, k)) if k else luma
+                                        chain.ahead(luma)
+                                    frames_q.put((pts, luma, yuv))  # (pts, the stages' source, the engine's)
                                     continue
                                 rgb = to_rgb(frame, colour, info.coded_size[0], info.coded_size[1])
                                 if k:
@@ -393,7 +408,11 @@ def cartoonize_video(
             def run_stages() -> None:
                 while (item := staged_q.get()) is not _END:
                     pts, rgb, cartoon, keep = item
-                    cartoon = chain(rgb, cartoon, float(pts * info.time_base))
+                    at = float(pts * info.time_base)
+                    if planes is not None:  # the stages on the device give the encoder's planes
+                        cartoon = chain.planes(rgb, cartoon, at, planes.target)
+                    else:
+                        cartoon = chain(rgb, cartoon, at)
                     if keep:
                         mux_q.put((pts, cartoon))
                 mux_q.put(_END)
@@ -411,7 +430,7 @@ def cartoonize_video(
                 t0 = time.perf_counter()
                 cartoons: Any = cartoons_of()
                 engine_seconds += time.perf_counter() - t0
-                if planes is not None:  # cartoons: (Y, U, V) batches; no stage runs on this path
+                if planes is not None and not chain:  # cartoons: (Y, U, V) batches
                     cartoons = [tuple(p[i] for p in cartoons) for i in range(len(batch))]
                 for (pts, rgb, _), cartoon in zip(batch, cartoons, strict=True):
                     # a pre-roll frame (segments) warms the stages; the previous segment keeps it
@@ -442,8 +461,8 @@ def cartoonize_video(
                         if batch:
                             t0 = time.perf_counter()
                             if planes is not None:
-                                ys, us, vs = (np.stack([f[i] for _, f, _ in batch]) for i in range(3))
-                                started_now = (batch, planes.submit(ys, us, vs))
+                                ys, us, vs = (np.stack([f[i] for _, _, f in batch]) for i in range(3))
+                                started_now = (batch, submit_planes(ys, us, vs))
                             else:
                                 # one frame: a view, not a copy (np.stack copies, ~1 ms a 1080p frame)
                                 smalls = [small for _, _, small in batch]
@@ -496,9 +515,12 @@ def frame_period(info: VideoProbe) -> int:
     return 1
 
 
-def _plane_path(job: VideoJob, info: VideoProbe, runner: Runner, chain: Any) -> Any:
-    """The runner's YUV frame path for this job, or None where FFmpeg converts on the CPU."""
-    if not job.yuv_frames or chain or job.encoder.pix_fmt != "yuv420p" or info.colour is None:
+def _plane_path(job: VideoJob, info: VideoProbe, runner: Runner, chain: StageChain) -> Any:
+    """The runner's YUV frame path for this job, or None where FFmpeg converts on the CPU. With
+    frame stages, only where they all run on the runner's device and take its frames there."""
+    if not job.yuv_frames or job.encoder.pix_fmt != "yuv420p" or info.colour is None:
+        return None
+    if chain and not _keeps_on_device(job, runner, chain):
         return None
     from cartoonize.runners.base import TensorRunner, YuvFrames
 

@@ -255,30 +255,48 @@ class YuvFrames:
             )
         return self._indexes[(h, w)]
 
-    def submit(self, y: np.ndarray, u: np.ndarray, v: np.ndarray) -> Callable[[], tuple[np.ndarray, ...]]:
-        """Batched planes (N, H, W), (N, ceil(H/2), ceil(W/2)) -> a callable giving the output planes."""
+    def _stream(self) -> Any:
+        """The context the batch's work is queued in: the runner's own stream on CUDA."""
         import contextlib
 
         import torch
 
-        from cartoonize.media.yuv import rgb_to_yuv420, yuv420_to_rgb
+        return (
+            torch.cuda.stream(self.runner.work_stream())
+            if self.runner.device == "cuda"
+            else contextlib.nullcontext()
+        )
 
-        runner = self.runner
-        cuda = runner.device == "cuda"
-        context = torch.cuda.stream(runner.work_stream()) if cuda else contextlib.nullcontext()
-        with context:
-            planes = [torch.from_numpy(p) for p in (y, u, v)]
-            if cuda:
-                planes = [p.pin_memory().to("cuda", non_blocking=True) for p in planes]
-            rgb = yuv420_to_rgb(planes[0], planes[1], planes[2], self.source)  # (N, H, W, 3)
-            if self.k:
-                rgb = torch.rot90(rgb, self.k, dims=(1, 2))
-            n, h, w, _ = rgb.shape
-            pad_rows, pad_cols, even_rows, even_cols = self._index_tensors(h, w, rgb.device)
-            cartoon = runner.infer_tensor(_select(rgb, pad_rows, pad_cols).contiguous())
+    def _network(self, y: np.ndarray, u: np.ndarray, v: np.ndarray) -> tuple[Any, Any, int, int]:
+        """Inside `_stream`: the planes uploaded and converted, and the network queued on them.
+        Gives the upright RGB frames (N, h, w, 3), their cartoons at the network's padded size, and
+        (h, w)."""
+        import torch
+
+        from cartoonize.media.yuv import yuv420_to_rgb
+
+        planes = [torch.from_numpy(p) for p in (y, u, v)]
+        if self.runner.device == "cuda":
+            planes = [p.pin_memory().to("cuda", non_blocking=True) for p in planes]
+        rgb = yuv420_to_rgb(planes[0], planes[1], planes[2], self.source)  # (N, H, W, 3)
+        if self.k:
+            rgb = torch.rot90(rgb, self.k, dims=(1, 2))
+        _, h, w, _ = rgb.shape
+        pad_rows, pad_cols, _, _ = self._index_tensors(h, w, rgb.device)
+        return rgb, self.runner.infer_tensor(_select(rgb, pad_rows, pad_cols).contiguous()), h, w
+
+    def submit(self, y: np.ndarray, u: np.ndarray, v: np.ndarray) -> Callable[[], tuple[np.ndarray, ...]]:
+        """Batched planes (N, H, W), (N, ceil(H/2), ceil(W/2)) -> a callable giving the output planes."""
+        import torch
+
+        from cartoonize.media.yuv import rgb_to_yuv420
+
+        with self._stream():
+            rgb, cartoon, h, w = self._network(y, u, v)
+            _, _, even_rows, even_cols = self._index_tensors(h, w, rgb.device)
             # back to (h, w), then the last row/column repeated to even sides, as 4:2:0 encoders want
             out = rgb_to_yuv420(_select(cartoon, even_rows, even_cols), self.target)
-            if not cuda:
+            if self.runner.device != "cuda":
                 result = tuple(p.numpy() for p in out)
                 return lambda: result
             host = [torch.empty(p.shape, dtype=p.dtype, pin_memory=True) for p in out]
@@ -292,3 +310,20 @@ class YuvFrames:
             return tuple(p.numpy().copy() for p in host)
 
         return collect
+
+    def submit_on_device(
+        self, y: np.ndarray, u: np.ndarray, v: np.ndarray
+    ) -> Callable[[], list[DeviceFrame]]:
+        """`submit`, with each upright frame and its cartoon left on the runner's device
+        (`DeviceFrame`s at the frame's own size) for the frame stages there, which convert the
+        result to planes themselves (`stages.device`). Nothing waits for the GPU here."""
+        import torch
+
+        with self._stream():
+            rgb, cartoon, h, w = self._network(y, u, v)
+            ready = None
+            if self.runner.device == "cuda":
+                ready = torch.cuda.Event()
+                ready.record()
+        out = [DeviceFrame(rgb[i], cartoon[i, :h, :w], ready) for i in range(rgb.shape[0])]
+        return lambda: out

@@ -72,6 +72,18 @@ class StageChain:
 
         return getattr(self.stages[0], "device", None) == torch.device(device)
 
+    def planes(
+        self, source: np.ndarray, cartoon: object, at: float | None, spec: object
+    ) -> tuple[np.ndarray, ...]:
+        """The GPU frame path (`pipelines.video`): the chain's one stage, on the runner's device and
+        taking its frames there (`takes_device_frames`), gives each finished frame as the encoder's
+        4:2:0 planes of `spec` (a `media.yuv.YuvSpec`), converted on the device
+        (`stages.device.DeviceStages.planes`). `source` is the decoder's upright luma, for the flow."""
+        stage = self.stages[0] if len(self.stages) == 1 else None
+        if stage is None or not getattr(stage, "takes_device_frames", False):
+            raise TypeError(f"the chain {self.describe()} gives RGB frames, not planes")
+        return stage.planes(source, cartoon, at, spec)  # type: ignore[attr-defined]
+
     def reset(self) -> None:
         for stage in self.stages:
             stage.reset()

@@ -34,6 +34,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from cartoonize.media.yuv import YuvSpec, planes_on_host
 from cartoonize.runners.base import DeviceFrame
 from cartoonize.stages.bars import extent_from, paste_bars
 from cartoonize.stages.clock import FrameClock, kept
@@ -284,7 +285,8 @@ class DeviceBars:
 class DeviceStages:
     """Stabilization, exposure and bars (those asked for, in that order) as one frame stage on a
     torch device: numpy frames in and out, one upload each way. A scene cut found by the
-    stabilization restarts exposure's running average, as `StageChain` does for the numpy stages."""
+    stabilization restarts exposure's running average, as `StageChain` does for the numpy stages.
+    On the GPU frame path, `planes` gives each finished frame as the encoder's 4:2:0 planes."""
 
     def __init__(self, device: str, stabilize: bool = True, exposure: bool = True, bars: bool = True) -> None:
         self.device = torch.device(device)
@@ -307,34 +309,50 @@ class DeviceStages:
         """`cartoon` as a numpy frame (uploaded here, with the source), or as the runner's
         `DeviceFrame`: the frame the network saw and its cartoon, already on this device."""
         with torch.inference_mode():
-            if isinstance(cartoon, DeviceFrame):
-                src_u8, car_u8 = cartoon.take()
-                src, car = src_u8.float(), car_u8.float()
-            else:
-                src, car = upload(source, self.device).float(), upload(cartoon, self.device).float()
-            self.scene_cut = False
-            residual = None
-            if self.stabilize is not None:
-                car, residual = self.stabilize(source, src, car, at)
-            # the cut test's residual, exposure's statistics and the bars' row means come back in one
-            # synchronisation (in that order)
-            pending = [] if residual is None else [residual.reshape(1)]
-            if self.exposure is not None:
-                stats, planes = DeviceExposure.statistics(src, car)
-                pending.append(stats)
-            if self.bars is not None:
-                pending.append(DeviceBars.row_means(src))
-            values = torch.cat(pending).tolist() if pending else []
-            if residual is not None and self.stabilize is not None:
-                self.scene_cut = self.stabilize.cut(values.pop(0))
-                if self.scene_cut and self.exposure is not None:
-                    self.exposure.reset()
-            if self.exposure is not None:
-                car = self.exposure(planes, values[:6])
-                values = values[6:]
-            if self.bars is not None:
-                car = self.bars(src, car, np.asarray(values, dtype=np.float32))
-            return (car + 0.5).clamp(0, 255).to(torch.uint8).cpu().numpy()
+            return self._finished(source, cartoon, at).cpu().numpy()
+
+    def planes(
+        self, source: np.ndarray, cartoon: DeviceFrame, at: float | None, spec: YuvSpec
+    ) -> tuple[np.ndarray, ...]:
+        """The GPU frame path (`pipelines.video`): the finished frame as the encoder's 4:2:0 planes
+        of `spec` (Y, U, V, even sides), converted here and brought to the host in one copy.
+        `source` is then the decoder's luma, upright (`stages.flow.luma_of_plane`), for the flow;
+        the RGB frame the network saw comes in the `DeviceFrame`."""
+        with torch.inference_mode():
+            return planes_on_host(self._finished(source, cartoon, at), spec)
+
+    def _finished(
+        self, source: np.ndarray, cartoon: np.ndarray | DeviceFrame, at: float | None
+    ) -> torch.Tensor:
+        """The stages on the device: the finished frame, uint8 (H, W, 3), still there."""
+        if isinstance(cartoon, DeviceFrame):
+            src_u8, car_u8 = cartoon.take()
+            src, car = src_u8.float(), car_u8.float()
+        else:
+            src, car = upload(source, self.device).float(), upload(cartoon, self.device).float()
+        self.scene_cut = False
+        residual = None
+        if self.stabilize is not None:
+            car, residual = self.stabilize(source, src, car, at)
+        # the cut test's residual, exposure's statistics and the bars' row means come back in one
+        # synchronisation (in that order)
+        pending = [] if residual is None else [residual.reshape(1)]
+        if self.exposure is not None:
+            stats, planes = DeviceExposure.statistics(src, car)
+            pending.append(stats)
+        if self.bars is not None:
+            pending.append(DeviceBars.row_means(src))
+        values = torch.cat(pending).tolist() if pending else []
+        if residual is not None and self.stabilize is not None:
+            self.scene_cut = self.stabilize.cut(values.pop(0))
+            if self.scene_cut and self.exposure is not None:
+                self.exposure.reset()
+        if self.exposure is not None:
+            car = self.exposure(planes, values[:6])
+            values = values[6:]
+        if self.bars is not None:
+            car = self.bars(src, car, np.asarray(values, dtype=np.float32))
+        return (car + 0.5).clamp(0, 255).to(torch.uint8)
 
     def reset(self) -> None:
         for stage in (self.stabilize, self.exposure, self.bars):

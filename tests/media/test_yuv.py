@@ -115,6 +115,31 @@ def test_batches_and_flat_round_trip() -> None:
         assert int((back.int() - flat.int()).abs().max()) <= 1
 
 
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_planes_for_the_encoder_have_even_sides_and_match_ffmpeg(size: tuple[int, int]) -> None:
+    """`planes_on_host` (the device stages' output on the GPU frame path): the frame with its last
+    row and column repeated to even sides, as `pad_to_even` gives the encoder on the host; the
+    planes FFmpeg makes of that frame, within 2 levels; numpy, in one piece each."""
+    import av
+
+    from cartoonize.media.yuv import planes_on_host
+
+    h, w = size
+    rgb = smooth(h, w)
+    even = pad_to_even(rgb)
+    eh, ew = even.shape[:2]
+    expected = ffmpeg(av.VideoFrame.from_ndarray(even, format="rgb24"), "yuv420p", 1, False, to_rgb=False)
+    got = planes_on_host(torch.from_numpy(rgb), YuvSpec(1, False))
+    assert [p.shape for p in got] == [(eh, ew), (eh // 2, ew // 2), (eh // 2, ew // 2)]
+    assert all(isinstance(p, np.ndarray) and p.dtype == np.uint8 for p in got)
+    for i, (ours, rows, cols) in enumerate(
+        zip(got, (eh, eh // 2, eh // 2), (ew, ew // 2, ew // 2), strict=True)
+    ):
+        assert int(np.abs(ours.astype(int) - plane(expected, i, rows, cols).numpy()).max()) <= 2, "YUV"[i]
+    same = rgb_to_yuv420(torch.from_numpy(even), YuvSpec(1, False))
+    assert all(np.array_equal(a, b.numpy()) for a, b in zip(got, same, strict=True))
+
+
 def test_print_the_errors() -> None:
     """Not a check: the measured errors, for the note (run with -s)."""
     for line in LOG:

@@ -161,9 +161,110 @@ def test_yuv_path_reads_the_sources_matrix_range_and_depth(
     assert written.mean() < 1.0, (written.mean(), written.max())
 
 
+class Tint(TensorRunner):
+    """A fixed per-pixel 'cartoon' (colours turned, brighter, lower contrast), on `device`: the
+    stages have something to correct, and both paths give it the same input."""
+
+    name = "tint"
+
+    def __init__(self, device: str = "cpu") -> None:
+        self.device = device
+
+    def load(self) -> None:
+        pass
+
+    def infer_tensor(self, frames):  # noqa: ANN001, ANN201
+        return (frames[..., [1, 2, 0]].float() * 0.6 + 70).round().to(frames.dtype)
+
+
+@pytest.mark.parametrize(
+    ("width", "height", "degrees", "batch", "device"),
+    [
+        (96, 64, 0, 1, "cpu"),
+        (94, 62, 90, 2, "cpu"),
+        pytest.param(96, 64, 90, 2, "cuda", marks=pytest.mark.gpu),
+    ],
+    ids=["plain", "rotated-batch2", "cuda"],
+)
+def test_yuv_path_runs_the_stages_on_the_device(
+    tmp_path: Path, width: int, height: int, degrees: int, batch: int, device: str
+) -> None:
+    """With the frame stages on the runner's device (`stages.device`), the plane path runs them
+    there too: the RGB frame is made from the planes on the device, the flow is computed ahead from
+    the decoder's luma, and the stages hand back the encoder's planes. Against the RGB path with the
+    same stages (the engine's frames kept on the device): the same timestamps, upright size, audio
+    and colour, every flow taken from `ahead`, and frames no further apart than the two paths give
+    without stages (their conversions differ by a few levels at this pattern's hard edges; the
+    flow's input differs by the matrix's weights)."""
+    from cartoonize.media.files import EncoderSettings
+    from cartoonize.stages.base import StageChain
+    from cartoonize.stages.device import DeviceStages
+
+    src = make_video(tmp_path / "src.mp4", width=width, height=height, frames=14, audio="aac")
+    if degrees:
+        set_display_rotation(src, degrees)
+    results, reports, stages = [], [], []
+    for yuv in (False, True):
+        out = tmp_path / f"out-{yuv}.mp4"
+        chain = DeviceStages(device)
+        job = VideoJob(src, out, yuv_frames=yuv, batch=batch, encoder=EncoderSettings(crf=0))
+        reports.append(
+            cartoonize_video(job, lambda size: Tint(device), make_chain=lambda _o, c=chain: StageChain([c]))
+        )
+        results.append(read_video(out))
+        stages.append(chain)
+    (pts_a, frames_a, tb_a), (pts_b, frames_b, tb_b) = results
+    assert [r.frame_path for r in reports] == ["device", "yuv"]
+    assert pts_a == pts_b and tb_a == tb_b and len(frames_b) == 14
+    assert reports[0].streams == reports[1].streams and reports[0].colour == reports[1].colour
+    upright = (width, height) if degrees in (90, 270) else (height, width)
+    assert frames_a[0].shape[:2] == frames_b[0].shape[:2] == tuple(n + n % 2 for n in upright)
+    assert all(s.stabilize is not None and s.stabilize.used_ahead == 13 for s in stages)
+    a, b = np.stack(frames_a).astype(int), np.stack(frames_b).astype(int)
+    raw = []
+    for yuv in (False, True):
+        out = tmp_path / f"raw-{yuv}.mp4"
+        job = VideoJob(
+            src,
+            out,
+            yuv_frames=yuv,
+            batch=batch,
+            encoder=EncoderSettings(crf=0),
+            stages=StageOptions(raw=True),
+        )
+        cartoonize_video(job, lambda size: Tint(device))
+        raw.append(np.stack(read_video(out)[1]).astype(int))
+    diff, raw_diff = np.abs(a - b).mean(), np.abs(raw[0] - raw[1]).mean()
+    print(
+        f"{width}x{height} rot {degrees} batch {batch}: staged paths {diff:.2f} apart, raw paths {raw_diff:.2f}"
+    )
+    assert diff < 1.5 and diff <= raw_diff + 0.25
+    assert np.abs(raw[1] - b).mean() > 3  # the stages did run
+
+
+def test_yuv_path_with_stages_needs_them_on_the_device_at_full_size(tmp_path: Path) -> None:
+    """The plane path with stages only where the device stages take the engine's frames there:
+    not with --infer-side (the cartoon is upsampled on the host), nor when the frames are sent
+    to the host and back (`keep_on_device=False`)."""
+    from cartoonize.stages.base import StageChain
+    from cartoonize.stages.device import DeviceStages
+    from cartoonize.stages.upsample import GuidedUpsample
+
+    def on_device(options: StageOptions) -> StageChain:  # as build_stages makes it on a GPU
+        return StageChain([*([GuidedUpsample()] if options.infer_side else []), DeviceStages("cpu")])
+
+    src = make_video(tmp_path / "src.mp4", width=64, height=48, frames=3, audio=None)
+    for n, job in enumerate((
+        VideoJob(src, tmp_path / "a.mp4", yuv_frames=True, keep_on_device=False),
+        VideoJob(src, tmp_path / "b.mp4", yuv_frames=True, stages=StageOptions(infer_side=32)),
+    )):  # fmt: skip
+        report = cartoonize_video(job, lambda size: Tint(), make_chain=on_device)
+        assert report.frame_path == "rgb" and report.frames == 3, n
+
+
 def test_yuv_path_stays_off_for_stages_and_other_pixel_formats(tmp_path: Path) -> None:
-    """Frame stages need RGB on the host, and an encoder that takes another pixel format gets
-    FFmpeg's conversion: in both cases the switch changes nothing."""
+    """The numpy frame stages need RGB on the host, and an encoder that takes another pixel format
+    gets FFmpeg's conversion: in both cases the switch changes nothing."""
     from cartoonize.media.files import EncoderSettings
 
     src = make_video(tmp_path / "src.mp4", width=64, height=48, frames=3, audio=None)
