@@ -461,7 +461,12 @@ def cartoonize_video(
                         if batch:
                             t0 = time.perf_counter()
                             if planes is not None:
-                                ys, us, vs = (np.stack([f[i] for _, _, f in batch]) for i in range(3))
+                                ys, us, vs = (  # one frame: views, as below
+                                    batch[0][2][i][None]
+                                    if len(batch) == 1
+                                    else np.stack([f[i] for _, _, f in batch])
+                                    for i in range(3)
+                                )
                                 started_now = (batch, submit_planes(ys, us, vs))
                             else:
                                 # one frame: a view, not a copy (np.stack copies, ~1 ms a 1080p frame)
