@@ -413,6 +413,20 @@ def print_table(results: dict[str, Any]) -> None:
         if fps and eager:
             goal = f" (target ≥ 3.5× and ≥ {target:.0f} fps)" if target else ""
             print(f"compile {size}: {fps:.1f} fps = {fps / eager:.2f}× eager fp16{goal}")
+    for res in (
+        "1080p",
+        "720p",
+    ):  # should --yuv-frames be the default on CUDA? (README, "The GPU frame path")
+        pairs = []
+        for planes, ffmpeg in (("-yuv", ""), ("-raw-yuv", "-raw")):
+            a, b = (((results.get(f"video-{res}{k}") or {}).get("report") or {}) for k in (planes, ffmpeg))
+            fa, fb = (r.get("fps_running", r.get("fps")) for r in (a, b))
+            if fa and fb:
+                pairs.append(
+                    f"{'raw' if 'raw' in planes else 'stages'} {fa:.1f} / {fb:.1f} fps = {fa / fb:.2f}×"
+                )
+        if pairs:
+            print(f"GPU frame path / FFmpeg's at {res}: " + ", ".join(pairs))
     for tag, size in (
         (f"{res}{kind}", "1080x1920" if res == "1080p" else "720x1280")
         for res in ("1080p", "720p")
