@@ -234,6 +234,9 @@ def video(
 
         import_ray()  # says how to install it, before any work
     check_inputs(inputs)  # a typo is refused at once, not after the style's first download
+    if yuv_frames and (segments not in (None, 1) or segment_length is not None):
+        raise CartoonizeError("--yuv-frames does not run with --segments / --segment-length (segments convert "
+                              "on the CPU); drop one of them")  # fmt: skip
     many = len(inputs) > 1 or inputs[0].is_dir() or output.is_dir() or str(output).endswith(("/", "\\"))
     if not many:
         check_output(output, overwrite, (inputs[0],))
@@ -291,6 +294,10 @@ def _one_video(job, request, quiet: bool) -> None:  # noqa: ANN001
             f"{100 * report.engine_share:.0f} % of the time; {report.engine}; {report.video_codec}; "
             f"stages: {report.stages})"
         )
+        if report.not_planes:
+            _console().print(
+                f"  --yuv-frames not used: {report.not_planes}; FFmpeg converted the frames on the CPU"
+            )
         for note in report.streams:
             _console().print(f"  {note}")
 

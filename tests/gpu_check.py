@@ -12,7 +12,8 @@ AAC at 1280x720 (`bbb_720p.mp4`) and upscaled to 1920x1080 (`bbb_1080p.mp4`).
 The steps, in the order the issue's targets need them (a step that would not fit in what is left of
 `--budget` is skipped and reported, so the table always comes back; `--only` picks steps by name,
 for a second call on a machine that is still warm):
-1. `stages-gpu`: the frame stages on CUDA against the numpy ones (tests/stages/test_device.py);
+1. `stages-gpu`: the frame stages on CUDA against the numpy ones (tests/stages/test_device.py),
+   and the GPU frame path with them against the RGB path (tests/pipelines/test_yuv_frames.py);
 2. `bench-1080x1920`: `cartoonize bench --engine eager,compile`, fp16 (the first compile at 1080p);
    `bench-1080x1920-heuristics`, the same with cuDNN's heuristics, not its timed algorithms;
 3. `video-1080p*`: `cartoonize video --engine compile` end to end on the clip. One process runs
@@ -208,7 +209,7 @@ def plan(data: Path, out: Path, work: Path) -> list[Step]:
     steps = [  # in the order of what the targets need most (a step that does not fit is skipped)
         Step("env", ["nvidia-smi", "--query-gpu=name,memory.total,driver_version", "--format=csv"], 20),
         Step("stages-gpu", [*py, "-m", "pytest", "-m", "gpu", "-q", "-p", "no:cacheprovider",
-                            "tests/stages/test_device.py"], 60),
+                            "tests/stages/test_device.py", "tests/pipelines/test_yuv_frames.py"], 60),
         bench("1080x1920", "eager,compile", 150),  # the first compile at 1080p fills the Inductor cache
         # both with cuDNN's heuristics instead of its timed algorithms (runners.cudnn, on by default
         # since 2026-12-06 for jobs of one size): what the timing gives each

@@ -126,6 +126,7 @@ class VideoReport:
     # seconds each thread (decode, engine, stages, mux) spent blocked on a queue: the one that
     # hardly waits is the bottleneck
     waits: dict[str, float] = field(default_factory=dict)
+    not_planes: str = ""  # why the GPU frame path was asked for (--yuv-frames) and not taken
 
     @property
     def fps(self) -> float:
@@ -294,7 +295,7 @@ def cartoonize_video(
     runner = make_runner(network_size(info.height, info.width, infer_side))
     chain = make_chain(replace(job.stages, device=getattr(runner, "device", "cpu")))  # where the runner runs
     window = job.window
-    planes = None if window else _plane_path(job, info, runner, chain)
+    planes, not_planes = (None, "") if window else _plane_path(job, info, runner, chain)
     on_device = planes is None and _keeps_on_device(job, runner, chain)
     # a batch's cartoons as numpy frames, or left on the runner's device for the stages there
     submit: Callable[[np.ndarray], Callable[[], Any]] = (
@@ -507,7 +508,7 @@ def cartoonize_video(
         engine_seconds=engine_seconds, engine=runner.describe(), video_codec=vout.codec_context.name,
         stages=chain.describe(),
         streams=list(notes.values()), colour=colour.describe(), frame_path="yuv" if planes is not None else "device" if on_device else "rgb",
-        load_seconds=load_seconds, waits={("engine" if k == engine_thread else k): round(v, 3) for k, v in waits.items()},
+        load_seconds=load_seconds, not_planes=not_planes, waits={("engine" if k == engine_thread else k): round(v, 3) for k, v in waits.items()},
     )  # fmt: skip
 
 
@@ -520,26 +521,38 @@ def frame_period(info: VideoProbe) -> int:
     return 1
 
 
-def _plane_path(job: VideoJob, info: VideoProbe, runner: Runner, chain: StageChain) -> Any:
-    """The runner's YUV frame path for this job, or None where FFmpeg converts on the CPU. With
-    frame stages, only where they all run on the runner's device and take its frames there."""
-    if not job.yuv_frames or job.encoder.pix_fmt != "yuv420p" or info.colour is None:
-        return None
-    if chain and not _keeps_on_device(job, runner, chain):
-        return None
+def _plane_path(job: VideoJob, info: VideoProbe, runner: Runner, chain: StageChain) -> tuple[Any, str]:
+    """The runner's YUV frame path for this job, or None where FFmpeg converts on the CPU; and,
+    where `--yuv-frames` was asked for and cannot be, why (for the summary). With frame stages,
+    only where they all run on the runner's device and take its frames there."""
+    if not job.yuv_frames:
+        return None, ""
     from cartoonize.runners.base import TensorRunner, YuvFrames
 
     if not isinstance(runner, TensorRunner):
-        return None
+        return None, f"the {runner.describe()} engine takes RGB frames from the host"
+    if job.encoder.pix_fmt != "yuv420p":
+        return None, f"the encoder takes {job.encoder.pix_fmt}, not yuv420p"
+    if info.colour is None:
+        return None, "the source's colour matrix could not be read"
     source_size, fmt = info.source_size, info.pix_fmt
     from cartoonize.media.files import FULL
     from cartoonize.media.yuv import PLANE_FORMATS, YuvSpec
 
-    if fmt not in PLANE_FORMATS or info.coded_size != source_size:
-        return None
+    if fmt not in PLANE_FORMATS:
+        return None, f"the decoder gives {fmt} frames, not 4:2:0 planes"
+    if info.coded_size != source_size:
+        return None, "--max-side scales the frames on the CPU"
+    if chain and not _keeps_on_device(job, runner, chain):
+        where = (
+            "--infer-side upsamples on the CPU"
+            if job.stages.infer_side
+            else "the frame stages run on the host"
+        )
+        return None, where
     full = info.colour.range == FULL
     source = YuvSpec(info.colour.matrix, full, PLANE_FORMATS[fmt])
-    return YuvFrames(runner, source, YuvSpec(info.colour.matrix, full, 8), info.rotation)
+    return YuvFrames(runner, source, YuvSpec(info.colour.matrix, full, 8), info.rotation), ""
 
 
 def _keeps_on_device(job: VideoJob, runner: Runner, chain: StageChain) -> bool:

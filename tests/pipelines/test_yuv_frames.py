@@ -88,6 +88,7 @@ def test_yuv_path_stays_off_where_rgb_is_needed(tiny_checkpoint: Path, tmp_path:
         lambda s: runner_for(request, s),
     )
     assert report.frames == 3 and (report.width, report.height) == (32, 24) and report.frame_path == "rgb"
+    assert report.not_planes == "--max-side scales the frames on the CPU"  # the summary says why
 
 
 def tagged_bars(path: Path, matrix: str, full: bool, pix_fmt: str) -> Path:
@@ -214,7 +215,7 @@ def test_yuv_path_runs_the_stages_on_the_device(
         results.append(read_video(out))
         stages.append(chain)
     (pts_a, frames_a, tb_a), (pts_b, frames_b, tb_b) = results
-    assert [r.frame_path for r in reports] == ["device", "yuv"]
+    assert [r.frame_path for r in reports] == ["device", "yuv"] and not any(r.not_planes for r in reports)
     assert pts_a == pts_b and tb_a == tb_b and len(frames_b) == 14
     assert reports[0].streams == reports[1].streams and reports[0].colour == reports[1].colour
     upright = (width, height) if degrees in (90, 270) else (height, width)
@@ -260,6 +261,9 @@ def test_yuv_path_with_stages_needs_them_on_the_device_at_full_size(tmp_path: Pa
     )):  # fmt: skip
         report = cartoonize_video(job, lambda size: Tint(), make_chain=on_device)
         assert report.frame_path == "rgb" and report.frames == 3, n
+        assert (
+            report.not_planes == ("the frame stages run on the host", "--infer-side upsamples on the CPU")[n]
+        )
 
 
 def test_yuv_path_stays_off_for_stages_and_other_pixel_formats(tmp_path: Path) -> None:
@@ -272,9 +276,46 @@ def test_yuv_path_stays_off_for_stages_and_other_pixel_formats(tmp_path: Path) -
         VideoJob(src, tmp_path / "staged.mp4", yuv_frames=True), lambda size: Identity()
     )
     assert staged.frame_path == "rgb" and staged.stages != "none"
+    assert staged.not_planes == "the frame stages run on the host"
     other = cartoonize_video(
         VideoJob(src, tmp_path / "o.mkv", yuv_frames=True, stages=StageOptions(raw=True),
                  encoder=EncoderSettings(codec="libx264", pix_fmt="yuv444p")),
         lambda size: Identity(),
     )  # fmt: skip
-    assert other.frame_path == "rgb"
+    assert other.frame_path == "rgb" and other.not_planes == "the encoder takes yuv444p, not yuv420p"
+
+
+def test_the_summary_says_why_yuv_frames_was_not_used(tiny_checkpoint: Path, tmp_path: Path) -> None:
+    """`--yuv-frames` where it cannot run (here: --max-side) still writes the video, through
+    FFmpeg's path, and the summary says so and why: the option is not dropped in silence."""
+    import subprocess
+    import sys
+
+    src = make_video(tmp_path / "src.mp4", width=64, height=48, frames=3, audio=None)
+    result = subprocess.run(
+        [sys.executable, "-m", "cartoonize", "video", str(src), str(tmp_path / "out.mp4"), "--model",
+         str(tiny_checkpoint), "--engine", "torch", "--max-side", "32", "--yuv-frames"],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    said = " ".join(result.stderr.split())  # the summary goes to stderr, wrapped to the terminal
+    assert "--yuv-frames not used: --max-side scales the frames on the CPU; FFmpeg converted" in said, said
+    assert read_video(tmp_path / "out.mp4")[1][0].shape == (24, 32, 3)
+
+
+def test_yuv_frames_with_segments_is_refused(tmp_path: Path) -> None:
+    """Segments convert on the CPU: asking for both is a one-line error, not a silent choice."""
+    import subprocess
+    import sys
+
+    src = make_video(tmp_path / "src.mp4", width=64, height=48, frames=3, audio=None)
+    result = subprocess.run(
+        [sys.executable, "-m", "cartoonize", "video", str(src), str(tmp_path / "out.mp4"), "--segments", "2",
+         "--yuv-frames"],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    assert (
+        result.stderr.strip().splitlines()[-1].startswith("error: --yuv-frames does not run with --segments")
+    )
+    assert not (tmp_path / "out.mp4").exists()
