@@ -231,6 +231,8 @@ def _finish(work: _Work, outcomes: list) -> None:  # noqa: ANN001 - workers.Outc
                 with atomic_output(result.output) as tmp:
                     tmp.write_bytes(outcome.data)
             result.frames = outcome.report.frames
+            if outcome.report.not_planes:  # --yuv-frames asked for and not taken: say why
+                result.message = f"; --yuv-frames not used: {outcome.report.not_planes}"
         else:
             assert work.parts is not None
             parts = [work.parts / f"{k:05d}{result.output.suffix}" for k in range(len(outcomes))]

@@ -301,6 +301,15 @@ def test_the_summary_says_why_yuv_frames_was_not_used(tiny_checkpoint: Path, tmp
     said = " ".join(result.stderr.split())  # the summary goes to stderr, wrapped to the terminal
     assert "--yuv-frames not used: --max-side scales the frames on the CPU; FFmpeg converted" in said, said
     assert read_video(tmp_path / "out.mp4")[1][0].shape == (24, 32, 3)
+    second = make_video(tmp_path / "second.mp4", width=64, height=48, frames=2, audio=None)
+    folder = tmp_path / "cartoons"
+    result = subprocess.run(
+        [sys.executable, "-m", "cartoonize", "video", str(src), str(second), str(folder), "--model",
+         str(tiny_checkpoint), "--engine", "torch", "--max-side", "32", "--yuv-frames"],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    said = " ".join((result.stdout + result.stderr).split())  # many videos: one line each
+    assert result.returncode == 0 and said.count("--yuv-frames not used: --max-side") == 2, said
 
 
 def test_yuv_frames_with_segments_is_refused(tmp_path: Path) -> None:
