@@ -380,6 +380,8 @@ def print_table(results: dict[str, Any]) -> None:
                   f"({report.get('fps_running', 0):.1f} once loaded; load {report.get('load_s', 0):.1f} s), engine "
                   f"{100 * report['engine_share']:.0f} % of the time, {report['engine']}, {report['codec']}, "
                   f"{report.get('frame_path', 'rgb')} frames, stages {report.get('stages')}, {report['colour']}")  # fmt: skip
+            if report.get("not_planes"):
+                print(f"      --yuv-frames not used: {report['not_planes']}")
             if report.get("waits_s"):  # the thread that hardly waits is the bottleneck
                 print(
                     "      seconds blocked on a queue: "

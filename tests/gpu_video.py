@@ -194,7 +194,7 @@ def run_one(args: argparse.Namespace, output: Path, report_path: Path, options: 
               "fps": round(report.frames / seconds, 2) if seconds else 0.0, "load_s": round(load_s, 2),
               "fps_running": round(report.running_fps, 2), "engine_share": round(report.engine_share, 3), "engine": report.engine,
               "codec": report.video_codec, "colour": report.colour, "streams": report.streams,
-              "frame_path": report.frame_path, "stages": report.stages, "waits_s": report.waits,
+              "frame_path": report.frame_path, "not_planes": report.not_planes, "stages": report.stages, "waits_s": report.waits,
               "engine_s": round(report.engine_seconds, 2), "switch_interval": job.switch_interval or sys.getswitchinterval(),
               "inductor": args.inductor, **extra}  # fmt: skip
     report_path.parent.mkdir(parents=True, exist_ok=True)
