@@ -214,8 +214,8 @@ def video(
         typer.Option(
             "--yuv-frames/--rgb-frames",
             help="yuv: hand the decoder's YUV planes to the engine, which converts them on its device, "
-            "and the frame stages there give the encoder's planes (GPU runners; not with --max-side or "
-            "--infer-side); rgb: FFmpeg converts to RGB and back on the CPU.",
+            "and the frame stages there give the encoder's planes; --max-side scales there too (GPU runners; "
+            "not with --infer-side); rgb: FFmpeg converts to RGB and back on the CPU.",
         ),
     ] = False,
     overwrite: OverwriteOpt = False,

@@ -71,8 +71,8 @@ class VideoJob:
     window: Window | None = None  # one segment of the video (pipelines.segments); None: all of it
     # the GPU frame path: decoded 4:2:0 planes go to the runner, which converts to RGB and back
     # itself (on its own CUDA stream), or leaves that to the frame stages on its device
-    # (stages.device); only where nothing else needs RGB on the host (no numpy frame stages, no
-    # --max-side scaling or --infer-side, a yuv420p output). Off: FFmpeg converts on the CPU.
+    # (stages.device); `--max-side` scales there too. Only where nothing else needs RGB on the host
+    # (no numpy frame stages, no --infer-side, a yuv420p output). Off: FFmpeg converts on the CPU.
     yuv_frames: bool = False
     # with the frame stages on the runner's GPU (stages.device), the frames the network saw and its
     # cartoons stay there for them (runners.base.DeviceFrame): no download and upload in between.
@@ -541,8 +541,6 @@ def _plane_path(job: VideoJob, info: VideoProbe, runner: Runner, chain: StageCha
 
     if fmt not in PLANE_FORMATS:
         return None, f"the decoder gives {fmt} frames, not 4:2:0 planes"
-    if info.coded_size != source_size:
-        return None, "--max-side scales the frames on the CPU"
     if chain and not _keeps_on_device(job, runner, chain):
         where = (
             "--infer-side upsamples on the CPU"
@@ -552,7 +550,8 @@ def _plane_path(job: VideoJob, info: VideoProbe, runner: Runner, chain: StageCha
         return None, where
     full = info.colour.range == FULL
     source = YuvSpec(info.colour.matrix, full, PLANE_FORMATS[fmt])
-    return YuvFrames(runner, source, YuvSpec(info.colour.matrix, full, 8), info.rotation), ""
+    size = info.coded_size if info.coded_size != source_size else None  # --max-side, scaled on the device
+    return YuvFrames(runner, source, YuvSpec(info.colour.matrix, full, 8), info.rotation, size), ""
 
 
 def _keeps_on_device(job: VideoJob, runner: Runner, chain: StageChain) -> bool:

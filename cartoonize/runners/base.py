@@ -226,14 +226,22 @@ def _select(frames: Any, rows: Any, cols: Any) -> Any:
 
 class YuvFrames:
     """The GPU frame path of a TensorRunner: the decoder's 4:2:0 planes in, 4:2:0 planes for the
-    encoder out; YUV -> RGB, rotation, the pad to a multiple of 4, the network, the crop, the pad
-    to even sides and RGB -> YUV all run where the runner does (on its own CUDA stream on a GPU),
-    with one upload and one download of compact planes per batch."""
+    encoder out; YUV -> RGB, the scaling for `--max-side`, rotation, the pad to a multiple of 4,
+    the network, the crop, the pad to even sides and RGB -> YUV all run where the runner does (on
+    its own CUDA stream on a GPU), with one upload and one download of compact planes per batch."""
 
-    def __init__(self, runner: TensorRunner, source: Any, target: Any, rotation: int = 0) -> None:
+    def __init__(
+        self,
+        runner: TensorRunner,
+        source: Any,
+        target: Any,
+        rotation: int = 0,
+        size: tuple[int, int] | None = None,
+    ) -> None:
         self.runner = runner
         self.source, self.target = source, target  # cartoonize.media.yuv.YuvSpec of the decoder / encoder
         self.k = rotation // 90 % 4
+        self.size = size  # (width, height) to scale the decoded frames to, before rotating; None: as they are
         self._indexes: dict[tuple[int, int], tuple[Any, ...]] = {}  # (H, W) -> index tensors, or None
 
     def _index_tensors(self, h: int, w: int, device: Any) -> tuple[Any, ...]:
@@ -273,12 +281,14 @@ class YuvFrames:
         (h, w)."""
         import torch
 
-        from cartoonize.media.yuv import yuv420_to_rgb
+        from cartoonize.media.yuv import resized, yuv420_to_rgb
 
         planes = [torch.from_numpy(p) for p in (y, u, v)]
         if self.runner.device == "cuda":
             planes = [p.pin_memory().to("cuda", non_blocking=True) for p in planes]
         rgb = yuv420_to_rgb(planes[0], planes[1], planes[2], self.source)  # (N, H, W, 3)
+        if self.size is not None and (rgb.shape[2], rgb.shape[1]) != self.size:
+            rgb = resized(rgb, self.size[1], self.size[0])  # --max-side
         if self.k:
             rgb = torch.rot90(rgb, self.k, dims=(1, 2))
         _, h, w, _ = rgb.shape

@@ -140,6 +140,28 @@ def test_planes_for_the_encoder_have_even_sides_and_match_ffmpeg(size: tuple[int
     assert all(np.array_equal(a, b.numpy()) for a, b in zip(got, same, strict=True))
 
 
+def test_resized_for_max_side_matches_ffmpegs_scaler() -> None:
+    """`resized` (--max-side on the GPU frame path) against FFmpeg's AREA scaler with the CPU
+    path's flags: on these waves of fast-changing saturated colour the two filters differ by 1.5
+    levels on average and 5 at most (on real footage, 0.03-1.7 on average); a flat colour stays
+    exactly flat."""
+    import av
+
+    from cartoonize.media.files import _flags
+    from cartoonize.media.yuv import resized
+
+    rgb = smooth(96, 160)
+    expected = av.VideoFrame.from_ndarray(rgb, format="rgb24").to_ndarray(
+        format="rgb24", width=60, height=36, interpolation=_flags("AREA")
+    )
+    got = resized(torch.from_numpy(rgb)[None], 36, 60)[0].numpy()
+    assert got.shape == (36, 60, 3) and got.dtype == np.uint8
+    diff = np.abs(got.astype(int) - expected.astype(int))
+    assert diff.mean() < 2.0 and diff.max() <= 6, (diff.mean(), diff.max())
+    flat = torch.tensor([200, 30, 90], dtype=torch.uint8).expand(2, 37, 23, 3).contiguous()
+    assert torch.equal(resized(flat, 10, 7), flat[:, :10, :7])
+
+
 def test_print_the_errors() -> None:
     """Not a check: the measured errors, for the note (run with -s)."""
     for line in LOG:
