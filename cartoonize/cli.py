@@ -234,9 +234,6 @@ def video(
 
         import_ray()  # says how to install it, before any work
     check_inputs(inputs)  # a typo is refused at once, not after the style's first download
-    if yuv_frames and (segments not in (None, 1) or segment_length is not None):
-        raise CartoonizeError("--yuv-frames does not run with --segments / --segment-length (segments convert "
-                              "on the CPU); drop one of them")  # fmt: skip
     many = len(inputs) > 1 or inputs[0].is_dir() or output.is_dir() or str(output).endswith(("/", "\\"))
     if not many:
         check_output(output, overwrite, (inputs[0],))

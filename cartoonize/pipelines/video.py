@@ -295,7 +295,7 @@ def cartoonize_video(
     runner = make_runner(network_size(info.height, info.width, infer_side))
     chain = make_chain(replace(job.stages, device=getattr(runner, "device", "cpu")))  # where the runner runs
     window = job.window
-    planes, not_planes = (None, "") if window else _plane_path(job, info, runner, chain)
+    planes, not_planes = _plane_path(job, info, runner, chain)
     on_device = planes is None and _keeps_on_device(job, runner, chain)
     # a batch's cartoons as numpy frames, or left on the runner's device for the stages there
     submit: Callable[[np.ndarray], Callable[[], Any]] = (

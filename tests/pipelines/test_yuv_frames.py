@@ -4,6 +4,7 @@ the same frames (within the conversions' few levels), timestamps, orientation, s
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -320,19 +321,38 @@ def test_the_summary_says_why_yuv_frames_was_not_used(tiny_checkpoint: Path, tmp
     assert result.returncode == 0 and said.count("--yuv-frames not used: --infer-side") == 2, said
 
 
-def test_yuv_frames_with_segments_is_refused(tmp_path: Path) -> None:
-    """Segments convert on the CPU: asking for both is a one-line error, not a silent choice."""
-    import subprocess
-    import sys
+def test_segments_run_the_plane_path_and_join_into_a_single_pass(
+    tiny_checkpoint: Path, tmp_path: Path
+) -> None:
+    """--segments with --yuv-frames: each segment (its pre-roll included) runs the plane path, and
+    the joined video, encoded losslessly, is the single pass's frame for frame."""
+    from cartoonize.choose import EngineRequest, runner_for
+    from cartoonize.pipelines.batch import SplitOptions, cartoonize_many
+    from cartoonize.pipelines.workers import InProcess
 
-    src = make_video(tmp_path / "src.mp4", width=64, height=48, frames=3, audio=None)
-    result = subprocess.run(
-        [sys.executable, "-m", "cartoonize", "video", str(src), str(tmp_path / "out.mp4"), "--segments", "2",
-         "--yuv-frames"],
-        capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
-    assert result.returncode != 0 and "Traceback" not in result.stderr
-    assert (
-        result.stderr.strip().splitlines()[-1].startswith("error: --yuv-frames does not run with --segments")
+    src = make_video(tmp_path / "src.mp4", width=64, height=48, frames=48, audio="aac", gop=8)
+    request = EngineRequest(engine="torch", model=tiny_checkpoint, device="cpu")
+    single = tmp_path / "single.mkv"
+    job = VideoJob(
+        src, single, encoder=EncoderSettings(codec="ffv1"), yuv_frames=True, stages=StageOptions(raw=True)
     )
-    assert not (tmp_path / "out.mp4").exists()
+    assert cartoonize_video(job, lambda size: runner_for(request, size)).frame_path == "yuv"
+    joined = tmp_path / "joined.mkv"
+    paths: list[str] = []
+
+    class Recording(InProcess):
+        """In this process, keeping each piece's frame path."""
+
+        def run(self, pieces, on_event):  # noqa: ANN001, ANN201
+            outcomes = super().run(pieces, on_event)
+            paths.extend(o.report.frame_path for o in outcomes if o.report is not None)
+            return outcomes
+
+    report = cartoonize_many(
+        [(src, joined)], replace(job, output=joined), request, Recording(), SplitOptions(3)
+    )
+    assert report.of("done"), report.lines()
+    assert paths == ["yuv"] * 3
+    (pts_a, frames_a, tb_a), (pts_b, frames_b, tb_b) = read_video(single), read_video(joined)
+    assert (pts_a, tb_a) == (pts_b, tb_b) and len(frames_a) == 48
+    assert all(np.array_equal(a, b) for a, b in zip(frames_a, frames_b, strict=True))
