@@ -543,7 +543,7 @@ def _plane_path(job: VideoJob, info: VideoProbe, runner: Runner, chain: StageCha
         return None, f"the decoder gives {fmt} frames, not 4:2:0 planes"
     if chain and not _keeps_on_device(job, runner, chain):
         where = (
-            "--infer-side upsamples on the CPU"
+            "--infer-side shrinks the frames for the network on the host"
             if job.stages.infer_side
             else "the frame stages run on the host"
         )

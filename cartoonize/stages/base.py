@@ -113,24 +113,24 @@ def build_stages(options: StageOptions) -> StageChain:
        first, so every later stage (exposure, stabilization) works at the output resolution;
     2. the stages that change the look or carry state across frames, which `raw` turns off;
        the bars last, since exposure's tone map would lift a black bar again. With a GPU
-       `device`, these run there as one stage (`stages.device`)."""
+       `device` (video, webcam), all of them, the upsampling included, run there as one stage
+       (`stages.device`)."""
     stages: list[FrameStage] = []
+    if _on_gpu(options.device) and options.temporal:
+        wanted = not options.raw and (options.stabilize or options.exposure or options.bars)
+        if wanted or options.infer_side:
+            from cartoonize.stages.device import DeviceStages
+
+            # the same stages, in the same order, on the runner's GPU, where the engine leaves its
+            # frames (runners.base.DeviceFrame): one download a frame; the upsampling there too
+            stage = DeviceStages(options.device, wanted and options.stabilize, wanted and options.exposure,
+                                 wanted and options.bars, upsample=bool(options.infer_side))  # fmt: skip
+            return StageChain([stage])
     if options.infer_side:
         from cartoonize.stages.upsample import GuidedUpsample
 
         stages.append(GuidedUpsample())
     if options.raw:
-        return StageChain(stages)
-    if (
-        _on_gpu(options.device)
-        and options.temporal
-        and (options.stabilize or options.exposure or options.bars)
-    ):
-        from cartoonize.stages.device import DeviceStages
-
-        # the same stages, in the same order, on the runner's GPU, where the engine leaves its
-        # frames (runners.base.DeviceFrame): one download a frame
-        stages.append(DeviceStages(options.device, options.stabilize, options.exposure, options.bars))
         return StageChain(stages)
     if options.temporal and options.stabilize:
         from cartoonize.stages.stabilize import Stabilize

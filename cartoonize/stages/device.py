@@ -49,6 +49,7 @@ from cartoonize.stages.exposure import (
 )
 from cartoonize.stages.flow import FlowEstimator, FlowPair, gray
 from cartoonize.stages.stabilize import AGREE, CONTRAST_FLOOR, CUT_RESIDUAL, MEMORY
+from cartoonize.stages.upsample import GuidedUpsample, guided_upsample_tensor
 
 AHEAD_LIMIT = 256  # flows started ahead and not yet used; older ones are dropped (a frame skipped)
 
@@ -283,17 +284,21 @@ class DeviceBars:
 
 
 class DeviceStages:
-    """Stabilization, exposure and bars (those asked for, in that order) as one frame stage on a
-    torch device: numpy frames in and out, one upload each way. A scene cut found by the
-    stabilization restarts exposure's running average, as `StageChain` does for the numpy stages.
-    On the GPU frame path, `planes` gives each finished frame as the encoder's 4:2:0 planes."""
+    """Guided upsampling, stabilization, exposure and bars (those asked for, in that order) as one
+    frame stage on a torch device: numpy frames in and out, one upload each way. With `upsample`
+    (`--infer-side`), a cartoon smaller than its source is brought to the source's size first, as
+    `stages.upsample.GuidedUpsample` does on the CPU. A scene cut found by the stabilization
+    restarts exposure's running average, as `StageChain` does for the numpy stages. On the GPU
+    frame path, `planes` gives each finished frame as the encoder's 4:2:0 planes."""
 
-    def __init__(self, device: str, stabilize: bool = True, exposure: bool = True, bars: bool = True) -> None:
+    def __init__(self, device: str, stabilize: bool = True, exposure: bool = True, bars: bool = True,
+                 upsample: bool = False) -> None:  # fmt: skip
         self.device = torch.device(device)
+        self.upsample = GuidedUpsample() if upsample else None  # its radius and eps; run here
         self.stabilize = DeviceStabilize() if stabilize else None
         self.exposure = DeviceExposure() if exposure else None
         self.bars = DeviceBars() if bars else None
-        parts = [s.name for s in (self.stabilize, self.exposure, self.bars) if s is not None]
+        parts = [s.name for s in (self.upsample, self.stabilize, self.exposure, self.bars) if s is not None]
         self.name = f"{' + '.join(parts)} (on {self.device.type})"
         self.scene_cut = False
 
@@ -330,6 +335,13 @@ class DeviceStages:
             src, car = src_u8.float(), car_u8.float()
         else:
             src, car = upload(source, self.device).float(), upload(cartoon, self.device).float()
+        if car.shape != src.shape:  # --infer-side: the network ran on the frame shrunk
+            if self.upsample is None:
+                raise ValueError(
+                    f"a {tuple(car.shape)} cartoon of a {tuple(src.shape)} frame needs upsample=True"
+                )
+            up = guided_upsample_tensor(src, car, self.upsample.radius, self.upsample.eps)
+            car = up.mul_(255.0).round_().clamp_(0, 255).permute(1, 2, 0)  # as GuidedUpsample rounds it
         self.scene_cut = False
         residual = None
         if self.stabilize is not None:

@@ -58,12 +58,13 @@ def _box(x, radius: int):  # noqa: ANN001 - a torch tensor (h, w, C)
     import torch
 
     h, w = x.shape[:2]
-    table = torch.zeros((h + 1, w + 1, x.shape[2]), dtype=torch.float64)
+    table = torch.zeros((h + 1, w + 1, x.shape[2]), dtype=torch.float64, device=x.device)
     table[1:, 1:] = x.double().cumsum(0).cumsum(1)
-    y0 = (torch.arange(h) - radius).clamp(0, h)
-    y1 = (torch.arange(h) + radius + 1).clamp(0, h)
-    x0 = (torch.arange(w) - radius).clamp(0, w)
-    x1 = (torch.arange(w) + radius + 1).clamp(0, w)
+    rows, cols = torch.arange(h, device=x.device), torch.arange(w, device=x.device)
+    y0 = (rows - radius).clamp(0, h)
+    y1 = (rows + radius + 1).clamp(0, h)
+    x0 = (cols - radius).clamp(0, w)
+    x1 = (cols + radius + 1).clamp(0, w)
     rows_lo, rows_hi = table[y0], table[y1]  # (h, w + 1, C)
     total = rows_hi[:, x1] - rows_hi[:, x0] - rows_lo[:, x1] + rows_lo[:, x0]
     count = (y1 - y0)[:, None, None] * (x1 - x0)[None, :, None]
@@ -83,14 +84,24 @@ def guided_upsample(source: np.ndarray, cartoon: np.ndarray, radius: int = DEFAU
                     eps: float = DEFAULT_EPS) -> np.ndarray:  # fmt: skip
     """The cartoon (h, w, 3) brought to the size of `source` (H, W, 3), both uint8 RGB."""
     import torch
+
+    q = guided_upsample_tensor(torch.from_numpy(source), torch.from_numpy(cartoon), radius, eps)
+    return q.mul_(255.0).round_().clamp_(0, 255).to(torch.uint8).permute(1, 2, 0).contiguous().numpy()
+
+
+def guided_upsample_tensor(source, cartoon, radius: int = DEFAULT_RADIUS, eps: float = DEFAULT_EPS):  # noqa: ANN001, ANN201
+    """`guided_upsample` on tensors of any device (the stages on the GPU, `stages.device`): source
+    (H, W, 3) and cartoon (h, w, 3), uint8 or float 0-255, on one device -> the upsampled cartoon,
+    float32 (3, H, W) in [0, 1], not rounded."""
+    import torch
     import torch.nn.functional as F
 
     # the source in planar layout (3, H, W), converted once: contiguous planes make the bilinear
     # upsampling and the affine map at full resolution 2.5x faster than on interleaved (H, W, 3)
     # views (640x360, one thread)
-    full = torch.from_numpy(source).permute(2, 0, 1).to(torch.float32, memory_format=torch.contiguous_format)
-    full.div_(255.0)
-    p = torch.from_numpy(cartoon).float().div_(255.0)  # (h, w, 3)
+    full = source.permute(2, 0, 1).to(torch.float32, memory_format=torch.contiguous_format)
+    full = full.div(255.0) if full.data_ptr() == source.data_ptr() else full.div_(255.0)
+    p = cartoon.float().div(255.0)  # (h, w, 3)
     h, w = cartoon.shape[:2]
     guide = F.interpolate(full[None], size=(h, w), mode="area")[0].permute(1, 2, 0)  # (h, w, 3)
 
@@ -121,14 +132,13 @@ def guided_upsample(source: np.ndarray, cartoon: np.ndarray, radius: int = DEFAU
     b = mean_p - (a @ mean_i[..., None])[..., 0]  # b = mean(p) - A mean(I): (h, w, 3)
 
     smooth = _box(torch.cat([a.reshape(h, w, 9), b], -1), radius).permute(2, 0, 1).contiguous()
-    H, W = source.shape[:2]
+    H, W = full.shape[1:]
     ab = F.interpolate(smooth[None], size=(H, W), mode="bilinear", align_corners=False)[0]  # (12, H, W)
     a_up = ab[:9].view(3, 3, H, W)  # A[c, j]
     q = ab[9:].clone()  # b, then + Σ_j A[:, j] I_j: (3, H, W)
     for j in range(3):
         q.addcmul_(a_up[:, j], full[j])
-    q = q.mul_(255.0).round_().clamp_(0, 255).to(torch.uint8)
-    return q.permute(1, 2, 0).contiguous().numpy()
+    return q
 
 
 def bicubic_upsample(source: np.ndarray, cartoon: np.ndarray) -> np.ndarray:

@@ -254,14 +254,13 @@ def test_yuv_path_runs_the_stages_on_the_device(
 
 def test_yuv_path_with_stages_needs_them_on_the_device_at_full_size(tmp_path: Path) -> None:
     """The plane path with stages only where the device stages take the engine's frames there:
-    not with --infer-side (the cartoon is upsampled on the host), nor when the frames are sent
+    not with --infer-side (the network's frame is shrunk on the host), nor when the frames are sent
     to the host and back (`keep_on_device=False`)."""
     from cartoonize.stages.base import StageChain
     from cartoonize.stages.device import DeviceStages
-    from cartoonize.stages.upsample import GuidedUpsample
 
     def on_device(options: StageOptions) -> StageChain:  # as build_stages makes it on a GPU
-        return StageChain([*([GuidedUpsample()] if options.infer_side else []), DeviceStages("cpu")])
+        return StageChain([DeviceStages("cpu", upsample=bool(options.infer_side))])
 
     src = make_video(tmp_path / "src.mp4", width=64, height=48, frames=3, audio=None)
     for n, job in enumerate((
@@ -271,7 +270,11 @@ def test_yuv_path_with_stages_needs_them_on_the_device_at_full_size(tmp_path: Pa
         report = cartoonize_video(job, lambda size: Tint(), make_chain=on_device)
         assert report.frame_path == "rgb" and report.frames == 3, n
         assert (
-            report.not_planes == ("the frame stages run on the host", "--infer-side upsamples on the CPU")[n]
+            report.not_planes
+            == (
+                "the frame stages run on the host",
+                "--infer-side shrinks the frames for the network on the host",
+            )[n]
         )
 
 
@@ -308,7 +311,10 @@ def test_the_summary_says_why_yuv_frames_was_not_used(tiny_checkpoint: Path, tmp
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     said = " ".join(result.stderr.split())  # the summary goes to stderr, wrapped to the terminal
-    assert "--yuv-frames not used: --infer-side upsamples on the CPU; FFmpeg converted" in said, said
+    assert (
+        "--yuv-frames not used: --infer-side shrinks the frames for the network on the host; FFmpeg converted"
+        in said
+    ), said
     assert read_video(tmp_path / "out.mp4")[1][0].shape == (48, 64, 3)
     second = make_video(tmp_path / "second.mp4", width=64, height=48, frames=2, audio=None)
     folder = tmp_path / "cartoons"

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from cartoonize.stages import StageOptions, build_stages
+from cartoonize.stages import StageChain, StageOptions, build_stages
 from cartoonize.stages.device import DeviceStages
 from tests.stages.media import texture, with_noise
 
@@ -99,6 +99,43 @@ def test_the_chain_uses_the_device_stages_only_where_torch_has_that_gpu() -> Non
     assert [type(s).__name__ for s in photo.stages] == ["Exposure", "Bars"]
 
 
+def test_upsampling_on_the_device_matches_the_numpy_chain() -> None:
+    """--infer-side with the stages on the device: the guided upsampling runs there first (the
+    same torch code as `GuidedUpsample`; alone, bit for bit on the CPU), then the other stages;
+    within the device stages' usual tolerance of the numpy chain."""
+    from cartoonize.stages.upsample import GuidedUpsample, network_frame
+
+    sources, cartoons = scene(5)
+    smalls = [network_frame(c, 160) for c in cartoons]  # the network's output at a third of the size
+    alone = run(DeviceStages("cpu", False, False, False, upsample=True), sources, smalls)
+    assert alone.tolist() == run(StageChain([GuidedUpsample()]), sources, smalls).tolist()
+    expected = run(build_stages(StageOptions(infer_side=160)), sources, smalls)
+    stages = DeviceStages("cpu", upsample=True)
+    assert stages.name == "guided upsampling + stabilize + exposure + bars (on cpu)"
+    diff = np.abs(run(stages, sources, smalls).astype(np.int16) - expected)
+    assert diff.mean() < 0.25 and diff.max() <= 2, (diff.mean(), diff.max())
+    with pytest.raises(ValueError, match="upsample=True"):
+        DeviceStages("cpu")(sources[0], smalls[0])
+
+
+def test_the_chain_upsamples_on_the_gpu_with_the_other_stages(monkeypatch: pytest.MonkeyPatch) -> None:
+    """On a GPU, --infer-side puts the upsampling into the one device stage (with --raw, alone);
+    photos keep the numpy chain. (`_on_gpu` is answered here: the chain is built, not run.)"""
+    import cartoonize.stages.base as base
+
+    monkeypatch.setattr(base, "_on_gpu", lambda device: True)
+    chain = build_stages(StageOptions(device="cpu", infer_side=256))
+    assert (
+        chain.describe() == "guided upsampling + stabilize + exposure + bars (on cpu)"
+        and len(chain.stages) == 1
+    )
+    raw = build_stages(StageOptions(device="cpu", infer_side=256, raw=True))
+    assert raw.describe() == "guided upsampling (on cpu)"
+    assert build_stages(StageOptions(device="cpu", raw=True)).describe() == "none"
+    photo = build_stages(StageOptions(device="cpu", infer_side=256, temporal=False))
+    assert [type(s).__name__ for s in photo.stages] == ["GuidedUpsample", "Exposure", "Bars"]
+
+
 @pytest.mark.gpu
 def test_the_stages_on_cuda_match_the_numpy_stages() -> None:
     sources, cartoons = scene()
@@ -133,3 +170,16 @@ def test_the_stages_read_from_the_device_three_times_a_frame(monkeypatch: pytest
         stages(s, c, t / 24)
         per_frame.append(sorted(reads))
     assert per_frame[1:] == [["cpu", "cpu", "tolist"]] * 7, per_frame  # after the first frame
+
+
+@pytest.mark.gpu
+def test_upsampling_on_cuda_matches_the_numpy_chain() -> None:
+    from cartoonize.stages.upsample import network_frame
+
+    sources, cartoons = scene(5)
+    smalls = [network_frame(c, 160) for c in cartoons]
+    expected = run(build_stages(StageOptions(infer_side=160)), sources, smalls)
+    chain = build_stages(StageOptions(device="cuda", infer_side=160))
+    assert chain.describe() == "guided upsampling + stabilize + exposure + bars (on cuda)"
+    diff = np.abs(run(chain, sources, smalls, ahead=True).astype(np.int16) - expected)
+    assert diff.mean() < 0.25 and diff.max() <= 3, (diff.mean(), diff.max())
