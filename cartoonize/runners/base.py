@@ -246,20 +246,16 @@ class YuvFrames:
 
     def _index_tensors(self, h: int, w: int, device: Any) -> tuple[Any, ...]:
         """Row and column indexes for an upright (h, w) frame: the reflect-pad up to the network's
-        multiple, then the crop back with the last row/column repeated to even sides; None where an
-        index is the identity (no copy). Made on the device once per size: a `torch.tensor(list,
-        device="cuda")` each batch is a blocking copy from pageable memory on the work stream, which
-        waits for the batch already in flight and so ends the overlap."""
+        multiple; None where an index is the identity (no copy). Made on the device once per size:
+        a `torch.tensor(list, device="cuda")` each batch is a blocking copy from pageable memory on
+        the work stream, which waits for the batch already in flight and so ends the overlap."""
         if (h, w) not in self._indexes:
             import torch
 
             ph, pw = -(-h // SIZE_MULTIPLE) * SIZE_MULTIPLE, -(-w // SIZE_MULTIPLE) * SIZE_MULTIPLE
-            lists = (_reflect_index(h, ph), _reflect_index(w, pw),
-                     [min(i, h - 1) for i in range(h + h % 2)], [min(i, w - 1) for i in range(w + w % 2)])  # fmt: skip
-            sizes = (h, w, ph, pw)  # the side each index selects from
             self._indexes[(h, w)] = tuple(
                 None if index == list(range(n)) else torch.tensor(index, device=device)
-                for index, n in zip(lists, sizes, strict=True)
+                for index, n in ((_reflect_index(h, ph), h), (_reflect_index(w, pw), w))
             )
         return self._indexes[(h, w)]
 
@@ -292,20 +288,19 @@ class YuvFrames:
         if self.k:
             rgb = torch.rot90(rgb, self.k, dims=(1, 2))
         _, h, w, _ = rgb.shape
-        pad_rows, pad_cols, _, _ = self._index_tensors(h, w, rgb.device)
+        pad_rows, pad_cols = self._index_tensors(h, w, rgb.device)
         return rgb, self.runner.infer_tensor(_select(rgb, pad_rows, pad_cols).contiguous()), h, w
 
     def submit(self, y: np.ndarray, u: np.ndarray, v: np.ndarray) -> Callable[[], tuple[np.ndarray, ...]]:
         """Batched planes (N, H, W), (N, ceil(H/2), ceil(W/2)) -> a callable giving the output planes."""
         import torch
 
-        from cartoonize.media.yuv import rgb_to_yuv420
+        from cartoonize.media.yuv import even_sides, rgb_to_yuv420
 
         with self._stream():
             rgb, cartoon, h, w = self._network(y, u, v)
-            _, _, even_rows, even_cols = self._index_tensors(h, w, rgb.device)
             # back to (h, w), then the last row/column repeated to even sides, as 4:2:0 encoders want
-            out = rgb_to_yuv420(_select(cartoon, even_rows, even_cols), self.target)
+            out = rgb_to_yuv420(even_sides(cartoon[:, :h, :w]), self.target)
             if self.runner.device != "cuda":
                 result = tuple(p.numpy() for p in out)
                 return lambda: result
