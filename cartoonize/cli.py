@@ -4,7 +4,9 @@ answers at once."""
 
 from __future__ import annotations
 
+import contextlib
 import sys
+from collections.abc import Iterator
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
@@ -12,7 +14,7 @@ from typing import Annotated
 import typer
 
 from cartoonize import __version__
-from cartoonize.errors import CartoonizeError
+from cartoonize.errors import CartoonizeError, Terminated
 
 app = typer.Typer(
     name="cartoonize",
@@ -687,15 +689,51 @@ def _fill_optional_values(args: list[str]) -> list[str]:
     return filled
 
 
+@contextlib.contextmanager
+def _sigterm_as_interrupt() -> Iterator[list[bool]]:
+    """Inside, SIGTERM raises `Terminated` (a KeyboardInterrupt) in the main thread, so a `kill`
+    cleans up as Ctrl-C does instead of leaving a hidden partial file beside the output. Only the
+    first one: a second SIGTERM during the clean-up is ignored (a supervisor's SIGKILL still ends
+    it). Left alone where SIGTERM was not at its default (a parent chose otherwise) or off the main
+    thread (the CLI called from a thread); restored on the way out (the CLI called in-process).
+    The list says whether one came."""
+    import signal
+    import threading
+
+    came: list[bool] = []
+    if (
+        threading.current_thread() is not threading.main_thread()
+        or signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL
+    ):
+        yield came
+        return
+
+    def terminated(signum: int, frame: object) -> None:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        came.append(True)
+        raise Terminated()
+
+    signal.signal(signal.SIGTERM, terminated)
+    try:
+        yield came
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Run the CLI: a CartoonizeError becomes one red line and exit 1; Typer turns Ctrl-C into
-    exit 130 and usage errors into exit 2."""
+    exit 130 and usage errors into exit 2; SIGTERM cleans up as Ctrl-C does and exits 143."""
     from rich.markup import escape
 
     _load_plugins()
     _show_warnings_as_lines()
-    try:
-        app(args=_fill_optional_values(sys.argv[1:] if argv is None else argv))
-    except CartoonizeError as exc:
-        _console().print(f"[red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
-        sys.exit(1)
+    with _sigterm_as_interrupt() as terminated:
+        try:
+            app(args=_fill_optional_values(sys.argv[1:] if argv is None else argv))
+        except CartoonizeError as exc:
+            _console().print(f"[red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
+            sys.exit(143 if terminated else 1)
+        except SystemExit:
+            if terminated:
+                sys.exit(143)
+            raise

@@ -1,4 +1,5 @@
-"""The one exception type whose message is shown to a user as a one-line error."""
+"""The one exception type whose message is shown to a user as a one-line error, its warning, and
+the interrupt a SIGTERM becomes."""
 
 
 class CartoonizeError(Exception):
@@ -8,3 +9,9 @@ class CartoonizeError(Exception):
 class CartoonizeWarning(UserWarning):
     """Something the user asked for works but is a poor choice here (bf16 on a CPU without native
     bf16: correct, and slower than fp32). The CLI prints it as one yellow line."""
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (a `kill`, a job scheduler, a container stopping), raised in the main thread as an
+    interrupt so that it takes Ctrl-C's way out: workers stopped, a partial output dropped, every
+    finished output kept. The CLI then exits 143 (128 + 15), as a process ended by SIGTERM does."""

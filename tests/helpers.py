@@ -15,6 +15,11 @@ from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
+import pytest
+
+# What stops a job early, with the exit code a shell gives each: Ctrl-C, and a `kill` (SIGTERM:
+# a job scheduler, a container stopping), which the CLI handles as it handles Ctrl-C.
+STOPS = [pytest.param(signal.SIGINT, 130, id="ctrl-c"), pytest.param(signal.SIGTERM, 143, id="kill")]
 
 VIDEO_CODECS = {".mp4": "libx264", ".mov": "libx264", ".mkv": "libx264", ".webm": "libvpx"}
 
@@ -274,11 +279,11 @@ def start_serving(args: list[str], cwd: Path, root: Path) -> tuple[subprocess.Po
     return proc, url
 
 
-def interrupt(proc: subprocess.Popen[str]) -> str:
-    """Ctrl-C a running `cartoonize` child and return its output, whitespace folded; the child is
-    killed if it has not ended within 30 s (the caller then sees a timeout)."""
+def interrupt(proc: subprocess.Popen[str], sent: signal.Signals = signal.SIGINT) -> str:
+    """Ctrl-C (or another signal) a running `cartoonize` child and return its output, whitespace
+    folded; the child is killed if it has not ended within 30 s (the caller then sees a timeout)."""
     try:
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(sent)
         return " ".join(proc.communicate(timeout=30)[0].split())
     finally:
         proc.kill()

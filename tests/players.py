@@ -164,6 +164,16 @@ def chromium_binary() -> str | None:
     return None
 
 
+def chromium_env(folder: Path) -> dict[str, str]:
+    """Chromium's environment with TMPDIR in the test's own folder: Chromium makes an
+    `org.chromium.Chromium.*` folder (its singleton socket) under TMPDIR and leaves it behind when
+    it is stopped by a signal, as `_stop` does; there, it goes with the test's folder. The folder's
+    path must be short (a `tempfile` folder, not pytest's tmp_path): the socket's whole path has to
+    fit in 108 bytes, or Chromium cannot start."""
+    (folder / "tmp").mkdir(parents=True, exist_ok=True)
+    return {**os.environ, "TMPDIR": str(folder / "tmp")}
+
+
 def chromium_missing() -> str | None:
     if chromium_binary() is None:
         return "needs a headless Chromium on PATH (Debian package chromium; .ci/run installs it)"
@@ -269,6 +279,7 @@ def play_in_chromium(video: Path, limit_ms: int = 8000, wait_s: float = 60) -> d
             proc = subprocess.Popen(
                 [binary, *CHROMIUM_FLAGS, f"--user-data-dir={profile}/data", url],
                 stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
+                env=chromium_env(Path(profile)),
             )  # fmt: skip
             try:
                 result = handler.results.get(timeout=wait_s)

@@ -90,6 +90,24 @@ def test_main_many_times_in_one_process_registers_plugins_once() -> None:
     assert warnings.showwarning is hook
 
 
+def test_main_in_process_gives_sigterm_back() -> None:
+    """main() turns SIGTERM into a clean stop only while it runs: a test or a notebook that calls
+    it keeps its own SIGTERM afterwards (default, or whatever it set, which main leaves alone)."""
+    import signal
+
+    from cartoonize.cli import main
+
+    for before in (signal.SIG_DFL, signal.SIG_IGN):
+        signal.signal(signal.SIGTERM, before)
+        try:
+            with pytest.raises(SystemExit) as exit_:
+                main(["--version"])
+            assert exit_.value.code in (0, None)
+            assert signal.getsignal(signal.SIGTERM) is before
+        finally:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
 @pytest.mark.parametrize(
     "command", [["video", "missing.mp4", "out.mp4"], ["image", "missing.mp4", "-o", "out"]]
 )

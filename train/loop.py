@@ -45,9 +45,11 @@ class Position:
 
 
 class TrainingInterrupted(Exception):
-    def __init__(self, position: Position, checkpoint: Path | None) -> None:
+    """A stop after a step, with the run saved: Ctrl-C, SIGTERM (`by`), or `should_stop`."""
+
+    def __init__(self, position: Position, checkpoint: Path | None, by: int | None = None) -> None:
         super().__init__(f"stopped at epoch {position.epoch + 1}, step {position.step}")
-        self.position, self.checkpoint = position, checkpoint
+        self.position, self.checkpoint, self.by = position, checkpoint, by
 
 
 class MetricLog:
@@ -110,6 +112,7 @@ class Trainer:
     should_stop: Callable[[Position], bool] = lambda position: False
     console: Console = field(default_factory=lambda: Console(stderr=True))
     _stop_requested: bool = False
+    _stopped_by: int | None = None  # the signal that asked for the stop
 
     @property
     def total_epochs(self) -> int:
@@ -122,16 +125,30 @@ class Trainer:
             epoch -= phase.epochs
         raise IndexError(epoch)
 
-    def _on_sigint(self, signum: int, frame: Any) -> None:
+    def _on_signal(self, signum: int, frame: Any) -> None:
+        """Ctrl-C, or SIGTERM (a scheduler preempting the job, a container stopping: they send
+        SIGKILL after a grace period, usually 30 s or more, longer than a step and a save): stop
+        after this step and save. A second Ctrl-C kills at once; a second SIGTERM is ignored."""
         if self._stop_requested:
-            raise KeyboardInterrupt
-        self._stop_requested = True
-        self.console.print("[yellow]Ctrl-C: stopping after this step and saving (Ctrl-C again to kill)[/]")
+            if signum == signal.SIGINT:
+                raise KeyboardInterrupt
+            return
+        self._stop_requested, self._stopped_by = True, signum
+        if signum == signal.SIGTERM:
+            self.console.print("[yellow]SIGTERM: stopping after this step and saving[/]")
+        else:
+            self.console.print(
+                "[yellow]Ctrl-C: stopping after this step and saving (Ctrl-C again to kill)[/]"
+            )
 
     def run(self, start: Position = Position()) -> Position:
         position = start
         main_thread = threading.current_thread() is threading.main_thread()  # signals: main thread only
-        previous = signal.signal(signal.SIGINT, self._on_sigint) if main_thread else None
+        previous = (
+            {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+            if main_thread
+            else {}
+        )
         try:
             for epoch in range(start.epoch, self.total_epochs):
                 phase, k = self.phase_of(epoch)
@@ -150,13 +167,14 @@ class Trainer:
                         bar.update(task, advance=1, metrics=shown)
                         if self._stop_requested or self.should_stop(position):
                             self.log.flush()
-                            raise TrainingInterrupted(position, self.on_stop(position, phase))
+                            checkpoint = self.on_stop(position, phase)
+                            raise TrainingInterrupted(position, checkpoint, self._stopped_by)
                 position = Position(epoch + 1, 0, position.step)
                 self.on_epoch_end(position, phase)
                 self.log.flush()
         finally:
-            if main_thread:
-                signal.signal(signal.SIGINT, previous)
+            for s, handler in previous.items():
+                signal.signal(s, handler)
         return position
 
     def _progress(self) -> Progress:

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cartoonize.errors import CartoonizeError
+from cartoonize.errors import CartoonizeError, Terminated
 from cartoonize.media.capture import Capture, Captured, CaptureSpec
 from cartoonize.pipelines.handoffs import quick_handoffs
 from cartoonize.runners.base import Runner
@@ -292,8 +292,9 @@ def _loop(job: WebcamJob, capture: Capture, runner: Runner, chain: StageChain, r
             if job.frames and report.shown >= job.frames:
                 report.stopped = f"{job.frames} frames shown"
                 return
-    except KeyboardInterrupt:
-        report.stopped, report.interrupted = "interrupted (Ctrl-C)", True
+    except KeyboardInterrupt as exc:
+        why = "terminated (SIGTERM)" if isinstance(exc, Terminated) else "interrupted (Ctrl-C)"
+        report.stopped, report.interrupted = why, True
     finally:
         report.dropped = capture.frames.dropped
 

@@ -31,6 +31,7 @@ from cartoonize.pipelines.video import (
 )
 from cartoonize.stages import StageOptions
 from tests.helpers import (
+    STOPS,
     child_env,
     interruptible,
     make_video,
@@ -374,7 +375,12 @@ def test_corrupt_input(tiny_checkpoint: Path, tmp_path: Path) -> None:
     assert leftovers(tmp_path) == []
 
 
-def test_ctrl_c_leaves_nothing(tiny_checkpoint: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize(("sent", "code"), STOPS)
+def test_interrupt_leaves_nothing(
+    sent: signal.Signals, code: int, tiny_checkpoint: Path, tmp_path: Path
+) -> None:
+    """Ctrl-C, or a `kill` (SIGTERM: a job scheduler, a container stopping), in the middle of a
+    video: the conventional exit code, no traceback, and no file left, hidden partial included."""
     src = make_video(tmp_path / "long.mp4", width=320, height=240, frames=400, rate=25, audio="aac")
     env = child_env(PYTHONPATH=str(ROOT))
     proc = subprocess.Popen([sys.executable, "-m", "cartoonize", "video", str(src), "out.mp4", "--model",
@@ -385,9 +391,9 @@ def test_ctrl_c_leaves_nothing(tiny_checkpoint: Path, tmp_path: Path) -> None:
     while not any("partial" in p.name for p in tmp_path.iterdir()) and time.monotonic() < deadline:
         time.sleep(0.1)
     time.sleep(0.5)
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(sent)
     _, stderr = proc.communicate(timeout=60)
-    assert proc.returncode == 130, stderr
+    assert proc.returncode == code, stderr
     assert "Traceback" not in stderr
     assert not (tmp_path / "out.mp4").exists()
     assert leftovers(tmp_path) == []

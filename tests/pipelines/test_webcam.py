@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import errno
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -153,7 +154,15 @@ def test_slow_engine_drops_frames_and_latency_stays_bounded(tmp_path: Path) -> N
     assert_playable(tmp_path / "slow.mp4", 40)
 
 
-def test_ctrl_c_finalizes_the_recording(tmp_path: Path, tiny_checkpoint: Path) -> None:
+@pytest.mark.parametrize(
+    ("sent", "code", "said"),
+    [(signal.SIGINT, 130, "interrupted (Ctrl-C)"), (signal.SIGTERM, 143, "terminated (SIGTERM)")],
+    ids=["ctrl-c", "kill"],
+)
+def test_interrupt_finalizes_the_recording(
+    sent: signal.Signals, code: int, said: str, tmp_path: Path, tiny_checkpoint: Path
+) -> None:
+    """Ctrl-C or a `kill` ends the live session with the recording finished and playable."""
     out = tmp_path / "live.mp4"
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     proc = subprocess.Popen(
@@ -167,11 +176,11 @@ def test_ctrl_c_finalizes_the_recording(tmp_path: Path, tiny_checkpoint: Path) -
         while not list(tmp_path.glob(".live.*partial.mp4")) and time.monotonic() < deadline:
             time.sleep(0.2)  # the recording opens once the model is loaded
         time.sleep(1.5)
-        text = interrupt(proc)
+        text = interrupt(proc, sent)
     finally:
         proc.kill()
-    assert proc.returncode == 130, text
-    assert "interrupted (Ctrl-C)" in text and "Traceback" not in text
+    assert proc.returncode == code, text
+    assert said in text and "Traceback" not in text
     assert_playable(out)
     assert not list(tmp_path.glob(".*partial*"))
 

@@ -17,6 +17,7 @@ pytest.importorskip("cv2")
 from typer.testing import CliRunner  # noqa: E402
 
 from cartoonize.model import load_checkpoint  # noqa: E402
+from tests.helpers import STOPS  # noqa: E402
 from tests.train.conftest import REPO, TINY, tiny_args  # noqa: E402
 from train.cli import app  # noqa: E402
 from train.config import TrainConfig  # noqa: E402
@@ -99,7 +100,12 @@ def test_resume_reproduces_the_uninterrupted_run(folders: tuple[Path, Path], tmp
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
-def test_ctrl_c_saves_and_exits_130(folders: tuple[Path, Path], tmp_path: Path) -> None:
+@pytest.mark.parametrize(("sent", "code"), STOPS)
+def test_interrupt_saves_and_exits(
+    sent: signal.Signals, code: int, folders: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """Ctrl-C, or SIGTERM (a scheduler preempting the job): the step ends, the run is saved where
+    --resume finds it, and the exit code is the shell's for that signal."""
     photos, cartoons = folders
     out = tmp_path / "run"
     args = ["--photos", str(photos), "--cartoons", str(cartoons), "--out", str(out)]
@@ -114,11 +120,11 @@ def test_ctrl_c_saves_and_exits_130(folders: tuple[Path, Path], tmp_path: Path) 
             assert process.poll() is None and time.monotonic() < deadline
             time.sleep(0.2)
         time.sleep(1)
-        process.send_signal(signal.SIGINT)
+        process.send_signal(sent)
         _, stderr = process.communicate(timeout=60)
     finally:
         process.kill()
-    assert process.returncode == 130, stderr
+    assert process.returncode == code, stderr
     assert "Traceback" not in stderr and "--resume" in stderr
     position = load_checkpoint(out / "last.pt").extra["training"]["position"]
     assert 0 < position["step"] < 200 and position["epoch"] == 0
