@@ -17,6 +17,7 @@ unless `overwrite`. Outputs appear under their names only when complete.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import time
@@ -169,37 +170,41 @@ def cartoonize_many(
     pieces: list[Piece] = []
     works: list[_Work] = []
     width = height = 0
-    for source, target in pairs:
-        work = _Work(FileResult(source, target, "failed"))
-        works.append(work)
-        if target.exists() and not job.overwrite:
-            work.result.status = "skipped"
-            continue
-        try:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            check_output(target, job.overwrite, (source,))
-            info = probe(source, job.max_side)
-            width, height = info.width, info.height
-            file_job = replace(job, input=source, output=target)
-            if not split.split:
-                work.pieces.append(len(pieces))
-                pieces.append(Piece(str(source), file_job, request, info.frames_estimate, 0, make_chain, env))
-                continue
-            work.plan = plan_segments(source, split.segments, split.segment_seconds, preroll)
-            work.parts = target.with_name(f".{target.name}.cartoonize-{os.getpid()}.segments")
-            work.parts.mkdir(exist_ok=True)
-            count = len(work.plan.segments)
-            for k, segment in enumerate(work.plan.segments):
-                part_job = replace(file_job, output=work.parts / f"{k:05d}{target.suffix}", overwrite=True,
-                                   window=segment.window)  # fmt: skip
-                work.pieces.append(len(pieces))
-                pieces.append(Piece(f"{source} segment {k + 1}/{count}", part_job, request, segment.frames,
-                                    segment.preroll, make_chain, env))  # fmt: skip
-        except CartoonizeError as exc:
-            work.result.message = str(exc)
-            work.pieces = []
-    tally = Tally(pieces, on_progress, on_event)
+    made: list[Path] = []  # output folders this batch made, to remove if nothing lands in them
+    outcomes: list = []
     try:
+        for source, target in pairs:
+            work = _Work(FileResult(source, target, "failed"))
+            works.append(work)
+            if target.exists() and not job.overwrite:
+                work.result.status = "skipped"
+                continue
+            try:
+                made += made_folders(target.parent)  # removed again below if left empty
+                check_output(target, job.overwrite, (source,))
+                info = probe(source, job.max_side)
+                width, height = info.width, info.height
+                file_job = replace(job, input=source, output=target)
+                if not split.split:
+                    work.pieces.append(len(pieces))
+                    pieces.append(
+                        Piece(str(source), file_job, request, info.frames_estimate, 0, make_chain, env)
+                    )
+                    continue
+                work.plan = plan_segments(source, split.segments, split.segment_seconds, preroll)
+                work.parts = target.with_name(f".{target.name}.cartoonize-{os.getpid()}.segments")
+                work.parts.mkdir(exist_ok=True)
+                count = len(work.plan.segments)
+                for k, segment in enumerate(work.plan.segments):
+                    part_job = replace(file_job, output=work.parts / f"{k:05d}{target.suffix}", overwrite=True,
+                                       window=segment.window)  # fmt: skip
+                    work.pieces.append(len(pieces))
+                    pieces.append(Piece(f"{source} segment {k + 1}/{count}", part_job, request, segment.frames,
+                                        segment.preroll, make_chain, env))  # fmt: skip
+            except CartoonizeError as exc:
+                work.result.message = str(exc)
+                work.pieces = []
+        tally = Tally(pieces, on_progress, on_event)
         outcomes = executor.run(pieces, tally) if pieces else []
         finishing = time.perf_counter()
         for work in works:
@@ -210,11 +215,31 @@ def cartoonize_many(
         for work in works:
             if work.parts is not None:
                 shutil.rmtree(work.parts, ignore_errors=True)
+        remove_empty(made)
     results = [w.result for w in works]
     report = BatchReport(results, time.perf_counter() - started, executor.name, tally.retries)
     report.width, report.height, report.driver_seconds = width, height, driver_seconds
     report.bytes_to_driver = sum(len(o.data) for o in outcomes if o.data is not None)
     return report
+
+
+def made_folders(folder: Path) -> list[Path]:
+    """`mkdir -p folder`, giving the folders it made, deepest first."""
+    made = []
+    missing = folder
+    while not missing.exists() and missing != missing.parent:
+        made.append(missing)
+        missing = missing.parent
+    folder.mkdir(parents=True, exist_ok=True)
+    return made
+
+
+def remove_empty(folders: list[Path]) -> None:
+    """Remove those of `folders` that are empty (deepest first, so a tree of empty folders goes
+    too): a job that failed or was stopped leaves no empty output folder behind it."""
+    for folder in sorted(set(folders), key=lambda f: len(f.parts), reverse=True):
+        with contextlib.suppress(OSError):  # not empty (an output landed there), or gone already
+            folder.rmdir()
 
 
 def _finish(work: _Work, outcomes: list) -> None:  # noqa: ANN001 - workers.Outcome

@@ -109,10 +109,11 @@ def cartoonize_images(job: ImageJob, make_runner: Callable[[], Runner],
     chain = build_stages(replace(job.stages, temporal=False))
     with make_runner() as runner:
         for i, (src, dst) in enumerate(pairs):
-            dst.parent.mkdir(parents=True, exist_ok=True)
             photo = read_image(src, job.max_side)
             small = network_frame(photo, job.stages.infer_side)
-            write_image(dst, chain(photo, runner(small[None])[0]))
+            cartoon = chain(photo, runner(small[None])[0])
+            dst.parent.mkdir(parents=True, exist_ok=True)  # only once there is a picture to put there
+            write_image(dst, cartoon)
             written.append(dst)
             if on_progress:
                 on_progress(i + 1, len(pairs))

@@ -10,8 +10,10 @@ from pathlib import Path
 
 import pytest
 
+from cartoonize.choose import EngineRequest
 from cartoonize.errors import CartoonizeError
-from cartoonize.pipelines.batch import find_videos
+from cartoonize.pipelines.batch import cartoonize_many, find_videos
+from cartoonize.pipelines.video import VideoJob
 from tests.helpers import make_video, read_video
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -92,3 +94,23 @@ def test_folder_with_a_corrupt_file_and_an_existing_output(tiny_checkpoint: Path
         "clips/sub/b.mkv",
         "clips/sub/deep/c.mov",
     ]  # nothing partial, no broken.mp4
+
+
+def test_a_failed_batch_leaves_no_empty_output_folder(tiny_checkpoint: Path, tmp_path: Path) -> None:
+    """The output tree is made as the batch goes; the folders that nothing was written into (their
+    videos failed) are removed again, and those that were there before are kept."""
+    clips = tmp_path / "clips"
+    (clips / "bad" / "worse").mkdir(parents=True)
+    (clips / "bad" / "worse" / "x.mp4").write_text("not a video\n" * 40)
+    make_video(clips / "good.mp4", frames=3, audio=None)
+    out = tmp_path / "out"
+    (out / "clips" / "bad").mkdir(parents=True)  # there before: kept, even empty
+    pairs = find_videos([clips], out)
+    request = EngineRequest(engine="torch", model=tiny_checkpoint, device="cpu")
+    report = cartoonize_many(pairs, VideoJob(clips, out), request)
+    assert sorted(r.status for r in report.results) == ["done", "failed"]
+    assert (out / "clips" / "bad").is_dir() and not (out / "clips" / "bad" / "worse").exists()
+    fresh = tmp_path / "fresh"
+    report = cartoonize_many(find_videos([clips / "bad"], fresh), VideoJob(clips, fresh), request)
+    assert [r.status for r in report.results] == ["failed"]
+    assert not fresh.exists()

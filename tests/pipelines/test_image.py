@@ -56,6 +56,11 @@ def test_bad_inputs(tiny_checkpoint: Path, tmp_path: Path) -> None:
             ImageJob((tmp_path / "fake.png",), tmp_path / "o.png"), make_runner(tiny_checkpoint)
         )
     assert not (tmp_path / "o.png").exists()
+    with pytest.raises(CartoonizeError, match="not a readable image"):  # into a folder not made yet
+        cartoonize_images(
+            ImageJob((tmp_path / "fake.png",), tmp_path / "new" / "o"), make_runner(tiny_checkpoint)
+        )
+    assert not (tmp_path / "new").exists()  # a failed job leaves no empty folder behind
     write_image(tmp_path / "in.png", pattern(16, 16, 0))
     with pytest.raises(CartoonizeError, match="is the input"):
         cartoonize_images(
