@@ -4,6 +4,7 @@ encoder choice per container, audio/subtitle stream mapping, frame geometry."""
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -205,13 +206,37 @@ def temporary_sibling(output: Path) -> Path:
     return output.with_name(f".{output.stem}.cartoonize-{os.getpid()}.partial{output.suffix}")
 
 
+# errors of a write that failed for want of room or of a writable disk: a user's to fix, not a bug
+_NO_ROOM = {errno.ENOSPC: "; free some space or write elsewhere", errno.EDQUOT: "; over the disk quota",
+            errno.EFBIG: "", errno.EROFS: ""}  # fmt: skip
+
+
+def write_failure(output: Path, tmp: Path, exc: OSError) -> CartoonizeError | None:
+    """The one-line error for an OSError raised while `output` was being written through `tmp`
+    (a full disk, a quota, a file-size limit, a read-only disk, an I/O error on that file), or
+    None where the error is not about writing it."""
+    named = exc.filename is not None and Path(os.fsdecode(exc.filename)).name in (tmp.name, output.name)
+    if exc.errno in _NO_ROOM and (exc.filename is None or named):
+        return CartoonizeError(f"cannot write {output} ({exc.strerror}){_NO_ROOM[exc.errno]}")
+    if exc.errno == errno.EIO and named:
+        return CartoonizeError(f"cannot write {output} ({exc.strerror})")
+    return None
+
+
 @contextlib.contextmanager
 def atomic_output(output: Path) -> Iterator[Path]:
-    """Yield a temporary path; move it onto `output` only if the block completes."""
+    """Yield a temporary path; move it onto `output` only if the block completes. A write that
+    fails for want of room (a full disk, a quota, a size limit) becomes a one-line error naming
+    `output`, not the hidden temporary file."""
     tmp = temporary_sibling(output)
     try:
         yield tmp
         tmp.replace(output)
+    except OSError as exc:  # PyAV's errors with an errno are OSErrors too
+        failure = write_failure(output, tmp, exc)
+        if failure is None:
+            raise
+        raise failure from None
     finally:
         tmp.unlink(missing_ok=True)
 

@@ -3,6 +3,7 @@ run over `media/files.py` found these undefended: issue 14)."""
 
 from __future__ import annotations
 
+import errno
 from fractions import Fraction
 from pathlib import Path
 
@@ -22,6 +23,7 @@ from cartoonize.media.files import (
     UNSPECIFIED,
     Colour,
     EncoderSettings,
+    atomic_output,
     check_inputs,
     codec_name,
     container_for,
@@ -35,6 +37,7 @@ from cartoonize.media.files import (
     subtitle_copyable,
     to_rgb,
     to_yuv,
+    write_failure,
 )
 from tests.helpers import make_video, with_subtitles
 
@@ -379,3 +382,23 @@ def test_open_video_encoder_probes_at_the_size_it_will_encode(tmp_path: Path, si
     text = str(caught.value)
     assert text.startswith("no h264 encoder could be opened here (h264_nvenc: ")
     assert "; libx264: " in text and "avcodec_open2" in text.split("; libx264: ")[1]
+
+
+def test_write_failures_are_one_line_about_the_output(tmp_path: Path) -> None:
+    """A full disk while the hidden temporary file is written becomes one line naming the output;
+    an error about another file (an input that could not be read) passes through as it is."""
+    out = tmp_path / "out.mp4"
+    with pytest.raises(CartoonizeError, match=r"^cannot write .*out\.mp4 \(No space left on device\); free"):
+        with atomic_output(out) as tmp:
+            tmp.write_bytes(b"half")
+            raise OSError(errno.ENOSPC, "No space left on device", str(tmp))
+    assert list(tmp_path.iterdir()) == []
+    tmp = tmp_path / ".out.cartoonize-1.partial.mp4"
+    assert write_failure(out, tmp, OSError(errno.EDQUOT, "Disk quota exceeded")) is not None  # no file named
+    assert write_failure(out, tmp, OSError(errno.EIO, "Input/output error", str(tmp))) is not None
+    assert write_failure(out, tmp, OSError(errno.EIO, "Input/output error", "/media/in.mp4")) is None
+    assert write_failure(out, tmp, OSError(errno.ENOSPC, "No space left", "/tmp/cache/x")) is None
+    assert write_failure(out, tmp, OSError(errno.ENOENT, "No such file", str(tmp))) is None
+    with pytest.raises(FileNotFoundError):
+        with atomic_output(out):
+            raise FileNotFoundError(errno.ENOENT, "No such file", "/media/in.mp4")

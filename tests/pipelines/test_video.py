@@ -399,6 +399,33 @@ def test_interrupt_leaves_nothing(
     assert leftovers(tmp_path) == []
 
 
+def _file_size_limit(limit: int) -> Callable[[], None]:
+    """`preexec_fn`: the child may write no file larger than `limit` bytes (writes past it fail
+    with EFBIG, as they would on a full disk with ENOSPC, instead of the signal that kills)."""
+
+    def apply() -> None:
+        import resource
+
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    return apply
+
+
+def test_a_full_disk_is_one_line_and_leaves_nothing(tiny_checkpoint: Path, tmp_path: Path) -> None:
+    """An output that cannot be written to the end (a full disk, a quota, here a file-size
+    limit) stops the job with one line naming the output, exit 1, and no partial file."""
+    src = make_video(tmp_path / "clip.mp4", width=160, height=120, frames=48, audio="aac")
+    proc = subprocess.run([sys.executable, "-m", "cartoonize", "video", str(src), "out.mp4", "--model",
+                           str(tiny_checkpoint), "--engine", "torch"], cwd=tmp_path,
+                          env=child_env(PYTHONPATH=str(ROOT), PYTHONDONTWRITEBYTECODE="1"),
+                          capture_output=True, text=True, timeout=300, preexec_fn=_file_size_limit(4096))  # fmt: skip
+    assert proc.returncode == 1, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert "error: cannot write out.mp4 (File too large)" in proc.stderr, proc.stderr
+    assert not (tmp_path / "out.mp4").exists() and leftovers(tmp_path) == []
+
+
 def test_max_frames_stops_early(small_video: Path, tiny_checkpoint: Path, tmp_path: Path) -> None:
     out = tmp_path / "preview.mp4"
     run(small_video, out, tiny_checkpoint, max_frames=5)

@@ -74,10 +74,16 @@ def test_file_input_records_playable_output(tmp_path: Path, tiny_checkpoint: Pat
                           "--max-side", "160", "--model", str(tiny_checkpoint)], capsys)  # fmt: skip
     assert code == 0, text
     shown = int(text.split(" frames shown")[0].split()[-1])
-    assert 10 <= shown <= 20, text  # a file is paced like a camera; a busy machine may drop a few
+    dropped = int(text.split(" dropped")[0].split()[-1])
+    # a file is paced like a camera: frames the engine is too slow for are dropped, not queued, so
+    # how many are shown depends on the machine's load (all 20 on an idle one; 4 seen on a loaded
+    # one); every frame read is either shown or dropped, up to the 20 asked for or the file's end
+    assert 2 <= shown <= 20 and (shown == 20 or shown + dropped >= 23), text
     pts = assert_playable(out, shown)
     assert f"wrote {out}: {shown} frames" in text
-    assert 0.5 < (pts[-1] - pts[0]) / 90000 * 24 / (shown - 1) < 1.6  # capture times: about 1/24 s apart
+    # capture times: never closer than the file's 1/24 s (a file read as fast as it decodes would
+    # put them milliseconds apart), however many frames were dropped in between
+    assert (pts[-1] - pts[0]) / 90000 * 24 / (shown - 1) > 0.5, pts
 
 
 def test_lavfi_input_records_playable_output(tmp_path: Path, tiny_checkpoint: Path, capsys) -> None:
