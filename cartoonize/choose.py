@@ -7,6 +7,7 @@ Runtime runner for a checkpoint is a parity-checked export) and the engine store
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -51,12 +52,12 @@ class EngineRequest:
 def cached_onnx(checkpoint_path: Path, precision: str) -> Path:
     """Export a checkpoint to ONNX once (parity-checked) and reuse it; keyed by its bytes."""
     from cartoonize.parity import export_with_parity
-    from cartoonize.styles import cache_dir, sha256_of
+    from cartoonize.styles import cache_dir, cache_folder, sha256_of
 
     key = sha256_of(checkpoint_path)[:16]
     path = cache_dir() / "onnx" / f"{checkpoint_path.stem}.{key}.{precision}.onnx"
     if not path.exists():
-        export_with_parity(checkpoint_path, path, precision, photo_size=128)
+        export_with_parity(checkpoint_path, cache_folder("onnx") / path.name, precision, photo_size=128)
     return path
 
 
@@ -365,10 +366,11 @@ def cpu_choice(request: EngineRequest) -> CpuChoice:
     except (OSError, ValueError, TypeError, KeyError):
         pass  # none yet, or unreadable: measure again
     choice = measure_cpu_choice(checkpoint)
-    record.parent.mkdir(parents=True, exist_ok=True)
-    tmp = record.with_name(f".{record.name}.tmp")
-    tmp.write_text(json.dumps({"machine": machine, "choice": asdict(choice)}, indent=1))
-    tmp.replace(record)
+    with contextlib.suppress(OSError):  # a cache that cannot be written: measured again next time
+        record.parent.mkdir(parents=True, exist_ok=True)
+        tmp = record.with_name(f".{record.name}.tmp")
+        tmp.write_text(json.dumps({"machine": machine, "choice": asdict(choice)}, indent=1))
+        tmp.replace(record)
     return choice
 
 

@@ -76,6 +76,24 @@ def cache_dir() -> Path:
     return Path(platformdirs.user_cache_dir("cartoonize"))
 
 
+def cache_folder(*parts: str) -> Path:
+    """`cache_dir()/parts`, made where missing, for something about to be written there; a
+    one-line error where it cannot be (a read-only home, a cache on a full disk). Reading the cache
+    needs none of this: a read-only cache with the weights already in it works."""
+    folder = cache_dir().joinpath(*parts)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        writable = os.access(folder, os.W_OK)
+        reason = "not writable"
+    except OSError as exc:
+        writable, reason = False, exc.strerror or type(exc).__name__
+    if not writable:
+        raise CartoonizeError(
+            f"cannot write the cache folder {folder} ({reason}); set CARTOONIZE_CACHE to a writable folder"
+        )
+    return folder
+
+
 def weights_url() -> str:
     return os.environ.get("CARTOONIZE_WEIGHTS_URL", DEFAULT_WEIGHTS_URL)
 
@@ -173,7 +191,7 @@ def pull_style(name: str, on_bytes: ProgressHook | None = None, force: bool = Fa
     target = style_checkpoint_path(style.name)
     if target.exists() and not force:
         return target
-    target.parent.mkdir(parents=True, exist_ok=True)
+    cache_folder(target.parent.name)  # made, or one line saying why it cannot be
     base = weights_url()
     scratch = Path(tempfile.mkdtemp(prefix=f".{style.name}-", dir=target.parent))
     try:

@@ -8,6 +8,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -125,3 +126,20 @@ def test_a_bad_input_is_refused_before_torch_loads(tmp_path: Path, command: list
     assert "missing.mp4 does not exist" in result.stdout + result.stderr
     assert not (tmp_path / "cache").exists(), "the style was fetched before the input was checked"
     assert "Traceback" not in result.stderr
+
+
+def test_a_cache_that_cannot_be_written_is_one_line(tmp_path: Path, tiny_checkpoint: Path) -> None:
+    """ONNX Runtime needs the model exported into the cache: where the cache folder cannot be
+    made (a read-only home; here a file in its place), one line says which folder and what to set."""
+    from cartoonize.pipelines.image import write_image
+
+    write_image(tmp_path / "in.png", np.zeros((16, 16, 3), np.uint8))
+    (tmp_path / "cache").write_text("a file, not a folder")
+    result = subprocess.run(
+        [sys.executable, "-m", "cartoonize", "image", "in.png", "-o", "out.png", "--model", str(tiny_checkpoint),
+         "--engine", "onnxruntime"], env={**ENV, "CARTOONIZE_CACHE": str(tmp_path / "cache")}, cwd=tmp_path,
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+    assert "error: cannot write the cache folder" in result.stderr and "CARTOONIZE_CACHE" in result.stderr
+    assert not (tmp_path / "out.png").exists()

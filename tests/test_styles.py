@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from cartoonize.errors import CartoonizeError
-from cartoonize.styles import STYLES, pull_style, style_checkpoint_path
+from cartoonize.styles import STYLES, cache_folder, pull_style, style_checkpoint_path
 from tests.conftest import SHARED_WEIGHTS
 
 
@@ -112,6 +112,19 @@ def test_unreachable_server(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> 
     with pytest.raises(CartoonizeError, match="download failed"):
         pull_style("hosoda")
     assert nothing_cached("hosoda")
+
+
+def test_a_cache_that_cannot_be_written_is_one_line(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """A cache folder that cannot be made (here a file is in the way; a read-only home alike) is
+    one line saying which folder and what to set, before anything is downloaded."""
+    (tmp_path / "cache").write_text("a file, not a folder")
+    monkeypatch.setenv("CARTOONIZE_CACHE", str(tmp_path / "cache"))
+    with pytest.raises(
+        CartoonizeError, match=r"^cannot write the cache folder .*cache/styles \(.*set CARTOONIZE_CACHE"
+    ):
+        pull_style("hosoda")
+    monkeypatch.setenv("CARTOONIZE_CACHE", str(tmp_path / "fresh"))
+    assert cache_folder("onnx") == tmp_path / "fresh" / "onnx" and (tmp_path / "fresh" / "onnx").is_dir()
 
 
 def test_unknown_style() -> None:

@@ -15,7 +15,7 @@ from typing import Any
 
 from cartoonize import __version__
 from cartoonize.errors import CartoonizeError
-from cartoonize.styles import STYLES, cache_dir
+from cartoonize.styles import STYLES, cache_dir, cache_folder
 
 MANIFEST_FORMAT = "cartoonize-imported-model/1"
 MANIFEST_NAME = "manifest.json"
@@ -154,7 +154,7 @@ def store_model(
         raise CartoonizeError(
             f"a model called {name} is already imported; `cartoonize models remove {name}` first, or add --force"
         )
-    root.mkdir(parents=True, exist_ok=True)
+    cache_folder(root.name)  # made, or one line saying why it cannot be
     scratch = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=root))
     try:
         (scratch / f"{name}.onnx").write_bytes(onnx_bytes)

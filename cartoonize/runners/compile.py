@@ -54,9 +54,18 @@ def inductor_cache_dir() -> Path:
 @contextlib.contextmanager
 def inductor_caches() -> Iterator[None]:
     """Point Inductor's on-disk caches at the cartoonize cache while compiling (Inductor reads
-    the folder from the environment when it writes or looks up an entry)."""
+    the folder from the environment when it writes or looks up an entry). Where that folder cannot
+    be written (a read-only cache), Inductor keeps its own default caches: it compiles all the
+    same, and a later run compiles again."""
     folder = inductor_cache_dir()
-    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        usable = os.access(folder, os.W_OK)
+    except OSError:
+        usable = False
+    if not usable:
+        yield
+        return
     saved = {k: os.environ.get(k) for k in ("TORCHINDUCTOR_CACHE_DIR", "TRITON_CACHE_DIR")}
     os.environ["TORCHINDUCTOR_CACHE_DIR"] = str(folder)
     os.environ["TRITON_CACHE_DIR"] = str(folder / "triton")
@@ -80,20 +89,25 @@ class ChecksFile:
         from cartoonize.styles import cache_dir
 
         self.path = cache_dir() / "compile" / "checks.json"
+        self._unsaved: dict[str, Any] = {}  # this run's records, where the file cannot be written
 
     def read(self) -> dict[str, Any]:
         try:
-            return json.loads(self.path.read_text())
-        except (FileNotFoundError, ValueError):
-            return {}
+            saved = json.loads(self.path.read_text())
+        except (OSError, ValueError):  # none yet, unreadable or corrupt
+            saved = {}
+        return {**saved, **self._unsaved}
 
     def update(self, key: str, **values: Any) -> None:
         data = self.read()
         data[key] = {**data.get(key, {}), **values}
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(data, indent=1, sort_keys=True) + "\n")
-        tmp.replace(self.path)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
+            tmp.write_text(json.dumps(data, indent=1, sort_keys=True) + "\n")
+            tmp.replace(self.path)
+        except OSError:  # a read-only cache: remembered for this run only
+            self._unsaved[key] = data[key]
 
 
 def _warn(message: str) -> None:

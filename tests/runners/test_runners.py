@@ -192,6 +192,31 @@ def test_compile_failure_falls_back_to_eager_with_one_warning(
     assert np.array_equal(out, expected) and "fell back to eager" in run.describe()
 
 
+def test_a_read_only_cache_still_compiles_and_remembers_for_the_run(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A cache folder that cannot be written: Inductor keeps its own caches (nothing is pointed at
+    the folder), and the parity records live for this run instead of failing the job."""
+    import os
+
+    from cartoonize.runners.compile import ChecksFile, inductor_caches
+
+    (tmp_path / "cache").write_text("a file, not a folder")
+    monkeypatch.setenv("CARTOONIZE_CACHE", str(tmp_path / "cache"))
+    monkeypatch.delenv("TORCHINDUCTOR_CACHE_DIR", raising=False)
+    with inductor_caches():
+        assert "TORCHINDUCTOR_CACHE_DIR" not in os.environ
+    checks = ChecksFile()
+    checks.update("model.cpu.fp32.8x8.b1", psnr_db=50.0, passes=True)
+    checks.update("model.cpu.fp32.8x8.b1", compile_s=1.5)
+    assert checks.read() == {"model.cpu.fp32.8x8.b1": {"psnr_db": 50.0, "passes": True, "compile_s": 1.5}}
+    monkeypatch.setenv("CARTOONIZE_CACHE", str(tmp_path / "writable"))
+    with inductor_caches():
+        assert os.environ["TORCHINDUCTOR_CACHE_DIR"] == str(tmp_path / "writable" / "inductor")
+    ChecksFile().update("k", passes=False)
+    assert ChecksFile().read() == {"k": {"passes": False}}  # written to the file: a new reader sees it
+
+
 def _no_caches():  # the failure test must not find a cached graph for its size
     import contextlib
 
