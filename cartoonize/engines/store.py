@@ -25,7 +25,7 @@ from typing import Any
 
 from cartoonize import __version__
 from cartoonize.errors import CartoonizeError
-from cartoonize.architecture import SIZE_MULTIPLE
+from cartoonize.architecture import SIZE_MULTIPLE, run_side
 
 MANIFEST_FORMAT = "cartoonize-engine/1"
 BACKENDS = ("tensorrt", "aoti")  # in --engine auto's order of preference
@@ -51,7 +51,7 @@ def parse_shape(text: str) -> tuple[int, int]:
 
 
 def _round_up(n: int, multiple: int = SIZE_MULTIPLE) -> int:
-    return max(multiple, -(-n // multiple) * multiple)
+    return run_side(n, multiple)
 
 
 def padded(frame_size: tuple[int, int], multiple: int = SIZE_MULTIPLE) -> tuple[int, int]:

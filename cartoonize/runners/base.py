@@ -20,7 +20,7 @@ from typing import Any, Self
 
 import numpy as np
 
-from cartoonize.architecture import SIZE_MULTIPLE
+from cartoonize.architecture import SIZE_MULTIPLE, run_side
 from cartoonize.errors import CartoonizeError
 
 
@@ -50,7 +50,7 @@ def fitted_size(
     size, which they must fit in (else a one-line error with the --max-side that makes them fit)."""
     h, w = size
     if fixed is None:
-        return h + -h % multiple, w + -w % multiple
+        return run_side(h, multiple), run_side(w, multiple)
     if h <= fixed[0] and w <= fixed[1]:
         return fixed
     fit = int(max(h, w) * min(fixed[0] / h, fixed[1] / w))
@@ -252,7 +252,7 @@ class YuvFrames:
         if (h, w) not in self._indexes:
             import torch
 
-            ph, pw = -(-h // SIZE_MULTIPLE) * SIZE_MULTIPLE, -(-w // SIZE_MULTIPLE) * SIZE_MULTIPLE
+            ph, pw = run_side(h, self.runner.size_multiple), run_side(w, self.runner.size_multiple)
             self._indexes[(h, w)] = tuple(
                 None if index == list(range(n)) else torch.tensor(index, device=device)
                 for index, n in ((_reflect_index(h, ph), h), (_reflect_index(w, pw), w))

@@ -92,6 +92,12 @@ class FlowPair:
         return float(self.trusted.mean())
 
 
+# DIS refuses images under about 12 px a side (8x8 and 16x4 raise), and crashes the process
+# (a segmentation fault, OpenCV 5.1) on thin ones: 16x100 and 24x300 with every preset. Each
+# side at least 32 ran with every preset from 32x32 to 32x8000 and 8000x32.
+FLOW_MIN_SIDE = 32
+
+
 class FlowEstimator:
     """DIS flow on (downscaled) luma frames. `side` bounds the longer side the flow is computed
     at (the flow is scaled back up to the frame size); None keeps the frame size."""
@@ -103,13 +109,18 @@ class FlowEstimator:
         self.side = side
 
     def small(self, g: np.ndarray) -> np.ndarray:
-        """`g` (uint8 luma) downscaled to the flow's working size (unchanged when it is smaller)."""
+        """`g` (uint8 luma) at the flow's working size: downscaled so its longer side is at most
+        `side`, and each side at least FLOW_MIN_SIDE (DIS refuses smaller images: a 1-pixel-high
+        video, or a very long and thin one, is stretched for the flow; the flow is scaled back)."""
         h, w = g.shape
-        if self.side is None or max(h, w) <= self.side:
+        scale = self.side / max(h, w) if self.side is not None and max(h, w) > self.side else 1.0
+        size = (max(FLOW_MIN_SIDE, round(w * scale)), max(FLOW_MIN_SIDE, round(h * scale)))
+        if size == (w, h):
             return g
-        scale = self.side / max(h, w)
-        size = (max(8, round(w * scale)), max(8, round(h * scale)))
-        return self._cv2.resize(g, size, interpolation=self._cv2.INTER_AREA)
+        shrinks = size[0] <= w and size[1] <= h
+        return self._cv2.resize(
+            g, size, interpolation=self._cv2.INTER_AREA if shrinks else self._cv2.INTER_LINEAR
+        )
 
     def _up(self, flow: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
         h, w = shape

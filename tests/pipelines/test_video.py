@@ -182,6 +182,21 @@ def test_odd_size_is_padded_not_stretched(tiny_checkpoint: Path, tmp_path: Path)
     assert len(frames) == 3
 
 
+@pytest.mark.parametrize(("width", "height"), [(1, 1), (7, 1), (3, 5), (2, 30)])
+def test_tiny_and_thin_frames_run_with_the_default_stages(
+    width: int, height: int, tiny_checkpoint: Path, tmp_path: Path
+) -> None:
+    """Any width and height: a side under 8 is reflect/edge-padded to 8 for the network (whose
+    innermost 2x2 is the least its norms and padding take) and the flow runs on a stretched copy
+    (DIS refuses images under about 12 px); out come the frames at their size, evened for 4:2:0."""
+    src = make_video(tmp_path / "tiny.mkv", width=width, height=height, frames=4, audio=None, codec="ffv1",
+                     pix_fmt="yuv444p")  # fmt: skip
+    out = tmp_path / "out.mp4"
+    run(src, out, tiny_checkpoint)  # the default stages: stabilization (the flow), exposure, bars
+    _, frames, _ = read_video(out)
+    assert len(frames) == 4 and frames[0].shape == (height + height % 2, width + width % 2, 3)
+
+
 def test_max_side_downscales_keeping_aspect(small_video: Path, tiny_checkpoint: Path, tmp_path: Path) -> None:
     src = make_video(tmp_path / "wide.mp4", width=320, height=180, frames=3, audio=None)
     out = tmp_path / "out.mp4"

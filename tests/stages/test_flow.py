@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from cartoonize.media.yuv import YuvSpec
-from cartoonize.stages.flow import gray, luma_of_plane
+from cartoonize.stages.flow import FLOW_MIN_SIDE, FlowEstimator, gray, luma_of_plane
 
 
 def test_a_luma_frame_is_the_flows_input_as_it_is() -> None:
@@ -54,3 +54,29 @@ def test_luma_of_plane_is_the_luma_of_ffmpegs_rgb() -> None:
     bt709 = np.round(back.astype(np.float64) @ np.array([0.2126, 0.7152, 0.0722]))
     assert np.abs(luma - bt709).max() <= 2
     assert np.abs(luma - gray(back).astype(int)).mean() < 12  # another matrix's weights, same picture
+
+
+@pytest.mark.parametrize(
+    ("shape", "side"),
+    [
+        ((1, 1), None),
+        ((5, 300), None),
+        ((16, 100), None),
+        ((24, 300), None),
+        ((2, 2000), 480),
+        ((720, 1280), 320),
+    ],
+)
+def test_the_flow_runs_at_any_frame_size(shape: tuple[int, int], side: int | None) -> None:
+    """DIS refuses images under about 12 px a side, and crashes the process on thin ones (16x100,
+    24x300): tiny or thin frames are stretched to at least FLOW_MIN_SIDE for it, big ones shrunk to
+    `side`; the flow comes back at the frame's size. (A crash here is the whole test run's.)"""
+    rng = np.random.default_rng(1)
+    a = rng.integers(0, 256, shape, dtype=np.uint8)
+    estimator = FlowEstimator("fast", side)
+    small = estimator.small(a)
+    assert min(small.shape) >= FLOW_MIN_SIDE and (
+        side is None or max(small.shape) <= max(side, FLOW_MIN_SIDE)
+    )
+    pair = estimator.pair(a, np.roll(a, 1, axis=1))
+    assert pair.backward.shape == (*shape, 2) and pair.trusted.shape == shape
