@@ -689,51 +689,60 @@ def _fill_optional_values(args: list[str]) -> list[str]:
     return filled
 
 
+STOP_SIGNALS = ("SIGTERM", "SIGHUP")  # a `kill`, a scheduler or a container; a closed terminal
+
+
 @contextlib.contextmanager
-def _sigterm_as_interrupt() -> Iterator[list[bool]]:
-    """Inside, SIGTERM raises `Terminated` (a KeyboardInterrupt) in the main thread, so a `kill`
-    cleans up as Ctrl-C does instead of leaving a hidden partial file beside the output. Only the
-    first one: a second SIGTERM during the clean-up is ignored (a supervisor's SIGKILL still ends
-    it). Left alone where SIGTERM was not at its default (a parent chose otherwise) or off the main
-    thread (the CLI called from a thread); restored on the way out (the CLI called in-process).
-    The list says whether one came."""
+def _stop_signals_as_interrupt() -> Iterator[list[int]]:
+    """Inside, SIGTERM and SIGHUP raise `Terminated` (a KeyboardInterrupt) in the main thread, so
+    a `kill` or a closed terminal cleans up as Ctrl-C does instead of leaving a hidden partial file
+    beside the output. Only the first one: more during the clean-up are ignored (a supervisor's
+    SIGKILL still ends it). A signal not at its default is left alone (`nohup` ignores SIGHUP; a
+    parent chose), and so is everything off the main thread (the CLI called from a thread); all
+    are restored on the way out (the CLI called in-process). The list gets the signal that came."""
     import signal
     import threading
 
-    came: list[bool] = []
-    if (
-        threading.current_thread() is not threading.main_thread()
-        or signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL
-    ):
+    came: list[int] = []
+    if threading.current_thread() is not threading.main_thread():
         yield came
         return
+    ours = [
+        number
+        for name in STOP_SIGNALS
+        if (number := getattr(signal, name, None)) is not None and signal.getsignal(number) is signal.SIG_DFL
+    ]
 
-    def terminated(signum: int, frame: object) -> None:
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        came.append(True)
-        raise Terminated()
+    def stopped(signum: int, frame: object) -> None:
+        for number in ours:
+            signal.signal(number, signal.SIG_IGN)
+        came.append(signum)
+        raise Terminated(signum)
 
-    signal.signal(signal.SIGTERM, terminated)
+    for number in ours:
+        signal.signal(number, stopped)
     try:
         yield came
     finally:
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        for number in ours:
+            signal.signal(number, signal.SIG_DFL)
 
 
 def main(argv: list[str] | None = None) -> None:
     """Run the CLI: a CartoonizeError becomes one red line and exit 1; Typer turns Ctrl-C into
-    exit 130 and usage errors into exit 2; SIGTERM cleans up as Ctrl-C does and exits 143."""
+    exit 130 and usage errors into exit 2; SIGTERM and SIGHUP clean up as Ctrl-C does and exit
+    128 + the signal's number (143, 129), as a process they end would."""
     from rich.markup import escape
 
     _load_plugins()
     _show_warnings_as_lines()
-    with _sigterm_as_interrupt() as terminated:
+    with _stop_signals_as_interrupt() as came:
         try:
             app(args=_fill_optional_values(sys.argv[1:] if argv is None else argv))
         except CartoonizeError as exc:
             _console().print(f"[red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
-            sys.exit(143 if terminated else 1)
+            sys.exit(128 + came[0] if came else 1)
         except SystemExit:
-            if terminated:
-                sys.exit(143)
+            if came:
+                sys.exit(128 + came[0])
             raise

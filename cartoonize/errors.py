@@ -12,6 +12,14 @@ class CartoonizeWarning(UserWarning):
 
 
 class Terminated(KeyboardInterrupt):
-    """SIGTERM (a `kill`, a job scheduler, a container stopping), raised in the main thread as an
-    interrupt so that it takes Ctrl-C's way out: workers stopped, a partial output dropped, every
-    finished output kept. The CLI then exits 143 (128 + 15), as a process ended by SIGTERM does."""
+    """SIGTERM (a `kill`, a job scheduler, a container stopping) or SIGHUP (the terminal closed),
+    raised in the main thread as an interrupt so that it takes Ctrl-C's way out: workers stopped, a
+    partial output dropped, every finished output kept. The CLI then exits 128 + the signal's
+    number (143, 129), as a process ended by it does."""
+
+    def __init__(self, signum: int = 15) -> None:
+        import signal
+
+        self.signum = signum
+        self.name = signal.Signals(signum).name
+        super().__init__(self.name)

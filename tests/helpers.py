@@ -17,9 +17,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-# What stops a job early, with the exit code a shell gives each: Ctrl-C, and a `kill` (SIGTERM:
-# a job scheduler, a container stopping), which the CLI handles as it handles Ctrl-C.
-STOPS = [pytest.param(signal.SIGINT, 130, id="ctrl-c"), pytest.param(signal.SIGTERM, 143, id="kill")]
+# What stops a job early, with the exit code a shell gives each: Ctrl-C, a `kill` (SIGTERM: a job
+# scheduler, a container stopping) and a closed terminal (SIGHUP), which the CLI handles as Ctrl-C.
+STOPS = [pytest.param(signal.SIGINT, 130, id="ctrl-c"), pytest.param(signal.SIGTERM, 143, id="kill"),
+         pytest.param(signal.SIGHUP, 129, id="hangup")]  # fmt: skip
 
 VIDEO_CODECS = {".mp4": "libx264", ".mov": "libx264", ".mkv": "libx264", ".webm": "libvpx"}
 
@@ -34,11 +35,12 @@ def child_env(**extra: str) -> dict[str, str]:
 
 
 def interruptible() -> None:
-    """`preexec_fn` for a child that a test will Ctrl-C. A shell that starts the suite in the
-    background (`cmd &` without job control) ignores SIGINT, the child inherits that, and Python
-    then installs no KeyboardInterrupt handler: the test's Ctrl-C would do nothing. The child gets
-    the default disposition, as a terminal's command would."""
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    """`preexec_fn` for a child that a test will stop with a signal. A shell that starts the suite
+    in the background (`cmd &` without job control) ignores SIGINT, `nohup` ignores SIGHUP; the
+    child inherits that, and then neither Python nor the CLI handles them: the test's signal would
+    do nothing. The child gets the default dispositions, as a terminal's command would."""
+    for number in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(number, signal.SIG_DFL)
 
 
 def cpu_auto(checkpoint: Path) -> tuple[str, str]:

@@ -91,22 +91,29 @@ def test_main_many_times_in_one_process_registers_plugins_once() -> None:
     assert warnings.showwarning is hook
 
 
-def test_main_in_process_gives_sigterm_back() -> None:
-    """main() turns SIGTERM into a clean stop only while it runs: a test or a notebook that calls
-    it keeps its own SIGTERM afterwards (default, or whatever it set, which main leaves alone)."""
+def test_main_in_process_gives_the_stop_signals_back() -> None:
+    """main() turns SIGTERM and SIGHUP into a clean stop only while it runs: a test or a notebook
+    that calls it keeps its own handling afterwards (the default, or what it set, which main leaves
+    alone: `nohup` ignores SIGHUP)."""
     import signal
 
     from cartoonize.cli import main
 
-    for before in (signal.SIG_DFL, signal.SIG_IGN):
-        signal.signal(signal.SIGTERM, before)
-        try:
+    numbers = (signal.SIGTERM, signal.SIGHUP)
+    original = {
+        number: signal.getsignal(number) for number in numbers
+    }  # pytest's own (nohup: SIGHUP ignored)
+    try:
+        for before in (signal.SIG_DFL, signal.SIG_IGN):
+            for number in numbers:
+                signal.signal(number, before)
             with pytest.raises(SystemExit) as exit_:
                 main(["--version"])
             assert exit_.value.code in (0, None)
-            assert signal.getsignal(signal.SIGTERM) is before
-        finally:
-            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            assert all(signal.getsignal(number) is before for number in numbers)
+    finally:
+        for number, handler in original.items():
+            signal.signal(number, handler)
 
 
 @pytest.mark.parametrize(

@@ -6,7 +6,6 @@ Importing this module is light: torch, OpenCV and the training code load inside 
 
 from __future__ import annotations
 
-import signal
 from dataclasses import MISSING, fields
 from enum import Enum, StrEnum
 from pathlib import Path
@@ -24,7 +23,6 @@ app = typer.Typer(
 )
 DEFAULTS = {f.name: f.default for f in fields(TrainConfig) if f.default is not MISSING}
 EXIT_INTERRUPTED = 130  # the shell's code for "stopped by Ctrl-C"
-EXIT_TERMINATED = 143  # and for "stopped by SIGTERM" (128 + 15)
 
 
 def _choices(name: str, values: tuple[str, ...]) -> type[StrEnum]:
@@ -260,7 +258,8 @@ def train(
             typer.echo(
                 f"stopped: saved {stop.checkpoint}; continue with the same command and --resume", err=True
             )
-            raise typer.Exit(EXIT_TERMINATED if stop.by == signal.SIGTERM else EXIT_INTERRUPTED) from None
+            # the shell's code for the signal that stopped it: 130 for Ctrl-C, 143 SIGTERM, 129 SIGHUP
+            raise typer.Exit(128 + stop.by if stop.by else EXIT_INTERRUPTED) from None
     except CartoonizeError as exc:
         _fail(str(exc))
     typer.echo(f"done: {result.last} (export it with `cartoonize export --model {result.last}`)")

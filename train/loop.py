@@ -44,8 +44,14 @@ class Position:
     step: int = 0  # completed steps in all
 
 
+# what stops training after a step, with a save: Ctrl-C, a `kill` or a scheduler, a closed terminal
+STOP_SIGNALS = tuple(
+    s for s in (signal.SIGINT, signal.SIGTERM, getattr(signal, "SIGHUP", None)) if s is not None
+)
+
+
 class TrainingInterrupted(Exception):
-    """A stop after a step, with the run saved: Ctrl-C, SIGTERM (`by`), or `should_stop`."""
+    """A stop after a step, with the run saved: a signal (`by`: Ctrl-C, SIGTERM, SIGHUP) or `should_stop`."""
 
     def __init__(self, position: Position, checkpoint: Path | None, by: int | None = None) -> None:
         super().__init__(f"stopped at epoch {position.epoch + 1}, step {position.step}")
@@ -126,29 +132,28 @@ class Trainer:
         raise IndexError(epoch)
 
     def _on_signal(self, signum: int, frame: Any) -> None:
-        """Ctrl-C, or SIGTERM (a scheduler preempting the job, a container stopping: they send
-        SIGKILL after a grace period, usually 30 s or more, longer than a step and a save): stop
-        after this step and save. A second Ctrl-C kills at once; a second SIGTERM is ignored."""
+        """Ctrl-C, SIGTERM (a scheduler preempting the job, a container stopping: they send
+        SIGKILL after a grace period, usually 30 s or more, longer than a step and a save) or SIGHUP
+        (the terminal closed): stop after this step and save. A second Ctrl-C kills at once; a
+        second SIGTERM or SIGHUP is ignored."""
         if self._stop_requested:
             if signum == signal.SIGINT:
                 raise KeyboardInterrupt
             return
         self._stop_requested, self._stopped_by = True, signum
-        if signum == signal.SIGTERM:
-            self.console.print("[yellow]SIGTERM: stopping after this step and saving[/]")
-        else:
+        if signum == signal.SIGINT:
             self.console.print(
                 "[yellow]Ctrl-C: stopping after this step and saving (Ctrl-C again to kill)[/]"
+            )
+        else:
+            self.console.print(
+                f"[yellow]{signal.Signals(signum).name}: stopping after this step and saving[/]"
             )
 
     def run(self, start: Position = Position()) -> Position:
         position = start
         main_thread = threading.current_thread() is threading.main_thread()  # signals: main thread only
-        previous = (
-            {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
-            if main_thread
-            else {}
-        )
+        previous = {s: signal.signal(s, self._on_signal) for s in STOP_SIGNALS} if main_thread else {}
         try:
             for epoch in range(start.epoch, self.total_epochs):
                 phase, k = self.phase_of(epoch)

@@ -293,7 +293,7 @@ def _loop(job: WebcamJob, capture: Capture, runner: Runner, chain: StageChain, r
                 report.stopped = f"{job.frames} frames shown"
                 return
     except KeyboardInterrupt as exc:
-        why = "terminated (SIGTERM)" if isinstance(exc, Terminated) else "interrupted (Ctrl-C)"
+        why = f"terminated ({exc.name})" if isinstance(exc, Terminated) else "interrupted (Ctrl-C)"
         report.stopped, report.interrupted = why, True
     finally:
         report.dropped = capture.frames.dropped

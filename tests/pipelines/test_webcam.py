@@ -162,13 +162,17 @@ def test_slow_engine_drops_frames_and_latency_stays_bounded(tmp_path: Path) -> N
 
 @pytest.mark.parametrize(
     ("sent", "code", "said"),
-    [(signal.SIGINT, 130, "interrupted (Ctrl-C)"), (signal.SIGTERM, 143, "terminated (SIGTERM)")],
-    ids=["ctrl-c", "kill"],
+    [
+        (signal.SIGINT, 130, "interrupted (Ctrl-C)"),
+        (signal.SIGTERM, 143, "terminated (SIGTERM)"),
+        (signal.SIGHUP, 129, "terminated (SIGHUP)"),
+    ],
+    ids=["ctrl-c", "kill", "hangup"],
 )
 def test_interrupt_finalizes_the_recording(
     sent: signal.Signals, code: int, said: str, tmp_path: Path, tiny_checkpoint: Path
 ) -> None:
-    """Ctrl-C or a `kill` ends the live session with the recording finished and playable."""
+    """Ctrl-C, a `kill` or a closed terminal ends the live session with the recording finished and playable."""
     out = tmp_path / "live.mp4"
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     proc = subprocess.Popen(

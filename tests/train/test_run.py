@@ -17,7 +17,7 @@ pytest.importorskip("cv2")
 from typer.testing import CliRunner  # noqa: E402
 
 from cartoonize.model import load_checkpoint  # noqa: E402
-from tests.helpers import STOPS  # noqa: E402
+from tests.helpers import STOPS, interruptible  # noqa: E402
 from tests.train.conftest import REPO, TINY, tiny_args  # noqa: E402
 from train.cli import app  # noqa: E402
 from train.config import TrainConfig  # noqa: E402
@@ -104,15 +104,20 @@ def test_resume_reproduces_the_uninterrupted_run(folders: tuple[Path, Path], tmp
 def test_interrupt_saves_and_exits(
     sent: signal.Signals, code: int, folders: tuple[Path, Path], tmp_path: Path
 ) -> None:
-    """Ctrl-C, or SIGTERM (a scheduler preempting the job): the step ends, the run is saved where
-    --resume finds it, and the exit code is the shell's for that signal."""
+    """Ctrl-C, SIGTERM (a scheduler preempting the job) or SIGHUP (a closed terminal): the step
+    ends, the run is saved where --resume finds it, and the exit code is the shell's for that signal."""
     photos, cartoons = folders
     out = tmp_path / "run"
     args = ["--photos", str(photos), "--cartoons", str(cartoons), "--out", str(out)]
     args += tiny_args(steps_per_epoch=200, init_epochs=1, init_decay_epochs=0, adv_epochs=0, decay_epochs=0)
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     process = subprocess.Popen(
-        [sys.executable, "-m", "train", *args], cwd=tmp_path, env=env, stderr=subprocess.PIPE, text=True
+        [sys.executable, "-m", "train", *args],
+        cwd=tmp_path,
+        env=env,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=interruptible,
     )
     try:
         deadline = time.monotonic() + 120
