@@ -281,7 +281,7 @@ def video(
 def _one_video(job, request, quiet: bool) -> None:  # noqa: ANN001
     """One input, one output, one pass in this process: `cartoonize video in.mp4 out.mp4`."""
     from cartoonize.choose import runner_for
-    from cartoonize.pipelines.video import cartoonize_video
+    from cartoonize.pipelines.video import cartoonize_video, damage_note
     from cartoonize.progress import frame_progress
 
     with frame_progress(f"cartoonizing {job.input.name}", quiet) as on_progress:
@@ -297,6 +297,8 @@ def _one_video(job, request, quiet: bool) -> None:  # noqa: ANN001
             _console().print(
                 f"  --yuv-frames not used: {report.not_planes}; FFmpeg converted the frames on the CPU"
             )
+        if report.damaged:
+            _console().print(f"  [yellow]{damage_note(report.damaged)}[/]")
         for note in report.streams:
             _console().print(f"  {note}")
 

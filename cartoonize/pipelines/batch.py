@@ -29,7 +29,7 @@ from cartoonize.choose import EngineRequest
 from cartoonize.errors import CartoonizeError
 from cartoonize.media.files import CONTAINERS, atomic_output, check_output
 from cartoonize.pipelines.segments import TEMPORAL_PREROLL, SegmentPlan, join_segments, plan_segments
-from cartoonize.pipelines.video import VideoJob, probe
+from cartoonize.pipelines.video import VideoJob, damage_note, probe
 from cartoonize.pipelines.workers import Event, Executor, InProcess, Piece, Tally, pieces_env
 from cartoonize.stages import StageChain, StageOptions, build_stages
 
@@ -249,6 +249,7 @@ def _finish(work: _Work, outcomes: list) -> None:  # noqa: ANN001 - workers.Outc
             where = f"segment {k + 1}/{len(outcomes)}: " if work.plan else ""
             result.message = f"{where}{outcome.error}"
             return
+    damaged = sum(o.report.damaged for o in outcomes if o.report is not None)
     try:
         if work.plan is None:  # a whole file: the worker wrote it, or sent its bytes
             outcome = outcomes[0]
@@ -265,9 +266,11 @@ def _finish(work: _Work, outcomes: list) -> None:  # noqa: ANN001 - workers.Outc
                 if outcome.data is not None:  # from a worker that does not share our files
                     part.write_bytes(outcome.data)
             with atomic_output(result.output) as tmp:
-                notes = join_segments(result.input, parts, work.plan, tmp)
-            result.frames = work.plan.frames
+                notes = join_segments(result.input, parts, work.plan, tmp, damaged)
+            result.frames = work.plan.frames  # (less the damaged packets' frames, where any)
             result.message = f"; {work.plan.note}" + "".join(f"; {n}" for n in notes)
+        if damaged:
+            result.message += f"; {damage_note(damaged)}"
     except CartoonizeError as exc:
         result.message = str(exc)
         return

@@ -146,10 +146,13 @@ def _when(packet) -> float:  # noqa: ANN001
     return float((stamp or 0) * packet.time_base)
 
 
-def join_segments(source: Path, parts: list[Path], plan: SegmentPlan, output: Path) -> list[str]:
+def join_segments(
+    source: Path, parts: list[Path], plan: SegmentPlan, output: Path, damaged: int = 0
+) -> list[str]:
     """Remux the video of `parts` (the plan's segment files, in order) into `output`, with the
     source's audio and subtitles carried as a single pass carries them. Returns the notes on
-    those streams.
+    those streams. `damaged`: the video packets the segments skipped as damaged, each a frame
+    fewer than the source holds.
 
     Decode timestamps: each segment's encoder starts its own a few frames before its first
     picture, which can reach back over the end of the previous segment; such a timestamp is
@@ -189,6 +192,7 @@ def join_segments(source: Path, parts: list[Path], plan: SegmentPlan, output: Pa
         for stream in copies:
             if stream.index not in carried:
                 notes[stream.index] = empty_note(stream)
-    if written != plan.frames:
-        raise CartoonizeError(f"the segments hold {written} frames; the source has {plan.frames}")
+    if not plan.frames - damaged <= written <= plan.frames:
+        lost = f" ({damaged} damaged packets skipped)" if damaged else ""
+        raise CartoonizeError(f"the segments hold {written} frames; the source has {plan.frames}{lost}")
     return list(notes.values())

@@ -127,6 +127,7 @@ class VideoReport:
     # hardly waits is the bottleneck
     waits: dict[str, float] = field(default_factory=dict)
     not_planes: str = ""  # why the GPU frame path was asked for (--yuv-frames) and not taken
+    damaged: int = 0  # video packets the decoder refused as damaged: skipped, their frames missing
 
     @property
     def fps(self) -> float:
@@ -143,6 +144,14 @@ class VideoReport:
     def engine_share(self) -> float:
         """Near 1: the engine is the bottleneck; lower: decode or encode is."""
         return min(1.0, self.engine_seconds / self.seconds) if self.seconds else 0.0
+
+
+def damage_note(damaged: int) -> str:
+    """The summary's line for `damaged` video packets skipped (VideoReport.damaged)."""
+    return (
+        f"skipped {damaged} damaged video packet{'s' if damaged > 1 else ''} of the input "
+        "(the frames there are missing, as in a player)"
+    )
 
 
 @dataclass(frozen=True)
@@ -341,6 +350,8 @@ def cartoonize_video(
             )
             carried: set[int] = set()  # indexes of the input streams that had packets
 
+            damaged = [0]  # video packets skipped as damaged (written by the decode thread)
+
             def decode() -> None:
                 k = info.rotation // 90
                 wanted = [vin, *copies]
@@ -353,7 +364,17 @@ def cartoonize_video(
                         if ended or (job.max_frames is not None and count >= job.max_frames):
                             break
                         if packet.stream is vin:
-                            for frame in packet.decode():
+                            try:
+                                decoded = packet.decode()
+                            except av.InvalidDataError:
+                                # a damaged packet (a bad sector, a glitch in a recording): its
+                                # frames are lost and the rest decode, as FFmpeg's players go on.
+                                # Counted where its frame would be written (not in a segment's
+                                # pre-roll, nor past its end: the next segment counts it)
+                                if window is None or packet.pts is None or window.keeps(packet.pts):
+                                    damaged[0] += 1
+                                continue
+                            for frame in decoded:
                                 if job.max_frames is not None and count >= job.max_frames:
                                     break
                                 if window and frame.pts is not None:
@@ -493,6 +514,11 @@ def cartoonize_video(
                 if worker.error is not None:
                     raise worker.error
             if done == 0:
+                if damaged[0]:
+                    raise CartoonizeError(
+                        f"{job.input} is corrupt or truncated (no video frame could be decoded; "
+                        f"{damaged[0]} damaged packets)"
+                    )
                 raise CartoonizeError(f"{job.input}: no video frame could be decoded")
             for stream in copies if job.max_frames is None else ():  # a preview stops reading early
                 if stream.index not in carried:  # declared but empty: say so, not "copied"
@@ -508,7 +534,7 @@ def cartoonize_video(
         engine_seconds=engine_seconds, engine=runner.describe(), video_codec=vout.codec_context.name,
         stages=chain.describe(),
         streams=list(notes.values()), colour=colour.describe(), frame_path="yuv" if planes is not None else "device" if on_device else "rgb",
-        load_seconds=load_seconds, not_planes=not_planes, waits={("engine" if k == engine_thread else k): round(v, 3) for k, v in waits.items()},
+        load_seconds=load_seconds, not_planes=not_planes, damaged=damaged[0], waits={("engine" if k == engine_thread else k): round(v, 3) for k, v in waits.items()},
     )  # fmt: skip
 
 
