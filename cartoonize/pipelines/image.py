@@ -107,14 +107,27 @@ def cartoonize_images(job: ImageJob, make_runner: Callable[[], Runner],
     pairs = plan_outputs(job)
     written = []
     chain = build_stages(replace(job.stages, temporal=False))
+    unreadable: list[str] = []  # one line each: a bad photo in a folder does not stop the others
     with make_runner() as runner:
         for i, (src, dst) in enumerate(pairs):
-            photo = read_image(src, job.max_side)
-            small = network_frame(photo, job.stages.infer_side)
-            cartoon = chain(photo, runner(small[None])[0])
-            dst.parent.mkdir(parents=True, exist_ok=True)  # only once there is a picture to put there
-            write_image(dst, cartoon)
-            written.append(dst)
+            try:
+                photo = read_image(src, job.max_side)
+            except CartoonizeError as exc:
+                if len(pairs) == 1:
+                    raise
+                unreadable.append(str(exc))
+            else:
+                small = network_frame(photo, job.stages.infer_side)
+                cartoon = chain(photo, runner(small[None])[0])
+                dst.parent.mkdir(parents=True, exist_ok=True)  # only once there is a picture to put there
+                write_image(dst, cartoon)
+                written.append(dst)
             if on_progress:
                 on_progress(i + 1, len(pairs))
+    if unreadable:
+        more = f"; and {len(unreadable) - 1} more" if len(unreadable) > 1 else ""
+        raise CartoonizeError(
+            f"{len(unreadable)} of {len(pairs)} images failed ({unreadable[0]}{more}); "
+            f"the other {len(written)} are in {job.output}"
+        )
     return written

@@ -100,3 +100,17 @@ def test_raw_is_the_network_output_exactly_and_exposure_is_on_by_default(
     assert np.array_equal(read_image(raw_out), network)  # today's output, bit for bit
     brightness = [float(read_image(p).mean()) for p in (src, raw_out, default_out)]
     assert abs(brightness[2] - brightness[0]) < abs(brightness[1] - brightness[0])  # closer to the photo's
+
+
+def test_a_bad_photo_in_a_folder_does_not_stop_the_others(tiny_checkpoint: Path, tmp_path: Path) -> None:
+    """As with folders of videos: every readable photo is cartoonized, and then one line says how
+    many failed, the first one's reason, and where the others went (exit 1 from the CLI)."""
+    (tmp_path / "in").mkdir()
+    write_image(tmp_path / "in" / "a.png", pattern(16, 12, 0))
+    (tmp_path / "in" / "b.png").write_text("not a png")
+    write_image(tmp_path / "in" / "c.jpg", pattern(20, 8, 1))
+    with pytest.raises(
+        CartoonizeError, match=r"^1 of 3 images failed \(.*b\.png is not a readable image.*\); the other 2"
+    ):
+        cartoonize_images(ImageJob((tmp_path / "in",), tmp_path / "out"), make_runner(tiny_checkpoint))
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.png", "c.png"]
