@@ -4,6 +4,7 @@ FFmpeg's x11grab, and the --serve page and MJPEG stream fetched by a real HTTP c
 from __future__ import annotations
 
 import os
+import select
 import shutil
 import subprocess
 import sys
@@ -30,21 +31,32 @@ SCREEN = (1024, 768)
 
 @pytest.fixture
 def xvfb(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    """A private X display (DISPLAY is set to it for the test)."""
+    """A private X display (DISPLAY is set to it for the test). Xvfb picks a free display number
+    itself and writes it to a pipe once it accepts connections (`-displayfd`): no guessing a
+    number from lock files, and no client that connects before the server is ready (a socket file
+    left by an earlier server made SDL fall back to its invisible driver, seen once in a CI run)."""
     if shutil.which("Xvfb") is None:
         pytest.skip("Xvfb is not installed (apt-get install -y xvfb)")
-    number = next(n for n in range(90, 200) if not Path(f"/tmp/.X{n}-lock").exists())
-    display = f":{number}"
+    ready, write_end = os.pipe()
     proc = subprocess.Popen(
-        ["Xvfb", display, "-screen", "0", f"{SCREEN[0]}x{SCREEN[1]}x24", "-nolisten", "tcp"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        ["Xvfb", "-displayfd", str(write_end), "-screen", "0", f"{SCREEN[0]}x{SCREEN[1]}x24", "-nolisten", "tcp"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, pass_fds=(write_end,),
     )  # fmt: skip
-    deadline = time.monotonic() + 10
-    while not Path(f"/tmp/.X11-unix/X{number}").exists():
+    os.close(write_end)
+    answer = b""
+    deadline = time.monotonic() + 20
+    while not answer.endswith(b"\n"):
         if proc.poll() is not None or time.monotonic() > deadline:
             proc.kill()
-            pytest.skip(f"Xvfb did not start on {display}")
-        time.sleep(0.05)
+            os.close(ready)
+            pytest.skip("Xvfb did not start")
+        if select.select([ready], [], [], 0.2)[0]:
+            chunk = os.read(ready, 64)
+            if not chunk:  # closed without a number: it failed
+                continue
+            answer += chunk
+    os.close(ready)
+    display = f":{int(answer)}"
     monkeypatch.setenv("DISPLAY", display)
     monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
     monkeypatch.delenv("SDL_VIDEODRIVER", raising=False)
