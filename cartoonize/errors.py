@@ -1,5 +1,5 @@
 """The one exception type whose message is shown to a user as a one-line error, its warning, and
-the interrupt a SIGTERM becomes."""
+the interrupt that SIGTERM and SIGHUP become."""
 
 
 class CartoonizeError(Exception):

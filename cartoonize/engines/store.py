@@ -45,18 +45,14 @@ def parse_shape(text: str) -> tuple[int, int]:
     if h <= 0 or w <= 0 or h % SIZE_MULTIPLE or w % SIZE_MULTIPLE:
         raise CartoonizeError(
             f"shape {text!r}: height and width must be positive multiples of {SIZE_MULTIPLE} "
-            f"(frames are padded to that); use {_round_up(h)}x{_round_up(w)}"
+            f"(frames are padded to that); use {run_side(h)}x{run_side(w)}"
         )
     return h, w
 
 
-def _round_up(n: int, multiple: int = SIZE_MULTIPLE) -> int:
-    return run_side(n, multiple)
-
-
 def padded(frame_size: tuple[int, int], multiple: int = SIZE_MULTIPLE) -> tuple[int, int]:
     """The size a frame is run at: H and W padded up to the model's multiple (4 for CartoonGAN)."""
-    return _round_up(frame_size[0], multiple), _round_up(frame_size[1], multiple)
+    return run_side(frame_size[0], multiple), run_side(frame_size[1], multiple)
 
 
 def size_multiple(manifest: Manifest) -> int:

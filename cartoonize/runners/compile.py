@@ -57,13 +57,11 @@ def inductor_caches() -> Iterator[None]:
     the folder from the environment when it writes or looks up an entry). Where that folder cannot
     be written (a read-only cache), Inductor keeps its own default caches: it compiles all the
     same, and a later run compiles again."""
-    folder = inductor_cache_dir()
+    from cartoonize.styles import cache_folder
+
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-        usable = os.access(folder, os.W_OK)
-    except OSError:
-        usable = False
-    if not usable:
+        folder = cache_folder(inductor_cache_dir().name)
+    except CartoonizeError:
         yield
         return
     saved = {k: os.environ.get(k) for k in ("TORCHINDUCTOR_CACHE_DIR", "TRITON_CACHE_DIR")}
