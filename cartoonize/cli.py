@@ -5,6 +5,7 @@ answers at once."""
 from __future__ import annotations
 
 import contextlib
+import inspect
 import sys
 from collections.abc import Iterator
 from enum import StrEnum
@@ -639,6 +640,19 @@ def _load_plugins() -> None:
             continue
 
 
+def _summaries_on_one_line(group: typer.Typer) -> None:
+    """A command's line in its group's list is its docstring's first paragraph. In Rich markup the
+    list keeps the docstring's own line breaks, which then fall mid-line in the wrapped column;
+    hand Typer that paragraph as one line (a `short_help` set by hand is kept)."""
+    for info in group.registered_commands:
+        doc = info.help or (info.callback.__doc__ if info.callback else None)
+        if info.short_help is None and doc:
+            info.short_help = " ".join(inspect.cleandoc(doc).split("\n\n")[0].split())
+    for sub in group.registered_groups:
+        if sub.typer_instance is not None:
+            _summaries_on_one_line(sub.typer_instance)
+
+
 def version_callback(value: bool) -> None:
     if value:
         print(f"cartoonize {__version__}")
@@ -737,6 +751,7 @@ def main(argv: list[str] | None = None) -> None:
     from rich.markup import escape
 
     _load_plugins()
+    _summaries_on_one_line(app)
     _show_warnings_as_lines()
     with _stop_signals_as_interrupt() as came:
         try:

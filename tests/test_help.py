@@ -55,3 +55,26 @@ def test_train_help_through_the_installed_cli() -> None:
                             capture_output=True, text=True, timeout=60)  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert "Usage:" in result.stdout and "--photos" in result.stdout
+
+
+@pytest.mark.parametrize("group", ["", "styles", "engines", "models", "train"])
+def test_each_command_is_one_line_in_its_groups_list(group: str, capsys: pytest.CaptureFixture[str],
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    """Rich keeps a docstring's line breaks in the list of commands, where they fall mid-line; on a
+    terminal wide enough, each summary is one line of the list."""
+    import inspect
+
+    from cartoonize.cli import main
+
+    monkeypatch.setenv("COLUMNS", "400")
+    with pytest.raises(SystemExit):
+        main([*group.split(), "--help"])
+    lines = capsys.readouterr().out.splitlines()
+    command = typer.main.get_command(app)
+    for name in group.split():
+        command = command.commands[name]  # type: ignore[attr-defined]
+    listed = command.commands.values()  # type: ignore[attr-defined]
+    assert listed
+    for sub in listed:
+        summary = " ".join(inspect.cleandoc(sub.short_help or sub.help).split("\n\n")[0].split())
+        assert any(summary in line for line in lines), (sub.name, summary)
