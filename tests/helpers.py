@@ -289,3 +289,15 @@ def interrupt(proc: subprocess.Popen[str], sent: signal.Signals = signal.SIGINT)
         return " ".join(proc.communicate(timeout=30)[0].split())
     finally:
         proc.kill()
+
+
+def record_pattern(out: Path, frames: int, rate: int, width: int = 64, height: int = 48):  # noqa: ANN201
+    """`frames` test frames through the live recorder into `out`, captured `1/rate` s apart, then
+    closed; returns the recorder (its counts)."""
+    from cartoonize.media.outputs import Recorder
+
+    recorder = Recorder(str(out), width, height, Fraction(rate))
+    for i in range(frames):
+        recorder.write(pattern(width, height, i), i / rate)
+    recorder.close()
+    return recorder

@@ -98,7 +98,7 @@ CHROMIUM_FLAGS = [
     "--autoplay-policy=no-user-gesture-required", "--no-default-browser-check",
 ]  # fmt: skip
 MIME = {".mp4": "video/mp4", ".m4v": "video/mp4", ".mov": "video/quicktime", ".webm": "video/webm",
-        ".mkv": "video/x-matroska"}  # fmt: skip
+        ".mkv": "video/x-matroska", ".gif": "image/gif"}  # fmt: skip
 # what the page asks canPlayType about: the codecs our outputs carry
 CAN_PLAY = {
     "mp4 h264+aac": 'video/mp4; codecs="avc1.42E01E, mp4a.40.2"',
@@ -153,6 +153,44 @@ const timer = setInterval(() => {
   if (v.ended || v.error || now() > LIMIT_MS) { clearInterval(timer); send(); }
 }, 100);
 v.src = SRC;
+</script></body></html>
+"""
+
+
+# A GIF as the browser decodes it for an <img>: WebCodecs' ImageDecoder is Blink's own image
+# decoder, frame delays included as the browser will show them (a delay of 10 ms or less plays as
+# 100 ms). Every frame's duration (µs) and size, the loop count, and a PNG of the middle frame.
+GIF_PAGE = """<!doctype html>
+<html><head><meta charset="utf-8"><title>gif check</title></head>
+<body><canvas id="c"></canvas>
+<script>
+const out = {src: SRC, durations: []};
+(async () => {
+  try {
+    const data = await (await fetch(SRC)).arrayBuffer();
+    out.supported = await ImageDecoder.isTypeSupported("image/gif");
+    const decoder = new ImageDecoder({data, type: "image/gif"});
+    await decoder.tracks.ready;
+    await decoder.completed;
+    const track = decoder.tracks.selectedTrack;
+    Object.assign(out, {frameCount: track.frameCount, animated: track.animated,
+                        repetitionCount: track.repetitionCount});
+    const middle = Math.floor(track.frameCount / 2);
+    for (let i = 0; i < track.frameCount; i++) {
+      const {image} = await decoder.decode({frameIndex: i});
+      out.durations.push(image.duration);
+      out.width = image.displayWidth; out.height = image.displayHeight;
+      if (i === middle) {
+        const c = document.getElementById("c");
+        c.width = image.displayWidth; c.height = image.displayHeight;
+        c.getContext("2d").drawImage(image, 0, 0);
+        out.snapshot = {index: i, png: c.toDataURL("image/png")};
+      }
+      image.close();
+    }
+  } catch (e) { out.error = String(e); }
+  fetch("/result", {method: "POST", body: JSON.stringify(out)});
+})();
 </script></body></html>
 """
 
@@ -246,11 +284,12 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
 
 @contextlib.contextmanager
-def media_server(video: Path, limit_ms: int) -> Iterator[tuple[str, type[_Handler]]]:
-    """A real HTTP server on 127.0.0.1 serving the player page for `video`: (its URL, the handler
-    class whose `results` queue gets the page's findings and whose `log` lists the media requests)."""
+def media_server(video: Path, limit_ms: int, page: str = PAGE) -> Iterator[tuple[str, type[_Handler]]]:
+    """A real HTTP server on 127.0.0.1 serving `page` (the player page) for `video`: (its URL, the
+    handler class whose `results` queue gets the page's findings and whose `log` lists the media
+    requests)."""
     src = f"/media/{video.name}"
-    page = PAGE.replace("SRC", json.dumps(src)).replace("CAN_PLAY", json.dumps(CAN_PLAY))
+    page = page.replace("SRC", json.dumps(src)).replace("CAN_PLAY", json.dumps(CAN_PLAY))
     page = page.replace("LIMIT_MS", str(limit_ms))
     handler = type("Handler", (_Handler,), {"page": page.encode(), "files": {video.name: video},
                                             "results": queue.Queue(), "log": []})  # fmt: skip
@@ -264,16 +303,19 @@ def media_server(video: Path, limit_ms: int) -> Iterator[tuple[str, type[_Handle
         server.server_close()
 
 
-def play_in_chromium(video: Path, limit_ms: int = 8000, wait_s: float = 60) -> dict[str, Any]:
+def play_in_chromium(
+    video: Path, limit_ms: int = 8000, wait_s: float = 60, page: str = PAGE
+) -> dict[str, Any]:
     """Load `video` in a `<video>` element of a page served over HTTP to headless Chromium, let it
     play to the end (or for `limit_ms`), and return what the page saw: `metadata` (readyState,
     videoWidth, videoHeight, duration at loadedmetadata), `final` (the same plus currentTime,
     ended), `samples` ([ms, currentTime] every 100 ms), `events`, `canPlayType`, `error`,
     `snapshot` (a PNG data URL of a frame past the middle), and `requests` (the server's log).
-    `chromium_log` holds Chromium's own output."""
+    `chromium_log` holds Chromium's own output. `page=GIF_PAGE` decodes a GIF instead (what that
+    page says it returns)."""
     binary = chromium_binary()
     assert binary is not None, chromium_missing()
-    with media_server(video, limit_ms) as (url, handler), tempfile.TemporaryDirectory() as profile:
+    with media_server(video, limit_ms, page) as (url, handler), tempfile.TemporaryDirectory() as profile:
         log_path = Path(profile) / "chromium.log"
         with log_path.open("w") as log:
             proc = subprocess.Popen(

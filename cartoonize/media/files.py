@@ -7,7 +7,7 @@ import contextlib
 import errno
 import os
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from fractions import Fraction
 from pathlib import Path
 
@@ -23,6 +23,7 @@ CONTAINERS = {
     ".mkv": ("matroska", "h264"),
     ".webm": ("webm", "vp9"),
     ".avi": ("avi", "mpeg4"),
+    ".gif": ("gif", "gif"),  # no sound; 256 colours a frame (media/gif.py)
 }
 # a codec name -> encoders to try, fastest first (hardware ones are skipped where they fail to open)
 ENCODERS = {
@@ -31,7 +32,11 @@ ENCODERS = {
     "vp9": ["libvpx-vp9"],
     "vp8": ["libvpx"],
     "mpeg4": ["mpeg4"],
+    "gif": ["gif"],
 }
+# a codec family -> the pixel format its encoder takes where it is not 4:2:0 (the GIF encoder
+# takes palette frames, made by media/gif.py)
+NATIVE_PIX_FMT = {"gif": "pal8"}
 # container -> audio codecs it stores as they are, and the one to re-encode the others into
 AUDIO_COPY = {
     "mp4": {"aac", "mp3", "alac", "ac3", "eac3", "opus", "flac"},
@@ -39,6 +44,7 @@ AUDIO_COPY = {
     "matroska": None,  # takes anything
     "webm": {"vorbis", "opus"},
     "avi": {"mp3", "ac3", "pcm_s16le"},
+    "gif": set(),  # no audio at all: AUDIO_REENCODE has no entry for it
 }
 AUDIO_REENCODE = {"mp4": "aac", "mov": "aac", "webm": "libopus", "avi": "libmp3lame"}
 SUBTITLE_COPY = {"mp4": {"mov_text"}, "mov": {"mov_text"}, "matroska": None, "webm": {"webvtt"}}
@@ -69,9 +75,12 @@ def codec_name(stream) -> str:  # noqa: ANN001 - an av.stream.Stream
 
 
 def audio_plan(container: str, stream) -> str:  # noqa: ANN001
-    """'copy' when the container stores this audio as it is, else the encoder to use."""
+    """'copy' when the container stores this audio as it is, else the encoder to use; '' for a
+    container that holds no audio (GIF)."""
     allowed = AUDIO_COPY.get(container)
-    return "copy" if allowed is None or codec_name(stream) in allowed else AUDIO_REENCODE[container]
+    if allowed is None or codec_name(stream) in allowed:
+        return "copy"
+    return AUDIO_REENCODE.get(container, "")
 
 
 def encodable_rate(encoder: str, rate: int) -> int:
@@ -98,6 +107,13 @@ class EncoderSettings:
     preset: str = "veryfast"  # x264: fast enough to keep up with a GPU engine on a few cores
     pix_fmt: str = "yuv420p"  # what every player decodes
 
+    def for_codec(self, default_codec: str) -> EncoderSettings:
+        """These settings for the output's codec: the pixel format its encoder needs (GIF's
+        palette frames), where that is not 4:2:0."""
+        family = default_codec if self.codec == "auto" else self.codec
+        native = NATIVE_PIX_FMT.get(family)
+        return replace(self, pix_fmt=native) if native else self
+
 
 def open_video_encoder(output, settings: EncoderSettings, default_codec: str, width: int, height: int,
                        rate: Fraction | None, time_base: Fraction):  # fmt: skip
@@ -107,7 +123,7 @@ def open_video_encoder(output, settings: EncoderSettings, default_codec: str, wi
     family = default_codec if settings.codec == "auto" else settings.codec
     errors = []
     for name in ENCODERS.get(family, [family]):
-        problem = encoder_problem(name, width, height)
+        problem = encoder_problem(name, width, height, settings.pix_fmt)
         if problem:
             errors.append(f"{name}: {problem}")
             continue
@@ -122,7 +138,7 @@ def open_video_encoder(output, settings: EncoderSettings, default_codec: str, wi
     raise CartoonizeError(f"no {family} encoder could be opened here ({'; '.join(errors)})")
 
 
-def encoder_problem(name: str, width: int = 256, height: int = 256) -> str | None:
+def encoder_problem(name: str, width: int = 256, height: int = 256, pix_fmt: str = "yuv420p") -> str | None:
     """Why `name` cannot encode here (None when it can). Hardware encoders are listed by every
     FFmpeg build but open only on a GPU that has the unit: try one in a throwaway context."""
     import av
@@ -133,7 +149,7 @@ def encoder_problem(name: str, width: int = 256, height: int = 256) -> str | Non
         ctx = av.CodecContext.create(name, "w")
         if not isinstance(ctx, av.VideoCodecContext):
             return "not a video encoder"
-        ctx.width, ctx.height, ctx.pix_fmt = width, height, "yuv420p"
+        ctx.width, ctx.height, ctx.pix_fmt = width, height, pix_fmt
         ctx.time_base = Fraction(1, 25)
         ctx.open()  # freed when it goes out of scope
     except (av.FFmpegError, ValueError) as exc:
@@ -150,6 +166,10 @@ def _encoder_options(name: str, s: EncoderSettings) -> dict[str, str]:
         return {"crf": str(s.crf + 12), "b": "0", "deadline": "realtime", "cpu-used": "8", "row-mt": "1"}
     if name == "mpeg4":
         return {"qscale": "3"}
+    if name == "gif":
+        # every frame carries its own palette: by default the first frame's goes in the file's
+        # header instead, and a segment joined after it would be shown with those colours
+        return {"global_palette": "0"}
     return {}
 
 

@@ -29,6 +29,7 @@ from cartoonize.media.files import (
     pad_to_even,
     temporary_sibling,
 )
+from cartoonize.media.gif import Palettizer
 
 # URL scheme -> container that streams over it
 URL_CONTAINERS = {"rtmp": "flv", "rtmps": "flv", "udp": "mpegts", "srt": "mpegts", "tcp": "mpegts",
@@ -81,6 +82,8 @@ class Recorder:
         except av.FFmpegError as exc:
             raise CartoonizeError(f"cannot open --output {target} ({_reason(exc)})") from None
         w, h = even_size(width, height)
+        settings = settings.for_codec(codec)
+        self._gif = settings.pix_fmt == "pal8"
         self._stream = open_video_encoder(self._out, settings, codec, w, h, rate or Fraction(30), TIME_BASE)
         if is_url(target) and self._stream.codec_context.name == "libx264":
             self._stream.options = {**self._stream.options, "tune": "zerolatency"}  # no frame lookahead
@@ -103,13 +106,21 @@ class Recorder:
     def _run(self) -> None:
         import av
 
+        palettize = Palettizer(self._stream.width, self._stream.height, TIME_BASE) if self._gif else None
         try:
             while (item := self._queue.get()) is not _END:
                 pts, rgb = item
+                if palettize is not None:  # GIF: each frame's own 256 colours
+                    for indexed in palettize(pad_to_even(rgb), pts):
+                        self._out.mux(self._stream.encode(indexed))
+                        self.written += 1
+                    continue
                 frame = av.VideoFrame.from_ndarray(pad_to_even(rgb), format="rgb24")
                 frame.pts, frame.time_base = pts, TIME_BASE
                 self._out.mux(self._stream.encode(frame))
                 self.written += 1
+            for indexed in palettize.flush() if palettize is not None else ():
+                self._out.mux(self._stream.encode(indexed))
             self._out.mux(self._stream.encode(None))  # flush the encoder's delayed frames
         except (av.FFmpegError, OSError) as exc:
             self.error = f"--output {self.target} failed ({_reason(exc)})"

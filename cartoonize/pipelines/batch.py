@@ -7,7 +7,7 @@ rule, so they cannot clash and the tree mirrors the input:
     a file under a folder IN -> OUT_DIR/<IN's name>/<its path below IN>
 
 A name keeps its suffix where the output can be written in that container (.mp4 .m4v .mov .mkv
-.webm .avi) and gains `.mp4` where it cannot (clip.ts -> clip.ts.mp4). Two inputs that would
+.webm .avi .gif) and gains `.mp4` where it cannot (clip.ts -> clip.ts.mp4). Two inputs that would
 still land on one output are refused before any work.
 
 Every file (or every segment, with `segments`) is a piece for one executor (`pipelines.workers`);
@@ -35,7 +35,7 @@ from cartoonize.stages import StageChain, StageOptions, build_stages
 
 VIDEO_SUFFIXES = frozenset(
     {".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".ts", ".m2ts", ".mts", ".mpg", ".mpeg",
-     ".flv", ".wmv", ".3gp", ".ogv", ".vob", ".mxf"}
+     ".flv", ".wmv", ".3gp", ".ogv", ".vob", ".mxf", ".gif"}
 )  # fmt: skip
 
 

@@ -49,6 +49,7 @@ from cartoonize.media.files import (
     to_rgb,
     to_yuv,
 )
+from cartoonize.media.gif import MIN_DELAY, Palettizer
 from cartoonize.pipelines.handoffs import SWITCH_INTERVAL_S, quick_handoffs
 from cartoonize.runners.base import Runner
 from cartoonize.stages import StageChain, StageOptions, build_stages
@@ -299,6 +300,7 @@ def cartoonize_video(
     check_output(job.output, job.overwrite, (job.input,))
     info = probe(job.input, job.max_side)
     container_name, default_codec = container_for(job.output)
+    job = replace(job, encoder=job.encoder.for_codec(default_codec))
     out_w, out_h = even_size(info.width, info.height)
     infer_side = job.stages.infer_side  # the network may run smaller; the chain upsamples back
     runner = make_runner(network_size(info.height, info.width, infer_side))
@@ -345,6 +347,7 @@ def cartoonize_video(
             )
             colour = info.colour or default_colour(*info.coded_size)
             tag_encoder(vout, colour)  # the output says what it is, like the source (or explicitly)
+            palettize = Palettizer(out_w, out_h, info.time_base) if job.encoder.pix_fmt == "pal8" else None
             copies, reencode = (
                 ({}, {}) if window else map_other_streams(source, output, container_name, notes)
             )
@@ -417,6 +420,10 @@ def cartoonize_video(
                             frame = frame_from_planes(*rgb)
                             for name, value in colour_tags(colour).items():
                                 setattr(frame, name, value)
+                        elif palettize is not None:  # GIF: the frame's own 256 colours
+                            for indexed in palettize(pad_to_even(rgb), pts):
+                                output.mux(vout.encode(indexed))
+                            continue
                         else:
                             frame = to_yuv(pad_to_even(rgb), colour, job.encoder.pix_fmt)
                         frame.pts, frame.time_base = pts, info.time_base
@@ -425,6 +432,8 @@ def cartoonize_video(
                     carried.add(item.stream.index)
                     carry_packet(item, output, copies, reencode)
                 flush_reencoded(output, reencode)
+                for indexed in palettize.flush() if palettize is not None else ():
+                    output.mux(vout.encode(indexed))
                 output.mux(vout.encode(None))  # flush the encoder's delayed frames
 
             def run_stages() -> None:
@@ -520,6 +529,11 @@ def cartoonize_video(
                         f"{damaged[0]} damaged packets)"
                     )
                 raise CartoonizeError(f"{job.input}: no video frame could be decoded")
+            if palettize is not None and palettize.left_out:
+                notes[vin.index] = (
+                    f"video: {palettize.left_out} of {done} frames left out (a GIF frame lasts at "
+                    f"least {float(MIN_DELAY):.2f} s; browsers play shorter ones slowly)"
+                )
             for stream in copies if job.max_frames is None else ():  # a preview stops reading early
                 if stream.index not in carried:  # declared but empty: say so, not "copied"
                     notes[stream.index] = empty_note(stream)
@@ -617,6 +631,11 @@ def map_other_streams(source, output, container_name: str, notes: dict[int, str]
         if stream.type == "audio":
             plan = audio_plan(container_name, stream)
             name = codec_name(stream)
+            if not plan:
+                notes[stream.index] = (
+                    f"audio #{stream.index} {name}: left out ({container_name} holds no audio)"
+                )
+                continue
             if plan == "copy":
                 copies[stream] = output.add_stream_from_template(stream)
                 notes[stream.index] = f"audio #{stream.index} {name}: copied"

@@ -19,6 +19,7 @@ from cartoonize.pipelines.video import VideoJob, VideoReport, cartoonize_video
 from tests.conftest import SHARED_MEDIA
 from tests.helpers import make_video
 from tests.players import (
+    GIF_PAGE,
     chromium_missing,
     colour_tags_as_pyav_reads_them,
     colour_tags_ffprobe,
@@ -219,3 +220,69 @@ def test_chromium_plays_real_clip_outputs(
         duration = c.duration / 1_000_000
         frame = 1 / float(c.streams.video[0].average_rate)
     check_in_chromium(out, report, duration, frame)
+
+
+@needs_ffmpeg
+def test_ffmpeg_cli_decodes_the_gif(output_of: MakeOutput, small_video: Path) -> None:
+    out, report = output_of(".gif")
+    assert ffmpeg_decode(out) == (0, ""), f"ffmpeg could not decode {out.name} cleanly"
+    info = ffprobe(out)
+    [video] = streams_of(info, "video")
+    assert video["codec_name"] == "gif" and streams_of(info, "audio") == []
+    assert (video["width"], video["height"]) == (report.width, report.height)
+    assert int(video["nb_read_frames"]) == SOURCE_FRAMES
+    times, source = np.array(ffprobe_video_times(out)), np.array(video_times(small_video))
+    assert np.abs(times - source).max() <= 0.01  # a GIF counts hundredths of a second
+
+
+def gif_in_chromium(out: Path) -> dict:
+    seen = play_in_chromium(out, page=GIF_PAGE)
+    log = seen.pop("chromium_log")
+    print(f"chromium {out.name}: { {k: v for k, v in seen.items() if k != 'snapshot'} }")
+    assert "timeout" not in seen, f"{seen['timeout']}; Chromium said:\n{log}"
+    assert "error" not in seen, f"Chromium's image decoder failed: {seen['error']}"
+    assert seen["supported"] and seen["animated"]
+    return seen
+
+
+@needs_chromium
+def test_chromium_decodes_the_gif(output_of: MakeOutput) -> None:
+    """Every frame, for as long as the source showed it, looping forever (`repetitionCount` is
+    Infinity, which JSON sends as null); the middle frame as PyAV decodes it."""
+    out, report = output_of(".gif")
+    seen = gif_in_chromium(out)
+    assert seen["frameCount"] == report.frames == SOURCE_FRAMES
+    assert (seen["width"], seen["height"]) == (report.width, report.height)
+    assert seen["repetitionCount"] is None
+    durations = np.array(seen["durations"]) / 1e6
+    assert np.abs(durations - FRAME).max() <= 0.01 and abs(durations.sum() - SOURCE_FRAMES * FRAME) <= 0.01
+    painted = decoded_png(base64.b64decode(seen["snapshot"]["png"].split(",", 1)[1])).astype(int)
+    with av.open(str(out)) as c:
+        frames = [f.to_ndarray(format="rgb24").astype(int) for f in c.decode(video=0)]
+    assert np.abs(frames[seen["snapshot"]["index"]] - painted).mean() < 1
+
+
+@needs_chromium
+def test_no_gif_frame_is_short_enough_for_the_browser_to_slow_it(
+    tiny_checkpoint: Path, tmp_path: Path
+) -> None:
+    """Why a GIF keeps at most one frame per 2/100 s (`media.gif.MIN_DELAY`): Chromium and Firefox
+    show a frame whose delay is 10 ms or less for 100 ms (their image code says so, and
+    biphelps.com/blog/The-Fastest-GIF-Does-Not-Exist shows it). Chromium's own decoder reads the
+    delays: the cartoon of a 60 fps clip has none that short and lasts as long as the clip; the
+    same frames written one by one at 60 fps have 10 ms ones."""
+    src = make_video(tmp_path / "fast.mp4", frames=24, rate=60, audio=None)
+    out = tmp_path / "out.gif"
+    request = EngineRequest(engine="torch", model=tiny_checkpoint, device="cpu")
+    cartoonize_video(VideoJob(src, out), lambda s: runner_for(request, s))
+    kept = np.array(gif_in_chromium(out)["durations"]) / 1e6
+    assert len(kept) == 12 and kept.min() > 0.010 and abs(kept.sum() - 24 / 60) <= 0.02
+    every = tmp_path / "every.gif"
+    with av.open(str(src)) as c, av.open(str(every), "w") as o:
+        stream = o.add_stream("gif", rate=60)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "rgb8"
+        for frame in c.decode(video=0):
+            o.mux(stream.encode(frame.reformat(format="rgb8")))
+        o.mux(stream.encode(None))
+    written = np.array(gif_in_chromium(every)["durations"]) / 1e6
+    assert len(written) == 24 and written.min() <= 0.010  # each of these plays for 100 ms

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import json
-from fractions import Fraction
 from pathlib import Path
 
 import av
@@ -12,9 +11,8 @@ import pytest
 
 from cartoonize.choose import EngineRequest, runner_for
 from cartoonize.media.files import muxer_options
-from cartoonize.media.outputs import Recorder
 from cartoonize.pipelines.video import VideoJob, cartoonize_video
-from tests.helpers import make_video, pattern, top_level_boxes
+from tests.helpers import make_video, record_pattern, top_level_boxes
 
 
 def moov_first(path: Path) -> bool:
@@ -45,10 +43,7 @@ def test_video_output_has_moov_before_mdat(
 
 def test_recorder_file_has_moov_before_mdat(tmp_path: Path) -> None:
     out = tmp_path / "webcam.mp4"
-    recorder = Recorder(str(out), 64, 48, Fraction(12))
-    for i in range(12):
-        recorder.write(pattern(64, 48, i), i / 12)
-    recorder.close()
+    recorder = record_pattern(out, 12, 12)
     assert moov_first(out), top_level_boxes(out)
     with av.open(str(out)) as c:
         assert c.streams.video[0].frames == recorder.written > 0

@@ -1,0 +1,92 @@
+"""GIF output: RGB frames into the 256-colour indexed frames a GIF stores, by FFmpeg's own
+palette filters run through PyAV's filter graph.
+
+Each frame gets its own palette (`palettegen` in `single` mode, `paletteuse` with `new=1`), which
+the GIF encoder writes as the frame's local colour table. A cartoon's flat colours fit 256 entries
+well; one palette for the whole clip would need every frame before the first is written.
+
+Dithering is ordered (Bayer, the coarsest pattern), not error diffusion. Measured on Hayao
+cartoons of the shared clips (24 frames at 480 px; size, PSNR against the cartoon before it is
+indexed, and the mean change from one frame to the next, in levels):
+- street_portrait: no dither 2.11 MB, 33.3 dB, change 3.66 (the cartoon's 2.75); Bayer 5: 2.14 MB,
+  33.2 dB, 3.66; Sierra (FFmpeg's default): 2.48 MB, 31.1 dB, 5.59.
+- Big Buck Bunny: 1.91 MB, 35.4 dB, 8.39 (7.20); Bayer 5: 1.97 MB, 35.3 dB, 8.37; Sierra: 2.20 MB,
+  33.7 dB, 9.34.
+No dither bands a smooth sky into flat steps. Diffusion scatters stray dots of other colours over
+it, different in each frame (the shimmer is the extra change above), and the file grows because
+changing pixels cost bytes. A Bayer pattern is fixed in place, so a still area stays still, and
+it costs about as little as no dither.
+"""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from typing import Any
+
+import numpy as np
+
+# one palette per frame, all 256 entries for colours: an entry held back for transparency made
+# files no smaller on the shared clips (measured: the same bytes to 0.01 MB) and leaves 255 colours
+PALETTEGEN = "stats_mode=single:max_colors=256:reserve_transparent=0"
+PALETTEUSE = "new=1:dither=bayer:bayer_scale=5"
+
+
+# A GIF stores each frame's delay in hundredths of a second, and browsers play a delay of 0 or
+# 1 as 10 (a 60 fps clip would crawl at 10 fps): frames closer than this to the last one kept are
+# left out, so 60 fps becomes 30 and 50 or less stays as it is.
+MIN_DELAY = Fraction(2, 100)
+
+
+class Palettizer:
+    """RGB (H, W, 3) uint8 frames in, `pal8` av.VideoFrames out, timestamps kept; a frame that
+    comes less than `MIN_DELAY` after the last one kept is left out (counted in `left_out`)."""
+
+    def __init__(self, width: int, height: int, time_base: Fraction) -> None:
+        import av
+
+        self.time_base = time_base
+        self.left_out = 0
+        self._last: Fraction | None = None  # when the last frame kept is shown, in seconds
+        self._graph = graph = av.filter.Graph()
+        source = graph.add_buffer(
+            width=width, height=height, format=av.VideoFormat("rgb24"), time_base=time_base
+        )
+        split = graph.add("split")
+        palette = graph.add("palettegen", PALETTEGEN)
+        use = graph.add("paletteuse", PALETTEUSE)
+        sink = graph.add("buffersink")
+        source.link_to(split)
+        split.link_to(use, 0, 0)  # the frame
+        split.link_to(palette, 1, 0)
+        palette.link_to(use, 0, 1)  # and its palette
+        use.link_to(sink)
+        graph.configure()
+
+    def __call__(self, rgb: np.ndarray, pts: int) -> list[Any]:
+        """The indexed frames ready now: this one, or none where it is left out (the palette is the
+        frame's own, so nothing waits in the graph)."""
+        import av
+
+        at = pts * self.time_base
+        if self._last is not None and at - self._last < MIN_DELAY:
+            self.left_out += 1
+            return []
+        self._last = at
+        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
+        frame.pts, frame.time_base = pts, self.time_base
+        self._graph.push(frame)
+        return self._ready()
+
+    def flush(self) -> list[Any]:
+        self._graph.push(None)
+        return self._ready()
+
+    def _ready(self) -> list[Any]:
+        import av
+
+        out = []
+        while True:
+            try:
+                out.append(self._graph.pull())
+            except (av.BlockingIOError, av.EOFError):
+                return out
