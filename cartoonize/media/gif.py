@@ -20,6 +20,7 @@ it costs about as little as no dither.
 
 from __future__ import annotations
 
+import math
 from fractions import Fraction
 from typing import Any
 
@@ -32,21 +33,29 @@ PALETTEUSE = "new=1:dither=bayer:bayer_scale=5"
 
 
 # A GIF stores each frame's delay in hundredths of a second, and browsers play a delay of 0 or
-# 1 as 10 (a 60 fps clip would crawl at 10 fps): frames closer than this to the last one kept are
-# left out, so 60 fps becomes 30 and 50 or less stays as it is.
+# 1 as 10 (a 60 fps clip would crawl at 10 fps): no frame is kept closer than this to the last.
 MIN_DELAY = Fraction(2, 100)
 
 
 class Palettizer:
-    """RGB (H, W, 3) uint8 frames in, `pal8` av.VideoFrames out, timestamps kept; a frame that
-    comes less than `MIN_DELAY` after the last one kept is left out (counted in `left_out`)."""
+    """RGB (H, W, 3) uint8 frames in, `pal8` av.VideoFrames out, timestamps kept.
 
-    def __init__(self, width: int, height: int, time_base: Fraction) -> None:
+    Above 50 fps (`rate`), one frame in every n is kept, n the fewest frames that last `MIN_DELAY`
+    (60 fps keeps every 2nd, 120 fps every 3rd), counted from the frame number of the timestamp
+    itself (time × rate), not from the first frame seen. So a segment of the video, started
+    anywhere, keeps the frames the whole pass keeps, and the segments join into the same GIF. A
+    frame less than `MIN_DELAY` after the last one kept is left out in any case (variable frame
+    rate, capture times). Frames left out are counted in `left_out`."""
+
+    def __init__(self, width: int, height: int, time_base: Fraction, rate: Fraction | None = None) -> None:
         import av
 
         self.time_base = time_base
         self.left_out = 0
+        self._rate = rate
+        self._every = math.ceil(MIN_DELAY * rate) if rate else 1  # keep one frame in this many
         self._last: Fraction | None = None  # when the last frame kept is shown, in seconds
+        self.first_kept: int | None = None  # the timestamp of the first frame kept
         self._graph = graph = av.filter.Graph()
         source = graph.add_buffer(
             width=width, height=height, format=av.VideoFormat("rgb24"), time_base=time_base
@@ -68,14 +77,21 @@ class Palettizer:
         import av
 
         at = pts * self.time_base
-        if self._last is not None and at - self._last < MIN_DELAY:
+        if not self._keeps(at):
             self.left_out += 1
             return []
+        if self._last is None:
+            self.first_kept = pts
         self._last = at
         frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
         frame.pts, frame.time_base = pts, self.time_base
         self._graph.push(frame)
         return self._ready()
+
+    def _keeps(self, at: Fraction) -> bool:
+        if self._every > 1 and self._rate and round(at * self._rate) % self._every:
+            return False
+        return self._last is None or at - self._last >= MIN_DELAY
 
     def flush(self) -> list[Any]:
         self._graph.push(None)

@@ -29,7 +29,7 @@ from cartoonize.choose import EngineRequest
 from cartoonize.errors import CartoonizeError
 from cartoonize.media.files import CONTAINERS, atomic_output, check_output
 from cartoonize.pipelines.segments import TEMPORAL_PREROLL, SegmentPlan, join_segments, plan_segments
-from cartoonize.pipelines.video import VideoJob, damage_note, probe
+from cartoonize.pipelines.video import VideoJob, damage_note, left_out_note, probe
 from cartoonize.pipelines.workers import Event, Executor, InProcess, Piece, Tally, pieces_env
 from cartoonize.stages import StageChain, StageOptions, build_stages
 
@@ -250,6 +250,7 @@ def _finish(work: _Work, outcomes: list) -> None:  # noqa: ANN001 - workers.Outc
             result.message = f"{where}{outcome.error}"
             return
     damaged = sum(o.report.damaged for o in outcomes if o.report is not None)
+    left_out = sum(o.report.left_out for o in outcomes if o.report is not None)  # GIF frames
     try:
         if work.plan is None:  # a whole file: the worker wrote it, or sent its bytes
             outcome = outcomes[0]
@@ -266,8 +267,11 @@ def _finish(work: _Work, outcomes: list) -> None:  # noqa: ANN001 - workers.Outc
                 if outcome.data is not None:  # from a worker that does not share our files
                     part.write_bytes(outcome.data)
             with atomic_output(result.output) as tmp:
-                notes = join_segments(result.input, parts, work.plan, tmp, damaged)
-            result.frames = work.plan.frames  # (less the damaged packets' frames, where any)
+                firsts = [o.report.first_written if o.report else None for o in outcomes]
+                notes = join_segments(result.input, parts, work.plan, tmp, damaged, left_out, firsts)
+            result.frames = work.plan.frames - damaged  # the frames the engine saw, as a single pass counts
+            if left_out:
+                notes.append(left_out_note(left_out, result.frames))
             result.message = f"; {work.plan.note}" + "".join(f"; {n}" for n in notes)
         if damaged:
             result.message += f"; {damage_note(damaged)}"

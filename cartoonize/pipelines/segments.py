@@ -121,7 +121,8 @@ def plan_segments(path: Path, count: int | None = None, seconds: float | None = 
 def _video_packets(parts: list[Path], starts: list[int | None], source_tb: Fraction) -> Iterator:
     """Every video packet of the segment files, in order, on the source's timeline. A container
     that stores a late start as an edit list in its coarse movie timescale (mp4, mov) reads back a
-    little off; each segment begins with the keyframe at its planned start, which puts it back."""
+    little off; each segment begins with the keyframe at its planned start (or, in a GIF, the first
+    frame it kept: `starts`), which puts it back."""
     import av
 
     for part, start in zip(parts, starts, strict=True):
@@ -147,12 +148,20 @@ def _when(packet) -> float:  # noqa: ANN001
 
 
 def join_segments(
-    source: Path, parts: list[Path], plan: SegmentPlan, output: Path, damaged: int = 0
+    source: Path,
+    parts: list[Path],
+    plan: SegmentPlan,
+    output: Path,
+    damaged: int = 0,
+    left_out: int = 0,
+    firsts: list[int | None] | None = None,
 ) -> list[str]:
     """Remux the video of `parts` (the plan's segment files, in order) into `output`, with the
     source's audio and subtitles carried as a single pass carries them. Returns the notes on
     those streams. `damaged`: the video packets the segments skipped as damaged, each a frame
-    fewer than the source holds.
+    fewer than the source holds; `left_out`: the frames the segments chose not to write (a GIF's
+    frames too close to show); `firsts`: each segment's first frame written, where it is not the
+    one at its planned start (a GIF's segment may leave that one out).
 
     Decode timestamps: each segment's encoder starts its own a few frames before its first
     picture, which can reach back over the end of the previous segment; such a timestamp is
@@ -170,7 +179,10 @@ def join_segments(
         vout.time_base = template.time_base
         copies, reencode = map_other_streams(src, out, container_name, notes)
         others = (p for p in src.demux(list(copies)) if p.dts is not None) if copies else iter(())
-        starts = [segment.window.start for segment in plan.segments]
+        starts = [
+            first if first is not None else segment.window.start
+            for segment, first in zip(plan.segments, firsts or [None] * len(parts), strict=True)
+        ]
         video = _video_packets(parts, starts, src.streams.video[0].time_base or Fraction(1, 90000))
         written, last_dts = 0, None
         # one pass over both, by time: the muxer interleaves what it is given in order
@@ -192,7 +204,9 @@ def join_segments(
         for stream in copies:
             if stream.index not in carried:
                 notes[stream.index] = empty_note(stream)
-    if not plan.frames - damaged <= written <= plan.frames:
+    expected = plan.frames - left_out
+    if not expected - damaged <= written <= expected:
         lost = f" ({damaged} damaged packets skipped)" if damaged else ""
+        lost += f" ({left_out} left out on purpose)" if left_out else ""
         raise CartoonizeError(f"the segments hold {written} frames; the source has {plan.frames}{lost}")
     return list(notes.values())

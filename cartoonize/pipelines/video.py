@@ -129,6 +129,8 @@ class VideoReport:
     waits: dict[str, float] = field(default_factory=dict)
     not_planes: str = ""  # why the GPU frame path was asked for (--yuv-frames) and not taken
     damaged: int = 0  # video packets the decoder refused as damaged: skipped, their frames missing
+    left_out: int = 0  # frames the output format cannot show and were not written (GIF: too close)
+    first_written: int | None = None  # the timestamp of the first frame written, where frames are left out
 
     @property
     def fps(self) -> float:
@@ -145,6 +147,14 @@ class VideoReport:
     def engine_share(self) -> float:
         """Near 1: the engine is the bottleneck; lower: decode or encode is."""
         return min(1.0, self.engine_seconds / self.seconds) if self.seconds else 0.0
+
+
+def left_out_note(left_out: int, frames: int) -> str:
+    """The note for `left_out` of `frames` frames not written to a GIF (VideoReport.left_out)."""
+    return (
+        f"video: {left_out} of {frames} frames left out (a GIF frame lasts at least "
+        f"{float(MIN_DELAY):.2f} s; browsers play shorter ones slowly)"
+    )
 
 
 def damage_note(damaged: int) -> str:
@@ -347,7 +357,9 @@ def cartoonize_video(
             )
             colour = info.colour or default_colour(*info.coded_size)
             tag_encoder(vout, colour)  # the output says what it is, like the source (or explicitly)
-            palettize = Palettizer(out_w, out_h, info.time_base) if job.encoder.pix_fmt == "pal8" else None
+            palettize = (
+                Palettizer(out_w, out_h, info.time_base, info.rate) if job.encoder.pix_fmt == "pal8" else None
+            )
             copies, reencode = (
                 ({}, {}) if window else map_other_streams(source, output, container_name, notes)
             )
@@ -530,10 +542,7 @@ def cartoonize_video(
                     )
                 raise CartoonizeError(f"{job.input}: no video frame could be decoded")
             if palettize is not None and palettize.left_out:
-                notes[vin.index] = (
-                    f"video: {palettize.left_out} of {done} frames left out (a GIF frame lasts at "
-                    f"least {float(MIN_DELAY):.2f} s; browsers play shorter ones slowly)"
-                )
+                notes[vin.index] = left_out_note(palettize.left_out, done)
             for stream in copies if job.max_frames is None else ():  # a preview stops reading early
                 if stream.index not in carried:  # declared but empty: say so, not "copied"
                     notes[stream.index] = empty_note(stream)
@@ -548,7 +557,7 @@ def cartoonize_video(
         engine_seconds=engine_seconds, engine=runner.describe(), video_codec=vout.codec_context.name,
         stages=chain.describe(),
         streams=list(notes.values()), colour=colour.describe(), frame_path="yuv" if planes is not None else "device" if on_device else "rgb",
-        load_seconds=load_seconds, not_planes=not_planes, damaged=damaged[0], waits={("engine" if k == engine_thread else k): round(v, 3) for k, v in waits.items()},
+        load_seconds=load_seconds, not_planes=not_planes, damaged=damaged[0], left_out=palettize.left_out if palettize else 0, first_written=palettize.first_kept if palettize else None, waits={("engine" if k == engine_thread else k): round(v, 3) for k, v in waits.items()},
     )  # fmt: skip
 
 

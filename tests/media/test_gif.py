@@ -4,6 +4,7 @@ recorder written as GIFs, and read back by PyAV as a viewer would decode them.""
 from __future__ import annotations
 
 from fractions import Fraction
+from itertools import pairwise
 from pathlib import Path
 
 import av
@@ -55,14 +56,28 @@ def test_a_smooth_gradient_keeps_within_a_few_levels() -> None:
     assert np.abs(error.reshape(8, 8, 32, 8, 3).mean(axis=(1, 3))).max() < 4
 
 
-@pytest.mark.parametrize(("rate", "kept"), [(60, 30), (50, 60), (25, 60), (Fraction(30000, 1001), 60)])
-def test_frames_closer_than_a_browser_plays_are_left_out(rate: Fraction | int, kept: int) -> None:
-    time_base = 1 / Fraction(rate)
-    palettize = Palettizer(32, 16, time_base)
-    out = [f for i in range(60) for f in palettize(flat_blocks(32, 16, i), i)] + palettize.flush()
-    assert len(out) == kept and palettize.left_out == 60 - kept
-    gaps = np.diff([float(f.pts * time_base) for f in out])
-    assert gaps.min() >= float(MIN_DELAY) - 1e-9
+@pytest.mark.parametrize(("rate", "kept"), [(60, 30), (120, 20), (100, 30), (50, 60), (25, 60),
+                                            (Fraction(30000, 1001), 60), (Fraction(60000, 1001), 30)])  # fmt: skip
+@pytest.mark.parametrize("first", [0, 1, 7])
+def test_frames_closer_than_a_browser_plays_are_left_out(rate: Fraction | int, kept: int, first: int) -> None:
+    """60 frames from frame number `first` on (a segment starts anywhere): the frames kept are
+    the same ones whatever the first, and none is closer than MIN_DELAY to the last."""
+    rate = Fraction(rate)
+    palettize = Palettizer(32, 16, 1 / rate, rate)
+    numbers = range(first, first + 60)
+    out = [f for i in numbers for f in palettize(flat_blocks(32, 16, i), i)] + palettize.flush()
+    every = 60 // kept
+    assert [f.pts for f in out] == [i for i in numbers if i % every == 0]
+    assert palettize.left_out == 60 - len(out)
+    times = [f.pts / rate for f in out]  # exact: 100 fps keeps frames exactly MIN_DELAY apart
+    assert min(b - a for a, b in pairwise(times)) >= MIN_DELAY
+
+
+def test_frames_of_no_known_rate_keep_their_distance() -> None:
+    """Capture times or a variable rate: a burst 5 ms apart keeps one frame in four."""
+    palettize = Palettizer(32, 16, Fraction(1, 1000))
+    kept = [f.pts for i in range(20) for f in palettize(flat_blocks(32, 16, i), 5 * i)]
+    assert kept == [0, 20, 40, 60, 80] and palettize.left_out == 15
 
 
 def test_gif_is_an_output_type_without_audio() -> None:
@@ -112,10 +127,13 @@ def test_a_60_fps_video_plays_at_30_in_the_gif(tiny_checkpoint: Path, tmp_path: 
     assert np.allclose(np.diff([float(p * time_base) for p in pts]), 2 / 60, atol=0.01)
 
 
-def test_gif_segments_join_into_the_single_pass(tiny_checkpoint: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("rate", [12, 60])
+def test_gif_segments_join_into_the_single_pass(rate: int, tiny_checkpoint: Path, tmp_path: Path) -> None:
     """Each segment's GIF starts with a frame whose palette must travel with it (not in a header
-    the join drops): the joined file shows the single pass's pictures exactly."""
-    src = make_video(tmp_path / "clip.mp4", frames=36, rate=12, audio=None, gop=6)
+    the join drops), and at 60 fps each keeps the frames the single pass keeps (odd-length
+    segments too): the joined file shows the single pass's pictures, exactly."""
+    frames = 36 if rate == 12 else 35
+    src = make_video(tmp_path / "clip.mp4", frames=frames, rate=rate, audio=None, gop=5)
     single = tmp_path / "single.gif"
     run_gif(src, single, tiny_checkpoint)
     joined = tmp_path / "joined.gif"
@@ -124,7 +142,8 @@ def test_gif_segments_join_into_the_single_pass(tiny_checkpoint: Path, tmp_path:
     assert [r.status for r in report.results] == ["done"]
     pts_a, frames_a, _ = read_video(single)
     pts_b, frames_b, _ = read_video(joined)
-    assert pts_a == pts_b and len(frames_a) == 36
+    assert pts_a == pts_b and len(frames_a) == (36 if rate == 12 else 18)
+    assert ("video: 17 of 35 frames left out" in report.results[0].message) == (rate == 60)
     for a, b in zip(frames_a, frames_b, strict=True):
         np.testing.assert_array_equal(a, b)
 

@@ -209,17 +209,26 @@ def test_max_side_downscales_keeping_aspect(small_video: Path, tiny_checkpoint: 
 
 
 def test_batches_keep_order(small_video: Path, tiny_checkpoint: Path, tmp_path: Path) -> None:
-    one, four = tmp_path / "b1.mp4", tmp_path / "b4.mp4"
-    settings = EncoderSettings(crf=0, preset="ultrafast")
+    one, five = tmp_path / "b1.mp4", tmp_path / "b5.mp4"
+    settings = EncoderSettings(crf=0, preset="ultrafast")  # lossless in YUV: the planes are what was encoded
     raw = StageOptions(raw=True)  # the network's frames: the stages would amplify batched-conv rounding
     run(small_video, one, tiny_checkpoint, batch=1, encoder=settings, stages=raw)
     run(
-        small_video, four, tiny_checkpoint, batch=5, encoder=settings, stages=raw
+        small_video, five, tiny_checkpoint, batch=5, encoder=settings, stages=raw
     )  # 24 frames: last batch short
-    _, a, _ = read_video(one)
-    _, b, _ = read_video(four)
+
+    def planes(path: Path) -> list[np.ndarray]:
+        with av.open(str(path)) as container:
+            return [frame.to_ndarray().astype(int) for frame in container.decode(video=0)]
+
+    a, b = planes(one), planes(five)
     assert len(a) == len(b) == 24
-    assert max(np.abs(x.astype(int) - y.astype(int)).max() for x, y in zip(a, b, strict=True)) <= 2
+    # Each frame is nearest its own counterpart, and a batched conv's rounding flips the network's
+    # uint8 output by at most 1 per channel: |ΔY|, |ΔCb|, |ΔCr| ≤ 0.88 of that, so at most 1 level.
+    # (Read back as RGB, 1 level in Y and Cb together shows as 3 in blue.)
+    nearest = [int(np.argmin([np.abs(x - y).mean() for y in a])) for x in b]
+    assert nearest == list(range(24))
+    assert max(np.abs(x - y).max() for x, y in zip(a, b, strict=True)) <= 1
 
 
 def test_next_batch_starts_before_the_last_is_collected(
