@@ -83,7 +83,7 @@ StyleOpt = Annotated[
     typer.Option(
         "--style",
         "-s",
-        help="Pretrained style (hayao, hosoda, paprika, shinkai) or an imported model's name [default: hayao].",
+        help="Pretrained style (hayao, hosoda, paprika, shinkai) or an imported model's name \\[default: hayao].",
     ),
 ]
 ModelOpt = Annotated[
@@ -115,7 +115,7 @@ PrecisionOpt = Annotated[
 MaxSideOpt = Annotated[
     int | None,
     typer.Option(
-        min=16, help="Downscale so the longer side is at most N before inference [default: keep size]."
+        min=16, help="Downscale so the longer side is at most N before inference \\[default: keep size]."
     ),
 ]
 InferSideOpt = Annotated[
@@ -178,6 +178,19 @@ def _console():
     return Console(stderr=True)
 
 
+def _say(line: str) -> None:
+    """One line of plain text (file names, devices, addresses as they are) on stderr."""
+    _console().print(line, markup=False, highlight=False)
+
+
+def _e(value: object) -> str:
+    """`value` as Rich prints it literally in a markup string: a file name such as
+    `Sintel [eRsGyueVLvQ].mp4` (yt-dlp's default) holds no markup tag to drop."""
+    from rich.markup import escape
+
+    return escape(str(value))
+
+
 @app.command()
 def video(
     inputs: Annotated[
@@ -207,7 +220,7 @@ def video(
     preset: Annotated[str, typer.Option(help="x264 speed preset.")] = "veryfast",
     segments: Annotated[int | None, typer.Option(min=1, help="Split each video into N segments at keyframes, cartoonized in parallel and joined without re-encoding.")] = None,
     segment_length: Annotated[float | None, typer.Option(min=0.1, metavar="SECONDS", help="Or: segments of about this many seconds.")] = None,
-    preroll: Annotated[int | None, typer.Option(min=0, help="Frames each segment runs first and drops, to warm temporal stages [default: 30 with temporal stages, else 0].")] = None,
+    preroll: Annotated[int | None, typer.Option(min=0, help="Frames each segment runs first and drops, to warm temporal stages \\[default: 30 with temporal stages, else 0].")] = None,
     workers: Annotated[int, typer.Option(min=1, help="Local worker processes, each with its own runner (one GPU each where there are several).")] = 1,
     ray: Annotated[str | None, typer.Option("--ray", metavar="[ADDRESS]", help="Run the pieces as Ray tasks: on the cluster at ADDRESS (auto, HOST:PORT, ray://HOST:PORT), or on a local one started for the run when no address follows. Needs cartoonize\\[ray].")] = None,
     raw: RawOpt = False,
@@ -265,16 +278,16 @@ def video(
             raise CartoonizeError(f"{inputs[0]}: {failed[0].message}")
         result = report.results[0]
         if not quiet:
-            _console().print(f"[green]wrote {output}[/]: {result.frames} frames {report.width}×{report.height} in "
-                             f"{report.seconds:.1f} s ({report.fps:.1f} fps over {report.executor}{result.message})",
+            _console().print(f"[green]wrote {_e(output)}[/]: {result.frames} frames {report.width}×{report.height} in "
+                             f"{report.seconds:.1f} s ({report.fps:.1f} fps over {_e(report.executor)}{_e(result.message)})",
                              soft_wrap=True)  # fmt: skip
             for note in report.retries:
-                _console().print(f"  retried {note}", highlight=False)
+                _console().print(f"  retried {note}", markup=False, highlight=False)
         return
     for line in report.lines():
         if quiet and not line.startswith("failed"):
             continue
-        _console().print(line, highlight=False, soft_wrap=True)
+        _console().print(line, markup=False, highlight=False, soft_wrap=True)
     if failed:
         raise CartoonizeError(f"{len(failed)} of {len(pairs)} videos failed (listed above)")
 
@@ -289,19 +302,20 @@ def _one_video(job, request, quiet: bool) -> None:  # noqa: ANN001
         report = cartoonize_video(job, lambda size: runner_for(request, size), on_progress)
     if not quiet:
         _console().print(
-            f"[green]wrote {job.output}[/]: {report.frames} frames {report.width}×{report.height} "
+            f"[green]wrote {_e(job.output)}[/]: {report.frames} frames {report.width}×{report.height} "
             f"in {report.seconds:.1f} s ({report.fps:.1f} fps end to end, waiting on the engine "
-            f"{100 * report.engine_share:.0f} % of the time; {report.engine}; {report.video_codec}; "
-            f"stages: {report.stages})"
+            f"{100 * report.engine_share:.0f} % of the time; {_e(report.engine)}; {report.video_codec}; "
+            f"stages: {_e(report.stages)})"
         )
         if report.not_planes:
             _console().print(
-                f"  --yuv-frames not used: {report.not_planes}; FFmpeg converted the frames on the CPU"
+                f"  --yuv-frames not used: {report.not_planes}; FFmpeg converted the frames on the CPU",
+                markup=False,
             )
         if report.damaged:
             _console().print(f"  [yellow]{damage_note(report.damaged)}[/]")
         for note in report.streams:
-            _console().print(f"  {note}")
+            _console().print(f"  {note}", markup=False)
 
 
 def _executor(request, workers: int, ray: str | None):  # noqa: ANN001, ANN202
@@ -349,7 +363,7 @@ def image(
     with frame_progress("cartoonizing photos", quiet) as on_progress:
         written = cartoonize_images(job, lambda: runner_for(request), on_progress)
     if not quiet:
-        _console().print(f"[green]wrote {len(written)} image(s)[/] to {output}")
+        _console().print(f"[green]wrote {len(written)} image(s)[/] to {_e(output)}")
 
 
 @app.command()
@@ -375,7 +389,7 @@ def export(
     source = checkpoint_path(EngineRequest(style=style, model=model))
     parity = export_with_parity(source, output, precision.value, opset)
     _console().print(
-        f"[green]wrote {output}[/] ({precision.value}, opset {opset}); parity vs PyTorch fp32: {parity.describe()}"
+        f"[green]wrote {_e(output)}[/] ({precision.value}, opset {opset}); parity vs PyTorch fp32: {parity.describe()}"
     )
 
 
@@ -397,17 +411,17 @@ def build_engine_command(
     max_shape: Annotated[str | None, typer.Option(help="Largest frame HxW of a range.")] = None,
     batch: Annotated[int, typer.Option(min=1, help="Frames per call the engine is built for.")] = 1,
     workspace: Annotated[
-        float | None, typer.Option(min=0.25, help="TensorRT workspace limit in GiB [default: 4].")
+        float | None, typer.Option(min=0.25, help="TensorRT workspace limit in GiB \\[default: 4].")
     ] = None,
     opt_level: Annotated[
-        int | None, typer.Option(min=0, max=5, help="TensorRT builder optimization level [default: 3].")
+        int | None, typer.Option(min=0, max=5, help="TensorRT builder optimization level \\[default: 3].")
     ] = None,
     max_autotune: Annotated[
         bool, typer.Option(help="AOTInductor: benchmark kernel choices (much longer build).")
     ] = False,
     output: Annotated[
         Path | None,
-        typer.Option("--output", "-o", help="Engine file [default: the store, named by its key]."),
+        typer.Option("--output", "-o", help="Engine file \\[default: the store, named by its key]."),
     ] = None,
 ) -> None:
     """Build a TensorRT or AOTInductor engine for this machine, check it against the fp32
@@ -423,16 +437,21 @@ def build_engine_command(
                              min_shape, opt_shape, max_shape, batch, workspace, opt_level, max_autotune)  # fmt: skip
     console = _console()
     with console.status(f"building {spec.backend} {spec.precision} {spec.profile.describe()}") as status:
-        result = build_engine(spec, output, status.update, lambda note: console.print(f"[yellow]{note}[/]"))
+        result = build_engine(
+            spec,
+            output,
+            lambda step: status.update(_e(step)),
+            lambda note: console.print(f"[yellow]{_e(note)}[/]"),
+        )
     p, recipe = result.manifest.parity, result.manifest.build_options.get("recipe", "default")
     how = "" if recipe == "default" else f" (AOTInductor recipe {recipe})"
-    console.print(f"[green]built {result.engine}[/]{how} in {result.manifest.build_seconds:.0f} s; parity vs "
+    console.print(f"[green]built {_e(result.engine)}[/]{how} in {result.manifest.build_seconds:.0f} s; parity vs "
                   f"{p['reference']}: {result.parity.describe()} (needs ≥ {p['threshold_db']:g} dB)")  # fmt: skip
 
 
 @engines_app.command("list")
 def engines_list(
-    folder: Annotated[Path | None, typer.Option(help="Engine folder [default: the store].")] = None,
+    folder: Annotated[Path | None, typer.Option(help="Engine folder \\[default: the store].")] = None,
 ) -> None:
     """Every stored engine, its key, and whether it can run here (and why not)."""
     from rich.table import Table
@@ -447,9 +466,11 @@ def engines_list(
         key = [s.source.key(), s.backend, s.precision, s.profile.describe(), str(s.batch),
                str(m.device.get("capability") or "cpu"), f"{m.parity.get('psnr_db')} dB"] if s and m else ["?"] * 7  # fmt: skip
         table.add_row(
-            e.path.name, *key, "[green]yes[/]" if e.usable else f"[red]no[/]: {'; '.join(e.problems)}"
+            _e(e.path.name),
+            *map(_e, key),
+            "[green]yes[/]" if e.usable else f"[red]no[/]: {_e('; '.join(e.problems))}",
         )
-    _console().print(f"engines in {folder or store_dir()}", table)
+    _console().print(f"engines in {_e(folder or store_dir())}", table)
 
 
 @app.command("bench")
@@ -466,7 +487,7 @@ def bench_command(
     peak_tflops: Annotated[
         float | None,
         typer.Option(
-            help="The card's peak for the compute floor [default: 752, H200 fp16 dense, on CUDA fp16]."
+            help="The card's peak for the compute floor \\[default: 752, H200 fp16 dense, on CUDA fp16]."
         ),
     ] = None,
     json_path: Annotated[
@@ -481,7 +502,7 @@ def bench_command(
     request = _request(engine, style, model, device, precision)
     job = BenchJob(request, parse_shape(shape), batch, iters, warmup, peak_tflops, json_path)
     with _console().status("benchmarking") as status:
-        report = bench(job, lambda step: status.update(step))
+        report = bench(job, lambda step: status.update(_e(step)))
     print("\n".join(format_report(report)))
 
 
@@ -499,7 +520,7 @@ def webcam(
     device: DeviceOpt = Device.auto,
     precision: PrecisionOpt = Precision.auto,
     max_side: MaxSideOpt = None,
-    infer_side: Annotated[int | None, typer.Option(min=16, help="Run the network at this longer side and upsample back to the output size (guided by the camera frame) [default: 128 on the CPU unless --max-side is at most 256; the full size on a GPU].")] = None,
+    infer_side: Annotated[int | None, typer.Option(min=16, help="Run the network at this longer side and upsample back to the output size (guided by the camera frame) \\[default: 128 on the CPU unless --max-side is at most 256; the full size on a GPU].")] = None,
     no_preview: Annotated[bool, typer.Option("--no-preview", help="No preview window.")] = False,
     serve: Annotated[str | None, typer.Option(metavar="[HOST:]PORT", help="Show the preview in a browser instead (MJPEG over HTTP; host 127.0.0.1 unless given).")] = None,
     output: Annotated[str | None, typer.Option("--output", "-o", help="Record the cartoon stream: a file (.mp4, .mkv, .gif, ...) or a URL (rtmp://, udp://, srt://).")] = None,
@@ -520,7 +541,7 @@ def webcam(
     from cartoonize.pipelines.webcam import WebcamJob, auto_infer_side, parse_size, print_cameras, run_webcam
 
     if list_cameras:
-        return print_cameras(_console().print)
+        return print_cameras(_say)
     spec = CaptureSpec(input, input_format, parse_size(size) if size else None, fps, mjpeg, max_side)
 
     def make_runner(frame_size: tuple[int, int]):  # once the camera works: a first-time style downloads here
@@ -530,11 +551,11 @@ def webcam(
                     virtual_cam, virtual_cam_device, side_by_side, frames, snapshots,
                     stages=_stages(raw, no_stabilize, infer_side or auto_infer_side(device.value, max_side)))  # fmt: skip
     try:
-        report = run_webcam(job, make_runner, _console().print)
+        report = run_webcam(job, make_runner, _say)
     except KeyboardInterrupt:  # while the camera or the model was still opening
         raise typer.Exit(130) from None
     for line in [report.summary(), *report.notes]:
-        _console().print(line, highlight=False)
+        _say(line)
     if report.failed:
         raise CartoonizeError(report.stopped)
     if report.interrupted:
@@ -554,7 +575,9 @@ def styles_list() -> None:
         here = "downloaded" if style_checkpoint_path(name).exists() else "downloads on first use"
         table.add_row(name, "built-in", style.description, here)
     for imported in imported_models():
-        table.add_row(imported.name, "imported", imported.manifest.spec.describe(), str(imported.folder))
+        table.add_row(
+            _e(imported.name), "imported", _e(imported.manifest.spec.describe()), _e(imported.folder)
+        )
     console = _console()
     console.print(table)
     console.print(LICENCE_NOTE)
@@ -564,10 +587,10 @@ def styles_list() -> None:
 def models_add(
     path: Annotated[Path, typer.Argument(help="The ONNX file of an image-to-image cartoonizer.", dir_okay=False)],
     name: Annotated[str, typer.Option(help="The name to use it by (`--style NAME`).")],
-    layout: Annotated[Layout | None, typer.Option(help="nhwc or nchw [default: from the axis with 3 channels].")] = None,
-    value_range: Annotated[ValueRange | None, typer.Option("--range", help="The network's value range [default: from a Tanh/Sigmoid output, else -1,1].")] = None,
-    channels: Annotated[Channels | None, typer.Option(help="The channel order it was trained on [default: rgb].")] = None,
-    multiple: Annotated[int | None, typer.Option(min=1, help="H and W multiple it needs [default: probed].")] = None,
+    layout: Annotated[Layout | None, typer.Option(help="nhwc or nchw \\[default: from the axis with 3 channels].")] = None,
+    value_range: Annotated[ValueRange | None, typer.Option("--range", help="The network's value range \\[default: from a Tanh/Sigmoid output, else -1,1].")] = None,
+    channels: Annotated[Channels | None, typer.Option(help="The channel order it was trained on \\[default: rgb].")] = None,
+    multiple: Annotated[int | None, typer.Option(min=1, help="H and W multiple it needs \\[default: probed].")] = None,
     licence: Annotated[str, typer.Option(help="The model's licence, kept in its manifest.")] = "",
     force: Annotated[bool, typer.Option(help="Replace an imported model of that name.")] = False,
 ) -> None:  # fmt: skip
@@ -581,12 +604,11 @@ def models_add(
     )
     console = _console()
     with console.status("importing") as status:
-        result = add_model(AddJob(path, name, options, licence, force), status.update)
+        result = add_model(AddJob(path, name, options, licence, force), lambda step: status.update(_e(step)))
     for note in result.notes:
-        console.print(f"  {note}", highlight=False)
-    console.print(
-        f"[green]imported {result.model.name}[/] into {result.model.folder}; run it with `--style {result.model.name}`"
-    )
+        console.print(f"  {note}", markup=False, highlight=False)
+    name = _e(result.model.name)
+    console.print(f"[green]imported {name}[/] into {_e(result.model.folder)}; run it with `--style {name}`")
 
 
 @models_app.command("list")
@@ -598,9 +620,10 @@ def models_list() -> None:
 
     table = Table("name", "I/O of the network", "assumed", "source", "licence")
     for m in imported_models():
-        table.add_row(m.name, m.manifest.spec.describe(), ", ".join(m.manifest.assumed) or "-",
-                      f"{Path(m.manifest.source).name} (sha256 {m.manifest.source_sha256[:12]}…)", m.manifest.licence)  # fmt: skip
-    _console().print(f"imported models in {models_dir()}", table)
+        table.add_row(*map(_e, (m.name, m.manifest.spec.describe(), ", ".join(m.manifest.assumed) or "-",
+                                f"{Path(m.manifest.source).name} (sha256 {m.manifest.source_sha256[:12]}…)",
+                                m.manifest.licence)))  # fmt: skip
+    _console().print(f"imported models in {_e(models_dir())}", table)
 
 
 @models_app.command("remove")
@@ -608,7 +631,7 @@ def models_remove(name: Annotated[str, typer.Argument(help="An imported model's 
     """Delete an imported model (the file it was imported from is not touched)."""
     from cartoonize.imported.store import remove_model
 
-    _console().print(f"removed {name} ({remove_model(name)})")
+    _console().print(f"removed {name} ({remove_model(name)})", markup=False)
 
 
 @styles_app.command("pull")
@@ -623,7 +646,7 @@ def styles_pull(
     wanted = list(STYLES) if names == ["all"] else names
     for name in wanted:
         path = pull_with_progress(name, force=force)
-        _console().print(f"[green]{name}[/]: {path}")
+        _console().print(f"[green]{_e(name)}[/]: {_e(path)}")
 
 
 def _load_plugins() -> None:
@@ -680,7 +703,7 @@ def _show_warnings_as_lines() -> None:
 
     def show(message, category, filename, lineno, file=None, line=None):  # noqa: ANN001
         if issubclass(category, CartoonizeWarning):
-            _console().print(f"[yellow]warning:[/] {message}", highlight=False, soft_wrap=True)
+            _console().print(f"[yellow]warning:[/] {_e(message)}", highlight=False, soft_wrap=True)
         else:
             shown(message, category, filename, lineno, file, line)
 

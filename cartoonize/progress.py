@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     DownloadColumn,
@@ -36,7 +37,7 @@ def frame_progress(label: str, quiet: bool = False) -> Iterator[Callable[[int, i
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), FpsColumn(),
                TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn())  # fmt: skip
     with Progress(*columns, console=Console(stderr=True), transient=True, speed_estimate_period=5) as bar:
-        task = bar.add_task(label, total=None)
+        task = bar.add_task(escape(label), total=None)  # a file name is not markup
 
         def on_progress(done: int, total: int | None) -> None:
             bar.update(task, completed=done, total=max(total, done) if total else None)
@@ -59,5 +60,5 @@ def pull_with_progress(name: str, force: bool = False, quiet: bool = False) -> P
     with Progress(*columns, console=console, transient=True) as bar:
         task = bar.add_task(style.name, total=45_000_000)  # ~44.5 MB of float32 weights
         path = pull_style(style.name, lambda _file, n: bar.advance(task, n), force=force)
-    console.print(f"verified {len(style.files)} sha256 sums; saved {path}")
+    console.print(f"verified {len(style.files)} sha256 sums; saved {path}", markup=False)
     return path

@@ -78,3 +78,25 @@ def test_each_command_is_one_line_in_its_groups_list(group: str, capsys: pytest.
     for sub in listed:
         summary = " ".join(inspect.cleandoc(sub.short_help or sub.help).split("\n\n")[0].split())
         assert any(summary in line for line in lines), (sub.name, summary)
+
+
+@pytest.mark.parametrize("command", sorted(set(all_commands())))
+def test_bracketed_help_text_is_shown(command: str, capsys: pytest.CaptureFixture[str],
+                                      monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    """Rich reads `[default: hayao]` in a help text as a markup tag and drops it: every bracketed
+    part of an option's help (and of the command's own) is on the screen, as written."""
+    import re
+
+    from cartoonize.cli import main
+
+    monkeypatch.setenv("COLUMNS", "400")
+    with pytest.raises(SystemExit):
+        main([*command.split(), "--help"])
+    shown = " ".join(capsys.readouterr().out.split())
+    click_command = typer.main.get_command(app)
+    for name in command.split():
+        click_command = click_command.commands[name]  # type: ignore[attr-defined]
+    texts = [click_command.help or ""] + [getattr(p, "help", None) or "" for p in click_command.params]
+    for text in texts:
+        for part in re.findall(r"\[[^\]\n]*\]", text.replace("\\[", "[")):
+            assert " ".join(part.split()) in shown, (command, part)

@@ -38,13 +38,14 @@ VggSource = _choices("VggSource", VGG_SOURCES)
 
 
 def _help(text: str, name: str) -> str:
-    return f"{text} [default: {DEFAULTS[name]}]"
+    return f"{text} \\[default: {DEFAULTS[name]}]"
 
 
 def _fail(message: str) -> None:
     from rich.console import Console
+    from rich.markup import escape
 
-    Console(stderr=True).print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    Console(stderr=True).print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     raise typer.Exit(1)
 
 
@@ -90,7 +91,8 @@ def train(
     workers: Annotated[int | None, typer.Option(help=_help("Data-loading processes.", "workers"))] = None,
     seed: Annotated[int | None, typer.Option(help=_help("Seed of everything random.", "seed"))] = None,
     edge_cache: Annotated[
-        Path | None, typer.Option(help="Edge-smoothed cartoons cache. [default: CARTOONS/.cartoonize-edges]")
+        Path | None,
+        typer.Option(help="Edge-smoothed cartoons cache. \\[default: CARTOONS/.cartoonize-edges]"),
     ] = None,
     frame_rate: Annotated[
         float | None,
@@ -98,7 +100,9 @@ def train(
     ] = None,
     frame_cache: Annotated[
         Path | None,
-        typer.Option(help="Where a video's sampled frames go. [default: beside it, .cartoonize-frames/NAME]"),
+        typer.Option(
+            help="Where a video's sampled frames go. \\[default: beside it, .cartoonize-frames/NAME]"
+        ),
     ] = None,
     init_epochs: Annotated[
         int | None,
@@ -269,13 +273,13 @@ def train(
 def prepare(
     cartoons: Annotated[Path, typer.Argument(help="Folder of cartoon images (recursive), or a video file.")],
     edge_cache: Annotated[
-        Path | None, typer.Option(help="Where to cache. [default: CARTOONS/.cartoonize-edges]")
+        Path | None, typer.Option(help="Where to cache. \\[default: CARTOONS/.cartoonize-edges]")
     ] = None,
     load_size: Annotated[
         int, typer.Option(help="The training scale, as `train --load-size`; 0: own size.")
     ] = DEFAULTS["load_size"],
     load_fit: Annotated[
-        LoadFit | None, typer.Option(help="As `train --load-fit`. [default: stretch]")
+        LoadFit | None, typer.Option(help="As `train --load-fit`. \\[default: stretch]")
     ] = None,
     frame_rate: Annotated[float, typer.Option(help="From a video: as `train --frame-rate`.")] = DEFAULTS[
         "frame_rate"

@@ -69,7 +69,8 @@ def prepare(
     console.print(
         f"cartoons: {len(edges.sources)} ready ({edges.computed} smoothed now, {reused} from the cache"
         + (f", {edges.skipped} unreadable skipped" if edges.skipped else "")
-        + f") in {(cache or cartoons / '.cartoonize-edges') / scale.key}"
+        + f") in {(cache or cartoons / '.cartoonize-edges') / scale.key}",
+        markup=False,  # paths as they are
     )
     return edges
 
@@ -89,7 +90,8 @@ def image_folder(source: Path, what: str, rate: float, cache: Path | None, conso
         )
     console.print(
         f"{what}: {frames.kept} frames from {source} at {rate:g}/s ({frames.duplicates} near-duplicates, "
-        f"{frames.blends} blends skipped){'' if frames.decoded else ', from the cache'} in {frames.folder}"
+        f"{frames.blends} blends skipped){'' if frames.decoded else ', from the cache'} in {frames.folder}",
+        markup=False,  # paths as they are
     )
     return frames.folder
 
@@ -239,7 +241,9 @@ def train(config: TrainConfig, *, should_stop=None, console: Console | None = No
         recipe.load_state_dict(stored["state"], resume_from.state_dict)
         _set_rng_state(stored["rng"])
         position = Position(**stored["position"])
-        console.print(f"resuming {config.out} at epoch {position.epoch + 1}, step {position.step}")
+        console.print(
+            f"resuming {config.out} at epoch {position.epoch + 1}, step {position.step}", markup=False
+        )
     else:
         config.out.mkdir(parents=True, exist_ok=True)
         (config.out / "config.toml").write_text(config.to_toml())
