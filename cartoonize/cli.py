@@ -241,7 +241,7 @@ def video(
     follows the source and frames are stabilized along the source's motion (see --raw). Several
     videos or folders go into an output folder; long videos can be split into segments that run
     on several workers or a Ray cluster."""
-    from cartoonize.media.files import EncoderSettings, check_inputs, check_output
+    from cartoonize.media.files import EncoderSettings, check_codec, check_inputs, check_output
     from cartoonize.pipelines.video import VideoJob
 
     _style_or_model(style, model)
@@ -253,6 +253,7 @@ def video(
     many = len(inputs) > 1 or inputs[0].is_dir() or output.is_dir() or str(output).endswith(("/", "\\"))
     if not many:
         check_output(output, overwrite, (inputs[0],))
+        check_codec(output, codec)
     request = _request(engine, style, model, device, precision, quiet)
     job = VideoJob(inputs[0], output, max_side, batch, EncoderSettings(codec, crf, preset), overwrite, frames,
                    stages=_stages(raw, no_stabilize, infer_side), yuv_frames=yuv_frames)  # fmt: skip

@@ -221,6 +221,42 @@ def check_output(output: Path, overwrite: bool, inputs: tuple[Path, ...] = ()) -
         raise CartoonizeError(f"output folder {folder} is not writable")
 
 
+def check_codec(output: Path, codec: str) -> None:
+    """Refuse, before any work, a `--codec` the output's container cannot hold (libx264 in .webm,
+    anything but gif in .gif): FFmpeg's muxer answers, as it does when the stream is added."""
+    import av
+
+    container_name, _ = container_for(output)
+    if codec == "auto":
+        return
+    names = [n for n in ENCODERS.get(codec, [codec]) if n in av.codecs_available]
+    if not names:
+        raise CartoonizeError(
+            f"--codec {codec}: this FFmpeg build has no such encoder (try {', '.join(ENCODERS)})"
+        )
+    if _holds(container_name, names[-1]):
+        return
+    fits = [suffix for suffix, (c, _) in CONTAINERS.items() if _holds(c, names[-1])]
+    raise CartoonizeError(
+        f"--codec {codec} cannot go in a {output.suffix} file (FFmpeg's {container_name} muxer refuses it); "
+        + (f"write {', '.join(fits)} instead" if fits else "choose another codec")
+    )
+
+
+def _holds(container_name: str, encoder: str) -> bool:
+    """Whether FFmpeg's `container_name` muxer takes a stream of `encoder`'s codec."""
+    import io
+
+    import av
+
+    try:
+        with av.open(io.BytesIO(), "w", format=container_name) as probe:
+            probe.add_stream(encoder)
+    except ValueError:
+        return False
+    return True
+
+
 def temporary_sibling(output: Path) -> Path:
     """A hidden file beside `output` with the same suffix (so the container is inferred alike)."""
     return output.with_name(f".{output.stem}.cartoonize-{os.getpid()}.partial{output.suffix}")

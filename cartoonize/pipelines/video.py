@@ -32,6 +32,7 @@ from cartoonize.media.files import (
     EncoderSettings,
     atomic_output,
     audio_plan,
+    check_codec,
     check_output,
     codec_name,
     colour_tags,
@@ -308,6 +309,7 @@ def cartoonize_video(
     import av
 
     check_output(job.output, job.overwrite, (job.input,))
+    check_codec(job.output, job.encoder.codec)
     info = probe(job.input, job.max_side)
     container_name, default_codec = container_for(job.output)
     job = replace(job, encoder=job.encoder.for_codec(default_codec))

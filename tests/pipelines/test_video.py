@@ -371,6 +371,21 @@ def test_unsupported_output_type(small_video: Path, tiny_checkpoint: Path, tmp_p
     assert_one_line_error(result, "unsupported output type")
 
 
+@pytest.mark.parametrize(("output", "codec", "needle"), [
+    ("out.webm", "libx264", "--codec libx264 cannot go in a .webm file (FFmpeg's webm muxer refuses it); write .mp4"),
+    ("out.gif", "h264", "--codec h264 cannot go in a .gif file"),
+    ("out.mp4", "gif", "--codec gif cannot go in a .mp4 file"),
+    ("out.mp4", "nosuch", "--codec nosuch: this FFmpeg build has no such encoder (try h264, hevc"),
+])  # fmt: skip
+def test_a_codec_the_container_cannot_hold(output: str, codec: str, needle: str, small_video: Path,
+                                            tiny_checkpoint: Path, tmp_path: Path) -> None:  # fmt: skip
+    result = cli(
+        "video", str(small_video), output, "--model", str(tiny_checkpoint), "--codec", codec, cwd=tmp_path
+    )
+    assert_one_line_error(result, needle)
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_truncated_input(tiny_checkpoint: Path, tmp_path: Path) -> None:
     src = make_video(tmp_path / "long.mkv", width=64, height=48, frames=60, rate=12, audio=None)
     data = src.read_bytes()
