@@ -459,10 +459,16 @@ def engines_list(
 
     from cartoonize.engines.store import store_dir, store_entries
 
+    if folder is not None and not folder.is_dir():
+        raise CartoonizeError(f"engine folder {folder} does not exist")
+    entries = store_entries(folder)
+    if not entries:
+        _say(f"no engines in {folder or store_dir()}; `cartoonize build-engine --help` makes one")
+        return
     table = Table(
         "engine", "source", "backend", "precision", "shapes", "batch", "device", "parity", "runs here"
     )
-    for e in store_entries(folder):
+    for e in entries:
         s, m = (e.manifest.spec, e.manifest) if e.manifest else (None, None)
         key = [s.source.key(), s.backend, s.precision, s.profile.describe(), str(s.batch),
                str(m.device.get("capability") or "cpu"), f"{m.parity.get('psnr_db')} dB"] if s and m else ["?"] * 7  # fmt: skip

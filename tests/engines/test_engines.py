@@ -626,3 +626,10 @@ def test_bench_reports_a_runner_that_cannot_run_and_times_the_rest(
     eager, aoti = json.loads(out.read_text())["runners"]
     assert eager["fps"] > 0 and aoti["runner"] == "aoti" and "no stored aoti engine" in aoti["error"]
     assert "aoti: not run (no stored aoti engine" in text
+
+
+def test_engines_list_of_an_empty_or_missing_folder(tmp_path: Path) -> None:
+    code, text = run_cli("engines", "list", "--folder", str(tmp_path))
+    assert code == 0 and f"no engines in {tmp_path}" in text and "build-engine" in text
+    code, text = run_cli("engines", "list", "--folder", str(tmp_path / "typo"))
+    assert code == 1 and text == f"error: engine folder {tmp_path / 'typo'} does not exist"
