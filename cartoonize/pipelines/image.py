@@ -25,8 +25,12 @@ def read_image(path: Path, max_side: int | None = None) -> np.ndarray:
     try:
         with av.open(str(path)) as container:
             frame = next(container.decode(video=0))
-    except (av.FFmpegError, StopIteration, IndexError) as exc:
-        raise CartoonizeError(f"{path} is not a readable image ({type(exc).__name__})") from None
+    except av.FFmpegError as exc:
+        raise CartoonizeError(
+            f"{path} is not a readable image ({exc.strerror or type(exc).__name__})"
+        ) from None
+    except (StopIteration, IndexError):
+        raise CartoonizeError(f"{path} is not a readable image (no picture in it)") from None
     k = int(round(frame.rotation / 90.0)) % 4
     w, h = (frame.height, frame.width) if k % 2 else (frame.width, frame.height)
     w, h = fit_within(w, h, max_side, even=False)

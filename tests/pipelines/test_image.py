@@ -51,7 +51,10 @@ def test_bad_inputs(tiny_checkpoint: Path, tmp_path: Path) -> None:
             ImageJob((tmp_path / "missing.png",), tmp_path / "o.png"), make_runner(tiny_checkpoint)
         )
     (tmp_path / "fake.png").write_text("not a png")
-    with pytest.raises(CartoonizeError, match="not a readable image"):
+    with pytest.raises(
+        CartoonizeError,
+        match=r"fake\.png is not a readable image \(Invalid data found when processing input\)$",
+    ):
         cartoonize_images(
             ImageJob((tmp_path / "fake.png",), tmp_path / "o.png"), make_runner(tiny_checkpoint)
         )
