@@ -30,13 +30,15 @@ class FpsColumn(ProgressColumn):
 
 @contextlib.contextmanager
 def frame_progress(label: str, quiet: bool = False) -> Iterator[Callable[[int, int | None], None] | None]:
-    """Yield `on_progress(done, total)` driving a bar with fps and ETA (None when quiet)."""
-    if quiet:
+    """Yield `on_progress(done, total)` driving a bar with fps and ETA (None when quiet, or when
+    stderr is not a terminal: a log or a pipe would get only an empty line from it)."""
+    console = Console(stderr=True)
+    if quiet or not console.is_terminal:
         yield None
         return
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), FpsColumn(),
                TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn())  # fmt: skip
-    with Progress(*columns, console=Console(stderr=True), transient=True, speed_estimate_period=5) as bar:
+    with Progress(*columns, console=console, transient=True, speed_estimate_period=5) as bar:
         task = bar.add_task(escape(label), total=None)  # a file name is not markup
 
         def on_progress(done: int, total: int | None) -> None:

@@ -296,6 +296,9 @@ def test_not_a_video(tmp_path: Path, tiny_checkpoint: Path) -> None:
     (tmp_path / "notes.mp4").write_text("this is not a video\n" * 50)
     result = cli("video", "notes.mp4", "out.mp4", "--model", str(tiny_checkpoint), cwd=tmp_path)
     assert_one_line_error(result, "not a readable video")
+    assert result.stderr.splitlines() == [  # stderr is a pipe here: no progress bar, no empty line
+        "error: notes.mp4 is not a readable video (Invalid data found when processing input)"
+    ]
     assert not (tmp_path / "out.mp4").exists()
 
 
