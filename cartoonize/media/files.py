@@ -134,6 +134,10 @@ def open_video_encoder(output, settings: EncoderSettings, default_codec: str, wi
         stream.codec_context.time_base = time_base
         stream.thread_type = "AUTO"
         stream.options = _encoder_options(name, settings)
+        if name in ENCODERS["hevc"] and output.format.name in ("mp4", "mov"):
+            # Apple's players (QuickTime, Safari, iOS) play HEVC in MP4/MOV only under this tag,
+            # with the parameter sets in the sample description; FFmpeg's default, hev1, plays elsewhere only
+            stream.codec_tag = "hvc1"
         return stream
     raise CartoonizeError(f"no {family} encoder could be opened here ({'; '.join(errors)})")
 
@@ -151,6 +155,7 @@ def encoder_problem(name: str, width: int = 256, height: int = 256, pix_fmt: str
             return "not a video encoder"
         ctx.width, ctx.height, ctx.pix_fmt = width, height, pix_fmt
         ctx.time_base = Fraction(1, 25)
+        ctx.options = _encoder_options(name, EncoderSettings())  # x265's: quiet, as the real one is
         ctx.open()  # freed when it goes out of scope
     except (av.FFmpegError, ValueError) as exc:
         return str(exc)
@@ -158,8 +163,10 @@ def encoder_problem(name: str, width: int = 256, height: int = 256, pix_fmt: str
 
 
 def _encoder_options(name: str, s: EncoderSettings) -> dict[str, str]:
-    if name in ("libx264", "libx265"):
+    if name == "libx264":
         return {"crf": str(s.crf), "preset": s.preset}
+    if name == "libx265":  # x265 logs two dozen lines of info to stderr unless told otherwise
+        return {"crf": str(s.crf), "preset": s.preset, "x265-params": "log-level=error"}
     if name.endswith("_nvenc"):
         return {"preset": "p4", "rc": "vbr", "cq": str(s.crf)}
     if name in ("libvpx-vp9", "libvpx"):

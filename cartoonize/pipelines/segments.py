@@ -177,6 +177,8 @@ def join_segments(
         template = first.streams.video[0]
         vout = out.add_stream_from_template(template)
         vout.time_base = template.time_base
+        if template.codec_tag == "hvc1":  # what the segments were written with (media.files): keep it
+            vout.codec_tag = template.codec_tag
         copies, reencode = map_other_streams(src, out, container_name, notes)
         others = (p for p in src.demux(list(copies)) if p.dts is not None) if copies else iter(())
         starts = [
