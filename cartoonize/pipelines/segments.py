@@ -172,40 +172,49 @@ def join_segments(
     container_name, _ = container_for(output)
     notes: dict[int, str] = {}
     carried: set[int] = set()
-    with av.open(str(source)) as src, av.open(str(parts[0])) as first, \
-            av.open(str(output), "w", format=container_name) as out:  # fmt: skip
-        template = first.streams.video[0]
-        vout = out.add_stream_from_template(template)
-        vout.time_base = template.time_base
-        if template.codec_tag == "hvc1":  # what the segments were written with (media.files): keep it
-            vout.codec_tag = template.codec_tag
-        copies, reencode = map_other_streams(src, out, container_name, notes)
-        others = (p for p in src.demux(list(copies)) if p.dts is not None) if copies else iter(())
-        starts = [
-            first if first is not None else segment.window.start
-            for segment, first in zip(plan.segments, firsts or [None] * len(parts), strict=True)
-        ]
-        video = _video_packets(parts, starts, src.streams.video[0].time_base or Fraction(1, 90000))
-        written, last_dts = 0, None
-        # one pass over both, by time: the muxer interleaves what it is given in order
-        for packet in heapq.merge(video, others, key=_when):
-            if packet.stream.type == "video":
-                if last_dts is not None and packet.dts is not None and packet.dts <= last_dts:
-                    packet.dts = last_dts + 1
-                    if packet.pts is not None and packet.dts > packet.pts:
-                        raise CartoonizeError(f"segments do not join at {_when(packet):.3f} s "
-                                              "(decode timestamps overlap); use fewer segments")  # fmt: skip
-                last_dts = packet.dts
-                packet.stream = vout
-                out.mux(packet)
-                written += 1
-            else:
-                carried.add(packet.stream.index)
-                carry_packet(packet, out, copies, reencode)
-        flush_reencoded(out, reencode)
-        for stream in copies:
-            if stream.index not in carried:
-                notes[stream.index] = empty_note(stream)
+    try:
+        with av.open(str(source)) as src, av.open(str(parts[0])) as first, \
+                av.open(str(output), "w", format=container_name) as out:  # fmt: skip
+            template = first.streams.video[0]
+            vout = out.add_stream_from_template(template)
+            vout.time_base = template.time_base
+            if template.codec_tag == "hvc1":  # what the segments were written with (media.files): keep it
+                vout.codec_tag = template.codec_tag
+            if src.streams.video[0].average_rate:  # a timecode track counts frames at this rate
+                vout.codec_context.framerate = src.streams.video[0].average_rate
+            copies, reencode = map_other_streams(src, out, container_name, notes)
+            others = (p for p in src.demux(list(copies)) if p.dts is not None) if copies else iter(())
+            starts = [
+                first if first is not None else segment.window.start
+                for segment, first in zip(plan.segments, firsts or [None] * len(parts), strict=True)
+            ]
+            video = _video_packets(parts, starts, src.streams.video[0].time_base or Fraction(1, 90000))
+            written, last_dts = 0, None
+            # one pass over both, by time: the muxer interleaves what it is given in order
+            for packet in heapq.merge(video, others, key=_when):
+                if packet.stream.type == "video":
+                    if packet.dts is None:  # Matroska stores no decode times: any rising ones up to pts do
+                        packet.dts = packet.pts if last_dts is None else min(last_dts + 1, packet.pts)
+                    if last_dts is not None and packet.dts <= last_dts:
+                        packet.dts = last_dts + 1
+                        if packet.pts is not None and packet.dts > packet.pts:
+                            raise CartoonizeError(f"segments do not join at {_when(packet):.3f} s "
+                                                  "(decode timestamps overlap); use fewer segments")  # fmt: skip
+                    last_dts = packet.dts
+                    packet.stream = vout
+                    out.mux(packet)
+                    written += 1
+                else:
+                    carried.add(packet.stream.index)
+                    carry_packet(packet, out, copies, reencode)
+            flush_reencoded(out, reencode)
+            for stream in copies:
+                if stream.index not in carried:
+                    notes[stream.index] = empty_note(stream)
+    except av.FFmpegError as exc:
+        if isinstance(exc, OSError):  # a full or read-only disk: the caller names the file
+            raise
+        raise CartoonizeError(f"the segments could not be joined ({exc})") from None
     expected = plan.frames - left_out
     if not expected - damaged <= written <= expected:
         lost = f" ({damaged} damaged packets skipped)" if damaged else ""

@@ -349,7 +349,7 @@ def test_to_rgb_scales_with_the_interpolation_asked_for() -> None:
 
 @pytest.mark.parametrize(
     ("encoder", "expected"),
-    [("libx264", {"crf": "23", "preset": "fast"}), ("libx265", {"crf": "23", "preset": "fast"}),
+    [("libx264", {"crf": "23", "preset": "fast"}), ("libx265", {"crf": "23", "preset": "fast", "x265-params": "log-level=error"}),
      ("h264_nvenc", {"preset": "p4", "rc": "vbr", "cq": "23"}), ("hevc_nvenc", {"preset": "p4", "rc": "vbr", "cq": "23"}),
      ("libvpx-vp9", {"crf": "35", "b": "0", "deadline": "realtime", "cpu-used": "8", "row-mt": "1"}),
      ("libvpx", {"crf": "35", "b": "0", "deadline": "realtime", "cpu-used": "8", "row-mt": "1"}),

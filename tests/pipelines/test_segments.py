@@ -20,7 +20,7 @@ from cartoonize.pipelines.segments import plan_segments
 from cartoonize.pipelines.video import VideoJob, cartoonize_video
 from cartoonize.pipelines.workers import Event, InProcess, LocalProcesses
 from cartoonize.stages import StageChain, StageOptions
-from tests.helpers import read_video
+from tests.helpers import make_video, read_video
 from tests.pipelines.conftest import torch_on_one_thread
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -217,3 +217,21 @@ def test_default_stages_after_preroll(
     worst, mean = max(int(d.max()) for d in diffs), float(np.mean([d.mean() for d in diffs]))
     print(f"default stages, default pre-roll: largest difference {worst}, mean {mean:.4f}")
     assert mean < 0.01 and worst <= 2  # measured: 1 and 0.0000 (one pixel in 300 frames)
+
+
+@pytest.mark.parametrize("suffix", [".mkv", ".webm"])
+def test_matroska_outputs_join(suffix: str, tiny_checkpoint: Path, tmp_path: Path) -> None:
+    """Matroska (and WebM) store no decode timestamps: the segments' packets come back without
+    them around each keyframe (H.264's B-frames, VP9's hidden frames), and the join gives rising
+    ones itself. Every frame and timestamp of a single pass, in the README's own example's form."""
+    src = make_video(tmp_path / f"film{suffix}", frames=36, rate=12, audio=None, gop=6)
+    single = single_pass(src, tmp_path / f"single{suffix}", tiny_checkpoint, stages=PER_FRAME)
+    joined = tmp_path / f"joined{suffix}"
+    request = EngineRequest(engine="torch", model=tiny_checkpoint, device="cpu")
+    report = cartoonize_many([(src, joined)], VideoJob(src, joined, stages=PER_FRAME), request, InProcess(),
+                             SplitOptions(4))  # fmt: skip
+    assert report.of("done"), report.lines()
+    assert "4 segments" in report.results[0].message
+    pts_a, frames_a, _ = read_video(single)
+    pts_b, frames_b, _ = read_video(joined)
+    assert pts_b == pts_a and len(frames_b) == 36
