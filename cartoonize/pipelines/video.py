@@ -638,6 +638,10 @@ def map_other_streams(source, output, container_name: str, notes: dict[int, str]
     """Copy or re-encode audio, copy subtitles where the container takes them; note each choice."""
 
     copies, reencode = {}, {}
+    timecode = source_timecode(source)
+    if timecode and container_name in TIMECODE_CONTAINERS:
+        # an editor lines the output up with the source by it; the first frame is the source's first
+        output.streams.video[0].metadata["timecode"] = timecode
     for stream in source.streams:
         if stream.type == "audio":
             plan = audio_plan(container_name, stream)
@@ -671,7 +675,45 @@ def map_other_streams(source, output, container_name: str, notes: dict[int, str]
                 notes[stream.index] = (
                     f"subtitle #{stream.index} {codec_name(stream)}: dropped ({container_name} cannot store it; use .mkv)"
                 )
+        elif stream.type == "attachment" and container_name == "matroska":
+            # a file carried in the container (an ASS subtitle's fonts): Matroska keeps it as it is
+            output.add_attachment(stream.name, stream.mimetype, stream.data)
+            notes[stream.index] = f"attachment #{stream.index} {stream.name}: copied"
+        elif stream.type == "data" and timecode and stream.metadata.get("timecode") == timecode:
+            notes[stream.index] = f"data #{stream.index} (timecode {timecode}): " + (
+                "kept, as the video's timecode" if container_name in TIMECODE_CONTAINERS else "left out"
+            )
+        elif stream.index != source.streams.video[0].index:
+            notes[stream.index] = left_out_stream(stream, container_name)
     return copies, reencode
+
+
+TIMECODE_CONTAINERS = {"mov", "mp4", "matroska"}  # their muxers write a video stream's timecode
+
+
+def source_timecode(source) -> str | None:  # noqa: ANN001 - an input av container
+    """The source's start timecode (HH:MM:SS:FF): on its video stream, a timecode track or the
+    file itself, as cameras and editors write it."""
+    places = [source.streams.video[0], *(s for s in source.streams if s.type == "data"), source]
+    return next((p.metadata["timecode"] for p in places if p.metadata.get("timecode")), None)
+
+
+ATTACHED_PIC = 0x400  # AV_DISPOSITION_ATTACHED_PIC: a cover picture, not a moving video
+
+
+def left_out_stream(stream, container_name: str) -> str:  # noqa: ANN001 - an av.stream.Stream
+    """The note for a stream the output does not carry: another video, a cover picture, a data
+    track (a timecode, a camera's telemetry), an attached file outside Matroska."""
+    if stream.type == "attachment":
+        return f"attachment #{stream.index} {stream.name}: left out ({container_name} holds no attached files; use .mkv)"
+    if stream.type == "video":
+        why = (
+            "a cover picture"
+            if int(stream.disposition) & ATTACHED_PIC
+            else "only the first video is cartoonized"
+        )
+        return f"video #{stream.index} {codec_name(stream)}: left out ({why})"
+    return f"{stream.type} #{stream.index}: left out"
 
 
 def carry_packet(packet, output, copies: dict, reencode: dict) -> None:  # noqa: ANN001

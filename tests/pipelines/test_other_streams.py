@@ -1,0 +1,127 @@
+"""What a source holds besides its video, audio and subtitles: a cover picture, a second video,
+a timecode track, attached files (an ASS subtitle's fonts). Each is carried where the output can
+hold it, and otherwise named in the summary as left out: nothing disappears without a word."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+
+from cartoonize.choose import EngineRequest, runner_for
+from cartoonize.pipelines.batch import SplitOptions, cartoonize_many
+from cartoonize.pipelines.video import VideoJob, cartoonize_video
+from cartoonize.pipelines.workers import InProcess
+from tests.helpers import make_video
+
+FONT = bytes(range(256)) * 40  # the bytes of an attached file, carried as they are
+
+
+def png_bytes() -> bytes:
+    buffer = io.BytesIO()
+    with av.open(buffer, "w", format="image2pipe") as out:
+        stream = out.add_stream("png")
+        stream.width, stream.height, stream.pix_fmt = 16, 16, "rgb24"
+        frame = av.VideoFrame.from_ndarray(np.full((16, 16, 3), 200, np.uint8), format="rgb24")
+        for packet in [*stream.encode(frame), *stream.encode(None)]:
+            out.mux(packet)
+    return buffer.getvalue()
+
+
+def with_extras(clip: Path, path: Path) -> Path:
+    """`clip` remuxed into a .mkv with a second video stream, a font and a cover picture."""
+    with av.open(str(clip)) as src, av.open(str(path), "w") as out:
+        main = out.add_stream_from_template(src.streams.video[0])
+        second = out.add_stream_from_template(src.streams.video[0])
+        out.add_attachment("Subs.ttf", "application/x-truetype-font", FONT)
+        out.add_attachment("cover.png", "image/png", png_bytes())  # read back as a cover picture
+        for packet in src.demux(src.streams.video[0]):
+            if not packet.size:  # the demuxer's end-of-stream marker
+                continue
+            for stream in (main, second):
+                copy = av.Packet(bytes(packet))
+                copy.pts, copy.dts, copy.time_base, copy.is_keyframe = (
+                    packet.pts,
+                    packet.dts,
+                    packet.time_base,
+                    packet.is_keyframe,
+                )
+                copy.stream = stream
+                out.mux(copy)
+    return path
+
+
+def with_timecode(path: Path, frames: int = 12) -> Path:
+    """A .mov whose video starts at timecode 01:02:03:04 (FFmpeg writes it as a tmcd track)."""
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("libx264", rate=12)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+        stream.codec_context.gop_size = 4
+        stream.metadata["timecode"] = "01:02:03:04"
+        for i in range(frames):
+            frame = av.VideoFrame.from_ndarray(np.full((48, 64, 3), 10 * i, np.uint8), format="rgb24")
+            frame.pts = i
+            for packet in stream.encode(frame):
+                out.mux(packet)
+        for packet in stream.encode(None):
+            out.mux(packet)
+    return path
+
+
+def run(src: Path, out: Path, checkpoint: Path) -> list[str]:
+    request = EngineRequest(engine="torch", model=checkpoint, device="cpu")
+    return cartoonize_video(VideoJob(src, out), lambda size: runner_for(request, size)).streams
+
+
+def test_the_source_is_as_the_test_means(tmp_path: Path) -> None:
+    src = with_extras(make_video(tmp_path / "clip.mkv", frames=4, audio=None), tmp_path / "extras.mkv")
+    with av.open(str(src)) as c:
+        kinds = [(s.type, int(s.disposition) & 0x400 != 0) for s in c.streams]
+    assert kinds == [("video", False), ("video", False), ("attachment", False), ("video", True)]
+    with av.open(str(with_timecode(tmp_path / "tc.mov"))) as c:
+        assert [s.type for s in c.streams] == ["video", "data"]
+
+
+def test_fonts_kept_in_mkv_and_each_other_stream_named(tiny_checkpoint: Path, tmp_path: Path) -> None:
+    src = with_extras(make_video(tmp_path / "clip.mkv", frames=4, audio=None), tmp_path / "extras.mkv")
+    notes = run(src, tmp_path / "out.mkv", tiny_checkpoint)
+    assert notes == [
+        "video #1 h264: left out (only the first video is cartoonized)",
+        "attachment #2 Subs.ttf: copied",
+        "video #3 png: left out (a cover picture)",
+    ]
+    with av.open(str(tmp_path / "out.mkv")) as c:
+        (font,) = [s for s in c.streams if s.type == "attachment"]
+        assert (font.name, font.mimetype, font.data) == ("Subs.ttf", "application/x-truetype-font", FONT)
+        assert len(c.streams.video) == 1 and sum(1 for _ in c.decode(video=0)) == 4
+    notes = run(src, tmp_path / "out.mp4", tiny_checkpoint)
+    assert "attachment #2 Subs.ttf: left out (mp4 holds no attached files; use .mkv)" in notes
+
+
+@pytest.mark.parametrize(("suffix", "kept"), [(".mov", True), (".mkv", True), (".webm", False)])
+def test_the_timecode_is_kept(suffix: str, kept: bool, tiny_checkpoint: Path, tmp_path: Path) -> None:
+    out = tmp_path / f"out{suffix}"
+    notes = run(with_timecode(tmp_path / "tc.mov"), out, tiny_checkpoint)
+    assert notes == [
+        f"data #1 (timecode 01:02:03:04): {'kept, as the video' + chr(39) + 's timecode' if kept else 'left out'}"
+    ]
+    with av.open(str(out)) as c:
+        tags = {k.lower(): v for k, v in c.streams.video[0].metadata.items()}
+        assert tags.get("timecode") == ("01:02:03:04" if kept else None)
+
+
+def test_segments_keep_the_timecode_and_the_fonts(tiny_checkpoint: Path, tmp_path: Path) -> None:
+    request = EngineRequest(engine="torch", model=tiny_checkpoint, device="cpu")
+    src = with_timecode(tmp_path / "tc.mov")
+    out = tmp_path / "joined.mov"
+    report = cartoonize_many([(src, out)], VideoJob(src, out), request, InProcess(), SplitOptions(3))
+    assert [r.status for r in report.results] == ["done"] and "3 segments" in report.results[0].message
+    with av.open(str(out)) as c:
+        assert c.streams.video[0].metadata.get("timecode") == "01:02:03:04"
+    src = with_extras(make_video(tmp_path / "clip.mkv", frames=12, audio=None, gop=4), tmp_path / "x.mkv")
+    out = tmp_path / "joined.mkv"
+    report = cartoonize_many([(src, out)], VideoJob(src, out), request, InProcess(), SplitOptions(3))
+    assert [r.status for r in report.results] == ["done"] and "Subs.ttf: copied" in report.results[0].message
