@@ -272,6 +272,7 @@ def video(
     split = SplitOptions(segments, segment_length, preroll)
     label = f"cartoonizing {len(pairs)} videos" if many else f"cartoonizing {inputs[0].name}"
     with frame_progress(f"{label} ({executor.name})", quiet) as on_progress:
+        on_progress = _hint_when_slow(on_progress, job, quiet)
         report = cartoonize_many(pairs, job, request, executor, split, on_progress)
     failed = report.of("failed")
     if not many:
@@ -300,6 +301,7 @@ def _one_video(job, request, quiet: bool) -> None:  # noqa: ANN001
     from cartoonize.progress import frame_progress
 
     with frame_progress(f"cartoonizing {job.input.name}", quiet) as on_progress:
+        on_progress = _hint_when_slow(on_progress, job, quiet)
         report = cartoonize_video(job, lambda size: runner_for(request, size), on_progress)
     if not quiet:
         _console().print(
@@ -317,6 +319,20 @@ def _one_video(job, request, quiet: bool) -> None:  # noqa: ANN001
             _console().print(f"  [yellow]{damage_note(report.damaged)}[/]")
         for note in report.streams:
             _console().print(f"  {note}", markup=False)
+
+
+def _hint_when_slow(on_progress, job, quiet: bool):  # noqa: ANN001, ANN202
+    """Where the network runs at the frame's full size and the job will take long, one line on
+    the options that shrink it (the usual case: a 1080p video on a laptop's CPU)."""
+    from cartoonize.progress import with_slow_hint
+
+    if quiet or job.stages.infer_side is not None:
+        return on_progress
+    hint = (
+        "`--infer-side 320` runs the network at 320 px and brings the cartoon back to full size "
+        "(guided by the frame); `--max-side N` makes the output smaller"
+    )
+    return with_slow_hint(on_progress, _say, hint)
 
 
 def _executor(request, workers: int, ray: str | None):  # noqa: ANN001, ANN202

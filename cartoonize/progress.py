@@ -64,3 +64,48 @@ def pull_with_progress(name: str, force: bool = False, quiet: bool = False) -> P
         path = pull_style(style.name, lambda _file, n: bar.advance(task, n), force=force)
     console.print(f"verified {len(style.files)} sha256 sums; saved {path}", markup=False)
     return path
+
+
+# A job that will take longer than this at the rate measured gets one line on how to speed it up
+SLOW_JOB_S = 600.0
+RATE_AFTER_S = 15.0  # seconds of frames before the rate is trusted (the first batches warm up)
+
+OnProgress = Callable[[int, int | None], None]
+
+
+def with_slow_hint(
+    on_progress: OnProgress | None,
+    say: Callable[[str], None],
+    hint: str,
+    clock: Callable[[], float] | None = None,
+) -> OnProgress:
+    """`on_progress` (or nothing), and once, where the frames so far say the whole job will take
+    longer than SLOW_JOB_S: `say` how long, and `hint` (a faster way, e.g. a smaller network)."""
+    import time
+
+    now = clock or time.monotonic
+    first: tuple[int, float] | None = None  # (frames done, time) when the first frames came out
+    said = False
+
+    def update(done: int, total: int | None) -> None:
+        nonlocal first, said
+        if on_progress is not None:
+            on_progress(done, total)
+        if said or not total or done <= 0:
+            return
+        if first is None:
+            first = (done, now())  # from here: the engine is loaded and running
+            return
+        frames, seconds = done - first[0], now() - first[1]
+        if frames > 0 and seconds >= RATE_AFTER_S:
+            left = (total - done) * seconds / frames
+            if seconds + left > SLOW_JOB_S:
+                said = True
+                say(f"about {_duration(left)} to go at {frames / seconds:.2g} fps; {hint}")
+
+    return update
+
+
+def _duration(seconds: float) -> str:
+    minutes = round(seconds / 60)
+    return f"{minutes // 60} h {minutes % 60:02d} min" if minutes >= 60 else f"{max(1, minutes)} min"
