@@ -197,9 +197,9 @@ def video(
         list[Path],
         typer.Argument(help="Any video FFmpeg reads (mp4, mov, mkv, webm, ...); several, or folders (searched recursively).", show_default=False),
     ],
-    output: Annotated[
-        Path,
-        typer.Argument(help="Output video (the type follows the suffix: .mp4, .mkv, .webm, .mov, .gif), or a folder (OUT/) for several inputs: it mirrors the input tree.", show_default=False),
+    output_arg: Annotated[
+        str,  # not a Path: its trailing slash (OUT/, a folder) is part of what the user said
+        typer.Argument(metavar="OUTPUT", help="Output video (the type follows the suffix: .mp4, .mkv, .webm, .mov, .gif), or a folder (OUT/) for several inputs: it mirrors the input tree.", show_default=False),
     ],
     style: StyleOpt = None,
     model: ModelOpt = None,
@@ -241,7 +241,7 @@ def video(
     follows the source and frames are stabilized along the source's motion (see --raw). Several
     videos or folders go into an output folder; long videos can be split into segments that run
     on several workers or a Ray cluster."""
-    from cartoonize.media.files import EncoderSettings, check_codec, check_inputs, check_output
+    from cartoonize.media.files import CONTAINERS, EncoderSettings, check_codec, check_inputs, check_output
     from cartoonize.pipelines.video import VideoJob
 
     _style_or_model(style, model)
@@ -250,7 +250,14 @@ def video(
 
         import_ray()  # says how to install it, before any work
     check_inputs(inputs)  # a typo is refused at once, not after the style's first download
-    many = len(inputs) > 1 or inputs[0].is_dir() or output.is_dir() or str(output).endswith(("/", "\\"))
+    output = Path(output_arg)
+    many = len(inputs) > 1 or inputs[0].is_dir() or output.is_dir() or output_arg.endswith(("/", "\\"))
+    if many and not output.is_dir() and output.suffix.lower() in CONTAINERS:
+        raise CartoonizeError(
+            f"{'several videos' if len(inputs) > 1 else f'the videos in {inputs[0]}'} go into a folder, "
+            f"and {output} is named like a video file; "
+            f"give a folder ({output.with_suffix('')}/), or one input"
+        )
     if not many:
         check_output(output, overwrite, (inputs[0],))
         check_codec(output, codec)

@@ -114,3 +114,29 @@ def test_a_failed_batch_leaves_no_empty_output_folder(tiny_checkpoint: Path, tmp
     report = cartoonize_many(find_videos([clips / "bad"], fresh), VideoJob(clips, fresh), request)
     assert [r.status for r in report.results] == ["failed"]
     assert not fresh.exists()
+
+
+def cli_in(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    return subprocess.run([sys.executable, "-m", "cartoonize", "video", *args], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=300)  # fmt: skip
+
+
+def test_one_video_into_a_folder_named_with_a_slash(tiny_checkpoint: Path, tmp_path: Path) -> None:
+    """`cartoonize video clip.mp4 out/`: the slash says folder (a Path argument would drop it)."""
+    make_video(tmp_path / "clip.mp4", frames=3, audio=None)
+    result = cli_in(tmp_path, "clip.mp4", "out/", "--model", str(tiny_checkpoint), "--engine", "torch")
+    assert result.returncode == 0, result.stderr
+    assert len(read_video(tmp_path / "out" / "clip.mp4")[1]) == 3
+
+
+def test_several_videos_into_a_file_name_is_refused(tiny_checkpoint: Path, tmp_path: Path) -> None:
+    """Two inputs and `both.mp4`: a folder named like a video is not what anyone means."""
+    for name in ("a.mp4", "b.mp4"):
+        make_video(tmp_path / name, frames=2, audio=None)
+    result = cli_in(tmp_path, "a.mp4", "b.mp4", "both.mp4", "--model", str(tiny_checkpoint))
+    assert result.returncode == 1 and result.stderr.splitlines() == [
+        "error: several videos go into a folder, and both.mp4 is named like a video file; give a folder "
+        "(both/), or one input"
+    ]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.mp4", "b.mp4"]
