@@ -94,6 +94,9 @@ def plan_outputs(job: ImageJob) -> list[tuple[Path, Path]]:
     else:
         if job.output.exists() and not job.output.is_dir():
             raise CartoonizeError(f"--output {job.output} must be a folder for {len(sources)} images")
+        if not job.output.is_dir() and job.output.suffix.lower() in IMAGE_SUFFIXES:
+            raise CartoonizeError(f"{len(sources)} images go into a folder, and --output {job.output} is named "
+                                  f"like an image; give a folder ({job.output.with_suffix('')}/)")  # fmt: skip
         pairs = [(src, job.output / f"{src.stem}.png") for src in sources]
         names = [dst for _, dst in pairs]
         if len(set(names)) != len(names):

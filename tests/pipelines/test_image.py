@@ -117,3 +117,13 @@ def test_a_bad_photo_in_a_folder_does_not_stop_the_others(tiny_checkpoint: Path,
     ):
         cartoonize_images(ImageJob((tmp_path / "in",), tmp_path / "out"), make_runner(tiny_checkpoint))
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.png", "c.png"]
+
+
+def test_several_photos_into_a_file_name_is_refused(tiny_checkpoint: Path, tmp_path: Path) -> None:
+    for name in ("a.png", "b.png"):
+        write_image(tmp_path / name, pattern(16, 12, 0))
+    job = ImageJob((tmp_path / "a.png", tmp_path / "b.png"), tmp_path / "both.png")
+    with pytest.raises(CartoonizeError, match=r"^2 images go into a folder, and --output .*both\.png is named like "
+                                              r"an image; give a folder \(.*both/\)$"):  # fmt: skip
+        cartoonize_images(job, make_runner(tiny_checkpoint))
+    assert not (tmp_path / "both.png").exists()
