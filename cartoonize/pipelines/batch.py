@@ -118,7 +118,8 @@ class BatchReport:
 
     def summary(self) -> str:
         done, skipped, failed = (len(self.of(s)) for s in ("done", "skipped", "failed"))
-        return (f"{done} done, {skipped} skipped (output exists; --overwrite replaces it), {failed} failed: "
+        why = " (output exists; --overwrite replaces it)" if skipped else ""
+        return (f"{done} done, {skipped} skipped{why}, {failed} failed: "
                 f"{self.frames} frames in {self.seconds:.1f} s ({self.fps:.1f} fps over {self.executor})")  # fmt: skip
 
     def lines(self) -> list[str]:

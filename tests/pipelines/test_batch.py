@@ -127,6 +127,7 @@ def test_one_video_into_a_folder_named_with_a_slash(tiny_checkpoint: Path, tmp_p
     make_video(tmp_path / "clip.mp4", frames=3, audio=None)
     result = cli_in(tmp_path, "clip.mp4", "out/", "--model", str(tiny_checkpoint), "--engine", "torch")
     assert result.returncode == 0, result.stderr
+    assert result.stderr.splitlines()[-1].startswith("1 done, 0 skipped, 0 failed: 3 frames")
     assert len(read_video(tmp_path / "out" / "clip.mp4")[1]) == 3
 
 
