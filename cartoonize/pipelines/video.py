@@ -679,7 +679,7 @@ def map_other_streams(source, output, container_name: str, notes: dict[int, str]
             # a file carried in the container (an ASS subtitle's fonts): Matroska keeps it as it is
             output.add_attachment(stream.name, stream.mimetype, stream.data)
             notes[stream.index] = f"attachment #{stream.index} {stream.name}: copied"
-        elif stream.type == "data" and timecode and stream.metadata.get("timecode") == timecode:
+        elif stream.type == "data" and timecode and timecode in stream.metadata.values():
             notes[stream.index] = f"data #{stream.index} (timecode {timecode}): " + (
                 "kept, as the video's timecode" if container_name in TIMECODE_CONTAINERS else "left out"
             )
@@ -695,7 +695,8 @@ def source_timecode(source) -> str | None:  # noqa: ANN001 - an input av contain
     """The source's start timecode (HH:MM:SS:FF): on its video stream, a timecode track or the
     file itself, as cameras and editors write it."""
     places = [source.streams.video[0], *(s for s in source.streams if s.type == "data"), source]
-    return next((p.metadata["timecode"] for p in places if p.metadata.get("timecode")), None)
+    found = (value for p in places for key, value in p.metadata.items() if key.lower() == "timecode")
+    return next(found, None)  # (Matroska's tag is TIMECODE)
 
 
 ATTACHED_PIC = 0x400  # AV_DISPOSITION_ATTACHED_PIC: a cover picture, not a moving video

@@ -113,6 +113,15 @@ def test_the_timecode_is_kept(suffix: str, kept: bool, tiny_checkpoint: Path, tm
         assert tags.get("timecode") == ("01:02:03:04" if kept else None)
 
 
+def test_a_matroska_timecode_goes_on_to_the_next_file(tiny_checkpoint: Path, tmp_path: Path) -> None:
+    """Matroska names the tag TIMECODE: a .mkv cartoon, cartoonized again into a .mov, keeps it."""
+    first, second = tmp_path / "first.mkv", tmp_path / "second.mov"
+    run(with_timecode(tmp_path / "tc.mov"), first, tiny_checkpoint)
+    run(first, second, tiny_checkpoint)
+    with av.open(str(second)) as c:
+        assert c.streams.video[0].metadata.get("timecode") == "01:02:03:04"
+
+
 def test_segments_keep_the_timecode_and_the_fonts(tiny_checkpoint: Path, tmp_path: Path) -> None:
     request = EngineRequest(engine="torch", model=tiny_checkpoint, device="cpu")
     src = with_timecode(tmp_path / "tc.mov")
