@@ -374,7 +374,7 @@ def image(
     overwrite: OverwriteOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
-    """Cartoonize photos (jpg, png, webp, ...); a folder is searched recursively, outputs are PNG."""
+    """Cartoonize photos (jpg, png, webp, a phone's heic or avif, ...); a folder is searched recursively, outputs are PNG."""
     from cartoonize.choose import runner_for
     from cartoonize.media.files import check_inputs
     from cartoonize.pipelines.image import ImageJob, cartoonize_images

@@ -68,6 +68,9 @@ def muxer_options(container: str) -> dict[str, str]:
     return dict(MUXER_OPTIONS.get(container, {}))
 
 
+ATTACHED_PIC = 0x400  # AV_DISPOSITION_ATTACHED_PIC: a cover picture, not a moving video
+
+
 def codec_name(stream) -> str:  # noqa: ANN001 - an av.stream.Stream
     """The codec's family name (`mp3`, not the decoder `mp3float`)."""
     codec = stream.codec_context.codec

@@ -9,13 +9,33 @@ from pathlib import Path
 import numpy as np
 
 from cartoonize.errors import CartoonizeError
-from cartoonize.media.files import atomic_output, fit_within
+from cartoonize.media.files import ATTACHED_PIC, atomic_output, fit_within
 from cartoonize.runners.base import Runner
 from cartoonize.stages import StageOptions, build_stages
 from cartoonize.stages.upsample import network_frame
 
 IMAGE_SUFFIXES = {".jpg": "mjpeg", ".jpeg": "mjpeg", ".png": "png", ".webp": "libwebp", ".bmp": "bmp",
                   ".tif": "tiff", ".tiff": "tiff"}  # fmt: skip
+# read, not written: phones' HEIF (iPhone .heic) and AVIF photos, which FFmpeg decodes
+READ_ONLY_SUFFIXES = {".heic", ".heif", ".avif"}
+# the brands of a HEIF file (HEVC or AV1 images): FFmpeg gives a tiled one's tiles as separate
+# streams, and the grid that joins them as a stream group, which PyAV does not expose
+HEIF_BRANDS = {"mif1", "msf1", "heic", "heix", "heim", "heis", "hevc", "hevx", "avif", "avis"}
+
+
+def _refuse_tiles(path: Path, container) -> None:  # noqa: ANN001 - an input av container
+    """A tiled HEIF/AVIF photo (a phone's 12 MP photo is 48 tiles of 512×512) would be read as its
+    first tile: say so instead, and how to get a photo this can read."""
+    if container.metadata.get("major_brand") not in HEIF_BRANDS:
+        return
+    tiles = [s for s in container.streams.video if not int(s.disposition) & ATTACHED_PIC]
+    if len(tiles) > 1:
+        first = tiles[0].codec_context
+        raise CartoonizeError(
+            f"{path} is a tiled image ({len(tiles)} tiles of {first.width}×{first.height}, as phones save "
+            f"HEIF photos), and PyAV cannot join the tiles: convert it first "
+            f"(`heif-convert {path.name} {path.stem}.jpg`, or export it as JPEG)"
+        )
 
 
 def read_image(path: Path, max_side: int | None = None) -> np.ndarray:
@@ -24,6 +44,7 @@ def read_image(path: Path, max_side: int | None = None) -> np.ndarray:
 
     try:
         with av.open(str(path)) as container:
+            _refuse_tiles(path, container)
             frame = next(container.decode(video=0))
     except av.FFmpegError as exc:
         raise CartoonizeError(
@@ -64,10 +85,11 @@ def write_image(path: Path, rgb: np.ndarray) -> None:
 
 
 def collect_images(inputs: list[Path]) -> list[Path]:
+    readable = set(IMAGE_SUFFIXES) | READ_ONLY_SUFFIXES
     found: list[Path] = []
     for item in inputs:
         if item.is_dir():
-            found += sorted(p for p in item.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+            found += sorted(p for p in item.rglob("*") if p.suffix.lower() in readable and p.is_file())
         elif item.is_file():
             found.append(item)
         else:

@@ -28,6 +28,7 @@ import numpy as np
 
 from cartoonize.errors import CartoonizeError
 from cartoonize.media.files import (
+    ATTACHED_PIC,
     Colour,
     EncoderSettings,
     atomic_output,
@@ -697,9 +698,6 @@ def source_timecode(source) -> str | None:  # noqa: ANN001 - an input av contain
     places = [source.streams.video[0], *(s for s in source.streams if s.type == "data"), source]
     found = (value for p in places for key, value in p.metadata.items() if key.lower() == "timecode")
     return next(found, None)  # (Matroska's tag is TIMECODE)
-
-
-ATTACHED_PIC = 0x400  # AV_DISPOSITION_ATTACHED_PIC: a cover picture, not a moving video
 
 
 def left_out_stream(stream, container_name: str) -> str:  # noqa: ANN001 - an av.stream.Stream

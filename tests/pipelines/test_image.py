@@ -127,3 +127,43 @@ def test_several_photos_into_a_file_name_is_refused(tiny_checkpoint: Path, tmp_p
                                               r"an image; give a folder \(.*both/\)$"):  # fmt: skip
         cartoonize_images(job, make_runner(tiny_checkpoint))
     assert not (tmp_path / "both.png").exists()
+
+
+AV1_ENCODERS = [
+    name for name in ("libsvtav1", "libaom-av1", "librav1e") if name in __import__("av").codecs_available
+]
+
+
+def write_heif(path: Path, tiles: int, codec: str, brand: str) -> Path:
+    """A HEIF-branded file holding `tiles` 32×24 pictures, each its own stream, as FFmpeg shows a
+    tiled phone photo (and, with one, a plain AVIF image)."""
+    import av
+
+    options = {"brand": brand} if brand != "avif" else {}
+    with av.open(str(path), "w", format="avif" if brand == "avif" else "mp4", options=options) as out:
+        streams = [out.add_stream(codec, rate=1) for _ in range(tiles)]
+        for stream in streams:
+            stream.width, stream.height, stream.pix_fmt = 32, 24, "yuv420p"
+        for k, stream in enumerate(streams):
+            frame = av.VideoFrame.from_ndarray(pattern(32, 24, k), format="rgb24").reformat(format="yuv420p")
+            frame.pts = 0
+            for packet in [*stream.encode(frame), *stream.encode(None)]:
+                out.mux(packet)
+    return path
+
+
+@pytest.mark.skipif(not AV1_ENCODERS, reason="this FFmpeg build has no AV1 encoder to make an AVIF with")
+def test_an_avif_photo_in_a_folder(tiny_checkpoint: Path, tmp_path: Path) -> None:
+    (tmp_path / "in").mkdir()
+    write_heif(tmp_path / "in" / "phone.avif", 1, AV1_ENCODERS[0], "avif")
+    written = cartoonize_images(ImageJob((tmp_path / "in",), tmp_path / "out"), make_runner(tiny_checkpoint))
+    assert [p.name for p in written] == ["phone.png"] and read_image(written[0]).shape == (24, 32, 3)
+
+
+def test_a_tiled_heif_photo_is_refused_not_read_as_one_tile(tiny_checkpoint: Path, tmp_path: Path) -> None:
+    src = write_heif(tmp_path / "IMG_0001.heic", 4, "libx264", "mif1")
+    with pytest.raises(CartoonizeError, match=r"IMG_0001\.heic is a tiled image \(4 tiles of 32×24, as phones save "
+                                              r"HEIF photos\), and PyAV cannot join the tiles: convert it first "
+                                              r"\(`heif-convert IMG_0001\.heic IMG_0001\.jpg`"):  # fmt: skip
+        cartoonize_images(ImageJob((src,), tmp_path / "out.png"), make_runner(tiny_checkpoint))
+    assert not (tmp_path / "out.png").exists()
