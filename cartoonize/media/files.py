@@ -48,6 +48,10 @@ AUDIO_COPY = {
 }
 AUDIO_REENCODE = {"mp4": "aac", "mov": "aac", "webm": "libopus", "avi": "libmp3lame"}
 SUBTITLE_COPY = {"mp4": {"mov_text"}, "mov": {"mov_text"}, "matroska": None, "webm": {"webvtt"}}
+# container -> the text subtitle format it stores, for text subtitles of another kind (SubRip,
+# ASS, WebVTT, mov_text) to be converted into; pictures (PGS, DVD) cannot be
+SUBTITLE_TEXT = {"mp4": "mov_text", "mov": "mov_text", "webm": "webvtt"}
+TEXT_SUBTITLES = {"subrip", "ass", "ssa", "webvtt", "mov_text", "text"}
 # container -> muxer options. The mov family writes its index (moov) ahead of the media (mdat), so
 # a browser or phone streaming the file over HTTP shows the first frame before the rest arrives;
 # the muxer pays one extra pass over the file when it closes.

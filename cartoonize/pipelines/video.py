@@ -29,6 +29,8 @@ import numpy as np
 from cartoonize.errors import CartoonizeError
 from cartoonize.media.files import (
     ATTACHED_PIC,
+    SUBTITLE_TEXT,
+    TEXT_SUBTITLES,
     Colour,
     EncoderSettings,
     atomic_output,
@@ -669,12 +671,19 @@ def map_other_streams(source, output, container_name: str, notes: dict[int, str]
             if ctx.sample_rate and encoder.rate != ctx.sample_rate:
                 notes[stream.index] += f", resampled {ctx.sample_rate} -> {encoder.rate} Hz"
         elif stream.type == "subtitle":
+            name = codec_name(stream)
+            text = SUBTITLE_TEXT.get(container_name)
             if subtitle_copyable(container_name, stream):
                 copies[stream] = output.add_stream_from_template(stream)
-                notes[stream.index] = f"subtitle #{stream.index} {codec_name(stream)}: copied"
+                notes[stream.index] = f"subtitle #{stream.index} {name}: copied"
+            elif text and name in TEXT_SUBTITLES:
+                copies[stream] = reencode[stream] = subtitle_encoder(stream, output, text)
+                notes[stream.index] = (
+                    f"subtitle #{stream.index} {name}: converted to {text} ({container_name} cannot store {name})"
+                )
             else:
                 notes[stream.index] = (
-                    f"subtitle #{stream.index} {codec_name(stream)}: dropped ({container_name} cannot store it; use .mkv)"
+                    f"subtitle #{stream.index} {name}: dropped ({container_name} cannot store it; use .mkv)"
                 )
         elif stream.type == "attachment" and container_name == "matroska":
             # a file carried in the container (an ASS subtitle's fonts): Matroska keeps it as it is
@@ -715,9 +724,26 @@ def left_out_stream(stream, container_name: str) -> str:  # noqa: ANN001 - an av
     return f"{stream.type} #{stream.index}: left out"
 
 
+def subtitle_encoder(stream, output, codec: str):  # noqa: ANN001, ANN201 - av streams
+    """An output stream of the text subtitle `codec` for the source's subtitle `stream`. Its
+    header (the styles, in ASS form) is the decoder's, which exists once the decoder is open."""
+    stream.codec_context.open(strict=False)
+    encoder = output.add_stream(codec)
+    encoder.codec_context.subtitle_header = stream.codec_context.subtitle_header
+    encoder.time_base = stream.time_base
+    return encoder
+
+
 def carry_packet(packet, output, copies: dict, reencode: dict) -> None:  # noqa: ANN001
     """Write one audio or subtitle packet of the source: as it is, or re-encoded."""
-    if packet.stream in reencode:
+    if packet.stream in reencode and packet.stream.type == "subtitle":
+        cue = packet.stream.codec_context.decode2(packet)
+        if cue is not None:  # one cue in, one cue out, at the source's time and for as long
+            converted = reencode[packet.stream].codec_context.encode_subtitle(cue)
+            converted.pts, converted.dts, converted.duration = packet.pts, packet.pts, packet.duration
+            converted.time_base, converted.stream = packet.time_base, reencode[packet.stream]
+            output.mux(converted)
+    elif packet.stream in reencode:
         encoder = reencode[packet.stream]
         for decoded in packet.decode():
             output.mux(encoder.encode(decoded))
@@ -728,7 +754,8 @@ def carry_packet(packet, output, copies: dict, reencode: dict) -> None:  # noqa:
 
 def flush_reencoded(output, reencode: dict) -> None:  # noqa: ANN001
     for encoder in reencode.values():
-        output.mux(encoder.encode(None))
+        if encoder.type != "subtitle":  # a subtitle encoder holds nothing back
+            output.mux(encoder.encode(None))
 
 
 def _check_complete(path: Path, info: VideoProbe, last_pts: int | None) -> None:

@@ -235,3 +235,20 @@ def test_matroska_outputs_join(suffix: str, tiny_checkpoint: Path, tmp_path: Pat
     pts_a, frames_a, _ = read_video(single)
     pts_b, frames_b, _ = read_video(joined)
     assert pts_b == pts_a and len(frames_b) == 36
+
+
+def test_segments_convert_text_subtitles_once(tiny_checkpoint: Path, tmp_path: Path) -> None:
+    """SubRip in a .mkv, 3 segments into .mp4: the join converts each cue to mov_text once, at
+    its time (the segments themselves carry no subtitles)."""
+    from tests.pipelines.test_video import spoken, with_subtitles
+
+    clip = make_video(tmp_path / "clip.mp4", frames=36, rate=12, audio="aac", gop=6)
+    src = with_subtitles(clip, [(0.5, 1.2, "one"), (2.0, 2.8, "two")], tmp_path / "subbed.mkv")
+    out = tmp_path / "joined.mp4"
+    request = EngineRequest(engine="torch", model=tiny_checkpoint, device="cpu")
+    report = cartoonize_many(
+        [(src, out)], VideoJob(src, out, stages=PER_FRAME), request, InProcess(), SplitOptions(3)
+    )
+    assert report.of("done"), report.lines()
+    assert "subtitle #2 subrip: converted to mov_text (mp4 cannot store subrip)" in report.results[0].message
+    assert spoken(out) == spoken(src)

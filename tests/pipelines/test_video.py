@@ -125,14 +125,46 @@ def test_subtitles_copied_with_their_timing(small_video: Path, tiny_checkpoint: 
         assert [s.type for s in c.streams] == ["video", "audio", "subtitle"]
 
 
+def spoken(path: Path) -> list[tuple[float, float, str]]:
+    """(start s, end s, text) of each cue of the first subtitle track, decoded as a player does
+    (an MP4 track's empty samples between cues left out)."""
+    with av.open(str(path)) as c:
+        stream = c.streams.subtitles[0]
+        tb = stream.time_base
+        return [(float(p.pts * tb), float((p.pts + p.duration) * tb), cue.dialogue.decode())
+                for p in c.demux(stream) if p.size for cue in p.decode()]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("suffix", "codec"), [(".mp4", "mov_text"), (".mov", "mov_text"), (".webm", "webvtt")]
+)
+def test_text_subtitles_converted_where_the_container_needs_its_own(
+    suffix: str, codec: str, small_video: Path, tiny_checkpoint: Path, tmp_path: Path
+) -> None:
+    """SubRip from a .mkv into .mp4/.mov (mov_text) or .webm (WebVTT): every cue's text and time."""
+    src = with_subtitles(small_video, CUES, tmp_path / "subbed.mkv")
+    out = tmp_path / f"out{suffix}"
+    request = EngineRequest(engine="torch", model=tiny_checkpoint, device="cpu")
+    report = cartoonize_video(VideoJob(src, out), lambda size: runner_for(request, size))
+    container = {".mp4": "mp4", ".mov": "mov", ".webm": "webm"}[suffix]
+    assert f"subtitle #2 subrip: converted to {codec} ({container} cannot store subrip)" in report.streams
+    with av.open(str(out)) as c:
+        assert [s.type for s in c.streams] == ["video", "audio", "subtitle"]
+        assert c.streams.subtitles[0].codec_context.name == codec
+    got, expected = spoken(out), spoken(src)  # the source's cues as a player reads them
+    assert [text for *_, text in got] == [text for *_, text in CUES]
+    times = [t for a, b, _ in got for t in (a, b)]
+    assert times == pytest.approx([t for a, b, _ in expected for t in (a, b)], abs=0.002)
+
+
 def test_subtitles_dropped_with_a_note_where_the_container_refuses(
     small_video: Path, tiny_checkpoint: Path, tmp_path: Path
 ) -> None:
     src = with_subtitles(small_video, CUES, tmp_path / "subbed.mkv")
-    out = tmp_path / "out.mp4"
+    out = tmp_path / "out.avi"
     request = EngineRequest(engine="torch", model=tiny_checkpoint, device="cpu")
     report = cartoonize_video(VideoJob(src, out), lambda size: runner_for(request, size))
-    assert "subtitle #2 subrip: dropped (mp4 cannot store it; use .mkv)" in report.streams
+    assert "subtitle #2 subrip: dropped (avi cannot store it; use .mkv)" in report.streams
     with av.open(str(out)) as c:
         assert [s.type for s in c.streams] == ["video", "audio"]
 
