@@ -170,6 +170,8 @@ def test_serve_shows_the_live_cartoon_in_chromium(tmp_path: Path, tiny_checkpoin
     middle = middle_of(first)
     for shot in (first, second):
         picture = shot[middle].astype(np.float64)
-        assert picture.std() > 20, "the stream area is uniform: no picture was shown"
+        # a uniform area (an <img> with nothing decoded, a black box) has a spread of a level or two;
+        # the tiny network's low-contrast cartoon of the test pattern measured 19.9 to 40
+        assert picture.std() > 8, "the stream area is uniform: no picture was shown"
         assert np.abs(picture - 17).mean() > 20, "the stream area is the page background"
     assert change > 2, f"the two screenshots are the same picture ({change:.2f}): the stream is not live"
