@@ -89,7 +89,7 @@ class Palettizer:
         return self._ready()
 
     def _keeps(self, at: Fraction) -> bool:
-        if self._every > 1 and self._rate and round(at * self._rate) % self._every:
+        if self._rate and round(at * self._rate) % self._every:  # (every is 1 without a rate)
             return False
         return self._last is None or at - self._last >= MIN_DELAY
 

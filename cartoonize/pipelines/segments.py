@@ -178,8 +178,7 @@ def join_segments(
             template = first.streams.video[0]
             vout = out.add_stream_from_template(template)
             vout.time_base = template.time_base
-            if template.codec_tag == "hvc1":  # what the segments were written with (media.files): keep it
-                vout.codec_tag = template.codec_tag
+            vout.codec_tag = template.codec_tag  # as the segments were written (HEVC's hvc1; 0: the muxer's)
             if src.streams.video[0].average_rate:  # a timecode track counts frames at this rate
                 vout.codec_context.framerate = src.streams.video[0].average_rate
             copies, reencode = map_other_streams(src, out, container_name, notes)
