@@ -109,7 +109,8 @@ def test_interrupt_saves_and_exits(
     photos, cartoons = folders
     out = tmp_path / "run"
     args = ["--photos", str(photos), "--cartoons", str(cartoons), "--out", str(out)]
-    args += tiny_args(steps_per_epoch=200, init_epochs=1, init_decay_epochs=0, adv_epochs=0, decay_epochs=0)
+    # an epoch far longer than the signal takes to come (200 steps, 10 s, once ran out before it on CI)
+    args += tiny_args(steps_per_epoch=5000, init_epochs=1, init_decay_epochs=0, adv_epochs=0, decay_epochs=0)
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     process = subprocess.Popen(
         [sys.executable, "-m", "train", *args],
@@ -132,4 +133,4 @@ def test_interrupt_saves_and_exits(
     assert process.returncode == code, stderr
     assert "Traceback" not in stderr and "--resume" in stderr
     position = load_checkpoint(out / "last.pt").extra["training"]["position"]
-    assert 0 < position["step"] < 200 and position["epoch"] == 0
+    assert 0 < position["step"] < 5000 and position["epoch"] == 0
