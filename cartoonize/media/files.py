@@ -10,6 +10,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -100,6 +101,42 @@ def encodable_rate(encoder: str, rate: int) -> int:
         return rate
     higher = [r for r in rates if r >= rate]
     return min(higher) if higher else max(rates)
+
+
+# FFmpeg's named channel layouts by channel count, its default first (av_channel_layout_default)
+STANDARD_LAYOUTS = {
+    1: ["mono"],
+    2: ["stereo"],
+    3: ["2.1", "3.0"],
+    4: ["4.0", "quad", "3.1"],
+    5: ["5.0", "5.0(side)", "4.1"],
+    6: ["5.1", "5.1(side)", "6.0"],
+    7: ["6.1", "6.1(back)", "7.0"],
+    8: ["7.1", "7.1(wide)", "octagonal"],
+}
+
+
+def encodable_layout(encoder: str, rate: int, layout) -> str:  # noqa: ANN001 - an av AudioLayout
+    """The channel layout to encode `layout` with: its own where `encoder` takes it, else a named
+    layout of as many channels that it takes (AAC takes 5.1 but not 5.1(back); a camera's PCM or a
+    raw multichannel track has channels in no named order), else stereo, which the resampler
+    downmixes to."""
+    import av
+
+    count = layout.nb_channels if layout is not None else 2
+    named = [layout.name] if layout is not None else []
+    fmt = av.Codec(encoder, "w").audio_formats
+    for candidate in [*named, *STANDARD_LAYOUTS.get(count, []), "stereo"]:
+        ctx: Any = av.CodecContext.create(encoder, "w")  # an AudioCodecContext
+        try:
+            ctx.sample_rate, ctx.layout = rate, candidate
+            if fmt:
+                ctx.format = fmt[0].name
+            ctx.open()
+        except (av.error.FFmpegError, ValueError):
+            continue
+        return candidate
+    return "stereo"
 
 
 def subtitle_copyable(container: str, stream) -> bool:  # noqa: ANN001

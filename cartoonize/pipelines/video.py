@@ -41,6 +41,7 @@ from cartoonize.media.files import (
     colour_tags,
     container_for,
     default_colour,
+    encodable_layout,
     encodable_rate,
     even_size,
     fit_within,
@@ -660,7 +661,7 @@ def map_other_streams(source, output, container_name: str, notes: dict[int, str]
                 continue
             ctx = stream.codec_context
             encoder = output.add_stream(plan, rate=encodable_rate(plan, ctx.sample_rate or 48000))
-            encoder.layout = ctx.layout.name if ctx.layout else "stereo"
+            encoder.layout = encodable_layout(plan, encoder.rate, ctx.layout)
             # PyAV's audio encoder converts what it is given to its own sample format, layout,
             # rate and frame size (its own AudioResampler), flushing that too at the end
             reencode[stream] = encoder
@@ -670,6 +671,10 @@ def map_other_streams(source, output, container_name: str, notes: dict[int, str]
             )
             if ctx.sample_rate and encoder.rate != ctx.sample_rate:
                 notes[stream.index] += f", resampled {ctx.sample_rate} -> {encoder.rate} Hz"
+            if ctx.layout and encoder.layout.nb_channels < ctx.layout.nb_channels:
+                notes[stream.index] += (
+                    f", {ctx.layout.nb_channels} channels downmixed to {encoder.layout.name}"
+                )
         elif stream.type == "subtitle":
             name = codec_name(stream)
             text = SUBTITLE_TEXT.get(container_name)

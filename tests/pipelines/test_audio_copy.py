@@ -3,9 +3,11 @@ packets are the input's, byte for byte, at the input's times."""
 
 from __future__ import annotations
 
+from fractions import Fraction
 from pathlib import Path
 
 import av
+import numpy as np
 import pytest
 
 from cartoonize.choose import EngineRequest, runner_for
@@ -112,3 +114,56 @@ def test_resampled_audio_lasts_as_long_and_keeps_its_channels(
     rate, channels, seconds = audio_seconds(out)
     assert (rate_in, rate) == (44100, 48000) and channels == channels_in == (1 if layout == "mono" else 2)
     assert abs(seconds - seconds_in) < 0.05, (seconds, seconds_in)
+
+
+def with_pcm(video: Path, path: Path, layout: str, seconds: float = 2.0) -> Path:
+    """`video`'s picture with a 24-bit PCM track of `layout` in the container of `path`: Matroska and
+    AVI store a PCM track's channel count but not its layout, so it reads back as "N channels"
+    (a camera's .avi, a raw multichannel master)."""
+    with av.open(str(video)) as inp, av.open(str(path), "w") as out:
+        vin = inp.streams.video[0]
+        vout = out.add_stream_from_template(vin)
+        sound = out.add_stream("pcm_s24le", rate=48000)
+        sound.layout = layout
+        for packet in inp.demux(vin):
+            if packet.dts is not None:
+                packet.stream = vout
+                out.mux(packet)
+        channels = sound.codec_context.layout.nb_channels
+        samples = int(seconds * 48000)
+        wave = (3000 * np.sin(2 * np.pi * 440 * np.arange(samples) / 48000)).astype(np.int16)
+        frame = av.AudioFrame.from_ndarray(np.repeat(wave, channels)[None], format="s16", layout=layout)
+        frame.sample_rate, frame.pts, frame.time_base = 48000, 0, Fraction(1, 48000)
+        out.mux(sound.encode(frame))
+        out.mux(sound.encode(None))
+    return path
+
+
+@pytest.mark.parametrize(
+    ("layout", "suffix", "channels", "note"),
+    [
+        ("stereo", ".mp4", 2, ""),
+        ("5.1", ".mp4", 6, ""),
+        ("7.1", ".webm", 8, ""),
+        ("5.1", ".avi", 2, ", 6 channels downmixed to stereo"),  # MP3 holds two
+    ],
+)
+def test_audio_of_no_named_layout_is_reencoded(
+    layout: str, suffix: str, channels: int, note: str, tiny_checkpoint: Path, tmp_path: Path
+) -> None:
+    """PCM that the container gives no channel layout (read as "2 channels", "6 channels") is
+    re-encoded with the standard layout of as many channels where the encoder takes it, and
+    downmixed to stereo, said so, where it does not; it crashed the AAC encoder before."""
+    picture = make_video(tmp_path / "pic.mp4", frames=24, rate=12, audio=None)
+    src = with_pcm(picture, tmp_path / "in.mkv", layout)
+    with av.open(str(src)) as c:
+        assert c.streams.audio[0].codec_context.layout.name == f"{channels if not note else 6} channels"
+    out = tmp_path / f"out{suffix}"
+    request = EngineRequest(engine="torch", model=tiny_checkpoint, device="cpu")
+    report = cartoonize_video(VideoJob(src, out), lambda size: runner_for(request, size))
+    encoder = {".mp4": "aac", ".webm": "libopus", ".avi": "libmp3lame"}[suffix]
+    container = {".mp4": "mp4", ".webm": "webm", ".avi": "avi"}[suffix]
+    expected = f"audio #1 pcm_s24le: re-encoded to {encoder} ({container} cannot store pcm_s24le)"
+    assert report.streams == [expected + note], report.streams
+    rate, got, seconds = audio_seconds(out)
+    assert got == channels and abs(seconds - 2.0) < 0.05, (got, seconds)
