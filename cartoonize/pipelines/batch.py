@@ -27,9 +27,9 @@ from pathlib import Path
 
 from cartoonize.choose import EngineRequest
 from cartoonize.errors import CartoonizeError
-from cartoonize.media.files import CONTAINERS, atomic_output, check_output
+from cartoonize.media.files import CONTAINERS, atomic_output, check_output, container_for
 from cartoonize.pipelines.segments import TEMPORAL_PREROLL, SegmentPlan, join_segments, plan_segments
-from cartoonize.pipelines.video import VideoJob, damage_note, left_out_note, probe
+from cartoonize.pipelines.video import SQUARE_PIXELS, VideoJob, damage_note, left_out_note, probe
 from cartoonize.pipelines.workers import Event, Executor, InProcess, Piece, Tally, pieces_env
 from cartoonize.stages import StageChain, StageOptions, build_stages
 
@@ -183,7 +183,7 @@ def cartoonize_many(
             try:
                 made += made_folders(target.parent)  # removed again below if left empty
                 check_output(target, job.overwrite, (source,))
-                info = probe(source, job.max_side)
+                info = probe(source, job.max_side, container_for(target)[0] in SQUARE_PIXELS)
                 width, height = info.width, info.height
                 file_job = replace(job, input=source, output=target)
                 if not split.split:

@@ -183,6 +183,9 @@ class VideoProbe:
     colour: Colour | None = None  # the source's matrix/range/primaries/transfer (from its first frame)
     source_size: tuple[int, int] = (0, 0)  # (width, height) as the decoder gives frames
     pix_fmt: str | None = None  # the decoder's pixel format (yuv420p, nv12, ...)
+    # the shape of a pixel, upright (anamorphic DV, DVD, HDV and broadcast video: 16:9 stored in
+    # 720×480 or 1440×1080); None for square pixels
+    pixel_aspect: Fraction | None = None
 
 
 def _open_input(path: Path):  # -> av.container.InputContainer
@@ -220,7 +223,10 @@ def _rotation_of(container, stream) -> tuple[int, Colour | None]:  # noqa: ANN00
     return 0, None
 
 
-def probe(path: Path, max_side: int | None) -> VideoProbe:
+def probe(path: Path, max_side: int | None, square_pixels: bool = False) -> VideoProbe:
+    """What the job needs to know of the video at `path`, the output's size included. With
+    `square_pixels` (an output that cannot say its pixels are not square: VP9 in WebM, GIF), an
+    anamorphic source is scaled to square pixels, widened (or made taller) to its display shape."""
     container = _open_input(path)
     try:
         stream = container.streams.video[0]
@@ -229,6 +235,10 @@ def probe(path: Path, max_side: int | None) -> VideoProbe:
         if coded_w <= 0 or coded_h <= 0:
             raise CartoonizeError(f"{path}: the video stream has no picture size (corrupt header?)")
         up_w, up_h = (coded_h, coded_w) if rotation in (90, 270) else (coded_w, coded_h)
+        aspect = pixel_aspect(stream, rotation)
+        if aspect and square_pixels:
+            up_w, up_h = (round(up_w * aspect), up_h) if aspect > 1 else (up_w, round(up_h / aspect))
+            aspect = None
         width, height = fit_within(up_w, up_h, max_side)
         coded = (height, width) if rotation in (90, 270) else (width, height)
         duration = None
@@ -239,9 +249,23 @@ def probe(path: Path, max_side: int | None) -> VideoProbe:
         rate = stream.average_rate or stream.guessed_rate
         estimate = stream.frames or (round(duration * float(rate)) if duration and rate else None)
         return VideoProbe(width, height, rotation, coded, estimate, duration, rate, stream.time_base, colour,
-                          (coded_w, coded_h), stream.codec_context.pix_fmt)  # fmt: skip
+                          (coded_w, coded_h), stream.codec_context.pix_fmt, aspect)  # fmt: skip
     finally:
         container.close()
+
+
+# outputs whose muxer does not store a sample aspect ratio, for a codec that does not carry one
+# either (VP9; GIF's one-byte ratio is ignored by browsers)
+SQUARE_PIXELS = {"webm", "gif"}
+
+
+def pixel_aspect(stream, rotation: int) -> Fraction | None:  # noqa: ANN001 - an av video stream
+    """The source's sample aspect ratio (a pixel's width over its height) once turned upright, or
+    None for square or unknown pixels. `--max-side` scales both sides alike, so it keeps it."""
+    sar = stream.sample_aspect_ratio or stream.codec_context.sample_aspect_ratio
+    if not sar or sar == 1:
+        return None
+    return 1 / Fraction(sar) if rotation in (90, 270) else Fraction(sar)
 
 
 class _Stop(Exception):
@@ -314,8 +338,8 @@ def cartoonize_video(
 
     check_output(job.output, job.overwrite, (job.input,))
     check_codec(job.output, job.encoder.codec)
-    info = probe(job.input, job.max_side)
     container_name, default_codec = container_for(job.output)
+    info = probe(job.input, job.max_side, square_pixels=container_name in SQUARE_PIXELS)
     job = replace(job, encoder=job.encoder.for_codec(default_codec))
     out_w, out_h = even_size(info.width, info.height)
     infer_side = job.stages.infer_side  # the network may run smaller; the chain upsamples back
@@ -363,6 +387,8 @@ def cartoonize_video(
             )
             colour = info.colour or default_colour(*info.coded_size)
             tag_encoder(vout, colour)  # the output says what it is, like the source (or explicitly)
+            if info.pixel_aspect:  # shown as wide as the source is, not squeezed to its storage
+                vout.codec_context.sample_aspect_ratio = info.pixel_aspect
             palettize = (
                 Palettizer(out_w, out_h, info.time_base, info.rate) if job.encoder.pix_fmt == "pal8" else None
             )
