@@ -31,7 +31,9 @@ from cartoonize.pipelines.video import (
     carry_packet,
     empty_note,
     flush_reencoded,
+    from_origin,
     map_other_streams,
+    timeline_origin,
 )
 
 TEMPORAL_PREROLL = 30  # frames of pre-roll when the chain has temporal stages (about 1 s)
@@ -118,11 +120,14 @@ def plan_segments(path: Path, count: int | None = None, seconds: float | None = 
     return SegmentPlan(segments, len(frames), note)
 
 
-def _video_packets(parts: list[Path], starts: list[int | None], source_tb: Fraction) -> Iterator:
-    """Every video packet of the segment files, in order, on the source's timeline. A container
-    that stores a late start as an edit list in its coarse movie timescale (mp4, mov) reads back a
-    little off; each segment begins with the keyframe at its planned start (or, in a GIF, the first
-    frame it kept: `starts`), which puts it back."""
+def _video_packets(
+    parts: list[Path], starts: list[int | None], source_tb: Fraction, origin: Fraction
+) -> Iterator:
+    """Every video packet of the segment files, in order, on the source's timeline less `origin`
+    seconds (as a single pass writes it). A container that stores a late start as an edit list in
+    its coarse movie timescale (mp4, mov) reads back a little off; each segment begins with the
+    keyframe at its planned start (or, in a GIF, the first frame it kept: `starts`), which puts it
+    back."""
     import av
 
     for part, start in zip(parts, starts, strict=True):
@@ -134,7 +139,7 @@ def _video_packets(parts: list[Path], starts: list[int | None], source_tb: Fract
                 if not packet.size or packet.pts is None:
                     continue
                 if shift is None:
-                    shift = 0 if start is None else round(start * source_tb / part_tb) - packet.pts
+                    shift = 0 if start is None else round((start * source_tb - origin) / part_tb) - packet.pts
                 if shift:
                     packet.pts += shift
                     if packet.dts is not None:
@@ -182,12 +187,19 @@ def join_segments(
             if src.streams.video[0].average_rate:  # a timecode track counts frames at this rate
                 vout.codec_context.framerate = src.streams.video[0].average_rate
             copies, reencode = map_other_streams(src, out, container_name, notes)
-            others = (p for p in src.demux(list(copies)) if p.dts is not None) if copies else iter(())
+            origin = timeline_origin(src)
+            others = (
+                (from_origin(p, origin) for p in src.demux(list(copies)) if p.dts is not None)
+                if copies
+                else iter(())
+            )
             starts = [
                 first if first is not None else segment.window.start
                 for segment, first in zip(plan.segments, firsts or [None] * len(parts), strict=True)
             ]
-            video = _video_packets(parts, starts, src.streams.video[0].time_base or Fraction(1, 90000))
+            video = _video_packets(
+                parts, starts, src.streams.video[0].time_base or Fraction(1, 90000), origin
+            )
             written, last_dts = 0, None
             # one pass over both, by time: the muxer interleaves what it is given in order
             for packet in heapq.merge(video, others, key=_when):

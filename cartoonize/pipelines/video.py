@@ -186,6 +186,7 @@ class VideoProbe:
     # the shape of a pixel, upright (anamorphic DV, DVD, HDV and broadcast video: 16:9 stored in
     # 720×480 or 1440×1080); None for square pixels
     pixel_aspect: Fraction | None = None
+    origin: Fraction = Fraction(0)  # seconds: the source's clock at its start, taken off every timestamp
 
 
 def _open_input(path: Path):  # -> av.container.InputContainer
@@ -249,9 +250,33 @@ def probe(path: Path, max_side: int | None, square_pixels: bool = False) -> Vide
         rate = stream.average_rate or stream.guessed_rate
         estimate = stream.frames or (round(duration * float(rate)) if duration and rate else None)
         return VideoProbe(width, height, rotation, coded, estimate, duration, rate, stream.time_base, colour,
-                          (coded_w, coded_h), stream.codec_context.pix_fmt, aspect)  # fmt: skip
+                          (coded_w, coded_h), stream.codec_context.pix_fmt, aspect, timeline_origin(container))  # fmt: skip
     finally:
         container.close()
+
+
+TS_DISCONT = 0x0200  # AVFMT_TS_DISCONT: a format whose timestamps are a broadcast's running clock
+
+
+def timeline_origin(container) -> Fraction:  # noqa: ANN001 - an input av container
+    """Seconds to take off every timestamp of the source so the output starts at 0, as the ffmpeg
+    tool does: the start of a transport or program stream (.ts, .m2ts, .mpg: a broadcast's or a
+    camcorder's clock, often hours in), which a player would otherwise show as that long a blank
+    lead-in. A late start in other containers (an edit list, a cut) is the source's own and kept."""
+    if not container.format.flags & TS_DISCONT or not container.start_time:
+        return Fraction(0)
+    return Fraction(container.start_time, 1_000_000)
+
+
+def from_origin(packet, origin: Fraction):  # noqa: ANN001, ANN201 - an av.Packet
+    """`packet` with `origin` seconds taken off its timestamps."""
+    if origin and packet.time_base:
+        ticks = round(origin / packet.time_base)
+        if packet.pts is not None:
+            packet.pts -= ticks
+        if packet.dts is not None:
+            packet.dts -= ticks
+    return packet
 
 
 # outputs whose muxer does not store a sample aspect ratio, for a codec that does not carry one
@@ -451,10 +476,12 @@ def cartoonize_video(
                                     chain.ahead(rgb)  # stages may start on the source now (the flow)
                                 frames_q.put((pts, rgb, network_frame(rgb, infer_side)))
                         elif packet.dts is not None:  # demux ends with empty flush packets
-                            mux_q.put(packet)
+                            mux_q.put(from_origin(packet, info.origin))
                 except av.FFmpegError as exc:
                     raise CartoonizeError(f"{job.input} is corrupt or truncated ({_reason(exc)})") from None
                 frames_q.put(_END)
+
+            shift = round(info.origin / info.time_base)  # the video's ticks before the output's 0
 
             def mux() -> None:
                 while (item := mux_q.get()) is not _END:
@@ -466,17 +493,19 @@ def cartoonize_video(
                                 setattr(frame, name, value)
                         elif palettize is not None:  # GIF: the frame's own 256 colours
                             for indexed in palettize(pad_to_even(rgb), pts):
+                                indexed.pts -= shift
                                 output.mux(vout.encode(indexed))
                             continue
                         else:
                             frame = to_yuv(pad_to_even(rgb), colour, job.encoder.pix_fmt)
-                        frame.pts, frame.time_base = pts, info.time_base
+                        frame.pts, frame.time_base = pts - shift, info.time_base
                         output.mux(vout.encode(frame))
                         continue
                     carried.add(item.stream.index)
                     carry_packet(item, output, copies, reencode)
                 flush_reencoded(output, reencode)
                 for indexed in palettize.flush() if palettize is not None else ():
+                    indexed.pts -= shift
                     output.mux(vout.encode(indexed))
                 output.mux(vout.encode(None))  # flush the encoder's delayed frames
 
@@ -794,7 +823,7 @@ def _check_complete(path: Path, info: VideoProbe, last_pts: int | None) -> None:
     container declares."""
     if info.duration is None or last_pts is None or info.duration < 1.0:
         return
-    decoded = float(last_pts * info.time_base)
+    decoded = float(last_pts * info.time_base - info.origin)
     if decoded < 0.9 * info.duration - 0.5:
         raise CartoonizeError(
             f"{path} is truncated: it declares {info.duration:.1f} s but video stops at {decoded:.1f} s"

@@ -1,0 +1,86 @@
+"""A transport stream's timestamps are a broadcast's or a camcorder's running clock, often hours
+in: the output starts at 0, as the ffmpeg tool's does, with the audio where it was against the
+picture; an .mp4 of a 2 s recording said it lasted an hour and played a blank hour first."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import av
+import pytest
+
+from cartoonize.choose import EngineRequest, runner_for
+from cartoonize.pipelines.batch import SplitOptions, cartoonize_many
+from cartoonize.pipelines.video import VideoJob, cartoonize_video
+from cartoonize.pipelines.workers import InProcess
+from tests.helpers import make_video
+
+CLOCK = 3600  # seconds on the source's clock at its first frame
+
+
+def transport_stream(tmp_path: Path) -> Path:
+    """A 2 s clip with AAC, remuxed into MPEG-TS with every timestamp `CLOCK` seconds later."""
+    clip = make_video(tmp_path / "clip.mp4", frames=24, rate=12, audio="aac", gop=6)
+    path = tmp_path / "in.ts"
+    with av.open(str(clip)) as inp, av.open(str(path), "w", format="mpegts") as out:
+        streams = {s: out.add_stream_from_template(s) for s in (inp.streams.video[0], inp.streams.audio[0])}
+        for packet in inp.demux(*streams):
+            if packet.dts is None:
+                continue
+            late = round(CLOCK / packet.time_base)
+            packet.pts, packet.dts = packet.pts + late, packet.dts + late
+            packet.stream = streams[packet.stream]
+            out.mux(packet)
+    return path
+
+
+def starts(path: Path) -> tuple[float, float, float]:
+    """(the video's start, the audio's, the file's duration), in seconds."""
+    with av.open(str(path)) as c:
+        video, audio = c.streams.video[0], c.streams.audio[0]
+        return (
+            float(video.start_time * video.time_base),
+            float(audio.start_time * audio.time_base),
+            c.duration / 1e6,
+        )
+
+
+@pytest.mark.parametrize(("suffix", "segments"), [(".mp4", 1), (".webm", 1), (".mkv", 3)])
+def test_the_output_starts_at_zero(suffix: str, segments: int, tiny_checkpoint: Path, tmp_path: Path) -> None:
+    src = transport_stream(tmp_path)
+    video_in, audio_in, _ = starts(src)
+    assert video_in > CLOCK - 1
+    out = tmp_path / f"out{suffix}"
+    request = EngineRequest(engine="torch", model=tiny_checkpoint, device="cpu")
+    if segments == 1:
+        cartoonize_video(VideoJob(src, out), lambda size: runner_for(request, size))
+    else:
+        report = cartoonize_many(
+            [(src, out)], VideoJob(src, out), request, InProcess(), SplitOptions(segments)
+        )
+        assert report.of("done"), report.lines()
+    video, audio, duration = starts(out)
+    assert 0 <= min(video, audio) < 0.1 and duration < 2.5, (video, audio, duration)
+    # the picture and the sound stay as far apart as they were (within a tick of each output)
+    assert abs((video - audio) - (video_in - audio_in)) < 0.03
+
+
+def test_a_late_start_elsewhere_is_kept(tiny_checkpoint: Path, tmp_path: Path) -> None:
+    """An .mkv whose first frame is at 2 s (a cut from a longer film) keeps it: only a transport
+    stream's clock is taken off."""
+    src = make_video(tmp_path / "in.mkv", frames=12, rate=12, audio=None)
+    late = tmp_path / "late.mkv"
+    with av.open(str(src)) as inp, av.open(str(late), "w") as out:
+        stream = out.add_stream_from_template(inp.streams.video[0])
+        for packet in inp.demux(inp.streams.video[0]):
+            if packet.size:  # (Matroska gives a keyframe no dts)
+                ticks = round(2 / packet.time_base)
+                packet.pts, packet.stream = packet.pts + ticks, stream
+                packet.dts = None if packet.dts is None else packet.dts + ticks
+                out.mux(packet)
+    out = tmp_path / "out.mkv"
+    request = EngineRequest(engine="torch", model=tiny_checkpoint, device="cpu")
+    cartoonize_video(VideoJob(late, out), lambda size: runner_for(request, size))
+    with av.open(str(out)) as c:
+        first = next(c.decode(c.streams.video[0]))
+        assert abs(float(first.pts * first.time_base) - 2.0) < 0.01
