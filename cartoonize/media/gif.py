@@ -106,3 +106,37 @@ class Palettizer:
                 out.append(self._graph.pull())
             except (av.BlockingIOError, av.EOFError):
                 return out
+
+
+def frame_blocks(data: bytes, header: bool = False) -> bytes:
+    """One frame of a GIF file as a frame in the middle of one is stored: without the trailer
+    after it, nor (unless `header`: the first frame of the file being written, which FFmpeg's
+    muxer takes it from) the file's header (signature, screen descriptor, global colour table)
+    and application extensions (the NETSCAPE loop) before it. FFmpeg's GIF demuxer hands those
+    over with a file's first and last frames; a GIF made in pieces (segments) joined them with its
+    frames, and a decoder that keeps to the format (Pillow, a browser) stopped at the first
+    trailer."""
+    at = 0
+    if data.startswith((b"GIF87a", b"GIF89a")) and len(data) >= 13:
+        packed = data[10]
+        at = 13 + (3 << ((packed & 7) + 1) if packed & 0x80 else 0)
+        while data[at : at + 2] == b"\x21\xff":  # an application extension
+            at = _sub_blocks(data, at + 2)
+    start = 0 if header else at
+    while at < len(data) and data[at] != 0x3B:  # walk the frame's blocks up to a trailer
+        if data[at] == 0x21:  # an extension (the frame's delay): label, then sub-blocks
+            at = _sub_blocks(data, at + 2)
+        elif data[at] == 0x2C:  # the image: descriptor, local colour table, LZW size, sub-blocks
+            packed = data[at + 9] if at + 9 < len(data) else 0
+            at += 10 + (3 << ((packed & 7) + 1) if packed & 0x80 else 0)
+            at = _sub_blocks(data, at + 1)
+        else:
+            return data[start:]  # not a structure known here: leave the rest as it is
+    return data[start:at]
+
+
+def _sub_blocks(data: bytes, at: int) -> int:
+    """Where the sub-blocks starting at `at` end (after their 0 terminator)."""
+    while at < len(data) and data[at]:
+        at += data[at] + 1
+    return at + 1

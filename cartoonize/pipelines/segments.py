@@ -26,6 +26,7 @@ from pathlib import Path
 
 from cartoonize.errors import CartoonizeError
 from cartoonize.media.files import container_for
+from cartoonize.media.gif import frame_blocks
 from cartoonize.pipelines.video import (
     Window,
     carry_packet,
@@ -147,6 +148,19 @@ def _video_packets(
                 yield packet
 
 
+def _gif_frame(packet, header: bool):  # noqa: ANN001, ANN201 - an av.Packet
+    """A GIF frame of a segment file without its file's trailer, and its header unless `header`."""
+    import av
+
+    body = frame_blocks(bytes(packet), header)
+    if len(body) == packet.size:
+        return packet
+    frame = av.Packet(body)
+    frame.pts, frame.dts, frame.time_base = packet.pts, packet.dts, packet.time_base
+    frame.duration, frame.is_keyframe = packet.duration, packet.is_keyframe
+    return frame
+
+
 def _when(packet) -> float:  # noqa: ANN001
     stamp = packet.dts if packet.dts is not None else packet.pts
     return float((stamp or 0) * packet.time_base)
@@ -212,6 +226,8 @@ def join_segments(
                             raise CartoonizeError(f"segments do not join at {_when(packet):.3f} s "
                                                   "(decode timestamps overlap); use fewer segments")  # fmt: skip
                     last_dts = packet.dts
+                    if container_name == "gif":  # one header and trailer, the muxer's own
+                        packet = _gif_frame(packet, header=not written)
                     packet.stream = vout
                     out.mux(packet)
                     written += 1
