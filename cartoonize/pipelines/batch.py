@@ -162,6 +162,11 @@ def cartoonize_many(
     split = split or SplitOptions()
     if split.split and job.max_frames is not None:
         raise CartoonizeError("--frames (a preview) runs in one pass; drop --segments")
+    if split.split and any(container_for(target)[0] == "avi" for _, target in pairs):
+        # its muxer writes a file's first frame at 0 whatever its time, so a segment's frames
+        # cannot be put back at their time
+        raise CartoonizeError("an .avi output runs in one pass (AVI counts frames from the file's start); "
+                              "write .mkv or .mp4, or drop --segments")  # fmt: skip
     started = time.perf_counter()
     chain = make_chain(job.stages)
     preroll = split.preroll

@@ -408,7 +408,13 @@ def cartoonize_video(
             vin = source.streams.video[0]
             vin.thread_type = "AUTO"
             vout = open_video_encoder(
-                output, job.encoder, default_codec, out_w, out_h, info.rate, info.time_base
+                output,
+                job.encoder,
+                default_codec,
+                out_w,
+                out_h,
+                info.rate,
+                output_time_base(container_name, info),
             )
             colour = info.colour or default_colour(*info.coded_size)
             tag_encoder(vout, colour)  # the output says what it is, like the source (or explicitly)
@@ -620,6 +626,15 @@ def cartoonize_video(
         streams=list(notes.values()), colour=colour.describe(), frame_path="yuv" if planes is not None else "device" if on_device else "rgb",
         load_seconds=load_seconds, not_planes=not_planes, damaged=damaged[0], left_out=palettize.left_out if palettize else 0, first_written=palettize.first_kept if palettize else None, waits={("engine" if k == engine_thread else k): round(v, 3) for k, v in waits.items()},
     )  # fmt: skip
+
+
+def output_time_base(container_name: str, info: VideoProbe) -> Fraction:
+    """The output video's time base: the source's, whose timestamps are copied; in AVI, which
+    stores one frame per tick of it (a 1/12800 time base made a 25 fps clip a 600 fps one with
+    empty frames between), one frame period, each frame at its nearest tick."""
+    if container_name == "avi" and info.rate:
+        return 1 / Fraction(info.rate).limit_denominator(1001 * 1000)
+    return info.time_base
 
 
 def frame_period(info: VideoProbe) -> int:

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+from fractions import Fraction
 from pathlib import Path
 
 import av
 import pytest
 
 from cartoonize.choose import EngineRequest, runner_for
+from cartoonize.errors import CartoonizeError
+from cartoonize.media.files import EncoderSettings
+from cartoonize.pipelines.batch import SplitOptions, cartoonize_many
 from cartoonize.pipelines.video import VideoJob, cartoonize_video
+from cartoonize.pipelines.workers import InProcess
 from tests.helpers import make_video
 
 
@@ -66,3 +71,33 @@ def test_hevc_in_mp4_is_tagged_for_apple_players(
         assert video.codec_context.name == "hevc" and video.codec_tag == "hvc1"
         assert sum(1 for _ in c.decode(video)) == 12
     assert "x265 [info]" not in capfd.readouterr().err
+
+
+@pytest.mark.parametrize("codec", ["auto", "h264"])
+def test_avi_has_one_tick_a_frame(codec: str, tiny_checkpoint: Path, tmp_path: Path) -> None:
+    """AVI stores a frame per tick of its time base: with the source's (1/12288 from an .mp4)
+    a 12 fps clip read back as hundreds of frames a second, empty ones between, and H.264's
+    decode times went backwards. One frame period a tick, as the ffmpeg tool writes it."""
+    src = make_video(tmp_path / "in.mp4", width=64, height=48, frames=12, rate=12, audio=None)
+    with av.open(str(src)) as c:
+        assert c.streams.video[0].time_base != Fraction(1, 12)
+    out = tmp_path / "out.avi"
+    request = EngineRequest(engine="torch", model=tiny_checkpoint, device="cpu")
+    job = VideoJob(src, out, encoder=EncoderSettings(codec=codec))
+    cartoonize_video(job, lambda size: runner_for(request, size))
+    with av.open(str(out)) as c:
+        video = c.streams.video[0]
+        assert video.time_base == Fraction(1, 12) and video.average_rate == 12
+        packets = [p for p in c.demux(video) if p.size]
+        assert len(packets) == 12
+        dts = [p.dts for p in packets]
+        assert dts == sorted(dts) and len(set(dts)) == 12 and dts[-1] <= 13
+
+
+def test_avi_segments_are_refused(tiny_checkpoint: Path, tmp_path: Path) -> None:
+    src = make_video(tmp_path / "in.mp4", frames=12, rate=12, audio=None, gop=4)
+    out = tmp_path / "out.avi"
+    request = EngineRequest(engine="torch", model=tiny_checkpoint, device="cpu")
+    with pytest.raises(CartoonizeError, match=r"an \.avi output runs in one pass .* drop --segments"):
+        cartoonize_many([(src, out)], VideoJob(src, out), request, InProcess(), SplitOptions(2))
+    assert not out.exists()
