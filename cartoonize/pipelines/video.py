@@ -716,6 +716,7 @@ def map_other_streams(source, output, container_name: str, notes: dict[int, str]
     if timecode and container_name in TIMECODE_CONTAINERS:
         # an editor lines the output up with the source by it; the first frame is the source's first
         output.streams.video[0].metadata["timecode"] = timecode
+    carry_labels(source.streams.video[0], output.streams.video[0])
     for stream in source.streams:
         if stream.type == "audio":
             plan = audio_plan(container_name, stream)
@@ -770,7 +771,22 @@ def map_other_streams(source, output, container_name: str, notes: dict[int, str]
             )
         elif stream.index != source.streams.video[0].index:
             notes[stream.index] = left_out_stream(stream, container_name)
+    for stream, out in copies.items():
+        carry_labels(stream, out)
     return copies, reencode
+
+
+def carry_labels(stream, out) -> None:  # noqa: ANN001 - an input and an output av stream
+    """What a player shows and picks a track by: its language, its title ("Director's
+    commentary"), and whether it is the default one or forced (a forced subtitle translates a
+    sign or a line in another language, shown even with subtitles off)."""
+    language = stream.metadata.get("language")
+    if language and language != "und":
+        out.metadata["language"] = language
+    title = stream.metadata.get("title") or stream.metadata.get("name")  # (MP4 reads it as name)
+    if title and stream.type != "video":  # the video's title would name the source's encode
+        out.metadata["title"] = title
+    out.disposition = stream.disposition
 
 
 TIMECODE_CONTAINERS = {"mov", "mp4", "matroska"}  # their muxers write a video stream's timecode

@@ -10,12 +10,13 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
+from av.stream import Disposition
 
 from cartoonize.choose import EngineRequest, runner_for
 from cartoonize.pipelines.batch import SplitOptions, cartoonize_many
 from cartoonize.pipelines.video import VideoJob, cartoonize_video
 from cartoonize.pipelines.workers import InProcess
-from tests.helpers import make_video
+from tests.helpers import make_video, with_subtitles
 
 FONT = bytes(range(256)) * 40  # the bytes of an attached file, carried as they are
 
@@ -134,3 +135,68 @@ def test_segments_keep_the_timecode_and_the_fonts(tiny_checkpoint: Path, tmp_pat
     out = tmp_path / "joined.mkv"
     report = cartoonize_many([(src, out)], VideoJob(src, out), request, InProcess(), SplitOptions(3))
     assert [r.status for r in report.results] == ["done"] and "Subs.ttf: copied" in report.results[0].message
+
+
+def labelled(tmp_path: Path) -> Path:
+    """A .mkv with an English and a French audio track (the French one titled and not the
+    default) and a forced German subtitle, as a film's release has them."""
+    plain = with_subtitles(make_video(tmp_path / "clip.mp4", frames=12, rate=12), [(0.1, 0.8, "Halt!")],
+                           tmp_path / "plain.mkv")  # fmt: skip
+    path = tmp_path / "labelled.mkv"
+    with av.open(str(plain)) as src, av.open(str(path), "w") as out:
+        video, audio, subtitle = src.streams.video[0], src.streams.audio[0], src.streams.subtitles[0]
+        streams = {s: [out.add_stream_from_template(s)] for s in (video, audio)}
+        streams[audio].append(out.add_stream_from_template(audio))
+        streams[subtitle] = [out.add_stream_from_template(subtitle)]
+        labels = [("eng", None, Disposition.default), ("eng", None, Disposition.default),
+                  ("fra", "Commentaire", Disposition(0)), ("ger", None, Disposition.forced)]  # fmt: skip
+        for stream, (language, title, disposition) in zip(out.streams, labels, strict=True):
+            stream.metadata["language"] = language
+            if title:
+                stream.metadata["title"] = title
+            stream.disposition = disposition
+        for packet in src.demux():
+            if packet.size:
+                for target in streams[packet.stream]:
+                    packet.stream = target
+                    out.mux(packet)
+    return path
+
+
+def labels(path: Path) -> list[tuple[str, str, str | None, bool, bool]]:
+    with av.open(str(path)) as c:
+        return [
+            (s.type, s.metadata.get("language", "und"), s.metadata.get("title"),
+             bool(s.disposition & Disposition.default), bool(s.disposition & Disposition.forced))
+            for s in c.streams
+        ]  # fmt: skip
+
+
+@pytest.mark.parametrize("suffix", [".mkv", ".mp4"])
+@pytest.mark.parametrize("segments", [1, 2])
+def test_languages_titles_and_flags_are_kept(
+    suffix: str, segments: int, tiny_checkpoint: Path, tmp_path: Path
+) -> None:
+    """A player picks the audio and subtitles by their language and flags: each track keeps its
+    language, title (where the container stores one) and default and forced flags (all were
+    lost: every track came out "und", and a forced subtitle stopped showing)."""
+    src = labelled(tmp_path)
+    assert labels(src)[2] == ("audio", "fra", "Commentaire", False, False)
+    out = tmp_path / f"out{suffix}"
+    request = EngineRequest(engine="torch", model=tiny_checkpoint, device="cpu")
+    if segments == 1:
+        cartoonize_video(VideoJob(src, out), lambda size: runner_for(request, size))
+    else:
+        report = cartoonize_many(
+            [(src, out)], VideoJob(src, out), request, InProcess(), SplitOptions(segments)
+        )
+        assert report.of("done"), report.lines()
+    got = labels(out)
+    if suffix == ".mp4":  # MP4 keeps no track titles (the ffmpeg tool's .mp4 neither)
+        expected = [("video", "eng", None, True, False), ("audio", "eng", None, True, False),
+                    ("audio", "fra", None, False, False), ("subtitle", "ger", None, True, True)]  # fmt: skip
+        # (MP4's muxer marks the first track of each kind the default)
+    else:
+        expected = [("video", "eng", None, True, False), ("audio", "eng", None, True, False),
+                    ("audio", "fra", "Commentaire", False, False), ("subtitle", "ger", None, False, True)]  # fmt: skip
+    assert got == expected
