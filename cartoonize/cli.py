@@ -362,7 +362,7 @@ def _executor(request, workers: int, ray: str | None):  # noqa: ANN001, ANN202
 @app.command()
 def image(
     inputs: Annotated[list[Path], typer.Argument(help="Photos or folders of photos.")],
-    output: Annotated[Path, typer.Option("--output", "-o", help="Output file (one photo) or folder.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Output file for one photo, its type from the suffix (.png, .jpg, .webp, .bmp, .tif), or a folder, which gets PNGs.")],
     style: StyleOpt = None,
     model: ModelOpt = None,
     engine: EngineOpt = "auto",
@@ -371,23 +371,29 @@ def image(
     max_side: MaxSideOpt = None,
     infer_side: InferSideOpt = None,
     raw: RawOpt = False,
-    overwrite: OverwriteOpt = False,
+    overwrite: Annotated[bool, typer.Option("--overwrite", "-y", help="Replace existing outputs (in a folder, they are skipped without it).")] = False,
     quiet: QuietOpt = False,
-) -> None:
-    """Cartoonize photos (jpg, png, webp, a phone's heic or avif, ...); a folder is searched recursively, outputs are PNG."""
+) -> None:  # fmt: skip
+    """Cartoonize photos (jpg, png, webp, a phone's heic or avif, ...): one into the file named,
+    many into a folder.
+
+    One photo's output type follows its suffix (PNG, JPEG, WebP, BMP or TIFF; transparency is kept
+    in PNG, WebP and TIFF). Folders are searched recursively, and their photos become PNGs in the
+    output folder, where an existing cartoon is skipped unless --overwrite."""
     from cartoonize.choose import runner_for
     from cartoonize.media.files import check_inputs
-    from cartoonize.pipelines.image import ImageJob, cartoonize_images
+    from cartoonize.pipelines.image import ImageJob, cartoonize_images, plan_outputs
     from cartoonize.progress import frame_progress
 
     _style_or_model(style, model)
     check_inputs(inputs)  # before the style's first download
-    request = _request(engine, style, model, device, precision, quiet)
     job = ImageJob(tuple(inputs), output, max_side, overwrite, _stages(raw, infer_side=infer_side))
+    plan_outputs(job)  # every output refused before the style's first download, not after inference
+    request = _request(engine, style, model, device, precision, quiet)
     with frame_progress("cartoonizing photos", quiet) as on_progress:
-        written = cartoonize_images(job, lambda: runner_for(request), on_progress)
+        report = cartoonize_images(job, lambda: runner_for(request), on_progress)
     if not quiet:
-        _console().print(f"[green]wrote {len(written)} image(s)[/] to {_e(output)}")
+        _say(report.summary(output))
 
 
 @app.command()
@@ -398,16 +404,18 @@ def export(
     precision: Annotated[
         ExportPrecision, typer.Option(help="fp16 writes a genuinely fp16 graph (norms kept in fp32).")
     ] = ExportPrecision.fp32,
-    opset: Annotated[int, typer.Option(min=17, help="ONNX opset.")] = 18,
+    opset: Annotated[int, typer.Option(help="ONNX opset, 18 to 25 (what the exporter writes).")] = 18,
     overwrite: OverwriteOpt = False,
 ) -> None:
     """Export a style or checkpoint to ONNX (uint8 NHWC RGB frames in and out, dynamic N, H, W),
     then check it against PyTorch on a real photo."""
     from cartoonize.choose import EngineRequest, checkpoint_path
+    from cartoonize.export import check_opset
     from cartoonize.media.files import check_output
     from cartoonize.parity import export_with_parity
 
     check_output(output, overwrite)
+    check_opset(opset)
     if style is not None and model is None:
         _pull_style(style)
     source = checkpoint_path(EngineRequest(style=style, model=model))
@@ -445,20 +453,28 @@ def build_engine_command(
     ] = False,
     output: Annotated[
         Path | None,
-        typer.Option("--output", "-o", help="Engine file \\[default: the store, named by its key]."),
+        typer.Option("--output", "-o", help="Engine file (.pt2 for aoti, .plan for tensorrt) \\[default: the store, named by its key]."),
     ] = None,
-) -> None:
+    overwrite: Annotated[
+        bool,
+        typer.Option("--overwrite", "-y", help="Replace an existing --output file (a rebuild into the store always replaces its engine)."),
+    ] = False,
+) -> None:  # fmt: skip
     """Build a TensorRT or AOTInductor engine for this machine, check it against the fp32
     reference on a photo (the parity gate), and store it with its manifest.
 
     An AOTInductor engine that crashes when loaded is rebuilt with the next recipe.
     CARTOONIZE_AOTI_RECIPES=name,... chooses the recipes (engines/README.md lists them)."""
-    from cartoonize.pipelines.build import build_engine, spec_from_options
+    from cartoonize.media.files import check_output
+    from cartoonize.pipelines.build import build_engine, check_engine_output, spec_from_options
 
-    if style is not None or (model is None and onnx is None):
-        _pull_style(style)
     spec = spec_from_options(style, model, onnx, backend.value, precision.value, device.value, shape,
                              min_shape, opt_shape, max_shape, batch, workspace, opt_level, max_autotune)  # fmt: skip
+    if output is not None:  # kept unless --overwrite; the store's own engine is rebuilt in place
+        check_output(output, overwrite)
+        check_engine_output(spec, output)
+    if style is not None or (model is None and onnx is None):
+        _pull_style(style)
     console = _console()
     with console.status(f"building {spec.backend} {spec.precision} {spec.profile.describe()}") as status:
         result = build_engine(
@@ -528,7 +544,14 @@ def bench_command(
     device and precision: fps, median and p10/p90, effective TFLOP/s and the compute floor."""
     from cartoonize.engines.store import parse_shape
     from cartoonize.measure.bench import BenchJob, bench, format_report
+    from cartoonize.media.files import check_output_folder
 
+    if json_path is not None:  # refused now, not after the benchmark
+        if json_path.is_dir():
+            raise CartoonizeError(
+                f"--json {json_path} is a folder; give a file name ({json_path / 'bench.json'})"
+            )
+        check_output_folder(json_path.parent)
     request = _request(engine, style, model, device, precision)
     job = BenchJob(request, parse_shape(shape), batch, iters, warmup, peak_tflops, json_path)
     with _console().status("benchmarking") as status:

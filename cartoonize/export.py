@@ -28,6 +28,11 @@ OUTPUT_NAME = "cartoon"
 # dB in uint8 against fp32; below this an export or engine fails. bf16 (8-bit mantissa): 38 dB;
 # the Hayao network measured 50.6 dB at 160x92 against fp32 on this project's CPU.
 PSNR_THRESHOLDS = {"fp32": 45.0, "fp16": 38.0, "bf16": 38.0}
+# the opsets the exporter writes: torch's ONNX exporter emits opset 18 and onnxscript's converter
+# takes it up to 25. Down to 17 there is no adapter for Pad (the network's reflection padding); past
+# 25 onnxscript hands over to onnx's C converter (26-28 with onnx 1.23; 29 and up stay at 18). A
+# failed conversion is only logged (a traceback), so these are refused before any work.
+OPSETS = range(18, 26)
 
 
 class Fp32InstanceNorm(nn.Module):
@@ -135,12 +140,22 @@ def quiet_torch(logger_name: str) -> Iterator[None]:
         logger.setLevel(level)
 
 
+def check_opset(opset: int) -> None:
+    """Refuse, before any work, an opset the exporter cannot write."""
+    if opset not in OPSETS:
+        raise CartoonizeError(
+            f"--opset {opset}: the exporter writes opsets {OPSETS.start} to {OPSETS[-1]}; choose one of "
+            f"those ({OPSETS.start}, the default, is what TensorRT 10 and ONNX Runtime ≥ 1.14 read)"
+        )
+
+
 def onnx_from_checkpoint(
     checkpoint: Checkpoint, output: Path, precision: str = "fp32", opset: int = 18
 ) -> Path:
-    """Export `FrameModel` with dynamic N, H, W; check the graph; write atomically."""
+    """Export `FrameModel` with dynamic N, H, W at `opset`; check the graph; write atomically."""
     import onnx
 
+    check_opset(opset)
     model = frame_model(checkpoint, precision)
     example = torch.from_numpy(reference_photo(64, 64))
     # unbounded: an ONNX graph's dims are symbolic names only (bounds would reach nothing but a
@@ -150,13 +165,20 @@ def onnx_from_checkpoint(
     output.parent.mkdir(parents=True, exist_ok=True)
     tmp = output.with_name(f".{output.name}.tmp")
     try:
-        with quiet_torch("torch.onnx"), torch.no_grad():
+        with quiet_torch("torch.onnx"), quiet_torch("onnxscript"), torch.no_grad():
             program = torch.onnx.export(
                 model, (example,), input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
                 opset_version=opset, dynamo=True, dynamic_shapes=dynamic, verbose=False,
             )  # fmt: skip
         assert program is not None  # dynamo export returns the program or raises
         proto = program.model_proto
+        # a conversion that fails is only logged, and the graph stays at the exporter's own opset
+        written = {o.domain: o.version for o in proto.opset_import}.get("")
+        if written != opset:
+            raise CartoonizeError(
+                f"the exporter could not convert the graph to opset {opset} (it stayed at {written}); "
+                f"nothing was written: use --opset {OPSETS.start}"
+            )
         for key, value in onnx_metadata(checkpoint, precision).items():
             proto.metadata_props.add(key=key, value=value)
         onnx.save(proto, tmp)

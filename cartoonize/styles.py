@@ -95,7 +95,17 @@ def cache_folder(*parts: str) -> Path:
 
 
 def weights_url() -> str:
-    return os.environ.get("CARTOONIZE_WEIGHTS_URL", DEFAULT_WEIGHTS_URL)
+    """Where the style weights come from: CARTOONIZE_WEIGHTS_URL, a URL (https://..., file:///...)
+    or a folder holding the mirror (a path, made a file:// URL), else GitHub."""
+    value = os.environ.get("CARTOONIZE_WEIGHTS_URL", DEFAULT_WEIGHTS_URL)
+    if "://" in value:
+        return value
+    folder = Path(value).expanduser()
+    if not folder.is_dir():
+        raise CartoonizeError(
+            f"CARTOONIZE_WEIGHTS_URL={value} is neither a URL (https://..., file:///...) nor a folder here"
+        )
+    return folder.resolve().as_uri()
 
 
 def get_style(name: str) -> Style:

@@ -197,6 +197,62 @@ def test_a_graph_that_fails_the_full_check_writes_nothing(
     assert list((tmp_path / "out").iterdir()) == []
 
 
+@pytest.mark.parametrize("opset", [17, 26, 99])
+def test_an_opset_the_exporter_cannot_write_is_refused_up_front(
+    opset: int, tiny_checkpoint: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`--opset 17` (which --help allowed) and 99 printed onnxscript's traceback, then "wrote
+    o17.onnx (opset 17)" for a file of opset 18. Now one line, before any export, with the range
+    that --help states too."""
+    import torch
+    import typer
+
+    from cartoonize.cli import app
+    from tests.engines.test_engines import run_cli
+
+    monkeypatch.setattr(torch.onnx, "export", lambda *a, **k: pytest.fail("exported"))
+    code, text = run_cli("export", "--model", str(tiny_checkpoint), "-o", str(tmp_path / "o.onnx"),
+                         "--opset", str(opset))  # fmt: skip
+    assert (code, text) == (1, f"error: --opset {opset}: the exporter writes opsets 18 to 25; choose one "
+                               "of those (18, the default, is what TensorRT 10 and ONNX Runtime ≥ 1.14 read)")  # fmt: skip
+    assert list(tmp_path.iterdir()) == []
+    from cartoonize.export import OPSETS
+
+    (option,) = [p for p in typer.main.get_command(app).commands["export"].params if p.name == "opset"]  # type: ignore[attr-defined]
+    assert f"{OPSETS.start} to {OPSETS[-1]}" in (option.help or "")
+
+
+def test_the_newest_opset_is_written_as_asked(tiny_checkpoint: Path, tmp_path: Path) -> None:
+    """The exporter writes opset 18 and onnxscript converts it up: the file holds the opset asked
+    for, and it runs and agrees with PyTorch."""
+    from tests.engines.test_engines import run_cli
+
+    code, text = run_cli("export", "--model", str(tiny_checkpoint), "-o", str(tmp_path / "o25.onnx"),
+                         "--opset", "25")  # fmt: skip
+    assert code == 0 and "(fp32, opset 25)" in text and "PSNR" in text, text
+    assert {o.domain: o.version for o in onnx.load(tmp_path / "o25.onnx").opset_import}[""] == 25
+
+
+def test_a_conversion_that_fails_is_one_error_and_no_file(
+    tiny_checkpoint: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Were an opset let through that the converter cannot reach (17: no adapter for Pad), torch
+    logs the converter's traceback and returns the graph at opset 18: that is an error here, with
+    nothing printed and nothing written, never a file of another opset than the one named."""
+    import cartoonize.export as export
+
+    monkeypatch.setattr(export, "OPSETS", range(17, 26))
+    with (
+        everything_printed() as printed,
+        pytest.raises(
+            CartoonizeError,
+            match=r"could not convert the graph to opset 17 \(it stayed at 18\); nothing was written",
+        ),
+    ):
+        onnx_from_checkpoint(load_checkpoint(tiny_checkpoint), tmp_path / "o17.onnx", opset=17)
+    assert "".join(printed) == "" and list(tmp_path.iterdir()) == []
+
+
 def test_reference_photo_is_the_astronaut_and_has_a_fallback(monkeypatch: pytest.MonkeyPatch) -> None:
     pytest.importorskip("skimage", reason="the reference photo is scikit-image's astronaut")
     photo = reference_photo()

@@ -212,3 +212,30 @@ def test_styles_list_and_pull_through_the_cli(mirror: type[MirrorHandler]) -> No
     assert "hayao" in cli("styles", "pull", "hayao")
     assert style_checkpoint_path("hayao").is_file()
     assert downloaded(cli("styles", "list")) == {**dict.fromkeys(STYLES, "no"), "hayao": "yes"}
+
+
+@pytest.mark.shared
+def test_the_weights_mirror_can_be_a_folder_path(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """CARTOONIZE_WEIGHTS_URL=/path/to/weights (no file://) pulls from that folder, not urllib's
+    `unknown url type`; a relative path is taken from where it runs."""
+    from cartoonize.styles import weights_url
+
+    monkeypatch.setenv("CARTOONIZE_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("CARTOONIZE_WEIGHTS_URL", str(SHARED_WEIGHTS.absolute()))
+    assert weights_url() == SHARED_WEIGHTS.resolve().as_uri()
+    assert pull_style("paprika").exists()
+    monkeypatch.chdir(SHARED_WEIGHTS.parent)
+    monkeypatch.setenv("CARTOONIZE_WEIGHTS_URL", SHARED_WEIGHTS.name)  # relative to where it runs
+    assert weights_url() == SHARED_WEIGHTS.resolve().as_uri()
+
+
+def test_a_weights_url_that_is_neither_url_nor_folder(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("CARTOONIZE_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("CARTOONIZE_WEIGHTS_URL", str(tmp_path / "no-mirror"))
+    with pytest.raises(
+        CartoonizeError, match=r"^CARTOONIZE_WEIGHTS_URL=.*no-mirror is neither a URL .* nor a folder"
+    ):
+        pull_style("hosoda")
+    assert nothing_cached("hosoda")

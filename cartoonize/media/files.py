@@ -272,6 +272,35 @@ def check_output(output: Path, overwrite: bool, inputs: tuple[Path, ...] = ()) -
         raise CartoonizeError(f"output folder {folder} is not writable")
 
 
+def check_distinct_outputs(pairs: Iterable[tuple[Path, Path]]) -> None:
+    """Refuse, before any work, two inputs that would be written to the same output."""
+    seen: dict[Path, Path] = {}
+    for source, target in pairs:
+        if target in seen:
+            raise CartoonizeError(f"{seen[target]} and {source} would both be written to {target}; "
+                                  "give them in separate runs or rename one")  # fmt: skip
+        seen[target] = source
+
+
+def check_output_folder(folder: Path) -> None:
+    """Refuse, before any work, a folder that outputs cannot go into once the missing part of it is
+    made: a file on its path, or a folder no file can be created in. The test is creating one
+    (an unnamed temporary file): `os.access` answers yes for root, and on /proc, where nothing
+    can be created."""
+    import tempfile
+
+    there = folder
+    while not there.exists() and there != there.parent:  # False also for a path below a file
+        there = there.parent
+    if not there.is_dir():
+        raise CartoonizeError(f"output folder {there} is a file, not a folder")
+    try:
+        with tempfile.TemporaryFile(dir=there):
+            pass
+    except OSError as exc:
+        raise CartoonizeError(f"output folder {there} is not writable ({exc.strerror})") from None
+
+
 def check_codec(output: Path, codec: str) -> None:
     """Refuse, before any work, a `--codec` the output's container cannot hold (libx264 in .webm,
     anything but gif in .gif): FFmpeg's muxer answers, as it does when the stream is added."""

@@ -27,7 +27,13 @@ from pathlib import Path
 
 from cartoonize.choose import EngineRequest
 from cartoonize.errors import CartoonizeError
-from cartoonize.media.files import CONTAINERS, atomic_output, check_output, container_for
+from cartoonize.media.files import (
+    CONTAINERS,
+    atomic_output,
+    check_distinct_outputs,
+    check_output,
+    container_for,
+)
 from cartoonize.pipelines.segments import TEMPORAL_PREROLL, SegmentPlan, join_segments, plan_segments
 from cartoonize.pipelines.video import SQUARE_PIXELS, VideoJob, damage_note, left_out_note, probe
 from cartoonize.pipelines.workers import Event, Executor, InProcess, Piece, Tally, pieces_env
@@ -76,12 +82,7 @@ def find_videos(inputs: list[Path], out_dir: Path) -> list[tuple[Path, Path]]:
                 continue
             name = given.resolve().name or "input"
             pairs.append((path, out_dir / name / relative.parent / output_name(path.name)))
-    seen: dict[Path, Path] = {}
-    for source, target in pairs:
-        if target in seen:
-            raise CartoonizeError(f"{seen[target]} and {source} would both be written to {target}; "
-                                  "give them in separate runs or rename one")  # fmt: skip
-        seen[target] = source
+    check_distinct_outputs(pairs)
     return pairs
 
 

@@ -8,6 +8,7 @@ real photo (the parity gate), and write it into the store with its manifest.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import re
@@ -15,8 +16,9 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -44,6 +46,9 @@ from cartoonize.parity import PSNR_THRESHOLDS, Parity, parity
 GATE_TIMEOUT_S = 180.0
 
 Step = Callable[[str], None]  # reports the stage the build is in ("exporting", "compiling", ...)
+
+# the engine files each backend writes (what `runner_from_path` opens as that backend's engine)
+ENGINE_SUFFIXES = {"aoti": (".pt2",), "tensorrt": (".plan", ".engine")}
 
 
 @dataclass(frozen=True)
@@ -270,16 +275,59 @@ def _build_and_gate(
     return manifest, check
 
 
+def check_engine_output(spec: BuildSpec, output: Path) -> None:
+    """Refuse, before any work, an engine file name that would not open as the backend's engine."""
+    suffixes = ENGINE_SUFFIXES[spec.backend]
+    if output.suffix.lower() not in suffixes:
+        raise CartoonizeError(
+            f"--output {output}: a --backend {spec.backend} engine is a {' or '.join(suffixes)} file "
+            f"(the suffix says how it loads); use {output.with_suffix(suffixes[0])}"
+        )
+
+
+@contextlib.contextmanager
+def _stop_signals_held() -> Iterator[None]:
+    """Ctrl-C, SIGTERM and SIGHUP that come inside wait until the block is done, then act as they
+    would have. (Python runs signal handlers in the main thread: elsewhere none can interrupt it.)"""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    came: list[int] = []
+    # a handler not set from Python (getsignal gives None) could not be put back: left alone
+    stops = (getattr(signal, name, None) for name in ("SIGINT", "SIGTERM", "SIGHUP"))
+    numbers = [n for n in stops if n is not None and signal.getsignal(n) is not None]
+    handlers = {n: signal.signal(n, lambda signum, _frame: came.append(signum)) for n in numbers}
+    try:
+        yield
+    finally:
+        for number, handler in handlers.items():
+            signal.signal(number, handler)
+        if came:
+            signal.raise_signal(came[0])
+
+
+def _move_into_place(building: Path, output: Path) -> None:
+    """The finished engine and its manifest onto their names, replacing an older build of them:
+    each rename is atomic, and no stop signal lands between the two (a stored engine with another
+    build's manifest would not load)."""
+    with _stop_signals_held():
+        manifest_path(building).replace(manifest_path(output))
+        building.replace(output)
+
+
 def build_engine(
     spec: BuildSpec, output: Path | None = None, step: Step | None = None, warn: Step | None = None
 ) -> BuildResult:
-    """Build, gate on parity, and write the engine and its manifest (nothing is left on failure).
+    """Build, gate on parity, and write the engine and its manifest. The engine is built and gated
+    under a hidden name and moved into place only when it passed, so an error or an interrupt
+    leaves `output` (an engine built before, say) as it was, and nothing new beside it.
     An AOTInductor engine that crashes in the gate is rebuilt with the next recipe (said by `warn`;
     `step` reports the stage the build is in)."""
     step = step or (lambda _s: None)
     warn = warn or step
     machine = current_machine()
     output = output or store_dir() / spec.file_name(machine.target(spec.device))
+    check_engine_output(spec, output)
     # build and gate under a hidden name: a crash mid-build leaves nothing `--engine auto` would pick
     building = output.with_name(f".{output.stem}.building{output.suffix}")
     started = time.perf_counter()
@@ -306,12 +354,8 @@ def build_engine(
                      f"rebuilding with recipe {after.name}: {after.what}")  # fmt: skip
         if crashes:
             manifest.build_options["crashed_recipes"] = crashes
-        write_manifest(output, manifest)
-        building.replace(output)
-    except BaseException:
-        output.unlink(missing_ok=True)
-        manifest_path(output).unlink(missing_ok=True)
-        raise
+        write_manifest(building, manifest)  # now with the parity figures
+        _move_into_place(building, output)
     finally:
         building.unlink(missing_ok=True)
         manifest_path(building).unlink(missing_ok=True)

@@ -2,20 +2,36 @@
 
 from __future__ import annotations
 
+import mimetypes
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
-from cartoonize.errors import CartoonizeError
-from cartoonize.media.files import ATTACHED_PIC, atomic_output, fit_within
+from cartoonize.errors import CartoonizeError, CartoonizeWarning
+from cartoonize.media.files import (
+    ATTACHED_PIC,
+    atomic_output,
+    check_distinct_outputs,
+    check_output_folder,
+    fit_within,
+)
 from cartoonize.runners.base import Runner
 from cartoonize.stages import StageOptions, build_stages
 from cartoonize.stages.upsample import network_frame
 
-IMAGE_SUFFIXES = {".jpg": "mjpeg", ".jpeg": "mjpeg", ".png": "png", ".webp": "libwebp", ".bmp": "bmp",
-                  ".tif": "tiff", ".tiff": "tiff"}  # fmt: skip
+# suffix -> (encoder, the pixel format it takes, the one with alpha where the type holds transparency)
+IMAGE_SUFFIXES = {".jpg": ("mjpeg", "yuvj444p", None), ".jpeg": ("mjpeg", "yuvj444p", None),
+                  ".png": ("png", "rgb24", "rgba"), ".webp": ("libwebp", "yuv420p", "yuva420p"),
+                  ".bmp": ("bmp", "bgr24", None),  # the bmp encoder takes BGR, not RGB
+                  ".tif": ("tiff", "rgb24", "rgba"), ".tiff": ("tiff", "rgb24", "rgba")}  # fmt: skip
+ENCODER_OPTIONS = {"mjpeg": {"qscale": "2"}}
+# decoders that hide damage unless asked: FFmpeg's JPEG decoder fills a cut-short or corrupt photo
+# with grey or smeared blocks and says nothing. Not TIFF: its decoder then refuses valid files
+# for a tag it does not know (ResolutionUnit, as FFmpeg itself writes)
+STRICT_DECODERS = {"mjpeg": {"err_detect": "explode"}}
 # read, not written: phones' HEIF (iPhone .heic) and AVIF photos, which FFmpeg decodes
 READ_ONLY_SUFFIXES = {".heic", ".heif", ".avif"}
 # the brands of a HEIF file (HEVC or AV1 images): FFmpeg gives a tiled one's tiles as separate
@@ -40,13 +56,21 @@ def _refuse_tiles(path: Path, container) -> None:  # noqa: ANN001 - an input av 
 
 def read_image(path: Path, max_side: int | None = None) -> np.ndarray:
     """uint8 (H, W, 3) RGB, upright (EXIF / display-matrix rotation applied)."""
+    return read_image_and_alpha(path, max_side)[0]
+
+
+def read_image_and_alpha(path: Path, max_side: int | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+    """uint8 (H, W, 3) RGB and its (H, W) alpha plane, None where the photo has no transparency
+    (or an alpha plane that is opaque everywhere); both upright and scaled alike."""
     import av
 
     try:
         with av.open(str(path)) as container:
             _refuse_tiles(path, container)
-            frame = next(container.decode(video=0))
-    except av.FFmpegError as exc:
+            stream = container.streams.video[0]
+            stream.codec_context.options = dict(STRICT_DECODERS.get(stream.codec_context.name, {}))
+            frame = next(container.decode(stream))
+    except av.FFmpegError as exc:  # a file cut short or corrupt too: FFmpeg cannot tell which
         raise CartoonizeError(
             f"{path} is not a readable image ({exc.strerror or type(exc).__name__})"
         ) from None
@@ -56,40 +80,89 @@ def read_image(path: Path, max_side: int | None = None) -> np.ndarray:
     w, h = (frame.height, frame.width) if k % 2 else (frame.width, frame.height)
     w, h = fit_within(w, h, max_side, even=False)
     coded = (h, w) if k % 2 else (w, h)
-    rgb = frame.to_ndarray(format="rgb24", width=coded[0], height=coded[1], interpolation="AREA")
-    return np.ascontiguousarray(np.rot90(rgb, k)) if k else rgb
+    rgb: np.ndarray = frame.to_ndarray(format="rgb24", width=coded[0], height=coded[1], interpolation="AREA")
+    alpha = _alpha_plane(frame)
+    if alpha is not None and alpha.min() < 255:  # scaled with the same filter as the picture
+        plane = av.VideoFrame.from_ndarray(np.ascontiguousarray(alpha), format="gray")
+        alpha = plane.to_ndarray(format="gray", width=coded[0], height=coded[1], interpolation="AREA")
+    else:
+        alpha = None  # none, or opaque everywhere
+    if k:  # the alpha turns with the picture
+        rgb = np.ascontiguousarray(np.rot90(rgb, k))
+        alpha = None if alpha is None else np.ascontiguousarray(np.rot90(alpha, k))
+    return rgb, alpha
 
 
-def write_image(path: Path, rgb: np.ndarray) -> None:
-    """Encode one frame to `path` (format from the suffix), atomically."""
+def _alpha_plane(frame) -> np.ndarray | None:  # noqa: ANN001 - a decoded av.VideoFrame
+    """The frame's transparency, (H, W) uint8 at its decoded size; None where it has none. A
+    planar one (WebP's yuva420p, gbrap) is read as it is: FFmpeg 8.1's swscale converts YUV with
+    alpha to RGBA differently from run to run (a few pixels, in about 1 of 100 runs here), where its
+    conversions to rgb24 and between RGB formats give the same result every time."""
+    fmt = frame.format
+    alpha = next((c for c in fmt.components if c.is_alpha), None)
+    if alpha is None and not fmt.has_palette:
+        return None
+    if alpha is None or not fmt.is_planar:
+        # packed RGBA, gray with alpha, or a palette (a PNG's tRNS: FFmpeg's entries are ARGB)
+        return frame.to_ndarray(format="rgba")[..., 3]
+    plane = frame.planes[alpha.plane]
+    dtype = np.dtype(np.uint8) if alpha.bits <= 8 else np.dtype(">u2" if fmt.is_big_endian else "<u2")
+    rows = np.frombuffer(plane, dtype).reshape(plane.height, plane.line_size // dtype.itemsize)
+    values = rows[: frame.height, : frame.width]
+    if alpha.bits <= 8:
+        return values.copy()
+    top = (1 << alpha.bits) - 1
+    return ((values.astype(np.uint32) * 255 + top // 2) // top).astype(np.uint8)
+
+
+def image_type(path: Path) -> tuple[str, str, str | None]:
+    """(encoder, pixel format, pixel format with alpha or None) for an output path, by its suffix."""
+    try:
+        return IMAGE_SUFFIXES[path.suffix.lower()]
+    except KeyError:
+        raise CartoonizeError(
+            f"{path.name}: unsupported image type; use one of {', '.join(IMAGE_SUFFIXES)}"
+        ) from None
+
+
+def holds_alpha(path: Path) -> bool:
+    return image_type(path)[2] is not None
+
+
+def write_image(path: Path, picture: np.ndarray) -> None:
+    """Encode one (H, W, 3) RGB or (H, W, 4) RGBA frame to `path` (the type from its suffix),
+    atomically. A type without transparency (JPEG, BMP) gets the RGB alone."""
     import av
 
-    codec = IMAGE_SUFFIXES.get(path.suffix.lower())
-    if codec is None:
-        raise CartoonizeError(f"{path.name}: unsupported image type; use one of {', '.join(IMAGE_SUFFIXES)}")
-    frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
+    codec, pix_fmt, alpha_pix_fmt = image_type(path)
+    with_alpha = picture.shape[-1] == 4 and alpha_pix_fmt is not None
+    if picture.shape[-1] == 4 and not with_alpha:
+        picture = picture[..., :3]
+    frame = av.VideoFrame.from_ndarray(
+        np.ascontiguousarray(picture), format="rgba" if with_alpha else "rgb24"
+    )
     with atomic_output(path) as tmp, av.open(str(tmp), "w", format="image2") as out:
         stream = out.add_stream(codec, rate=1)
         assert isinstance(stream, av.VideoStream)
         stream.width, stream.height = frame.width, frame.height
-        if codec == "mjpeg":
-            stream.pix_fmt, stream.options = "yuvj444p", {"qscale": "2"}
-        elif codec in ("png", "bmp", "tiff"):
-            stream.pix_fmt = "rgb24"
-        else:
-            stream.pix_fmt = "yuv420p"
+        stream.pix_fmt = alpha_pix_fmt if with_alpha and alpha_pix_fmt else pix_fmt
+        stream.options = dict(ENCODER_OPTIONS.get(codec, {}))
         for packet in stream.encode(frame):
             out.mux(packet)
         for packet in stream.encode(None):
             out.mux(packet)
 
 
-def collect_images(inputs: list[Path]) -> list[Path]:
+def collect_images(inputs: list[Path], leave_out: Path | None = None) -> list[Path]:
+    """The photos given and those in the folders given (recursively); files under `leave_out` (the
+    output folder, where it lies inside an input folder) are earlier cartoons, not photos."""
     readable = set(IMAGE_SUFFIXES) | READ_ONLY_SUFFIXES
+    outputs = leave_out.resolve() if leave_out is not None else None
     found: list[Path] = []
     for item in inputs:
         if item.is_dir():
-            found += sorted(p for p in item.rglob("*") if p.suffix.lower() in readable and p.is_file())
+            found += sorted(p for p in item.rglob("*") if p.suffix.lower() in readable and p.is_file()
+                            and not (outputs and p.resolve().is_relative_to(outputs)))  # fmt: skip
         elif item.is_file():
             found.append(item)
         else:
@@ -99,55 +172,107 @@ def collect_images(inputs: list[Path]) -> list[Path]:
     return found
 
 
+def names_a_file_type(path: Path) -> bool:
+    """Whether `path` is named like a picture or video file (x.gif, x.avif, x.mp4) rather than a
+    folder (cartoons, photos.2024)."""
+    if path.suffix.lower() in IMAGE_SUFFIXES or path.suffix.lower() in READ_ONLY_SUFFIXES:
+        return True
+    kind, _ = mimetypes.guess_type(path.name, strict=False)
+    return kind is not None and kind.startswith(("image/", "video/"))
+
+
 @dataclass(frozen=True)
 class ImageJob:
     inputs: tuple[Path, ...]
     output: Path  # a file for one input image, else a folder
     max_side: int | None = None
-    overwrite: bool = False
+    overwrite: bool = False  # in a folder, without it an existing output is skipped (one photo: refused)
     stages: StageOptions = field(default_factory=StageOptions)  # temporal stages never run on photos
 
 
-def plan_outputs(job: ImageJob) -> list[tuple[Path, Path]]:
-    sources = collect_images(list(job.inputs))
-    single = len(sources) == 1 and job.output.suffix.lower() in IMAGE_SUFFIXES and not job.output.is_dir()
+@dataclass(frozen=True)
+class OutputPlan:
+    pairs: list[tuple[Path, Path]]  # (photo, cartoon) to make
+    skipped: list[tuple[Path, Path]]  # (photo, cartoon) whose cartoon exists, in a folder without --overwrite
+
+
+def plan_outputs(job: ImageJob) -> OutputPlan:
+    """Every (photo, output) pair, checked before any work: one photo is written to the file named
+    (its type from the suffix), several into a folder as PNG (an existing one is skipped unless
+    `overwrite`, as `video` does)."""
+    output = job.output
+    if not output.is_dir() and output.suffix.lower() not in IMAGE_SUFFIXES and names_a_file_type(output):
+        image_type(output)  # x.gif, x.avif: a file this cannot write, not a folder to make
+    for item in job.inputs:
+        if item.is_dir() and item.resolve() == output.resolve():
+            raise CartoonizeError(
+                f"--output {output} is the input folder; give another folder for the cartoons"
+            )
+    sources = collect_images(list(job.inputs), leave_out=output)
+    single = len(sources) == 1 and output.suffix.lower() in IMAGE_SUFFIXES and not output.is_dir()
     if single:
-        pairs = [(sources[0], job.output)]
+        pairs = [(sources[0], output)]
+        check_output_folder(output.parent)
     else:
-        if job.output.exists() and not job.output.is_dir():
-            raise CartoonizeError(f"--output {job.output} must be a folder for {len(sources)} images")
-        if not job.output.is_dir() and job.output.suffix.lower() in IMAGE_SUFFIXES:
-            raise CartoonizeError(f"{len(sources)} images go into a folder, and --output {job.output} is named "
-                                  f"like an image; give a folder ({job.output.with_suffix('')}/)")  # fmt: skip
-        pairs = [(src, job.output / f"{src.stem}.png") for src in sources]
-        names = [dst for _, dst in pairs]
-        if len(set(names)) != len(names):
-            raise CartoonizeError("two inputs share a file name; cartoonize them into separate folders")
+        if output.exists() and not output.is_dir():
+            raise CartoonizeError(f"--output {output} must be a folder for {len(sources)} images")
+        if not output.is_dir() and output.suffix.lower() in IMAGE_SUFFIXES:
+            raise CartoonizeError(f"{len(sources)} images go into a folder, and --output {output} is named "
+                                  f"like an image; give a folder ({output.with_suffix('')}/)")  # fmt: skip
+        check_output_folder(output)
+        pairs = [(src, output / f"{src.stem}.png") for src in sources]
+        check_distinct_outputs(pairs)
     for src, dst in pairs:
         if src.resolve() == dst.resolve():
             raise CartoonizeError(f"output {dst} is the input; choose another output path")
-        if dst.exists() and not job.overwrite:
+        if dst.is_dir():
+            raise CartoonizeError(f"output {dst} is a folder; give another name")
+        if single and dst.exists() and not job.overwrite:
             raise CartoonizeError(f"output {dst} exists; pass --overwrite to replace it")
-    return pairs
+    plan = OutputPlan([], [])
+    for src, dst in pairs:
+        (plan.pairs if job.overwrite or not dst.exists() else plan.skipped).append((src, dst))
+    return plan
+
+
+@dataclass(frozen=True)
+class ImageReport:
+    written: list[Path]
+    skipped: list[Path]  # outputs that existed (a folder without --overwrite)
+
+    def summary(self, output: Path) -> str:
+        why = (
+            f"; {len(self.skipped)} skipped (output exists; --overwrite replaces it)" if self.skipped else ""
+        )
+        return f"wrote {len(self.written)} image(s) to {output}{why}"
 
 
 def cartoonize_images(job: ImageJob, make_runner: Callable[[], Runner],
-                      on_progress: Callable[[int, int], None] | None = None) -> list[Path]:  # fmt: skip
-    pairs = plan_outputs(job)
-    written = []
+                      on_progress: Callable[[int, int], None] | None = None) -> ImageReport:  # fmt: skip
+    plan = plan_outputs(job)
+    pairs, skipped = plan.pairs, [dst for _, dst in plan.skipped]
+    written: list[Path] = []
+    if not pairs:  # every output is there already
+        return ImageReport(written, skipped)
     chain = build_stages(replace(job.stages, temporal=False))
     unreadable: list[str] = []  # one line each: a bad photo in a folder does not stop the others
     with make_runner() as runner:
         for i, (src, dst) in enumerate(pairs):
             try:
-                photo = read_image(src, job.max_side)
+                photo, alpha = read_image_and_alpha(src, job.max_side)
             except CartoonizeError as exc:
-                if len(pairs) == 1:
+                if len(pairs) + len(skipped) == 1:
                     raise
                 unreadable.append(str(exc))
             else:
                 small = network_frame(photo, job.stages.infer_side)
                 cartoon = chain(photo, runner(small[None])[0])
+                if alpha is not None and holds_alpha(dst):
+                    cartoon = np.dstack([cartoon, alpha])  # the photo's transparency, where it was
+                elif alpha is not None:
+                    warnings.warn(f"{src} has transparency, which a {dst.suffix} file cannot hold: "
+                                  f"{dst.name} is opaque (write .png, .webp or .tif to keep it)",
+                                  CartoonizeWarning, stacklevel=2)  # fmt: skip
                 dst.parent.mkdir(parents=True, exist_ok=True)  # only once there is a picture to put there
                 write_image(dst, cartoon)
                 written.append(dst)
@@ -155,8 +280,9 @@ def cartoonize_images(job: ImageJob, make_runner: Callable[[], Runner],
                 on_progress(i + 1, len(pairs))
     if unreadable:
         more = f"; and {len(unreadable) - 1} more" if len(unreadable) > 1 else ""
+        also = f"; {len(skipped)} skipped (output exists)" if skipped else ""
         raise CartoonizeError(
-            f"{len(unreadable)} of {len(pairs)} images failed ({unreadable[0]}{more}); "
-            f"the other {len(written)} are in {job.output}"
+            f"{len(unreadable)} of {len(pairs) + len(skipped)} images failed ({unreadable[0]}{more}); "
+            f"the other {len(written)} are in {job.output}{also}"
         )
-    return written
+    return ImageReport(written, skipped)

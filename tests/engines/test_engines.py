@@ -591,6 +591,144 @@ def test_a_crashing_tensorrt_engine_is_not_rebuilt(
     assert built == [None] and list(tmp_path.iterdir()) == []
 
 
+# ---------------------------------------------------------------------------------------------
+# what a build leaves where one was already: replaced only by a complete, gated engine
+
+
+def _builder_copying(engine: Path, built: list[str]) -> object:
+    """A builder that writes a copy of `engine` (a real package: the gate loads and runs it)."""
+
+    def copy(spec: BuildSpec, output: Path, step: object, recipe: object) -> dict[str, object]:
+        built.append(output.name)
+        shutil.copy(engine, output)
+        return {"recipe": "copied"}
+
+    return copy
+
+
+def _files(folder: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
+
+
+def test_an_output_of_another_suffix_is_refused_before_any_work(
+    tiny_checkpoint: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`-o victim.txt` built for 40 s, failed in the gate (no runner opens a .txt) and deleted the
+    file. Now an existing file is kept unless --overwrite, as every command does, and a name the
+    backend does not write is one line before anything is built."""
+    import cartoonize.pipelines.build as build
+
+    built: list[str] = []
+    monkeypatch.setitem(build.BUILDERS, "aoti", lambda *args: built.append("built"))
+    (tmp_path / "victim.txt").write_text("precious")
+    argv = ["build-engine", "--model", str(tiny_checkpoint), "--backend", "aoti", "--shape", f"{SIZE}x{SIZE}"]
+    code, text = run_cli(*argv, "-o", str(tmp_path / "victim.txt"))
+    assert (code, text) == (
+        1,
+        f"error: output {tmp_path / 'victim.txt'} exists; pass --overwrite to replace it",
+    )
+    code, text = run_cli(*argv, "-o", str(tmp_path / "victim.txt"), "--overwrite")
+    assert code == 1 and text == (
+        f"error: --output {tmp_path / 'victim.txt'}: a --backend aoti engine is a .pt2 file (the suffix "
+        f"says how it loads); use {tmp_path / 'victim.pt2'}"
+    )
+    code, text = run_cli(*argv, "-o", str(tmp_path / "new.plan"))
+    assert code == 1 and "a --backend aoti engine is a .pt2 file" in text
+    assert built == [] and _files(tmp_path) == {"victim.txt": b"precious"}
+    spec = build.spec_from_options(
+        None, tiny_checkpoint, None, "tensorrt", "fp32", "cuda", "32x32", None, None, None
+    )
+    for name in ("x.plan", "x.engine", "X.PLAN"):
+        build.check_engine_output(spec, tmp_path / name)
+    with pytest.raises(CartoonizeError, match=r"a --backend tensorrt engine is a \.plan or \.engine file"):
+        build.check_engine_output(spec, tmp_path / "x.pt2")
+
+
+def test_a_failed_rebuild_leaves_the_stored_engine_as_it_was(
+    engine_copy: Path, tiny_checkpoint: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A rebuild into the store whose new engine fails the gate (here: it does not load) leaves
+    the working engine and its manifest byte for byte, and no temporary file beside them."""
+    import cartoonize.pipelines.build as build
+
+    def broken(spec: BuildSpec, output: Path, step: object, recipe: object) -> dict[str, object]:
+        output.write_bytes(b"not a package")
+        return {}
+
+    monkeypatch.setitem(build.BUILDERS, "aoti", broken)
+    monkeypatch.setenv("CARTOONIZE_AOTI_RECIPES", "default")
+    before = _files(engine_copy.parent)
+    code, text = run_cli("build-engine", "--model", str(tiny_checkpoint), "--backend", "aoti",
+                         "--shape", f"{SIZE}x{SIZE}")  # fmt: skip
+    assert code == 1 and "failed when run for the parity gate" in text, text
+    assert _files(engine_copy.parent) == before
+
+
+def test_a_rebuild_replaces_the_engine_and_its_manifest_together(
+    engine_copy: Path,
+    tiny_engine: Path,
+    tiny_checkpoint: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A rebuild that passes the gate replaces the stored engine and its manifest (the store's
+    own engine needs no --overwrite: rebuilding is the point); an explicit -o file needs it."""
+    import cartoonize.pipelines.build as build
+
+    built: list[str] = []
+    monkeypatch.setitem(build.BUILDERS, "aoti", _builder_copying(tiny_engine, built))
+    monkeypatch.setenv("CARTOONIZE_AOTI_RECIPES", "default")
+    argv = ["build-engine", "--model", str(tiny_checkpoint), "--backend", "aoti", "--shape", f"{SIZE}x{SIZE}"]
+    code, text = run_cli(*argv)
+    assert code == 0 and "built" in text, text
+    assert sorted(_files(engine_copy.parent)) == [engine_copy.name, manifest_path(engine_copy).name]
+    manifest = check_engine(engine_copy)  # the new manifest, and it matches the engine beside it
+    assert manifest.build_options == {"recipe": "copied"} and manifest.parity["threshold_db"] == 45.0
+    mine = tmp_path / "mine.pt2"
+    mine.write_bytes(b"an engine of mine")
+    code, text = run_cli(*argv, "-o", str(mine))
+    assert code == 1 and "exists; pass --overwrite" in text and mine.read_bytes() == b"an engine of mine"
+    code, text = run_cli(*argv, "-o", str(mine), "-y")
+    assert code == 0 and check_engine(mine).build_options == {"recipe": "copied"}, text
+    assert mine.read_bytes() == tiny_engine.read_bytes() and len(built) == 2
+
+
+def test_a_rebuild_stopped_by_sigterm_leaves_the_stored_engine(
+    engine_copy: Path, tiny_checkpoint: Path
+) -> None:
+    """A real `kill` in the middle of a real rebuild (the compiler running): exit 143, no
+    traceback, and the engine built before, its manifest, and nothing else in the store."""
+    import signal
+    import time
+
+    from tests.helpers import child_env, interruptible
+
+    store = engine_copy.parent
+    before = _files(store)
+    started = store.parent / "started"
+    # the real CLI, with a mark on disk when the builder begins
+    marked = ("import pathlib, sys, cartoonize.pipelines.build as b\n"
+              "real = b.BUILDERS['aoti']\n"
+              "def marked(*args):\n    pathlib.Path(sys.argv[1]).touch()\n    return real(*args)\n"
+              "b.BUILDERS['aoti'] = marked\n"
+              "from cartoonize.cli import main\nmain(sys.argv[2:])\n")  # fmt: skip
+    root = Path(__file__).resolve().parents[2]
+    env = child_env(PYTHONPATH=str(root), CARTOONIZE_AOTI_RECIPES="default")
+    proc = subprocess.Popen([sys.executable, "-c", marked, str(started), "build-engine", "--model",
+                             str(tiny_checkpoint), "--backend", "aoti", "--shape", f"{SIZE}x{SIZE}"],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=interruptible)  # fmt: skip
+    deadline = time.monotonic() + 120
+    while not started.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.1)
+    time.sleep(1.0)  # into torch.export and Inductor
+    proc.send_signal(signal.SIGTERM)
+    _, stderr = proc.communicate(timeout=120)
+    assert started.exists() and proc.returncode == 143, stderr
+    assert "Traceback" not in stderr
+    assert _files(store) == before
+
+
 def test_bench_times_runners_side_by_side(tiny_checkpoint: Path, engine_copy: Path, tmp_path: Path) -> None:
     """`--engine eager,onnxruntime,aoti`: each timed in one run beside one eager baseline (the
     eager runner listed is the baseline, not timed twice); `aoti` is the stored engine."""

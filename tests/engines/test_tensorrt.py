@@ -225,6 +225,7 @@ def _build(tiny_checkpoint: Path, precision: str, *extra: str) -> Path:
     from tests.engines.test_engines import run_cli
 
     store = Path(os.environ["CARTOONIZE_ENGINES"])
+    store.mkdir(parents=True, exist_ok=True)  # an --output goes into a folder that exists
     batch = extra[extra.index("--batch") + 1] if "--batch" in extra else "1"
     output = store / f"tiny.{precision}.b{batch}.{len(list(store.glob('*.plan')))}.plan"
     code, text = run_cli("build-engine", "--model", str(tiny_checkpoint), "--backend", "tensorrt",

@@ -67,6 +67,25 @@ def test_bench_on_the_cpu(tiny_checkpoint: Path, tmp_path: Path) -> None:
     assert report["speedup_vs_eager"] == pytest.approx(speedup, rel=1e-2)
 
 
+def test_a_json_path_that_cannot_be_written_is_refused_before_the_benchmark(
+    tiny_checkpoint: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from cartoonize.cli import main
+
+    def no_bench(*args: object) -> None:
+        raise AssertionError("benchmarked before the --json path was checked")
+
+    monkeypatch.setattr("cartoonize.measure.bench.bench", no_bench)
+    (tmp_path / "file").write_text("")
+    for json_path, message in ((tmp_path, "is a folder; give a file name"),
+                               (tmp_path / "file" / "b.json", "is a file, not a folder")):  # fmt: skip
+        with pytest.raises(SystemExit) as exit_:
+            main(["bench", "--model", str(tiny_checkpoint), "--shape", "32x48", "--json", str(json_path)])
+        assert exit_.value.code == 1
+        err = capsys.readouterr().err
+        assert message in " ".join(err.split()) and "Traceback" not in err, err
+
+
 def test_cpu_precision_table_follows_from_its_figures(tiny_checkpoint: Path, tmp_path: Path) -> None:
     """`measure.cpu_precision`: the three runners at each size, ratios that follow from the fps,
     bf16's parity, and the same choice as the one `auto` runs here."""

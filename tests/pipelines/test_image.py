@@ -9,7 +9,15 @@ import pytest
 
 from cartoonize.choose import EngineRequest, runner_for
 from cartoonize.errors import CartoonizeError
-from cartoonize.pipelines.image import ImageJob, cartoonize_images, read_image, write_image
+from cartoonize.pipelines.image import (
+    IMAGE_SUFFIXES,
+    ImageJob,
+    cartoonize_images,
+    read_image,
+    read_image_and_alpha,
+    write_image,
+)
+from cartoonize.runners.base import Runner
 from tests.helpers import pattern
 
 
@@ -40,8 +48,8 @@ def test_folder_to_folder_recursive(tiny_checkpoint: Path, tmp_path: Path) -> No
     write_image(tmp_path / "in" / "a.png", pattern(32, 24, 0))
     write_image(tmp_path / "in" / "sub" / "b.jpg", pattern(20, 44, 1))
     (tmp_path / "in" / "notes.txt").write_text("not a photo")
-    written = cartoonize_images(ImageJob((tmp_path / "in",), tmp_path / "out"), make_runner(tiny_checkpoint))
-    assert sorted(p.name for p in written) == ["a.png", "b.png"]
+    report = cartoonize_images(ImageJob((tmp_path / "in",), tmp_path / "out"), make_runner(tiny_checkpoint))
+    assert sorted(p.name for p in report.written) == ["a.png", "b.png"] and report.skipped == []
     assert read_image(tmp_path / "out" / "b.png").shape == (44, 20, 3)
 
 
@@ -156,7 +164,9 @@ def write_heif(path: Path, tiles: int, codec: str, brand: str) -> Path:
 def test_an_avif_photo_in_a_folder(tiny_checkpoint: Path, tmp_path: Path) -> None:
     (tmp_path / "in").mkdir()
     write_heif(tmp_path / "in" / "phone.avif", 1, AV1_ENCODERS[0], "avif")
-    written = cartoonize_images(ImageJob((tmp_path / "in",), tmp_path / "out"), make_runner(tiny_checkpoint))
+    written = cartoonize_images(
+        ImageJob((tmp_path / "in",), tmp_path / "out"), make_runner(tiny_checkpoint)
+    ).written
     assert [p.name for p in written] == ["phone.png"] and read_image(written[0]).shape == (24, 32, 3)
 
 
@@ -167,3 +177,234 @@ def test_a_tiled_heif_photo_is_refused_not_read_as_one_tile(tiny_checkpoint: Pat
                                               r"\(`heif-convert IMG_0001\.heic IMG_0001\.jpg`"):  # fmt: skip
         cartoonize_images(ImageJob((src,), tmp_path / "out.png"), make_runner(tiny_checkpoint))
     assert not (tmp_path / "out.png").exists()
+
+
+COLOURS = [
+    (255, 0, 0),
+    (0, 255, 0),
+    (0, 0, 255),
+    (255, 255, 0),
+    (30, 60, 200),
+    (200, 120, 40),
+    (255, 255, 255),
+]
+
+
+def colour_patches() -> np.ndarray:
+    """16×16 patches of flat colour side by side: a channel swap or a wrong matrix shows at once."""
+    return np.concatenate([np.full((16, 16, 3), c, np.uint8) for c in COLOURS], axis=1)
+
+
+@pytest.mark.parametrize("suffix", sorted(IMAGE_SUFFIXES))
+def test_every_output_type_keeps_its_colours(suffix: str, tmp_path: Path) -> None:
+    """Each type the README lists as an output is written (the bmp encoder takes BGR, not RGB)
+    and read back with the colours it was given, by this reader and by Pillow's."""
+    path = tmp_path / f"p{suffix}"
+    write_image(path, colour_patches())
+    centres = [(8, 16 * i + 8) for i in range(len(COLOURS))]
+    back = read_image(path)
+    assert back.shape == (16, 16 * len(COLOURS), 3)
+    for (y, x), colour in zip(centres, COLOURS, strict=True):
+        assert np.abs(back[y, x].astype(int) - colour).max() <= 3, (suffix, colour, back[y, x])
+    image_module = pytest.importorskip("PIL.Image")
+    with image_module.open(path) as other:
+        theirs = np.asarray(other.convert("RGB"))
+    for (y, x), colour in zip(centres, COLOURS, strict=True):
+        assert np.abs(theirs[y, x].astype(int) - colour).max() <= 3, (suffix, colour, theirs[y, x])
+
+
+@pytest.mark.parametrize("name", ["x.gif", "x.avif", "x.heic", "x.mp4"])
+def test_an_output_named_like_a_type_this_cannot_write_is_refused(
+    name: str, tiny_checkpoint: Path, tmp_path: Path
+) -> None:
+    """Not a folder named x.gif holding in.png: one line naming the types it writes."""
+    write_image(tmp_path / "in.png", pattern(16, 12, 0))
+    with pytest.raises(CartoonizeError, match=rf"^{name}: unsupported image type; use one of \.jpg, .*\.png"):
+        cartoonize_images(
+            ImageJob((tmp_path / "in.png",), tmp_path / "out" / name), make_runner(tiny_checkpoint)
+        )
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_folder_named_with_a_dot_is_still_a_folder(tiny_checkpoint: Path, tmp_path: Path) -> None:
+    write_image(tmp_path / "in.png", pattern(16, 12, 0))
+    report = cartoonize_images(
+        ImageJob((tmp_path / "in.png",), tmp_path / "cartoons.2024"), make_runner(tiny_checkpoint)
+    )
+    assert report.written == [tmp_path / "cartoons.2024" / "in.png"]
+
+
+def rotated_rgba_png(path: Path) -> np.ndarray:
+    """A 40×24 RGBA PNG stored sideways (EXIF orientation 6: turn 90° clockwise to show it), with a
+    transparent band along its stored top and a half-transparent one down its left; returns the
+    alpha plane as it is shown (24 wide, 40 high)."""
+    image_module = pytest.importorskip("PIL.Image")
+    rgba = np.dstack([pattern(40, 24, 0), np.full((24, 40), 255, np.uint8)])
+    rgba[:5, :, 3] = 0
+    rgba[:, :3, 3] = 128
+    exif = image_module.Exif()
+    exif[0x0112] = 6
+    image_module.fromarray(rgba, "RGBA").save(path, exif=exif)
+    return np.ascontiguousarray(np.rot90(rgba[..., 3], -1))  # clockwise
+
+
+def test_transparency_is_carried_onto_the_cartoon(tiny_checkpoint: Path, tmp_path: Path) -> None:
+    """PNG, WebP and TIFF keep the photo's alpha, turned upright and scaled as the picture is."""
+    shown = rotated_rgba_png(tmp_path / "logo.png")
+    rgb, alpha = read_image_and_alpha(tmp_path / "logo.png")
+    assert rgb.shape == (40, 24, 3) and alpha is not None and np.array_equal(alpha, shown)
+    for suffix in (".png", ".webp", ".tif"):
+        out = tmp_path / f"cartoon{suffix}"
+        cartoonize_images(ImageJob((tmp_path / "logo.png",), out), make_runner(tiny_checkpoint))
+        cartoon, kept = read_image_and_alpha(out)
+        assert cartoon.shape == (40, 24, 3) and kept is not None, suffix
+        assert np.abs(kept.astype(int) - shown).max() <= 1, suffix  # WebP's alpha: within 1
+    cartoonize_images(ImageJob((tmp_path / "logo.png",), tmp_path / "small.png", max_side=20),
+                      make_runner(tiny_checkpoint))  # fmt: skip
+    _, small = read_image_and_alpha(tmp_path / "small.png")
+    assert small is not None and np.array_equal(small, read_image_and_alpha(tmp_path / "logo.png", 20)[1])
+    assert small.shape == (20, 12)
+
+
+@pytest.mark.parametrize("suffix", [".jpg", ".bmp"])
+def test_transparency_a_type_cannot_hold_is_a_warning(
+    suffix: str, tiny_checkpoint: Path, tmp_path: Path
+) -> None:
+    from cartoonize.errors import CartoonizeWarning
+
+    rotated_rgba_png(tmp_path / "logo.png")
+    out = tmp_path / f"cartoon{suffix}"
+    with pytest.warns(
+        CartoonizeWarning, match=rf"logo\.png has transparency, which a \{suffix} file cannot hold"
+    ):
+        cartoonize_images(ImageJob((tmp_path / "logo.png",), out), make_runner(tiny_checkpoint))
+    assert read_image_and_alpha(out)[0].shape == (40, 24, 3)
+
+
+def test_a_webp_alpha_reads_the_same_every_time(tmp_path: Path) -> None:
+    """WebP decodes to yuva420p, which FFmpeg 8.1's swscale turns into RGBA differently now and
+    then (a few pixels in about 1 read of 100): the alpha plane is read as it is instead."""
+    rgba = np.dstack([pattern(24, 40, 0), np.full((40, 24), 255, np.uint8)])
+    rgba[:, -5:, 3], rgba[:3, :, 3] = 0, 128
+    write_image(tmp_path / "a.webp", rgba)
+    reads = {b"".join(a.tobytes() for a in read_image_and_alpha(tmp_path / "a.webp")) for _ in range(600)}
+    assert len(reads) == 1
+
+
+def test_an_opaque_photo_has_no_alpha(tmp_path: Path) -> None:
+    write_image(tmp_path / "opaque.png", np.dstack([pattern(16, 12, 0), np.full((12, 16), 255, np.uint8)]))
+    assert read_image_and_alpha(tmp_path / "opaque.png")[1] is None
+
+
+def cut_short(path: Path, keep: float = 0.5) -> Path:
+    data = path.read_bytes()
+    path.write_bytes(data[: int(len(data) * keep)])
+    return path
+
+
+def test_a_cut_short_jpeg_is_refused_not_smeared(tiny_checkpoint: Path, tmp_path: Path) -> None:
+    """FFmpeg's JPEG decoder fills a cut-short photo with grey and says nothing unless asked."""
+    (tmp_path / "in").mkdir()
+    write_image(tmp_path / "in" / "a.jpg", pattern(96, 64, 0))
+    write_image(tmp_path / "in" / "cut.jpg", pattern(96, 64, 1))
+    cut_short(tmp_path / "in" / "cut.jpg")
+    with pytest.raises(CartoonizeError, match=r"cut\.jpg is not a readable image \(Invalid data"):
+        cartoonize_images(
+            ImageJob((tmp_path / "in" / "cut.jpg",), tmp_path / "o.png"), make_runner(tiny_checkpoint)
+        )
+    assert not (tmp_path / "o.png").exists()
+    with pytest.raises(CartoonizeError, match=r"^1 of 2 images failed \(.*cut\.jpg is not a readable image"):
+        cartoonize_images(ImageJob((tmp_path / "in",), tmp_path / "out"), make_runner(tiny_checkpoint))
+    assert [p.name for p in (tmp_path / "out").iterdir()] == ["a.png"]
+
+
+def no_inference() -> Runner:
+    raise AssertionError("the runner was made: the output should have been refused before any work")
+
+
+def test_outputs_that_cannot_be_written_are_refused_before_any_work(tmp_path: Path) -> None:
+    write_image(tmp_path / "in.png", pattern(16, 12, 0))
+    (tmp_path / "photos").mkdir()
+    write_image(tmp_path / "photos" / "a.png", pattern(16, 12, 0))
+    write_image(tmp_path / "photos" / "b.png", pattern(16, 12, 1))
+    cases = [
+        ((tmp_path / "in.png",), tmp_path / "in.png" / "x.png", r"output folder .*in\.png is a file, not a folder"),
+        ((tmp_path / "photos",), tmp_path / "in.png" / "dir", r"output folder .*in\.png is a file, not a folder"),
+    ]  # fmt: skip
+    if Path("/proc/self").is_dir():  # nothing can be created there, also by root, whom os.access lets by
+        cases.append(((tmp_path / "in.png",), Path("/proc/x.png"), r"output folder /proc is not writable"))
+        cases.append(((tmp_path / "photos",), Path("/proc/new/out"), r"output folder /proc is not writable"))
+    for inputs, output, message in cases:
+        with pytest.raises(CartoonizeError, match=message):
+            cartoonize_images(ImageJob(inputs, output), no_inference)
+
+
+def test_a_folder_skips_outputs_that_exist(tiny_checkpoint: Path, tmp_path: Path) -> None:
+    """As `video` does with folders: an existing cartoon is skipped and counted, not a reason to
+    refuse the batch; --overwrite replaces it."""
+    (tmp_path / "in").mkdir()
+    write_image(tmp_path / "in" / "a.png", pattern(16, 12, 0))
+    write_image(tmp_path / "in" / "b.jpg", pattern(16, 12, 1))
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "a.png").write_bytes(b"keep")
+    report = cartoonize_images(ImageJob((tmp_path / "in",), tmp_path / "out"), make_runner(tiny_checkpoint))
+    assert report.written == [tmp_path / "out" / "b.png"] and report.skipped == [tmp_path / "out" / "a.png"]
+    assert (tmp_path / "out" / "a.png").read_bytes() == b"keep"
+    assert report.summary(tmp_path / "out").endswith("1 skipped (output exists; --overwrite replaces it)")
+    again = cartoonize_images(ImageJob((tmp_path / "in",), tmp_path / "out"), no_inference)
+    assert again.written == [] and len(again.skipped) == 2
+    replaced = cartoonize_images(ImageJob((tmp_path / "in",), tmp_path / "out", overwrite=True),
+                                 make_runner(tiny_checkpoint))  # fmt: skip
+    assert len(replaced.written) == 2 and read_image(tmp_path / "out" / "a.png").shape == (12, 16, 3)
+
+
+def test_two_photos_for_one_output_are_both_named(tmp_path: Path) -> None:
+    for folder, name in (("x", "p.png"), ("y", "p.jpg")):
+        (tmp_path / "in" / folder).mkdir(parents=True)
+        write_image(tmp_path / "in" / folder / name, pattern(16, 12, 0))
+    with pytest.raises(
+        CartoonizeError, match=r"in/x/p\.png and .*in/y/p\.jpg would both be written to .*out/p\.png"
+    ):
+        cartoonize_images(ImageJob((tmp_path / "in",), tmp_path / "out"), no_inference)
+
+
+def test_an_output_folder_inside_the_input_folder_is_not_read_back(
+    tiny_checkpoint: Path, tmp_path: Path
+) -> None:
+    (tmp_path / "in").mkdir()
+    write_image(tmp_path / "in" / "a.png", pattern(16, 12, 0))
+    write_image(tmp_path / "in" / "b.jpg", pattern(16, 12, 1))
+    job = ImageJob((tmp_path / "in",), tmp_path / "in" / "cartoons")
+    assert len(cartoonize_images(job, make_runner(tiny_checkpoint)).written) == 2
+    rerun = cartoonize_images(job, no_inference)  # its cartoons are not photos to cartoonize
+    assert rerun.written == [] and sorted(p.name for p in rerun.skipped) == ["a.png", "b.png"]
+    with pytest.raises(CartoonizeError, match=r"--output .*in is the input folder; give another folder"):
+        cartoonize_images(ImageJob((tmp_path / "in",), tmp_path / "in"), no_inference)
+
+
+def test_the_help_says_the_type_follows_the_suffix(capsys: pytest.CaptureFixture[str]) -> None:
+    from cartoonize.cli import main
+
+    with pytest.raises(SystemExit):
+        main(["image", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "outputs are PNG" not in text
+    assert "type follows its suffix" in text.replace("│ ", "")
+
+
+def test_the_cli_refuses_a_bad_output_before_the_styles_first_download(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """One line, before the style is fetched (an empty cache, a mirror that is not there)."""
+    from cartoonize.cli import main
+
+    monkeypatch.setenv("CARTOONIZE_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("CARTOONIZE_WEIGHTS_URL", (tmp_path / "no-mirror").as_uri())
+    write_image(tmp_path / "in.png", pattern(16, 12, 0))
+    for output, message in (("in.png/x.png", "is a file, not a folder"), ("x.gif", "unsupported image type")):
+        with pytest.raises(SystemExit) as exit_:
+            main(["image", str(tmp_path / "in.png"), "-o", str(tmp_path / output), "--style", "hayao"])
+        assert exit_.value.code == 1
+        err = capsys.readouterr().err
+        assert message in " ".join(err.split()) and "Traceback" not in err, err
+    assert not (tmp_path / "cache" / "styles" / "hayao.pt").exists()
