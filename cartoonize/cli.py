@@ -72,6 +72,19 @@ class Channels(StrEnum):
     bgr = "bgr"
 
 
+class Preset(StrEnum):  # x264's and x265's speed presets, fastest first
+    ultrafast = "ultrafast"
+    superfast = "superfast"
+    veryfast = "veryfast"
+    faster = "faster"
+    fast = "fast"
+    medium = "medium"
+    slow = "slow"
+    slower = "slower"
+    veryslow = "veryslow"
+    placebo = "placebo"
+
+
 class Backend(StrEnum):
     auto = "auto"
     tensorrt = "tensorrt"
@@ -217,7 +230,7 @@ def video(
         ),
     ] = "auto",
     crf: Annotated[int, typer.Option(min=0, max=51, help="Quality: lower is better and bigger.")] = 20,
-    preset: Annotated[str, typer.Option(help="x264 speed preset.")] = "veryfast",
+    preset: Annotated[Preset, typer.Option(help="x264/x265 speed preset: slower ones make smaller files at the same --crf.")] = Preset.veryfast,
     segments: Annotated[int | None, typer.Option(min=1, help="Split each video into N segments at keyframes, cartoonized in parallel and joined without re-encoding.")] = None,
     segment_length: Annotated[float | None, typer.Option(min=0.1, metavar="SECONDS", help="Or: segments of about this many seconds.")] = None,
     preroll: Annotated[int | None, typer.Option(min=0, help="Frames each segment runs first and drops, to warm temporal stages \\[default: 30 with temporal stages, else 0].")] = None,
@@ -262,7 +275,7 @@ def video(
         check_output(output, overwrite, (inputs[0],))
         check_codec(output, codec)
     request = _request(engine, style, model, device, precision, quiet)
-    job = VideoJob(inputs[0], output, max_side, batch, EncoderSettings(codec, crf, preset), overwrite, frames,
+    job = VideoJob(inputs[0], output, max_side, batch, EncoderSettings(codec, crf, preset.value), overwrite, frames,
                    stages=_stages(raw, no_stabilize, infer_side), yuv_frames=yuv_frames)  # fmt: skip
     if not many and segments in (None, 1) and segment_length is None and workers == 1 and ray is None:
         return _one_video(job, request, quiet)

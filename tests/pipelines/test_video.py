@@ -421,6 +421,16 @@ def test_a_codec_the_container_cannot_hold(output: str, codec: str, needle: str,
     assert list(tmp_path.iterdir()) == []
 
 
+def test_a_mistyped_preset(small_video: Path, tiny_checkpoint: Path, tmp_path: Path) -> None:
+    """Refused by the command line with the presets there are (it was a PyAV traceback from
+    x264 once the model had loaded)."""
+    result = cli("video", str(small_video), "out.mp4", "--model", str(tiny_checkpoint), "--preset", "ultrafastt",
+                 cwd=tmp_path)  # fmt: skip
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "'ultrafastt' is not one of" in result.stderr and "'veryslow'" in result.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_truncated_input(tiny_checkpoint: Path, tmp_path: Path) -> None:
     src = make_video(tmp_path / "long.mkv", width=64, height=48, frames=60, rate=12, audio=None)
     data = src.read_bytes()
