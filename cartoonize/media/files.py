@@ -76,6 +76,16 @@ def muxer_options(container: str) -> dict[str, str]:
 ATTACHED_PIC = 0x400  # AV_DISPOSITION_ATTACHED_PIC: a cover picture, not a moving video
 
 
+def main_video(container):  # noqa: ANN001, ANN201 - an input av container and its video stream
+    """The video stream to cartoonize: FFmpeg's best (av_find_best_stream, as the ffmpeg tool
+    picks: a film over a one-frame still before it), never a cover picture (an audio file's art);
+    None where there is none."""
+    best = container.streams.best("video")
+    if best is None or int(best.disposition) & ATTACHED_PIC:
+        return next((s for s in container.streams.video if not int(s.disposition) & ATTACHED_PIC), None)
+    return best
+
+
 def codec_name(stream) -> str:  # noqa: ANN001 - an av.stream.Stream
     """The codec's family name (`mp3`, not the decoder `mp3float`)."""
     codec = stream.codec_context.codec

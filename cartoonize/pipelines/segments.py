@@ -25,7 +25,7 @@ from fractions import Fraction
 from pathlib import Path
 
 from cartoonize.errors import CartoonizeError
-from cartoonize.media.files import container_for
+from cartoonize.media.files import container_for, main_video
 from cartoonize.media.gif import frame_blocks
 from cartoonize.pipelines.video import (
     Window,
@@ -61,9 +61,9 @@ def keyframe_index(path: Path) -> tuple[list[int], list[int]]:
 
     try:
         with av.open(str(path)) as container:
-            if not container.streams.video:
+            stream = main_video(container)
+            if stream is None:
                 raise CartoonizeError(f"{path} has no video stream")
-            stream = container.streams.video[0]
             frames, keys = [], []
             for packet in container.demux(stream):
                 if packet.pts is None:  # demux ends with an empty flush packet
@@ -88,7 +88,7 @@ def plan_segments(path: Path, count: int | None = None, seconds: float | None = 
 
     frames, keys = keyframe_index(path)
     with av.open(str(path)) as container:
-        time_base = container.streams.video[0].time_base or Fraction(1, 90000)  # demuxers set one
+        time_base = main_video(container).time_base or Fraction(1, 90000)  # demuxers set one
     span = frames[-1] - frames[0]
     if count is None:
         if not seconds or seconds <= 0:
@@ -198,8 +198,8 @@ def join_segments(
             vout = out.add_stream_from_template(template)
             vout.time_base = template.time_base
             vout.codec_tag = template.codec_tag  # as the segments were written (HEVC's hvc1; 0: the muxer's)
-            if src.streams.video[0].average_rate:  # a timecode track counts frames at this rate
-                vout.codec_context.framerate = src.streams.video[0].average_rate
+            if main_video(src).average_rate:  # a timecode track counts frames at this rate
+                vout.codec_context.framerate = main_video(src).average_rate
             copies, reencode = map_other_streams(src, out, container_name, notes)
             origin = timeline_origin(src)
             others = (
@@ -211,9 +211,7 @@ def join_segments(
                 first if first is not None else segment.window.start
                 for segment, first in zip(plan.segments, firsts or [None] * len(parts), strict=True)
             ]
-            video = _video_packets(
-                parts, starts, src.streams.video[0].time_base or Fraction(1, 90000), origin
-            )
+            video = _video_packets(parts, starts, main_video(src).time_base or Fraction(1, 90000), origin)
             written, last_dts = 0, None
             # one pass over both, by time: the muxer interleaves what it is given in order
             for packet in heapq.merge(video, others, key=_when):

@@ -45,6 +45,7 @@ from cartoonize.media.files import (
     encodable_rate,
     even_size,
     fit_within,
+    main_video,
     muxer_options,
     open_video_encoder,
     pad_to_even,
@@ -200,9 +201,10 @@ def _open_input(path: Path):  # -> av.container.InputContainer
         container = av.open(str(path), "r")
     except av.FFmpegError as exc:
         raise CartoonizeError(f"{path} is not a readable video ({_reason(exc)})") from None
-    if not container.streams.video:
+    if main_video(container) is None:
+        cover = " (only a cover picture)" if container.streams.video else ""
         container.close()
-        raise CartoonizeError(f"{path} has no video stream")
+        raise CartoonizeError(f"{path} has no video stream{cover}")
     return container
 
 
@@ -230,7 +232,7 @@ def probe(path: Path, max_side: int | None, square_pixels: bool = False) -> Vide
     anamorphic source is scaled to square pixels, widened (or made taller) to its display shape."""
     container = _open_input(path)
     try:
-        stream = container.streams.video[0]
+        stream = main_video(container)
         rotation, colour = _rotation_of(container, stream)
         coded_w, coded_h = stream.codec_context.width, stream.codec_context.height
         if coded_w <= 0 or coded_h <= 0:
@@ -405,7 +407,7 @@ def cartoonize_video(
             str(tmp), "w", format=container_name, container_options=muxer_options(container_name)
         )
         try:
-            vin = source.streams.video[0]
+            vin = main_video(source)
             vin.thread_type = "AUTO"
             vout = open_video_encoder(
                 output,
@@ -716,7 +718,7 @@ def map_other_streams(source, output, container_name: str, notes: dict[int, str]
     if timecode and container_name in TIMECODE_CONTAINERS:
         # an editor lines the output up with the source by it; the first frame is the source's first
         output.streams.video[0].metadata["timecode"] = timecode
-    carry_labels(source.streams.video[0], output.streams.video[0])
+    carry_labels(main_video(source), output.streams.video[0])
     for stream in source.streams:
         if stream.type == "audio":
             plan = audio_plan(container_name, stream)
@@ -769,7 +771,7 @@ def map_other_streams(source, output, container_name: str, notes: dict[int, str]
             notes[stream.index] = f"data #{stream.index} (timecode {timecode}): " + (
                 "kept, as the video's timecode" if container_name in TIMECODE_CONTAINERS else "left out"
             )
-        elif stream.index != source.streams.video[0].index:
+        elif stream.index != main_video(source).index:
             notes[stream.index] = left_out_stream(stream, container_name)
     for stream, out in copies.items():
         carry_labels(stream, out)
@@ -795,7 +797,7 @@ TIMECODE_CONTAINERS = {"mov", "mp4", "matroska"}  # their muxers write a video s
 def source_timecode(source) -> str | None:  # noqa: ANN001 - an input av container
     """The source's start timecode (HH:MM:SS:FF): on its video stream, a timecode track or the
     file itself, as cameras and editors write it."""
-    places = [source.streams.video[0], *(s for s in source.streams if s.type == "data"), source]
+    places = [main_video(source), *(s for s in source.streams if s.type == "data"), source]
     found = (value for p in places for key, value in p.metadata.items() if key.lower() == "timecode")
     return next(found, None)  # (Matroska's tag is TIMECODE)
 
@@ -806,11 +808,7 @@ def left_out_stream(stream, container_name: str) -> str:  # noqa: ANN001 - an av
     if stream.type == "attachment":
         return f"attachment #{stream.index} {stream.name}: left out ({container_name} holds no attached files; use .mkv)"
     if stream.type == "video":
-        why = (
-            "a cover picture"
-            if int(stream.disposition) & ATTACHED_PIC
-            else "only the first video is cartoonized"
-        )
+        why = "a cover picture" if int(stream.disposition) & ATTACHED_PIC else "one video is cartoonized"
         return f"video #{stream.index} {codec_name(stream)}: left out ({why})"
     return f"{stream.type} #{stream.index}: left out"
 

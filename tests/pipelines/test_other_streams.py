@@ -13,6 +13,8 @@ import pytest
 from av.stream import Disposition
 
 from cartoonize.choose import EngineRequest, runner_for
+from cartoonize.errors import CartoonizeError
+from cartoonize.media.files import ATTACHED_PIC
 from cartoonize.pipelines.batch import SplitOptions, cartoonize_many
 from cartoonize.pipelines.video import VideoJob, cartoonize_video
 from cartoonize.pipelines.workers import InProcess
@@ -90,7 +92,7 @@ def test_fonts_kept_in_mkv_and_each_other_stream_named(tiny_checkpoint: Path, tm
     src = with_extras(make_video(tmp_path / "clip.mkv", frames=4, audio=None), tmp_path / "extras.mkv")
     notes = run(src, tmp_path / "out.mkv", tiny_checkpoint)
     assert notes == [
-        "video #1 h264: left out (only the first video is cartoonized)",
+        "video #1 h264: left out (one video is cartoonized)",
         "attachment #2 Subs.ttf: copied",
         "video #3 png: left out (a cover picture)",
     ]
@@ -200,3 +202,53 @@ def test_languages_titles_and_flags_are_kept(
         expected = [("video", "eng", None, True, False), ("audio", "eng", None, True, False),
                     ("audio", "fra", "Commentaire", False, False), ("subtitle", "ger", None, False, True)]  # fmt: skip
     assert got == expected
+
+
+def test_the_film_is_cartoonized_not_a_still_before_it(tiny_checkpoint: Path, tmp_path: Path) -> None:
+    """A one-frame picture stored as the first video stream (a title card, a thumbnail): the film
+    after it is the one cartoonized, as the ffmpeg tool picks it (the still was, and the film was
+    left out; without --frames the run failed as "truncated")."""
+    clip = make_video(tmp_path / "clip.mp4", frames=24, rate=12)
+    src = tmp_path / "in.mkv"
+    with av.open(str(clip)) as inp, av.open(str(src), "w") as out:
+        still = out.add_stream("mjpeg", rate=1)
+        still.width, still.height, still.pix_fmt = 16, 16, "yuvj420p"
+        streams = {s: out.add_stream_from_template(s) for s in (inp.streams.video[0], inp.streams.audio[0])}
+        frame = av.VideoFrame.from_ndarray(np.full((16, 16, 3), 200, np.uint8), format="rgb24")
+        frame.pts = 0
+        for packet in [*still.encode(frame), *still.encode(None)]:
+            out.mux(packet)
+        for packet in inp.demux(*streams):
+            if packet.size:
+                packet.stream = streams[packet.stream]
+                out.mux(packet)
+    out = tmp_path / "out.mp4"
+    request = EngineRequest(engine="torch", model=tiny_checkpoint, device="cpu")
+    report = cartoonize_video(VideoJob(src, out), lambda size: runner_for(request, size))
+    assert report.frames == 24 and (report.width, report.height) == (64, 48)
+    assert report.streams == ["video #0 mjpeg: left out (one video is cartoonized)", "audio #2 aac: copied"]
+
+
+def test_an_audio_file_with_cover_art_has_no_video(tiny_checkpoint: Path, tmp_path: Path) -> None:
+    """A song with its album art: one line saying so (it was "truncated: it declares 2.0 s but
+    video stops at 0.0 s")."""
+    clip = make_video(tmp_path / "clip.mp4", frames=24, rate=12)
+    song = tmp_path / "song.mp4"
+    with av.open(str(clip)) as inp, av.open(str(song), "w") as out:
+        audio = out.add_stream_from_template(inp.streams.audio[0])
+        cover = out.add_stream("mjpeg", rate=1)
+        cover.width, cover.height, cover.pix_fmt = 16, 16, "yuvj420p"
+        cover.disposition = Disposition.attached_pic
+        frame = av.VideoFrame.from_ndarray(np.full((16, 16, 3), 200, np.uint8), format="rgb24")
+        frame.pts = 0
+        for packet in [*cover.encode(frame), *cover.encode(None)]:
+            out.mux(packet)
+        for packet in inp.demux(inp.streams.audio[0]):
+            if packet.size:
+                packet.stream = audio
+                out.mux(packet)
+    with av.open(str(song)) as c:
+        assert [int(s.disposition) & ATTACHED_PIC for s in c.streams.video] == [ATTACHED_PIC]
+    request = EngineRequest(engine="torch", model=tiny_checkpoint, device="cpu")
+    with pytest.raises(CartoonizeError, match=r"song\.mp4 has no video stream \(only a cover picture\)$"):
+        cartoonize_video(VideoJob(song, tmp_path / "out.mp4"), lambda size: runner_for(request, size))
