@@ -11,6 +11,7 @@ starts a new one; on Ray the task's `max_retries` does it. An error in the input
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
 import time
@@ -76,8 +77,14 @@ def run_piece(piece: Piece, on_frames: Callable[[int], None] | None = None,
     returned (a worker whose file system the caller cannot see)."""
     os.environ.update(piece.env)
     job = piece.job
-    with tempfile.TemporaryDirectory(prefix="cartoonize-piece-") as tmp:
-        if as_bytes:
+    # only where the bytes go back: a local worker writes its piece beside the output, and one
+    # stopped by a kill (Ctrl-C) would leave this folder behind
+    with (
+        tempfile.TemporaryDirectory(prefix="cartoonize-piece-")
+        if as_bytes
+        else contextlib.nullcontext() as tmp
+    ):
+        if tmp is not None:
             job = replace(job, output=Path(tmp) / f"piece{job.output.suffix}", overwrite=True)
         report = cartoonize_video(
             job,

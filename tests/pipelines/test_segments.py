@@ -174,8 +174,18 @@ def test_preroll_warms_temporal_stages(
 
 
 def test_a_killed_worker_is_replaced_and_its_segment_rerun(
-    long_clip: Path, tiny_checkpoint: Path, lossless_single_pass: Path, tmp_path: Path, one_thread: None
+    long_clip: Path,
+    tiny_checkpoint: Path,
+    lossless_single_pass: Path,
+    tmp_path: Path,
+    one_thread: None,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    """...and leaves nothing in the temporary folder (a killed worker cannot clean up after
+    itself: Ctrl-C on `--workers 2` left a `cartoonize-piece-*` folder there each time)."""
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    monkeypatch.setenv("TMPDIR", str(scratch))  # the workers' temporary folder
     joined = tmp_path / "joined.mkv"
     pids: dict[int, int] = {}
     killed: list[int] = []
@@ -196,6 +206,7 @@ def test_a_killed_worker_is_replaced_and_its_segment_rerun(
         f"{long_clip} segment 2/4: worker process died (exit code -9); retried (attempt 2)"
     ]
     assert_same_as_single_pass(joined, lossless_single_pass, lossless=True)
+    assert [p.name for p in scratch.iterdir() if p.name.startswith("cartoonize-")] == []
 
 
 def test_default_stages_after_preroll(
