@@ -15,6 +15,7 @@ moved into place only when complete.
 
 from __future__ import annotations
 
+import collections
 import queue
 import threading
 import time
@@ -437,13 +438,21 @@ def cartoonize_video(
                 wanted = [vin, *copies]
                 next_pts, count, ended = 0, 0, False
                 step = frame_period(info)
+                cut = (
+                    PreviewCut(mux_q.put, info.origin)
+                    if job.max_frames is not None and window is None
+                    else None
+                )
                 try:
                     if window and window.seek is not None:
                         source.seek(window.seek, stream=vin)  # lands on the keyframe at or before
                     for packet in source.demux(wanted):
-                        if ended or (job.max_frames is not None and count >= job.max_frames):
+                        full = job.max_frames is not None and count >= job.max_frames
+                        if ended or (full and (cut is None or cut.past(packet))):
                             break
                         if packet.stream is vin:
+                            if full:
+                                continue
                             try:
                                 decoded = packet.decode()
                             except av.InvalidDataError:
@@ -476,15 +485,21 @@ def cartoonize_video(
                                         luma = np.ascontiguousarray(np.rot90(luma, k)) if k else luma
                                         chain.ahead(luma)
                                     frames_q.put((pts, luma, yuv))  # (pts, the stages' source, the engine's)
-                                    continue
-                                rgb = to_rgb(frame, colour, info.coded_size[0], info.coded_size[1])
-                                if k:
-                                    rgb = np.ascontiguousarray(np.rot90(rgb, k))
-                                if chain:
-                                    chain.ahead(rgb)  # stages may start on the source now (the flow)
-                                frames_q.put((pts, rgb, network_frame(rgb, infer_side)))
+                                else:
+                                    rgb = to_rgb(frame, colour, info.coded_size[0], info.coded_size[1])
+                                    if k:
+                                        rgb = np.ascontiguousarray(np.rot90(rgb, k))
+                                    if chain:
+                                        chain.ahead(rgb)  # stages may start on the source now (the flow)
+                                    frames_q.put((pts, rgb, network_frame(rgb, infer_side)))
+                                if cut is not None:
+                                    cut.shown_to(next_pts * info.time_base)
                         elif packet.dts is not None:  # demux ends with empty flush packets
-                            mux_q.put(from_origin(packet, info.origin))
+                            cut.hold(packet) if cut is not None else mux_q.put(
+                                from_origin(packet, info.origin)
+                            )
+                    if cut is not None and count < (job.max_frames or 0):
+                        cut.release_all()  # the video ended first: its sound goes on, as in a whole run
                 except av.FFmpegError as exc:
                     raise CartoonizeError(f"{job.input} is corrupt or truncated ({_reason(exc)})") from None
                 frames_q.put(_END)
@@ -637,6 +652,45 @@ def output_time_base(container_name: str, info: VideoProbe) -> Fraction:
     if container_name == "avi" and info.rate:
         return 1 / Fraction(info.rate).limit_denominator(1001 * 1000)
     return info.time_base
+
+
+class PreviewCut:
+    """The audio and subtitles of a preview (`--frames N`) end where its picture does. They are
+    held until the picture has reached their time, and what is past its last frame is left out:
+    a file that stores its sound in long runs ahead of the picture (an iPhone's .mov) gave a
+    10-frame preview a second of sound after the picture stopped."""
+
+    def __init__(self, put: Callable[[Any], None], origin: Fraction) -> None:
+        self._put = lambda packet: put(from_origin(packet, origin))  # (all times here: the source's)
+        self._held: collections.deque = collections.deque()
+        self._until: Fraction | None = None  # seconds: the end of the last frame read
+
+    def shown_to(self, until: Fraction) -> None:
+        self._until = until
+        while self._held and _seconds(self._held[0]) < until:
+            self._put(self._held.popleft())
+
+    def hold(self, packet) -> None:  # noqa: ANN001 - an av.Packet
+        self._held.append(packet)
+        if self._until is not None:
+            self.shown_to(self._until)
+
+    def past(self, packet) -> bool:  # noqa: ANN001 - an av.Packet
+        """Whether reading can stop at `packet`, the preview's frames all read: a packet of
+        another stream from past the picture's end, or a video packet well past it."""
+        if self._until is None:
+            return True
+        at = _seconds(packet)
+        return at >= self._until + (2 if packet.stream.type == "video" else 0)
+
+    def release_all(self) -> None:
+        while self._held:
+            self._put(self._held.popleft())
+
+
+def _seconds(packet) -> Fraction:  # noqa: ANN001 - an av.Packet
+    stamp = packet.pts if packet.pts is not None else packet.dts
+    return Fraction(stamp or 0) * (packet.time_base or 1)
 
 
 def frame_period(info: VideoProbe) -> int:

@@ -60,6 +60,27 @@ def test_real_clip(clip: str, tiny_checkpoint: Path, tmp_path: Path) -> None:
     assert len(audio_codecs(out)) == len(audio_codecs(src)) >= 1
 
 
+@pytest.mark.parametrize("clip", CLIPS or ["(no clips)"])
+def test_a_preview_sound_ends_with_its_picture(clip: str, tiny_checkpoint: Path, tmp_path: Path) -> None:
+    src = SHARED_MEDIA / clip
+    out = tmp_path / (Path(clip).stem + ".mp4")
+    request = EngineRequest(engine="torch", model=tiny_checkpoint, device="cpu")
+    job = VideoJob(src, out, max_side=96, stages=StageOptions(raw=True), max_frames=10)
+    cartoonize_video(job, lambda size: runner_for(request, size))
+    t_out = [float(p * tb) for pts, _, tb in [read_video(out)] for p in pts]
+    assert len(t_out) == 10
+    end = t_out[-1] + float(np.median(np.diff(t_out)))
+    assert end - 0.1 <= audio_end(out) <= end + 0.05, (audio_end(out), end)  # (to an audio packet)
+
+
+def audio_end(path: Path) -> float:
+    """Seconds to the end of the last audio packet (an iPhone's .mov stores its sound in runs
+    ahead of the picture: a 96-frame preview had seconds of sound after the picture stopped)."""
+    with av.open(str(path)) as c:
+        stream = c.streams.audio[0]
+        return max(float((p.pts + (p.duration or 0)) * stream.time_base) for p in c.demux(stream) if p.size)
+
+
 @pytest.mark.slow
 def test_hayao_visibly_cartoonizes_a_real_clip(tmp_path: Path) -> None:
     """The first frame is what the Hayao network computes (the independent re-implementation in
