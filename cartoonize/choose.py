@@ -176,7 +176,16 @@ def _stored_runner(backend: str) -> Callable[[EngineRequest], Runner]:
     """`--engine aoti|tensorrt`: the stored engine of that backend for this model, device and frame size."""
 
     def opener(request: EngineRequest) -> Runner:
-        from cartoonize.engines.store import BuildSpec, ShapeProfile, best_engine, padded, source_from
+        from cartoonize.engines.store import (
+            BuildSpec,
+            ShapeProfile,
+            best_engine,
+            padded,
+            same_source,
+            shape_text,
+            source_from,
+            store_entries,
+        )
 
         if request.frame_size is None:
             raise CartoonizeError(f"--engine {backend} needs the frame size (give --shape)")
@@ -187,11 +196,22 @@ def _stored_runner(backend: str) -> Callable[[EngineRequest], Runner]:
         if engine is None:
             spec = BuildSpec(source, backend, request.resolved_precision(), device,
                              ShapeProfile.static(padded(request.frame_size)))  # fmt: skip
-            raise CartoonizeError(f"no stored {backend} engine fits here; build one: `{spec.command()}`")
+            sizes = sorted({e.manifest.spec.profile.describe() for e in store_entries()
+                            if e.usable and e.manifest is not None and e.manifest.spec.backend == backend
+                            and e.manifest.spec.device == device and same_source(e.manifest.spec.source, source)})  # fmt: skip
+            stored = (
+                f"the stored ones take {', '.join(sizes)}" if sizes else f"none is stored for {source.key()}"
+            )
+            raise CartoonizeError(
+                f"no stored {backend} engine fits {shape_text(request.frame_size)} (HxW) on {device} "
+                f"({stored}); build one: `{spec.command()}`"
+            )
         return runner_from_path(engine, request)
 
     return opener
 
+
+SIZED_ENGINES = ("aoti", "tensorrt")  # stored engines, built for a frame size: runner_for needs one
 
 # --engine NAME -> how to build a runner from --style/--model
 RUNNERS_BY_NAME: dict[str, Callable[[EngineRequest], Runner]] = {
@@ -409,6 +429,20 @@ def runner_for(request: EngineRequest, frame_size: tuple[int, int] | None = None
         return RUNNERS_BY_NAME[request.engine](request)
     if request.engine.endswith(tuple(RUNNERS_BY_SUFFIX)) or Path(request.engine).exists():
         return runner_from_path(Path(request.engine), request)
-    raise CartoonizeError(
-        f"--engine {request.engine!r}: use auto, {', '.join(RUNNERS_BY_NAME)}, or a path to an engine file"
+    raise unknown_engine(request.engine)
+
+
+def unknown_engine(engine: str) -> CartoonizeError:
+    return CartoonizeError(
+        f"--engine {engine!r}: use auto, {', '.join(RUNNERS_BY_NAME)}, or a path to an engine file"
     )
+
+
+def check_engine(engine: str) -> None:
+    """A one-line error now, before any work, for an --engine that is neither a name `runner_for`
+    knows nor an engine file here."""
+    if engine in ("auto", *RUNNERS_BY_NAME) or Path(engine).is_file():
+        return
+    if engine.endswith(tuple(RUNNERS_BY_SUFFIX)):
+        raise CartoonizeError(f"engine file not found: {engine}")
+    raise unknown_engine(engine)

@@ -393,7 +393,7 @@ def image(
     One photo's output type follows its suffix (PNG, JPEG, WebP, BMP or TIFF; transparency is kept
     in PNG, WebP and TIFF). Folders are searched recursively, and their photos become PNGs in the
     output folder, where an existing cartoon is skipped unless --overwrite."""
-    from cartoonize.choose import runner_for
+    from cartoonize.choose import SIZED_ENGINES, runner_for
     from cartoonize.media.files import check_inputs
     from cartoonize.pipelines.image import ImageJob, cartoonize_images, plan_outputs
     from cartoonize.progress import frame_progress
@@ -404,7 +404,9 @@ def image(
     plan_outputs(job)  # every output refused before the style's first download, not after inference
     request = _request(engine, style, model, device, precision, quiet)
     with frame_progress("cartoonizing photos", quiet) as on_progress:
-        report = cartoonize_images(job, lambda: runner_for(request), on_progress)
+        # an engine built for one frame size: the stored one for each photo's network size
+        sized = (lambda size: runner_for(request, size)) if engine in SIZED_ENGINES else None
+        report = cartoonize_images(job, lambda: runner_for(request), on_progress, sized)
     if not quiet:
         _say(report.summary(output))
 
@@ -556,9 +558,10 @@ def bench_command(
     """Time inference alone (no decode or encode) beside the torch eager runner on the same
     device and precision: fps, median and p10/p90, effective TFLOP/s and the compute floor."""
     from cartoonize.engines.store import parse_shape
-    from cartoonize.measure.bench import BenchJob, bench, format_report
+    from cartoonize.measure.bench import BenchJob, bench, engine_names, format_report
     from cartoonize.media.files import check_output_folder
 
+    engine_names(engine)  # an unknown name is refused before a download or a benchmark
     if json_path is not None:  # refused now, not after the benchmark
         if json_path.is_dir():
             raise CartoonizeError(
@@ -710,9 +713,17 @@ def styles_pull(
     from cartoonize.styles import STYLES
 
     wanted = list(STYLES) if names == ["all"] else names
-    for name in wanted:
-        path = pull_with_progress(name, force=force)
+    failed = []
+    for name in wanted:  # each style is tried; one that fails does not stop the rest
+        try:
+            path = pull_with_progress(name, force=force)
+        except CartoonizeError as exc:
+            _say(f"error: {name}: {exc}")
+            failed.append(name)
+            continue
         _console().print(f"[green]{_e(name)}[/]: {_e(path)}")
+    if failed:
+        raise CartoonizeError(f"{len(failed)} of {len(wanted)} styles failed: {', '.join(failed)}")
 
 
 def _load_plugins() -> None:

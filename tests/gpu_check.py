@@ -352,7 +352,7 @@ def print_table(results: dict[str, Any]) -> None:
                 if "error" in row:
                     print(f"    {row['runner']:<44} error: {row['error'][:100]}")
                     continue
-                print(f"    {row['runner']:<44} {row['fps']:8.1f} fps  {row['speedup_vs_eager']:5.2f}× eager  "
+                print(f"    {row['runner']:<44} {row['fps']:8.1f} fps  {row.get('speedup_vs_eager', float('nan')):5.2f}× eager  "
                       f"{100 * row.get('fraction_of_peak', 0):4.0f} % of peak, "
                       f"{row.get('host_path_fps', 0):.1f} fps from numpy frames")  # fmt: skip
                 if row["runner"].startswith("compile"):

@@ -239,3 +239,20 @@ def test_a_weights_url_that_is_neither_url_nor_folder(
     ):
         pull_style("hosoda")
     assert nothing_cached("hosoda")
+
+
+def test_pull_all_tries_every_style_and_names_each_failure(tmp_path: Path) -> None:
+    """`styles pull all` from a mirror that has none of them: a line for each style, then exit 1."""
+    import os
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[1]
+    (tmp_path / "empty").mkdir()
+    env = {**os.environ, "PYTHONPATH": str(root), "CARTOONIZE_WEIGHTS_URL": str(tmp_path / "empty")}
+    result = subprocess.run([sys.executable, "-m", "cartoonize", "styles", "pull", "all"], env=env,
+                            capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert result.returncode == 1, result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert [line.split(":")[1].strip() for line in errors[:-1]] == list(STYLES), result.stderr
+    assert errors[-1] == f"error: {len(STYLES)} of {len(STYLES)} styles failed: {', '.join(STYLES)}"

@@ -145,6 +145,13 @@ def _layout_of(tensor: Tensor, which: str, asked: str | None) -> str | None:
                 f"{which} {tensor.shape_text()} has {c} channels on axis {CHANNEL_AXIS[asked]} "
                 f"(--layout {asked}); the toolkit wraps 3-channel images{other}"
             )
+        if c is None and (found := [f for f in _three_at(dims) if f != asked]):
+            # (?, 3, ?, ?) read as NHWC would fix H at 3 and leave W dynamic: name the layout instead
+            raise CartoonizeError(
+                f"{which} {tensor.shape_text()} looks {found[0].upper()} (3 channels on axis "
+                f"{CHANNEL_AXIS[found[0]]}), not {asked.upper()} (axis {CHANNEL_AXIS[asked]} is dynamic): "
+                f"drop --layout, or give --layout {found[0]}"
+            )
         return asked
     found = _three_at(dims)
     if len(found) == 1:

@@ -4,7 +4,9 @@ Frames are made once and stay where the runner reads them: on the GPU, device te
 `infer_tensor` timed with CUDA events (no host copies in the timing); on the CPU, `perf_counter`.
 Every run also times the torch eager runner on the same device and precision, so the ratio is
 measured, not remembered. `--engine eager,compile,aoti` times several runners side by side in
-one run (each beside the same eager baseline).
+one run (each beside the same eager baseline). The baseline is the same network: an imported ONNX
+model has no PyTorch module, so it gets none (and no ratio) rather than another network's.
+PyTorch runs no fp16 on the CPU, so there an fp16 runner (ONNX Runtime) is timed beside eager fp32.
 """
 
 from __future__ import annotations
@@ -19,10 +21,9 @@ from typing import Any
 
 import numpy as np
 
-from cartoonize.choose import EngineRequest, checkpoint_path, imported_for, runner_for
+from cartoonize.choose import EngineRequest, check_engine, checkpoint_path, imported_for, runner_for
 from cartoonize.errors import CartoonizeError
 from cartoonize.runners.base import Runner
-from cartoonize.styles import DEFAULT_STYLE
 
 H200_FP16_DENSE_TFLOPS = 752.0  # measured fp16 matrix-product ceiling (DESIGN.md)
 
@@ -140,25 +141,36 @@ def time_host_path(runner: Runner, frames: np.ndarray, iters: int, warmup: int) 
     return times
 
 
+def engine_names(engine: str) -> list[str]:
+    """`--engine` split at commas, each checked (a known name or an engine file) before any work."""
+    names = [n.strip() for n in engine.split(",") if n.strip()] or ["auto"]
+    for name in names:
+        check_engine(name)
+    return names
+
+
 def bench(job: BenchJob, on_step: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Time each runner of `job.request.engine` (one name or path, or several, comma-separated)
-    and the torch eager baseline. The report's `engine` is the first runner; `runners` all of them."""
+    and the torch eager baseline of the same network. The report's `engine` is the first runner;
+    `runners` all of them, each with its speed-up; `speedup_vs_eager` the fastest other than the
+    baseline, named by `fastest` (None, with `no_baseline` saying why, where there is no baseline)."""
     from cartoonize.engines.store import padded
     from cartoonize.export import reference_photo
 
     step = on_step or (lambda _s: None)
+    names = engine_names(job.request.engine)
     if padded(job.shape) != job.shape:
         raise CartoonizeError(
             f"--shape: use multiples of 4, e.g. {padded(job.shape)[0]}x{padded(job.shape)[1]}"
         )
     frames = np.ascontiguousarray(np.repeat(reference_photo(*job.shape), job.batch, axis=0))
-    names = [n.strip() for n in job.request.engine.split(",") if n.strip()] or ["auto"]
     timings: list[Timing] = []
     eager_timing: Timing | None = None
     device: str | None = None
     precision = "auto"
     model_request = job.request
     failed: list[dict[str, Any]] = []
+    first_runner: Runner | None = None
     for name in names:
         try:
             runner = runner_for(replace(job.request, engine=name), job.shape)
@@ -174,44 +186,51 @@ def bench(job: BenchJob, on_step: Callable[[str], None] | None = None) -> dict[s
                 timing.host_seconds = time_host_path(runner, frames, job.iters, job.warmup)
             timings.append(timing)
             if device is None:
-                device, precision = runner.device, runner.precision
+                device, precision, first_runner = runner.device, runner.precision, runner
                 model_request = _model_of(runner, replace(job.request, engine=name))
             if runner.name == "torch" and (runner.device, runner.precision) == (device, precision):
                 eager_timing = timing
     if device is None:
         raise CartoonizeError("; ".join(f"--engine {f['runner']}: {f['error']}" for f in failed))
-    imported = imported_for(model_request) is not None
-    if imported:  # no PyTorch module to compare with: the default style's network is the baseline
-        model_request = replace(model_request, style=None, model=None)
-    if eager_timing is None:
-        eager_request = replace(model_request, engine="torch", device=str(device), precision=precision)
+    imported = imported_name(model_request, first_runner)
+    no_baseline = None
+    if imported is not None:  # another network's eager run would give a meaningless ratio
+        no_baseline = f"{imported} is an imported ONNX model: it has no PyTorch module to time as eager"
+    elif eager_timing is None:
+        # PyTorch has no fp16 on the CPU (the runners use ONNX Runtime for it): eager fp32 instead
+        eager_precision = "fp32" if (device, precision) == ("cpu", "fp16") else precision
+        eager_request = replace(model_request, engine="torch", device=str(device), precision=eager_precision)
         with runner_for(eager_request) as eager:
             step(f"timing the baseline {eager.describe()}")
-            label = (
-                f"{eager.describe()}, {DEFAULT_STYLE} (an imported model has no PyTorch module)"
-                if imported
-                else eager.describe()
-            )
+            label = eager.describe()
+            if eager_precision != precision:  # "torch (cpu, fp32; PyTorch runs no fp16 on the CPU)"
+                label = f"{label.removesuffix(')')}; PyTorch runs no fp16 on the CPU)"
             eager_timing = Timing(label, time_runner(eager, frames, job.iters, job.warmup))
 
     # FLOP counts are the generator's; an imported network's are not known, so none are given
-    flop = 0.0 if imported else generator_flop_per_frame(model_request, job.shape)
+    flop = 0.0 if imported is not None else generator_flop_per_frame(model_request, job.shape)
     peak = job.peak_tflops
     if peak is None and device == "cuda" and precision == "fp16":
         peak = H200_FP16_DENSE_TFLOPS
-    baseline = eager_timing.stats(job.batch, flop, peak)
+    baseline = eager_timing.stats(job.batch, flop, peak) if eager_timing is not None else None
     runners = []
     for timing in timings:
         stats = timing.stats(job.batch, flop, peak)
-        stats["speedup_vs_eager"] = round(stats["fps"] / baseline["fps"], 3)
+        if baseline is not None:
+            stats["speedup_vs_eager"] = round(stats["fps"] / baseline["fps"], 3)
         runners.append(stats)
+    others = [
+        r for r, t in zip(runners, timings, strict=True) if t is not eager_timing and "speedup_vs_eager" in r
+    ]
+    fastest = max(others, key=lambda r: r["fps"], default=None)
     report = {
         "shape": list(job.shape), "batch": job.batch, "iters": job.iters, "warmup": job.warmup,
         "device": device, "precision": precision, "gpu": _gpu_name(str(device)),
         "gflop_per_frame": round(flop / 1e9, 3) if flop else None, "peak_tflops": peak if flop else None,
         "floor_fps": round(peak * 1e12 / flop, 1) if peak and flop else None,
         "engine": runners[0], "torch_eager": baseline, "runners": [*runners, *failed],
-        "speedup_vs_eager": runners[0]["speedup_vs_eager"],
+        "speedup_vs_eager": fastest["speedup_vs_eager"] if fastest else None,
+        "fastest": fastest["runner"] if fastest else None, "no_baseline": no_baseline,
         "timing": "CUDA events on device tensors" if device == "cuda" else "perf_counter",
         "cudnn_benchmark": _cudnn_benchmark() if device == "cuda" else None,
     }  # fmt: skip
@@ -236,6 +255,22 @@ def _model_of(runner: Runner, request: EngineRequest) -> EngineRequest:
     return replace(request, style=None, model=None)
 
 
+def imported_name(request: EngineRequest, runner: Runner | None) -> str | None:
+    """The imported model benchmarked (by --style, an engine file wrapped from one, or an engine
+    built from one), or None for a CartoonGAN network."""
+    if (imported := imported_for(request)) is not None:
+        return imported.name
+    if style := getattr(runner, "style", None):  # an ONNX file `cartoonize models add` wrote
+        return str(style)
+    manifest = getattr(runner, "manifest", None)
+    if manifest is not None and manifest.spec.source.kind == "onnx":
+        from cartoonize.imported.store import imported_models
+
+        built_from = manifest.spec.source.sha256
+        return next((m.name for m in imported_models() if m.manifest.wrapped_sha256 == built_from), None)
+    return None
+
+
 def _cudnn_benchmark() -> bool:
     """Whether cuDNN timed its algorithms for these runners (runners.cudnn), or used its heuristics."""
     import torch
@@ -257,7 +292,8 @@ def format_report(report: dict[str, Any]) -> list[str]:
              f"{report['precision']}, {gflop} ({report['timing']})"]  # fmt: skip
     rows = report.get("runners", [report["engine"]])
     eager = report["torch_eager"]
-    for r in [*rows, *([] if any(r["runner"] == eager["runner"] for r in rows) else [eager])]:
+    listed = eager is None or any(r["runner"] == eager["runner"] for r in rows)
+    for r in [*rows, *([] if listed else [eager])]:
         if "error" in r:
             lines.append(f"  {r['runner']}: not run ({r['error']})")
             continue
@@ -267,11 +303,23 @@ def format_report(report: dict[str, Any]) -> list[str]:
             line += f", {r['tflops']:.2f} TFLOP/s"
         if "fraction_of_peak" in r:
             line += f" = {100 * r['fraction_of_peak']:.1f} % of {report['peak_tflops']:g}"
-        if r is not eager and "speedup_vs_eager" in r:
+        if eager is not None and r["runner"] != eager["runner"] and "speedup_vs_eager" in r:
             line += f", {r['speedup_vs_eager']:.2f}× eager"
         if "host_path_fps" in r:
             line += f"; {r['host_path_fps']:.1f} fps from numpy frames (the video pipeline's path)"
         lines.append(line)
     floor = f"; compute floor {report['floor_fps']} fps" if report["floor_fps"] else ""
-    lines.append(f"  speed-up over torch eager: {report['speedup_vs_eager']:.2f}×{floor}")
+    lines.append(f"  speed-up over torch eager: {_speedups(report)}{floor}")
     return lines
+
+
+def _speedups(report: dict[str, Any]) -> str:
+    """Each runner's own ratio to the eager baseline, the fastest named; or why there is none."""
+    if report["torch_eager"] is None:
+        return f"none ({report['no_baseline']})"
+    eager = report["torch_eager"]["runner"]
+    others = [r for r in report["runners"] if "speedup_vs_eager" in r and r["runner"] != eager]
+    if not others:
+        return "none (only the eager baseline was timed)"
+    ratios = ", ".join(f"{r['runner']} {r['speedup_vs_eager']:.2f}×" for r in others)
+    return ratios if len(others) == 1 else f"{ratios}; fastest: {report['fastest']}"

@@ -72,6 +72,8 @@ def resolve_source(spec: CaptureSpec, platform: str | None = None) -> Source:
     fmt = spec.input_format
     url = spec.input
     default_fmt, default_device = CAMERA_DEFAULTS.get(platform, (None, None))
+    if fmt is not None:
+        check_input_format(fmt)
     if url is None:
         if default_fmt is None:
             raise CartoonizeError(f"no default camera on {platform}; give --input and --input-format")
@@ -103,6 +105,22 @@ def resolve_source(spec: CaptureSpec, platform: str | None = None) -> Source:
             "`--input-format lavfi --input testsrc2=size=640x480:rate=30` to try without a camera)"
         )
     return Source(url, fmt, {}, "file", url)
+
+
+def check_input_format(fmt: str) -> None:
+    """`--input-format` names an input format of this FFmpeg, or a one-line error says it does
+    not (rather than blaming the input, which is then read as a file name)."""
+    import av
+
+    try:
+        readable = av.ContainerFormat(fmt).is_input
+    except ValueError:
+        readable = False
+    if not readable:
+        raise CartoonizeError(
+            f"unknown --input-format {fmt}: this FFmpeg reads no such input format "
+            "(`ffmpeg -demuxers` lists them; e.g. v4l2, avfoundation, dshow, lavfi)"
+        )
 
 
 def _camera_options(spec: CaptureSpec, fmt: str) -> dict[str, str]:

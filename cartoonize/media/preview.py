@@ -13,7 +13,10 @@ closing the window quits.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import sys
+from collections.abc import Iterator
 
 import numpy as np
 
@@ -22,6 +25,22 @@ from cartoonize.errors import CartoonizeError
 MIN_WINDOW_SIDE = 640  # small inference sizes (--max-side 160) are shown enlarged by a whole factor
 
 KEY_ACTIONS = {"q": "quit", "escape": "quit", "space": "toggle", "s": "snapshot", "f": "overlay"}
+
+
+@contextlib.contextmanager
+def _sdl_probing_quiet() -> Iterator[None]:
+    """SDL writes what its video drivers' probing found straight to file descriptor 2 (without a
+    Wayland session: "error: XDG_RUNTIME_DIR is invalid or not set in the environment."), a stray
+    line before ours; what matters comes back as the pygame.error, so fd 2 goes to /dev/null here."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "wb") as null:
+            os.dup2(null.fileno(), 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
 
 
 class PreviewWindow:
@@ -37,8 +56,9 @@ class PreviewWindow:
         self._pg = pygame
         problem = None
         try:
-            pygame.display.init()
-            pygame.font.init()
+            with _sdl_probing_quiet():
+                pygame.display.init()
+                pygame.font.init()
         except pygame.error as exc:
             problem = str(exc)
         else:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import mimetypes
 import warnings
 from collections.abc import Callable
@@ -248,7 +249,11 @@ class ImageReport:
 
 
 def cartoonize_images(job: ImageJob, make_runner: Callable[[], Runner],
-                      on_progress: Callable[[int, int], None] | None = None) -> ImageReport:  # fmt: skip
+                      on_progress: Callable[[int, int], None] | None = None,
+                      sized_runner: Callable[[tuple[int, int]], Runner] | None = None) -> ImageReport:  # fmt: skip
+    """Cartoonize every photo with one runner from `make_runner()`; or, given `sized_runner` (an
+    engine built for one frame size: --engine aoti|tensorrt), with one per network size (H, W)
+    the photos need, each opened when the first photo of that size comes."""
     plan = plan_outputs(job)
     pairs, skipped = plan.pairs, [dst for _, dst in plan.skipped]
     written: list[Path] = []
@@ -256,16 +261,34 @@ def cartoonize_images(job: ImageJob, make_runner: Callable[[], Runner],
         return ImageReport(written, skipped)
     chain = build_stages(replace(job.stages, temporal=False))
     unreadable: list[str] = []  # one line each: a bad photo in a folder does not stop the others
-    with make_runner() as runner:
+    with contextlib.ExitStack() as stack:
+        shared = None if sized_runner is not None else stack.enter_context(make_runner())
+        by_size: dict[tuple[int, int], Runner | CartoonizeError] = {}
+
+        def runner_of(src: Path, size: tuple[int, int]) -> Runner:
+            if shared is not None:
+                return shared
+            assert sized_runner is not None
+            if size not in by_size:
+                try:
+                    by_size[size] = stack.enter_context(sized_runner(size))
+                except CartoonizeError as exc:  # said once per size, for each photo of it
+                    by_size[size] = exc
+            found = by_size[size]
+            if isinstance(found, CartoonizeError):
+                raise CartoonizeError(f"{src}: {found}")
+            return found
+
         for i, (src, dst) in enumerate(pairs):
             try:
                 photo, alpha = read_image_and_alpha(src, job.max_side)
+                small = network_frame(photo, job.stages.infer_side)
+                runner = runner_of(src, (small.shape[0], small.shape[1]))
             except CartoonizeError as exc:
                 if len(pairs) + len(skipped) == 1:
                     raise
                 unreadable.append(str(exc))
             else:
-                small = network_frame(photo, job.stages.infer_side)
                 cartoon = chain(photo, runner(small[None])[0])
                 if alpha is not None and holds_alpha(dst):
                     cartoon = np.dstack([cartoon, alpha])  # the photo's transparency, where it was

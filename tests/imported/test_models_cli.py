@@ -61,6 +61,19 @@ def test_bad_models(tmp_path: Path, capsys, make, name: str, needles: list[str])
     folder_is_empty()
 
 
+@pytest.mark.parametrize(("layout", "wrong"), [("nchw", "nhwc"), ("nhwc", "nchw")])
+def test_a_wrong_layout_names_the_layout_the_model_has(
+    tmp_path: Path, capsys, layout: str, wrong: str
+) -> None:
+    """(?, 3, ?, ?) given --layout nhwc would read as H fixed at 3 and W dynamic: the error names
+    the layout the channels say, as it does for a fixed-size model."""
+    path = mix_model(tmp_path / f"{layout}.onnx", layout)
+    code, _, err = run(["models", "add", str(path), "--name", "wl3", "--layout", wrong], capsys)
+    one_line_error(code, err, f"looks {layout.upper()}", "drop --layout", f"--layout {layout}")
+    assert "fixes one of H and W" not in err
+    folder_is_empty()
+
+
 def test_a_wrong_range_caught_by_the_check_passes_with_the_range_it_names(tmp_path: Path, capsys) -> None:
     path = mix_model(tmp_path / "net255.onnx", "nchw", scale_to_255=True)
     code, _, err = run(["models", "add", str(path), "--name", "net255", "--range", "0,255"], capsys)
@@ -147,8 +160,8 @@ def test_where_an_imported_model_cannot_go_the_error_says_what_can(tmp_path: Pat
 @pytest.mark.shared
 @pytest.mark.slow  # pulls and converts the Hayao weights into this test's own cache
 def test_bench_with_an_imported_style(tmp_path: Path, capsys) -> None:
-    """Timed beside the default style's torch eager network (the imported one has no PyTorch
-    module); no FLOP figures, since the imported network's are not known."""
+    """No eager baseline: the imported network has no PyTorch module, and another network's eager
+    run would give a meaningless ratio; the report says so. No FLOP figures either."""
     import json
 
     path = mix_model(tmp_path / "mix.onnx", "nchw")
@@ -169,10 +182,11 @@ def test_bench_with_an_imported_style(tmp_path: Path, capsys) -> None:
     ]
     code, out, err = run(args, capsys)
     assert code == 0, err
-    assert "mix3 (imported)" in out and "FLOP not known" in out and "hayao (an imported model" in out
-    figures = json.loads(report.read_text())
     assert (
-        figures["engine"]["fps"] > 0
-        and figures["torch_eager"]["fps"] > 0
-        and figures["gflop_per_frame"] is None
+        "mix3 (imported)" in out and "FLOP not known" in out and "hayao" not in out and "× eager" not in out
     )
+    assert "speed-up over torch eager: none (mix3 is an imported ONNX model" in " ".join(out.split())
+    figures = json.loads(report.read_text())
+    assert figures["engine"]["fps"] > 0 and figures["gflop_per_frame"] is None
+    assert figures["torch_eager"] is None and figures["speedup_vs_eager"] is None
+    assert "speedup_vs_eager" not in figures["engine"] and "mix3" in figures["no_baseline"]

@@ -141,3 +141,56 @@ def test_the_host_path_keeps_one_batch_in_flight() -> None:
         seconds = time_host_path(runner, np.zeros((1, 8, 8, 3), np.uint8), iters=10, warmup=1)
     assert len(seconds) == 10
     assert 0.036 < float(np.median(seconds)) < 0.05, seconds  # one after the other: 55 ms
+
+
+def test_an_unknown_engine_is_refused_before_any_work(
+    tiny_checkpoint: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from cartoonize.cli import main
+
+    def no_bench(*args: object) -> None:
+        raise AssertionError("benchmarked before the engine names were checked")
+
+    monkeypatch.setattr("cartoonize.measure.bench.bench", no_bench)
+    for engines, message in (("eager,bogus", "--engine 'bogus': use auto"),
+                             ("eager,missing.onnx", "engine file not found: missing.onnx")):  # fmt: skip
+        with pytest.raises(SystemExit) as exit_:
+            main(["bench", "--model", str(tiny_checkpoint), "--shape", "32x48", "-e", engines])
+        assert exit_.value.code == 1
+        lines = capsys.readouterr().err.strip().splitlines()
+        assert len(lines) == 1 and message in lines[0], lines
+
+
+def test_fp16_onnx_on_the_cpu_and_each_runners_speedup(tiny_checkpoint: Path) -> None:
+    """An fp16 ONNX file runs on the CPU (ONNX Runtime) beside eager fp32, as PyTorch has no fp16
+    there; with several runners the last line gives each one's own ratio and names the fastest."""
+    from dataclasses import replace
+
+    from cartoonize.choose import EngineRequest, cached_onnx
+    from cartoonize.measure.bench import BenchJob, bench, format_report
+
+    fp16 = cached_onnx(tiny_checkpoint, "fp16")
+    job = BenchJob(EngineRequest(engine=str(fp16), model=tiny_checkpoint), (32, 48), iters=2, warmup=0)
+    report = bench(job)
+    assert (report["device"], report["precision"]) == ("cpu", "fp16")
+    assert report["torch_eager"]["runner"] == "torch (cpu, fp32; PyTorch runs no fp16 on the CPU)"
+    last = format_report(report)[-1]
+    assert last.startswith(
+        f"  speed-up over torch eager: onnxruntime (cpu, fp16) {report['speedup_vs_eager']:.2f}×"
+    )
+
+    report = bench(replace(job, request=replace(job.request, engine=f"eager,onnxruntime,{fp16}")))
+    runners = report["runners"]
+    assert [r["runner"] for r in runners] == [
+        "torch (cpu, fp32)",
+        "onnxruntime (cpu, fp32)",
+        "onnxruntime (cpu, fp16)",
+    ]
+    fastest = max(runners[1:], key=lambda r: r["fps"])
+    assert (
+        report["fastest"] == fastest["runner"] and report["speedup_vs_eager"] == fastest["speedup_vs_eager"]
+    )
+    last = format_report(report)[-1]
+    for r in runners[1:]:
+        assert f"{r['runner']} {r['speedup_vs_eager']:.2f}×" in last, last
+    assert last.endswith(f"; fastest: {fastest['runner']}") and "1.00×" not in last, last

@@ -408,3 +408,43 @@ def test_the_cli_refuses_a_bad_output_before_the_styles_first_download(
         err = capsys.readouterr().err
         assert message in " ".join(err.split()) and "Traceback" not in err, err
     assert not (tmp_path / "cache" / "styles" / "hayao.pt").exists()
+
+
+def test_a_sized_engine_gets_one_runner_per_photo_size(tmp_path: Path) -> None:
+    """`--engine aoti|tensorrt`: the stored engine for each photo's network size, opened once per size."""
+    (tmp_path / "in").mkdir()
+    for name, (w, h) in {"a": (40, 24), "b": (40, 24), "c": (36, 20)}.items():
+        write_image(tmp_path / "in" / f"{name}.png", pattern(w, h, 0))
+    opened: list[tuple[int, int]] = []
+
+    class Sized(Runner):
+        name = "sized"
+
+        def load(self) -> None:
+            pass
+
+        def infer(self, frames: np.ndarray) -> np.ndarray:
+            return frames
+
+    def sized(size: tuple[int, int]) -> Runner:
+        opened.append(size)
+        return Sized()
+
+    def shared() -> Runner:
+        raise AssertionError("one runner for every size")
+
+    report = cartoonize_images(ImageJob((tmp_path / "in",), tmp_path / "out"), shared, sized_runner=sized)
+    assert len(report.written) == 3 and sorted(opened) == [(20, 36), (24, 40)]
+
+
+def test_image_engine_aoti_says_which_size_has_no_engine(
+    tiny_checkpoint: Path, tmp_path: Path, capsys
+) -> None:
+    from tests.helpers import run_main
+
+    write_image(tmp_path / "p.png", pattern(64, 48, 0))
+    code, _, err = run_main(["image", str(tmp_path / "p.png"), "-o", str(tmp_path / "c.png"), "--engine", "aoti",
+                             "--model", str(tiny_checkpoint), "--device", "cpu"], capsys)  # fmt: skip
+    text = " ".join(err.split())
+    assert code == 1 and "give --shape" not in text, text
+    assert "no stored aoti engine fits 48x64" in text and "--shape 48x64" in text, text
