@@ -278,8 +278,7 @@ def check_output(output: Path, overwrite: bool, inputs: tuple[Path, ...] = ()) -
         raise CartoonizeError(f"output folder {folder} is a file, not a folder")
     if not folder.is_dir():
         raise CartoonizeError(f"output folder {folder} does not exist")
-    if not os.access(folder, os.W_OK):
-        raise CartoonizeError(f"output folder {folder} is not writable")
+    check_output_folder(folder)  # writable: tried, as os.access says yes to root and on /proc
 
 
 def check_distinct_outputs(pairs: Iterable[tuple[Path, Path]]) -> None:

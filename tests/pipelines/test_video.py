@@ -382,6 +382,17 @@ def test_existing_output_needs_overwrite(small_video: Path, tiny_checkpoint: Pat
     assert (tmp_path / "out.mp4").read_bytes() == b"keep me"
 
 
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux's /proc")
+@pytest.mark.parametrize("command", ["video", "export"])
+def test_a_folder_nothing_can_be_created_in(command: str, small_video: Path, tiny_checkpoint: Path,
+                                            tmp_path: Path) -> None:  # fmt: skip
+    """/proc is writable by os.access's answer (and every folder is, to root), yet no file can be
+    made there: tried before any work (it was a traceback once the model had run)."""
+    args = [str(small_video), "/proc/out.mp4"] if command == "video" else ["-o", "/proc/out.onnx"]
+    result = cli(command, *args, "--model", str(tiny_checkpoint), cwd=tmp_path)
+    assert_one_line_error(result, "output folder /proc is not writable")
+
+
 def test_unwritable_folder_is_refused(small_video: Path, tiny_checkpoint: Path, tmp_path: Path) -> None:
     from cartoonize.media.files import check_output
 
