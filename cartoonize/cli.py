@@ -212,7 +212,7 @@ def video(
     ],
     output_arg: Annotated[
         str,  # not a Path: its trailing slash (OUT/, a folder) is part of what the user said
-        typer.Argument(metavar="OUTPUT", help="Output video (the type follows the suffix: .mp4, .mkv, .webm, .mov, .gif), or a folder (OUT/) for several inputs: it mirrors the input tree.", show_default=False),
+        typer.Argument(metavar="OUTPUT", help="Output video (the type follows the suffix: .mp4, .m4v, .mov, .mkv, .webm, .avi, .gif), or a folder (OUT/) for several inputs: it mirrors the input tree.", show_default=False),
     ],
     style: StyleOpt = None,
     model: ModelOpt = None,
@@ -514,7 +514,8 @@ def engines_list(
     from cartoonize.engines.store import store_dir, store_entries
 
     if folder is not None and not folder.is_dir():
-        raise CartoonizeError(f"engine folder {folder} does not exist")
+        what = "is a file, not a folder" if folder.exists() else "does not exist"
+        raise CartoonizeError(f"engine folder {folder} {what}")
     entries = store_entries(folder)
     if not entries:
         _say(f"no engines in {folder or store_dir()}; `cartoonize build-engine --help` makes one")

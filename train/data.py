@@ -47,7 +47,7 @@ def scan_images(folder: Path, what: str) -> tuple[list[Path], int]:
     if not found:
         extra = f" ({skipped} unreadable file(s) skipped)" if skipped else ""
         raise CartoonizeError(
-            f"no {what} images in {folder}{extra}; looked recursively for "
+            f"no images in the {what} folder {folder}{extra}; looked recursively for "
             f"{', '.join(sorted(s[1:] for s in ('.jpg', '.png', '.webp', '.bmp', '.tif')))}"
         )
     return found, skipped

@@ -97,7 +97,8 @@ def check_name(name: str) -> str:
     """A name usable as `--style NAME`: lower case letters, digits, '-' and '_', not a built-in style."""
     if not NAME_PATTERN.fullmatch(name):
         raise CartoonizeError(
-            f"--name {name!r}: use lower-case letters, digits, '-' and '_' (e.g. light-paprika)"
+            f"--name {name!r}: use lower-case letters, digits, '-' and '_', starting with a letter or "
+            "digit, at most 64 (e.g. light-paprika)"
         )
     if name in STYLES:
         raise CartoonizeError(

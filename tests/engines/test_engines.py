@@ -771,3 +771,6 @@ def test_engines_list_of_an_empty_or_missing_folder(tmp_path: Path) -> None:
     assert code == 0 and f"no engines in {tmp_path}" in text and "build-engine" in text
     code, text = run_cli("engines", "list", "--folder", str(tmp_path / "typo"))
     assert code == 1 and text == f"error: engine folder {tmp_path / 'typo'} does not exist"
+    (tmp_path / "notes.txt").write_text("not a folder")
+    code, text = run_cli("engines", "list", "--folder", str(tmp_path / "notes.txt"))
+    assert code == 1 and text == f"error: engine folder {tmp_path / 'notes.txt'} is a file, not a folder"

@@ -50,9 +50,10 @@ def one_channel(path: Path) -> Path:
         (lambda p: typed_identity(p, "int64"), "ints", ["int64", "float32 or float16"]),
         (not_onnx, "text", ["is not an ONNX model"]),
         (lambda p: mix_model(p, "nchw"), "hayao", ["a built-in style has that name"]),
+        (lambda p: mix_model(p, "nchw"), "-x", ["starting with a letter or digit"]),
         (lambda p: mix_model(p, "nchw", scale_to_255=True), "wrong-range", ["check on a photo fails", "(assumed)", "try --range 0,255"]),
     ],
-    ids=["classifier", "1-channel", "4-channel", "float64", "int64", "not-onnx", "name-clash", "clipped-range"],
+    ids=["classifier", "1-channel", "4-channel", "float64", "int64", "not-onnx", "name-clash", "dash-first", "clipped-range"],
 )  # fmt: skip
 def test_bad_models(tmp_path: Path, capsys, make, name: str, needles: list[str]) -> None:
     path = make(tmp_path / "bad.onnx")

@@ -61,7 +61,7 @@ def test_empty_folder(base: list[str], tmp_path: Path) -> None:
     empty.mkdir()
     (empty / "readme.txt").write_text("no images here")
     code, out = run_cli(*base, "--cartoons", str(empty), "--out", str(tmp_path / "r"))
-    assert_one_line_error(code, out, "no cartoons images in")
+    assert_one_line_error(code, out, "no images in the cartoons folder")
 
 
 def test_fewer_images_than_a_batch(base: list[str], tmp_path: Path) -> None:
