@@ -34,10 +34,11 @@ ENCODERS = {
     "vp8": ["libvpx"],
     "mpeg4": ["mpeg4"],
     "gif": ["gif"],
+    "prores": ["prores_ks"],  # an editor's intermediate, in .mov or .mkv
 }
 # a codec family -> the pixel format its encoder takes where it is not 4:2:0 (the GIF encoder
 # takes palette frames, made by media/gif.py)
-NATIVE_PIX_FMT = {"gif": "pal8"}
+NATIVE_PIX_FMT = {"gif": "pal8", "prores": "yuv422p10le", "prores_ks": "yuv422p10le"}
 # container -> audio codecs it stores as they are, and the one to re-encode the others into
 AUDIO_COPY = {
     "mp4": {"aac", "mp3", "alac", "ac3", "eac3", "opus", "flac"},
@@ -227,6 +228,8 @@ def _encoder_options(name: str, s: EncoderSettings) -> dict[str, str]:
         return {"crf": str(s.crf + 12), "b": "0", "deadline": "realtime", "cpu-used": "8", "row-mt": "1"}
     if name == "mpeg4":
         return {"qscale": "3"}
+    if name == "prores_ks":  # ProRes 422 HQ, what editors ask for from a finished shot
+        return {"profile": "3"}
     if name == "gif":
         # every frame carries its own palette: by default the first frame's goes in the file's
         # header instead, and a segment joined after it would be shown with those colours
