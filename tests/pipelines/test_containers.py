@@ -124,7 +124,7 @@ def test_prores_for_editors(tiny_checkpoint: Path, tmp_path: Path) -> None:
     times_a, times_b = [float(p * tb_a) for p in pts_a], [float(p * tb_b) for p in pts_b]
     assert len(pts_a) == 12 and np.allclose(times_a, times_b, atol=0.001)  # (Matroska counts ms)
     # the tiny model's cartoon is noise, a lossy codec's hardest picture: ProRes HQ keeps it at
-    # PSNR 37 dB here (a real cartoon: a mean of 1.7 levels from FFV1's 4:2:0 on the street clip)
+    # PSNR 37 dB here (Hayao's cartoon of FFmpeg's testsrc2: 1.7 levels on average from FFV1's 4:2:0)
     mse = np.mean([(a.astype(float) - b.astype(float)) ** 2 for a, b in zip(frames_a, frames_b, strict=True)])
     psnr = 10 * np.log10(255**2 / mse)
     assert psnr > 32, psnr
