@@ -74,6 +74,20 @@ def muxer_options(container: str) -> dict[str, str]:
     return dict(MUXER_OPTIONS.get(container, {}))
 
 
+# outputs whose muxer does not store a sample aspect ratio, for a codec that does not carry one
+# either (VP9; GIF's one-byte ratio is ignored by browsers)
+SQUARE_PIXELS = {"webm", "gif"}
+
+
+def pixel_aspect(stream, rotation: int) -> Fraction | None:  # noqa: ANN001 - an av video stream
+    """The source's sample aspect ratio (a pixel's width over its height) once turned upright, or
+    None for square or unknown pixels. `--max-side` scales both sides alike, so it keeps it."""
+    sar = stream.sample_aspect_ratio or stream.codec_context.sample_aspect_ratio
+    if not sar or sar == 1:
+        return None
+    return 1 / Fraction(sar) if rotation in (90, 270) else Fraction(sar)
+
+
 ATTACHED_PIC = 0x400  # AV_DISPOSITION_ATTACHED_PIC: a cover picture, not a moving video
 
 

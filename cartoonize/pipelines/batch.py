@@ -29,13 +29,14 @@ from cartoonize.choose import EngineRequest
 from cartoonize.errors import CartoonizeError
 from cartoonize.media.files import (
     CONTAINERS,
+    SQUARE_PIXELS,
     atomic_output,
     check_distinct_outputs,
     check_output,
     container_for,
 )
 from cartoonize.pipelines.segments import TEMPORAL_PREROLL, SegmentPlan, join_segments, plan_segments
-from cartoonize.pipelines.video import SQUARE_PIXELS, VideoJob, damage_note, left_out_note, probe
+from cartoonize.pipelines.video import VideoJob, damage_note, left_out_note, probe
 from cartoonize.pipelines.workers import Event, Executor, InProcess, Piece, Tally, pieces_env
 from cartoonize.stages import StageChain, StageOptions, build_stages
 

@@ -25,6 +25,7 @@ from fractions import Fraction
 from pathlib import Path
 
 from cartoonize.errors import CartoonizeError
+from cartoonize.media.clock import from_origin, timeline_origin
 from cartoonize.media.files import container_for, main_video
 from cartoonize.media.gif import frame_blocks
 from cartoonize.pipelines.video import (
@@ -32,9 +33,7 @@ from cartoonize.pipelines.video import (
     carry_packet,
     empty_note,
     flush_reencoded,
-    from_origin,
     map_other_streams,
-    timeline_origin,
 )
 
 TEMPORAL_PREROLL = 30  # frames of pre-roll when the chain has temporal stages (about 1 s)
