@@ -66,7 +66,11 @@ class PreviewWindow:
             # with no screen SDL falls back to an invisible window: refuse it unless asked for by name
             if driver in ("offscreen", "dummy") and os.environ.get("SDL_VIDEODRIVER") != driver:
                 pygame.display.quit()
-                problem = "no display: DISPLAY and WAYLAND_DISPLAY are not set"
+                problem = (
+                    self._x11()
+                    if os.environ.get("DISPLAY")
+                    else ("no display: DISPLAY and WAYLAND_DISPLAY are not set")
+                )
         if problem:
             raise CartoonizeError(
                 f"cannot open a preview window ({problem}); use --no-preview, or --serve PORT to watch in a browser"
@@ -75,6 +79,23 @@ class PreviewWindow:
         self._font = pygame.font.Font(None, 22)
         self._screen = None
         self._size: tuple[int, int] | None = None
+
+    def _x11(self) -> str | None:
+        """With DISPLAY set, SDL's X11 driver asked for by name, after SDL fell back to its
+        invisible driver: that says why X11 failed (a display that is not there, no permission),
+        and is a second try where the first failed for no lasting reason (once in CI, under Xvfb
+        on a loaded machine; not pinned down). None once the window can open."""
+        pygame = self._pg
+        os.environ["SDL_VIDEODRIVER"] = "x11"
+        try:
+            with _sdl_probing_quiet():
+                pygame.display.init()
+                pygame.font.init()
+        except pygame.error as exc:
+            return f"the X display {os.environ['DISPLAY']} cannot be opened: {exc}"
+        finally:
+            del os.environ["SDL_VIDEODRIVER"]
+        return None
 
     def show(self, rgb: np.ndarray, overlay: list[str] | None = None) -> None:
         pg = self._pg

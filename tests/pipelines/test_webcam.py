@@ -474,21 +474,29 @@ def test_the_stages_get_each_frames_capture_time(monkeypatch, tmp_path: Path) ->
     assert gaps.mean() >= 0.95 * delay, gaps  # the loop's pace, dropped frames included
 
 
-def test_no_display_says_one_line_and_nothing_of_sdl(tmp_path: Path, tiny_checkpoint: Path) -> None:
+@pytest.mark.parametrize(
+    ("display", "says"), [(None, "(no display"), (":77", "(the X display :77 cannot be opened")]
+)
+def test_no_display_says_one_line_and_nothing_of_sdl(
+    display: str | None, says: str, tmp_path: Path, tiny_checkpoint: Path
+) -> None:
     """Without a display (and as root, without XDG_RUNTIME_DIR) SDL's Wayland probe prints its own
-    "error: XDG_RUNTIME_DIR is invalid ..." to file descriptor 2: only our line reaches stderr."""
+    "error: XDG_RUNTIME_DIR is invalid ..." to file descriptor 2: only our line reaches stderr. A
+    DISPLAY that is not there is named (it was "DISPLAY and WAYLAND_DISPLAY are not set")."""
     env = {
         k: v
         for k, v in os.environ.items()
         if k not in ("DISPLAY", "WAYLAND_DISPLAY", "XDG_RUNTIME_DIR", "SDL_VIDEODRIVER")
     }
+    if display:
+        env["DISPLAY"] = display
     result = subprocess.run([sys.executable, "-m", "cartoonize", "webcam", "-f", "lavfi", "-i",
                              "testsrc2=size=160x120:rate=10", "--frames", "3", "--model", str(tiny_checkpoint)],
                             env={**env, "PYTHONPATH": str(ROOT)}, cwd=tmp_path, capture_output=True, text=True,
                             timeout=120)  # fmt: skip
     lines = result.stderr.strip().splitlines()
     assert result.returncode == 1 and len(lines) == 1, result.stderr
-    assert lines[0].startswith("error: cannot open a preview window (no display"), lines
+    assert lines[0].startswith(f"error: cannot open a preview window {says}"), lines
 
 
 def test_an_unknown_input_format_is_named(tiny_checkpoint: Path, capsys) -> None:
