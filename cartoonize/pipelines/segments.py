@@ -26,7 +26,7 @@ from pathlib import Path
 
 from cartoonize.errors import CartoonizeError
 from cartoonize.media.clock import from_origin, timeline_origin
-from cartoonize.media.files import container_for, main_video
+from cartoonize.media.files import container_for, main_video, muxer_options
 from cartoonize.media.gif import frame_blocks
 from cartoonize.pipelines.video import (
     Window,
@@ -192,7 +192,8 @@ def join_segments(
     carried: set[int] = set()
     try:
         with av.open(str(source)) as src, av.open(str(parts[0])) as first, \
-                av.open(str(output), "w", format=container_name) as out:  # fmt: skip
+                av.open(str(output), "w", format=container_name,
+                        container_options=muxer_options(container_name)) as out:  # fmt: skip
             template = first.streams.video[0]
             vout = out.add_stream_from_template(template)
             vout.time_base = template.time_base

@@ -11,7 +11,9 @@ import pytest
 
 from cartoonize.choose import EngineRequest, runner_for
 from cartoonize.media.files import muxer_options
+from cartoonize.pipelines.batch import SplitOptions, cartoonize_many
 from cartoonize.pipelines.video import VideoJob, cartoonize_video
+from cartoonize.pipelines.workers import InProcess
 from tests.helpers import make_video, record_pattern, top_level_boxes
 
 
@@ -39,6 +41,17 @@ def test_video_output_has_moov_before_mdat(
     assert sorted(p.name for p in tmp_path.iterdir()) == [out.name]  # the temporary file was renamed
     with av.open(str(out)) as c:  # still a complete file after the rewrite
         assert c.streams.video[0].frames == 24 and c.streams.audio
+
+
+@pytest.mark.parametrize("suffix", [".mp4", ".mov"])
+def test_joined_segments_have_moov_before_mdat(suffix: str, tiny_checkpoint: Path, tmp_path: Path) -> None:
+    """The join writes the output itself: with the same muxer options (it put moov last)."""
+    src = make_video(tmp_path / "in.mp4", frames=24, rate=12, gop=6)
+    out = tmp_path / f"out{suffix}"
+    request = EngineRequest(engine="torch", model=tiny_checkpoint, device="cpu")
+    report = cartoonize_many([(src, out)], VideoJob(src, out), request, InProcess(), SplitOptions(3))
+    assert report.of("done"), report.lines()
+    assert moov_first(out), top_level_boxes(out)
 
 
 def test_recorder_file_has_moov_before_mdat(tmp_path: Path) -> None:
