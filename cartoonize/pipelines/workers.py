@@ -330,8 +330,15 @@ class RayTasks:
         if ray.is_initialized():  # the caller's own session (a notebook, a test): use it as it is
             return ray, False
         local = {"num_cpus": self.workers or os.cpu_count(), "include_dashboard": False}
-        ray.init(address=self.address, log_to_driver=False, logging_level=logging.WARNING,
-                 **(local if self.address is None else {}))  # fmt: skip
+        try:
+            ray.init(address=self.address, log_to_driver=False, logging_level=logging.WARNING,
+                     **(local if self.address is None else {}))  # fmt: skip
+        except ConnectionError as exc:  # --ray=auto with no cluster running
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else "no answer"
+            raise CartoonizeError(
+                f"--ray={self.address}: no Ray cluster to join ({first}); start one (`ray start --head`) "
+                "or give --ray alone for a local one started for this run"
+            ) from None
         return ray, True
 
     def run(self, pieces: list[Piece], on_event: Callable[[Event], None]) -> list[Outcome]:

@@ -128,3 +128,20 @@ def test_without_ray_the_option_says_how_to_install(
     )  # fmt: skip
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert result.stderr.strip().splitlines()[-1].startswith("error: --ray needs Ray")
+
+
+def test_ray_auto_without_a_cluster_is_one_line(
+    small_video: Path, tiny_checkpoint: Path, tmp_path: Path
+) -> None:
+    """`--ray=auto` joins a running cluster; with none running it says so in one line (it was a
+    55-line traceback from ray.init). Ray looks for one under its temporary folder: an empty one."""
+    pytest.importorskip("ray", reason="needs Ray (pip install 'cartoonize[ray]')")
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    env.update(PYTHONPATH=str(ROOT), RAY_TMPDIR=str(tmp_path / "ray"))
+    result = subprocess.run([sys.executable, "-m", "cartoonize", "video", str(small_video), "out.mkv", "--model",
+                             str(tiny_checkpoint), "--segments", "2", "--ray=auto"],
+                            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)  # fmt: skip
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+    assert lines[-1].startswith("error: --ray=auto: no Ray cluster to join"), lines
+    assert not (tmp_path / "out.mkv").exists()
