@@ -54,7 +54,11 @@ def check_record_target(target: str, overwrite: bool) -> None:
         return
     path = Path(target)
     check_output(path, overwrite)
-    container_for(path)
+    if container_for(path)[0] == "avi":  # (its MPEG-4 encoder refused the 90 kHz clock: "Invalid argument")
+        raise CartoonizeError(
+            f"--output {target}: a recording keeps each frame's capture time, and AVI stores one "
+            "fixed frame rate; record .mp4, .mkv or .webm"
+        )
 
 
 class Recorder:

@@ -378,6 +378,7 @@ def test_port_in_use(tiny_checkpoint: Path, capsys) -> None:
         ([*LAVFI, "--serve", "localhost:http"], ["give PORT or HOST:PORT"]),
         ([*LAVFI, "--output", "ftp://example.org/x"], ["cannot stream to ftp://"]),
         ([*LAVFI, "--output", "out.xyz"], ["unsupported output type"]),
+        ([*LAVFI, "--output", "out.avi"], ["AVI stores one fixed frame rate; record .mp4"]),
         (["-f", "lavfi", "-i", "nosuchsource=1"], ["not a valid FFmpeg source graph"]),
     ],
 )
