@@ -75,6 +75,10 @@ def find_videos(inputs: list[Path], out_dir: Path) -> list[tuple[Path, Path]]:
         if given.is_file():
             pairs.append((given, out_dir / output_name(given.name)))
             continue
+        if given.resolve().is_relative_to(out_resolved):  # its videos would count as earlier outputs
+            raise CartoonizeError(
+                f"the output folder {out_dir} holds the input folder {given}; give an output folder outside it"
+            )
         for path in sorted(given.rglob("*")):
             relative = path.relative_to(given)
             if (path.suffix.lower() not in VIDEO_SUFFIXES or not path.is_file()

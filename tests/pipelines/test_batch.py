@@ -50,6 +50,12 @@ def test_naming_rule_mirrors_the_tree(tmp_path: Path) -> None:
     (out / "clips" / "a.mp4").write_bytes(b"an earlier output")
     found = [s.relative_to(tmp_path) for s, _ in find_videos([tmp_path], out)]
     assert Path("out/clips/a.mp4") not in found and Path("clips/a.mp4") in found  # OUT inside IN is skipped
+    # IN inside OUT (or OUT equal to IN): said so, where it was "no video files in clips"
+    for folder in (clips, tmp_path):
+        with pytest.raises(
+            CartoonizeError, match=f"the output folder {folder} holds the input folder {clips}"
+        ):
+            find_videos([clips], folder)
 
 
 def test_folder_with_a_corrupt_file_and_an_existing_output(tiny_checkpoint: Path, tmp_path: Path) -> None:
