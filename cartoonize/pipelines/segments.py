@@ -114,9 +114,11 @@ def plan_segments(path: Path, count: int | None = None, seconds: float | None = 
             seek = keys[max(0, bisect.bisect_right(keys, min(preroll_pts, start - 1)) - 1)]
             window = Window(seek=seek, preroll=preroll_pts, start=start, end=end)
         segments.append(Segment(window, stop - first, warm))
-    note = f"{len(segments)} segments at keyframes"
-    if len(segments) < count:
-        note += f" (asked for {count}; the video has {len(keys)} keyframes)"
+    n, k = len(segments), len(keys)
+    note = f"{n} segment{'s' if n != 1 else ''} at keyframes"
+    if n < count:  # (a keyframe on the last frame, or too close to the last cut, starts none)
+        keyframes = f"{k} keyframes allow" if k != 1 else "1 keyframe allows"
+        note += f" (asked for {count}; the video's {keyframes} {n})"
     return SegmentPlan(segments, len(frames), note)
 
 

@@ -77,6 +77,14 @@ def test_plan_cuts_at_keyframes(long_clip: Path) -> None:
         window = segment.window
         assert window.start in keys and window.seek in keys and window.seek < window.preroll < window.start
     assert max(s.frames for s in plan.segments) < 2 * min(s.frames for s in plan.segments)
+    assert plan.note == "4 segments at keyframes"
+
+
+def test_plan_says_when_the_keyframes_allow_fewer(tmp_path: Path) -> None:
+    one = make_video(tmp_path / "one.mp4", frames=12, rate=12, audio=None)  # a keyframe at the start only
+    assert (
+        plan_segments(one, 3).note == "1 segment at keyframes (asked for 3; the video's 1 keyframe allows 1)"
+    )
 
 
 def test_segments_on_two_processes_equal_a_single_pass(
