@@ -16,6 +16,7 @@ import pytest
 
 from cartoonize.choose import EngineRequest
 from cartoonize.errors import CartoonizeError
+from cartoonize.pipelines import workers
 from cartoonize.pipelines.batch import SplitOptions, cartoonize_many
 from cartoonize.pipelines.video import VideoJob
 from cartoonize.pipelines.workers import Event, RayTasks, import_ray
@@ -130,18 +131,24 @@ def test_without_ray_the_option_says_how_to_install(
     assert result.stderr.strip().splitlines()[-1].startswith("error: --ray needs Ray")
 
 
-def test_ray_auto_without_a_cluster_is_one_line(
-    small_video: Path, tiny_checkpoint: Path, tmp_path: Path
-) -> None:
-    """`--ray=auto` joins a running cluster; with none running it says so in one line (it was a
-    55-line traceback from ray.init). Ray looks for one under its temporary folder: an empty one."""
-    pytest.importorskip("ray", reason="needs Ray (pip install 'cartoonize[ray]')")
-    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
-    env.update(PYTHONPATH=str(ROOT), RAY_TMPDIR=str(tmp_path / "ray"))
-    result = subprocess.run([sys.executable, "-m", "cartoonize", "video", str(small_video), "out.mkv", "--model",
-                             str(tiny_checkpoint), "--segments", "2", "--ray=auto"],
-                            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)  # fmt: skip
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
-    assert lines[-1].startswith("error: --ray=auto: no Ray cluster to join"), lines
-    assert not (tmp_path / "out.mkv").exists()
+def test_ray_auto_without_a_cluster_is_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`--ray=auto` joins a running cluster; with none running, ray.init's ConnectionError becomes
+    one line saying what to do (it was a 55-line traceback). Ray's own answer is stood in for: this
+    module's cluster is running, and a stale one's record would make a real `auto` wait on it."""
+
+    class NoCluster:
+        @staticmethod
+        def is_initialized() -> bool:
+            return False
+
+        @staticmethod
+        def init(**_: object) -> None:
+            raise ConnectionError(
+                "Could not find any running Ray instance. Please specify the one to connect to."
+            )
+
+    monkeypatch.setattr(workers, "import_ray", lambda: NoCluster)
+    with pytest.raises(
+        CartoonizeError, match=r"^--ray=auto: no Ray cluster to join \(Could not find any running"
+    ):
+        RayTasks(address="auto").run([], lambda _event: None)
