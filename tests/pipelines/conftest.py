@@ -56,3 +56,19 @@ def long_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
     make_video(path, width=64, height=48, frames=len(durations), durations=durations, audio="aac", gop=24)
     set_display_rotation(path, 90)
     return path
+
+
+def cartoonize_in(src: Path, out: Path, checkpoint: Path, segments: int = 1) -> None:
+    """`src` cartoonized into `out` by the tiny model in one pass, or cut into `segments` and
+    joined (in this process): the two ways a test compares."""
+    from cartoonize.choose import EngineRequest, runner_for
+    from cartoonize.pipelines.batch import SplitOptions, cartoonize_many
+    from cartoonize.pipelines.video import VideoJob, cartoonize_video
+    from cartoonize.pipelines.workers import InProcess
+
+    request = EngineRequest(engine="torch", model=checkpoint, device="cpu")
+    if segments == 1:
+        cartoonize_video(VideoJob(src, out), lambda size: runner_for(request, size))
+        return
+    report = cartoonize_many([(src, out)], VideoJob(src, out), request, InProcess(), SplitOptions(segments))
+    assert report.of("done"), report.lines()

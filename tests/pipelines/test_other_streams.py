@@ -19,6 +19,7 @@ from cartoonize.pipelines.batch import SplitOptions, cartoonize_many
 from cartoonize.pipelines.video import VideoJob, cartoonize_video
 from cartoonize.pipelines.workers import InProcess
 from tests.helpers import make_video, with_subtitles
+from tests.pipelines.conftest import cartoonize_in
 
 FONT = bytes(range(256)) * 40  # the bytes of an attached file, carried as they are
 
@@ -185,14 +186,7 @@ def test_languages_titles_and_flags_are_kept(
     src = labelled(tmp_path)
     assert labels(src)[2] == ("audio", "fra", "Commentaire", False, False)
     out = tmp_path / f"out{suffix}"
-    request = EngineRequest(engine="torch", model=tiny_checkpoint, device="cpu")
-    if segments == 1:
-        cartoonize_video(VideoJob(src, out), lambda size: runner_for(request, size))
-    else:
-        report = cartoonize_many(
-            [(src, out)], VideoJob(src, out), request, InProcess(), SplitOptions(segments)
-        )
-        assert report.of("done"), report.lines()
+    cartoonize_in(src, out, tiny_checkpoint, segments)
     got = labels(out)
     if suffix == ".mp4":  # MP4 keeps no track titles (the ffmpeg tool's .mp4 neither)
         expected = [("video", "eng", None, True, False), ("audio", "eng", None, True, False),

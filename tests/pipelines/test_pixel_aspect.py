@@ -11,10 +11,9 @@ import av
 import pytest
 
 from cartoonize.choose import EngineRequest, runner_for
-from cartoonize.pipelines.batch import SplitOptions, cartoonize_many
 from cartoonize.pipelines.video import VideoJob, cartoonize_video
-from cartoonize.pipelines.workers import InProcess
 from tests.helpers import pattern
+from tests.pipelines.conftest import cartoonize_in
 
 WIDE = Fraction(32, 27)  # NTSC DVD 16:9: 720×480 shown as 853×480; here 96×64 shown as 16:9
 
@@ -68,9 +67,7 @@ def test_outputs_that_cannot_say_it_get_square_pixels(
 def test_segments_keep_it(suffix: str, tiny_checkpoint: Path, tmp_path: Path) -> None:
     src = anamorphic(tmp_path / "in.mp4")
     out = tmp_path / f"out{suffix}"
-    request = EngineRequest(engine="torch", model=tiny_checkpoint, device="cpu")
-    report = cartoonize_many([(src, out)], VideoJob(src, out), request, InProcess(), SplitOptions(2))
-    assert report.of("done"), report.lines()
+    cartoonize_in(src, out, tiny_checkpoint, segments=2)
     width, height, sar, frames = shape(out)
     assert (width, height, sar if sar != 1 else None, frames) == (
         (96, 64, WIDE, 24) if suffix == ".mp4" else (114, 64, None, 24)

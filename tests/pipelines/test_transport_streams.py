@@ -10,10 +10,9 @@ import av
 import pytest
 
 from cartoonize.choose import EngineRequest, runner_for
-from cartoonize.pipelines.batch import SplitOptions, cartoonize_many
 from cartoonize.pipelines.video import VideoJob, cartoonize_video
-from cartoonize.pipelines.workers import InProcess
 from tests.helpers import make_video
+from tests.pipelines.conftest import cartoonize_in
 
 CLOCK = 3600  # seconds on the source's clock at its first frame
 
@@ -51,14 +50,7 @@ def test_the_output_starts_at_zero(suffix: str, segments: int, tiny_checkpoint: 
     video_in, audio_in, _ = starts(src)
     assert video_in > CLOCK - 1
     out = tmp_path / f"out{suffix}"
-    request = EngineRequest(engine="torch", model=tiny_checkpoint, device="cpu")
-    if segments == 1:
-        cartoonize_video(VideoJob(src, out), lambda size: runner_for(request, size))
-    else:
-        report = cartoonize_many(
-            [(src, out)], VideoJob(src, out), request, InProcess(), SplitOptions(segments)
-        )
-        assert report.of("done"), report.lines()
+    cartoonize_in(src, out, tiny_checkpoint, segments)
     video, audio, duration = starts(out)
     assert 0 <= min(video, audio) < 0.1 and duration < 2.5, (video, audio, duration)
     # the picture and the sound stay as far apart as they were (within a tick of each output)
