@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from tests import watchdog
 from tests.helpers import make_video
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -30,6 +31,14 @@ def _has_tensorrt() -> bool:
     except ImportError:
         return False
     return _has_cuda()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    watchdog.add_options(parser)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.pluginmanager.register(watchdog, "cartoonize-watchdog")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -5,11 +5,13 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import select
 import signal
 import struct
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from fractions import Fraction
 from pathlib import Path
@@ -34,13 +36,16 @@ def child_env(**extra: str) -> dict[str, str]:
     return {**env, **extra}
 
 
-def interruptible() -> None:
-    """`preexec_fn` for a child that a test will stop with a signal. A shell that starts the suite
-    in the background (`cmd &` without job control) ignores SIGINT, `nohup` ignores SIGHUP; the
-    child inherits that, and then neither Python nor the CLI handles them: the test's signal would
-    do nothing. The child gets the default dispositions, as a terminal's command would."""
-    for number in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-        signal.signal(number, signal.SIG_DFL)
+def stoppable(command: list[str]) -> list[str]:
+    """`command` for a child that a test will stop with a signal. A shell that starts the suite in
+    the background (`cmd &` without job control) ignores SIGINT, `nohup` ignores SIGHUP; a child
+    inherits an ignored signal, and then neither Python nor the CLI would handle the test's signal.
+    GNU `env --default-signal` gives the child the default dispositions, as a terminal's command
+    has. (Not a `preexec_fn`: that makes Python fork this many-threaded test process and run Python
+    in the child before exec, which the subprocess documentation warns can deadlock.)"""
+    ignored = [number.name for number in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+               if signal.getsignal(number) == signal.SIG_IGN]  # fmt: skip
+    return ["env", f"--default-signal={','.join(ignored)}", *command] if ignored else command
 
 
 def cpu_auto(checkpoint: Path) -> tuple[str, str]:
@@ -266,19 +271,23 @@ def start_serving(args: list[str], cwd: Path, root: Path) -> tuple[subprocess.Po
     the process and the address it printed. The caller terminates it."""
     env = child_env(PYTHONPATH=str(root))
     proc = subprocess.Popen(
-        [sys.executable, "-m", "cartoonize", "webcam", *args, "--serve", "0"],
-        cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, preexec_fn=interruptible,
+        stoppable([sys.executable, "-m", "cartoonize", "webcam", *args, "--serve", "0"]),
+        cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )  # fmt: skip
     assert proc.stdout is not None
-    url = ""
-    for line in proc.stdout:
-        if "serving the preview at" in line:
-            url = line.split(" at ", 1)[1].strip()
-            break
-    if not url.startswith("http://127.0.0.1:"):
-        proc.kill()
-        raise AssertionError(f"no address printed ({proc.poll()})")
-    return proc, url
+    printed, deadline = b"", time.monotonic() + 120
+    while b"serving the preview at" not in printed or not printed.endswith(b"\n"):
+        # read with a deadline: a child that hangs before printing must not hang the suite
+        ready, _, _ = select.select([proc.stdout], [], [], max(0.0, deadline - time.monotonic()))
+        chunk = os.read(proc.stdout.fileno(), 4096) if ready else b""
+        if not chunk:  # the child ended, or the deadline passed
+            proc.kill()
+            raise AssertionError(
+                f"no address printed ({proc.poll()}): {printed.decode(errors='replace')[-800:]}"
+            )
+        printed += chunk
+    line = next(line for line in printed.decode().splitlines() if "serving the preview at" in line)
+    return proc, line.split(" at ", 1)[1].strip()
 
 
 def interrupt(proc: subprocess.Popen[str], sent: signal.Signals = signal.SIGINT) -> str:

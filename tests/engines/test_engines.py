@@ -701,7 +701,7 @@ def test_a_rebuild_stopped_by_sigterm_leaves_the_stored_engine(
     import signal
     import time
 
-    from tests.helpers import child_env, interruptible
+    from tests.helpers import child_env, stoppable
 
     store = engine_copy.parent
     before = _files(store)
@@ -714,10 +714,9 @@ def test_a_rebuild_stopped_by_sigterm_leaves_the_stored_engine(
               "from cartoonize.cli import main\nmain(sys.argv[2:])\n")  # fmt: skip
     root = Path(__file__).resolve().parents[2]
     env = child_env(PYTHONPATH=str(root), CARTOONIZE_AOTI_RECIPES="default")
-    proc = subprocess.Popen([sys.executable, "-c", marked, str(started), "build-engine", "--model",
-                             str(tiny_checkpoint), "--backend", "aoti", "--shape", f"{SIZE}x{SIZE}"],
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            preexec_fn=interruptible)  # fmt: skip
+    proc = subprocess.Popen(stoppable([sys.executable, "-c", marked, str(started), "build-engine", "--model",
+                                       str(tiny_checkpoint), "--backend", "aoti", "--shape", f"{SIZE}x{SIZE}"]),
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
     deadline = time.monotonic() + 120
     while not started.exists() and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.1)

@@ -36,12 +36,12 @@ from cartoonize.stages import StageOptions
 from tests.helpers import (
     STOPS,
     child_env,
-    interruptible,
     make_video,
     pattern,
     read_subtitles,
     read_video,
     set_display_rotation,
+    stoppable,
     with_subtitles,
 )
 
@@ -481,10 +481,9 @@ def test_interrupt_leaves_nothing(
     video: the conventional exit code, no traceback, and no file left, hidden partial included."""
     src = make_video(tmp_path / "long.mp4", width=320, height=240, frames=400, rate=25, audio="aac")
     env = child_env(PYTHONPATH=str(ROOT))
-    proc = subprocess.Popen([sys.executable, "-m", "cartoonize", "video", str(src), "out.mp4", "--model",
-                             str(tiny_checkpoint), "--engine", "torch"], cwd=tmp_path, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            preexec_fn=interruptible)  # fmt: skip
+    proc = subprocess.Popen(stoppable([sys.executable, "-m", "cartoonize", "video", str(src), "out.mp4", "--model",
+                                       str(tiny_checkpoint), "--engine", "torch"]), cwd=tmp_path, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
     deadline = time.monotonic() + 60
     while not any("partial" in p.name for p in tmp_path.iterdir()) and time.monotonic() < deadline:
         time.sleep(0.1)
@@ -497,27 +496,24 @@ def test_interrupt_leaves_nothing(
     assert leftovers(tmp_path) == []
 
 
-def _file_size_limit(limit: int) -> Callable[[], None]:
-    """`preexec_fn`: the child may write no file larger than `limit` bytes (writes past it fail
-    with EFBIG, as they would on a full disk with ENOSPC, instead of the signal that kills)."""
-
-    def apply() -> None:
-        import resource
-
-        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
-        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
-
-    return apply
+def _with_file_size_limit(limit: int, module: str) -> list[str]:
+    """`python -m module` with no file larger than `limit` bytes (writes past it fail with EFBIG, as
+    they would on a full disk with ENOSPC, instead of the signal that kills). Set in the child
+    itself, not by a `preexec_fn` (which forks this many-threaded process)."""
+    start = (f"import resource, runpy, signal, sys; signal.signal(signal.SIGXFSZ, signal.SIG_IGN); "
+             f"resource.setrlimit(resource.RLIMIT_FSIZE, ({limit}, {limit})); "
+             f"sys.argv[0] = {module!r}; runpy.run_module({module!r}, run_name='__main__', alter_sys=True)")  # fmt: skip
+    return [sys.executable, "-c", start]
 
 
 def test_a_full_disk_is_one_line_and_leaves_nothing(tiny_checkpoint: Path, tmp_path: Path) -> None:
     """An output that cannot be written to the end (a full disk, a quota, here a file-size
     limit) stops the job with one line naming the output, exit 1, and no partial file."""
     src = make_video(tmp_path / "clip.mp4", width=160, height=120, frames=48, audio="aac")
-    proc = subprocess.run([sys.executable, "-m", "cartoonize", "video", str(src), "out.mp4", "--model",
+    proc = subprocess.run([*_with_file_size_limit(4096, "cartoonize"), "video", str(src), "out.mp4", "--model",
                            str(tiny_checkpoint), "--engine", "torch"], cwd=tmp_path,
                           env=child_env(PYTHONPATH=str(ROOT), PYTHONDONTWRITEBYTECODE="1"),
-                          capture_output=True, text=True, timeout=300, preexec_fn=_file_size_limit(4096))  # fmt: skip
+                          capture_output=True, text=True, timeout=300)  # fmt: skip
     assert proc.returncode == 1, proc.stderr
     assert "Traceback" not in proc.stderr
     assert "error: cannot write out.mp4 (File too large)" in proc.stderr, proc.stderr

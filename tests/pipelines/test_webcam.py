@@ -21,7 +21,7 @@ from cartoonize.media.capture import CaptureSpec, LatestFrame, Source, resolve_s
 from cartoonize.pipelines.webcam import WebcamJob, run_webcam
 from cartoonize.runners.base import Runner
 from tests.conftest import ROOT, SHARED_MEDIA
-from tests.helpers import cpu_auto, interrupt, interruptible, read_video
+from tests.helpers import cpu_auto, interrupt, read_video, stoppable
 
 BUNNY = SHARED_MEDIA / "big_buck_bunny_1s.webm"
 LAVFI = ["--input-format", "lavfi", "--input", "testsrc2=size=320x240:rate=30"]
@@ -176,10 +176,9 @@ def test_interrupt_finalizes_the_recording(
     out = tmp_path / "live.mp4"
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "cartoonize", "webcam", *LAVFI, "--no-preview", "--max-side", "160",
-         "--output", str(out), "--model", str(tiny_checkpoint)],
+        stoppable([sys.executable, "-m", "cartoonize", "webcam", *LAVFI, "--no-preview", "--max-side", "160",
+                   "--output", str(out), "--model", str(tiny_checkpoint)]),
         cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        preexec_fn=interruptible,
     )  # fmt: skip
     try:
         deadline = time.monotonic() + 60

@@ -11,6 +11,7 @@ import os
 import select
 import shutil
 import subprocess
+import sys
 import time
 import urllib.request
 from pathlib import Path
@@ -44,13 +45,16 @@ class DevTools:
                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
                 f"--user-data-dir={profile}", f"--window-size={WINDOW[0]},{WINDOW[1]}", "--hide-scrollbars",
                 "--remote-debugging-pipe", "about:blank"]  # fmt: skip
-        fds = {3: to_browser, 4: from_browser}
-
-        def wire() -> None:  # in the child: the pipe ends onto descriptors 3 and 4
-            for target, fd in fds.items():
-                os.dup2(fd, target)
-
-        self.proc = subprocess.Popen(args, preexec_fn=wire, pass_fds=(3, 4), stdout=subprocess.DEVNULL,
+        # Chromium reads the protocol on descriptor 3 and writes on 4: a small Python puts the pipe
+        # ends there and execs it (not a `preexec_fn`, which forks this many-threaded process)
+        place = ("import fcntl, os, sys\n"
+                 "fds = [int(fd) for fd in sys.argv[1:3]]\n"
+                 "ends = [fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 5) for fd in fds]  # above 3 and 4\n"
+                 "for fd in fds: os.close(fd)\n"
+                 "for end, target in zip(ends, (3, 4)): os.dup2(end, target); os.close(end)\n"
+                 "os.execv(sys.argv[3], sys.argv[3:])\n")  # fmt: skip
+        self.proc = subprocess.Popen([sys.executable, "-c", place, str(to_browser), str(from_browser), *args],
+                                     pass_fds=(to_browser, from_browser), stdout=subprocess.DEVNULL,
                                      stderr=subprocess.DEVNULL)  # fmt: skip
         os.close(to_browser)
         os.close(from_browser)
@@ -65,7 +69,8 @@ class DevTools:
             message["sessionId"] = self.session
         os.write(self._write, json.dumps(message).encode() + b"\0")
         deadline = time.monotonic() + timeout
-        while True:
+        while True:  # events may come between: the deadline holds for the whole wait
+            assert time.monotonic() < deadline, f"Chromium did not answer {method}"
             while b"\0" not in self._buffer:
                 assert time.monotonic() < deadline, f"Chromium did not answer {method}"
                 ready, _, _ = select.select([self._read], [], [], 1.0)

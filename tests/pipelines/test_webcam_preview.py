@@ -23,7 +23,7 @@ from cartoonize.pipelines.image import read_image, write_image
 from cartoonize.pipelines.webcam import WebcamJob, run_webcam
 from cartoonize.stages import StageOptions
 from tests.conftest import ROOT, SHARED_MEDIA
-from tests.helpers import interrupt, interruptible, start_serving
+from tests.helpers import interrupt, start_serving, stoppable
 
 LAVFI = ["--input-format", "lavfi", "--input", "testsrc2=size=320x240:rate=30"]
 SCREEN = (1024, 768)
@@ -154,10 +154,9 @@ def test_cli_window_under_xvfb_and_ctrl_c(xvfb: str, tmp_path: Path, tiny_checkp
     exit 130."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "cartoonize", "webcam", *LAVFI, "--max-side", "160", "--model",
-         str(tiny_checkpoint)],
+        stoppable([sys.executable, "-m", "cartoonize", "webcam", *LAVFI, "--max-side", "160", "--model",
+                   str(tiny_checkpoint)]),
         cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        preexec_fn=interruptible,
     )  # fmt: skip
     try:
         deadline, first = time.monotonic() + 90, None

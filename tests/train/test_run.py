@@ -17,7 +17,7 @@ pytest.importorskip("cv2")
 from typer.testing import CliRunner  # noqa: E402
 
 from cartoonize.model import load_checkpoint  # noqa: E402
-from tests.helpers import STOPS, interruptible  # noqa: E402
+from tests.helpers import STOPS, stoppable  # noqa: E402
 from tests.train.conftest import REPO, TINY, tiny_args  # noqa: E402
 from train.cli import app  # noqa: E402
 from train.config import TrainConfig  # noqa: E402
@@ -113,12 +113,11 @@ def test_interrupt_saves_and_exits(
     args += tiny_args(steps_per_epoch=5000, init_epochs=1, init_decay_epochs=0, adv_epochs=0, decay_epochs=0)
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     process = subprocess.Popen(
-        [sys.executable, "-m", "train", *args],
+        stoppable([sys.executable, "-m", "train", *args]),
         cwd=tmp_path,
         env=env,
         stderr=subprocess.PIPE,
         text=True,
-        preexec_fn=interruptible,
     )
     try:
         deadline = time.monotonic() + 120
