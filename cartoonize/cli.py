@@ -247,6 +247,15 @@ def video(
             "not with --infer-side); rgb: FFmpeg converts to RGB and back on the CPU.",
         ),
     ] = False,
+    deinterlace: Annotated[
+        bool,
+        typer.Option(
+            "--deinterlace/--no-deinterlace",
+            help="Deinterlace the frames the decoder flags as interlaced (1080i broadcast, DV, AVCHD) with "
+            "FFmpeg's bwdif before the network sees them: one frame for each, the rate and timestamps kept. "
+            "Progressive video is not touched either way.",
+        ),
+    ] = True,
     overwrite: OverwriteOpt = False,
     quiet: QuietOpt = False,
 ) -> None:  # fmt: skip
@@ -276,7 +285,7 @@ def video(
         check_codec(output, codec)
     request = _request(engine, style, model, device, precision, quiet)
     job = VideoJob(inputs[0], output, max_side, batch, EncoderSettings(codec, crf, preset.value), overwrite, frames,
-                   stages=_stages(raw, no_stabilize, infer_side), yuv_frames=yuv_frames)  # fmt: skip
+                   stages=_stages(raw, no_stabilize, infer_side), yuv_frames=yuv_frames, deinterlace=deinterlace)  # fmt: skip
     if not many and segments in (None, 1) and segment_length is None and workers == 1 and ray is None:
         return _one_video(job, request, quiet)
     from cartoonize.pipelines.batch import SplitOptions, cartoonize_many, find_videos
@@ -317,7 +326,7 @@ def video(
 def _one_video(job, request, quiet: bool) -> None:  # noqa: ANN001
     """One input, one output, one pass in this process: `cartoonize video in.mp4 out.mp4`."""
     from cartoonize.choose import runner_for
-    from cartoonize.pipelines.video import cartoonize_video, damage_note
+    from cartoonize.pipelines.video import cartoonize_video, damage_note, interlace_note
     from cartoonize.progress import frame_progress
 
     with frame_progress(f"cartoonizing {job.input.name}", quiet) as on_progress:
@@ -335,6 +344,8 @@ def _one_video(job, request, quiet: bool) -> None:  # noqa: ANN001
                 f"  --yuv-frames not used: {report.not_planes}; FFmpeg converted the frames on the CPU",
                 markup=False,
             )
+        if report.interlaced:
+            _console().print(f"  {interlace_note(report.interlaced, report.deinterlaced)}", markup=False)
         if report.damaged:
             _console().print(f"  [yellow]{damage_note(report.damaged)}[/]")
         for note in report.streams:

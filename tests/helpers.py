@@ -71,6 +71,53 @@ def pattern(width: int, height: int, index: int) -> np.ndarray:
     return frame
 
 
+def moving_bars(width: int, height: int, instant: float) -> np.ndarray:
+    """A scene at `instant` (in fields): bright vertical bars sliding right, 5 px a field, on a
+    dark background with a gentle vertical gradient; its edges comb when two instants are woven."""
+    yy, xx = np.mgrid[0:height, 0:width]
+    frame = np.zeros((height, width, 3), np.uint8)
+    frame[...] = (40 + yy * 60 // max(height, 1))[..., None].astype(np.uint8)
+    frame[((xx - round(5 * instant)) // 12) % 3 == 0] = (230, 200, 60)
+    return frame
+
+
+def weave(first: np.ndarray, second: np.ndarray) -> np.ndarray:
+    """One interlaced frame, bottom field first (as DV): the odd lines from `first`, the even from
+    `second`."""
+    woven = second.copy()
+    woven[1::2] = first[1::2]
+    return woven
+
+
+def make_interlaced(path: Path, width: int = 96, height: int = 64, frames: int = 12, rate: int = 25,
+                    gop: int | None = None) -> Path:  # fmt: skip
+    """An H.264 clip coded interlaced (x264's PAFF/MBAFF), bottom field first: each frame weaves
+    two instants of `moving_bars` 1/(2·rate) s apart, and the decoder flags it so. (PyAV cannot
+    mark a frame top field first, and libx264 codes each frame's own order.)"""
+    import av
+
+    with av.open(str(path), "w") as out:
+        options = {"flags": "+ilme+ildct", "x264-params": "bff=1", "crf": "12"}
+        video = out.add_stream("libx264", rate=rate, options=options)
+        video.width, video.height, video.pix_fmt = width, height, "yuv420p"
+        if gop:
+            video.codec_context.gop_size = gop
+        for i in range(frames):
+            woven = weave(moving_bars(width, height, 2 * i), moving_bars(width, height, 2 * i + 1))
+            frame = av.VideoFrame.from_ndarray(woven, format="rgb24")
+            frame.pts = i
+            out.mux(video.encode(frame))
+        out.mux(video.encode())
+    return path
+
+
+def comb(frame: np.ndarray) -> float:
+    """How combed a picture is: the mean distance, in levels, of each line from the average of the
+    lines above and below it (a woven frame of motion: large; a whole picture: small)."""
+    grey = frame.astype(np.float64).mean(axis=2) if frame.ndim == 3 else frame.astype(np.float64)
+    return float(np.abs(grey[1:-1] - (grey[:-2] + grey[2:]) / 2).mean())
+
+
 def make_video(
     path: Path,
     width: int = 64,

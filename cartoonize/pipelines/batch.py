@@ -36,7 +36,7 @@ from cartoonize.media.files import (
     container_for,
 )
 from cartoonize.pipelines.segments import TEMPORAL_PREROLL, SegmentPlan, join_segments, plan_segments
-from cartoonize.pipelines.video import VideoJob, damage_note, left_out_note, probe
+from cartoonize.pipelines.video import VideoJob, damage_note, interlace_note, left_out_note, probe
 from cartoonize.pipelines.workers import Event, Executor, InProcess, Piece, Tally, pieces_env
 from cartoonize.stages import StageChain, StageOptions, build_stages
 
@@ -285,6 +285,9 @@ def _finish(work: _Work, outcomes: list) -> None:  # noqa: ANN001 - workers.Outc
             if left_out:
                 notes.append(left_out_note(left_out, result.frames))
             result.message = f"; {work.plan.note}" + "".join(f"; {n}" for n in notes)
+        reports = [o.report for o in outcomes if o.report is not None]
+        if interlaced := sum(r.interlaced for r in reports):
+            result.message += f"; {interlace_note(interlaced, reports[0].deinterlaced)}"
         if damaged:
             result.message += f"; {damage_note(damaged)}"
     except CartoonizeError as exc:

@@ -28,6 +28,7 @@ import numpy as np
 
 from cartoonize.errors import CartoonizeError
 from cartoonize.media.clock import PreviewCut, from_origin, timeline_origin
+from cartoonize.media.deinterlace import Deinterlacer
 from cartoonize.media.files import (
     ATTACHED_PIC,
     SQUARE_PIXELS,
@@ -92,6 +93,9 @@ class VideoJob:
     # x264 or CUDA waits at most this long for another that is running Python. None: the
     # interpreter's own (5 ms), only to measure what the short one saves.
     switch_interval: float | None = SWITCH_INTERVAL_S
+    # frames the decoder flags as interlaced (1080i broadcast, DV, AVCHD) are deinterlaced with
+    # FFmpeg's bwdif before the network sees them (media.deinterlace); off: left woven, combed
+    deinterlace: bool = True
 
 
 @dataclass(frozen=True)
@@ -140,6 +144,8 @@ class VideoReport:
     damaged: int = 0  # video packets the decoder refused as damaged: skipped, their frames missing
     left_out: int = 0  # frames the output format cannot show and were not written (GIF: too close)
     first_written: int | None = None  # the timestamp of the first frame written, where frames are left out
+    interlaced: int = 0  # frames the decoder flagged as interlaced
+    deinterlaced: bool = True  # ... and bwdif deinterlaced them (else --no-deinterlace left them)
 
     @property
     def fps(self) -> float:
@@ -164,6 +170,14 @@ def left_out_note(left_out: int, frames: int) -> str:
         f"video: {left_out} of {frames} frames left out (a GIF frame lasts at least "
         f"{float(MIN_DELAY):.2f} s; browsers play shorter ones slowly)"
     )
+
+
+def interlace_note(interlaced: int, deinterlaced: bool) -> str:
+    """The summary's line for `interlaced` frames (VideoReport.interlaced)."""
+    frames = f"{interlaced} interlaced frame{'s' if interlaced > 1 else ''}"
+    if deinterlaced:
+        return f"deinterlaced {frames} (bwdif, one frame for each)"
+    return f"{frames} left interlaced (--no-deinterlace): moving edges keep their comb teeth"
 
 
 def damage_note(damaged: int) -> str:
@@ -396,6 +410,8 @@ def cartoonize_video(
             carried: set[int] = set()  # indexes of the input streams that had packets
 
             damaged = [0]  # video packets skipped as damaged (written by the decode thread)
+            deinterlacer = Deinterlacer(vin.time_base, enabled=job.deinterlace)
+            interlaced = [0]  # of the frames taken, those that came in interlaced
 
             def decode() -> None:
                 k = info.rotation // 90
@@ -407,6 +423,42 @@ def cartoonize_video(
                     if job.max_frames is not None and window is None
                     else None
                 )
+
+                def take(frame) -> bool:  # noqa: ANN001 - an av.VideoFrame; False: past the window
+                    nonlocal count, next_pts
+                    if job.max_frames is not None and count >= job.max_frames:
+                        return True
+                    if window and frame.pts is not None:
+                        if window.ended(frame.pts):
+                            return False
+                        if window.skips(frame.pts):
+                            return True
+                    count += 1
+                    if deinterlacer.woven(frame) and (
+                        window is None or frame.pts is None or window.keeps(frame.pts)
+                    ):
+                        interlaced[0] += 1  # (a segment's pre-roll is the segment before's to count)
+                    pts = frame.pts if frame.pts is not None else next_pts
+                    next_pts = pts + step
+                    if planes is not None:
+                        yuv = frame_planes(frame)
+                        luma = None
+                        if chain:
+                            luma = luma_of_plane(yuv[0], luma_black, luma_span, planes.source.bits)
+                            luma = np.ascontiguousarray(np.rot90(luma, k)) if k else luma
+                            chain.ahead(luma)
+                        frames_q.put((pts, luma, yuv))  # (pts, the stages' source, the engine's)
+                    else:
+                        rgb = to_rgb(frame, colour, info.coded_size[0], info.coded_size[1])
+                        if k:
+                            rgb = np.ascontiguousarray(np.rot90(rgb, k))
+                        if chain:
+                            chain.ahead(rgb)  # stages may start on the source now (the flow)
+                        frames_q.put((pts, rgb, network_frame(rgb, infer_side)))
+                    if cut is not None:
+                        cut.shown_to(next_pts * info.time_base)
+                    return True
+
                 try:
                     if window and window.seek is not None:
                         source.seek(window.seek, stream=vin)  # lands on the keyframe at or before
@@ -427,41 +479,18 @@ def cartoonize_video(
                                 if window is None or packet.pts is None or window.keeps(packet.pts):
                                     damaged[0] += 1
                                 continue
-                            for frame in decoded:
-                                if job.max_frames is not None and count >= job.max_frames:
+                            for frame in (f for d in decoded for f in deinterlacer.push(d)):
+                                if not take(frame):
+                                    ended = True  # frames come out in presentation order
                                     break
-                                if window and frame.pts is not None:
-                                    if window.ended(frame.pts):
-                                        ended = True  # frames come out in presentation order
-                                        break
-                                    if window.skips(frame.pts):
-                                        continue
-                                count += 1
-                                pts = frame.pts if frame.pts is not None else next_pts
-                                next_pts = pts + step
-                                if planes is not None:
-                                    yuv = frame_planes(frame)
-                                    luma = None
-                                    if chain:
-                                        luma = luma_of_plane(
-                                            yuv[0], luma_black, luma_span, planes.source.bits
-                                        )
-                                        luma = np.ascontiguousarray(np.rot90(luma, k)) if k else luma
-                                        chain.ahead(luma)
-                                    frames_q.put((pts, luma, yuv))  # (pts, the stages' source, the engine's)
-                                else:
-                                    rgb = to_rgb(frame, colour, info.coded_size[0], info.coded_size[1])
-                                    if k:
-                                        rgb = np.ascontiguousarray(np.rot90(rgb, k))
-                                    if chain:
-                                        chain.ahead(rgb)  # stages may start on the source now (the flow)
-                                    frames_q.put((pts, rgb, network_frame(rgb, infer_side)))
-                                if cut is not None:
-                                    cut.shown_to(next_pts * info.time_base)
                         elif packet.dts is not None:  # demux ends with empty flush packets
                             cut.hold(packet) if cut is not None else mux_q.put(
                                 from_origin(packet, info.origin)
                             )
+                    if not ended:
+                        for frame in deinterlacer.flush():  # the frames bwdif held to look ahead
+                            if not take(frame):
+                                break
                     if cut is not None and count < (job.max_frames or 0):
                         cut.release_all()  # the video ended first: its sound goes on, as in a whole run
                 except av.FFmpegError as exc:
@@ -605,7 +634,7 @@ def cartoonize_video(
         engine_seconds=engine_seconds, engine=runner.describe(), video_codec=vout.codec_context.name,
         stages=chain.describe(),
         streams=list(notes.values()), colour=colour.describe(), frame_path="yuv" if planes is not None else "device" if on_device else "rgb",
-        load_seconds=load_seconds, not_planes=not_planes, damaged=damaged[0], left_out=palettize.left_out if palettize else 0, first_written=palettize.first_kept if palettize else None, waits={("engine" if k == engine_thread else k): round(v, 3) for k, v in waits.items()},
+        load_seconds=load_seconds, not_planes=not_planes, damaged=damaged[0], left_out=palettize.left_out if palettize else 0, first_written=palettize.first_kept if palettize else None, interlaced=interlaced[0], deinterlaced=job.deinterlace, waits={("engine" if k == engine_thread else k): round(v, 3) for k, v in waits.items()},
     )  # fmt: skip
 
 
