@@ -111,6 +111,23 @@ def make_interlaced(path: Path, width: int = 96, height: int = 64, frames: int =
     return path
 
 
+def make_dv(path: Path, frames: int = 8) -> Path:
+    """A DV camcorder file (NTSC: 720×480 at 30000/1001 fps, 4:1:1, interlaced bottom field first,
+    pixels 8:9 wide), as FFmpeg's own DV encoder and muxer write it."""
+    import av
+
+    with av.open(str(path), "w", format="dv") as out:
+        video = out.add_stream("dvvideo", rate=Fraction(30000, 1001))
+        video.width, video.height, video.pix_fmt = 720, 480, "yuv411p"
+        for i in range(frames):
+            woven = weave(moving_bars(720, 480, 2 * i), moving_bars(720, 480, 2 * i + 1))
+            frame = av.VideoFrame.from_ndarray(woven, format="rgb24").reformat(format="yuv411p")
+            frame.pts = i
+            out.mux(video.encode(frame))
+        out.mux(video.encode())
+    return path
+
+
 def comb(frame: np.ndarray) -> float:
     """How combed a picture is: the mean distance, in levels, of each line from the average of the
     lines above and below it (a woven frame of motion: large; a whole picture: small)."""

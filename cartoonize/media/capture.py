@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from cartoonize.errors import CartoonizeError
-from cartoonize.media.files import fit_within
+from cartoonize.media.files import fit_within, frame_rate
 
 # the platform's camera device format, and its first camera
 CAMERA_DEFAULTS = {
@@ -286,7 +286,7 @@ class Capture:
         self.source = source or resolve_source(spec)
         self.container = open_source(self.source, spec)
         stream = self.container.streams.video[0]
-        self.rate: Fraction | None = stream.average_rate or stream.guessed_rate or None
+        self.rate: Fraction | None = frame_rate(stream)
         self.frames = LatestFrame()
         self._stop = threading.Event()
         self._go = threading.Event()  # paced sources start their clock when the consumer is ready

@@ -101,6 +101,18 @@ def main_video(container):  # noqa: ANN001, ANN201 - an input av container and i
     return best
 
 
+def frame_rate(stream) -> Fraction | None:  # noqa: ANN001 - an input av video stream
+    """The stream's frame rate: its average (a variable-rate video's true mean), unless that is
+    more than twice the rate FFmpeg guesses from the timestamps (`av_guess_frame_rate`, what the
+    ffmpeg tool encodes at). FFmpeg 7.1's DV demuxer declares an average of 60000 fps for 29.97 fps
+    video: an encoder opened at that rate cannot finish an MP4, and a progress bar counting on it
+    expects 2000 times the frames."""
+    average, guessed = stream.average_rate, stream.guessed_rate
+    if average and (not guessed or average <= 2 * guessed):
+        return Fraction(average)
+    return Fraction(guessed) if guessed else None
+
+
 def codec_name(stream) -> str:  # noqa: ANN001 - an av.stream.Stream
     """The codec's family name (`mp3`, not the decoder `mp3float`)."""
     codec = stream.codec_context.codec

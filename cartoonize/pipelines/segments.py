@@ -26,7 +26,7 @@ from pathlib import Path
 
 from cartoonize.errors import CartoonizeError
 from cartoonize.media.clock import from_origin, timeline_origin
-from cartoonize.media.files import container_for, main_video, muxer_options
+from cartoonize.media.files import container_for, frame_rate, main_video, muxer_options
 from cartoonize.media.gif import frame_blocks
 from cartoonize.pipelines.video import (
     Window,
@@ -200,8 +200,8 @@ def join_segments(
             vout = out.add_stream_from_template(template)
             vout.time_base = template.time_base
             vout.codec_tag = template.codec_tag  # as the segments were written (HEVC's hvc1; 0: the muxer's)
-            if main_video(src).average_rate:  # a timecode track counts frames at this rate
-                vout.codec_context.framerate = main_video(src).average_rate
+            if rate := frame_rate(main_video(src)):  # a timecode track counts frames at this rate
+                vout.codec_context.framerate = rate
             copies, reencode = map_other_streams(src, out, container_name, notes)
             origin = timeline_origin(src)
             others = (

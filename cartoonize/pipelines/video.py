@@ -48,6 +48,7 @@ from cartoonize.media.files import (
     encodable_rate,
     even_size,
     fit_within,
+    frame_rate,
     main_video,
     muxer_options,
     open_video_encoder,
@@ -266,7 +267,7 @@ def probe(path: Path, max_side: int | None, square_pixels: bool = False) -> Vide
             duration = float(stream.duration * stream.time_base)
         elif container.duration is not None:
             duration = container.duration / 1_000_000
-        rate = stream.average_rate or stream.guessed_rate
+        rate = frame_rate(stream)
         estimate = stream.frames or (round(duration * float(rate)) if duration and rate else None)
         return VideoProbe(width, height, rotation, coded, estimate, duration, rate, stream.time_base, colour,
                           (coded_w, coded_h), stream.codec_context.pix_fmt, aspect, timeline_origin(container))  # fmt: skip

@@ -11,13 +11,13 @@ import pytest
 
 from cartoonize.choose import EngineRequest, runner_for
 from cartoonize.cli import main
-from cartoonize.media.files import EncoderSettings
+from cartoonize.media.files import EncoderSettings, frame_rate
 from cartoonize.pipelines.batch import SplitOptions, cartoonize_many
 from cartoonize.pipelines.video import VideoJob, cartoonize_video
 from cartoonize.pipelines.workers import InProcess
 from cartoonize.runners.base import Runner
 from cartoonize.stages import StageOptions
-from tests.helpers import comb, make_interlaced, make_video, read_video
+from tests.helpers import comb, make_dv, make_interlaced, make_video, read_video
 
 LOSSLESS = EncoderSettings(codec="ffv1")
 
@@ -106,3 +106,24 @@ def test_the_summary_says_so(
     assert "deinterlaced 6 interlaced frames (bwdif, one frame for each)" in printed, printed
     assert "6 interlaced frames left interlaced (--no-deinterlace)" in printed, printed
     assert len(read_video(tmp_path / "b.mp4")[1]) == 6
+
+
+def test_a_dv_camcorder_file(tmp_path: Path, tiny_checkpoint: Path) -> None:
+    """DV (720×480 NTSC, interlaced, 8:9 pixels): FFmpeg 7.1's DV demuxer declares an average
+    rate of 60000 fps, and an encoder opened at it could not finish the MP4 (a traceback). The
+    output is 29.97 fps, every frame at its time, deinterlaced, its pixel shape kept."""
+    import av
+
+    src = make_dv(tmp_path / "tape.dv", frames=6)
+    with av.open(str(src)) as container:
+        assert frame_rate(container.streams.video[0]) == Fraction(30000, 1001)
+    out = tmp_path / "tape.mp4"
+    with pytest.raises(SystemExit) as done:
+        main(["video", str(src), str(out), "--model", str(tiny_checkpoint), "--engine", "torch", "--raw",
+              "--max-side", "180"])  # fmt: skip
+    assert done.value.code == 0
+    with av.open(str(out)) as container:
+        stream = container.streams.video[0]
+        assert stream.average_rate == Fraction(30000, 1001) and stream.sample_aspect_ratio == Fraction(8, 9)
+    times, frames, time_base = read_video(out)
+    assert [t * time_base for t in times] == [Fraction(1001 * i, 30000) for i in range(6)]
