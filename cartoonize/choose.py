@@ -396,17 +396,28 @@ def cpu_choice(request: EngineRequest) -> CpuChoice:
 
 def _imported_runner(model, request: EngineRequest) -> Runner:  # model: ImportedModel
     """An imported model: a stored TensorRT engine built from it, else ONNX Runtime (CUDA where
-    onnxruntime-gpu is installed, else the CPU). PyTorch and AOTInductor cannot run it."""
+    onnxruntime-gpu is installed, else the CPU) in the precision its graph is in, so an explicit
+    --precision that differs is refused. PyTorch, torch.compile and AOTInductor cannot run it:
+    `--engine torch|eager|compile|aoti` is refused, not quietly swapped for ONNX Runtime."""
     from cartoonize.runners.base import fitted_size
     from cartoonize.runners.onnxruntime import OnnxRuntimeRunner, available_providers
 
     spec = model.manifest.spec
     if request.frame_size is not None:  # a fixed-size model says so before anything loads
         fitted_size(request.frame_size, spec.multiple, spec.fixed_size, model.name)
-    if request.engine == "torch":
-        raise no_checkpoint(model.name)
+    if request.engine in ("torch", "eager", "compile", "aoti"):  # each needs the PyTorch module
+        raise CartoonizeError(f"--engine {request.engine}: {no_checkpoint(model.name)}")
+    if request.engine == "tensorrt":  # the stored engine built from it, or a message saying how to build one
+        return RUNNERS_BY_NAME["tensorrt"](request)
     if request.engine == "auto" and (engine := stored_engine_for(request)) is not None:
         return runner_from_path(engine, request)
+    if request.precision not in ("auto", spec.precision):  # as --engine onnxruntime refuses bf16
+        bf16 = " (bf16 is for the built-in styles' PyTorch and AOTInductor runners)"
+        raise CartoonizeError(
+            f"--precision {request.precision}: the imported model {model.name} runs {spec.precision} on "
+            f"ONNX Runtime (the precision its graph is in); drop --precision"
+            f"{bf16 if request.precision == 'bf16' else ''}"
+        )
     device = request.resolved_device()
     if request.device == "auto" and "CUDAExecutionProvider" not in available_providers():
         device = "cpu"

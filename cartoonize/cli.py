@@ -437,15 +437,22 @@ def export(
     then check it against PyTorch on a real photo."""
     from cartoonize.choose import EngineRequest, checkpoint_path
     from cartoonize.export import check_opset
-    from cartoonize.media.files import check_output
+    from cartoonize.media.files import atomic_output, check_output, check_output_folder
     from cartoonize.parity import export_with_parity
+    from cartoonize.pipelines.batch import made_folders, remove_empty
 
-    check_output(output, overwrite)
     check_opset(opset)
-    if style is not None and model is None:
-        _pull_style(style)
-    source = checkpoint_path(EngineRequest(style=style, model=model))
-    parity = export_with_parity(source, output, precision.value, opset)
+    check_output_folder(output.parent)  # what is missing of it is made, as `image` and `video` do
+    made = made_folders(output.parent)
+    try:
+        check_output(output, overwrite)
+        if style is not None and model is None:
+            _pull_style(style)
+        source = checkpoint_path(EngineRequest(style=style, model=model))
+        with atomic_output(output) as partial:  # stopped in the parity check: no unchecked file
+            parity = export_with_parity(source, partial, precision.value, opset)
+    finally:
+        remove_empty(made)  # an export that failed or was stopped leaves no empty folder behind
     _console().print(
         f"[green]wrote {_e(output)}[/] ({precision.value}, opset {opset}); parity vs PyTorch fp32: {parity.describe()}"
     )

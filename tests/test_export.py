@@ -320,3 +320,55 @@ def test_frame_model_precisions() -> None:
         assert parity(expected, bf16(torch.from_numpy(frames)).numpy()).psnr_db >= 38
     with pytest.raises(CartoonizeError, match=r"unknown precision 'int8'; use fp32, fp16 or bf16"):
         frame_model(checkpoint, "int8")
+
+
+def export_into(output: Path, tiny_checkpoint: Path, capsys) -> tuple[int, str, str]:  # noqa: ANN001
+    """`cartoonize export` of the tiny model, in this process."""
+    from tests.helpers import run_main
+
+    return run_main(["export", "--model", str(tiny_checkpoint), "-o", str(output)], capsys)
+
+
+@pytest.fixture
+def copying_exporter(fp32_export: ObservedExport, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The exporter stands in by copying the module's export of the tiny model (seconds, not a
+    dynamo export); the parity check runs as it is."""
+    import cartoonize.parity as parity_module  # the gate calls the export by the name it imported
+
+    def copy(checkpoint, output, precision="fp32", opset=18):  # noqa: ANN001, ANN202
+        return shutil.copyfile(fp32_export.path, output)
+
+    monkeypatch.setattr(parity_module, "onnx_from_checkpoint", copy)
+
+
+@pytest.mark.usefixtures("copying_exporter")
+def test_export_makes_a_missing_output_folder(tiny_checkpoint: Path, tmp_path: Path, capsys) -> None:
+    """`-o new/deeper/x.onnx` makes the folders, as `image` and `video` into a folder do (it said
+    "output folder new/deeper does not exist")."""
+    output = tmp_path / "new" / "deeper" / "x.onnx"
+    code, _, err = export_into(output, tiny_checkpoint, capsys)
+    assert code == 0 and "parity vs PyTorch fp32" in err, err
+    assert list(output.parent.iterdir()) == [output]  # and no partial file beside it
+
+
+@pytest.mark.usefixtures("copying_exporter")
+@pytest.mark.parametrize(
+    ("where", "stop", "code"),
+    [("onnx_from_checkpoint", CartoonizeError("the exporter failed"), 1), ("onnx_parity", KeyboardInterrupt(), 130)],
+    ids=["export-failed", "stopped-in-the-parity-check"],
+)  # fmt: skip
+def test_an_export_that_fails_or_is_stopped_leaves_no_folder_it_made(
+    where: str, stop: BaseException, code: int, tiny_checkpoint: Path, tmp_path: Path, capsys,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    """The folders the export made are removed again, and with them the file written before a stop
+    in the parity check; a folder that was there before stays."""
+    import cartoonize.parity as parity_module
+
+    def stopped(*args: object, **kwargs: object) -> None:
+        raise stop
+
+    monkeypatch.setattr(parity_module, where, stopped)
+    (tmp_path / "there").mkdir()
+    assert export_into(tmp_path / "there" / "new" / "deeper" / "x.onnx", tiny_checkpoint, capsys)[0] == code
+    assert list(tmp_path.iterdir()) == [tmp_path / "there"] and list((tmp_path / "there").iterdir()) == []

@@ -63,7 +63,11 @@ def train(
     ] = None,
     out: Annotated[Path | None, typer.Option(help="Run folder, e.g. runs/NAME.")] = None,
     config: Annotated[
-        Path | None, typer.Option(help="A TOML file of options (a run's config.toml); flags win.")
+        Path | None,
+        typer.Option(
+            help="A TOML file of options (a run's config.toml); flags win. Relative paths in the file "
+            "are read from the file's folder; those given as flags, from the current folder."
+        ),
     ] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue the run in --out exactly.")] = False,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace the run in --out.")] = False,

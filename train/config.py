@@ -36,6 +36,20 @@ RESUMABLE_CHANGES = frozenset(
 )
 
 
+# the options that are paths: relative in a config file, they are read from the file's own folder
+PATH_OPTIONS = ("photos", "cartoons", "out", "edge_cache", "frame_cache", "vgg_weights")
+
+
+def names_a_file(init_from: str) -> bool:
+    """Whether an --init-from names a checkpoint file (a suffix, or a folder in it), not a style."""
+    return bool(Path(init_from).suffix) or "/" in init_from
+
+
+def _is_path(key: str, value: Any) -> bool:
+    """Whether an option's value names a file or folder: a path option, or a checkpoint --init-from."""
+    return isinstance(value, str) and (key in PATH_OPTIONS or (key == "init_from" and names_a_file(value)))
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     photos: Path  # a folder of real photos, searched recursively, or a video file
@@ -119,7 +133,7 @@ class TrainConfig:
     overwrite: bool = False  # replace the run in `out`
 
     def __post_init__(self) -> None:
-        for name in ("photos", "cartoons", "out", "edge_cache", "frame_cache", "vgg_weights"):
+        for name in PATH_OPTIONS:
             value = getattr(self, name)
             if value is not None and not isinstance(value, Path):
                 object.__setattr__(self, name, Path(value))
@@ -190,7 +204,9 @@ class TrainConfig:
 
     @classmethod
     def from_toml(cls, path: Path | None, **overrides: Any) -> TrainConfig:
-        """Values from a TOML file (flat keys, as in a run's config.toml), then `overrides` on top."""
+        """Values from a TOML file (flat keys, as in a run's config.toml), then `overrides` on top.
+        A relative path in the file is read from the file's folder, wherever the command runs;
+        one in `overrides` (a flag) stays relative to the current folder."""
         values: dict[str, Any] = {}
         if path is not None:
             try:
@@ -199,12 +215,28 @@ class TrainConfig:
                 raise CartoonizeError(f"config file not found: {path}") from None
             except tomllib.TOMLDecodeError as exc:
                 raise CartoonizeError(f"{path} is not valid TOML ({exc})") from None
+            folder = Path(path).parent
+            for key, value in values.items():
+                if _is_path(key, value):
+                    values[key] = str(folder / value)  # an absolute value stays as it is
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls.from_dict(values)
 
+    def located(self) -> dict[str, Any]:
+        """`to_dict()` with every path absolute (a checkpoint --init-from too): the same files read
+        from any folder, as a config file beside the run must name them."""
+        values = self.to_dict()
+        for key, value in values.items():
+            if _is_path(key, value):
+                values[key] = str(Path(value).absolute())
+        return values
+
     def to_toml(self) -> str:
-        lines = ["# cartoonize training config: `cartoonize train --config THIS_FILE` repeats the run"]
-        for key, value in self.to_dict().items():
+        lines = [
+            "# cartoonize training config: `cartoonize train --config THIS_FILE` repeats the run",
+            "# (a relative path in a config file is read from the file's folder)",
+        ]
+        for key, value in self.located().items():
             if value is None or key in ("resume", "overwrite"):
                 continue
             if isinstance(value, bool):
@@ -217,8 +249,9 @@ class TrainConfig:
         return "\n".join(lines) + "\n"
 
     def differences(self, other: TrainConfig) -> list[str]:
-        """Options that change the computation and differ from `other` (for --resume)."""
-        mine, theirs = self.to_dict(), other.to_dict()
+        """Options that change the computation and differ from `other` (for --resume). A checkpoint
+        --init-from is compared as a location: the run's config.toml names it absolute."""
+        mine, theirs = self.located(), other.located()
         return [k for k in mine if k not in RESUMABLE_CHANGES and mine[k] != theirs[k]]
 
     def replace(self, **changes: Any) -> TrainConfig:

@@ -26,7 +26,7 @@ from torch.utils.data import DataLoader
 
 from cartoonize.errors import CartoonizeError
 from cartoonize.model import Checkpoint, Generator, GeneratorConfig, ModelIO, load_checkpoint
-from train.config import TrainConfig
+from train.config import TrainConfig, names_a_file
 from train.data import EpochPlan, LoadScale, UnpairedImages, center_crop, read_rgb, scan_images, to_tensor
 from train.discriminator import Discriminator
 from train.edges import EdgeSet, prepare_edges
@@ -169,7 +169,7 @@ def _initial_generator(config: TrainConfig) -> tuple[Generator, ModelIO]:
         return Generator(gen_config), ModelIO(style=config.out.name)
     path = Path(config.init_from)
     if not path.exists():
-        if path.suffix or "/" in config.init_from:
+        if names_a_file(config.init_from):
             raise CartoonizeError(f"--init-from: checkpoint not found: {path}")
         from cartoonize.styles import style_checkpoint
 

@@ -34,6 +34,11 @@ class WrapSpec:
     fixed_size: tuple[int, int] | None = None  # (H, W) when the graph fixes it
     fixed_batch: int | None = None  # N when the graph fixes it
 
+    @property
+    def precision(self) -> str:
+        """What ONNX Runtime runs the graph in: its own dtype, whatever --precision says."""
+        return "fp16" if self.dtype == "float16" else "fp32"
+
     def describe(self) -> str:
         lo, hi = self.value_range
         size = (

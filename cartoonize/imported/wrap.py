@@ -138,7 +138,7 @@ def wrap_metadata(name: str, spec: WrapSpec, source_sha256: str, licence: str) -
         "io": json.dumps(
             {"layout": spec.layout, "dtype": spec.dtype, "value_range": [lo, hi], "channels": spec.channels}
         ),  # fmt: skip
-        "precision": "fp16" if spec.dtype == "float16" else "fp32",
+        "precision": spec.precision,
         "size_multiple": str(spec.multiple),
         "input": f"{INPUT_NAME}: uint8 (N, H, W, 3) RGB, H and W multiples of {spec.multiple}",
         "output": f"{OUTPUT_NAME}: uint8 (N, H, W, 3) RGB",

@@ -136,10 +136,19 @@ def test_where_an_imported_model_cannot_go_the_error_says_what_can(tmp_path: Pat
     assert run(["models", "add", str(path), "--name", "mix2"], capsys)[0] == 0
     pic = tmp_path / "p.png"
     write_image(pic, np.full((16, 16, 3), 90, np.uint8))
+    # every runner that needs the PyTorch module is refused (they ran ONNX Runtime without a word)
+    for engine in ("torch", "eager", "compile", "aoti"):
+        code, _, err = run(
+            ["image", str(pic), "-o", str(tmp_path / "o.png"), "--style", "mix2", "--engine", engine], capsys
+        )
+        one_line_error(code, err, f"--engine {engine}: mix2 is an imported ONNX model", "--engine auto or onnxruntime",
+                       "--backend tensorrt")  # fmt: skip
+    # TensorRT: only a stored engine built from it, which there is none of here
     code, _, err = run(
-        ["image", str(pic), "-o", str(tmp_path / "o.png"), "--style", "mix2", "--engine", "torch"], capsys
+        ["image", str(pic), "-o", str(tmp_path / "o.png"), "--style", "mix2", "--engine", "tensorrt"], capsys
     )
-    one_line_error(code, err, "imported ONNX model", "--engine auto or onnxruntime", "--backend tensorrt")
+    one_line_error(code, err, "none is stored for")
+    assert not (tmp_path / "o.png").exists()
     code, _, err = run(["build-engine", "--style", "mix2", "--backend", "aoti", "--shape", "64x64"], capsys)
     one_line_error(
         code, err, "AOTInductor compiles a PyTorch model", "--backend tensorrt", "--engine onnxruntime"
@@ -191,3 +200,32 @@ def test_bench_with_an_imported_style(tmp_path: Path, capsys) -> None:
     assert figures["engine"]["fps"] > 0 and figures["gflop_per_frame"] is None
     assert figures["torch_eager"] is None and figures["speedup_vs_eager"] is None
     assert "speedup_vs_eager" not in figures["engine"] and "mix3" in figures["no_baseline"]
+
+
+@pytest.mark.parametrize(
+    ("dtype", "runs", "other"), [("float32", "fp32", "fp16"), ("float16", "fp16", "fp32")]
+)
+def test_a_precision_the_imported_model_is_not_in_is_refused(
+    tmp_path: Path, capsys, dtype: str, runs: str, other: str
+) -> None:
+    """ONNX Runtime runs an imported graph in its own precision: a --precision that differs is one
+    line, not a silent run in the precision of the graph; its own precision runs."""
+    from cartoonize.pipelines.image import write_image
+
+    path = mix_model(tmp_path / "mix.onnx", "nchw", dtype=dtype)
+    assert run(["models", "add", str(path), "--name", "mixp", "--range", "0,1"], capsys)[0] == 0
+    pic = tmp_path / "p.png"
+    write_image(pic, np.full((16, 16, 3), 90, np.uint8))
+    for asked in ("bf16", other):
+        out = tmp_path / f"o-{asked}.png"
+        code, _, err = run(
+            ["image", str(pic), "-o", str(out), "--style", "mixp", "--precision", asked], capsys
+        )
+        line = one_line_error(
+            code, err, f"--precision {asked}", f"mixp runs {runs} on ONNX Runtime", "drop --precision"
+        )
+        assert ("PyTorch" in line) == (asked == "bf16"), line
+        assert not out.exists()
+    out = tmp_path / f"o-{runs}.png"
+    code, _, err = run(["image", str(pic), "-o", str(out), "--style", "mixp", "--precision", runs], capsys)
+    assert code == 0 and out.exists(), err

@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from typer.testing import CliRunner
@@ -119,11 +120,72 @@ def test_toml_config_and_flags_on_top(tmp_path: Path) -> None:
     cfg = TrainConfig(photos=Path("p"), cartoons=Path("c"), out=Path("runs/x"), batch_size=4, init_lr=3e-4)
     path = tmp_path / "config.toml"
     path.write_text(cfg.to_toml())
-    assert TrainConfig.from_toml(path) == cfg
+    assert TrainConfig.from_toml(path).located() == cfg.located()  # the file names the paths absolute
     assert TrainConfig.from_toml(path, batch_size=2).batch_size == 2
     path.write_text('photos = "p"\ncartoons = "c"\nout = "o"\nbatchsize = 3\n')
     with pytest.raises(Exception, match="unknown training option"):
         TrainConfig.from_toml(path)
+
+
+def test_relative_paths_in_a_config_file_are_read_from_its_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`train --config project/cfg.toml` run from another folder reads `photos = "photos"` as
+    project/photos (it looked for ./photos: "photos folder not found: photos"); a path given as a
+    flag stays relative to the current folder, an absolute one and a style name stay as they are."""
+    import train.run
+
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "cfg.toml").write_text(
+        'photos = "photos"\ncartoons = "data/cartoons"\nout = "runs/x"\nvgg_weights = "vgg19.pth"\n'
+        f'edge_cache = "{tmp_path / "edges"}"\ninit_from = "runs/a/last.pt"\n'
+    )
+    seen: list[TrainConfig] = []
+
+    def run_training(config: TrainConfig) -> SimpleNamespace:
+        seen.append(config)
+        return SimpleNamespace(last=config.out / "last.pt")
+
+    monkeypatch.setattr(train.run, "train", run_training)
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(app, ["--config", "project/cfg.toml", "--cartoons", "flagged"])
+    assert result.exit_code == 0 and len(seen) == 1, result.output
+    config = seen[0]
+    assert (config.photos, config.cartoons, config.out, config.vgg_weights, config.edge_cache) == (
+        Path("project/photos"), Path("flagged"), Path("project/runs/x"), Path("project/vgg19.pth"), tmp_path / "edges"
+    )  # fmt: skip
+    assert config.init_from == str(Path("project/runs/a/last.pt"))
+    (project / "cfg.toml").write_text('photos = "p"\ncartoons = "c"\nout = "o"\ninit_from = "hayao"\n')
+    assert TrainConfig.from_toml(Path("project/cfg.toml")).init_from == "hayao"  # a style, not a file
+
+
+def test_a_runs_config_toml_repeats_it_from_any_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The config.toml a run writes names its paths absolute, so relative paths given as flags still
+    name the same folders when it is read from its own folder, or with the current folder elsewhere;
+    --resume with it takes a relative checkpoint --init-from given before as the same one."""
+    monkeypatch.chdir(tmp_path)
+    cfg = TrainConfig(photos=Path("p"), cartoons=Path("c"), out=Path("runs/x"), init_from="runs/a/last.pt")
+    saved = tmp_path / "runs" / "x" / "config.toml"
+    saved.parent.mkdir(parents=True)
+    saved.write_text(cfg.to_toml())
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    again = TrainConfig.from_toml(saved)
+    assert (again.photos, again.cartoons, again.out) == (tmp_path / "p", tmp_path / "c", tmp_path / "runs/x")
+    assert again.init_from == str(tmp_path / "runs/a/last.pt")
+    monkeypatch.chdir(tmp_path)
+    assert again.differences(cfg) == []
+
+
+def test_the_config_option_says_where_relative_paths_are_read_from() -> None:
+    import typer
+
+    (option,) = [p for p in typer.main.get_command(app).params if p.name == "config"]
+    assert "Relative paths in the file are read from the file's folder" in (option.help or "")  # type: ignore[attr-defined]
+    assert "those given as flags, from the current folder" in (option.help or "")  # type: ignore[attr-defined]
 
 
 def test_prepare_command(tmp_path: Path) -> None:
