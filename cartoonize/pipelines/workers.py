@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import contextlib
 import os
+import socket
 import tempfile
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
@@ -29,6 +30,8 @@ from cartoonize.stages import StageChain, StageOptions, build_stages
 
 RETRIES = 2  # a piece whose worker dies is run at most 1 + RETRIES times
 RAY_INSTALL = "--ray needs Ray, an optional extra: pip install 'cartoonize[ray]' (or pip install ray)"
+RAY_ANSWER_SECONDS = 3.0  # for a cluster's address to take a TCP connection (ray.init retries for minutes)
+RAY_CANCEL_SECONDS = 5.0  # for a stopped run's tasks to remove their folders, before they are killed
 
 
 @dataclass(frozen=True)
@@ -272,6 +275,61 @@ def import_ray():  # noqa: ANN201
     return ray
 
 
+def ray_endpoint(address: str) -> tuple[str, int]:
+    """(host, port) of a cluster's address, HOST:PORT or ray://HOST:PORT ([::1]:6379 for IPv6)."""
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    host = host.removeprefix("[").removesuffix("]")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise CartoonizeError(
+            f"--ray={address}: not a Ray address; give HOST:PORT (a head node's GCS port, 6379 by default), "
+            "ray://HOST:PORT (Ray Client, 10001) or auto, or --ray alone for a local cluster started for this run"
+        )
+    return host, int(port)
+
+
+def check_answers(address: str) -> None:
+    """Stop at once where nothing takes a TCP connection at a cluster's address: `ray.init` would
+    retry for more than 5 minutes before saying anything."""
+    host, port = ray_endpoint(address)
+    try:
+        socket.create_connection((host, port), timeout=RAY_ANSWER_SECONDS).close()
+    except OSError as exc:
+        if isinstance(exc, socket.gaierror):
+            why = f"unknown host {host}"
+        elif isinstance(exc, TimeoutError):
+            why = f"no answer in {RAY_ANSWER_SECONDS:g} s"
+        else:
+            why = (exc.strerror or type(exc).__name__).lower()  # connection refused, no route to host
+        raise CartoonizeError(
+            f"no Ray cluster answers at {address} ({why}); start one with `ray start --head`, "
+            "or give --ray alone for a local one started for this run"
+        ) from None
+
+
+@contextlib.contextmanager
+def _sigterm_kept() -> Iterator[None]:
+    """ray.init puts its own SIGTERM handler (sys.exit(15)), and then Ray's C++ crash report, in
+    place of the caller's (the CLI's stops a run as Ctrl-C does, and exits 143): the caller's is put
+    back, and a SIGTERM that came while Ray's was in place is handed to it."""
+    import signal
+    import threading
+
+    caller = signal.getsignal(signal.SIGTERM)
+    if threading.current_thread() is not threading.main_thread() or caller is None:
+        yield
+        return
+    came = False
+    try:
+        yield
+    except SystemExit as exc:
+        came = exc.code == signal.SIGTERM
+        raise
+    finally:
+        signal.signal(signal.SIGTERM, caller)
+        if came and callable(caller):
+            caller(signal.SIGTERM, None)
+
+
 class _Board:
     """A Ray actor the tasks report to (started, progress); the driver drains it. Counting the
     starts of each piece is how a retry Ray made after a worker died becomes visible."""
@@ -319,6 +377,8 @@ class RayTasks:
     def __init__(self, address: str | None = None, workers: int | None = None, retries: int = RETRIES,
                  gpus_per_task: float | None = None, cpus_per_task: float = 1) -> None:  # fmt: skip
         self.address = None if address in (None, "", "local") else address
+        if self.address not in (None, "auto"):
+            ray_endpoint(self.address)  # a malformed address is refused before any work
         self.workers, self.retries = workers, retries
         self.gpus_per_task, self.cpus_per_task = gpus_per_task, cpus_per_task
         self.name = f"Ray ({self.address or 'local cluster'})"
@@ -329,10 +389,13 @@ class RayTasks:
         ray = import_ray()
         if ray.is_initialized():  # the caller's own session (a notebook, a test): use it as it is
             return ray, False
+        if self.address not in (None, "auto"):
+            check_answers(self.address)
         local = {"num_cpus": self.workers or os.cpu_count(), "include_dashboard": False}
         try:
-            ray.init(address=self.address, log_to_driver=False, logging_level=logging.WARNING,
-                     **(local if self.address is None else {}))  # fmt: skip
+            with _sigterm_kept():
+                ray.init(address=self.address, log_to_driver=False, logging_level=logging.WARNING,
+                         **(local if self.address is None else {}))  # fmt: skip
         except ConnectionError as exc:  # --ray=auto with no cluster running
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else "no answer"
             raise CartoonizeError(
@@ -396,10 +459,21 @@ class RayTasks:
                     outcomes[i] = Outcome(report=report, data=data, attempts=attempts[i])
                     on_event(Event("done", i, attempt=attempts[i]))
         finally:
-            for ref in running:
-                ray.cancel(ref, force=True)
+            _cancel(ray, list(running))
             ray.kill(board)
         return [o or Outcome(error="not run") for o in outcomes]
+
+
+def _cancel(ray, refs: list) -> None:  # noqa: ANN001
+    """Stop the tasks of an interrupted run. Cancelled, a task gets a KeyboardInterrupt and removes
+    its temporary folder on the way out (a forced cancel kills its worker, which would leave the
+    folder in that machine's temporary directory); one still running after RAY_CANCEL_SECONDS
+    (inside a long native call) is killed after all."""
+    for ref in refs:
+        ray.cancel(ref)
+    _, stuck = ray.wait(refs, num_returns=len(refs), timeout=RAY_CANCEL_SECONDS) if refs else ([], [])
+    for ref in stuck:
+        ray.cancel(ref, force=True)
 
 
 # --- one progress bar over all pieces -----------------------------------------------------------

@@ -1,12 +1,15 @@
 """The same segments as Ray tasks on a local Ray cluster of 2 CPUs: equal to a single pass, a
-killed Ray worker's task retried by Ray, and a one-line hint where Ray is not installed."""
+killed Ray worker's task retried by Ray, a one-line hint where Ray is not installed or no cluster
+answers, and a run stopped by Ctrl-C or a `kill` that leaves nothing behind."""
 
 from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,6 +24,7 @@ from cartoonize.pipelines.batch import SplitOptions, cartoonize_many
 from cartoonize.pipelines.video import VideoJob
 from cartoonize.pipelines.workers import Event, RayTasks, import_ray
 from cartoonize.stages import StageChain, StageOptions, build_stages
+from tests.helpers import STOPS, child_env, interrupt, make_video, stoppable
 from tests.pipelines.test_segments import LOSSLESS, PER_FRAME, assert_same_as_single_pass
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -152,3 +156,109 @@ def test_ray_auto_without_a_cluster_is_one_line(monkeypatch: pytest.MonkeyPatch)
         CartoonizeError, match=r"^--ray=auto: no Ray cluster to join \(Could not find any running"
     ):
         RayTasks(address="auto").run([], lambda _event: None)
+
+
+def test_a_kill_while_the_cluster_starts_goes_to_the_callers_handler(monkeypatch: pytest.MonkeyPatch) -> None:
+    """ray.init puts its own SIGTERM handler in place (sys.exit(15)) while a local cluster starts,
+    for seconds: a `kill` then exited 15. It goes to the caller's handler (the CLI's stops the run
+    as Ctrl-C does, exit 143), which is back in place afterwards. Ray's init is stood in for."""
+
+    class Stopped(Exception):
+        pass
+
+    def callers(signum: int, frame: object) -> None:
+        raise Stopped(signum)
+
+    class Starting:
+        @staticmethod
+        def is_initialized() -> bool:
+            return False
+
+        @staticmethod
+        def init(**_: object) -> None:
+            signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(signum))  # as ray.init does
+            signal.raise_signal(signal.SIGTERM)  # the `kill`, handled before this returns
+
+    monkeypatch.setattr(workers, "import_ray", lambda: Starting)
+    previous = signal.signal(signal.SIGTERM, callers)
+    try:
+        with pytest.raises(Stopped):
+            RayTasks().run([], lambda _event: None)
+        assert signal.getsignal(signal.SIGTERM) is callers
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def closed_port() -> int:
+    """A port of 127.0.0.1 where nothing listens: bound to find a free one, then closed."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.mark.parametrize(
+    ("address", "says"),
+    [
+        ("127.0.0.1:{port}", "no Ray cluster answers at 127.0.0.1:{port} (connection refused); start one with `ray start --head`"),
+        ("ray://127.0.0.1:{port}", "no Ray cluster answers at ray://127.0.0.1:{port} (connection refused)"),
+        ("host:notaport", "--ray=host:notaport: not a Ray address; give HOST:PORT"),
+    ],
+    ids=["host-port", "ray-client", "malformed"],
+)  # fmt: skip
+def test_an_address_where_no_cluster_answers_is_one_line_at_once(
+    address: str, says: str, long_clip: Path, tiny_checkpoint: Path, tmp_path: Path
+) -> None:
+    """`--ray=HOST:PORT` where nothing listens: ray.init retried for more than 5 minutes before
+    saying anything (ray://, 30 s); a TCP connect first answers in a moment. A malformed address
+    is refused as plainly. Nothing is left beside the output."""
+    port = closed_port()
+    address, says = address.format(port=port), says.format(port=port)
+    result = subprocess.run(
+        [sys.executable, "-m", "cartoonize", "video", str(long_clip), "out.mkv", "--model", str(tiny_checkpoint),
+         "--engine", "torch", "--device", "cpu", "--segments", "4", f"--ray={address}"],
+        cwd=tmp_path, env=child_env(PYTHONPATH=str(ROOT)), capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+    assert result.stderr.strip().splitlines()[-1].startswith(f"error: {says}"), result.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.fixture(scope="module")
+def busy_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """8 s of 320×240, a keyframe a second: four segments that keep Ray's workers busy for seconds."""
+    path = tmp_path_factory.mktemp("busy") / "busy.mp4"
+    return make_video(path, width=320, height=240, frames=200, rate=25, audio="aac", gop=25)
+
+
+@pytest.mark.parametrize(("sent", "code"), STOPS[:2])
+def test_a_stopped_ray_run_leaves_nothing(
+    sent: signal.Signals, code: int, busy_clip: Path, tiny_checkpoint: Path, tmp_path: Path
+) -> None:
+    """Ctrl-C or a `kill` in the middle of `--ray` (a local cluster started for the run): the
+    conventional exit code, no traceback, no output or segments folder, and none of the folders
+    the tasks write their pieces in (`cartoonize-piece-*`). The tasks were killed, leaving their
+    folders, and a `kill` exited 1 after Ray's C++ crash report."""
+    out, temp = tmp_path / "out", tmp_path / "temp"
+    out.mkdir()
+    temp.mkdir()
+    # the pieces go in the workers' TMPDIR, where Ray would put its sockets too (a path too long)
+    env = child_env(PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1", TMPDIR=str(temp),
+                    RAY_TMPDIR=os.environ.get("RAY_TMPDIR", tempfile.gettempdir()))  # fmt: skip
+    proc = subprocess.Popen(stoppable(
+        [sys.executable, "-m", "cartoonize", "video", str(busy_clip), str(out / "film.mkv"), "--model",
+         str(tiny_checkpoint), "--engine", "torch", "--device", "cpu", "--segments", "4", "--no-stabilize", "--ray"]),
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+
+    def pieces() -> list[Path]:
+        return list(temp.glob("cartoonize-piece-*"))
+
+    deadline = time.monotonic() + 120
+    while not (running := pieces()) and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    text = interrupt(proc, sent)  # while a task writes its piece
+    assert running, f"no Ray task started: {text[-800:]}"
+    assert proc.returncode == code, text
+    assert "Traceback" not in text and "SIGTERM received" not in text, text
+    assert list(out.iterdir()) == []
+    assert pieces() == []
