@@ -28,6 +28,7 @@ from cartoonize.errors import CartoonizeError
 from cartoonize.media.clock import from_origin, timeline_origin
 from cartoonize.media.files import container_for, frame_rate, main_video, muxer_options
 from cartoonize.media.gif import frame_blocks
+from cartoonize.media.metadata import carry as carry_metadata
 from cartoonize.pipelines.video import (
     Window,
     carry_packet,
@@ -204,6 +205,7 @@ def join_segments(
                 vout.codec_context.framerate = rate
             copies, reencode = map_other_streams(src, out, container_name, notes)
             origin = timeline_origin(src)
+            carry_metadata(src, out, origin)  # the source's title, date, place and chapters, once
             others = (
                 (from_origin(p, origin) for p in src.demux(list(copies)) if p.dts is not None)
                 if copies

@@ -61,6 +61,7 @@ from cartoonize.media.files import (
     to_yuv,
 )
 from cartoonize.media.gif import MIN_DELAY, Palettizer
+from cartoonize.media.metadata import carry as carry_metadata
 from cartoonize.pipelines.handoffs import SWITCH_INTERVAL_S, quick_handoffs
 from cartoonize.runners.base import Runner
 from cartoonize.stages import StageChain, StageOptions, build_stages
@@ -408,6 +409,9 @@ def cartoonize_video(
             copies, reencode = (
                 ({}, {}) if window else map_other_streams(source, output, container_name, notes)
             )
+            if window is None:  # (a segment's piece: the join carries them once)
+                preview_end = Fraction(job.max_frames) / info.rate if job.max_frames and info.rate else None
+                carry_metadata(source, output, info.origin, preview_end)  # title, date, place; chapters
             carried: set[int] = set()  # indexes of the input streams that had packets
 
             damaged = [0]  # video packets skipped as damaged (written by the decode thread)
