@@ -437,9 +437,14 @@ def export(
     then check it against PyTorch on a real photo."""
     from cartoonize.choose import EngineRequest, checkpoint_path
     from cartoonize.export import check_opset
-    from cartoonize.media.files import atomic_output, check_output, check_output_folder
+    from cartoonize.media.files import (
+        atomic_output,
+        check_output,
+        check_output_folder,
+        made_folders,
+        remove_empty,
+    )
     from cartoonize.parity import export_with_parity
-    from cartoonize.pipelines.batch import made_folders, remove_empty
 
     check_opset(opset)
     check_output_folder(output.parent)  # what is missing of it is made, as `image` and `video` do

@@ -310,6 +310,25 @@ def check_output(output: Path, overwrite: bool, inputs: tuple[Path, ...] = ()) -
     check_output_folder(folder)  # writable: tried, as os.access says yes to root and on /proc
 
 
+def made_folders(folder: Path) -> list[Path]:
+    """`mkdir -p folder`, giving the folders it made, deepest first."""
+    made = []
+    missing = folder
+    while not missing.exists() and missing != missing.parent:
+        made.append(missing)
+        missing = missing.parent
+    folder.mkdir(parents=True, exist_ok=True)
+    return made
+
+
+def remove_empty(folders: list[Path]) -> None:
+    """Remove those of `folders` that are empty (deepest first, so a tree of empty folders goes
+    too): a job that failed or was stopped leaves no empty output folder behind it."""
+    for folder in sorted(set(folders), key=lambda f: len(f.parts), reverse=True):
+        with contextlib.suppress(OSError):  # not empty (an output landed there), or gone already
+            folder.rmdir()
+
+
 def check_distinct_outputs(pairs: Iterable[tuple[Path, Path]]) -> None:
     """Refuse, before any work, two inputs that would be written to the same output."""
     seen: dict[Path, Path] = {}

@@ -17,7 +17,6 @@ unless `overwrite`. Outputs appear under their names only when complete.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
 import time
@@ -34,6 +33,8 @@ from cartoonize.media.files import (
     check_distinct_outputs,
     check_output,
     container_for,
+    made_folders,
+    remove_empty,
 )
 from cartoonize.pipelines.segments import TEMPORAL_PREROLL, SegmentPlan, join_segments, plan_segments
 from cartoonize.pipelines.video import VideoJob, damage_note, interlace_note, left_out_note, probe
@@ -233,25 +234,6 @@ def cartoonize_many(
     report.width, report.height, report.driver_seconds = width, height, driver_seconds
     report.bytes_to_driver = sum(len(o.data) for o in outcomes if o.data is not None)
     return report
-
-
-def made_folders(folder: Path) -> list[Path]:
-    """`mkdir -p folder`, giving the folders it made, deepest first."""
-    made = []
-    missing = folder
-    while not missing.exists() and missing != missing.parent:
-        made.append(missing)
-        missing = missing.parent
-    folder.mkdir(parents=True, exist_ok=True)
-    return made
-
-
-def remove_empty(folders: list[Path]) -> None:
-    """Remove those of `folders` that are empty (deepest first, so a tree of empty folders goes
-    too): a job that failed or was stopped leaves no empty output folder behind it."""
-    for folder in sorted(set(folders), key=lambda f: len(f.parts), reverse=True):
-        with contextlib.suppress(OSError):  # not empty (an output landed there), or gone already
-            folder.rmdir()
 
 
 def _finish(work: _Work, outcomes: list) -> None:  # noqa: ANN001 - workers.Outcome
