@@ -62,6 +62,13 @@ def pytest_configure(config: pytest.Config) -> None:
     _stream = real_stderr(config)
 
 
+def pytest_unconfigure(config: pytest.Config) -> None:
+    global _stream
+    if _stream is not None:
+        _stream.close()
+        _stream = None
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[None]:
     limit = limit_of(item)

@@ -19,6 +19,7 @@ from cartoonize.media.files import (
     check_output_folder,
     fit_within,
 )
+from cartoonize.pipelines import memory
 from cartoonize.runners.base import Runner
 from cartoonize.stages import StageOptions, build_stages
 from cartoonize.stages.upsample import network_frame
@@ -92,6 +93,18 @@ def read_image_and_alpha(path: Path, max_side: int | None = None) -> tuple[np.nd
         rgb = np.ascontiguousarray(np.rot90(rgb, k))
         alpha = None if alpha is None else np.ascontiguousarray(np.rot90(alpha, k))
     return rgb, alpha
+
+
+def _side_that_fits(path: Path, height: int, width: int) -> int | None:
+    """The network side at which a photo fits in this machine's memory on the CPU (said in a
+    warning), or None where it fits at full size (pipelines.memory)."""
+    available = memory.available_memory()
+    side = memory.fitting_side(height, width, available)
+    if side is not None and available is not None:
+        warnings.warn(
+            memory.shrink_note(path, height, width, side, available), CartoonizeWarning, stacklevel=3
+        )
+    return side
 
 
 def _alpha_plane(frame) -> np.ndarray | None:  # noqa: ANN001 - a decoded av.VideoFrame
@@ -282,14 +295,19 @@ def cartoonize_images(job: ImageJob, make_runner: Callable[[], Runner],
         for i, (src, dst) in enumerate(pairs):
             try:
                 photo, alpha = read_image_and_alpha(src, job.max_side)
-                small = network_frame(photo, job.stages.infer_side)
+                side, photo_chain = job.stages.infer_side, chain
+                if side is None and shared is not None and getattr(shared, "device", "cpu") == "cpu":
+                    side = _side_that_fits(src, photo.shape[0], photo.shape[1])  # not killed for memory
+                    if side is not None:
+                        photo_chain = build_stages(replace(job.stages, temporal=False, infer_side=side))
+                small = network_frame(photo, side)
                 runner = runner_of(src, (small.shape[0], small.shape[1]))
             except CartoonizeError as exc:
                 if len(pairs) + len(skipped) == 1:
                     raise
                 unreadable.append(str(exc))
             else:
-                cartoon = chain(photo, runner(small[None])[0])
+                cartoon = photo_chain(photo, runner(small[None])[0])
                 if alpha is not None and holds_alpha(dst):
                     cartoon = np.dstack([cartoon, alpha])  # the photo's transparency, where it was
                 elif alpha is not None:
