@@ -11,8 +11,9 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -135,23 +136,22 @@ def test_without_ray_the_option_says_how_to_install(
     assert result.stderr.strip().splitlines()[-1].startswith("error: --ray needs Ray")
 
 
+def ray_stand_in(init: Callable[..., None]) -> SimpleNamespace:
+    """Ray's module where no session is running in this process, its `init` as given."""
+    return SimpleNamespace(is_initialized=lambda: False, init=init)
+
+
 def test_ray_auto_without_a_cluster_is_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
     """`--ray=auto` joins a running cluster; with none running, ray.init's ConnectionError becomes
     one line saying what to do (it was a 55-line traceback). Ray's own answer is stood in for: this
     module's cluster is running, and a stale one's record would make a real `auto` wait on it."""
 
-    class NoCluster:
-        @staticmethod
-        def is_initialized() -> bool:
-            return False
+    def init(**_: object) -> None:
+        raise ConnectionError(
+            "Could not find any running Ray instance. Please specify the one to connect to."
+        )
 
-        @staticmethod
-        def init(**_: object) -> None:
-            raise ConnectionError(
-                "Could not find any running Ray instance. Please specify the one to connect to."
-            )
-
-    monkeypatch.setattr(workers, "import_ray", lambda: NoCluster)
+    monkeypatch.setattr(workers, "import_ray", lambda: ray_stand_in(init))
     with pytest.raises(
         CartoonizeError, match=r"^--ray=auto: no Ray cluster to join \(Could not find any running"
     ):
@@ -169,17 +169,11 @@ def test_a_kill_while_the_cluster_starts_goes_to_the_callers_handler(monkeypatch
     def callers(signum: int, frame: object) -> None:
         raise Stopped(signum)
 
-    class Starting:
-        @staticmethod
-        def is_initialized() -> bool:
-            return False
+    def init(**_: object) -> None:
+        signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(signum))  # as ray.init does
+        signal.raise_signal(signal.SIGTERM)  # the `kill`, handled before this returns
 
-        @staticmethod
-        def init(**_: object) -> None:
-            signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(signum))  # as ray.init does
-            signal.raise_signal(signal.SIGTERM)  # the `kill`, handled before this returns
-
-    monkeypatch.setattr(workers, "import_ray", lambda: Starting)
+    monkeypatch.setattr(workers, "import_ray", lambda: ray_stand_in(init))
     previous = signal.signal(signal.SIGTERM, callers)
     try:
         with pytest.raises(Stopped):
