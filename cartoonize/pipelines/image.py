@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from cartoonize.errors import CartoonizeError, CartoonizeWarning
+from cartoonize.media import exif
 from cartoonize.media.files import (
     ATTACHED_PIC,
     atomic_output,
@@ -57,7 +58,7 @@ def _refuse_tiles(path: Path, container) -> None:  # noqa: ANN001 - an input av 
 
 
 def read_image(path: Path, max_side: int | None = None) -> np.ndarray:
-    """uint8 (H, W, 3) RGB, upright (EXIF / display-matrix rotation applied)."""
+    """uint8 (H, W, 3) RGB, upright (EXIF orientation, mirroring included, or the display matrix's turn)."""
     return read_image_and_alpha(path, max_side)[0]
 
 
@@ -78,10 +79,11 @@ def read_image_and_alpha(path: Path, max_side: int | None = None) -> tuple[np.nd
         ) from None
     except (StopIteration, IndexError):
         raise CartoonizeError(f"{path} is not a readable image (no picture in it)") from None
-    k = int(round(frame.rotation / 90.0)) % 4
-    w, h = (frame.height, frame.width) if k % 2 else (frame.width, frame.height)
+    # the file's own EXIF orientation where it has one: FFmpeg's turn loses its mirroring (media/exif)
+    turn = exif.orientation(path) or exif.from_rotation(frame.rotation)
+    w, h = (frame.height, frame.width) if exif.sideways(turn) else (frame.width, frame.height)
     w, h = fit_within(w, h, max_side, even=False)
-    coded = (h, w) if k % 2 else (w, h)
+    coded = (h, w) if exif.sideways(turn) else (w, h)
     rgb: np.ndarray = frame.to_ndarray(format="rgb24", width=coded[0], height=coded[1], interpolation="AREA")
     alpha = _alpha_plane(frame)
     if alpha is not None and alpha.min() < 255:  # scaled with the same filter as the picture
@@ -89,9 +91,9 @@ def read_image_and_alpha(path: Path, max_side: int | None = None) -> tuple[np.nd
         alpha = plane.to_ndarray(format="gray", width=coded[0], height=coded[1], interpolation="AREA")
     else:
         alpha = None  # none, or opaque everywhere
-    if k:  # the alpha turns with the picture
-        rgb = np.ascontiguousarray(np.rot90(rgb, k))
-        alpha = None if alpha is None else np.ascontiguousarray(np.rot90(alpha, k))
+    if turn != 1:  # the alpha turns with the picture
+        rgb = exif.upright(rgb, turn)
+        alpha = None if alpha is None else exif.upright(alpha, turn)
     return rgb, alpha
 
 
