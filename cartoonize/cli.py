@@ -386,7 +386,7 @@ def _executor(request, workers: int, ray: str | None):  # noqa: ANN001, ANN202
 @app.command()
 def image(
     inputs: Annotated[list[Path], typer.Argument(help="Photos or folders of photos.")],
-    output: Annotated[Path, typer.Option("--output", "-o", help="Output file for one photo, its type from the suffix (.png, .jpg, .webp, .bmp, .tif), or a folder, which gets PNGs.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Output file for one photo, its type from the suffix (.png, .jpg, .webp, .bmp, .tif), or a folder, which gets PNGs in the subfolders the photos came from.")],
     style: StyleOpt = None,
     model: ModelOpt = None,
     engine: EngineOpt = "auto",

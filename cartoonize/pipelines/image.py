@@ -169,18 +169,27 @@ def write_image(path: Path, picture: np.ndarray) -> None:
             out.mux(packet)
 
 
-def collect_images(inputs: list[Path], leave_out: Path | None = None) -> list[Path]:
-    """The photos given and those in the folders given (recursively); files under `leave_out` (the
-    output folder, where it lies inside an input folder) are earlier cartoons, not photos."""
+def collect_images(inputs: list[Path], leave_out: Path | None = None) -> list[tuple[Path, Path]]:
+    """(photo, its place in an output folder, less the suffix) for the photos given and those in
+    the folders given (recursively). A photo given by name goes at the top; one found in a folder
+    keeps the subfolders below that folder (`in/2024/IMG_0001.jpg` -> `2024/IMG_0001`), so photos
+    of one name in different subfolders (a camera counts from IMG_0001 again) do not meet. Hidden
+    files and folders below a folder given are not photos (macOS leaves a `._IMG_0001.JPG` beside
+    each photo it copies to a USB stick), and files under `leave_out` (the output folder, where it
+    lies inside an input folder) are earlier cartoons."""
     readable = set(IMAGE_SUFFIXES) | READ_ONLY_SUFFIXES
     outputs = leave_out.resolve() if leave_out is not None else None
-    found: list[Path] = []
+    found: list[tuple[Path, Path]] = []
     for item in inputs:
         if item.is_dir():
-            found += sorted(p for p in item.rglob("*") if p.suffix.lower() in readable and p.is_file()
-                            and not (outputs and p.resolve().is_relative_to(outputs)))  # fmt: skip
+            for path in sorted(item.rglob("*")):
+                below = path.relative_to(item)
+                if (path.suffix.lower() in readable and path.is_file()
+                        and not any(part.startswith(".") for part in below.parts)
+                        and not (outputs and path.resolve().is_relative_to(outputs))):  # fmt: skip
+                    found.append((path, below.parent / below.stem))
         elif item.is_file():
-            found.append(item)
+            found.append((item, Path(item.stem)))
         else:
             raise CartoonizeError(f"input {item} does not exist")
     if not found:
@@ -214,8 +223,8 @@ class OutputPlan:
 
 def plan_outputs(job: ImageJob) -> OutputPlan:
     """Every (photo, output) pair, checked before any work: one photo is written to the file named
-    (its type from the suffix), several into a folder as PNG (an existing one is skipped unless
-    `overwrite`, as `video` does)."""
+    (its type from the suffix), several into a folder as PNG, in the subfolders they came from (an
+    existing one is skipped unless `overwrite`, as `video` does)."""
     output = job.output
     if not output.is_dir() and output.suffix.lower() not in IMAGE_SUFFIXES and names_a_file_type(output):
         image_type(output)  # x.gif, x.avif: a file this cannot write, not a folder to make
@@ -227,7 +236,7 @@ def plan_outputs(job: ImageJob) -> OutputPlan:
     sources = collect_images(list(job.inputs), leave_out=output)
     single = len(sources) == 1 and output.suffix.lower() in IMAGE_SUFFIXES and not output.is_dir()
     if single:
-        pairs = [(sources[0], output)]
+        pairs = [(sources[0][0], output)]
         check_output_folder(output.parent)
     else:
         if output.exists() and not output.is_dir():
@@ -236,8 +245,10 @@ def plan_outputs(job: ImageJob) -> OutputPlan:
             raise CartoonizeError(f"{len(sources)} images go into a folder, and --output {output} is named "
                                   f"like an image; give a folder ({output.with_suffix('')}/)")  # fmt: skip
         check_output_folder(output)
-        pairs = [(src, output / f"{src.stem}.png") for src in sources]
+        pairs = [(src, output / place.parent / f"{place.name}.png") for src, place in sources]
         check_distinct_outputs(pairs)
+        for folder in sorted({dst.parent for _, dst in pairs} - {output}):
+            check_output_folder(folder)  # a file where a subfolder goes
     for src, dst in pairs:
         if src.resolve() == dst.resolve():
             raise CartoonizeError(f"output {dst} is the input; choose another output path")

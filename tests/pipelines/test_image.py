@@ -49,8 +49,25 @@ def test_folder_to_folder_recursive(tiny_checkpoint: Path, tmp_path: Path) -> No
     write_image(tmp_path / "in" / "sub" / "b.jpg", pattern(20, 44, 1))
     (tmp_path / "in" / "notes.txt").write_text("not a photo")
     report = cartoonize_images(ImageJob((tmp_path / "in",), tmp_path / "out"), make_runner(tiny_checkpoint))
-    assert sorted(p.name for p in report.written) == ["a.png", "b.png"] and report.skipped == []
-    assert read_image(tmp_path / "out" / "b.png").shape == (44, 20, 3)
+    assert report.written == [tmp_path / "out" / "a.png", tmp_path / "out" / "sub" / "b.png"]
+    assert report.skipped == [] and read_image(tmp_path / "out" / "sub" / "b.png").shape == (44, 20, 3)
+
+
+def test_a_folder_keeps_its_subfolders_and_leaves_hidden_files(tiny_checkpoint: Path, tmp_path: Path) -> None:
+    """Photos of one name in two subfolders (a camera numbers from IMG_0001 again) both come out,
+    each in its subfolder; macOS's `._` files and hidden folders are not photos."""
+    for folder in ("2023", "2024", ".thumbnails"):
+        (tmp_path / "in" / folder).mkdir(parents=True)
+        write_image(tmp_path / "in" / folder / "IMG_0001.jpg", pattern(16, 12, int(folder[-1] == "4")))
+    (tmp_path / "in" / "2024" / "._IMG_0001.jpg").write_bytes(b"\x00\x05\x16\x07 AppleDouble")
+    report = cartoonize_images(ImageJob((tmp_path / "in",), tmp_path / "out"), make_runner(tiny_checkpoint))
+    assert report.written == [tmp_path / "out" / y / "IMG_0001.png" for y in ("2023", "2024")]
+    first, second = (read_image(path) for path in report.written)
+    assert first.shape == (12, 16, 3) and not np.array_equal(first, second)
+    (tmp_path / "out2").mkdir()
+    (tmp_path / "out2" / "2024").write_text("a file where a subfolder goes")
+    with pytest.raises(CartoonizeError, match=r"out2/2024 is a file"):
+        cartoonize_images(ImageJob((tmp_path / "in",), tmp_path / "out2"), no_inference)
 
 
 def test_bad_inputs(tiny_checkpoint: Path, tmp_path: Path) -> None:
@@ -359,11 +376,11 @@ def test_a_folder_skips_outputs_that_exist(tiny_checkpoint: Path, tmp_path: Path
 
 
 def test_two_photos_for_one_output_are_both_named(tmp_path: Path) -> None:
-    for folder, name in (("x", "p.png"), ("y", "p.jpg")):
-        (tmp_path / "in" / folder).mkdir(parents=True)
-        write_image(tmp_path / "in" / folder / name, pattern(16, 12, 0))
+    (tmp_path / "in" / "x").mkdir(parents=True)
+    for name in ("p.png", "p.jpg"):
+        write_image(tmp_path / "in" / "x" / name, pattern(16, 12, 0))
     with pytest.raises(
-        CartoonizeError, match=r"in/x/p\.png and .*in/y/p\.jpg would both be written to .*out/p\.png"
+        CartoonizeError, match=r"in/x/p\.jpg and .*in/x/p\.png would both be written to .*out/x/p\.png"
     ):
         cartoonize_images(ImageJob((tmp_path / "in",), tmp_path / "out"), no_inference)
 
