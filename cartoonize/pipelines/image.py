@@ -72,8 +72,17 @@ def read_image_and_alpha(path: Path, max_side: int | None = None) -> tuple[np.nd
             _refuse_tiles(path, container)
             stream = container.streams.video[0]
             stream.codec_context.options = dict(STRICT_DECODERS.get(stream.codec_context.name, {}))
-            frame = next(container.decode(stream))
+            frames = container.decode(stream)
+            frame = next(frames)
+            if next(frames, None) is not None:  # a GIF or APNG animation, or a video
+                warnings.warn(f"{path} has more than one frame; the cartoon is of the first "
+                              f"(`cartoonize video` does every frame)", CartoonizeWarning, stacklevel=3)  # fmt: skip
     except av.FFmpegError as exc:  # a file cut short or corrupt too: FFmpeg cannot tell which
+        if _animated_webp(path):
+            raise CartoonizeError(
+                f"{path} is an animated WebP, which FFmpeg cannot decode: save its frames as GIF or PNG "
+                f"first (`magick {path.name} {path.stem}.gif`)"
+            ) from None
         raise CartoonizeError(
             f"{path} is not a readable image ({exc.strerror or type(exc).__name__})"
         ) from None
@@ -95,6 +104,14 @@ def read_image_and_alpha(path: Path, max_side: int | None = None) -> tuple[np.nd
         rgb = exif.upright(rgb, turn)
         alpha = None if alpha is None else exif.upright(alpha, turn)
     return rgb, alpha
+
+
+def _animated_webp(path: Path) -> bool:
+    """Whether the file is a WebP with the animation flag of its extended header (VP8X) set."""
+    with contextlib.suppress(OSError), open(path, "rb") as file:
+        head = file.read(21)
+        return head[:4] == b"RIFF" and head[8:16] == b"WEBPVP8X" and len(head) == 21 and bool(head[20] & 0x02)
+    return False
 
 
 def _side_that_fits(path: Path, height: int, width: int) -> int | None:

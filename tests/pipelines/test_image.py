@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from cartoonize.choose import EngineRequest, runner_for
-from cartoonize.errors import CartoonizeError
+from cartoonize.errors import CartoonizeError, CartoonizeWarning
 from cartoonize.pipelines.image import (
     IMAGE_SUFFIXES,
     ImageJob,
@@ -287,8 +288,6 @@ def test_transparency_is_carried_onto_the_cartoon(tiny_checkpoint: Path, tmp_pat
 def test_transparency_a_type_cannot_hold_is_a_warning(
     suffix: str, tiny_checkpoint: Path, tmp_path: Path
 ) -> None:
-    from cartoonize.errors import CartoonizeWarning
-
     rotated_rgba_png(tmp_path / "logo.png")
     out = tmp_path / f"cartoon{suffix}"
     with pytest.warns(
@@ -465,3 +464,32 @@ def test_image_engine_aoti_says_which_size_has_no_engine(
     text = " ".join(err.split())
     assert code == 1 and "give --shape" not in text, text
     assert "no stored aoti engine fits 48x64" in text and "--shape 48x64" in text, text
+
+
+@pytest.mark.parametrize("suffix", [".gif", ".png"])
+def test_an_animation_is_its_first_frame_with_a_warning(suffix: str, tmp_path: Path) -> None:
+    image_module = pytest.importorskip("PIL.Image")
+    frames = [image_module.fromarray(pattern(32, 24, 0) // (1 + k)) for k in range(3)]
+    frames[0].save(tmp_path / f"anim{suffix}", save_all=True, append_images=frames[1:], duration=100)
+    with pytest.warns(
+        CartoonizeWarning, match=r"anim\.\w+ has more than one frame; the cartoon is of the first"
+    ):
+        first = read_image(tmp_path / f"anim{suffix}")
+    assert np.abs(first.astype(int) - pattern(32, 24, 0)).mean() < 8  # GIF: a palette of 256 colours
+    frames[0].save(tmp_path / f"still{suffix}")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        read_image(tmp_path / f"still{suffix}")
+
+
+def test_an_animated_webp_is_refused_with_a_way_out(tmp_path: Path) -> None:
+    """FFmpeg has no decoder for animated WebP: the error says what the file is and how to convert
+    it, not "invalid data"."""
+    image_module = pytest.importorskip("PIL.Image")
+    frames = [image_module.fromarray(pattern(32, 24, k)) for k in range(3)]
+    frames[0].save(tmp_path / "anim.webp", save_all=True, append_images=frames[1:], duration=100)
+    with pytest.raises(CartoonizeError, match=r"anim\.webp is an animated WebP, which FFmpeg cannot decode"):
+        read_image(tmp_path / "anim.webp")
+    (tmp_path / "cut.webp").write_bytes((tmp_path / "anim.webp").read_bytes()[:15])
+    with pytest.raises(CartoonizeError, match=r"cut\.webp is not a readable image"):
+        read_image(tmp_path / "cut.webp")
