@@ -268,6 +268,8 @@ def _finish(work: _Work, outcomes: list) -> None:  # noqa: ANN001 - workers.Outc
                 notes.append(left_out_note(left_out, result.frames))
             result.message = f"; {work.plan.note}" + "".join(f"; {n}" for n in notes)
         reports = [o.report for o in outcomes if o.report is not None]
+        if reports and reports[0].hdr:
+            result.message += f"; {reports[0].hdr}"
         if interlaced := sum(r.interlaced for r in reports):
             result.message += f"; {interlace_note(interlaced, reports[0].deinterlaced)}"
         if damaged:

@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from cartoonize.errors import CartoonizeError
+from cartoonize.media import hdr
 from cartoonize.media.clock import PreviewCut, from_origin, timeline_origin
 from cartoonize.media.deinterlace import Deinterlacer
 from cartoonize.media.files import (
@@ -147,6 +148,7 @@ class VideoReport:
     left_out: int = 0  # frames the output format cannot show and were not written (GIF: too close)
     first_written: int | None = None  # the timestamp of the first frame written, where frames are left out
     interlaced: int = 0  # frames the decoder flagged as interlaced
+    hdr: str = ""  # an HDR source: how it was brought to SDR (media.hdr.describe)
     deinterlaced: bool = True  # ... and bwdif deinterlaced them (else --no-deinterlace left them)
 
     @property
@@ -400,7 +402,10 @@ def cartoonize_video(
                 output_time_base(container_name, info),
             )
             colour = info.colour or default_colour(*info.coded_size)
-            tag_encoder(vout, colour)  # the output says what it is, like the source (or explicitly)
+            # HDR (HLG, PQ) is brought to SDR BT.709 as it is decoded, for the network (media/hdr)
+            tone_map = hdr.ToneMap(colour.trc, *info.coded_size) if hdr.is_hdr(colour) else None
+            out_colour = hdr.SDR if tone_map is not None else colour
+            tag_encoder(vout, out_colour)  # the output says what it is, like the source (or explicitly)
             if info.pixel_aspect:  # shown as wide as the source is, not squeezed to its storage
                 vout.codec_context.sample_aspect_ratio = info.pixel_aspect
             palettize = (
@@ -454,7 +459,10 @@ def cartoonize_video(
                             chain.ahead(luma)
                         frames_q.put((pts, luma, yuv))  # (pts, the stages' source, the engine's)
                     else:
-                        rgb = to_rgb(frame, colour, info.coded_size[0], info.coded_size[1])
+                        if tone_map is not None:
+                            rgb = tone_map(frame)
+                        else:
+                            rgb = to_rgb(frame, colour, info.coded_size[0], info.coded_size[1])
                         if k:
                             rgb = np.ascontiguousarray(np.rot90(rgb, k))
                         if chain:
@@ -510,7 +518,7 @@ def cartoonize_video(
                         pts, rgb = item
                         if isinstance(rgb, tuple):  # planes from the GPU frame path
                             frame = frame_from_planes(*rgb)
-                            for name, value in colour_tags(colour).items():
+                            for name, value in colour_tags(out_colour).items():
                                 setattr(frame, name, value)
                         elif palettize is not None:  # GIF: the frame's own 256 colours
                             for indexed in palettize(pad_to_even(rgb), pts):
@@ -518,7 +526,7 @@ def cartoonize_video(
                                 output.mux(vout.encode(indexed))
                             continue
                         else:
-                            frame = to_yuv(pad_to_even(rgb), colour, job.encoder.pix_fmt)
+                            frame = to_yuv(pad_to_even(rgb), out_colour, job.encoder.pix_fmt)
                         frame.pts, frame.time_base = pts - shift, info.time_base
                         output.mux(vout.encode(frame))
                         continue
@@ -638,7 +646,7 @@ def cartoonize_video(
         frames=done, width=out_w, height=out_h, seconds=time.perf_counter() - started,
         engine_seconds=engine_seconds, engine=runner.describe(), video_codec=vout.codec_context.name,
         stages=chain.describe(),
-        streams=list(notes.values()), colour=colour.describe(), frame_path="yuv" if planes is not None else "device" if on_device else "rgb",
+        streams=list(notes.values()), colour=out_colour.describe(), hdr=hdr.describe(colour) if tone_map else "", frame_path="yuv" if planes is not None else "device" if on_device else "rgb",
         load_seconds=load_seconds, not_planes=not_planes, damaged=damaged[0], left_out=palettize.left_out if palettize else 0, first_written=palettize.first_kept if palettize else None, interlaced=interlaced[0], deinterlaced=job.deinterlace, waits={("engine" if k == engine_thread else k): round(v, 3) for k, v in waits.items()},
     )  # fmt: skip
 
@@ -675,6 +683,8 @@ def _plane_path(job: VideoJob, info: VideoProbe, runner: Runner, chain: StageCha
         return None, f"the encoder takes {job.encoder.pix_fmt}, not yuv420p"
     if info.colour is None:
         return None, "the source's colour matrix could not be read"
+    if hdr.is_hdr(info.colour):
+        return None, "an HDR source is tone-mapped to SDR as it is decoded, on the CPU"
     source_size, fmt = info.source_size, info.pix_fmt
     from cartoonize.media.files import FULL
     from cartoonize.media.yuv import PLANE_FORMATS, YuvSpec
