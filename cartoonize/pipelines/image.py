@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from cartoonize.errors import CartoonizeError, CartoonizeWarning
-from cartoonize.media import exif
+from cartoonize.media import exif, hdr
 from cartoonize.media.files import (
     ATTACHED_PIC,
     atomic_output,
@@ -93,7 +93,11 @@ def read_image_and_alpha(path: Path, max_side: int | None = None) -> tuple[np.nd
     w, h = (frame.height, frame.width) if exif.sideways(turn) else (frame.width, frame.height)
     w, h = fit_within(w, h, max_side, even=False)
     coded = (h, w) if exif.sideways(turn) else (w, h)
-    rgb: np.ndarray = frame.to_ndarray(format="rgb24", width=coded[0], height=coded[1], interpolation="AREA")
+    rgb: np.ndarray
+    if int(frame.color_trc) in hdr.TRANSFER_NAMES:  # an HDR (PQ, HLG) AVIF or HEIC: to SDR, as video is
+        rgb = hdr.ToneMap(int(frame.color_trc), *coded)(frame)
+    else:
+        rgb = frame.to_ndarray(format="rgb24", width=coded[0], height=coded[1], interpolation="AREA")
     alpha = _alpha_plane(frame)
     if alpha is not None and alpha.min() < 255:  # scaled with the same filter as the picture
         plane = av.VideoFrame.from_ndarray(np.ascontiguousarray(alpha), format="gray")
