@@ -29,8 +29,8 @@ mapping computed directly, the table is within 2 levels on the grey scale and fo
 of colours; near the edge of BT.709's gamut, where a channel is clipped at black and the curve is
 steepest, it is off by up to 35 levels in that channel (a few pixels of the sweep's most saturated
 colours). A 1080p
-frame takes about 50 ms here; swscale's own colour management (scale's `out_transfer`) took
-300 ms for a 640×360 one.
+frame takes 24 ms on this 2-core CPU (the matrix alone, for SDR: 9 ms), and the table 0.4 s once;
+swscale's own colour management (scale's `out_transfer`) took 300 ms for a 640×360 frame.
 """
 
 from __future__ import annotations
