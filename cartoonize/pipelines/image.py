@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import mimetypes
+import struct
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -12,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from cartoonize.errors import CartoonizeError, CartoonizeWarning
-from cartoonize.media import exif, hdr
+from cartoonize.media import exif, hdr, icc, photo_file
 from cartoonize.media.files import (
     ATTACHED_PIC,
     atomic_output,
@@ -98,6 +99,7 @@ def read_image_and_alpha(path: Path, max_side: int | None = None) -> tuple[np.nd
         rgb = hdr.ToneMap(int(frame.color_trc), *coded)(frame)
     else:
         rgb = frame.to_ndarray(format="rgb24", width=coded[0], height=coded[1], interpolation="AREA")
+    rgb = _in_srgb(path, rgb)
     alpha = _alpha_plane(frame)
     if alpha is not None and alpha.min() < 255:  # scaled with the same filter as the picture
         plane = av.VideoFrame.from_ndarray(np.ascontiguousarray(alpha), format="gray")
@@ -108,6 +110,25 @@ def read_image_and_alpha(path: Path, max_side: int | None = None) -> tuple[np.nd
         rgb = exif.upright(rgb, turn)
         alpha = None if alpha is None else exif.upright(alpha, turn)
     return rgb, alpha
+
+
+def _in_srgb(path: Path, rgb: np.ndarray) -> np.ndarray:
+    """The photo in sRGB, where its embedded ICC profile says it is in another space (Display P3,
+    Adobe RGB: media.icc); as it is where it has none, or an sRGB or grey one."""
+    data = photo_file.icc_profile(path)
+    if data is None:
+        return rgb
+    try:
+        profile = icc.parse(data)
+    except icc.Unsupported as exc:
+        warnings.warn(f"{path} has an ICC colour profile this cannot apply ({exc}); its colours are read as sRGB",
+                      CartoonizeWarning, stacklevel=4)  # fmt: skip
+        return rgb
+    except (ValueError, struct.error):
+        warnings.warn(f"{path} has a damaged ICC colour profile; its colours are read as sRGB",
+                      CartoonizeWarning, stacklevel=4)  # fmt: skip
+        return rgb
+    return rgb if profile is None or profile.is_srgb() else icc.to_srgb(rgb, profile)
 
 
 def _animated_webp(path: Path) -> bool:
