@@ -101,16 +101,44 @@ def main_video(container):  # noqa: ANN001, ANN201 - an input av container and i
     return best
 
 
+# elementary streams without a container (a dashcam's, a Raspberry Pi camera's .h264): their
+# demuxer assumes 25 fps where the stream's own timing (H.264 VUI) says otherwise
+RAW_STREAMS = frozenset({"h264", "hevc", "vvc", "m4v", "mpegvideo", "cavsvideo"})
+
+
 def frame_rate(stream) -> Fraction | None:  # noqa: ANN001 - an input av video stream
     """The stream's frame rate: its average (a variable-rate video's true mean), unless that is
     more than twice the rate FFmpeg guesses from the timestamps (`av_guess_frame_rate`, what the
     ffmpeg tool encodes at). FFmpeg 7.1's DV demuxer declares an average of 60000 fps for 29.97 fps
     video: an encoder opened at that rate cannot finish an MP4, and a progress bar counting on it
-    expects 2000 times the frames."""
+    expects 2000 times the frames. A raw elementary stream has no timestamps to average: its rate
+    is the one its timing information gives (H.264's VUI: the decoder's frame rate; FFmpeg's guess
+    made a 12 fps stream 24)."""
     average, guessed = stream.average_rate, stream.guessed_rate
+    raw = stream.container is not None and stream.container.format.name in RAW_STREAMS
+    own = stream.codec_context.framerate  # the decoder's, from the stream's timing information
+    if raw and (own or guessed):  # the average: the raw demuxer's 25 fps default
+        return Fraction(own or guessed)
     if average and (not guessed or average <= 2 * guessed):
         return Fraction(average)
     return Fraction(guessed) if guessed else None
+
+
+def declared_duration(container, stream) -> float | None:  # noqa: ANN001 - an input av container, its video
+    """The video's own duration as the file declares it, in seconds: its Matroska DURATION tag
+    (where FFmpeg may have filled the stream's duration in from the file's), else the stream's,
+    else the file's where the video is its only stream (the file's is its longest stream's: a video
+    with a longer sound track is not short of frames). None: not said."""
+    tag = next((v for k, v in stream.metadata.items() if k.upper() == "DURATION"), None)
+    if tag:
+        with contextlib.suppress(ValueError):
+            hours, minutes, seconds = tag.split(":")
+            return int(hours) * 3600 + int(minutes) * 60 + float(seconds)
+    if stream.duration is not None and stream.time_base:
+        return float(stream.duration * stream.time_base)
+    if len(container.streams) == 1 and container.duration is not None:
+        return container.duration / 1_000_000
+    return None
 
 
 def codec_name(stream) -> str:  # noqa: ANN001 - an av.stream.Stream

@@ -44,6 +44,7 @@ from cartoonize.media.files import (
     codec_name,
     colour_tags,
     container_for,
+    declared_duration,
     default_colour,
     encodable_layout,
     encodable_rate,
@@ -209,6 +210,9 @@ class VideoProbe:
     # 720×480 or 1440×1080); None for square pixels
     pixel_aspect: Fraction | None = None
     origin: Fraction = Fraction(0)  # seconds: the source's clock at its start, taken off every timestamp
+    declared: float | None = (
+        None  # seconds: the video's own duration as the file says (media.files.declared_duration)
+    )
 
 
 def _open_input(path: Path):  # -> av.container.InputContainer
@@ -273,7 +277,8 @@ def probe(path: Path, max_side: int | None, square_pixels: bool = False) -> Vide
         rate = frame_rate(stream)
         estimate = stream.frames or (round(duration * float(rate)) if duration and rate else None)
         return VideoProbe(width, height, rotation, coded, estimate, duration, rate, stream.time_base, colour,
-                          (coded_w, coded_h), stream.codec_context.pix_fmt, aspect, timeline_origin(container))  # fmt: skip
+                          (coded_w, coded_h), stream.codec_context.pix_fmt, aspect, timeline_origin(container),
+                          declared_duration(container, stream))  # fmt: skip
     finally:
         container.close()
 
@@ -422,6 +427,7 @@ def cartoonize_video(
             damaged = [0]  # video packets skipped as damaged (written by the decode thread)
             deinterlacer = Deinterlacer(vin.time_base, enabled=job.deinterlace)
             interlaced = [0]  # of the frames taken, those that came in interlaced
+            ends: list[int | None] = [None]  # where the last frame taken ends, in the stream's ticks
 
             def decode() -> None:
                 k = info.rotation // 90
@@ -450,6 +456,9 @@ def cartoonize_video(
                         interlaced[0] += 1  # (a segment's pre-roll is the segment before's to count)
                     pts = frame.pts if frame.pts is not None else next_pts
                     next_pts = pts + step
+                    ends[0] = max(
+                        ends[0] or pts, pts + (frame.duration or step)
+                    )  # held frames: their own time
                     if planes is not None:
                         yuv = frame_planes(frame)
                         luma = None
@@ -637,7 +646,7 @@ def cartoonize_video(
                 if stream.index not in carried:  # declared but empty: say so, not "copied"
                     notes[stream.index] = empty_note(stream)
             if job.max_frames is None and window is None:
-                _check_complete(job.input, info, last_pts)
+                _check_complete(job.input, info, ends[0])
         finally:
             stop.set()
             output.close()
@@ -870,13 +879,14 @@ def flush_reencoded(output, reencode: dict) -> None:  # noqa: ANN001
             output.mux(encoder.encode(None))
 
 
-def _check_complete(path: Path, info: VideoProbe, last_pts: int | None) -> None:
-    """A file cut short often decodes without an error; compare what came out with what the
-    container declares."""
-    if info.duration is None or last_pts is None or info.duration < 1.0:
+def _check_complete(path: Path, info: VideoProbe, end: int | None) -> None:
+    """A file cut short often decodes without an error; compare where the last frame ends (`end`,
+    in the stream's ticks: a slideshow's last picture, a screen recording's last held frame last
+    seconds) with the video's duration as the file declares it."""
+    if info.declared is None or end is None or info.declared < 1.0:
         return
-    decoded = float(last_pts * info.time_base - info.origin)
-    if decoded < 0.9 * info.duration - 0.5:
+    decoded = float(end * info.time_base - info.origin)
+    if decoded < 0.9 * info.declared - 0.5:
         raise CartoonizeError(
-            f"{path} is truncated: it declares {info.duration:.1f} s but video stops at {decoded:.1f} s"
+            f"{path} is truncated: it declares {info.declared:.1f} s of video but it stops at {decoded:.1f} s"
         )

@@ -711,11 +711,11 @@ def test_a_short_decode_against_the_declared_duration_is_a_truncation(tmp_path: 
 
     def check(duration: float | None, decoded_ms: int | None) -> None:
         info = VideoProbe(width=64, height=48, rotation=0, coded_size=(64, 48), frames_estimate=None,
-                          duration=duration, rate=None, time_base=Fraction(1, 1000))  # fmt: skip
+                          duration=None, rate=None, time_base=Fraction(1, 1000), declared=duration)  # fmt: skip
         _check_complete(tmp_path / "in.mp4", info, decoded_ms)
 
     with pytest.raises(
-        CartoonizeError, match=r"in\.mp4 is truncated: it declares 10\.0 s but video stops at 8\.0 s"
+        CartoonizeError, match=r"in\.mp4 is truncated: it declares 10\.0 s of video but it stops at 8\.0 s"
     ):
         check(10.0, 8000)
     check(10.0, 8500)  # exactly 0.9 * 10 - 0.5: complete
@@ -892,8 +892,9 @@ def test_outputs_are_checked_in_process(small_video: Path, tiny_checkpoint: Path
 
 def test_a_stream_without_timestamps_gets_them_from_its_rate(tiny_checkpoint: Path, tmp_path: Path) -> None:
     """A raw H.264 stream's frames carry no timestamps; the cartoon's frames are one period apart
-    at the rate FFmpeg gives the stream (25 fps for a raw stream), not one tick of its 1/1200000
-    time base apart (which played 24 frames in 40 ms)."""
+    at the stream's own rate (12 fps, from its timing information; not the raw demuxer's 25 fps
+    default, tests/pipelines/test_durations.py), not one tick of its 1/1200000 time base apart
+    (which played 24 frames in 40 ms)."""
     clip = make_video(tmp_path / "clip.h264", frames=24, audio=None, codec="libx264")
     with av.open(str(clip)) as c:
         assert all(f.pts is None for f in c.decode(video=0))  # the case this is about
@@ -901,7 +902,7 @@ def test_a_stream_without_timestamps_gets_them_from_its_rate(tiny_checkpoint: Pa
     run(clip, out, tiny_checkpoint)
     pts, frames, time_base = read_video(out)
     assert len(frames) == 24
-    assert np.allclose(np.diff(seconds(pts, time_base)), 1 / 25) and pts[0] == 0
+    assert np.allclose(np.diff(seconds(pts, time_base)), 1 / 12) and pts[0] == 0
 
 
 def test_frame_period() -> None:

@@ -1,0 +1,119 @@
+"""Videos whose frames do not fill their time evenly are whole, not "truncated": a slideshow (a
+picture every few seconds), a screen recording whose last frame is held, a Matroska file whose
+sound runs past its picture. A raw H.264 stream (a dashcam's .h264) keeps its own frame rate.
+Before, the last frame's start was compared with the file's duration (for Matroska, its longest
+stream's), and these were refused; the raw stream was written at FFmpeg's 25 fps default."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+
+from cartoonize.pipelines.video import VideoJob, cartoonize_video, probe
+from cartoonize.stages import StageOptions
+from tests.helpers import _write_sine, pattern
+from tests.pipelines.test_yuv_frames import Identity
+
+RAW = StageOptions(raw=True)
+
+
+def write_clip(path: Path, starts: list[Fraction], last: Fraction, audio_seconds: float = 0.0) -> Path:
+    """Frames at `starts` (seconds), the last shown for `last` seconds (its packet's duration), and
+    a sine of `audio_seconds` where asked."""
+    with av.open(str(path), "w") as out:
+        webm = path.suffix == ".webm"
+        video = out.add_stream("libvpx-vp9" if webm else "libx264", rate=30)
+        video.width, video.height, video.pix_fmt = 64, 48, "yuv420p"
+        video.time_base = Fraction(1, 600)
+        video.options = (
+            {"lag-in-frames": "0", "auto-alt-ref": "0"} if webm else {"bf": "0"}
+        )  # a packet a frame
+        sound = None
+        if audio_seconds:  # every stream before the first packet: the header is written then
+            sound = out.add_stream("libopus" if path.suffix in (".mkv", ".webm") else "aac", rate=48000)
+            sound.layout = "stereo"
+        packets = []
+        for i, start in enumerate(starts):
+            frame = av.VideoFrame.from_ndarray(pattern(64, 48, i), format="rgb24")
+            frame.pts, frame.time_base = round(start * 600), Fraction(1, 600)
+            packets += video.encode(frame)
+        packets += video.encode(None)
+        for packet, start, end in zip(packets, starts, [*starts[1:], starts[-1] + last], strict=True):
+            packet.duration = round((end - start) / packet.time_base)
+        for packet in packets:
+            out.mux(packet)
+        if sound is not None:
+            _write_sine(out, sound, audio_seconds)
+    return path
+
+
+def run(source: Path, tmp_path: Path) -> int:
+    report = cartoonize_video(VideoJob(source, tmp_path / "out.mp4", stages=RAW), lambda size: Identity())
+    return report.frames
+
+
+def test_a_slideshow_is_whole(tmp_path: Path) -> None:
+    """Four pictures three seconds apart, the last shown three seconds: 12 s of video."""
+    clip = write_clip(
+        tmp_path / "slides.mp4", [Fraction(3 * k) for k in range(4)], Fraction(3), audio_seconds=12
+    )
+    assert run(clip, tmp_path) == 4
+
+
+def test_a_held_last_frame_is_whole(tmp_path: Path) -> None:
+    """Four seconds at 30 fps, then the last frame held 1.5 s (a screen recording that stopped
+    changing): declared 5.5 s."""
+    clip = write_clip(tmp_path / "screen.mp4", [Fraction(k, 30) for k in range(121)], Fraction(3, 2))
+    assert probe(clip, None).declared == 5.5 and run(clip, tmp_path) == 121
+
+
+def test_matroska_sound_longer_than_its_picture(tmp_path: Path) -> None:
+    """Matroska gives no stream its duration: the file's is its longest stream's (3 s of sound);
+    the video's own is its DURATION tag (1 s)."""
+    for suffix in (".mkv", ".webm"):
+        clip = write_clip(
+            tmp_path / f"sound{suffix}", [Fraction(k, 30) for k in range(30)], Fraction(1, 30), 3.0
+        )
+        info = probe(clip, None)
+        assert info.declared is not None and abs(info.declared - 1.0) < 0.05, (suffix, info.declared)
+        report = cartoonize_video(
+            VideoJob(clip, tmp_path / f"out{suffix}.mp4", stages=RAW), lambda size: Identity()
+        )
+        assert report.frames == 30
+
+
+def test_a_raw_h264_stream_keeps_its_frame_rate(tmp_path: Path) -> None:
+    """An Annex B .h264 file (no container, no timestamps) at 50 fps: its timing information says
+    50; FFmpeg's raw demuxer assumes 25, which made the output twice as long."""
+    with av.open(str(tmp_path / "dashcam.h264"), "w", format="h264") as out:
+        video = out.add_stream("libx264", rate=50)
+        video.width, video.height, video.pix_fmt = 64, 48, "yuv420p"
+        for i in range(50):
+            frame = av.VideoFrame.from_ndarray(pattern(64, 48, i), format="rgb24")
+            frame.pts = i
+            out.mux(video.encode(frame))
+        out.mux(video.encode(None))
+    assert probe(tmp_path / "dashcam.h264", None).rate == 50
+    assert run(tmp_path / "dashcam.h264", tmp_path) == 50
+    with av.open(str(tmp_path / "out.mp4")) as written:
+        stream = written.streams.video[0]
+        assert stream.average_rate == 50 and abs(float(stream.duration * stream.time_base) - 1.0) < 0.05
+
+
+def test_a_file_cut_short_is_still_truncated(tmp_path: Path) -> None:
+    """The check still catches a file whose frames stop well before its video's declared end."""
+    import pytest
+
+    from cartoonize.errors import CartoonizeError
+
+    clip = write_clip(tmp_path / "full.mkv", [Fraction(k, 30) for k in range(90)], Fraction(1, 30))
+    data = clip.read_bytes()
+    (tmp_path / "cut.mkv").write_bytes(data[: len(data) // 3])
+    with pytest.raises(
+        CartoonizeError, match=r"cut\.mkv is truncated: it declares 3\.0 s of video but it stops at"
+    ):
+        run(tmp_path / "cut.mkv", tmp_path)
+    assert np.isfinite(probe(clip, None).declared or np.nan)
