@@ -43,16 +43,18 @@ NATIVE_PIX_FMT = {"gif": "pal8", "prores": "yuv422p10le", "prores_ks": "yuv422p1
 AUDIO_COPY = {
     "mp4": {"aac", "mp3", "alac", "ac3", "eac3", "opus", "flac"},
     "mov": {"aac", "mp3", "alac", "ac3", "eac3", "pcm_s16le", "pcm_s24le"},
-    "matroska": None,  # takes anything
+    "matroska": None,  # takes nearly anything: what its muxer refuses is re-encoded (AUDIO_REENCODE)
     "webm": {"vorbis", "opus"},
     "avi": {"mp3", "ac3", "pcm_s16le"},
     "gif": set(),  # no audio at all: AUDIO_REENCODE has no entry for it
 }
-AUDIO_REENCODE = {"mp4": "aac", "mov": "aac", "webm": "libopus", "avi": "libmp3lame"}
-SUBTITLE_COPY = {"mp4": {"mov_text"}, "mov": {"mov_text"}, "matroska": None, "webm": {"webvtt"}}
+# Matroska: the few its muxer refuses (A-law, µ-law, ADPCM: decoded to 16 bits) are kept losslessly
+AUDIO_REENCODE = {"mp4": "aac", "mov": "aac", "webm": "libopus", "avi": "libmp3lame", "matroska": "flac"}
+# (eia_608: a QuickTime closed-caption track, c608)
+SUBTITLE_COPY = {"mp4": {"mov_text"}, "mov": {"mov_text", "eia_608"}, "matroska": None, "webm": {"webvtt"}}
 # container -> the text subtitle format it stores, for text subtitles of another kind (SubRip,
 # ASS, WebVTT, mov_text) to be converted into; pictures (PGS, DVD) cannot be
-SUBTITLE_TEXT = {"mp4": "mov_text", "mov": "mov_text", "webm": "webvtt"}
+SUBTITLE_TEXT = {"mp4": "mov_text", "mov": "mov_text", "webm": "webvtt", "matroska": "subrip"}
 TEXT_SUBTITLES = {"subrip", "ass", "ssa", "webvtt", "mov_text", "text"}
 # container -> muxer options. The mov family writes its index (moov) ahead of the media (mdat), so
 # a browser or phone streaming the file over HTTP shows the first frame before the rest arrives;

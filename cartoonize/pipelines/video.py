@@ -32,6 +32,7 @@ from cartoonize.media.clock import PreviewCut, from_origin, timeline_origin
 from cartoonize.media.deinterlace import Deinterlacer
 from cartoonize.media.files import (
     ATTACHED_PIC,
+    AUDIO_REENCODE,
     SQUARE_PIXELS,
     SUBTITLE_TEXT,
     TEXT_SUBTITLES,
@@ -761,9 +762,12 @@ def map_other_streams(source, output, container_name: str, notes: dict[int, str]
                 )
                 continue
             if plan == "copy":
-                copies[stream] = output.add_stream_from_template(stream)
-                notes[stream.index] = f"audio #{stream.index} {name}: copied"
-                continue
+                copied = _copied(output, stream)
+                if copied is not None:
+                    copies[stream] = copied
+                    notes[stream.index] = f"audio #{stream.index} {name}: copied"
+                    continue
+                plan = AUDIO_REENCODE[container_name]  # FFmpeg's muxer refuses it after all
             ctx = stream.codec_context
             encoder = output.add_stream(plan, rate=encodable_rate(plan, ctx.sample_rate or 48000))
             encoder.layout = encodable_layout(plan, encoder.rate, ctx.layout)
@@ -783,8 +787,9 @@ def map_other_streams(source, output, container_name: str, notes: dict[int, str]
         elif stream.type == "subtitle":
             name = codec_name(stream)
             text = SUBTITLE_TEXT.get(container_name)
-            if subtitle_copyable(container_name, stream):
-                copies[stream] = output.add_stream_from_template(stream)
+            copied = _copied(output, stream) if subtitle_copyable(container_name, stream) else None
+            if copied is not None:
+                copies[stream] = copied
                 notes[stream.index] = f"subtitle #{stream.index} {name}: copied"
             elif text and name in TEXT_SUBTITLES:
                 copies[stream] = reencode[stream] = subtitle_encoder(stream, output, text)
@@ -792,8 +797,9 @@ def map_other_streams(source, output, container_name: str, notes: dict[int, str]
                     f"subtitle #{stream.index} {name}: converted to {text} ({container_name} cannot store {name})"
                 )
             else:
+                hint = "" if container_name == "matroska" else "; use .mkv"
                 notes[stream.index] = (
-                    f"subtitle #{stream.index} {name}: dropped ({container_name} cannot store it; use .mkv)"
+                    f"subtitle #{stream.index} {name}: dropped ({container_name} cannot store it{hint})"
                 )
         elif stream.type == "attachment" and container_name == "matroska":
             # a file carried in the container (an ASS subtitle's fonts): Matroska keeps it as it is
@@ -808,6 +814,16 @@ def map_other_streams(source, output, container_name: str, notes: dict[int, str]
     for stream, out in copies.items():
         carry_labels(stream, out)
     return copies, reencode
+
+
+def _copied(output, stream):  # noqa: ANN001, ANN202 - an output container, an input stream
+    """An output stream copying `stream` as it is, or None where FFmpeg's muxer cannot store its
+    codec (Matroska: QuickTime's mov_text subtitles and its IMA ADPCM, A-law or µ-law audio, an
+    IP camera's; PyAV asks the muxer, avformat_query_codec, and refuses before adding a stream)."""
+    try:
+        return output.add_stream_from_template(stream)
+    except ValueError:
+        return None
 
 
 def carry_labels(stream, out) -> None:  # noqa: ANN001 - an input and an output av stream

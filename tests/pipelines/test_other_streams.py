@@ -246,3 +246,42 @@ def test_an_audio_file_with_cover_art_has_no_video(tiny_checkpoint: Path, tmp_pa
     request = EngineRequest(engine="torch", model=tiny_checkpoint, device="cpu")
     with pytest.raises(CartoonizeError, match=r"song\.mp4 has no video stream \(only a cover picture\)$"):
         cartoonize_video(VideoJob(song, tmp_path / "out.mp4"), lambda size: runner_for(request, size))
+
+
+def test_what_matroska_refuses_is_converted_not_a_traceback(tiny_checkpoint: Path, tmp_path: Path) -> None:
+    """Matroska takes nearly any codec as it is, but not QuickTime's mov_text subtitles nor an IP
+    camera's A-law sound: the subtitles become SubRip with the same cues, the sound FLAC with the
+    same samples (it stopped with FFmpeg's "format does not support codec", a traceback)."""
+    from tests.helpers import _write_sine, read_subtitles
+
+    cues = [(0.25, 0.75, "first line"), (1.0, 1.5, "second line")]
+    subbed = with_subtitles(
+        make_video(tmp_path / "clip.mkv", frames=24, audio=None), cues, tmp_path / "subs.mkv"
+    )
+    assert "converted to mov_text" in " ".join(run(subbed, tmp_path / "movtext.mp4", tiny_checkpoint))
+    notes = run(tmp_path / "movtext.mp4", tmp_path / "back.mkv", tiny_checkpoint)
+    assert "subtitle #1 mov_text: converted to subrip (matroska cannot store mov_text)" in notes
+    assert read_subtitles(tmp_path / "back.mkv") == cues
+
+    camera = tmp_path / "camera.mov"
+    with (
+        av.open(str(make_video(tmp_path / "silent.mov", frames=24, audio=None))) as src,
+        av.open(str(camera), "w") as out,
+    ):
+        video = out.add_stream_from_template(src.streams.video[0])
+        sound = out.add_stream("pcm_alaw", rate=8000)
+        sound.layout = "mono"
+        for packet in src.demux(src.streams.video[0]):
+            if packet.size:
+                packet.stream = video
+                out.mux(packet)
+        _write_sine(out, sound, 2.0, 8000)
+    notes = run(camera, tmp_path / "camera.mkv", tiny_checkpoint)
+    assert "audio #1 pcm_alaw: re-encoded to flac (matroska cannot store pcm_alaw)" in notes
+
+    def samples(path: Path) -> np.ndarray:
+        with av.open(str(path)) as container:
+            return np.concatenate([f.to_ndarray().ravel() for f in container.decode(audio=0)])
+
+    source, kept = samples(camera), samples(tmp_path / "camera.mkv")
+    assert len(kept) == len(source) and np.array_equal(kept.astype(np.int32), source.astype(np.int32))
