@@ -62,6 +62,12 @@ TEXT_SUBTITLES = {"subrip", "ass", "ssa", "webvtt", "mov_text", "text"}
 MUXER_OPTIONS = {"mp4": {"movflags": "+faststart"}, "mov": {"movflags": "+faststart"}}
 
 
+def ffmpeg_path(path: Path) -> str:
+    """`path` as FFmpeg opens it as a file whatever its name: absolute, so that a name with a
+    colon ("Interview: Part 1.mp4") is not read as a protocol ("Interview:", not found)."""
+    return str(Path(path).absolute())
+
+
 def container_for(path: Path) -> tuple[str, str]:
     try:
         return CONTAINERS[path.suffix.lower()]

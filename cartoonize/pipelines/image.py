@@ -19,6 +19,7 @@ from cartoonize.media.files import (
     atomic_output,
     check_distinct_outputs,
     check_output_folder,
+    ffmpeg_path,
     fit_within,
 )
 from cartoonize.pipelines import memory
@@ -69,7 +70,7 @@ def read_image_and_alpha(path: Path, max_side: int | None = None) -> tuple[np.nd
     import av
 
     try:
-        with av.open(str(path)) as container:
+        with av.open(ffmpeg_path(path)) as container:
             _refuse_tiles(path, container)
             stream = container.streams.video[0]
             stream.codec_context.options = dict(STRICT_DECODERS.get(stream.codec_context.name, {}))
@@ -199,7 +200,7 @@ def write_image(path: Path, picture: np.ndarray) -> None:
     frame = av.VideoFrame.from_ndarray(
         np.ascontiguousarray(picture), format="rgba" if with_alpha else "rgb24"
     )
-    with atomic_output(path) as tmp, av.open(str(tmp), "w", format="image2") as out:
+    with atomic_output(path) as tmp, av.open(ffmpeg_path(tmp), "w", format="image2") as out:
         stream = out.add_stream(codec, rate=1)
         assert isinstance(stream, av.VideoStream)
         stream.width, stream.height = frame.width, frame.height

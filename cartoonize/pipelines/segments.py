@@ -26,7 +26,7 @@ from pathlib import Path
 
 from cartoonize.errors import CartoonizeError
 from cartoonize.media.clock import from_origin, timeline_origin
-from cartoonize.media.files import container_for, frame_rate, main_video, muxer_options
+from cartoonize.media.files import container_for, ffmpeg_path, frame_rate, main_video, muxer_options
 from cartoonize.media.gif import frame_blocks
 from cartoonize.media.metadata import carry as carry_metadata
 from cartoonize.pipelines.video import (
@@ -60,7 +60,7 @@ def keyframe_index(path: Path) -> tuple[list[int], list[int]]:
     import av
 
     try:
-        with av.open(str(path)) as container:
+        with av.open(ffmpeg_path(path)) as container:
             stream = main_video(container)
             if stream is None:
                 raise CartoonizeError(f"{path} has no video stream")
@@ -87,7 +87,7 @@ def plan_segments(path: Path, count: int | None = None, seconds: float | None = 
     import av
 
     frames, keys = keyframe_index(path)
-    with av.open(str(path)) as container:
+    with av.open(ffmpeg_path(path)) as container:
         time_base = main_video(container).time_base or Fraction(1, 90000)  # demuxers set one
     span = frames[-1] - frames[0]
     if count is None:
@@ -134,7 +134,7 @@ def _video_packets(
     import av
 
     for part, start in zip(parts, starts, strict=True):
-        with av.open(str(part)) as container:
+        with av.open(ffmpeg_path(part)) as container:
             stream = container.streams.video[0]
             part_tb = stream.time_base or source_tb
             shift: int | None = None
@@ -194,8 +194,8 @@ def join_segments(
     notes: dict[int, str] = {}
     carried: set[int] = set()
     try:
-        with av.open(str(source)) as src, av.open(str(parts[0])) as first, \
-                av.open(str(output), "w", format=container_name,
+        with av.open(ffmpeg_path(source)) as src, av.open(ffmpeg_path(parts[0])) as first, \
+                av.open(ffmpeg_path(output), "w", format=container_name,
                         container_options=muxer_options(container_name)) as out:  # fmt: skip
             template = first.streams.video[0]
             vout = out.add_stream_from_template(template)

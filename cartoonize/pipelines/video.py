@@ -50,6 +50,7 @@ from cartoonize.media.files import (
     encodable_layout,
     encodable_rate,
     even_size,
+    ffmpeg_path,
     fit_within,
     frame_rate,
     main_video,
@@ -224,7 +225,7 @@ def _open_input(path: Path):  # -> av.container.InputContainer
     if path.is_dir():
         raise CartoonizeError(f"input {path} is a folder; give a video file")
     try:
-        container = av.open(str(path), "r")
+        container = av.open(ffmpeg_path(path), "r")
     except av.FFmpegError as exc:
         raise CartoonizeError(f"{path} is not a readable video ({_reason(exc)})") from None
     if main_video(container) is None:
@@ -393,7 +394,7 @@ def cartoonize_video(
     with quick_handoffs(job.switch_interval), atomic_output(job.output) as tmp:
         source = _open_input(job.input)
         output = av.open(
-            str(tmp), "w", format=container_name, container_options=muxer_options(container_name)
+            ffmpeg_path(tmp), "w", format=container_name, container_options=muxer_options(container_name)
         )
         try:
             vin = main_video(source)

@@ -1212,3 +1212,18 @@ def test_the_report_says_how_long_each_thread_waited(small_video: Path, tmp_path
         report.waits,
         report.seconds,
     )
+
+
+def test_names_with_a_colon(tiny_checkpoint: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """FFmpeg reads "Interview: Part 1.mp4" as the protocol "Interview:" (not found): inputs were
+    refused as unreadable and outputs, whose temporary name starts the same, gave a traceback."""
+    from cartoonize.pipelines.image import ImageJob, cartoonize_images, read_image, write_image
+
+    monkeypatch.chdir(tmp_path)
+    make_video(tmp_path / "Interview: Part 1.mp4", frames=4)
+    run(Path("Interview: Part 1.mp4"), Path("take 2: cartoon.mp4"), tiny_checkpoint)
+    assert len(read_video(tmp_path / "take 2: cartoon.mp4")[0]) == 4
+    write_image(Path("shot: 1.png"), pattern(16, 12, 0))
+    request = EngineRequest(engine="torch", model=tiny_checkpoint, device="cpu")
+    cartoonize_images(ImageJob((Path("shot: 1.png"),), Path("cartoon: 1.png")), lambda: runner_for(request))
+    assert read_image(tmp_path / "cartoon: 1.png").shape == (12, 16, 3)
