@@ -5,7 +5,9 @@ answers at once."""
 from __future__ import annotations
 
 import contextlib
+import errno
 import inspect
+import os
 import sys
 from collections.abc import Iterator
 from enum import StrEnum
@@ -885,6 +887,13 @@ def main(argv: list[str] | None = None) -> None:
         except CartoonizeError as exc:
             _console().print(f"[red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
             sys.exit(128 + came[0] if came else 1)
+        except OSError as exc:
+            if exc.errno != errno.ENAMETOOLONG:  # a name the file system cannot hold: the user's to fix
+                raise
+            name = Path(os.fsdecode(exc.filename or "")).name
+            _console().print(f"[red]error:[/] {escape(name[:60])}…: file name too long ({len(name.encode())} bytes; "
+                             f"a file name may have 255)", highlight=False, soft_wrap=True)  # fmt: skip
+            sys.exit(1)
         except SystemExit:
             if came:
                 sys.exit(128 + came[0])

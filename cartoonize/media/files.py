@@ -336,6 +336,10 @@ def check_output(output: Path, overwrite: bool, inputs: tuple[Path, ...] = ()) -
             raise CartoonizeError(f"output {output} is the input; choose another output path")
     if output.is_dir():
         raise CartoonizeError(f"output {output} is a folder; give a file name")
+    if len(output.name.encode()) > NAME_MAX:
+        raise CartoonizeError(
+            f"output name {output.name[:40]}… is {len(output.name.encode())} bytes; a file name may have {NAME_MAX}"
+        )
     if output.exists() and not overwrite:
         raise CartoonizeError(f"output {output} exists; pass --overwrite to replace it")
     folder = output.parent  # Path("out.mp4").parent is Path(".")
@@ -430,9 +434,20 @@ def _holds(container_name: str, encoder: str) -> bool:
     return True
 
 
+NAME_MAX = 255  # bytes in a file's name on the usual file systems (ext4, APFS, NTFS in UTF-16 units)
+
+
+def hidden_sibling(output: Path, tail: str) -> Path:
+    """A hidden name beside `output`: its stem, then `tail`, the stem shortened where the whole
+    would be longer than a file name may be (a 240-byte name is legal; the temporary one was not)."""
+    room = NAME_MAX - 1 - len(tail.encode())
+    stem = output.stem.encode()[:room].decode(errors="ignore")  # whole characters only
+    return output.with_name(f".{stem}{tail}")
+
+
 def temporary_sibling(output: Path) -> Path:
     """A hidden file beside `output` with the same suffix (so the container is inferred alike)."""
-    return output.with_name(f".{output.stem}.cartoonize-{os.getpid()}.partial{output.suffix}")
+    return hidden_sibling(output, f".cartoonize-{os.getpid()}.partial{output.suffix}")
 
 
 # errors of a write that failed for want of room or of a writable disk: a user's to fix, not a bug

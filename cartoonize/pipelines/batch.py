@@ -33,6 +33,7 @@ from cartoonize.media.files import (
     check_distinct_outputs,
     check_output,
     container_for,
+    hidden_sibling,
     made_folders,
     remove_empty,
 )
@@ -205,7 +206,7 @@ def cartoonize_many(
                     )
                     continue
                 work.plan = plan_segments(source, split.segments, split.segment_seconds, preroll)
-                work.parts = target.with_name(f".{target.name}.cartoonize-{os.getpid()}.segments")
+                work.parts = hidden_sibling(target, f"{target.suffix}.cartoonize-{os.getpid()}.segments")
                 work.parts.mkdir(exist_ok=True)
                 count = len(work.plan.segments)
                 for k, segment in enumerate(work.plan.segments):

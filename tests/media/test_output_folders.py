@@ -114,3 +114,26 @@ def test_check_output_refuses_each_case(tmp_path: Path) -> None:
     with unwritable_folder(tmp_path / "locked") as how, pytest.raises(CartoonizeError, match="not writable"):
         check_output(tmp_path / "locked" / "out.mp4", overwrite=False)
         pytest.fail(how)
+
+
+def test_long_names_that_fit_are_written_and_longer_ones_refused(
+    small_video: Path, tiny_checkpoint: Path, tmp_path: Path
+) -> None:
+    """A 250-byte output name is legal: written, with its temporary name shortened to fit (it gave
+    "File name too long", a traceback). One of 260 bytes cannot exist: one line says so."""
+    from cartoonize.media.files import NAME_MAX, hidden_sibling, temporary_sibling
+
+    fits = "a" * 246 + ".mp4"
+    result = cli(
+        "video", str(small_video), fits, "--model", str(tiny_checkpoint), "--frames", "2", cwd=tmp_path
+    )
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / fits).is_file() and sorted(p.name for p in tmp_path.iterdir()) == [fits]
+    line = one_line_error(
+        cli("video", str(small_video), "b" * 256 + ".mp4", "--model", str(tiny_checkpoint), cwd=tmp_path)
+    )
+    assert "file name too long (260 bytes; a file name may have 255)" in line, line
+    japanese = Path("日本語のタイトル" * 11 + ".mp4")  # 268 bytes of stem: cut at a whole character
+    for tail_of in (temporary_sibling(japanese), hidden_sibling(japanese, ".mp4.cartoonize-1.segments")):
+        assert len(tail_of.name.encode()) <= NAME_MAX and tail_of.name.startswith(".日本語")
+    assert temporary_sibling(japanese).suffix == ".mp4"
