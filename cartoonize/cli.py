@@ -717,6 +717,9 @@ def models_list() -> None:
 
     table = Table("name", "I/O of the network", "assumed", "source", "licence")
     for m in imported_models():
+        if m.problem is not None:  # its manifest cannot be read: the row says so and how to mend it
+            table.add_row(_e(m.name), f"[red]{_e(m.manifest.spec.describe())}[/]", "-", "-", "-")
+            continue
         table.add_row(*map(_e, (m.name, m.manifest.spec.describe(), ", ".join(m.manifest.assumed) or "-",
                                 f"{Path(m.manifest.source).name} (sha256 {m.manifest.source_sha256[:12]}…)",
                                 m.manifest.licence)))  # fmt: skip

@@ -27,7 +27,7 @@ from cartoonize.imported.store import (
     ModelManifest,
     WrapSpec,
     check_name,
-    find_model,
+    model_exists,
     store_model,
 )
 from cartoonize.imported.wrap import numpy_post, numpy_pre, wrap, wrap_metadata
@@ -132,7 +132,7 @@ def add_model(job: AddJob, step: Callable[[str], None] | None = None) -> AddResu
     """Import `job.source` as `job.name`: detect, probe, wrap, check; store only when all pass."""
     step = step or (lambda _s: None)
     name = check_name(job.name)
-    if find_model(name) is not None and not job.force:
+    if model_exists(name) and not job.force:
         raise CartoonizeError(
             f"a model called {name} is already imported; `cartoonize models remove {name}` first, or add --force"
         )

@@ -9,7 +9,7 @@ import re
 import shutil
 import tempfile
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -68,22 +68,81 @@ class ModelManifest:
 
     @classmethod
     def from_json(cls, text: str) -> ModelManifest:
+        """The manifest in `text`; a ValueError (a ManifestError saying what is wrong where the
+        JSON itself reads) for anything else, a missing key or a value of the wrong type included."""
         d = json.loads(text)
+        if not isinstance(d, dict):
+            raise ManifestError("not a JSON object")
         if d.get("format") != MANIFEST_FORMAT:
-            raise ValueError(f"not a {MANIFEST_FORMAT} manifest")
-        spec = dict(d["spec"])
-        spec["value_range"] = tuple(spec["value_range"])
-        for key in ("fixed_size",):
-            if spec.get(key) is not None:
-                spec[key] = tuple(spec[key])
-        d["spec"] = WrapSpec(**spec)
-        return cls(**d)
+            raise ManifestError(f"not a {MANIFEST_FORMAT} manifest")
+        unknown = set(d) - {f.name for f in fields(cls)}
+        if unknown:
+            raise ManifestError(f"unknown key {sorted(unknown)[0]!r}")
+        for key in ("name", "source", "source_sha256", "wrapped_sha256", "licence", "cartoonize_version"):
+            _need(d, key, str, "a string", optional=key in ("licence", "cartoonize_version"))
+        for key in ("detected", "assumed", "check"):
+            _need(d, key, dict, "an object", optional=key == "check")
+        return cls(**{**d, "spec": _spec_from(d.get("spec"))})
+
+
+class ManifestError(ValueError):
+    """A manifest that is JSON but not a model manifest: what is missing or of the wrong type."""
+
+
+_SPEC_CHOICES = {"layout": ("nhwc", "nchw"), "dtype": ("float32", "float16"), "channels": ("rgb", "bgr")}
+
+
+def _need(d: dict[str, Any], key: str, kind: type, what: str, optional: bool = False) -> None:
+    if key not in d and optional:
+        return
+    if not isinstance(d.get(key), kind):
+        raise ManifestError(f"{key} is missing or not {what}")
+
+
+def _whole(x: Any) -> bool:
+    """A whole number of at least 1 (JSON's true is no number)."""
+    return isinstance(x, int) and not isinstance(x, bool) and x >= 1
+
+
+def _spec_from(d: Any) -> WrapSpec:
+    if not isinstance(d, dict):
+        raise ManifestError("spec is missing or not an object")
+    unknown = set(d) - {f.name for f in fields(WrapSpec)}
+    if unknown:
+        raise ManifestError(f"unknown key 'spec.{sorted(unknown)[0]}'")
+    for key, allowed in _SPEC_CHOICES.items():
+        if d.get(key) not in allowed:
+            raise ManifestError(f"spec.{key} is missing or not one of {', '.join(allowed)}")
+    lo_hi = d.get("value_range")
+    if not (isinstance(lo_hi, list) and len(lo_hi) == 2
+            and all(isinstance(v, int | float) and not isinstance(v, bool) for v in lo_hi)):  # fmt: skip
+        raise ManifestError("spec.value_range is missing or not two numbers")
+    if not _whole(d.get("multiple")):
+        raise ManifestError("spec.multiple is missing or not a whole number of at least 1")
+    size, batch = d.get("fixed_size"), d.get("fixed_batch")
+    if size is not None and not (isinstance(size, list) and len(size) == 2 and all(map(_whole, size))):
+        raise ManifestError("spec.fixed_size is not null or two whole numbers (H, W)")
+    if batch is not None and not _whole(batch):
+        raise ManifestError("spec.fixed_batch is not null or a whole number")
+    return WrapSpec(d["layout"], d["dtype"], (float(lo_hi[0]), float(lo_hi[1])), d["channels"], d["multiple"],
+                    (size[0], size[1]) if size is not None else None, batch)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class DamagedSpec(WrapSpec):
+    """In place of the spec of a model whose manifest cannot be read: `describe()` says so."""
+
+    problem: str = ""
+
+    def describe(self) -> str:
+        return self.problem
 
 
 @dataclass(frozen=True)
 class ImportedModel:
     folder: Path
     manifest: ModelManifest
+    problem: str | None = None  # why its manifest cannot be read: listed as damaged, never run
 
     @property
     def name(self) -> str:
@@ -112,37 +171,82 @@ def check_name(name: str) -> str:
     return name
 
 
-def _read(folder: Path) -> ImportedModel:
-    path = folder / MANIFEST_NAME
+def _is_model_name(name: str) -> bool:
+    """A name the store can hold (what check_name lets in): no path, no hidden entry, no built-in."""
+    return NAME_PATTERN.fullmatch(name) is not None and name not in STYLES
+
+
+def _folder(name: str | None) -> Path | None:
+    """The folder of the model called `name`, readable or not, or None (there is none)."""
+    if not name or not _is_model_name(name.lower()):
+        return None
+    folder = models_dir() / name.lower()
+    return folder if folder.is_dir() else None
+
+
+def _load(folder: Path) -> ModelManifest | str:
+    """The model's manifest, or why it cannot be read."""
     try:
-        manifest = ModelManifest.from_json(path.read_text())
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise CartoonizeError(
-            f"{path} is not a readable model manifest ({type(exc).__name__}); "
-            f"`cartoonize models remove {folder.name}` and add the model again"
-        ) from None
+        manifest = ModelManifest.from_json((folder / MANIFEST_NAME).read_text())
+        if manifest.name != folder.name:
+            raise ManifestError(f"it names the model {manifest.name!r}")
+    except ManifestError as exc:
+        return str(exc)
+    except (OSError, ValueError, RecursionError) as exc:  # missing, not UTF-8, not JSON, nested past reason
+        return type(exc).__name__
+    return manifest
+
+
+def _unreadable(what: object, folder: Path, why: str) -> str:
+    return (
+        f"{what} is not a readable model manifest ({why}); "
+        f"`cartoonize models remove {folder.name}` and add the model again"
+    )
+
+
+def _read(folder: Path) -> ImportedModel:
+    manifest = _load(folder)
+    if isinstance(manifest, str):
+        raise CartoonizeError(_unreadable(folder / MANIFEST_NAME, folder, manifest))
     return ImportedModel(folder, manifest)
 
 
+def _damaged(folder: Path, why: str) -> ImportedModel:
+    """A model whose manifest cannot be read, as `models list` and `styles list` show it."""
+    problem = _unreadable(MANIFEST_NAME, folder, why)
+    spec = DamagedSpec("?", "?", (0.0, 0.0), "?", 1, problem=f"damaged: {problem}")
+    manifest = ModelManifest(folder.name, "unknown", "unknown", "", spec, {}, {}, licence="")
+    return ImportedModel(folder, manifest, problem)
+
+
 def find_model(name: str | None) -> ImportedModel | None:
-    """The imported model called `name`, or None (a built-in style name is never one)."""
-    if not name or name.lower() in STYLES or not NAME_PATTERN.fullmatch(name.lower()):
-        return None
-    folder = models_dir() / name.lower()
-    return _read(folder) if (folder / MANIFEST_NAME).is_file() else None
+    """The imported model called `name`, or None (a built-in style name is never one); a one-line
+    error where its folder is there but its manifest cannot be read."""
+    folder = _folder(name)
+    return _read(folder) if folder is not None else None
+
+
+def model_exists(name: str) -> bool:
+    """Whether a model called `name` is imported, readable or damaged."""
+    return _folder(name) is not None
 
 
 def imported_models() -> Iterator[ImportedModel]:
+    """Every imported model, a damaged one (`problem` set) among them: one model whose manifest
+    cannot be read does not hide the others."""
     folder = models_dir()
     if folder.is_dir():
         for child in sorted(folder.iterdir()):
-            if child.is_dir() and not child.name.startswith(".") and (child / MANIFEST_NAME).is_file():
-                yield _read(child)
+            if child.is_dir() and _is_model_name(child.name):
+                manifest = _load(child)
+                yield (
+                    _damaged(child, manifest) if isinstance(manifest, str) else ImportedModel(child, manifest)
+                )
 
 
 def unknown_style(name: str) -> CartoonizeError:
     """The error for a --style that is neither built in nor imported."""
-    names = [*STYLES, *(m.name for m in imported_models())]
+    names = [*STYLES, *(m.name for m in imported_models() if m.problem is None)]
     return CartoonizeError(
         f"unknown style {name!r}; choose one of {', '.join(names)} (`cartoonize styles list`), "
         "or import an ONNX model (`cartoonize models add PATH --name NAME`)"
@@ -176,10 +280,21 @@ def store_model(
 
 
 def remove_model(name: str) -> Path:
-    model = find_model(name)
-    if model is None:
+    """Delete the folder of the model called `name`, damaged or not: the folder is the store's own
+    (a valid model name under models/), so no manifest is needed to know it may go. It is first
+    renamed to a hidden name, so no one sees a half-deleted model."""
+    folder = _folder(name)
+    if folder is None:
         if name.lower() in STYLES:
             raise CartoonizeError(f"{name} is a built-in style, not an imported model; nothing to remove")
         raise CartoonizeError(f"no imported model called {name} (`cartoonize models list`)")
-    shutil.rmtree(model.folder)
-    return model.folder
+    old = None
+    try:
+        old = Path(tempfile.mkdtemp(prefix=f".{folder.name}.old.", dir=folder.parent))
+        folder.replace(old / folder.name)
+    except OSError as exc:
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+        raise CartoonizeError(f"cannot remove {folder} ({exc.strerror or type(exc).__name__})") from None
+    shutil.rmtree(old, ignore_errors=True)
+    return folder

@@ -229,3 +229,95 @@ def test_a_precision_the_imported_model_is_not_in_is_refused(
     out = tmp_path / f"o-{runs}.png"
     code, _, err = run(["image", str(pic), "-o", str(out), "--style", "mixp", "--precision", runs], capsys)
     assert code == 0 and out.exists(), err
+
+
+def _edit(change):  # noqa: ANN001, ANN202 - a function of the manifest's dict
+    def damage(path: Path) -> None:
+        import json
+
+        manifest = json.loads(path.read_text())
+        change(manifest)
+        path.write_text(json.dumps(manifest))
+
+    return damage
+
+
+DAMAGES = {
+    "not-json": lambda p: p.write_text("{broken\n"),
+    "not-utf8": lambda p: p.write_bytes(b"\xff\xfe{}"),
+    "not-an-object": lambda p: p.write_text("[]\n"),
+    "missing": lambda p: p.unlink(),
+    "no-spec": _edit(lambda m: m.pop("spec")),
+    "no-name": _edit(lambda m: m.pop("name")),
+    "layout-a-number": _edit(lambda m: m["spec"].update(layout=3)),
+    "multiple-a-string": _edit(lambda m: m["spec"].update(multiple="8")),
+    "range-of-one": _edit(lambda m: m["spec"].update(value_range=[1])),
+    "spec-a-list": _edit(lambda m: m.update(spec=[1, 2])),
+    "sha-a-number": _edit(lambda m: m.update(source_sha256=5)),
+    "assumed-a-string": _edit(lambda m: m.update(assumed="range")),
+    "unknown-key": _edit(lambda m: m.update(colour="blue")),
+    "another-name": _edit(lambda m: m.update(name="other")),
+}
+
+
+@pytest.mark.parametrize("damage", list(DAMAGES.values()), ids=list(DAMAGES))
+def test_a_damaged_manifest_breaks_no_other_command(
+    tmp_path: Path, capsys, monkeypatch: pytest.MonkeyPatch, damage
+) -> None:  # noqa: ANN001
+    """One model whose manifest cannot be read (not JSON, or JSON without a key or with a value of
+    the wrong type) is listed as damaged among the others; `--style` of another name works and
+    says what it always says; its own name gives the one line with the way out, and the way out
+    (`models remove`, or `models add --force`) works without a readable manifest."""
+    from cartoonize.imported.store import find_model
+    from cartoonize.pipelines.image import write_image
+
+    monkeypatch.setenv("COLUMNS", "400")  # a table row on one line, not wrapped in its cells
+    path = mix_model(tmp_path / "fixed.onnx", "nchw", fixed=(32, 48))
+    for name in ("dmg", "good"):
+        code, _, err = run(["models", "add", str(path), "--name", name, "--range", "0,1"], capsys)
+        assert code == 0, err
+    model = find_model("good")
+    assert model is not None and model.manifest.spec.fixed_size == (32, 48)  # read back as written
+    damage(models_dir() / "dmg" / "manifest.json")
+    hint = "`cartoonize models remove dmg` and add the model again"
+    for command in (["models", "list"], ["styles", "list"]):
+        code, out, err = run(command, capsys)
+        listed = " ".join((out + err).split())
+        assert code == 0 and "Traceback" not in err, err
+        assert "good" in listed and "damaged: manifest.json is not a readable model manifest" in listed, (
+            listed
+        )
+        assert "NCHW float32" in listed, listed  # the good one's I/O
+        assert any("damaged:" in row and hint in row for row in (out + err).splitlines()), out + err
+    pic = tmp_path / "p.png"
+    write_image(pic, np.full((16, 16, 3), 90, np.uint8))
+    out = tmp_path / "o.png"
+    line = one_line_error(*run(["image", str(pic), "-o", str(out), "--style", "nosuch"], capsys)[::2],
+                          "unknown style 'nosuch'", "good")  # fmt: skip
+    assert "dmg" not in line  # not offered: it cannot run
+    one_line_error(*run(["image", str(pic), "-o", str(out), "--style", "dmg"], capsys)[::2],
+                   "manifest.json is not a readable model manifest", hint)  # fmt: skip
+    assert not out.exists()
+    code, _, err = run(["image", str(pic), "-o", str(out), "--style", "good"], capsys)
+    assert code == 0 and out.exists(), err
+    # the way out: add again over it with --force (refused without), or remove it
+    one_line_error(*run(["models", "add", str(path), "--name", "dmg", "--range", "0,1"], capsys)[::2],
+                   "already imported", "--force")  # fmt: skip
+    code, _, err = run(["models", "add", str(path), "--name", "dmg", "--range", "0,1", "--force"], capsys)
+    assert code == 0, err
+    assert find_model("dmg") is not None
+    damage(models_dir() / "dmg" / "manifest.json")
+    code, _, err = run(["models", "remove", "DMG"], capsys)
+    assert code == 0 and "removed DMG" in err, err
+    assert sorted(p.name for p in models_dir().iterdir()) == ["good"]
+    one_line_error(*run(["models", "remove", "dmg"], capsys)[::2], "no imported model called dmg")
+
+
+@pytest.mark.parametrize("name", ["../models", "hayao", ".dmg", "Bad Name"])
+def test_remove_touches_nothing_but_a_model_folder(tmp_path: Path, capsys, name: str) -> None:
+    """Removing needs no manifest, so the name alone says which folder: only a model's own."""
+    folder = models_dir()
+    (folder / ".dmg").mkdir(parents=True)
+    code, _, err = run(["models", "remove", name], capsys)
+    one_line_error(code, err, "built-in style" if name == "hayao" else f"no imported model called {name}")
+    assert folder.is_dir() and (folder / ".dmg").is_dir()
