@@ -14,7 +14,16 @@ from typing import Annotated
 import typer
 
 from cartoonize.errors import CartoonizeError
-from train.config import GAN_LOSSES, LOAD_FITS, POOL_UNITS, VGG_SOURCES, WEIGHT_INITS, TrainConfig
+from train.config import (
+    GAN_LOSSES,
+    LOAD_FITS,
+    POOL_UNITS,
+    VGG_SOURCES,
+    WEIGHT_INITS,
+    TrainConfig,
+    check_frame_rate,
+    check_load_size,
+)
 
 app = typer.Typer(
     help="Train a CartoonGAN style from a folder of photos and a folder of cartoon frames.",
@@ -292,6 +301,9 @@ def prepare(
 ) -> None:
     """Edge-smooth every cartoon once, at the training scale (cached beside a manifest; training reuses it)."""
     try:
+        # TrainConfig's own checks of these two options: prepare builds no TrainConfig
+        check_load_size(load_size)
+        check_frame_rate(frame_rate)
         from rich.console import Console
 
         from train.data import LoadScale

@@ -7,10 +7,12 @@ win). It imports nothing heavy: the CLI builds one at `--help` speed.
 
 from __future__ import annotations
 
+import math
+import re
 import tomllib
 from dataclasses import MISSING, asdict, dataclass, fields, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, get_type_hints
 
 from cartoonize.errors import CartoonizeError
 
@@ -43,6 +45,62 @@ PATH_OPTIONS = ("photos", "cartoons", "out", "edge_cache", "frame_cache", "vgg_w
 def names_a_file(init_from: str) -> bool:
     """Whether an --init-from names a checkpoint file (a suffix, or a folder in it), not a style."""
     return bool(Path(init_from).suffix) or "/" in init_from
+
+
+# "auto", "cpu", "cuda", "cuda:N" or "mps": what torch.device takes and the run can check up front
+DEVICE_PATTERN = re.compile(r"auto|cpu|cuda(:\d+)?|mps")
+
+
+def check_load_size(load_size: int) -> None:
+    """Shared by `train` and `train prepare`, which takes the same scale."""
+    if load_size < 0:
+        raise CartoonizeError(f"--load-size cannot be negative, not {load_size}")
+
+
+def check_frame_rate(frame_rate: float) -> None:
+    """Shared by `train` and `train prepare`: the sampler steps through a video by 1 / rate seconds,
+    so 0 divides by zero and a negative or infinite rate never moves forward."""
+    if not (frame_rate > 0 and math.isfinite(frame_rate)):
+        raise CartoonizeError(f"--frame-rate must be a number of frames per second above 0, not {frame_rate}")
+
+
+def _expected(hint: Any) -> tuple[tuple[type, ...], str]:
+    """The TOML value types a field of this annotation takes, and their name for an error."""
+    kinds = {t for t in getattr(hint, "__args__", (hint,)) if t is not type(None)}  # X | None: X
+    if kinds == {bool}:
+        return (bool,), "true or false"
+    if kinds == {int}:
+        return (int,), "an integer"
+    if kinds == {float}:
+        return (int, float), "a number"
+    return (str,), "a string"  # str and Path
+
+
+_TOML_KINDS: dict[type, str] = {list: "list", dict: "table"}
+
+
+def _check_types(values: dict[str, Any], source: Path) -> dict[str, Any]:
+    """Each value of a config file has its field's type, else one error naming the key and the file.
+    Checked here, not left to the dataclass: "16" would fail later as a traceback, and a string
+    "false" is truthy, so `zero_bias = "false"` would silently mean true."""
+    hints = get_type_hints(TrainConfig)
+    checked = dict(values)
+    for key, value in values.items():
+        if key not in hints:
+            continue  # from_dict names the unknown keys
+        allowed, name = _expected(hints[key])
+        # bool is an int subclass in Python, but `batch_size = true` is no number
+        if not isinstance(value, allowed) or (isinstance(value, bool) and bool not in allowed):
+            if isinstance(value, bool):
+                shown = "true" if value else "false"  # as the file wrote it
+            elif isinstance(value, str | int | float):
+                shown = repr(value)
+            else:
+                shown = f"a {_TOML_KINDS.get(type(value), 'date or time')}"
+            raise CartoonizeError(f"{source}: {key} must be {name}, not {shown}")
+        if float in allowed:
+            checked[key] = float(values[key])  # 2 means 2.0: TOML writes no ".0" for you
+    return checked
 
 
 def _is_path(key: str, value: Any) -> bool:
@@ -146,8 +204,7 @@ class TrainConfig:
                 f"--load-size {self.load_size} is smaller than the {self.image_size} crop: "
                 "use at least --image-size, or 0 for the images' own size"
             )
-        if self.load_size < 0:
-            raise CartoonizeError(f"--load-size cannot be negative, not {self.load_size}")
+        check_load_size(self.load_size)
         if self.load_fit not in LOAD_FITS:
             raise CartoonizeError(f"--load-fit must be one of {', '.join(LOAD_FITS)}, not {self.load_fit!r}")
         if self.batch_size < 1:
@@ -165,10 +222,21 @@ class TrainConfig:
             raise CartoonizeError(f"--gan-loss must be one of {', '.join(GAN_LOSSES)}, not {self.gan_loss!r}")
         if self.vgg not in VGG_SOURCES:
             raise CartoonizeError(f"--vgg must be one of {', '.join(VGG_SOURCES)}, not {self.vgg!r}")
-        if not self.frame_rate > 0:
+        check_frame_rate(self.frame_rate)
+        if self.workers < 0:
             raise CartoonizeError(
-                f"--frame-rate must be more than 0 frames per second, not {self.frame_rate}"
+                f"--workers must be 0 (load in the training process) or more, not {self.workers}"
             )
+        for name in ("beta1", "beta2"):  # Adam's own bounds, checked before any file is touched
+            if not 0 <= getattr(self, name) < 1:
+                raise CartoonizeError(f"--{name} must be at least 0 and below 1, not {getattr(self, name)}")
+        for name in ("init_lr", "lr_g", "lr_d"):
+            if not getattr(self, name) >= 0:
+                raise CartoonizeError(
+                    f"--{name.replace('_', '-')} cannot be negative, not {getattr(self, name)}"
+                )
+        if not DEVICE_PATTERN.fullmatch(self.device):
+            raise CartoonizeError(f"--device must be auto, cpu, cuda, cuda:N or mps, not {self.device!r}")
         if self.pool_size < 0:
             raise CartoonizeError(f"--pool-size must be 0 (no pool) or more, not {self.pool_size}")
         for name, allowed in (("pool_unit", POOL_UNITS), ("weight_init", WEIGHT_INITS)):
@@ -210,11 +278,18 @@ class TrainConfig:
         values: dict[str, Any] = {}
         if path is not None:
             try:
-                values = tomllib.loads(Path(path).read_text())
+                values = tomllib.loads(Path(path).read_bytes().decode())
             except FileNotFoundError:
                 raise CartoonizeError(f"config file not found: {path}") from None
+            except IsADirectoryError:
+                raise CartoonizeError(f"--config must be a TOML file, not a folder: {path}") from None
+            except OSError as exc:
+                raise CartoonizeError(f"cannot read config file {path} ({exc.strerror})") from None
+            except UnicodeDecodeError:
+                raise CartoonizeError(f"{path} is not a TOML file (not UTF-8 text)") from None
             except tomllib.TOMLDecodeError as exc:
                 raise CartoonizeError(f"{path} is not valid TOML ({exc})") from None
+            values = _check_types(values, Path(path))
             folder = Path(path).parent
             for key, value in values.items():
                 if _is_path(key, value):

@@ -26,6 +26,7 @@ import cv2
 import numpy as np
 
 from cartoonize.errors import CartoonizeError
+from train.config import check_frame_rate
 
 VIDEO_SUFFIXES = frozenset(
     {".mp4", ".mkv", ".webm", ".mov", ".avi", ".m4v", ".ts", ".mts", ".mpg", ".mpeg", ".wmv", ".flv", ".ogv"}
@@ -43,6 +44,9 @@ class FrameSampling:
     blend_gap: int = 3  # neighbours this many frames before and after a frame judge whether it is a mix
     blend_change: float = 6.0  # ... and only when those two differ by at least this much
     blend_residual: float = 0.25  # a mix: |frame - mean(neighbours)| below this share of their difference
+
+    def __post_init__(self) -> None:
+        check_frame_rate(self.rate)  # the sampler steps by 1 / rate: 0 or less would never end
 
 
 def is_video(path: Path) -> bool:

@@ -11,7 +11,7 @@ runs/NAME/
 from __future__ import annotations
 
 import random
-import shutil
+import re
 import warnings
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -35,7 +35,14 @@ from train.loop import MetricLog, Phase, Position, Trainer, TrainingInterrupted
 from train.recipe import CartoonGAN, author_init
 from train.vgg import RANDOM_WARNING, load_vgg_content
 
-RUN_FILES = ("last.pt", "config.toml", "metrics.csv", "checkpoints", "samples", "tensorboard")
+# What a run writes, by name: --overwrite removes these and nothing else, so a user's own files in
+# the run folder (another model in checkpoints/, their pictures in samples/) survive it.
+RUN_FILES = ("config.toml", "last.pt", ".last.pt.tmp", "metrics.csv")
+RUN_PATTERNS = {  # subfolder: its files' names (the .tmp ones are Checkpoint.save's half-written)
+    "checkpoints": re.compile(r"\.?epoch_\d{3,}\.pt(\.tmp)?"),
+    "samples": re.compile(r"epoch_\d{3,}\.png"),
+    "tensorboard": re.compile(r"events\.out\.tfevents\..+"),
+}
 
 __all__ = ["RunResult", "TrainingInterrupted", "prepare", "train"]
 
@@ -135,30 +142,62 @@ def _seed_everything(seed: int) -> None:
 
 
 def _device(name: str) -> torch.device:
+    """The device a --device names (TrainConfig has checked its form), if this machine has it."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise CartoonizeError(f"--device {name}: no CUDA GPU is visible to PyTorch; use --device cpu")
-    return torch.device(name)
+    device = torch.device(name)
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise CartoonizeError(f"--device {name}: no CUDA GPU is visible to PyTorch; use --device cpu")
+        if (device.index or 0) >= torch.cuda.device_count():
+            raise CartoonizeError(f"--device {name}: PyTorch sees {torch.cuda.device_count()} CUDA GPU(s)")
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise CartoonizeError(f"--device {name}: MPS is not available here; use --device cpu")
+    return device
+
+
+def run_files(out: Path) -> list[Path]:
+    """The files in `out` that a run wrote (by RUN_FILES and RUN_PATTERNS), and no others."""
+    found = [out / name for name in RUN_FILES if (out / name).is_file()]
+    for folder, pattern in RUN_PATTERNS.items():
+        if (out / folder).is_dir():
+            found += sorted(p for p in (out / folder).iterdir() if p.is_file() and pattern.fullmatch(p.name))
+    return found
 
 
 def _check_out(config: TrainConfig) -> Checkpoint | None:
-    """Refuse to mix two runs in one folder; return the checkpoint to resume from, if any."""
+    """Refuse to mix two runs in one folder; return the checkpoint to resume from, if any. Removes
+    nothing: an --overwrite clears the old run only once the new one is ready (_clear_old_run)."""
     out, last = config.out, config.out / "last.pt"
-    holds_run = any((out / name).exists() for name in RUN_FILES)
+    # the nearest existing folder on the way to --out must be a folder: mkdir fails late otherwise
+    existing = next((p for p in (out, *out.parents) if p.exists()), None)
+    if existing is not None and not existing.is_dir():
+        raise CartoonizeError(f"--out must be a folder, but {existing} is a file")
     if config.resume:
         if not last.exists():
             raise CartoonizeError(f"nothing to resume in {out} (no last.pt); drop --resume to start a run")
         return load_checkpoint(last)
-    if holds_run and not config.overwrite:
+    if run_files(out) and not config.overwrite:
         raise CartoonizeError(
             f"{out} already holds a run; pass --resume to continue it or --overwrite to start over"
         )
-    if config.overwrite:
-        for name in RUN_FILES:  # only what a run writes: never a user's other files
-            path = out / name
-            shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
     return None
+
+
+def _clear_old_run(out: Path, console: Console) -> None:
+    """--overwrite: remove the old run's files (only those a run writes), then its emptied folders."""
+    for path in run_files(out):
+        path.unlink()
+    kept = []
+    for folder in RUN_PATTERNS:
+        if (out / folder).is_dir():
+            kept += [p for p in (out / folder).rglob("*") if p.is_file()]
+            if not any((out / folder).iterdir()):
+                (out / folder).rmdir()
+    if kept:
+        console.print(
+            f"--overwrite kept {len(kept)} file(s) that are not the run's, e.g. {kept[0]}", markup=False
+        )
 
 
 def _initial_generator(config: TrainConfig) -> tuple[Generator, ModelIO]:
@@ -183,7 +222,10 @@ def _initial_generator(config: TrainConfig) -> tuple[Generator, ModelIO]:
 def train(config: TrainConfig, *, should_stop=None, console: Console | None = None) -> RunResult:
     """Train (or resume) the run described by `config`; raise TrainingInterrupted after a stop."""
     console = console or Console(stderr=True)
+    # every check comes before the first file is written or removed: a typo in --photos or a
+    # --device this machine lacks must not cost an --overwrite'd run
     resume_from = _check_out(config)
+    device = _device(config.device)
     if resume_from is not None:
         stored = resume_from.extra["training"]
         saved_config = TrainConfig.from_dict(stored["config"])
@@ -214,7 +256,6 @@ def train(config: TrainConfig, *, should_stop=None, console: Console | None = No
             f"{config.batch_size}; add cartoons or lower --batch-size"
         )
 
-    device = _device(config.device)
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
     _seed_everything(config.seed)
@@ -245,6 +286,8 @@ def train(config: TrainConfig, *, should_stop=None, console: Console | None = No
             f"resuming {config.out} at epoch {position.epoch + 1}, step {position.step}", markup=False
         )
     else:
+        if config.overwrite:  # the new run has passed every check: only now does the old one go
+            _clear_old_run(config.out, console)
         config.out.mkdir(parents=True, exist_ok=True)
         (config.out / "config.toml").write_text(config.to_toml())
 
