@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cartoonize.media.photo_file import TIFF_HEADERS, exif_block
+from cartoonize.media.photo_file import exif_block, ifd0_entry
 
 ORIENTATION_TAG = 0x0112
 SHORT = 3  # the TIFF type of the orientation value
@@ -57,18 +57,8 @@ def upright(picture: np.ndarray, value: int) -> np.ndarray:
 
 def _orientation_in(tiff: bytes) -> int | None:
     """The orientation in IFD0 of an EXIF (TIFF-layout) block."""
-    order = TIFF_HEADERS.get(tiff[:4])
-    if order is None or len(tiff) < 8:
+    found = ifd0_entry(tiff, ORIENTATION_TAG)
+    if found is None:
         return None
-    (ifd,) = struct.unpack(order + "I", tiff[4:8])
-    if ifd + 2 > len(tiff):
-        return None
-    (count,) = struct.unpack(order + "H", tiff[ifd : ifd + 2])
-    for k in range(count):
-        entry = tiff[ifd + 2 + 12 * k : ifd + 14 + 12 * k]
-        if len(entry) < 12:
-            return None
-        tag, kind, n = struct.unpack(order + "HHI", entry[:8])
-        if tag == ORIENTATION_TAG and kind == SHORT and n >= 1:
-            return int(struct.unpack(order + "H", entry[8:10])[0])
-    return None
+    order, kind, n, value = found
+    return int(struct.unpack(order + "H", value[:2])[0]) if kind == SHORT and n >= 1 else None

@@ -90,19 +90,35 @@ def _icc_in(kind: str, file: BinaryIO) -> bytes | None:
     return _tiff_tag(file.read(MAX_SCAN + MAX_PROFILE), TIFF_ICC_TAG)
 
 
-def _tiff_tag(tiff: bytes, wanted: int) -> bytes | None:
-    """The bytes of an UNDEFINED-type tag of IFD0 (stored at an offset when over 4 bytes)."""
+def ifd0_entry(tiff: bytes, wanted: int) -> tuple[str, int, int, bytes] | None:
+    """IFD0's entry for tag `wanted` in a TIFF-layout block (an EXIF block, a TIFF file): its byte
+    order ("<" or ">"), type, count and 4-byte value field (the value, or its offset when longer);
+    None where the block has no such entry or is cut short."""
     order = TIFF_HEADERS.get(tiff[:4])
-    if order is None:
+    if order is None or len(tiff) < 8:
         return None
     (ifd,) = struct.unpack(order + "I", tiff[4:8])
+    if ifd + 2 > len(tiff):
+        return None
     (count,) = struct.unpack(order + "H", tiff[ifd : ifd + 2])
     for k in range(count):
-        tag, _kind, n, where = struct.unpack(order + "HHII", tiff[ifd + 2 + 12 * k : ifd + 14 + 12 * k])
+        entry = tiff[ifd + 2 + 12 * k : ifd + 14 + 12 * k]
+        if len(entry) < 12:
+            return None
+        tag, kind, n = struct.unpack(order + "HHI", entry[:8])
         if tag == wanted:
-            data = tiff[where : where + n] if n > 4 else tiff[ifd + 10 + 12 * k : ifd + 10 + 12 * k + n]
-            return data if len(data) == n else None
+            return order, kind, n, entry[8:12]
     return None
+
+
+def _tiff_tag(tiff: bytes, wanted: int) -> bytes | None:
+    """The bytes of an UNDEFINED-type tag of IFD0 (stored at an offset when over 4 bytes)."""
+    found = ifd0_entry(tiff, wanted)
+    if found is None:
+        return None
+    order, _kind, n, value = found
+    data = tiff[struct.unpack(order + "I", value)[0] :][:n] if n > 4 else value[:n]
+    return data if len(data) == n else None
 
 
 def _jpeg_segments(file: BinaryIO) -> Iterator[tuple[int, bytes]]:
