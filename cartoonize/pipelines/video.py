@@ -224,6 +224,11 @@ def _open_input(path: Path):  # -> av.container.InputContainer
         raise CartoonizeError(f"input {path} does not exist")
     if path.is_dir():
         raise CartoonizeError(f"input {path} is a folder; give a video file")
+    if not path.is_file():  # a pipe (/dev/stdin, a FIFO) or a device: it can be read only once
+        raise CartoonizeError(
+            f"input {path} is a pipe or a device, not a file: a video is read more than once (probed, "
+            "then cartoonized); save it to a file first"
+        )
     try:
         container = av.open(ffmpeg_path(path), "r")
     except av.FFmpegError as exc:

@@ -1227,3 +1227,17 @@ def test_names_with_a_colon(tiny_checkpoint: Path, tmp_path: Path, monkeypatch: 
     request = EngineRequest(engine="torch", model=tiny_checkpoint, device="cpu")
     cartoonize_images(ImageJob((Path("shot: 1.png"),), Path("cartoon: 1.png")), lambda: runner_for(request))
     assert read_image(tmp_path / "cartoon: 1.png").shape == (12, 16, 3)
+
+
+def test_a_pipe_is_refused_with_why(tmp_path: Path) -> None:
+    """`cat in.mp4 | cartoonize video /dev/stdin out.mp4`: the input is probed, then read again,
+    which a pipe cannot give; it was reported as "corrupt or truncated". Nothing blocks on a pipe:
+    it is refused before it is opened (a device first, which the old code opened and called
+    unreadable; then a FIFO, which it would have waited on)."""
+    fifo = tmp_path / "stream"
+    os.mkfifo(fifo)
+    for source in (Path("/dev/null"), fifo):
+        with pytest.raises(
+            CartoonizeError, match=rf"{source.name} is a pipe or a device, not a file: .*to a file first"
+        ):
+            cartoonize_video(VideoJob(source, tmp_path / "out.mp4"), lambda size: None)  # type: ignore[arg-type,return-value]
