@@ -23,6 +23,7 @@ from train.config import (
     TrainConfig,
     check_frame_rate,
     check_load_size,
+    toml_values,
 )
 
 app = typer.Typer(
@@ -78,7 +79,14 @@ def train(
             "are read from the file's folder; those given as flags, from the current folder."
         ),
     ] = None,
-    resume: Annotated[bool, typer.Option("--resume", help="Continue the run in --out exactly.")] = False,
+    resume: Annotated[
+        bool,
+        typer.Option(
+            "--resume",
+            help="Continue the run in --out exactly, with its own options (those given must match, "
+            "but for --workers, --device, --sample-every and the like).",
+        ),
+    ] = False,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace the run in --out.")] = False,
     init_from: Annotated[
         str | None,
@@ -265,7 +273,12 @@ def train(
     options["resume"] = resume or None
     options["overwrite"] = overwrite or None
     try:
-        cfg = TrainConfig.from_toml(config, **options)
+        values = toml_values(config, **options)
+        if values.get("resume"):  # what is not given comes from the run itself (its last.pt)
+            from train.run import resume_options
+
+            values = resume_options(values)
+        cfg = TrainConfig.from_dict(values)
         from train.run import TrainingInterrupted
         from train.run import train as run_training
 

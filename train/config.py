@@ -34,6 +34,9 @@ RESUMABLE_CHANGES = frozenset(
         "edge_cache",
         "frame_cache",
         "vgg_weights",
+        "sample_every",  # the sample grids and snapshots are read from the model, never fed back
+        "sample_count",
+        "checkpoint_every",
     }
 )
 
@@ -275,27 +278,7 @@ class TrainConfig:
         """Values from a TOML file (flat keys, as in a run's config.toml), then `overrides` on top.
         A relative path in the file is read from the file's folder, wherever the command runs;
         one in `overrides` (a flag) stays relative to the current folder."""
-        values: dict[str, Any] = {}
-        if path is not None:
-            try:
-                values = tomllib.loads(Path(path).read_bytes().decode())
-            except FileNotFoundError:
-                raise CartoonizeError(f"config file not found: {path}") from None
-            except IsADirectoryError:
-                raise CartoonizeError(f"--config must be a TOML file, not a folder: {path}") from None
-            except OSError as exc:
-                raise CartoonizeError(f"cannot read config file {path} ({exc.strerror})") from None
-            except UnicodeDecodeError:
-                raise CartoonizeError(f"{path} is not a TOML file (not UTF-8 text)") from None
-            except tomllib.TOMLDecodeError as exc:
-                raise CartoonizeError(f"{path} is not valid TOML ({exc})") from None
-            values = _check_types(values, Path(path))
-            folder = Path(path).parent
-            for key, value in values.items():
-                if _is_path(key, value):
-                    values[key] = str(folder / value)  # an absolute value stays as it is
-        values.update({k: v for k, v in overrides.items() if v is not None})
-        return cls.from_dict(values)
+        return cls.from_dict(toml_values(path, **overrides))
 
     def located(self) -> dict[str, Any]:
         """`to_dict()` with every path absolute (a checkpoint --init-from too): the same files read
@@ -331,3 +314,29 @@ class TrainConfig:
 
     def replace(self, **changes: Any) -> TrainConfig:
         return replace(self, **changes)
+
+
+def toml_values(path: Path | None, **overrides: Any) -> dict[str, Any]:
+    """TrainConfig.from_toml's values before they make a config: the file's (its relative paths
+    read from its folder), then the `overrides` that are not None."""
+    values: dict[str, Any] = {}
+    if path is not None:
+        try:
+            values = tomllib.loads(Path(path).read_bytes().decode())
+        except FileNotFoundError:
+            raise CartoonizeError(f"config file not found: {path}") from None
+        except IsADirectoryError:
+            raise CartoonizeError(f"--config must be a TOML file, not a folder: {path}") from None
+        except OSError as exc:
+            raise CartoonizeError(f"cannot read config file {path} ({exc.strerror})") from None
+        except UnicodeDecodeError:
+            raise CartoonizeError(f"{path} is not a TOML file (not UTF-8 text)") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise CartoonizeError(f"{path} is not valid TOML ({exc})") from None
+        values = _check_types(values, Path(path))
+        folder = Path(path).parent
+        for key, value in values.items():
+            if _is_path(key, value):
+                values[key] = str(folder / value)  # an absolute value stays as it is
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    return values

@@ -157,13 +157,44 @@ class UnpairedImages(Dataset):
     def __len__(self) -> int:
         return len(self.photos)
 
-    def __getitem__(self, item: Item) -> dict[str, torch.Tensor]:
+    def __getitem__(self, item: Item) -> dict[str, torch.Tensor | str]:
+        """The tensors, and under "skipped" the files that failed to decode and were replaced by the
+        next readable one (newline-separated; "" for none): a worker process cannot warn the main one
+        otherwise, and a string survives the batch collation."""
         rng = np.random.default_rng(item.seed)
-        (photo,) = random_crop_flip([self.scale(read_rgb(self.photos[item.photo]))], self.size, rng)
-        cartoon, smoothed = random_crop_flip(
-            [read_rgb(self.cartoons[item.cartoon]), read_rgb(self.smoothed[item.cartoon])], self.size, rng
+        skipped: list[Path] = []
+        (photo,) = _first_readable(self.photos, item.photo, "photos", skipped)
+        (photo,) = random_crop_flip([self.scale(photo)], self.size, rng)
+        cartoon, smoothed = _first_readable(
+            self.cartoons, item.cartoon, "cartoons", skipped, also=self.smoothed
         )
-        return {"photo": to_tensor(photo), "cartoon": to_tensor(cartoon), "smoothed": to_tensor(smoothed)}
+        cartoon, smoothed = random_crop_flip([cartoon, smoothed], self.size, rng)
+        return {
+            "photo": to_tensor(photo),
+            "cartoon": to_tensor(cartoon),
+            "smoothed": to_tensor(smoothed),
+            "skipped": "\n".join(str(p) for p in skipped),
+        }
+
+
+def _first_readable(
+    paths: list[Path], index: int, what: str, skipped: list[Path], also: list[Path] | None = None
+) -> list[np.ndarray]:
+    """The image at `index` (with its aligned copy in `also`), or, where a file fails to decode, the
+    next readable one in order (wrapping around): a deterministic stand-in, so that a run with a
+    corrupt file still repeats bit for bit. The undecodable files go to `skipped`; none readable at
+    all is an error."""
+    groups = [paths] if also is None else [paths, also]
+    for k in range(len(paths)):
+        i = (index + k) % len(paths)
+        images = [cv2.imread(str(group[i]), cv2.IMREAD_COLOR) for group in groups]
+        bad = [group[i] for group, image in zip(groups, images, strict=True) if image is None]
+        if not bad:
+            return [cv2.cvtColor(image, cv2.COLOR_BGR2RGB) for image in images]
+        skipped += bad
+    raise CartoonizeError(
+        f"none of the {len(paths)} {what} can be decoded (e.g. {paths[index]}): remove or replace them"
+    )
 
 
 class EpochPlan(Sampler[list[Item]]):

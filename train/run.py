@@ -13,6 +13,7 @@ from __future__ import annotations
 import random
 import re
 import warnings
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -44,7 +45,7 @@ RUN_PATTERNS = {  # subfolder: its files' names (the .tmp ones are Checkpoint.sa
     "tensorboard": re.compile(r"events\.out\.tfevents\..+"),
 }
 
-__all__ = ["RunResult", "TrainingInterrupted", "prepare", "train"]
+__all__ = ["RunResult", "TrainingInterrupted", "prepare", "resume_options", "train"]
 
 
 @dataclass(frozen=True)
@@ -165,6 +166,66 @@ def run_files(out: Path) -> list[Path]:
     return found
 
 
+def worker_message(text: str) -> str:
+    """The message of an error raised in a DataLoader worker, without the "Caught ... in DataLoader
+    worker process N. Original Traceback ..." that PyTorch wraps it in (its last line, unprefixed)."""
+    if "Original Traceback" not in text:
+        return text
+    last = text.rstrip().splitlines()[-1]
+    name, colon, message = last.partition(": ")
+    return message if colon and " " not in name else last
+
+
+def _decodable(
+    photos: list[Path], count: int, folder: Path, skip: Callable[[str], None]
+) -> Iterator[np.ndarray]:
+    """The first `count` photos that decode (the fixed validation set), skipping and reporting others."""
+    found = 0
+    for path in photos:
+        try:
+            image = read_rgb(path)
+        except CartoonizeError:
+            skip(str(path))
+            continue
+        yield image
+        found += 1
+        if found == count:
+            return
+    if not found:
+        raise CartoonizeError(f"none of the {len(photos)} photos in {folder} can be decoded")
+
+
+def stored_options(checkpoint: Checkpoint, path: Path) -> dict[str, Any]:
+    """The options a run's last.pt was trained with (without --resume/--overwrite, which say how
+    a command starts, not what it trains)."""
+    training = checkpoint.extra.get("training")
+    if (
+        not isinstance(training, dict)
+        or not isinstance(training.get("config"), dict)
+        or "state" not in training
+    ):
+        raise CartoonizeError(f"{path} holds no training state to resume (not a run's last.pt)")
+    return {k: v for k, v in training["config"].items() if k not in ("resume", "overwrite")}
+
+
+def resume_options(values: dict[str, Any]) -> dict[str, Any]:
+    """--resume: the stored run's options under those given (`values`: flags and a --config file),
+    so that `--out runs/NAME --resume` alone continues it. An option given that differs from the
+    run's is refused later, by train(), unless it leaves the training as it is."""
+    if values.get("out") is None:
+        raise CartoonizeError("--resume needs --out RUN_FOLDER (or --config RUN_FOLDER/config.toml)")
+    if values.get("overwrite"):
+        return values  # TrainConfig refuses the pair
+    last = Path(values["out"]) / "last.pt"
+    if not last.is_file():
+        if all(values.get(k) is not None for k in ("photos", "cartoons")):
+            return values  # _check_out says it, after the checks of --out itself
+        raise CartoonizeError(
+            f"nothing to resume in {values['out']} (no last.pt); drop --resume to start a run"
+        )
+    return {**stored_options(load_checkpoint(last), last), **values}
+
+
 def _check_out(config: TrainConfig) -> Checkpoint | None:
     """Refuse to mix two runs in one folder; return the checkpoint to resume from, if any. Removes
     nothing: an --overwrite clears the old run only once the new one is ready (_clear_old_run)."""
@@ -227,16 +288,16 @@ def train(config: TrainConfig, *, should_stop=None, console: Console | None = No
     resume_from = _check_out(config)
     device = _device(config.device)
     if resume_from is not None:
-        stored = resume_from.extra["training"]
-        saved_config = TrainConfig.from_dict(stored["config"])
+        saved_config = TrainConfig.from_dict(stored_options(resume_from, config.out / "last.pt"))
         changed = config.differences(saved_config)
         if changed:
             listing = ", ".join(f"{k}={getattr(saved_config, k)!r}" for k in changed)
-            raise CartoonizeError(f"{config.out} was trained with {listing}; resume with the same options")
-        config = replace(
-            saved_config,
-            **{k: getattr(config, k) for k in ("photos", "cartoons", "out", "workers", "device")},
-        )
+            raise CartoonizeError(
+                f"{config.out} was trained with {listing}; resume with the same options, or leave "
+                "them out: --resume takes the run's own"
+            )
+        # what may differ (RESUMABLE_CHANGES: where the files are, workers, device, samples) is this
+        # command's; everything else is the run's, equal up to how a path is written
         config = replace(config, resume=True, overwrite=False)
 
     photos_dir = image_folder(config.photos, "photos", config.frame_rate, config.frame_cache, console)
@@ -300,14 +361,32 @@ def train(config: TrainConfig, *, should_stop=None, console: Console | None = No
         pin_memory=device.type == "cuda",
     )
 
-    def batches(epoch: int, first: int) -> DataLoader:
+    undecodable: set[str] = set()  # files that passed the scan but failed to decode: warned once each
+
+    def skip(path: str) -> None:
+        if path not in undecodable:
+            undecodable.add(path)
+            console.print(
+                f"warning: {path} cannot be decoded: skipped, the next image stands in",
+                markup=False,
+                soft_wrap=True,  # one line, however long the path
+            )
+
+    def batches(epoch: int, first: int) -> Iterator[dict[str, torch.Tensor]]:
         plan.set_epoch(epoch, first)
-        return loader
+        try:
+            for batch in loader:
+                for paths in batch.pop("skipped"):
+                    for path in filter(None, paths.split("\n")):
+                        skip(path)
+                yield batch
+        except CartoonizeError as exc:  # from a worker, wrapped with its traceback: one line again
+            raise CartoonizeError(worker_message(str(exc))) from None
 
     validation = torch.stack(
         [
-            to_tensor(center_crop(config.load_scale(read_rgb(p)), config.image_size))
-            for p in photos[: config.sample_count]
+            to_tensor(center_crop(config.load_scale(image), config.image_size))
+            for image in _decodable(photos, config.sample_count, config.photos, skip)
         ]
     )
     log = MetricLog(config.out, list(CartoonGAN.METRICS), resume_step=position.step)
@@ -321,7 +400,7 @@ def train(config: TrainConfig, *, should_stop=None, console: Console | None = No
 
     def checkpoint(position: Position, phase: Phase, full: bool) -> Checkpoint:
         training: dict[str, Any] = {
-            "config": config.to_dict(),
+            "config": config.located(),  # absolute paths: `--resume` finds them from any folder
             "position": {"epoch": position.epoch, "batch": position.batch, "step": position.step},
             "phase": phase.name,
         }
