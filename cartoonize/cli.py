@@ -350,6 +350,10 @@ def _one_video(job, request, quiet: bool) -> None:  # noqa: ANN001
             _console().print(f"  {interlace_note(report.interlaced, report.deinterlaced)}", markup=False)
         if report.hdr:
             _console().print(f"  {report.hdr}", markup=False)
+        if report.captions:
+            from cartoonize.media.captions import NOTE
+
+            _console().print(f"  [yellow]{_e(NOTE)}[/]")
         if report.damaged:
             _console().print(f"  [yellow]{damage_note(report.damaged)}[/]")
         for note in report.streams:

@@ -26,6 +26,7 @@ from pathlib import Path
 
 from cartoonize.choose import EngineRequest
 from cartoonize.errors import CartoonizeError
+from cartoonize.media import captions
 from cartoonize.media.files import (
     CONTAINERS,
     SQUARE_PIXELS,
@@ -271,6 +272,8 @@ def _finish(work: _Work, outcomes: list) -> None:  # noqa: ANN001 - workers.Outc
         reports = [o.report for o in outcomes if o.report is not None]
         if reports and reports[0].hdr:
             result.message += f"; {reports[0].hdr}"
+        if any(r.captions for r in reports):
+            result.message += f"; {captions.NOTE}"
         if interlaced := sum(r.interlaced for r in reports):
             result.message += f"; {interlace_note(interlaced, reports[0].deinterlaced)}"
         if damaged:

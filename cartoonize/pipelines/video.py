@@ -28,6 +28,7 @@ import numpy as np
 
 from cartoonize.errors import CartoonizeError
 from cartoonize.media import hdr
+from cartoonize.media.captions import carries_captions
 from cartoonize.media.clock import PreviewCut, from_origin, timeline_origin
 from cartoonize.media.deinterlace import Deinterlacer
 from cartoonize.media.files import (
@@ -152,6 +153,7 @@ class VideoReport:
     first_written: int | None = None  # the timestamp of the first frame written, where frames are left out
     interlaced: int = 0  # frames the decoder flagged as interlaced
     hdr: str = ""  # an HDR source: how it was brought to SDR (media.hdr.describe)
+    captions: bool = False  # the video stream carried closed captions, which are not kept (media.captions)
     deinterlaced: bool = True  # ... and bwdif deinterlaced them (else --no-deinterlace left them)
 
     @property
@@ -435,6 +437,9 @@ def cartoonize_video(
             deinterlacer = Deinterlacer(vin.time_base, enabled=job.deinterlace)
             interlaced = [0]  # of the frames taken, those that came in interlaced
             ends: list[int | None] = [None]  # where the last frame taken ends, in the stream's ticks
+            captioned = [
+                False
+            ]  # closed captions inside the video stream, which cannot follow (media.captions)
 
             def decode() -> None:
                 k = info.rotation // 90
@@ -457,6 +462,8 @@ def cartoonize_video(
                         if window.skips(frame.pts):
                             return True
                     count += 1
+                    if not captioned[0] and carries_captions(frame):  # one look a frame until found
+                        captioned[0] = True
                     if deinterlacer.woven(frame) and (
                         window is None or frame.pts is None or window.keeps(frame.pts)
                     ):
@@ -663,7 +670,7 @@ def cartoonize_video(
         engine_seconds=engine_seconds, engine=runner.describe(), video_codec=vout.codec_context.name,
         stages=chain.describe(),
         streams=list(notes.values()), colour=out_colour.describe(), hdr=hdr.describe(colour) if tone_map else "", frame_path="yuv" if planes is not None else "device" if on_device else "rgb",
-        load_seconds=load_seconds, not_planes=not_planes, damaged=damaged[0], left_out=palettize.left_out if palettize else 0, first_written=palettize.first_kept if palettize else None, interlaced=interlaced[0], deinterlaced=job.deinterlace, waits={("engine" if k == engine_thread else k): round(v, 3) for k, v in waits.items()},
+        load_seconds=load_seconds, not_planes=not_planes, damaged=damaged[0], left_out=palettize.left_out if palettize else 0, first_written=palettize.first_kept if palettize else None, interlaced=interlaced[0], deinterlaced=job.deinterlace, captions=captioned[0], waits={("engine" if k == engine_thread else k): round(v, 3) for k, v in waits.items()},
     )  # fmt: skip
 
 
