@@ -35,6 +35,7 @@ swscale's own colour management (scale's `out_transfer`) took 300 ms for a 640×
 
 from __future__ import annotations
 
+import functools
 import os
 import tempfile
 from fractions import Fraction
@@ -104,6 +105,7 @@ def to_sdr(code: np.ndarray, trc: int) -> np.ndarray:
     return np.power(np.clip(light * scale, 0.0, 1.0), 1 / 2.4)
 
 
+@functools.cache  # 0.4 s to make: once per transfer, not per video, segment or photo
 def cube(trc: int, size: int = LUT_SIZE) -> str:
     """The mapping as an Adobe/Resolve `.cube` 3D LUT (red varies fastest), as lut3d reads it."""
     axis = np.linspace(0.0, 1.0, size)
