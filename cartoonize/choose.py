@@ -50,14 +50,19 @@ class EngineRequest:
 
 
 def cached_onnx(checkpoint_path: Path, precision: str) -> Path:
-    """Export a checkpoint to ONNX once (parity-checked) and reuse it; keyed by its bytes."""
+    """Export a checkpoint to ONNX once (parity-checked) and reuse it; keyed by its bytes. The
+    export goes to a temporary name and takes the cache's name only once it passed the check, so a
+    run stopped mid-export (or two segment workers exporting at once) never leaves a partial or
+    unchecked graph that a later run would load."""
+    from cartoonize.media.files import atomic_output
     from cartoonize.parity import export_with_parity
     from cartoonize.styles import cache_dir, cache_folder, sha256_of
 
     key = sha256_of(checkpoint_path)[:16]
     path = cache_dir() / "onnx" / f"{checkpoint_path.stem}.{key}.{precision}.onnx"
     if not path.exists():
-        export_with_parity(checkpoint_path, cache_folder("onnx") / path.name, precision, photo_size=128)
+        with atomic_output(cache_folder("onnx") / path.name) as partial:
+            export_with_parity(checkpoint_path, partial, precision, photo_size=128)
     return path
 
 

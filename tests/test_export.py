@@ -372,3 +372,29 @@ def test_an_export_that_fails_or_is_stopped_leaves_no_folder_it_made(
     (tmp_path / "there").mkdir()
     assert export_into(tmp_path / "there" / "new" / "deeper" / "x.onnx", tiny_checkpoint, capsys)[0] == code
     assert list(tmp_path.iterdir()) == [tmp_path / "there"] and list((tmp_path / "there").iterdir()) == []
+
+
+def test_the_cached_onnx_is_kept_only_once_checked(
+    tiny_checkpoint: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The ONNX that `auto` exports into the cache takes its name only after the parity check: a
+    run stopped during the check (Ctrl-C, a killed segment worker) leaves nothing a later run
+    would load unchecked; the next run exports it again and keeps it."""
+    import cartoonize.parity as parity_module
+    from cartoonize.choose import cached_onnx
+    from cartoonize.styles import cache_dir
+
+    def stopped(*args: object) -> None:
+        raise KeyboardInterrupt
+
+    checkpoint = tmp_path / "stopped.pt"  # a name no other test has exported into the cache
+    shutil.copyfile(tiny_checkpoint, checkpoint)
+    folder = cache_dir() / "onnx"
+    before = set(folder.iterdir()) if folder.exists() else set()
+    with monkeypatch.context() as patch:
+        patch.setattr(parity_module, "onnx_parity", stopped)
+        with pytest.raises(KeyboardInterrupt):
+            cached_onnx(checkpoint, "fp32")
+    assert set(folder.iterdir()) == before  # neither the graph nor its temporary file
+    path = cached_onnx(checkpoint, "fp32")
+    assert path.parent == folder and onnx.load(path).graph.node
