@@ -246,7 +246,7 @@ def _finish(work: _Work, outcomes: list) -> None:  # noqa: ANN001 - workers.Outc
             result.message = f"{where}{outcome.error}"
             return
     damaged = sum(o.report.damaged for o in outcomes if o.report is not None)
-    left_out = sum(o.report.left_out for o in outcomes if o.report is not None)  # GIF frames
+    left_out = sum(o.report.left_out for o in outcomes if o.report is not None)  # GIF, AVI frames
     try:
         if work.plan is None:  # a whole file: the worker wrote it, or sent its bytes
             outcome = outcomes[0]
@@ -267,7 +267,7 @@ def _finish(work: _Work, outcomes: list) -> None:  # noqa: ANN001 - workers.Outc
                 notes = join_segments(result.input, parts, work.plan, tmp, damaged, left_out, firsts)
             result.frames = work.plan.frames - damaged  # the frames the engine saw, as a single pass counts
             if left_out:
-                notes.append(left_out_note(left_out, result.frames))
+                notes.append(left_out_note(left_out, result.frames, container_for(result.output)[0]))
             result.message = f"; {work.plan.note}" + "".join(f"; {n}" for n in notes)
         reports = [o.report for o in outcomes if o.report is not None]
         if reports and reports[0].hdr:

@@ -66,6 +66,7 @@ from cartoonize.media.files import (
     to_yuv,
 )
 from cartoonize.media.gif import MIN_DELAY, Palettizer
+from cartoonize.media.held import HeldFrames
 from cartoonize.media.metadata import carry as carry_metadata
 from cartoonize.pipelines.handoffs import SWITCH_INTERVAL_S, quick_handoffs
 from cartoonize.runners.base import Runner
@@ -173,12 +174,16 @@ class VideoReport:
         return min(1.0, self.engine_seconds / self.seconds) if self.seconds else 0.0
 
 
-def left_out_note(left_out: int, frames: int) -> str:
-    """The note for `left_out` of `frames` frames not written to a GIF (VideoReport.left_out)."""
-    return (
-        f"video: {left_out} of {frames} frames left out (a GIF frame lasts at least "
-        f"{float(MIN_DELAY):.2f} s; browsers play shorter ones slowly)"
+def left_out_note(left_out: int, frames: int, container: str) -> str:
+    """The note for `left_out` of `frames` frames not written (VideoReport.left_out): to a GIF,
+    too close together; to an AVI, on the tick of the frame before (media.held)."""
+    why = (
+        f"a GIF frame lasts at least {float(MIN_DELAY):.2f} s; browsers play shorter ones slowly"
+        if container == "gif"
+        else f"{container.upper()} holds one frame a tick of its frame rate, and these fell on the "
+        "tick of the frame before, as in a constant-rate encode"
     )
+    return f"video: {left_out} of {frames} frames left out ({why})"
 
 
 def interlace_note(interlaced: int, deinterlaced: bool) -> str:
@@ -217,6 +222,9 @@ class VideoProbe:
     declared: float | None = (
         None  # seconds: the video's own duration as the file says (media.files.declared_duration)
     )
+    # FFmpeg's rate from the timestamps' steps (av_guess_frame_rate): above the average where the
+    # rate varies (a phone's video, a held frame); AVI's clock where it is the finer one
+    step_rate: Fraction | None = None
 
 
 def _open_input(path: Path):  # -> av.container.InputContainer
@@ -287,7 +295,8 @@ def probe(path: Path, max_side: int | None, square_pixels: bool = False) -> Vide
         estimate = stream.frames or (round(duration * float(rate)) if duration and rate else None)
         return VideoProbe(width, height, rotation, coded, estimate, duration, rate, stream.time_base, colour,
                           (coded_w, coded_h), stream.codec_context.pix_fmt, aspect, timeline_origin(container),
-                          declared_duration(container, stream))  # fmt: skip
+                          declared_duration(container, stream),
+                          Fraction(stream.guessed_rate) if stream.guessed_rate else None)  # fmt: skip
     finally:
         container.close()
 
@@ -535,6 +544,8 @@ def cartoonize_video(
 
             shift = round(info.origin / info.time_base)  # the video's ticks before the output's 0
 
+            held = HeldFrames(vout, output.mux, info.time_base, container_name)  # each frame's own duration
+
             def mux() -> None:
                 while (item := mux_q.get()) is not _END:
                     if isinstance(item, tuple):
@@ -545,21 +556,21 @@ def cartoonize_video(
                                 setattr(frame, name, value)
                         elif palettize is not None:  # GIF: the frame's own 256 colours
                             for indexed in palettize(pad_to_even(rgb), pts):
-                                indexed.pts -= shift
-                                output.mux(vout.encode(indexed))
+                                start, indexed.pts = indexed.pts, indexed.pts - shift
+                                held.put(indexed, start)
                             continue
                         else:
                             frame = to_yuv(pad_to_even(rgb), out_colour, job.encoder.pix_fmt)
                         frame.pts, frame.time_base = pts - shift, info.time_base
-                        output.mux(vout.encode(frame))
+                        held.put(frame, pts)
                         continue
                     carried.add(item.stream.index)
                     carry_packet(item, output, copies, reencode)
                 flush_reencoded(output, reencode)
                 for indexed in palettize.flush() if palettize is not None else ():
-                    indexed.pts -= shift
-                    output.mux(vout.encode(indexed))
-                output.mux(vout.encode(None))  # flush the encoder's delayed frames
+                    start, indexed.pts = indexed.pts, indexed.pts - shift
+                    held.put(indexed, start)
+                held.end(ends[0])  # the last frame, as long as the source's; then the encoder's delayed ones
 
             def run_stages() -> None:
                 while (item := staged_q.get()) is not _END:
@@ -654,8 +665,9 @@ def cartoonize_video(
                         f"{damaged[0]} damaged packets)"
                     )
                 raise CartoonizeError(f"{job.input}: no video frame could be decoded")
-            if palettize is not None and palettize.left_out:
-                notes[vin.index] = left_out_note(palettize.left_out, done)
+            left_out = held.left_out + (palettize.left_out if palettize is not None else 0)
+            if left_out:
+                notes[vin.index] = left_out_note(left_out, done, container_name)
             for stream in copies if job.max_frames is None else ():  # a preview stops reading early
                 if stream.index not in carried:  # declared but empty: say so, not "copied"
                     notes[stream.index] = empty_note(stream)
@@ -670,16 +682,22 @@ def cartoonize_video(
         engine_seconds=engine_seconds, engine=runner.describe(), video_codec=vout.codec_context.name,
         stages=chain.describe(),
         streams=list(notes.values()), colour=out_colour.describe(), hdr=hdr.describe(colour) if tone_map else "", frame_path="yuv" if planes is not None else "device" if on_device else "rgb",
-        load_seconds=load_seconds, not_planes=not_planes, damaged=damaged[0], left_out=palettize.left_out if palettize else 0, first_written=palettize.first_kept if palettize else None, interlaced=interlaced[0], deinterlaced=job.deinterlace, captions=captioned[0], waits={("engine" if k == engine_thread else k): round(v, 3) for k, v in waits.items()},
+        load_seconds=load_seconds, not_planes=not_planes, damaged=damaged[0], left_out=held.left_out + (palettize.left_out if palettize else 0), first_written=palettize.first_kept if palettize else None, interlaced=interlaced[0], deinterlaced=job.deinterlace, captions=captioned[0], waits={("engine" if k == engine_thread else k): round(v, 3) for k, v in waits.items()},
     )  # fmt: skip
 
 
 def output_time_base(container_name: str, info: VideoProbe) -> Fraction:
     """The output video's time base: the source's, whose timestamps are copied; in AVI, which
     stores one frame per tick of it (a 1/12800 time base made a 25 fps clip a 600 fps one with
-    empty frames between), one frame period, each frame at its nearest tick."""
+    empty frames between), one frame period, each frame at its nearest tick. Where the rate varies,
+    the period of its steps (the average's would put two frames on one tick, and the encoder
+    refused the second), unless that is more than twice the average (FFmpeg's guess is then its
+    time base, not a frame rate); frames that still meet on a tick are left out (media.held)."""
     if container_name == "avi" and info.rate:
-        return 1 / Fraction(info.rate).limit_denominator(1001 * 1000)
+        rate = info.rate
+        if info.step_rate and rate < info.step_rate <= 2 * rate:
+            rate = info.step_rate
+        return 1 / Fraction(rate).limit_denominator(1001 * 1000)
     return info.time_base
 
 

@@ -117,3 +117,52 @@ def test_a_file_cut_short_is_still_truncated(tmp_path: Path) -> None:
     ):
         run(tmp_path / "cut.mkv", tmp_path)
     assert np.isfinite(probe(clip, None).declared or np.nan)
+
+
+def video_span(path: Path) -> tuple[float, float | None]:
+    """Seconds from the video's first frame to where its last one ends, by its packets' pts and
+    durations, and the stream's declared duration (MP4, MOV: what players and editors show)."""
+    with av.open(str(path)) as written:
+        stream = written.streams.video[0]
+        spans = [(p.pts, p.pts + (p.duration or 0)) for p in written.demux(stream) if p.pts is not None]
+        declared = float(stream.duration * stream.time_base) if stream.duration else None
+        return float((max(e for _, e in spans) - min(s for s, _ in spans)) * stream.time_base), declared
+
+
+def test_the_last_frame_keeps_its_own_time(tmp_path: Path) -> None:
+    """A held last frame (a screen recording that stopped changing) and a slideshow's last picture
+    are shown as long in the cartoon as in the source. The encoder's packets have no duration, and
+    the muxer gave the last frame one frame period: the video ended 1.5 s (3 s) early, before its
+    sound. MP4 and MOV take the length from the last packet in decoding order (libx264's B-frames
+    put another frame there); Matroska and WebM from the frame that ends last; GIF from its delay."""
+    screen = write_clip(tmp_path / "screen.mp4", [Fraction(k, 30) for k in range(121)], Fraction(3, 2), 5.5)
+    slides = write_clip(tmp_path / "slides.mp4", [Fraction(3 * k) for k in range(4)], Fraction(3))
+    for clip, length in ((screen, 5.5), (slides, 12.0)):
+        for suffix in (".mp4", ".mov", ".mkv", ".webm", ".gif"):
+            out = tmp_path / f"{clip.stem}_cartoon{suffix}"
+            cartoonize_video(VideoJob(clip, out, stages=RAW), lambda size: Identity())
+            span, declared = video_span(out)
+            if suffix in (".mp4", ".mov"):  # a packet's duration there is its step in decoding order
+                span = declared or 0.0
+            assert abs(span - length) < 0.011, (out.name, span)
+
+
+def test_a_variable_rate_video_into_avi(tmp_path: Path) -> None:
+    """AVI stores one frame a tick of its frame rate. A video whose average rate is below its
+    frames' own (30 fps, then a frame held 1.5 s: 22 fps on average) put two frames on one tick of
+    the average, and the encoder's refusal ended the run with a traceback; now the tick is the
+    frames' own period and every frame is written. Frames that still meet on a tick (a rate far
+    from the average) are left out with a note, as a constant-rate encode drops them."""
+    clip = write_clip(tmp_path / "screen.mp4", [Fraction(k, 30) for k in range(121)], Fraction(3, 2))
+    report = cartoonize_video(VideoJob(clip, tmp_path / "screen.avi", stages=RAW), lambda size: Identity())
+    assert (report.frames, report.left_out) == (121, 0)
+    with av.open(str(tmp_path / "screen.avi")) as written:
+        assert sum(1 for p in written.demux(video=0) if p.size) == 121
+
+    burst = [Fraction(k) for k in range(7)] + [Fraction(6) + Fraction(1, 30)]  # 1 fps, one 30 fps step
+    clip = write_clip(tmp_path / "burst.mp4", burst, Fraction(1))
+    report = cartoonize_video(VideoJob(clip, tmp_path / "burst.avi", stages=RAW), lambda size: Identity())
+    assert (report.frames, report.left_out) == (8, 1)
+    assert report.streams[0].startswith("video: 1 of 8 frames left out (AVI holds one frame a tick"), (
+        report.streams
+    )
