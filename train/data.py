@@ -7,8 +7,9 @@ workers there are, and after a `--resume` in the middle of an epoch.
 
 from __future__ import annotations
 
+import os
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,17 +29,54 @@ def warn(message: str) -> None:
     print(f"warning: {message}", file=sys.stderr)
 
 
-def scan_images(folder: Path, what: str) -> tuple[list[Path], int]:
-    """Image files under `folder` (recursive, sorted; hidden folders skipped) and the unreadable count."""
+def is_run_folder(folder: Path) -> bool:
+    """Whether `folder` holds a `cartoonize train` run: its config.toml beside its last.pt or its
+    samples/ (the names train.run writes). The pictures a run writes are not training pictures."""
+    return (folder / "config.toml").is_file() and (
+        (folder / "last.pt").is_file() or (folder / "samples").is_dir()
+    )
+
+
+def _candidates(folder: Path, what: str, skip: Collection[Path]) -> list[Path]:
+    """The files under `folder` named as images, sorted. Symlinked folders are followed, each real
+    folder once (a link to a parent cannot loop); hidden files and folders are left out, and so are
+    the folders in `skip` and those holding a run (warned: a user may wonder where they went)."""
+    skipped_real = {os.path.realpath(path) for path in skip}
+    visited: set[str] = set()
+    found = []
+    for top, dirs, files in os.walk(folder, followlinks=True):
+        real = os.path.realpath(top)
+        if real in visited:  # reached again through a link: a loop, or two links to one folder
+            dirs.clear()
+            continue
+        visited.add(real)
+        kept = []
+        for name in sorted(dirs):
+            path = Path(top, name)
+            if name.startswith("."):
+                continue
+            if os.path.realpath(path) in skipped_real or is_run_folder(path):
+                warn(f"skipping {path}: a cartoonize run's folder, not {what}")
+                continue
+            kept.append(name)
+        dirs[:] = kept  # os.walk descends into these only, in this order
+        found += [
+            Path(top, name)
+            for name in files
+            if not name.startswith(".") and Path(name).suffix.lower() in IMAGE_SUFFIXES
+        ]
+    return sorted(found)
+
+
+def scan_images(folder: Path, what: str, skip: Collection[Path] = ()) -> tuple[list[Path], int]:
+    """Image files under `folder` (recursive, sorted; see _candidates for what is left out) and the
+    unreadable count. `skip`: folders whose pictures are not training data (the run's own --out)."""
     if not folder.exists():
         raise CartoonizeError(f"{what} folder not found: {folder}")
     if not folder.is_dir():
         raise CartoonizeError(f"{what} must be a folder of images, not a file: {folder}")
     found, skipped = [], 0
-    for path in sorted(folder.rglob("*")):
-        relative = path.relative_to(folder).parts
-        if any(part.startswith(".") for part in relative) or path.suffix.lower() not in IMAGE_SUFFIXES:
-            continue
+    for path in _candidates(folder, what, skip):
         if path.is_file() and cv2.haveImageReader(str(path)):  # reads the signature, not the pixels
             found.append(path)
         else:

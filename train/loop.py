@@ -9,6 +9,7 @@ current step, which calls `on_stop` and raises `TrainingInterrupted`; a second C
 from __future__ import annotations
 
 import csv
+import os
 import signal
 import threading
 from collections.abc import Callable, Iterable
@@ -119,6 +120,7 @@ class Trainer:
     console: Console = field(default_factory=lambda: Console(stderr=True))
     _stop_requested: bool = False
     _stopped_by: int | None = None  # the signal that asked for the stop
+    _pid: int | None = None  # the process whose run() handles the signals
 
     @property
     def total_epochs(self) -> int:
@@ -135,7 +137,13 @@ class Trainer:
         """Ctrl-C, SIGTERM (a scheduler preempting the job, a container stopping: they send
         SIGKILL after a grace period, usually 30 s or more, longer than a step and a save) or SIGHUP
         (the terminal closed): stop after this step and save. A second Ctrl-C kills at once; a
-        second SIGTERM or SIGHUP is ignored."""
+        second SIGTERM or SIGHUP is ignored.
+
+        A DataLoader worker is a fork of this process, with this handler, and a terminal sends its
+        Ctrl-C to every process of the job: a worker ignores it (no second "stopping" line), keeps
+        serving batches, and ends when the main process, stopping, shuts the loader down."""
+        if os.getpid() != self._pid:
+            return
         if self._stop_requested:
             if signum == signal.SIGINT:
                 raise KeyboardInterrupt
@@ -153,6 +161,7 @@ class Trainer:
     def run(self, start: Position = Position()) -> Position:
         position = start
         main_thread = threading.current_thread() is threading.main_thread()  # signals: main thread only
+        self._pid = os.getpid()
         previous = {s: signal.signal(s, self._on_signal) for s in STOP_SIGNALS} if main_thread else {}
         try:
             for epoch in range(start.epoch, self.total_epochs):

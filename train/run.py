@@ -14,7 +14,7 @@ import random
 import re
 import warnings
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -195,17 +195,61 @@ def _decodable(
         raise CartoonizeError(f"none of the {len(photos)} photos in {folder} can be decoded")
 
 
-def stored_options(checkpoint: Checkpoint, path: Path) -> dict[str, Any]:
-    """The options a run's last.pt was trained with (without --resume/--overwrite, which say how
-    a command starts, not what it trains)."""
+# what --resume reads from last.pt's "training" entry (each a dict), as train()'s checkpoint() writes it
+RESUME_KEYS = ("config", "state", "rng", "position")
+RESUME_FIX = "put back the run's own last.pt, or start the run over with --overwrite"
+# what a hand-made last.pt (another file, or another run's state) raises as it is read
+BAD_STATE = (AttributeError, KeyError, TypeError, ValueError, RuntimeError)
+
+
+def _what_failed(exc: Exception) -> str:
+    """An exception from reading a hand-made last.pt, in a few words on one line."""
+    if isinstance(exc, KeyError):
+        return f"no {exc.args[0]!r} entry"
+    text = " ".join(str(exc).split())  # load_state_dict's messages run over several lines
+    return f"{type(exc).__name__}: {text[:160]}{'...' if len(text) > 160 else ''}"
+
+
+def load_last(path: Path) -> Checkpoint:
+    """A run's last.pt, checked for everything --resume reads from it first: a hand-made one (a
+    generator snapshot or a style copied over it, a truncated or foreign file) is a one-line error
+    that says what it lacks, not a KeyError deep in the resume."""
+    try:
+        checkpoint = load_checkpoint(path)
+    except CartoonizeError:  # unreadable, or no cartoonize checkpoint at all
+        raise CartoonizeError(
+            f"cannot resume from {path}: not a readable cartoonize checkpoint (truncated, or another "
+            f"kind of file); {RESUME_FIX}"
+        ) from None
+    except BAD_STATE as exc:  # the format's mark, but not its contents
+        raise CartoonizeError(
+            f"cannot resume from {path}: a damaged checkpoint ({_what_failed(exc)}); {RESUME_FIX}"
+        ) from None
     training = checkpoint.extra.get("training")
-    if (
-        not isinstance(training, dict)
-        or not isinstance(training.get("config"), dict)
-        or "state" not in training
-    ):
-        raise CartoonizeError(f"{path} holds no training state to resume (not a run's last.pt)")
-    return {k: v for k, v in training["config"].items() if k not in ("resume", "overwrite")}
+    if not isinstance(training, dict) or "state" not in training:
+        raise CartoonizeError(
+            f"cannot resume from {path}: it holds a generator but no training state, as a snapshot "
+            f"from checkpoints/ or a style does; {RESUME_FIX}"
+        )
+    missing = [f"training.{key}" for key in RESUME_KEYS if not isinstance(training.get(key), dict)]
+    if missing:
+        raise CartoonizeError(
+            f"cannot resume from {path}: a damaged checkpoint (no {', '.join(missing)}); {RESUME_FIX}"
+        )
+    unknown = sorted(set(training["config"]) - {f.name for f in fields(TrainConfig)})
+    if unknown:
+        raise CartoonizeError(
+            f"cannot resume from {path}: trained with option(s) this version does not know "
+            f"({', '.join(unknown)}); resume it with the version that made it, or start over with --overwrite"
+        )
+    return checkpoint
+
+
+def stored_options(checkpoint: Checkpoint) -> dict[str, Any]:
+    """The options a run's last.pt (checked by load_last) was trained with, without --resume and
+    --overwrite, which say how a command starts, not what it trains."""
+    config = checkpoint.extra["training"]["config"]
+    return {k: v for k, v in config.items() if k not in ("resume", "overwrite")}
 
 
 def resume_options(values: dict[str, Any]) -> dict[str, Any]:
@@ -223,7 +267,7 @@ def resume_options(values: dict[str, Any]) -> dict[str, Any]:
         raise CartoonizeError(
             f"nothing to resume in {values['out']} (no last.pt); drop --resume to start a run"
         )
-    return {**stored_options(load_checkpoint(last), last), **values}
+    return {**stored_options(load_last(last)), **values}
 
 
 def _check_out(config: TrainConfig) -> Checkpoint | None:
@@ -237,7 +281,7 @@ def _check_out(config: TrainConfig) -> Checkpoint | None:
     if config.resume:
         if not last.exists():
             raise CartoonizeError(f"nothing to resume in {out} (no last.pt); drop --resume to start a run")
-        return load_checkpoint(last)
+        return load_last(last)
     if run_files(out) and not config.overwrite:
         raise CartoonizeError(
             f"{out} already holds a run; pass --resume to continue it or --overwrite to start over"
@@ -288,7 +332,7 @@ def train(config: TrainConfig, *, should_stop=None, console: Console | None = No
     resume_from = _check_out(config)
     device = _device(config.device)
     if resume_from is not None:
-        saved_config = TrainConfig.from_dict(stored_options(resume_from, config.out / "last.pt"))
+        saved_config = TrainConfig.from_dict(stored_options(resume_from))
         changed = config.differences(saved_config)
         if changed:
             listing = ", ".join(f"{k}={getattr(saved_config, k)!r}" for k in changed)
@@ -302,7 +346,8 @@ def train(config: TrainConfig, *, should_stop=None, console: Console | None = No
 
     photos_dir = image_folder(config.photos, "photos", config.frame_rate, config.frame_cache, console)
     cartoons_dir = image_folder(config.cartoons, "cartoons", config.frame_rate, config.frame_cache, console)
-    photos, skipped = scan_images(photos_dir, "photos")
+    # --out may lie inside --photos: the samples it writes there are no photos
+    photos, skipped = scan_images(photos_dir, "photos", skip=(config.out,))
     console.print(f"photos: {len(photos)}" + (f" ({skipped} unreadable skipped)" if skipped else ""))
     if len(photos) < config.batch_size:
         raise CartoonizeError(
@@ -340,9 +385,15 @@ def train(config: TrainConfig, *, should_stop=None, console: Console | None = No
     position = Position()
     if resume_from is not None:
         stored = resume_from.extra["training"]
-        recipe.load_state_dict(stored["state"], resume_from.state_dict)
-        _set_rng_state(stored["rng"])
-        position = Position(**stored["position"])
+        try:
+            recipe.load_state_dict(stored["state"], resume_from.state_dict)
+            _set_rng_state(stored["rng"])
+            position = Position(**stored["position"])
+        except BAD_STATE as exc:  # all there (load_last checked), but not this run's state
+            raise CartoonizeError(
+                f"cannot resume from {config.out / 'last.pt'}: its training state does not fit the "
+                f"run ({_what_failed(exc)}); {RESUME_FIX}"
+            ) from None
         console.print(
             f"resuming {config.out} at epoch {position.epoch + 1}, step {position.step}", markup=False
         )
