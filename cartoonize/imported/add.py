@@ -114,6 +114,11 @@ def check_wrapped(raw: Any, wrapped: Any, spec: WrapSpec, assumed: dict[str, str
         )
     problem = _problem(out, photo)
     if problem is not None:
+        if spec.dtype == "uint8":  # frames in and out already: no option of the import changes them
+            raise CartoonizeError(
+                f"the check on a photo fails: {problem}; the graph takes and gives uint8 frames itself, "
+                "so check the checkpoint it was exported from (`cartoonize image --model CKPT`)"
+            )
         how = "assumed" if "range" in assumed else "given or detected"
         try_these = _suggestions(raw, spec, photo)
         hint = (f"try {' or '.join(try_these)}" if try_these
@@ -137,11 +142,11 @@ def add_model(job: AddJob, step: Callable[[str], None] | None = None) -> AddResu
             f"a model called {name} is already imported; `cartoonize models remove {name}` first, or add --force"
         )
     step("reading the graph")
-    model = load_source(job.source)  # a missing or non-ONNX file stops here
+    model = load_source(job.source)  # a missing or non-ONNX file stops here; external data is in it
     source_bytes = Path(job.source).read_bytes()
     detection: Detection = detect(model, Path(job.source).name, job.options)
     step("probing the size multiple with ONNX Runtime")
-    raw = session_from_bytes(source_bytes)
+    raw = session_from_bytes(model.SerializeToString())  # the file's bytes would look for its data in the cwd
     multiple, how = probe_multiple(raw, detection.spec, job.options.multiple)
     spec = replace(detection.spec, multiple=multiple)
     detection.detected["multiple"] = how
@@ -156,7 +161,9 @@ def add_model(job: AddJob, step: Callable[[str], None] | None = None) -> AddResu
         detection.detected, detection.assumed, check, licence,
     )  # fmt: skip
     stored = store_model(name, wrapped_bytes, manifest, replace=job.force)
-    notes = [*detection.notes(), f"wrapped: {spec.describe()} -> uint8 (N, H, W, 3) RGB in and out",
+    wrapped_note = ("taken as it is: uint8 (N, H, W, 3) RGB in and out" if spec.dtype == "uint8"
+                    else f"wrapped: {spec.describe()} -> uint8 (N, H, W, 3) RGB in and out")  # fmt: skip
+    notes = [*detection.notes(), wrapped_note,
              f"check passed on a photo: max |diff| vs numpy {check['max_abs_diff_vs_numpy']}, "
              f"mean change {check['mean_abs_change']} levels, {100 * check['clipped_fraction']:.1f} % clipped"]  # fmt: skip
     return AddResult(stored, notes)

@@ -4,7 +4,8 @@ The graph tells the rank, which axis holds the 3 channels (so the layout), the d
 dimensions are dynamic; probing it with ONNX Runtime at odd sizes tells the smallest size multiple
 that runs. The value range is told only when the output ends in a bounded activation (Tanh:
 [-1, 1], Sigmoid: [0, 1]); the channel order never is: those are options, with defaults said as
-assumptions.
+assumptions. A graph that already takes and gives the toolkit's uint8 frames (`cartoonize export`
+writes them) tells everything: it is taken as it is.
 """
 
 from __future__ import annotations
@@ -16,10 +17,12 @@ from typing import Any
 import numpy as np
 
 from cartoonize.errors import CartoonizeError
+from cartoonize.export import INPUT_NAME, OUTPUT_NAME
 from cartoonize.imported.store import WrapSpec
 
 DTYPES = {1: "float32", 10: "float16"}  # ONNX TensorProto element types it can wrap
-NUMPY_DTYPES = {"float32": np.float32, "float16": np.float16}
+UINT8 = 2  # the contract's own: `frames` in, `cartoon` out
+NUMPY_DTYPES = {"float32": np.float32, "float16": np.float16, "uint8": np.uint8}
 RANGES = {"-1,1": (-1.0, 1.0), "0,1": (0.0, 1.0), "0,255": (0.0, 255.0)}
 LAYOUTS = ("nhwc", "nchw")
 CHANNELS = ("rgb", "bgr")
@@ -80,19 +83,32 @@ class Detection:
 
 
 def load_source(path: Path) -> Any:  # -> onnx.ModelProto
+    """The model with its weights inside it: external data (`model.onnx.data`, ...) is read from the
+    .onnx file's own folder, wherever the command runs, so the wrapped model needs no other file."""
     import onnx
+    from onnx.external_data_helper import ExternalDataInfo, load_external_data_for_model, uses_external_data
 
     path = Path(path)
     if not path.is_file():
         raise CartoonizeError(f"{path}: no such file")
     try:
-        model = onnx.load(str(path))
-    except Exception as exc:  # a protobuf DecodeError, or external data that is missing
+        model = onnx.load(str(path), load_external_data=False)
+    except Exception as exc:  # a protobuf DecodeError
         raise CartoonizeError(
             f"{path.name} is not an ONNX model ({type(exc).__name__}); `models add` takes a .onnx file"
         ) from None
     if not model.graph.node or not model.graph.output:
         raise CartoonizeError(f"{path.name} is not an ONNX model (no graph in it)")
+    external = sorted(
+        {ExternalDataInfo(t).location for t in model.graph.initializer if uses_external_data(t)}
+    )
+    try:
+        load_external_data_for_model(model, str(path.absolute().parent))
+    except Exception as exc:  # a missing or short data file, or a location outside the folder
+        raise CartoonizeError(
+            f"{path.name} keeps its weights in {', '.join(external) or 'external data'}, which cannot be read "
+            f"in {path.absolute().parent} ({type(exc).__name__}); keep the data files beside the .onnx file"
+        ) from None
     return model
 
 
@@ -180,12 +196,20 @@ def _three_at(dims: tuple[int | None, ...]) -> list[str]:
 def detect(model: Any, name: str, options: Options) -> Detection:
     """Resolve the wrap from the graph and the options; `spec.multiple` is 0 until probed."""
     io = graph_io(model, name)
+    if in_contract(io):
+        return detect_exported(model, name, io, options)
     for which, tensor in (("input", io.input), ("output", io.output)):
         if len(tensor.dims) != 4:
             what = " (a classifier's scores or an embedding, not an image)" if len(tensor.dims) <= 2 else ""
             raise CartoonizeError(
                 f"{name}: the {which} {tensor.name} {tensor.shape_text()} has rank {len(tensor.dims)}{what}; "
                 "an image network takes and gives rank-4 (N, H, W, C) or (N, C, H, W) images"
+            )
+        if tensor.elem_type == UINT8:  # frames, but not under the contract's names and shape
+            raise CartoonizeError(
+                f"{name}: the {which} {tensor.name} {tensor.shape_text()} is uint8; the wrapper takes float32 "
+                f"or float16 networks, or uint8 ones with the toolkit's own I/O ({INPUT_NAME} in, "
+                f"{OUTPUT_NAME} out, (N, H, W, 3) RGB), as `cartoonize export` writes them"
             )
         if tensor.elem_type not in DTYPES:
             raise CartoonizeError(
@@ -250,11 +274,54 @@ def detect(model: Any, name: str, options: Options) -> Detection:
     return detection
 
 
+def in_contract(io: GraphIO) -> bool:
+    """Whether the graph already takes and gives uint8 (N, H, W, 3) frames under the toolkit's names,
+    as `cartoonize export` writes it (the scaling, channel swap and layout inside the graph)."""
+    return all(t.name == want and t.elem_type == UINT8 and len(t.dims) == 4 and t.dims[3] == 3
+               for t, want in ((io.input, INPUT_NAME), (io.output, OUTPUT_NAME)))  # fmt: skip
+
+
+def detect_exported(model: Any, name: str, io: GraphIO, options: Options) -> Detection:
+    """A graph in the contract (a `cartoonize export`): nothing to wrap, and no option applies but
+    --multiple; what it runs in is its own metadata's `precision`."""
+    given = [flag for flag, value in (("--layout", options.layout), ("--range", options.value_range),
+                                      ("--channels", options.channels)) if value is not None]  # fmt: skip
+    if given:
+        raise CartoonizeError(
+            f"{name} already takes and gives uint8 RGB frames (a `cartoonize export`, its scaling and "
+            f"channel order inside): drop {' and '.join(given)}"
+        )
+    meta = {p.key: p.value for p in model.metadata_props}
+    precision = meta.get("precision", "fp32")
+    if precision not in ("fp32", "fp16"):
+        raise CartoonizeError(
+            f"{name} says it runs in {precision!r}; the toolkit runs exports in fp32 or fp16"
+        )
+    n, h, w, _ = io.input.dims
+    if (h is None) != (w is None):
+        raise CartoonizeError(
+            f"{name}: the input {io.input.shape_text()} fixes one of H and W but not the other; "
+            "the wrapper takes both dynamic or both fixed"
+        )
+    fixed_size = (h, w) if h is not None and w is not None else None
+    spec = WrapSpec("nhwc", "uint8", (0.0, 255.0), "rgb", 0, fixed_size, n, precision)
+    made_by = f"cartoonize {meta['cartoonize_version']}" if "cartoonize_version" in meta else "unknown"
+    detection = Detection(spec)
+    detection.detected.update({
+        "rank": 4,
+        "input": f"{io.input.name} {io.input.shape_text()} uint8",
+        "output": f"{io.output.name} {io.output.shape_text()} uint8",
+        "export": f"uint8 RGB frames in and out, nothing to wrap (style {meta.get('style', 'not said')}, "
+                  f"{precision}, written by {made_by})",
+    })  # fmt: skip
+    return detection
+
+
 def session_from_bytes(model_bytes: bytes) -> Any:
     import onnxruntime as ort
 
     options = ort.SessionOptions()
-    options.log_severity_level = 3  # a failed probe is an answer, not a warning to show
+    options.log_severity_level = 4  # a failed probe is an answer, not an error to show (3 still logs it)
     try:
         return ort.InferenceSession(model_bytes, options, providers=["CPUExecutionProvider"])
     except Exception as exc:  # onnxruntime raises its own untyped errors

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+import secrets
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -27,17 +28,19 @@ class WrapSpec:
     """How the raw network's I/O differs from the toolkit's uint8 (N, H, W, 3) RGB contract."""
 
     layout: str  # nhwc | nchw
-    dtype: str  # float32 | float16 (of the network's input and output)
+    dtype: str  # float32 | float16 | uint8 (of the network's input and output; uint8: the contract's own)
     value_range: tuple[float, float]  # of the network's input and output, e.g. (-1.0, 1.0)
     channels: str  # rgb | bgr
     multiple: int  # H and W must be multiples of this (1 for a fixed size)
     fixed_size: tuple[int, int] | None = None  # (H, W) when the graph fixes it
     fixed_batch: int | None = None  # N when the graph fixes it
+    inner_precision: str = ""  # a uint8 graph's (`cartoonize export`): fp32 | fp16, from its metadata
 
     @property
     def precision(self) -> str:
-        """What ONNX Runtime runs the graph in: its own dtype, whatever --precision says."""
-        return "fp16" if self.dtype == "float16" else "fp32"
+        """What ONNX Runtime runs the graph in: its own dtype (a uint8 graph's says it in its
+        metadata), whatever --precision says."""
+        return self.inner_precision or ("fp16" if self.dtype == "float16" else "fp32")
 
     def describe(self) -> str:
         lo, hi = self.value_range
@@ -46,7 +49,10 @@ class WrapSpec:
             if self.fixed_size
             else f"H, W multiples of {self.multiple}"
         )
-        return f"{self.layout.upper()} {self.dtype} {self.channels.upper()} in [{lo:g}, {hi:g}], {size}"
+        inside = f" ({self.inner_precision} inside)" if self.inner_precision else ""
+        return (
+            f"{self.layout.upper()} {self.dtype}{inside} {self.channels.upper()} in [{lo:g}, {hi:g}], {size}"
+        )
 
 
 @dataclass
@@ -89,7 +95,11 @@ class ManifestError(ValueError):
     """A manifest that is JSON but not a model manifest: what is missing or of the wrong type."""
 
 
-_SPEC_CHOICES = {"layout": ("nhwc", "nchw"), "dtype": ("float32", "float16"), "channels": ("rgb", "bgr")}
+_SPEC_CHOICES = {
+    "layout": ("nhwc", "nchw"),
+    "dtype": ("float32", "float16", "uint8"),
+    "channels": ("rgb", "bgr"),
+}
 
 
 def _need(d: dict[str, Any], key: str, kind: type, what: str, optional: bool = False) -> None:
@@ -124,8 +134,11 @@ def _spec_from(d: Any) -> WrapSpec:
         raise ManifestError("spec.fixed_size is not null or two whole numbers (H, W)")
     if batch is not None and not _whole(batch):
         raise ManifestError("spec.fixed_batch is not null or a whole number")
+    inner = d.get("inner_precision", "")  # absent from the manifests of float networks stored before it
+    if inner not in ("", "fp32", "fp16"):
+        raise ManifestError("spec.inner_precision is not one of fp32, fp16")
     return WrapSpec(d["layout"], d["dtype"], (float(lo_hi[0]), float(lo_hi[1])), d["channels"], d["multiple"],
-                    (size[0], size[1]) if size is not None else None, batch)  # fmt: skip
+                    (size[0], size[1]) if size is not None else None, batch, inner)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -265,7 +278,7 @@ def store_model(
             f"a model called {name} is already imported; `cartoonize models remove {name}` first, or add --force"
         )
     cache_folder(root.name)  # made, or one line saying why it cannot be
-    scratch = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=root))
+    scratch = _hidden_folder(root, f".{name}.")
     try:
         (scratch / f"{name}.onnx").write_bytes(onnx_bytes)
         (scratch / MANIFEST_NAME).write_text(manifest.to_json())
@@ -277,6 +290,18 @@ def store_model(
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     return ImportedModel(target, manifest)
+
+
+def _hidden_folder(root: Path, prefix: str) -> Path:
+    """A new folder `<prefix><random>` under `root`, made with the mode the umask gives any folder
+    (tempfile.mkdtemp's is 0700 whatever the umask, and the model's folder is this one renamed)."""
+    while True:
+        folder = root / f"{prefix}{secrets.token_hex(4)}"
+        try:
+            folder.mkdir()
+            return folder
+        except FileExistsError:
+            continue
 
 
 def remove_model(name: str) -> Path:

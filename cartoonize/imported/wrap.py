@@ -6,7 +6,8 @@
 
 The scaling is done in float32 either way (a float16 network gets a Cast at its boundary), and
 the cast from uint8 comes first: TensorRT takes uint8 only straight into and out of a Cast.
-`numpy_pre` / `numpy_post` do the same by hand, for the check.
+`numpy_pre` / `numpy_post` do the same by hand, for the check. A graph in the contract already
+(uint8 frames in and out: `cartoonize export`) gets nothing around it, only the metadata.
 """
 
 from __future__ import annotations
@@ -74,6 +75,9 @@ def wrap(model: Any, spec: WrapSpec, metadata: dict[str, str]) -> Any:  # -> onn
     import onnx
     from onnx import TensorProto, compose, helper
 
+    if spec.dtype == "uint8":
+        return relabelled(model, metadata)
+
     net = compose.add_prefix(model, PREFIX)
     (raw_in,) = [i for i in net.graph.input if i.name not in {t.name for t in net.graph.initializer}]
     (raw_out,) = net.graph.output
@@ -126,6 +130,21 @@ def wrap(model: Any, spec: WrapSpec, metadata: dict[str, str]) -> Any:  # -> onn
         wrapped.metadata_props.add(key=key, value=value)
     onnx.checker.check_model(wrapped)
     return wrapped
+
+
+def relabelled(model: Any, metadata: dict[str, str]) -> Any:  # -> onnx.ModelProto
+    """A copy of a graph already in the contract with `metadata` over its own (an export's `config`
+    stays; its `style`, `io` and `precision` become the imported model's)."""
+    import onnx
+
+    framed = onnx.ModelProto()
+    framed.CopyFrom(model)
+    merged = {p.key: p.value for p in model.metadata_props} | metadata
+    del framed.metadata_props[:]
+    for key, value in merged.items():
+        framed.metadata_props.add(key=key, value=value)
+    onnx.checker.check_model(framed)
+    return framed
 
 
 def wrap_metadata(name: str, spec: WrapSpec, source_sha256: str, licence: str) -> dict[str, str]:

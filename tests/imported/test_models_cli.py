@@ -48,12 +48,13 @@ def one_channel(path: Path) -> Path:
         (four_channels, "rgba", ["4-channel (RGBA)", "3-channel"]),
         (lambda p: typed_identity(p, "float64"), "dbl", ["float64", "float32 or float16"]),
         (lambda p: typed_identity(p, "int64"), "ints", ["int64", "float32 or float16"]),
+        (lambda p: typed_identity(p, "uint8"), "bytes", ["uint8", "frames in, cartoon out", "cartoonize export"]),
         (not_onnx, "text", ["is not an ONNX model"]),
         (lambda p: mix_model(p, "nchw"), "hayao", ["a built-in style has that name"]),
         (lambda p: mix_model(p, "nchw"), "-x", ["starting with a letter or digit"]),
         (lambda p: mix_model(p, "nchw", scale_to_255=True), "wrong-range", ["check on a photo fails", "(assumed)", "try --range 0,255"]),
     ],
-    ids=["classifier", "1-channel", "4-channel", "float64", "int64", "not-onnx", "name-clash", "dash-first", "clipped-range"],
+    ids=["classifier", "1-channel", "4-channel", "float64", "int64", "uint8-not-frames", "not-onnx", "name-clash", "dash-first", "clipped-range"],
 )  # fmt: skip
 def test_bad_models(tmp_path: Path, capsys, make, name: str, needles: list[str]) -> None:
     path = make(tmp_path / "bad.onnx")
@@ -321,3 +322,65 @@ def test_remove_touches_nothing_but_a_model_folder(tmp_path: Path, capsys, name:
     code, _, err = run(["models", "remove", name], capsys)
     one_line_error(code, err, "built-in style" if name == "hayao" else f"no imported model called {name}")
     assert folder.is_dir() and (folder / ".dmg").is_dir()
+
+
+@pytest.mark.parametrize("location", ["model.onnx.data", "weights/net.bin"])
+def test_external_data_is_found_beside_the_model_and_stored_in_it(
+    tmp_path: Path, capsys, monkeypatch: pytest.MonkeyPatch, location: str
+) -> None:
+    """The data file is looked for in the .onnx file's own folder, not the current one, and the
+    imported model holds the weights itself: it runs once the source is gone."""
+    import shutil
+
+    import onnx
+
+    from cartoonize.pipelines.image import read_image, write_image
+    from tests.imported.tiny import by_hand
+
+    raw = mix_model(tmp_path / "raw.onnx", "nchw", ending="Tanh")
+    source = tmp_path / "source"
+    (source / location).parent.mkdir(parents=True)
+    onnx.save(onnx.load(raw), source / "model.onnx", save_as_external_data=True, location=location,
+              size_threshold=0)  # fmt: skip
+    assert (source / location).is_file()
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    code, _, err = run(["models", "add", str(source / "model.onnx"), "--name", "ext"], capsys)
+    assert code == 0, err
+    shutil.rmtree(source)
+    photo, out = tmp_path / "photo.png", tmp_path / "out.png"
+    frames = np.random.default_rng(0).integers(0, 256, (1, 24, 32, 3), np.uint8)
+    write_image(photo, frames[0])
+    code, _, err = run(["image", str(photo), "-o", str(out), "--style", "ext"], capsys)
+    assert code == 0, err
+    expected = by_hand(raw, frames, "nchw", (-1.0, 1.0), "rgb")[0]
+    assert np.abs(read_image(out).astype(int) - expected).max() <= 1
+
+
+def test_missing_external_data_names_the_file(tmp_path: Path, capsys) -> None:
+    import onnx
+
+    raw = mix_model(tmp_path / "raw.onnx", "nchw", ending="Tanh")
+    onnx.save(onnx.load(raw), tmp_path / "model.onnx", save_as_external_data=True, location="gone.bin",
+              size_threshold=0)  # fmt: skip
+    (tmp_path / "gone.bin").unlink()
+    code, _, err = run(["models", "add", str(tmp_path / "model.onnx"), "--name", "gone"], capsys)
+    one_line_error(code, err, "keeps its weights in gone.bin", "beside the .onnx file")
+    folder_is_empty()
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o027])
+def test_a_model_folder_follows_the_umask(tmp_path: Path, capsys, umask: int) -> None:
+    import os
+
+    path = mix_model(tmp_path / "mix.onnx", "nchw", ending="Tanh")
+    old = os.umask(umask)
+    try:
+        code, _, err = run(["models", "add", str(path), "--name", "perm"], capsys)
+    finally:
+        os.umask(old)
+    assert code == 0, err
+    folder = models_dir() / "perm"
+    assert folder.stat().st_mode & 0o777 == 0o777 & ~umask
+    assert all(f.stat().st_mode & 0o777 == 0o666 & ~umask for f in folder.iterdir())
