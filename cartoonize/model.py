@@ -122,6 +122,18 @@ class Checkpoint:
         tmp.replace(path)
 
 
+class DamagedCheckpoint(CartoonizeError):
+    """A file with the checkpoint format's mark whose contents are not what the format says
+    (`what`: the first thing wrong, in a few words)."""
+
+    def __init__(self, path: Path, what: str) -> None:
+        super().__init__(
+            f"{path} is a damaged cartoonize checkpoint ({what}); use the file `cartoonize train` wrote, "
+            "or pull a style again with `cartoonize styles pull`"
+        )
+        self.what = what
+
+
 def load_checkpoint(path: Path) -> Checkpoint:
     try:
         raw = torch.load(path, map_location="cpu", weights_only=True)
@@ -134,10 +146,44 @@ def load_checkpoint(path: Path) -> Checkpoint:
             f"{path} is not a cartoonize checkpoint (expected format {CHECKPOINT_FORMAT}); "
             "train one with `cartoonize train` or pull a style with `cartoonize styles pull`"
         )
-    io = dict(raw["io"])
-    io["value_range"] = tuple(io["value_range"])
+    state, config, io = _checked_parts(path, raw)
     extra = {k: v for k, v in raw.items() if k not in ("format", "model", "config", "io")}
-    return Checkpoint(raw["model"], GeneratorConfig(**raw["config"]), ModelIO(**io), extra)
+    return Checkpoint(state, config, io, extra)
+
+
+def _checked_parts(
+    path: Path, raw: dict[str, Any]
+) -> tuple[dict[str, torch.Tensor], GeneratorConfig, ModelIO]:
+    """The weights, generator config and I/O of a checkpoint with the format's mark, each checked:
+    one edited or put together by hand (an entry missing, an option this version does not know,
+    weights of another size than its config says) is a one-line error here, not a KeyError or a
+    load_state_dict traceback where the weights are first used."""
+
+    def damaged(what: str) -> DamagedCheckpoint:
+        return DamagedCheckpoint(path, what)
+
+    for key in ("model", "config", "io"):
+        if not isinstance(raw.get(key), dict):
+            raise damaged(f"no {key!r} entry" if key not in raw else f"its {key!r} entry is not a mapping")
+    try:
+        config = GeneratorConfig(**raw["config"])
+        io = ModelIO(**{**raw["io"], "value_range": tuple(raw["io"].get("value_range", (-1.0, 1.0)))})
+    except (TypeError, ValueError) as exc:  # an unknown or missing field, a value out of its choices
+        raise damaged(" ".join(str(exc).split())) from None
+    if len(io.value_range) != 2:
+        raise damaged(f"value_range {io.value_range} is not (low, high)")
+    state = raw["model"]
+    with torch.device("meta"):  # the shapes the config gives, without allocating the weights
+        expected = {k: tuple(v.shape) for k, v in Generator(config).state_dict().items()}
+    got = {k: tuple(v.shape) for k, v in state.items() if isinstance(v, torch.Tensor)}
+    if got != expected:
+        missing, unexpected = sorted(expected.keys() - got.keys()), sorted(got.keys() - expected.keys())
+        reshaped = sorted(k for k in expected.keys() & got.keys() if expected[k] != got[k])
+        parts = [f"{len(names)} {what} (first: {names[0]})" for names, what in
+                 ((missing, "weights missing"), (unexpected, "unknown weights"), (reshaped, "of another shape"))
+                 if names]  # fmt: skip
+        raise damaged(f"its weights do not fit its config {asdict(config)}: {'; '.join(parts)}")
+    return state, config, io
 
 
 def count_parameters(model: nn.Module) -> int:

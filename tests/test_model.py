@@ -16,6 +16,7 @@ from cartoonize.model import (
     count_parameters,
     load_checkpoint,
 )
+from tests.helpers import pattern, run_main
 from tests.reference import reference_generator
 
 
@@ -56,6 +57,41 @@ def test_foreign_file_is_refused(tmp_path: Path) -> None:
         load_checkpoint(tmp_path / "junk.pt")
     with pytest.raises(CartoonizeError, match="not found"):
         load_checkpoint(tmp_path / "missing.pt")
+
+
+def test_a_damaged_checkpoint_is_one_line_naming_what_is_wrong(tmp_path: Path, capsys) -> None:  # noqa: ANN001
+    """A file with the format's mark but put together or edited by hand: an entry missing, an
+    option this version does not know, weights that do not fit the config. Each was a KeyError,
+    TypeError or load_state_dict traceback (`--model`, `--init-from`); now one line that says what."""
+    from cartoonize.model import CHECKPOINT_FORMAT
+    from cartoonize.pipelines.image import write_image
+
+    config = GeneratorConfig(base_channels=8, residual_blocks=1)
+    good = Checkpoint(Generator(config).state_dict(), config).to_dict()
+    other = Generator(GeneratorConfig(base_channels=8, residual_blocks=2)).state_dict()
+    cases = {
+        "no_io": ({k: v for k, v in good.items() if k != "io"}, "no 'io' entry"),
+        "no_model": ({"format": CHECKPOINT_FORMAT, "config": good["config"], "io": good["io"]}, "no 'model' entry"),
+        "list_config": ({**good, "config": [8, 1]}, "its 'config' entry is not a mapping"),
+        "new_option": ({**good, "config": {**good["config"], "attention": True}}, "unexpected keyword argument 'attention'"),
+        "bad_order": ({**good, "io": {**good["io"], "channel_order": "YUV"}}, "channel_order must be RGB or BGR"),
+        "bad_range": ({**good, "io": {**good["io"], "value_range": [0, 1, 2]}}, "is not (low, high)"),
+        "other_depth": ({**good, "model": other}, "its weights do not fit its config"),
+    }  # fmt: skip
+    photo = tmp_path / "photo.png"
+    write_image(photo, pattern(40, 48, 0))
+    for name, (raw, message) in cases.items():
+        path = tmp_path / f"{name}.pt"
+        torch.save(raw, path)
+        with pytest.raises(CartoonizeError, match="damaged cartoonize checkpoint") as caught:
+            load_checkpoint(path)
+        assert message in str(caught.value) and "\n" not in str(caught.value), (name, caught.value)
+        code, _, err = run_main(
+            ["image", str(photo), "-o", str(tmp_path / f"{name}.png"), "--model", str(path)], capsys
+        )
+        lines = err.strip().splitlines()
+        assert code == 1 and len(lines) == 1 and message in lines[0], (name, lines)
+    assert "unknown weights (first: residual.1." in str(caught.value), caught.value
 
 
 def test_the_network_downsamples_by_the_size_multiple() -> None:

@@ -26,7 +26,14 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from torch.utils.data import DataLoader
 
 from cartoonize.errors import CartoonizeError
-from cartoonize.model import Checkpoint, Generator, GeneratorConfig, ModelIO, load_checkpoint
+from cartoonize.model import (
+    Checkpoint,
+    DamagedCheckpoint,
+    Generator,
+    GeneratorConfig,
+    ModelIO,
+    load_checkpoint,
+)
 from train.config import TrainConfig, names_a_file
 from train.data import EpochPlan, LoadScale, UnpairedImages, center_crop, read_rgb, scan_images, to_tensor
 from train.discriminator import Discriminator
@@ -216,6 +223,10 @@ def load_last(path: Path) -> Checkpoint:
     that says what it lacks, not a KeyError deep in the resume."""
     try:
         checkpoint = load_checkpoint(path)
+    except DamagedCheckpoint as exc:  # the format's mark, but not its contents
+        raise CartoonizeError(
+            f"cannot resume from {path}: a damaged checkpoint ({exc.what}); {RESUME_FIX}"
+        ) from None
     except CartoonizeError:  # unreadable, or no cartoonize checkpoint at all
         raise CartoonizeError(
             f"cannot resume from {path}: not a readable cartoonize checkpoint (truncated, or another "
