@@ -76,7 +76,13 @@ def find_videos(inputs: list[Path], out_dir: Path) -> list[tuple[Path, Path]]:
         if not given.exists():
             raise CartoonizeError(f"input {given} does not exist")
         if given.is_file():
-            pairs.append((given, out_dir / output_name(given.name)))
+            target = out_dir / output_name(given.name)
+            if target.resolve() == given.resolve():  # not an output that exists: the input itself
+                raise CartoonizeError(
+                    f"{given}'s cartoon would be written over it in {out_dir}; give an output folder "
+                    "other than the one it is in"
+                )
+            pairs.append((given, target))
             continue
         if given.resolve().is_relative_to(out_resolved):  # its videos would count as earlier outputs
             raise CartoonizeError(

@@ -56,6 +56,10 @@ def test_naming_rule_mirrors_the_tree(tmp_path: Path) -> None:
             CartoonizeError, match=f"the output folder {folder} holds the input folder {clips}"
         ):
             find_videos([clips], folder)
+    # a file given into its own folder: its cartoon would replace it. Before, it was "skipped
+    # (output exists; --overwrite replaces it)", and --overwrite was then refused
+    with pytest.raises(CartoonizeError, match=r"a\.mp4's cartoon would be written over it in .*clips; give"):
+        find_videos([single, clips / "a.mp4"], clips)
 
 
 def test_folder_with_a_corrupt_file_and_an_existing_output(tiny_checkpoint: Path, tmp_path: Path) -> None:
