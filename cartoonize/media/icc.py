@@ -133,3 +133,51 @@ def _curve(tag: bytes) -> np.ndarray:
             y = np.where(x >= d, np.power(np.maximum(a * x + b, 0), g) + e, c * x + f)
         return np.clip(y, 0.0, 1.0)
     raise Unsupported("a tone curve that is neither a table nor parametric")
+
+
+# ---------------------------------------------------------------------------------------------
+# Code points (H.273: a HEIF/AVIF `nclx`, a PNG `cICP`, a video's tags) for the wide gamuts a photo
+# comes in without a profile: the same conversion, with the matrix made from the primaries.
+
+# AVCOL_PRI code -> (R, G, B, white) as CIE xy chromaticities
+WIDE_PRIMARIES = {
+    9: ((0.708, 0.292), (0.170, 0.797), (0.131, 0.046), (0.3127, 0.3290)),  # BT.2020
+    11: ((0.680, 0.320), (0.265, 0.690), (0.150, 0.060), (0.314, 0.351)),  # DCI-P3 (SMPTE 431-2)
+    12: ((0.680, 0.320), (0.265, 0.690), (0.150, 0.060), (0.3127, 0.3290)),  # Display P3 (SMPTE 432-1)
+}
+D50 = np.array([0.9642, 1.0, 0.8249])
+BRADFORD = np.array([[0.8951, 0.2664, -0.1614], [-0.7502, 1.7135, 0.0367], [0.0389, -0.0685, 1.0296]])
+
+
+def from_code_points(primaries: int, transfer: int) -> Profile | None:
+    """The profile a picture tagged with these H.273 code points is in, where they name a gamut
+    wider than sRGB (Display P3, DCI-P3, BT.2020) and an SDR transfer; None otherwise (sRGB, BT.709,
+    unspecified: read as sRGB, as before; PQ and HLG are media.hdr's). The transfer: sRGB's
+    curve for sRGB (13) or unspecified, BT.1886's gamma 2.4 for the BT.709 family (1, 6, 14, 15),
+    linear for 8."""
+    if primaries not in WIDE_PRIMARIES:
+        return None
+    if transfer in (2, 13):
+        curve = srgb_decode(LEVELS)
+    elif transfer in (1, 6, 14, 15):
+        curve = np.power(LEVELS, 2.4)
+    elif transfer == 8:
+        curve = LEVELS.copy()
+    else:
+        return None
+    return Profile(d50_matrix(*WIDE_PRIMARIES[primaries]), np.stack([curve] * 3))
+
+
+def d50_matrix(*xy: tuple[float, float]) -> np.ndarray:
+    """RGB to XYZ for primaries R, G, B and a white point (xy), adapted to D50 with the Bradford
+    transform, as an ICC profile stores its matrix (columns: rXYZ, gXYZ, bXYZ)."""
+
+    def xyz(x: float, y: float) -> np.ndarray:
+        return np.array([x / y, 1.0, (1 - x - y) / y])
+
+    primaries = np.stack([xyz(*p) for p in xy[:3]], axis=1)
+    white = xyz(*xy[3])
+    to_white = primaries * np.linalg.solve(primaries, white)  # each column scaled: R+G+B = white
+    cone = BRADFORD @ D50 / (BRADFORD @ white)
+    adapt = np.linalg.inv(BRADFORD) @ np.diag(cone) @ BRADFORD
+    return adapt @ to_white

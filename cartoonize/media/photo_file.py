@@ -2,7 +2,8 @@
 orientation, `media.exif`) and its ICC colour profile (`media.icc`). FFmpeg 8 decodes both into a
 frame's side data, which PyAV 18.1 cannot read (a side-data type it does not know raises), so they
 are read here from the containers that carry them: JPEG (APP1 "Exif", APP2 "ICC_PROFILE"), PNG
-(eXIf, iCCP), WebP (EXIF, ICCP) and TIFF (the file is itself the EXIF layout; ICC in tag 34675).
+(eXIf, iCCP), WebP (EXIF, ICCP), TIFF (the file is itself the EXIF layout; ICC in tag 34675) and
+HEIF/AVIF (a `colr` property: media.heif; their EXIF orientation is not to be applied).
 
 Nothing here raises for a damaged or unknown file: it answers None, and the decoder says the rest.
 """
@@ -14,6 +15,8 @@ import zlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
+
+from cartoonize.media import heif
 
 TIFF_HEADERS = {b"II*\x00": "<", b"MM\x00*": ">"}
 EXIF_PREFIX = b"Exif\x00\x00"
@@ -36,7 +39,7 @@ def icc_profile(path: Path) -> bytes | None:
 def _read(path: Path, find) -> bytes | None:  # noqa: ANN001 - (kind, file) -> bytes | None
     try:
         with open(path, "rb") as file:
-            head = file.read(12)
+            head = file.read(64)  # an ISO BMFF ftyp box lists its brands in the first few dozen
             file.seek(0)
             kind = _kind(head)
             return find(kind, file) if kind else None
@@ -53,10 +56,14 @@ def _kind(head: bytes) -> str | None:
         return "webp"
     if head[:4] in TIFF_HEADERS:
         return "tiff"
+    if heif.is_heif(head):
+        return "heif"
     return None
 
 
 def _exif_in(kind: str, file: BinaryIO) -> bytes | None:
+    if kind == "heif":  # an Exif item, whose orientation HEIF says not to apply (irot/imir do)
+        return None
     if kind == "jpeg":
         for marker, segment in _jpeg_segments(file):
             if marker == 0xE1 and segment.startswith(EXIF_PREFIX):  # XMP shares APP1
@@ -87,6 +94,8 @@ def _icc_in(kind: str, file: BinaryIO) -> bytes | None:
         return zlib.decompressobj().decompress(packed, MAX_PROFILE)
     if kind == "webp":
         return _chunk(file, b"ICCP", png=False)
+    if kind == "heif":
+        return heif.icc_profile(file)
     return _tiff_tag(file.read(MAX_SCAN + MAX_PROFILE), TIFF_ICC_TAG)
 
 

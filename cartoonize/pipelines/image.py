@@ -100,7 +100,7 @@ def read_image_and_alpha(path: Path, max_side: int | None = None) -> tuple[np.nd
         rgb = hdr.ToneMap(int(frame.color_trc), *coded)(frame)
     else:
         rgb = frame.to_ndarray(format="rgb24", width=coded[0], height=coded[1], interpolation="AREA")
-    rgb = _in_srgb(path, rgb)
+    rgb = _in_srgb(path, rgb, int(frame.color_primaries), int(frame.color_trc))
     alpha = _alpha_plane(frame)
     if alpha is not None and alpha.min() < 255:  # scaled with the same filter as the picture
         plane = av.VideoFrame.from_ndarray(np.ascontiguousarray(alpha), format="gray")
@@ -113,12 +113,15 @@ def read_image_and_alpha(path: Path, max_side: int | None = None) -> tuple[np.nd
     return rgb, alpha
 
 
-def _in_srgb(path: Path, rgb: np.ndarray) -> np.ndarray:
+def _in_srgb(path: Path, rgb: np.ndarray, primaries: int, transfer: int) -> np.ndarray:
     """The photo in sRGB, where its embedded ICC profile says it is in another space (Display P3,
-    Adobe RGB: media.icc); as it is where it has none, or an sRGB or grey one."""
+    Adobe RGB: media.icc), or, without a profile, where the decoder's code points do (a HEIF/AVIF
+    `nclx`, a PNG `cICP`: Display P3, BT.2020); as it is where it has neither, or an sRGB or grey
+    profile."""
     data = photo_file.icc_profile(path)
     if data is None:
-        return rgb
+        coded = icc.from_code_points(primaries, transfer)
+        return rgb if coded is None else icc.to_srgb(rgb, coded)
     try:
         profile = icc.parse(data)
     except icc.Unsupported as exc:
