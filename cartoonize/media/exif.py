@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cartoonize.media.photo_file import exif_block, ifd0_entry
+from cartoonize.media.photo_file import exif_block, heif_transforms, ifd0_entry
 
 ORIENTATION_TAG = 0x0112
 SHORT = 3  # the TIFF type of the orientation value
@@ -26,7 +26,21 @@ def orientation(path: Path) -> int | None:
     and browsers ignore too). Never raises for a damaged or unknown file: the decoder says that."""
     tiff = exif_block(path)
     value = _orientation_in(tiff) if tiff else None
+    if value is None:  # a HEIF's turn and mirror are its irot and imir, not its EXIF's
+        steps = heif_transforms(path)
+        value = from_steps(steps) if steps else None
     return value if value is not None and 1 <= value <= 8 else None
+
+
+def from_steps(steps: list[tuple[str, int]]) -> int:
+    """The orientation that shows a picture as HEIF's `irot` (quarter turns counter-clockwise) and
+    `imir` (ISO/IEC 23008-12:2022 6.5.12: axis 0 exchanges top and bottom, EXIF's 4; axis 1 left
+    and right, EXIF's 2), applied in this order, do."""
+    grid = np.arange(6).reshape(2, 3)
+    shown = grid
+    for kind, value in steps:
+        shown = np.rot90(shown, value) if kind == "irot" else shown[::-1] if value == 0 else shown[:, ::-1]
+    return next(k for k in range(1, 9) if np.array_equal(upright(grid, k), shown))
 
 
 def from_rotation(rotation: float) -> int:

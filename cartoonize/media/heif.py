@@ -4,7 +4,9 @@ A HEIF file keeps its picture's properties in `meta` → `iprp` → `ipco`, and 
 which item in `ipma`; the picture shown is the primary item (`pitm`), often a grid of tiles. Its
 colour is a `colr` property: an ICC profile (`prof`, or `rICC`, restricted) or coded code points
 (`nclx`, which the decoder already reports as the frame's primaries and transfer). iPhones save
-Display P3 as a profile: read as sRGB, the photo is duller than it is shown (media/icc).
+Display P3 as a profile: read as sRGB, the photo is duller than it is shown (media/icc). Its turn
+and mirror are `irot` and `imir` properties: FFmpeg folds both into a display matrix, of which
+PyAV gives only the angle (a mirrored photo came out upside down); media/exif reads them here.
 
 Only the first megabytes are read: the `meta` box comes before the picture data in the files
 phones and libheif/libavif write.
@@ -16,7 +18,7 @@ import struct
 from collections.abc import Iterator
 from typing import BinaryIO
 
-__all__ = ["BRANDS", "icc_profile", "is_heif"]
+__all__ = ["BRANDS", "icc_profile", "is_heif", "transforms"]
 
 # major or compatible brands of still HEIF/AVIF pictures (ISO/IEC 23008-12, AV1 Image File Format)
 BRANDS = frozenset({b"mif1", b"msf1", b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"avif", b"avis"})
@@ -36,23 +38,44 @@ def icc_profile(file: BinaryIO) -> bytes | None:
     """The primary item's ICC profile (a `colr` of type `prof` or `rICC`), else the first one in the
     file's properties; None where the photo has none (sRGB, or `nclx` code points only)."""
     data = file.read(MAX_META)
+    own = [_profile(body) for kind, body in _primary_properties(data) or [] if kind == b"colr"]
+    found = [p for p in own if p is not None]
+    if found:
+        return found[0]
+    meta = next((body for kind, body in _boxes(data) if kind == b"meta"), b"")
+    iprp = dict(_boxes(dict(_boxes(meta[4:])).get(b"iprp", b"")))  # meta is a full box: version, flags
+    anywhere = [_profile(body) for kind, body in _boxes(iprp.get(b"ipco", b"")) if kind == b"colr"]
+    return next((p for p in anywhere if p is not None), None)
+
+
+def transforms(file: BinaryIO) -> list[tuple[str, int]] | None:
+    """The primary item's turn and mirror, in the order they apply (`ipma`'s): ("irot", quarter
+    turns counter-clockwise) and ("imir", 0: top and bottom exchanged; 1: left and right). None where the file has no primary item to read them for."""
+    found = _primary_properties(file.read(MAX_META))
+    if found is None:
+        return None
+    steps = []
+    for kind, body in found:
+        if kind == b"irot" and body:
+            steps.append(("irot", body[0] & 0x03))
+        elif kind == b"imir" and body:
+            steps.append(("imir", body[0] & 0x01))
+    return steps
+
+
+def _primary_properties(data: bytes) -> list[tuple[bytes, bytes]] | None:
+    """The (type, body) of each property of the primary item, in association order."""
     meta = next((body for kind, body in _boxes(data) if kind == b"meta"), None)
     if meta is None:
         return None
-    children = dict(_boxes(meta[4:]))  # a full box: version and flags first
+    children = dict(_boxes(meta[4:]))
     iprp = dict(_boxes(children.get(b"iprp", b"")))
-    properties = [(kind, body) for kind, body in _boxes(iprp.get(b"ipco", b""))]
-    profiles = {k: _profile(body) for k, (kind, body) in enumerate(properties, 1) if kind == b"colr"}
-    profiles = {k: p for k, p in profiles.items() if p is not None}
-    if not profiles:
-        return None
+    properties = list(_boxes(iprp.get(b"ipco", b"")))
     primary = _primary(children.get(b"pitm"))
     for item, indexes in _associations(iprp.get(b"ipma", b"")):
         if item == primary:
-            own = [profiles[k] for k in indexes if k in profiles]
-            if own:
-                return own[0]
-    return profiles[min(profiles)]
+            return [properties[k - 1] for k in indexes if 1 <= k <= len(properties)]
+    return None
 
 
 def _boxes(data: bytes) -> Iterator[tuple[bytes, bytes]]:

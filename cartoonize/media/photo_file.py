@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import struct
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, TypeVar
 
 from cartoonize.media import heif
 
@@ -36,7 +36,15 @@ def icc_profile(path: Path) -> bytes | None:
     return _read(path, _icc_in)
 
 
-def _read(path: Path, find) -> bytes | None:  # noqa: ANN001 - (kind, file) -> bytes | None
+def heif_transforms(path: Path) -> list[tuple[str, int]] | None:
+    """A HEIF/AVIF photo's turn and mirror (media.heif.transforms); None for other files."""
+    return _read(path, lambda kind, file: heif.transforms(file) if kind == "heif" else None)
+
+
+T = TypeVar("T")
+
+
+def _read(path: Path, find: Callable[[str, BinaryIO], T | None]) -> T | None:
     try:
         with open(path, "rb") as file:
             head = file.read(64)  # an ISO BMFF ftyp box lists its brands in the first few dozen

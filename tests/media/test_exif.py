@@ -47,6 +47,35 @@ def test_every_orientation_reads_as_pillow_shows_it(suffix: str, tmp_path: Path)
         assert worst <= tolerance, (suffix, value, worst)
 
 
+def test_a_heif_turns_and_mirrors_by_its_irot_and_imir(tmp_path: Path) -> None:
+    """An AVIF or HEIC says its turn and mirror with `irot` and `imir` boxes (Pillow writes them
+    from the EXIF orientation it is given, and keeps that tag, which HEIF readers must not apply):
+    each reads as Pillow shows the tag. FFmpeg's angle made the mirrored ones upside down."""
+    if not Image.registered_extensions().get(".avif"):
+        pytest.skip("this Pillow writes no AVIF")
+    stored = pattern(40, 24, 0)
+    for value in range(1, 9):
+        path = tmp_path / f"o{value}.avif"
+        Image.fromarray(stored).save(path, exif=_tags(value), quality=100, subsampling="4:4:4")
+        assert exif.orientation(path) == (None if value == 1 else value), value
+        shown = shown_by_pillow(path)
+        picture = read_image(path)
+        assert picture.shape == shown.shape, value
+        worst = np.abs(picture.astype(int) - shown.astype(int)).max()
+        assert worst <= 8, (value, worst)
+    assert [exif.from_steps(s) for s in ([("imir", 1)], [("imir", 0)], [("irot", 1), ("imir", 0)])] == [
+        2,
+        4,
+        5,
+    ]
+
+
+def _tags(value: int) -> bytes:
+    tags = Image.Exif()
+    tags[exif.ORIENTATION_TAG] = value
+    return tags.tobytes()
+
+
 def test_the_mirrored_orientations_are_not_turned_instead(tmp_path: Path) -> None:
     """Orientation 2 (a front camera's selfie, mirrored) keeps the red corner at the top right, not
     at the bottom (FFmpeg's angle reads it as a 180° turn); 4 puts it at the bottom left."""
