@@ -848,9 +848,12 @@ def _stop_signals_as_interrupt() -> Iterator[list[int]]:
     """Inside, SIGTERM and SIGHUP raise `Terminated` (a KeyboardInterrupt) in the main thread, so
     a `kill` or a closed terminal cleans up as Ctrl-C does instead of leaving a hidden partial file
     beside the output. Only the first one: more during the clean-up are ignored (a supervisor's
-    SIGKILL still ends it). A signal not at its default is left alone (`nohup` ignores SIGHUP; a
-    parent chose), and so is everything off the main thread (the CLI called from a thread); all
-    are restored on the way out (the CLI called in-process). The list gets the signal that came."""
+    SIGKILL still ends it). Ctrl-C alike: a user pressing it again while the job stops broke the
+    clean-up or the interpreter's shutdown with a traceback (a third press in torch's atexit hook);
+    the ones after the first are ignored until the process ends (Ctrl-\\ still quits at once). A
+    signal not at its default is left alone (`nohup` ignores SIGHUP; a parent chose), and so is
+    everything off the main thread (the CLI called from a thread); all are restored on the way out
+    (the CLI called in-process; SIGINT only where no Ctrl-C came). The list gets the signal that came."""
     import signal
     import threading
 
@@ -870,13 +873,25 @@ def _stop_signals_as_interrupt() -> Iterator[list[int]]:
         came.append(signum)
         raise Terminated(signum)
 
+    interrupted: list[int] = []
+
+    def ctrl_c(signum: int, frame: object) -> None:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # more Ctrl-C must not break the clean-up
+        interrupted.append(signum)
+        raise KeyboardInterrupt
+
     for number in ours:
         signal.signal(number, stopped)
+    own_ctrl_c = signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    if own_ctrl_c:
+        signal.signal(signal.SIGINT, ctrl_c)
     try:
         yield came
     finally:
         for number in ours:
             signal.signal(number, signal.SIG_DFL)
+        if own_ctrl_c and not interrupted:  # after a Ctrl-C, ignored until the process has ended
+            signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def main(argv: list[str] | None = None) -> None:

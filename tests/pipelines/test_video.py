@@ -496,6 +496,28 @@ def test_interrupt_leaves_nothing(
     assert leftovers(tmp_path) == []
 
 
+def test_ctrl_c_pressed_again_while_stopping(tiny_checkpoint: Path, tmp_path: Path) -> None:
+    """Ctrl-C every 20 ms until the job has ended, as a user presses it when a job does not stop at
+    once: the presses after the first broke the clean-up or the interpreter's shutdown (a
+    KeyboardInterrupt traceback from torch's atexit hook, exit -2). Now: exit 130, no traceback,
+    no file left."""
+    src = make_video(tmp_path / "long.mp4", width=320, height=240, frames=400, rate=25, audio="aac")
+    proc = subprocess.Popen(stoppable([sys.executable, "-m", "cartoonize", "video", str(src), "out.mp4", "--model",
+                                       str(tiny_checkpoint), "--engine", "torch"]), cwd=tmp_path,
+                            env=child_env(PYTHONPATH=str(ROOT)), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)  # fmt: skip
+    deadline = time.monotonic() + 60
+    while not any("partial" in p.name for p in tmp_path.iterdir()) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    time.sleep(0.5)
+    while proc.poll() is None:  # again and again until it has ended, as an impatient user does
+        proc.send_signal(signal.SIGINT)
+        time.sleep(0.02)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and "Traceback" not in stderr, (proc.returncode, stderr[-2000:])
+    assert not (tmp_path / "out.mp4").exists() and leftovers(tmp_path) == []
+
+
 def _with_file_size_limit(limit: int, module: str) -> list[str]:
     """`python -m module` with no file larger than `limit` bytes (writes past it fail with EFBIG, as
     they would on a full disk with ENOSPC, instead of the signal that kills). Set in the child
