@@ -85,8 +85,14 @@ class Deinterlacer:
             except (av.BlockingIOError, av.EOFError):
                 return ready
             # bwdif counts in half the stream's ticks (so a field could have its own time): back
-            # to the stream's, where every frame's timestamp is the one it came in with
-            if frame.pts is not None and frame.time_base and frame.time_base != self.time_base:
-                frame.pts = round(frame.pts * frame.time_base / self.time_base)
+            # to the stream's, where every frame's timestamp is the one it came in with, and its
+            # duration too (read in the stream's ticks, a frame lasted two: a held last frame's
+            # time is written from it, media.held)
+            if frame.time_base and frame.time_base != self.time_base:
+                scale = frame.time_base / self.time_base
+                if frame.pts is not None:
+                    frame.pts = round(frame.pts * scale)
+                if frame.duration:
+                    frame.duration = round(frame.duration * scale)
             frame.time_base = self.time_base
             ready.append(frame)
