@@ -15,6 +15,7 @@ moved into place only when complete.
 
 from __future__ import annotations
 
+import math
 import queue
 import threading
 import time
@@ -570,7 +571,7 @@ def cartoonize_video(
                 for indexed in palettize.flush() if palettize is not None else ():
                     start, indexed.pts = indexed.pts, indexed.pts - shift
                     held.put(indexed, start)
-                held.end(ends[0])  # the last frame, as long as the source's; then the encoder's delayed ones
+                held.end(last_end(info, ends[0]))  # the last frame, as long as the source's
 
             def run_stages() -> None:
                 while (item := staged_q.get()) is not _END:
@@ -924,6 +925,14 @@ def flush_reencoded(output, reencode: dict) -> None:  # noqa: ANN001
     for encoder in reencode.values():
         if encoder.type != "subtitle":  # a subtitle encoder holds nothing back
             output.mux(encoder.encode(None))
+
+
+def last_end(info: VideoProbe, end: int | None) -> int | None:
+    """Where the last frame taken ends (`end`, the stream's ticks), no later than the video's own
+    declared end: a last packet's duration that runs past it (a muxer's guess) is not held."""
+    if end is None or info.declared is None:
+        return end
+    return min(end, math.ceil((Fraction(info.declared) + info.origin) / info.time_base))
 
 
 def _check_complete(path: Path, info: VideoProbe, end: int | None) -> None:
