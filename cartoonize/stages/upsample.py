@@ -80,31 +80,68 @@ def _resize(x, size: tuple[int, int], mode: str):  # noqa: ANN001 - (h, w, C) ->
     )
 
 
+# the full-resolution part runs in strips of rows of about this many bytes of float work (12
+# coefficient planes, the source's 3, the result's 3, at 4 bytes): a 108 MP photo needed 9.9 GB
+# in one piece (90 bytes a pixel), and the memory guard (pipelines.memory) counts the network only
+STRIP_BYTES = 48 << 20
+FLOAT_BYTES_PER_PIXEL = 4 * (12 + 3 + 3)
+
+
 def guided_upsample(source: np.ndarray, cartoon: np.ndarray, radius: int = DEFAULT_RADIUS,
                     eps: float = DEFAULT_EPS) -> np.ndarray:  # fmt: skip
-    """The cartoon (h, w, 3) brought to the size of `source` (H, W, 3), both uint8 RGB."""
+    """The cartoon (h, w, 3) brought to the size of `source` (H, W, 3), both uint8 RGB. On the
+    CPU, in strips of rows: beside the source and the result, it needs a few bytes a pixel."""
     import torch
 
-    q = guided_upsample_tensor(torch.from_numpy(source), torch.from_numpy(cartoon), radius, eps)
-    return q.mul_(255.0).round_().clamp_(0, 255).to(torch.uint8).permute(1, 2, 0).contiguous().numpy()
+    height, width = source.shape[:2]
+    out = np.empty((height, width, 3), np.uint8)
+    rows = max(1, STRIP_BYTES // (width * FLOAT_BYTES_PER_PIXEL))
+    for top, q in _in_strips(torch.from_numpy(source), torch.from_numpy(cartoon), radius, eps, rows):
+        q = q.mul_(255.0).round_().clamp_(0, 255).to(torch.uint8)
+        torch.from_numpy(out[top : top + q.shape[1]]).copy_(q.permute(1, 2, 0))
+    return out
 
 
 def guided_upsample_tensor(source, cartoon, radius: int = DEFAULT_RADIUS, eps: float = DEFAULT_EPS):  # noqa: ANN001, ANN201
     """`guided_upsample` on tensors of any device (the stages on the GPU, `stages.device`): source
     (H, W, 3) and cartoon (h, w, 3), uint8 or float 0-255, on one device -> the upsampled cartoon,
-    float32 (3, H, W) in [0, 1], not rounded."""
-    import torch
+    float32 (3, H, W) in [0, 1], not rounded. In one piece (a video frame on the GPU), by the
+    same code as the strips, so the two agree bit for bit on the CPU."""
+    return next(_in_strips(source, cartoon, radius, eps, source.shape[0]))[1]
+
+
+def _in_strips(source, cartoon, radius: int, eps: float, rows: int):  # noqa: ANN001, ANN202 - torch tensors
+    """(first row, q (3, rows, W) float in [0, 1]) for each strip of `rows` rows of the output:
+    the maps computed once at the cartoon's size, then brought up and applied a strip at a time."""
     import torch.nn.functional as F
 
-    # the source in planar layout (3, H, W), converted once: contiguous planes make the bilinear
-    # upsampling and the affine map at full resolution 2.5x faster than on interleaved (H, W, 3)
-    # views (640x360, one thread)
-    full = source.permute(2, 0, 1).to(torch.float32, memory_format=torch.contiguous_format)
-    full = full.div(255.0) if full.data_ptr() == source.data_ptr() else full.div_(255.0)
-    p = cartoon.float().div(255.0)  # (h, w, 3)
+    height, width = source.shape[:2]
     h, w = cartoon.shape[:2]
-    guide = F.interpolate(full[None], size=(h, w), mode="area")[0].permute(1, 2, 0)  # (h, w, 3)
+    guide = _area_in_strips(source, (h, w), rows)
+    smooth = _coefficients(guide, cartoon.float().div(255.0), radius, eps)
+    wide = F.interpolate(smooth[None], size=(h, width), mode="bilinear", align_corners=False)[0]  # (12, h, W)
+    for top in range(0, height, rows):
+        bottom = min(height, top + rows)
+        yield top, _affine(_rows_bilinear(wide, top, bottom, height), _planes(source[top:bottom]))
 
+
+def _planes(rows):  # noqa: ANN001, ANN202 - a (rows, W, 3) tensor, uint8 or float 0-255
+    """The rows in planar float32 (3, rows, W) in [0, 1], a new tensor: contiguous planes make the
+    bilinear upsampling and the affine map 2.5x faster than interleaved (rows, W, 3) views."""
+    import torch
+
+    planar = rows.permute(2, 0, 1)
+    full = planar.to(torch.float32, memory_format=torch.contiguous_format)
+    return full.div(255.0) if full.data_ptr() == planar.data_ptr() else full.div_(255.0)
+
+
+def _coefficients(guide, p, radius: int, eps: float):  # noqa: ANN001, ANN202 - torch tensors
+    """The local affine maps at the inference size, box-smoothed: (12, h, w), A (3×3, row-major:
+    cartoon channel, guide channel) then b, from the guide (the source shrunk) and the cartoon p,
+    both (h, w, 3) in [0, 1]."""
+    import torch
+
+    h, w = p.shape[:2]
     # the means of I, p, every product of two guide channels and of cartoon x guide channel, in one call
     pairs = [(i, j) for i in range(3) for j in range(i, 3)]  # the 6 distinct entries of Σ
     planes = [guide[..., i] * guide[..., j] for i, j in pairs] + [
@@ -130,15 +167,47 @@ def guided_upsample_tensor(source, cartoon, radius: int = DEFAULT_RADIUS, eps: f
     )
     a = (cov @ inverse) / det[..., None, None]  # A = cov Σ'⁻¹: (h, w, 3 cartoon, 3 guide)
     b = mean_p - (a @ mean_i[..., None])[..., 0]  # b = mean(p) - A mean(I): (h, w, 3)
+    return _box(torch.cat([a.reshape(h, w, 9), b], -1), radius).permute(2, 0, 1).contiguous()
 
-    smooth = _box(torch.cat([a.reshape(h, w, 9), b], -1), radius).permute(2, 0, 1).contiguous()
-    H, W = full.shape[1:]
-    ab = F.interpolate(smooth[None], size=(H, W), mode="bilinear", align_corners=False)[0]  # (12, H, W)
-    a_up = ab[:9].view(3, 3, H, W)  # A[c, j]
+
+def _affine(ab, full):  # noqa: ANN001, ANN202 - torch tensors
+    """q = b + Σ_j A[:, j] I_j at full resolution: `ab` (12, H, W) the upsampled maps, `full`
+    (3, H, W) the source in [0, 1] -> (3, H, W)."""
+    height, width = full.shape[1:]
+    a_up = ab[:9].view(3, 3, height, width)  # A[c, j]
     q = ab[9:].clone()  # b, then + Σ_j A[:, j] I_j: (3, H, W)
     for j in range(3):
         q.addcmul_(a_up[:, j], full[j])
     return q
+
+
+def _area_in_strips(source, size: tuple[int, int], rows: int):  # noqa: ANN001, ANN202 - a (H, W, 3) tensor
+    """The source shrunk to `size` (h, w) by area averaging, as `F.interpolate(mode="area")` does
+    (adaptive average pooling), in [0, 1], (h, w, 3): the width first, `rows` rows at a time in
+    float, then the height (a window's mean is the mean of its rows' means)."""
+    import torch
+    import torch.nn.functional as F
+
+    height = source.shape[0]
+    narrow = torch.cat([
+        F.adaptive_avg_pool2d(source[top : top + rows].permute(2, 0, 1).float()[None], (min(rows, height - top), size[1]))[0]
+        for top in range(0, height, rows)
+    ], dim=1)  # fmt: skip
+    return F.adaptive_avg_pool2d(narrow[None], size)[0].div_(255.0).permute(1, 2, 0)
+
+
+def _rows_bilinear(wide, top: int, bottom: int, height: int):  # noqa: ANN001, ANN202 - (C, h, W) tensor
+    """Rows top..bottom of `wide` (C, h, W) stretched to `height` rows, linearly, as
+    `F.interpolate(mode="bilinear", align_corners=False)` places them (half-pixel centres, the
+    first and last rows held at the edges): the same values, a strip at a time."""
+    import torch
+
+    h = wide.shape[1]
+    at = ((torch.arange(top, bottom, dtype=torch.float64) + 0.5) * (h / height) - 0.5).clamp_(min=0)
+    low = at.floor().long().clamp_(max=h - 1)
+    high = (low + 1).clamp_(max=h - 1)
+    weight = (at - low).to(wide.dtype)[None, :, None].expand(wide.shape[0], -1, wide.shape[2])
+    return wide.index_select(1, low).lerp_(wide.index_select(1, high), weight)
 
 
 def bicubic_upsample(source: np.ndarray, cartoon: np.ndarray) -> np.ndarray:
