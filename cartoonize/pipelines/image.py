@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from cartoonize.errors import CartoonizeError, CartoonizeWarning
-from cartoonize.media import exif, hdr, icc, photo_file
+from cartoonize.media import exif, hdr, icc, opencv_photo, photo_file, tiff
 from cartoonize.media.files import (
     ATTACHED_PIC,
     atomic_output,
@@ -37,11 +37,23 @@ ENCODER_OPTIONS = {"mjpeg": {"qscale": "2"}}
 # with grey or smeared blocks and says nothing. Not TIFF: its decoder then refuses valid files
 # for a tag it does not know (ResolutionUnit, as FFmpeg itself writes)
 STRICT_DECODERS = {"mjpeg": {"err_detect": "explode"}}
-# read, not written: phones' HEIF (iPhone .heic) and AVIF photos, which FFmpeg decodes
-READ_ONLY_SUFFIXES = {".heic", ".heif", ".avif"}
+# read, not written: phones' HEIF (iPhone .heic) and AVIF photos, and other types FFmpeg decodes,
+# so that a folder's are found as they are named one by one
+READ_ONLY_SUFFIXES = {".heic", ".heif", ".avif",
+                      ".jfif", ".jpe",  # JPEG under other names
+                      ".gif",  # its first frame, with a warning where it is animated
+                      ".tga", ".ico", ".dib", ".qoi", ".jp2", ".j2k", ".ppm", ".pgm", ".pbm", ".pnm"}  # fmt: skip
 # the brands of a HEIF file (HEVC or AV1 images): FFmpeg gives a tiled one's tiles as separate
 # streams, and the grid that joins them as a stream group, which PyAV does not expose
 HEIF_BRANDS = {"mif1", "msf1", "heic", "heix", "heim", "heis", "hevc", "hevx", "avif", "avis"}
+# FFmpeg's names for types it opens and cannot decode (SVG, JPEG XL: no decoder in it; PSD: only
+# some): what the file is, and how to get a photo this reads
+NOT_DECODED = {
+    "svg_pipe": ("a vector drawing (SVG)", "export it as PNG first"),
+    "jpegxl_pipe": ("a JPEG XL image", "convert it to PNG or JPEG first (`djxl {name} {stem}.png`)"),
+    "psd_pipe": ("a Photoshop document (PSD)", "export it as PNG or TIFF first"),
+}
+UNSPECIFIED = 2  # H.273's code point for primaries and transfer a decoder was not told
 
 
 def _refuse_tiles(path: Path, container) -> None:  # noqa: ANN001 - an input av container
@@ -66,35 +78,109 @@ def read_image(path: Path, max_side: int | None = None) -> np.ndarray:
 
 def read_image_and_alpha(path: Path, max_side: int | None = None) -> tuple[np.ndarray, np.ndarray | None]:
     """uint8 (H, W, 3) RGB and its (H, W) alpha plane, None where the photo has no transparency
-    (or an alpha plane that is opaque everywhere); both upright and scaled alike."""
+    (or an alpha plane that is opaque everywhere); both upright and scaled alike. FFmpeg decodes
+    it, or OpenCV where FFmpeg cannot (media.opencv_photo)."""
+    misread = opencv_photo.misread_by_ffmpeg(path)  # a JPEG-compressed TIFF: black from FFmpeg
+    if misread:
+        picture = opencv_photo.rgba_from_file(path)
+        if picture is None:
+            raise CartoonizeError(f"{path} is {misread}, which cannot be decoded here: convert it "
+                                  f"to PNG or (baseline) JPEG first")  # fmt: skip
+        rgb, alpha, turn = _from_opencv(path, picture, max_side)
+    else:
+        try:
+            rgb, alpha, turn = _from_ffmpeg(path, _first_frame(path), max_side)
+        except _NotDecoded as exc:  # a JPEG XL, a TIFF compression FFmpeg lacks: OpenCV may read it
+            picture = opencv_photo.rgba_from_file(path)
+            if picture is None:
+                raise CartoonizeError(str(exc)) from None
+            rgb, alpha, turn = _from_opencv(path, picture, max_side)
+    if tiff.pages(path) > 1:  # FFmpeg and OpenCV both read the first
+        warnings.warn(f"{path} has more than one page; the cartoon is of the first",
+                      CartoonizeWarning, stacklevel=3)  # fmt: skip
+    if turn != 1:  # the alpha turns with the picture
+        rgb = exif.upright(rgb, turn)
+        alpha = None if alpha is None else exif.upright(alpha, turn)
+    return rgb, alpha
+
+
+class _NotDecoded(CartoonizeError):
+    """FFmpeg could not decode the photo, which is not a JPEG (whose damage FFmpeg's strict decoder
+    refuses, where OpenCV would read it smeared): the message, unless OpenCV can."""
+
+
+def _first_frame(path: Path):  # noqa: ANN202 - an av.VideoFrame
+    """The photo's picture as FFmpeg decodes it (the largest of an icon's); a one-line error where
+    it cannot, a `_NotDecoded` one where OpenCV may still."""
     import av
 
+    demuxer = None  # FFmpeg's name for the type, once it has opened the file ("svg_pipe", "psd_pipe")
     try:
         with av.open(ffmpeg_path(path)) as container:
+            demuxer = container.format.name
             _refuse_tiles(path, container)
-            stream = container.streams.video[0]
+            stream = _picture_stream(container)
+            if stream.codec_context is None:  # a type FFmpeg knows and has no decoder for
+                raise _NotDecoded(_not_readable(path, demuxer, "FFmpeg has no decoder for it"))
             stream.codec_context.options = dict(STRICT_DECODERS.get(stream.codec_context.name, {}))
             frames = container.decode(stream)
             frame = next(frames)
             if next(frames, None) is not None:  # a GIF or APNG animation, or a video
                 warnings.warn(f"{path} has more than one frame; the cartoon is of the first "
-                              f"(`cartoonize video` does every frame)", CartoonizeWarning, stacklevel=3)  # fmt: skip
+                              f"(`cartoonize video` does every frame)", CartoonizeWarning, stacklevel=4)  # fmt: skip
+            return frame
     except av.FFmpegError as exc:  # a file cut short or corrupt too: FFmpeg cannot tell which
         if _animated_webp(path):
             raise CartoonizeError(
                 f"{path} is an animated WebP, which FFmpeg cannot decode: save its frames as GIF or PNG "
                 f"first (`magick {path.name} {path.stem}.gif`)"
             ) from None
-        raise CartoonizeError(
-            f"{path} is not a readable image ({exc.strerror or type(exc).__name__})"
-        ) from None
+        message = _not_readable(path, demuxer, exc.strerror or type(exc).__name__)
+        if opencv_photo.is_jpeg(path):  # cut short or damaged: OpenCV would read it, grey or smeared
+            raise CartoonizeError(message) from None
+        raise _NotDecoded(message) from None
     except (StopIteration, IndexError):
         raise CartoonizeError(f"{path} is not a readable image (no picture in it)") from None
+
+
+def _picture_stream(container):  # noqa: ANN001, ANN202 - an input av container, its av.VideoStream
+    """The stream to cartoonize: the first, or an icon's largest (an ICO holds one picture per
+    size, often the smallest first)."""
+    streams = container.streams.video
+    if container.format.name == "ico" and len(streams) > 1:
+        return max(streams, key=lambda s: s.codec_context.width * s.codec_context.height if s.codec_context else 0)  # fmt: skip
+    return streams[0]
+
+
+def _not_readable(path: Path, demuxer: str | None, reason: str) -> str:
+    """The error for a photo this cannot decode: what it is and how to convert it, where FFmpeg
+    named a type this knows the way out of; else FFmpeg's reason."""
+    if demuxer in NOT_DECODED:
+        what, how = NOT_DECODED[demuxer]
+        return f"{path} is {what}, which cannot be decoded here: {how.format(name=path.name, stem=path.stem)}"
+    return f"{path} is not a readable image ({reason})"
+
+
+Decoded = tuple[np.ndarray, np.ndarray | None, int]  # RGB, alpha (None: opaque), EXIF orientation to apply
+
+
+def _coded_size(width: int, height: int, turn: int, max_side: int | None) -> tuple[int, int]:
+    """(width, height) to scale a stored (width, height) picture to, so that upright it fits
+    `max_side` (a sideways one's width is its upright height)."""
+    if exif.sideways(turn):
+        upright_width, upright_height = fit_within(height, width, max_side, even=False)
+        return upright_height, upright_width
+    return fit_within(width, height, max_side, even=False)
+
+
+def _from_ffmpeg(path: Path, frame, max_side: int | None) -> Decoded:  # noqa: ANN001 - an av.VideoFrame
+    """The frame's RGB in sRGB and its alpha (None where opaque), scaled and not yet turned, and
+    the EXIF orientation that turns them upright."""
+    import av
+
     # the file's own EXIF orientation where it has one: FFmpeg's turn loses its mirroring (media/exif)
     turn = exif.orientation(path) or exif.from_rotation(frame.rotation)
-    w, h = (frame.height, frame.width) if exif.sideways(turn) else (frame.width, frame.height)
-    w, h = fit_within(w, h, max_side, even=False)
-    coded = (h, w) if exif.sideways(turn) else (w, h)
+    coded = _coded_size(frame.width, frame.height, turn, max_side)
     rgb: np.ndarray
     if int(frame.color_trc) in hdr.TRANSFER_NAMES:  # an HDR (PQ, HLG) AVIF or HEIC: to SDR, as video is
         rgb = hdr.ToneMap(int(frame.color_trc), *coded)(frame)
@@ -107,10 +193,20 @@ def read_image_and_alpha(path: Path, max_side: int | None = None) -> tuple[np.nd
         alpha = plane.to_ndarray(format="gray", width=coded[0], height=coded[1], interpolation="AREA")
     else:
         alpha = None  # none, or opaque everywhere
-    if turn != 1:  # the alpha turns with the picture
-        rgb = exif.upright(rgb, turn)
-        alpha = None if alpha is None else exif.upright(alpha, turn)
-    return rgb, alpha
+    return rgb, alpha, turn
+
+
+def _from_opencv(path: Path, picture: np.ndarray, max_side: int | None) -> Decoded:
+    """As `_from_ffmpeg`, for a (H, W, 3 or 4) picture OpenCV decoded."""
+    import cv2
+
+    turn = exif.orientation(path) or 1
+    coded = _coded_size(picture.shape[1], picture.shape[0], turn, max_side)
+    if coded != (picture.shape[1], picture.shape[0]):  # alpha and colour with one filter, as FFmpeg's
+        picture = cv2.resize(picture, coded, interpolation=cv2.INTER_AREA)
+    rgb = _in_srgb(path, np.ascontiguousarray(picture[..., :3]), UNSPECIFIED, UNSPECIFIED)
+    alpha = picture[..., 3].copy() if picture.shape[2] == 4 and picture[..., 3].min() < 255 else None
+    return rgb, alpha, turn
 
 
 def _in_srgb(path: Path, rgb: np.ndarray, primaries: int, transfer: int) -> np.ndarray:
@@ -126,11 +222,11 @@ def _in_srgb(path: Path, rgb: np.ndarray, primaries: int, transfer: int) -> np.n
         profile = icc.parse(data)
     except icc.Unsupported as exc:
         warnings.warn(f"{path} has an ICC colour profile this cannot apply ({exc}); its colours are read as sRGB",
-                      CartoonizeWarning, stacklevel=4)  # fmt: skip
+                      CartoonizeWarning, stacklevel=5)  # fmt: skip
         return rgb
     except (ValueError, struct.error):
         warnings.warn(f"{path} has a damaged ICC colour profile; its colours are read as sRGB",
-                      CartoonizeWarning, stacklevel=4)  # fmt: skip
+                      CartoonizeWarning, stacklevel=5)  # fmt: skip
         return rgb
     return rgb if profile is None or profile.is_srgb() else icc.to_srgb(rgb, profile)
 
@@ -215,32 +311,43 @@ def write_image(path: Path, picture: np.ndarray) -> None:
             out.mux(packet)
 
 
-def collect_images(inputs: list[Path], leave_out: Path | None = None) -> list[tuple[Path, Path]]:
+def collect_images(inputs: list[Path], leave_out: Path | None = None) -> tuple[list[tuple[Path, Path]], int]:
     """(photo, its place in an output folder, less the suffix) for the photos given and those in
-    the folders given (recursively). A photo given by name goes at the top; one found in a folder
-    keeps the subfolders below that folder (`in/2024/IMG_0001.jpg` -> `2024/IMG_0001`), so photos
-    of one name in different subfolders (a camera counts from IMG_0001 again) do not meet. Hidden
-    files and folders below a folder given are not photos (macOS leaves a `._IMG_0001.JPG` beside
-    each photo it copies to a USB stick), and files under `leave_out` (the output folder, where it
-    lies inside an input folder) are earlier cartoons."""
+    the folders given (recursively), and how many other files those folders hold (not photos of a
+    type this reads: the summary counts them, so that none is left out in silence). A photo given
+    by name goes at the top; one found in a folder keeps the subfolders below that folder
+    (`in/2024/IMG_0001.jpg` -> `2024/IMG_0001`), so photos of one name in different subfolders (a
+    camera counts from IMG_0001 again) do not meet. Hidden files and folders below a folder given
+    are not photos (macOS leaves a `._IMG_0001.JPG` beside each photo it copies to a USB stick),
+    and files under `leave_out` (the output folder, where it lies inside an input folder) are
+    earlier cartoons; neither is counted."""
     readable = set(IMAGE_SUFFIXES) | READ_ONLY_SUFFIXES
     outputs = leave_out.resolve() if leave_out is not None else None
     found: list[tuple[Path, Path]] = []
+    others = 0
     for item in inputs:
         if item.is_dir():
             for path in sorted(item.rglob("*")):
                 below = path.relative_to(item)
-                if (path.suffix.lower() in readable and path.is_file()
-                        and not any(part.startswith(".") for part in below.parts)
-                        and not (outputs and path.resolve().is_relative_to(outputs))):  # fmt: skip
+                if (not path.is_file() or any(part.startswith(".") for part in below.parts)
+                        or (outputs and path.resolve().is_relative_to(outputs))):  # fmt: skip
+                    continue
+                if path.suffix.lower() in readable:
                     found.append((path, below.parent / below.stem))
+                else:
+                    others += 1
         elif item.is_file():
             found.append((item, Path(item.stem)))
         else:
             raise CartoonizeError(f"input {item} does not exist")
     if not found:
-        raise CartoonizeError(f"no images found in {', '.join(map(str, inputs))}")
-    return found
+        what = f" ({_files(others)} there, none of a photo type this reads)" if others else ""
+        raise CartoonizeError(f"no images found in {', '.join(map(str, inputs))}{what}")
+    return found, others
+
+
+def _files(count: int) -> str:
+    return f"{count} file{'' if count == 1 else 's'}"
 
 
 def names_a_file_type(path: Path) -> bool:
@@ -265,6 +372,7 @@ class ImageJob:
 class OutputPlan:
     pairs: list[tuple[Path, Path]]  # (photo, cartoon) to make
     skipped: list[tuple[Path, Path]]  # (photo, cartoon) whose cartoon exists, in a folder without --overwrite
+    left_out: int = 0  # files in the input folders that are not photos of a type this reads
 
 
 def plan_outputs(job: ImageJob) -> OutputPlan:
@@ -279,7 +387,7 @@ def plan_outputs(job: ImageJob) -> OutputPlan:
             raise CartoonizeError(
                 f"--output {output} is the input folder; give another folder for the cartoons"
             )
-    sources = collect_images(list(job.inputs), leave_out=output)
+    sources, others = collect_images(list(job.inputs), leave_out=output)
     single = len(sources) == 1 and output.suffix.lower() in IMAGE_SUFFIXES and not output.is_dir()
     if single:
         pairs = [(sources[0][0], output)]
@@ -302,7 +410,7 @@ def plan_outputs(job: ImageJob) -> OutputPlan:
             raise CartoonizeError(f"output {dst} is a folder; give another name")
         if single and dst.exists() and not job.overwrite:
             raise CartoonizeError(f"output {dst} exists; pass --overwrite to replace it")
-    plan = OutputPlan([], [])
+    plan = OutputPlan([], [], others)
     for src, dst in pairs:
         (plan.pairs if job.overwrite or not dst.exists() else plan.skipped).append((src, dst))
     return plan
@@ -312,12 +420,17 @@ def plan_outputs(job: ImageJob) -> OutputPlan:
 class ImageReport:
     written: list[Path]
     skipped: list[Path]  # outputs that existed (a folder without --overwrite)
+    left_out: int = 0  # files in the input folders that are not photos of a type this reads
 
     def summary(self, output: Path) -> str:
         why = (
             f"; {len(self.skipped)} skipped (output exists; --overwrite replaces it)" if self.skipped else ""
         )
-        return f"wrote {len(self.written)} image(s) to {output}{why}"
+        return f"wrote {len(self.written)} image(s) to {output}{why}{_left_out(self.left_out)}"
+
+
+def _left_out(count: int) -> str:
+    return f"; {_files(count)} in the folder left out (not photos this reads)" if count else ""
 
 
 def cartoonize_images(job: ImageJob, make_runner: Callable[[], Runner],
@@ -330,7 +443,7 @@ def cartoonize_images(job: ImageJob, make_runner: Callable[[], Runner],
     pairs, skipped = plan.pairs, [dst for _, dst in plan.skipped]
     written: list[Path] = []
     if not pairs:  # every output is there already
-        return ImageReport(written, skipped)
+        return ImageReport(written, skipped, plan.left_out)
     chain = build_stages(replace(job.stages, temporal=False))
     unreadable: list[str] = []  # one line each: a bad photo in a folder does not stop the others
     with contextlib.ExitStack() as stack:
@@ -380,9 +493,9 @@ def cartoonize_images(job: ImageJob, make_runner: Callable[[], Runner],
                 on_progress(i + 1, len(pairs))
     if unreadable:
         more = f"; and {len(unreadable) - 1} more" if len(unreadable) > 1 else ""
-        also = f"; {len(skipped)} skipped (output exists)" if skipped else ""
+        also = (f"; {len(skipped)} skipped (output exists)" if skipped else "") + _left_out(plan.left_out)
         raise CartoonizeError(
             f"{len(unreadable)} of {len(pairs) + len(skipped)} images failed ({unreadable[0]}{more}); "
             f"the other {len(written)} are in {job.output}{also}"
         )
-    return ImageReport(written, skipped)
+    return ImageReport(written, skipped, plan.left_out)
