@@ -283,6 +283,13 @@ def image_type(path: Path) -> tuple[str, str, str | None]:
         ) from None
 
 
+def on_white(rgb: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+    """The picture laid on white, as a page or a browser shows a transparent one: what lies
+    under its transparent parts (often black, or the colours of an earlier edit) is not shown."""
+    weight = alpha[..., None].astype(np.float32) / 255.0
+    return np.round(rgb * weight + 255.0 * (1.0 - weight)).astype(np.uint8)
+
+
 def holds_alpha(path: Path) -> bool:
     return image_type(path)[2] is not None
 
@@ -467,6 +474,8 @@ def cartoonize_images(job: ImageJob, make_runner: Callable[[], Runner],
         for i, (src, dst) in enumerate(pairs):
             try:
                 photo, alpha = read_image_and_alpha(src, job.max_side)
+                if alpha is not None and not holds_alpha(dst):  # cartoonized as it is shown: on white
+                    photo = on_white(photo, alpha)
                 side, photo_chain = job.stages.infer_side, chain
                 if side is None and shared is not None and getattr(shared, "device", "cpu") == "cpu":
                     side = _side_that_fits(src, photo.shape[0], photo.shape[1])  # not killed for memory
@@ -484,8 +493,8 @@ def cartoonize_images(job: ImageJob, make_runner: Callable[[], Runner],
                     cartoon = np.dstack([cartoon, alpha])  # the photo's transparency, where it was
                 elif alpha is not None:
                     warnings.warn(f"{src} has transparency, which a {dst.suffix} file cannot hold: "
-                                  f"{dst.name} is opaque (write .png, .webp or .tif to keep it)",
-                                  CartoonizeWarning, stacklevel=2)  # fmt: skip
+                                  f"{dst.name} is opaque, its transparent parts white (write .png, .webp "
+                                  "or .tif to keep it)", CartoonizeWarning, stacklevel=2)  # fmt: skip
                 dst.parent.mkdir(parents=True, exist_ok=True)  # only once there is a picture to put there
                 write_image(dst, cartoon)
                 written.append(dst)

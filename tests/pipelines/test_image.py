@@ -297,6 +297,24 @@ def test_transparency_a_type_cannot_hold_is_a_warning(
     assert read_image_and_alpha(out)[0].shape == (40, 24, 3)
 
 
+def test_transparent_parts_become_white_where_the_type_is_opaque(tmp_path: Path) -> None:
+    """A logo whose transparent half hides black pixels (as editors leave them), written as JPEG:
+    the network gets it as it is shown, on white; the hidden black came out in the cartoon."""
+    from cartoonize.stages import StageOptions
+    from tests.pipelines.test_yuv_frames import Identity
+
+    rgba = np.zeros((32, 48, 4), np.uint8)
+    rgba[:, :24] = (200, 30, 30, 255)  # opaque red, the right half transparent black
+    rgba[:, 24:28] = (200, 30, 30, 128)  # and a half-transparent red seam
+    write_image(tmp_path / "logo.png", rgba)
+    out = tmp_path / "logo.jpg"
+    with pytest.warns(CartoonizeWarning, match="its transparent parts white"):
+        cartoonize_images(ImageJob((tmp_path / "logo.png",), out, stages=StageOptions(raw=True)), Identity)
+    shown = read_image(out).astype(int)
+    assert shown[:, 32:].min() >= 245 and np.abs(shown[:, :20] - (200, 30, 30)).max() <= 12
+    assert np.abs(shown[8:24, 25] - (228, 143, 143)).max() <= 12  # half red, half white
+
+
 def test_a_webp_alpha_reads_the_same_every_time(tmp_path: Path) -> None:
     """WebP decodes to yuva420p, which FFmpeg 8.1's swscale turns into RGBA differently now and
     then (a few pixels in about 1 read of 100): the alpha plane is read as it is instead."""
