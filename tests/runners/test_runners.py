@@ -161,12 +161,41 @@ def test_compile_second_load_reuses_the_cache(tiny_checkpoint: Path, tmp_path: P
     second, second_err = load()
     assert second["hit"] >= 1 and second["miss"] == 0 and second["shapes"] == [[1, 40, 24, True]], second
     assert second["psnr_vs_reference"] >= 45, second
-    for err in (first_err, second_err):
-        assert err.count("compiling the engine for 40x24 (batch 1), first run only, ~") == 1, err
+    assert first_err.count("compiling the engine for 40x24 (batch 1), first run only, ~") == 1, first_err
+    assert second_err.count("loading the compiled engine for 40x24 (batch 1) from the cache, ~") == 1, (
+        second_err
+    )
+    assert "compiling" not in second_err, second_err
     checks = json.loads((tmp_path / "cache" / "compile" / "checks.json").read_text())
     (record,) = [v for k, v in checks.items() if ".cpu.fp32.40x24.b1." in k]
     assert record["passes"] and record["psnr_db"] >= 45 and record["compile_s"] > 0, json.dumps(record)
+    assert record["load_s"] > 0, json.dumps(record)  # the second run's, said the next time
     print(f"first process {first['seconds']:.1f} s, second {second['seconds']:.1f} s to a first cartoon")
+
+
+def test_a_size_compiled_before_says_it_loads(
+    tiny_checkpoint: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The notice says "compiling … first run only" for a size never compiled, and "loading … from
+    the cache" with the last load's time once an earlier run compiled it (it said "first run only"
+    on every run). Inductor itself is left out here (the slow test above runs it): the eager module
+    stands in for the compiled one."""
+    from cartoonize.runners.compile import CompileRunner, frame_model
+
+    class EagerAsCompiled(CompileRunner):
+        def load(self) -> None:
+            self.eager = self.compiled = frame_model(self.checkpoint, self.precision).eval()
+
+    monkeypatch.setenv("CARTOONIZE_CACHE", str(tmp_path / "cache"))
+    checkpoint = load_checkpoint(tiny_checkpoint)
+    frames = np.random.default_rng(2).integers(0, 256, (1, 16, 20, 3), dtype=np.uint8)
+    said: list[str] = []
+    for _ in range(3):
+        with EagerAsCompiled(checkpoint, notify=said.append) as run:
+            run(frames)
+    assert said[0].startswith("compiling the engine for 16x20 (batch 1), first run only, ~"), said
+    loads = [line.split(", ~")[0] for line in said[1:]]
+    assert loads == ["loading the compiled engine for 16x20 (batch 1) from the cache"] * 2, said
 
 
 def test_compile_failure_falls_back_to_eager_with_one_warning(
