@@ -26,9 +26,9 @@ fmt:
 demo:
     CARTOONIZE_WEIGHTS_URL=file://$(realpath ../shared/weights) .venv/bin/cartoonize video ../shared/media/sintel_5s.mp4 sintel_cartoon.mp4 --infer-side 256 --overwrite
 
-# inference and end-to-end speed on this machine, printed and written as JSON
+# inference and end-to-end speed on this machine, printed (and written as JSON with --json PATH)
 bench *args:
-    .venv/bin/python -m cartoonize.measure.benchmarks "$@"
+    CARTOONIZE_WEIGHTS_URL=file://$(realpath ../shared/weights) .venv/bin/python -m cartoonize.measure.benchmarks "$@"
 
 # here, once: the data the GPU check carries (.gpu/: the Hayao checkpoint, 720p and 1080p clips)
 gpu-prepare:
@@ -36,7 +36,7 @@ gpu-prepare:
 
 # the scaling row alone: a long generated clip in segments on 1 and 2 workers, local processes and local Ray
 scaling *args:
-    .venv/bin/python -m cartoonize.measure.benchmarks --scaling-only "$@"
+    CARTOONIZE_WEIGHTS_URL=file://$(realpath ../shared/weights) .venv/bin/python -m cartoonize.measure.benchmarks --scaling-only "$@"
 
 # bf16 on this CPU: PyTorch fp32 and bf16 and ONNX Runtime fp32 side by side, bf16's parity, and what --precision auto picks
 bench-cpu-precision *args:
@@ -56,11 +56,11 @@ mutate *args:
 
 # what web-ready mp4 (faststart) costs: muxing with and without it, and a video job, on real clips
 bench-faststart *args:
-    .venv/bin/python -m cartoonize.measure.faststart "$@"
+    CARTOONIZE_WEIGHTS_URL=file://$(realpath ../shared/weights) .venv/bin/python -m cartoonize.measure.faststart "$@"
 
 # the GIL's switch interval in `cartoonize video`: 5 ms (CPython's) against the pipeline's 0.5 ms, around an engine that runs Python while its device works
 bench-handoffs *args:
-    .venv/bin/python -m cartoonize.measure.handoffs "$@"
+    CARTOONIZE_WEIGHTS_URL=file://$(realpath ../shared/weights) .venv/bin/python -m cartoonize.measure.handoffs "$@"
 
 # exposure, flicker and closeness to today's output on every shared clip: --raw vs the default stages (Hayao, 320 px, 120 frames), a table and quality.json
 quality *args:

@@ -26,6 +26,7 @@ from typing import Any
 from cartoonize.choose import EngineRequest, runner_for
 from cartoonize.engines.store import parse_shape
 from cartoonize.export import reference_photo
+from cartoonize.measure import run_module
 from cartoonize.measure.bench import time_runner
 from cartoonize.pipelines.video import VideoJob, cartoonize_video
 
@@ -131,4 +132,4 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
 
 
 if __name__ == "__main__":
-    main()
+    run_module(main)

@@ -18,6 +18,7 @@ from typing import Any
 
 from cartoonize.choose import EngineRequest, cached_onnx, checkpoint_path, cpu_choice
 from cartoonize.engines.store import parse_shape
+from cartoonize.measure import run_module
 from cartoonize.measure.bench import time_runner
 
 
@@ -114,4 +115,4 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
 
 if __name__ == "__main__":
-    main()
+    run_module(main)

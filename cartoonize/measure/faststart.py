@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from cartoonize.choose import EngineRequest, runner_for
+from cartoonize.measure import run_module
 from cartoonize.media.files import muxer_options
 from cartoonize.pipelines.video import VideoJob, cartoonize_video
 
@@ -101,4 +102,4 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
 
 
 if __name__ == "__main__":
-    main()
+    run_module(main)

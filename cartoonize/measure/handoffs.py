@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from cartoonize.measure import run_module
 from cartoonize.measure.bench import time_host_path
 from cartoonize.media.files import EncoderSettings
 from cartoonize.pipelines.handoffs import SWITCH_INTERVAL_S
@@ -167,4 +168,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_module(main)

@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from cartoonize.errors import CartoonizeError
+from cartoonize.measure import run_module
 from cartoonize.stages.flow import FlowEstimator, gray, warp
 from cartoonize.stages.stabilize import is_scene_cut
 
@@ -235,4 +236,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_module(main)

@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 
 from cartoonize.choose import EngineRequest, runner_for
+from cartoonize.measure import run_module
 from cartoonize.measure.quality import Quality, measure
 from cartoonize.pipelines.video import VideoJob, cartoonize_video
 from cartoonize.runners.base import Runner
@@ -270,4 +271,4 @@ def main(argv: list[str] | None = None, say: Callable[[str], None] = print) -> d
 
 
 if __name__ == "__main__":
-    main()
+    run_module(main)

@@ -23,6 +23,7 @@ import numpy as np
 
 from cartoonize.choose import EngineRequest, runner_for
 from cartoonize.errors import CartoonizeError
+from cartoonize.measure import run_module
 from cartoonize.media.files import fit_within
 from cartoonize.stages.upsample import (
     DEFAULT_EPS,
@@ -195,4 +196,4 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
 
 if __name__ == "__main__":
-    main()
+    run_module(main)

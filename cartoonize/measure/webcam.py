@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from cartoonize.choose import EngineRequest, runner_for
+from cartoonize.measure import run_module
 from cartoonize.media.capture import CaptureSpec
 from cartoonize.pipelines.webcam import WebcamJob, run_webcam
 from cartoonize.stages import StageOptions
@@ -128,4 +129,4 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
 
 
 if __name__ == "__main__":
-    main()
+    run_module(main)
