@@ -196,6 +196,12 @@ def _stored_runner(backend: str) -> Callable[[EngineRequest], Runner]:
             raise CartoonizeError(f"--engine {backend} needs the frame size (give --shape)")
         source = source_from(request.style, request.model, None)
         device = request.resolved_device()
+        if backend == "tensorrt" and device != "cuda":  # no engine to find, none to build
+            why = "not with --device cpu" if request.device == "cpu" else "and there is none here"
+            raise CartoonizeError(
+                f"--engine tensorrt runs on an NVIDIA GPU with CUDA, {why}; leave --engine at auto "
+                "(ONNX Runtime on the CPU)"
+            )
         precision = None if request.precision == "auto" else request.precision
         engine = best_engine(source, request.frame_size, device, precision, backend=backend)
         if engine is None:

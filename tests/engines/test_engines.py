@@ -751,6 +751,12 @@ def test_named_stored_engine_says_how_to_build_one(tiny_checkpoint: Path) -> Non
         CartoonizeError, match=r"no stored aoti engine fits .*; build one: `cartoonize build-engine"
     ):
         runner_for(EngineRequest(engine="aoti", model=tiny_checkpoint, device="cpu"), (48, 48))
+    # TensorRT has nothing to build on a CPU: said so, not a build-engine command that cannot run
+    with pytest.raises(
+        CartoonizeError,
+        match=r"^--engine tensorrt runs on an NVIDIA GPU with CUDA, not with --device cpu; leave",
+    ):
+        runner_for(EngineRequest(engine="tensorrt", model=tiny_checkpoint, device="cpu"), (48, 48))
 
 
 def test_bench_reports_a_runner_that_cannot_run_and_times_the_rest(
