@@ -269,6 +269,8 @@ def video(
     from cartoonize.pipelines.video import VideoJob
 
     _style_or_model(style, model)
+    if segments not in (None, 1) and segment_length is not None:
+        raise CartoonizeError("give --segments or --segment-length, not both (one would be left unused)")
     if ray is not None:
         from cartoonize.pipelines.workers import import_ray
 

@@ -74,6 +74,17 @@ def test_style_and_model_together_is_an_error(tmp_path: Path) -> None:
     assert result.returncode == 1 and "either --style or --model" in result.stderr
 
 
+def test_segments_and_segment_length_together_is_an_error(tmp_path: Path, capsys) -> None:  # noqa: ANN001
+    """Both ways to split a video: one was used and the other dropped without a word."""
+    from tests.helpers import run_main
+
+    code, _, err = run_main(["video", "a.mp4", "b.mp4", "--segments", "2", "--segment-length", "1"], capsys)
+    assert (
+        code == 1
+        and err.strip() == "error: give --segments or --segment-length, not both (one would be left unused)"
+    )
+
+
 def test_main_many_times_in_one_process_registers_plugins_once() -> None:
     """Tests and notebooks call main() again and again: the plugin commands and the warning hook
     are added once, not once per call (the command tree, and its build time, stayed the same)."""

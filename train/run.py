@@ -500,7 +500,7 @@ def train(config: TrainConfig, *, should_stop=None, console: Console | None = No
         console=console,
     )
     console.print(
-        f"training on {device}: {steps} steps of {config.batch_size} per epoch; "
+        f"training on {device}: {steps} step{'' if steps == 1 else 's'} of {config.batch_size} per epoch; "
         + ", ".join(f"{p.name} {p.epochs}" for p in phases)
         + " epochs"
     )
