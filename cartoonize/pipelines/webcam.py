@@ -203,7 +203,8 @@ def run_webcam(
             chain(first.rgb, runner(small[None])[0])  # warm-up: first calls allocate and pick kernels
             chain.reset()
             if small.shape != first.rgb.shape:
-                report.engine += f", inferring at {small.shape[1]}x{small.shape[0]}, {chain.describe()}"
+                report.engine += f", inferring at {small.shape[1]}x{small.shape[0]}"
+            report.engine += f"; stages: {chain.describe()}"  # whatever size the network runs at
             _loop(job, capture, runner, chain, report, window, server, recorder, vcam, say, on_frame)
         except BaseException:
             if recorder is not None:
