@@ -1,8 +1,17 @@
-"""ONNX Runtime runner: the CPU default; CUDA and TensorRT providers with onnxruntime-gpu."""
+"""ONNX Runtime runner: the CPU default; CUDA and TensorRT providers with onnxruntime-gpu.
+
+A run goes to a thread of the runner's own while the caller waits for it, so that Ctrl-C or a
+`kill` (SIGTERM: a container stopping, whose grace period is often 10 s) stops the job within a
+node of the graph: Python handles a signal only once the call it is in returns, and one run of a
+4K frame takes tens of seconds on a laptop's CPU. The run is told to end (`RunOptions.terminate`)
+and the interrupt goes on as before.
+"""
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -39,6 +48,7 @@ class OnnxRuntimeRunner(Runner):
         self.device = device
         self.threads = threads
         self.session = None
+        self._runs: ThreadPoolExecutor | None = None  # the thread the runs go to
         self.fixed_batch: int | None = None
         self.style: str | None = None
 
@@ -81,13 +91,44 @@ class OnnxRuntimeRunner(Runner):
         step = self.fixed_batch or len(frames)
         if len(frames) % step:
             raise CartoonizeError(f"{self.path.name} takes batches of {step} frames; use --batch {step}")
-        parts = [self.session.run([OUTPUT_NAME], {INPUT_NAME: frames[i : i + step]})[0]
-                 for i in range(0, len(frames), step)]  # fmt: skip
+        parts = [self._run(frames[i : i + step]) for i in range(0, len(frames), step)]
         return parts[0] if len(parts) == 1 else np.concatenate(parts)
+
+    def _run(self, frames: np.ndarray) -> np.ndarray:
+        """One `session.run`, on the runner's thread; an interrupt while it runs ends it (see above)."""
+        import onnxruntime as ort
+
+        if self._runs is None:
+            self._runs = ThreadPoolExecutor(1, thread_name_prefix="onnxruntime")
+        options = ort.RunOptions()
+        running = self._runs.submit(self._session_run, frames, options)
+        try:
+            return running.result()
+        except BaseException:
+            if not running.done():  # interrupted while it runs: ended at the next node, its error dropped
+                options.terminate = True
+                _ended(running)
+            raise
+
+    def _session_run(self, frames: np.ndarray, options: Any) -> np.ndarray:  # noqa: ANN401 - ort.RunOptions
+        assert self.session is not None
+        return self.session.run([OUTPUT_NAME], {INPUT_NAME: frames}, options)[0]
 
     def describe(self) -> str:
         imported = f" {self.style} (imported)" if self.style else ""  # an imported model's name
         return f"{self.name}{imported} ({self.device}, {self.precision})"
 
     def close(self) -> None:
+        if self._runs is not None:
+            self._runs.shutdown(wait=True)
+            self._runs = None
         self.session = None
+
+
+def _ended(running: Any) -> None:  # noqa: ANN401 - a concurrent.futures.Future
+    """Wait for a run told to terminate; what it raises (ONNX Runtime's "Exiting due to terminate
+    flag") is the interrupt's doing, not another error."""
+    try:
+        running.result()
+    except Exception:  # noqa: BLE001, S110 - the run's own end, already reported as the interrupt
+        pass
