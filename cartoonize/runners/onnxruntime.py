@@ -10,6 +10,7 @@ and the interrupt goes on as before.
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,10 @@ import numpy as np
 from cartoonize.errors import CartoonizeError
 from cartoonize.export import INPUT_NAME, OUTPUT_NAME
 from cartoonize.runners.base import Runner
+
+# how often the caller wakes while a run goes on: the kernel may hand a process's signal to any of
+# its threads (ONNX Runtime's own), and Python's handler runs once the main thread wakes
+WAKE_S = 0.05
 
 PROVIDERS = {
     "cpu": ["CPUExecutionProvider"],
@@ -103,7 +108,11 @@ class OnnxRuntimeRunner(Runner):
         options = ort.RunOptions()
         running = self._runs.submit(self._session_run, frames, options)
         try:
-            return running.result()
+            while True:  # awake every 50 ms: a signal another thread took is handled here then
+                try:
+                    return running.result(timeout=WAKE_S)
+                except FutureTimeout:
+                    continue
         except BaseException:
             if not running.done():  # interrupted while it runs: ended at the next node, its error dropped
                 options.terminate = True

@@ -144,11 +144,11 @@ def test_where_an_imported_model_cannot_go_the_error_says_what_can(tmp_path: Pat
         )
         one_line_error(code, err, f"--engine {engine}: mix2 is an imported ONNX model", "--engine auto or onnxruntime",
                        "--backend tensorrt")  # fmt: skip
-    # TensorRT: only a stored engine built from it, which there is none of here
+    # TensorRT: only a stored engine built from it, on an NVIDIA GPU, which there is none of here
     code, _, err = run(
         ["image", str(pic), "-o", str(tmp_path / "o.png"), "--style", "mix2", "--engine", "tensorrt"], capsys
     )
-    one_line_error(code, err, "none is stored for")
+    one_line_error(code, err, "--engine tensorrt runs on an NVIDIA GPU with CUDA")
     assert not (tmp_path / "o.png").exists()
     code, _, err = run(["build-engine", "--style", "mix2", "--backend", "aoti", "--shape", "64x64"], capsys)
     one_line_error(

@@ -5,7 +5,6 @@ load; a container is killed after 10 s, its hidden partial file left behind)."""
 
 from __future__ import annotations
 
-import os
 import signal
 import threading
 import time
@@ -37,7 +36,11 @@ def test_a_signal_ends_a_run_at_once(tiny_checkpoint: Path) -> None:
             started = time.perf_counter()
             run(frames)
             whole = time.perf_counter() - started  # one frame's run, on this machine, now
-            timer = threading.Timer(whole / 10, os.kill, (os.getpid(), signal.SIGUSR1))
+            # to another thread than the main one, as the kernel may hand a process's signal to
+            # any of its threads (ONNX Runtime's): the main thread, waiting, must still see it
+            timer = threading.Timer(
+                whole / 10, lambda: signal.pthread_kill(threading.get_ident(), signal.SIGUSR1)
+            )
             started = time.perf_counter()
             timer.start()
             with pytest.raises(Stopped):
