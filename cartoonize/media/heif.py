@@ -8,8 +8,7 @@ Display P3 as a profile: read as sRGB, the photo is duller than it is shown (med
 and mirror are `irot` and `imir` properties: FFmpeg folds both into a display matrix, of which
 PyAV gives only the angle (a mirrored photo came out upside down); media/exif reads them here.
 
-Only the first megabytes are read: the `meta` box comes before the picture data in the files
-phones and libheif/libavif write.
+Only the `meta` box is read (the boxes before it are passed over by their sizes): a few KB.
 """
 
 from __future__ import annotations
@@ -22,7 +21,7 @@ __all__ = ["BRANDS", "icc_profile", "is_heif", "transforms"]
 
 # major or compatible brands of still HEIF/AVIF pictures (ISO/IEC 23008-12, AV1 Image File Format)
 BRANDS = frozenset({b"mif1", b"msf1", b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"avif", b"avis"})
-MAX_META = 8 << 20  # the meta box with a large profile and a 48-tile grid's locations fits easily
+MAX_META = 8 << 20  # a meta box with a large profile and a 48-tile grid's locations is far smaller
 
 
 def is_heif(head: bytes) -> bool:
@@ -37,21 +36,24 @@ def is_heif(head: bytes) -> bool:
 def icc_profile(file: BinaryIO) -> bytes | None:
     """The primary item's ICC profile (a `colr` of type `prof` or `rICC`), else the first one in the
     file's properties; None where the photo has none (sRGB, or `nclx` code points only)."""
-    data = file.read(MAX_META)
-    own = [_profile(body) for kind, body in _primary_properties(data) or [] if kind == b"colr"]
+    meta = _meta(file)
+    if meta is None:
+        return None
+    own = [_profile(body) for kind, body in _primary_properties(meta) or [] if kind == b"colr"]
     found = [p for p in own if p is not None]
     if found:
         return found[0]
-    meta = next((body for kind, body in _boxes(data) if kind == b"meta"), b"")
-    iprp = dict(_boxes(dict(_boxes(meta[4:])).get(b"iprp", b"")))  # meta is a full box: version, flags
+    iprp = dict(_boxes(dict(_boxes(meta)).get(b"iprp", b"")))
     anywhere = [_profile(body) for kind, body in _boxes(iprp.get(b"ipco", b"")) if kind == b"colr"]
     return next((p for p in anywhere if p is not None), None)
 
 
 def transforms(file: BinaryIO) -> list[tuple[str, int]] | None:
     """The primary item's turn and mirror, in the order they apply (`ipma`'s): ("irot", quarter
-    turns counter-clockwise) and ("imir", 0: top and bottom exchanged; 1: left and right). None where the file has no primary item to read them for."""
-    found = _primary_properties(file.read(MAX_META))
+    turns counter-clockwise) and ("imir", 0: top and bottom exchanged; 1: left and right). None
+    where the file has no primary item to read them for."""
+    meta = _meta(file)
+    found = _primary_properties(meta) if meta is not None else None
     if found is None:
         return None
     steps = []
@@ -63,12 +65,33 @@ def transforms(file: BinaryIO) -> list[tuple[str, int]] | None:
     return steps
 
 
-def _primary_properties(data: bytes) -> list[tuple[bytes, bytes]] | None:
+def _meta(file: BinaryIO) -> bytes | None:
+    """The children of the file's top-level `meta` box (after its version and flags), read alone:
+    the boxes before it are passed over by their sizes (an `mdat` first is megabytes)."""
+    while True:
+        header = file.read(8)
+        if len(header) < 8:
+            return None
+        size, kind = struct.unpack(">I4s", header)
+        taken = 8
+        if size == 1:
+            large = file.read(8)
+            if len(large) < 8:
+                return None
+            size, taken = struct.unpack(">Q", large)[0], 16
+        if kind == b"meta":
+            if size < taken + 4 or size - taken > MAX_META:  # to the end (0), or past any a photo has
+                return None
+            body = file.read(size - taken)
+            return body[4:] if len(body) == size - taken else None
+        if size < taken:  # 0: the last box, to the end of the file
+            return None
+        file.seek(size - taken, 1)
+
+
+def _primary_properties(meta: bytes) -> list[tuple[bytes, bytes]] | None:
     """The (type, body) of each property of the primary item, in association order."""
-    meta = next((body for kind, body in _boxes(data) if kind == b"meta"), None)
-    if meta is None:
-        return None
-    children = dict(_boxes(meta[4:]))
+    children = dict(_boxes(meta))
     iprp = dict(_boxes(children.get(b"iprp", b"")))
     properties = list(_boxes(iprp.get(b"ipco", b"")))
     primary = _primary(children.get(b"pitm"))
