@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from cartoonize.media.scheduling import put_back, realtime_threads
 from tests import watchdog
 from tests.helpers import make_video
 
@@ -65,6 +67,21 @@ def _isolated_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytes
     monkeypatch.setenv("CARTOONIZE_CACHE", str(cache))
     monkeypatch.setenv("CARTOONIZE_ENGINES", str(cache / "engines"))
     monkeypatch.setenv("CARTOONIZE_WEIGHTS_URL", SHARED_WEIGHTS.absolute().as_uri())
+
+
+@pytest.fixture(autouse=True)
+def _no_thread_left_real_time() -> Iterator[None]:
+    """A test that leaves a thread of this process in a real-time scheduling class fails, and the
+    thread is put back. SVT-AV1 opened as root made the test's thread SCHED_FIFO 99, and every
+    thread started after it in the suite inherited that: ONNX Runtime's spinning workers then held
+    both cores, and a signal test a hundred tests later failed (media/scheduling.py)."""
+    before = realtime_threads()
+    yield
+    left = realtime_threads() - before
+    if left:
+        put_back(left)
+        pytest.fail(f"{len(left)} thread(s) left in a real-time scheduling class: open encoders with "
+                    "cartoonize.media.scheduling.open_encoder, or within its kept()")  # fmt: skip
 
 
 @pytest.fixture(scope="session")

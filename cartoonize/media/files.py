@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from cartoonize.errors import CartoonizeError
+from cartoonize.media.scheduling import kept
 
 # output suffix -> (container format, default video codec)
 CONTAINERS = {
@@ -273,7 +274,8 @@ def encoder_problem(name: str, width: int = 256, height: int = 256, pix_fmt: str
         ctx.width, ctx.height, ctx.pix_fmt = width, height, pix_fmt
         ctx.time_base = Fraction(1, 25)
         ctx.options = _encoder_options(name, EncoderSettings())  # x265's: quiet, as the real one is
-        ctx.open()  # freed when it goes out of scope
+        with kept():  # (SVT-AV1 as root makes the thread that opens it real-time: media/scheduling)
+            ctx.open()  # freed when it goes out of scope
     except (av.FFmpegError, ValueError) as exc:
         return str(exc)
     return None
@@ -282,6 +284,8 @@ def encoder_problem(name: str, width: int = 256, height: int = 256, pix_fmt: str
 def _encoder_options(name: str, s: EncoderSettings) -> dict[str, str]:
     if name == "libx264":
         return {"crf": str(s.crf), "preset": s.preset}
+    if name == "libsvtav1":  # SVT-AV1 logs twenty lines of info to stderr; SVT_LOG=1: errors only
+        os.environ.setdefault("SVT_LOG", "1")  # (read as it opens; a user's own level stands)
     if name == "libx265":  # x265 logs two dozen lines of info to stderr unless told otherwise
         return {"crf": str(s.crf), "preset": s.preset, "x265-params": "log-level=error"}
     if name.endswith("_nvenc"):

@@ -21,6 +21,8 @@ from collections.abc import Callable
 from fractions import Fraction
 from typing import Any
 
+from cartoonize.media.scheduling import open_encoder
+
 __all__ = ["DECODE_ORDER_LENGTH", "HeldFrames"]
 
 # muxers whose stream length is the last packet in decoding order's dts plus its duration (movenc)
@@ -89,6 +91,7 @@ class HeldFrames:
         self._send(frame)
 
     def _send(self, frame: Any) -> None:  # noqa: ANN401 - an av.VideoFrame or None (flush)
+        open_encoder(self._encoder)  # (SVT-AV1 as root made every thread real-time: media/scheduling)
         for packet in self._encoder.encode(frame):
             duration = self._durations.pop(packet.pts, None) if packet.pts is not None else None
             if duration and not packet.duration:

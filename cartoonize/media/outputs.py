@@ -30,6 +30,7 @@ from cartoonize.media.files import (
     temporary_sibling,
 )
 from cartoonize.media.gif import Palettizer
+from cartoonize.media.scheduling import open_encoder
 
 # URL scheme -> container that streams over it
 URL_CONTAINERS = {"rtmp": "flv", "rtmps": "flv", "udp": "mpegts", "srt": "mpegts", "tcp": "mpegts",
@@ -112,6 +113,7 @@ class Recorder:
 
         palettize = Palettizer(self._stream.width, self._stream.height, TIME_BASE) if self._gif else None
         try:
+            open_encoder(self._stream)  # its threads kept out of real-time (media/scheduling)
             while (item := self._queue.get()) is not _END:
                 pts, rgb = item
                 if palettize is not None:  # GIF: each frame's own 256 colours

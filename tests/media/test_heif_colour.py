@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from cartoonize.media import heif, icc, photo_file
+from cartoonize.media.scheduling import open_encoder
 from cartoonize.pipelines.image import read_image
 from tests.media.test_icc import DISPLAY_P3, SRGB, SRGB_CURVE, by_littlecms, decoded, picture, profile
 
@@ -39,6 +40,7 @@ def tagged_avif(path: Path, primaries: int, transfer: int) -> Path:
         stream.options = {"crf": "4"}
         frame = frame.reformat(format="yuv420p", dst_colorspace="ITU709", dst_color_range="MPEG")
         frame.pts = 0
+        open_encoder(stream)  # (SVT-AV1 as root: media/scheduling)
         for packet in [*stream.encode(frame), *stream.encode(None)]:
             out.mux(packet)
     return path

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from cartoonize.media import hdr
+from cartoonize.media.scheduling import open_encoder
 from cartoonize.pipelines.video import VideoJob, cartoonize_video
 from cartoonize.stages import StageOptions
 from tests.helpers import pattern
@@ -143,6 +144,7 @@ def write_avif(path: Path, frame) -> None:  # noqa: ANN001 - an av.VideoFrame, t
         ctx.color_trc, ctx.color_range = frame.color_trc, frame.color_range
         stream.options = {"crf": "4"}
         frame.pts = 0
+        open_encoder(stream)  # (SVT-AV1 as root: media/scheduling)
         for packet in [*stream.encode(frame), *stream.encode(None)]:
             out.mux(packet)
 

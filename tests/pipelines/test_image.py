@@ -10,6 +10,7 @@ import pytest
 
 from cartoonize.choose import EngineRequest, runner_for
 from cartoonize.errors import CartoonizeError, CartoonizeWarning
+from cartoonize.media.scheduling import open_encoder
 from cartoonize.pipelines.image import (
     IMAGE_SUFFIXES,
     ImageJob,
@@ -171,6 +172,7 @@ def write_heif(path: Path, tiles: int, codec: str, brand: str) -> Path:
         for stream in streams:
             stream.width, stream.height, stream.pix_fmt = 32, 24, "yuv420p"
         for k, stream in enumerate(streams):
+            open_encoder(stream)  # (SVT-AV1 as root: media/scheduling)
             frame = av.VideoFrame.from_ndarray(pattern(32, 24, k), format="rgb24").reformat(format="yuv420p")
             frame.pts = 0
             for packet in [*stream.encode(frame), *stream.encode(None)]:
