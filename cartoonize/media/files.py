@@ -286,6 +286,7 @@ def _encoder_options(name: str, s: EncoderSettings) -> dict[str, str]:
         return {"crf": str(s.crf), "preset": s.preset}
     if name == "libsvtav1":  # SVT-AV1 logs twenty lines of info to stderr; SVT_LOG=1: errors only
         os.environ.setdefault("SVT_LOG", "1")  # (read as it opens; a user's own level stands)
+        return {"crf": str(min(63, s.crf + 12))}  # AV1's 0-63 scale, as libvpx's below
     if name == "libx265":  # x265 logs two dozen lines of info to stderr unless told otherwise
         return {"crf": str(s.crf), "preset": s.preset, "x265-params": "log-level=error"}
     if name.endswith("_nvenc"):

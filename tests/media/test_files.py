@@ -353,11 +353,12 @@ def test_to_rgb_scales_with_the_interpolation_asked_for() -> None:
      ("h264_nvenc", {"preset": "p4", "rc": "vbr", "cq": "23"}), ("hevc_nvenc", {"preset": "p4", "rc": "vbr", "cq": "23"}),
      ("libvpx-vp9", {"crf": "35", "b": "0", "deadline": "realtime", "cpu-used": "8", "row-mt": "1"}),
      ("libvpx", {"crf": "35", "b": "0", "deadline": "realtime", "cpu-used": "8", "row-mt": "1"}),
-     ("mpeg4", {"qscale": "3"}), ("libopenh264", {}), ("nvenc_h264x", {})],
+     ("libsvtav1", {"crf": "35"}), ("mpeg4", {"qscale": "3"}), ("libopenh264", {}), ("nvenc_h264x", {})],
 )  # fmt: skip
 def test_each_encoder_family_gets_its_own_quality_options(encoder: str, expected: dict[str, str]) -> None:
     """x264/x265 take the CRF and preset; NVENC the CRF as its constant quality; libvpx a CRF on
-    its own scale (12 more); an encoder we have no settings for gets its defaults."""
+    its own scale (12 more), and SVT-AV1 on AV1's, the same; an encoder we have no settings for gets
+    its defaults."""
     from cartoonize.media.files import _encoder_options
 
     assert _encoder_options(encoder, EncoderSettings(crf=23, preset="fast")) == expected
