@@ -4,11 +4,11 @@ SVT-AV1 (`--codec libsvtav1`), when the process runs as root (a container's defa
 the thread that opens it, and the forty-odd worker threads it starts, to SCHED_FIFO at priority
 99: the highest real-time class, above the kernel's own threads. Every thread started afterwards
 inherits it. Measured here: `cartoonize video … --codec libsvtav1` ran its main thread and 45–62
-of its threads at real-time 99 from the encoder check on, and a SIGINT did not stop it within 5 s;
+of its threads at real-time 99 from the encoder check on, and a CPU-bound process beside it got
+12–68 % of the loop count it had on the idle machine (68–92 % beside the job in the normal class);
 in the test suite, once a test had opened SVT-AV1, no other Python thread ran while ONNX Runtime's
-spinning workers ran a frame (a 5 ms ticker's longest gap was the whole run). Such threads can
-hold a machine's every core. SVT-AV1 writes the same packets in the normal class (as it does
-for any user but root).
+spinning workers ran a frame (a 5 ms ticker's longest gap was the whole run). SVT-AV1 writes the
+same packets in the normal class (as it does for any user but root).
 
 `kept()` puts back in the normal class every thread of this process that entered a real-time
 class during its block. Linux only (`/proc/self/task`); elsewhere it does nothing.
