@@ -8,6 +8,7 @@ Runtime runner for a checkpoint is a parity-checked export) and the engine store
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -399,7 +400,7 @@ def cpu_choice(request: EngineRequest) -> CpuChoice:
     choice = measure_cpu_choice(checkpoint)
     with contextlib.suppress(OSError):  # a cache that cannot be written: measured again next time
         record.parent.mkdir(parents=True, exist_ok=True)
-        tmp = record.with_name(f".{record.name}.tmp")
+        tmp = record.with_name(f".{record.name}.{os.getpid()}.tmp")  # jobs measuring at once
         tmp.write_text(json.dumps({"machine": machine, "choice": asdict(choice)}, indent=1))
         tmp.replace(record)
     return choice

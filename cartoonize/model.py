@@ -6,6 +6,7 @@ multiples of 4 (the two stride-2 stages halve them twice; the transposed convolu
 
 from __future__ import annotations
 
+import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -115,9 +116,12 @@ class Checkpoint:
         }
 
     def save(self, path: Path) -> None:
-        """Write atomically: a crash never leaves a half-written checkpoint under `path`."""
+        """Write atomically: a crash never leaves a half-written checkpoint under `path`, and
+        processes saving the same one at once (jobs that first use a style together) each write
+        their own temporary file: the last rename wins, each with a whole checkpoint."""
+        path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp")
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
         torch.save(self.to_dict(), tmp)
         tmp.replace(path)
 

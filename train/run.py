@@ -45,9 +45,10 @@ from train.vgg import RANDOM_WARNING, load_vgg_content
 
 # What a run writes, by name: --overwrite removes these and nothing else, so a user's own files in
 # the run folder (another model in checkpoints/, their pictures in samples/) survive it.
-RUN_FILES = ("config.toml", "last.pt", ".last.pt.tmp", "metrics.csv")
-RUN_PATTERNS = {  # subfolder: its files' names (the .tmp ones are Checkpoint.save's half-written)
-    "checkpoints": re.compile(r"\.?epoch_\d{3,}\.pt(\.tmp)?"),
+RUN_FILES = ("config.toml", "last.pt", "metrics.csv")
+HALF_SAVED = re.compile(r"\.last\.pt(\.\d+)?\.tmp")  # beside them: Checkpoint.save's .NAME.PID.tmp
+RUN_PATTERNS = {  # subfolder: its files' names (the .tmp ones: Checkpoint.save's half-written)
+    "checkpoints": re.compile(r"\.?epoch_\d{3,}\.pt((\.\d+)?\.tmp)?"),
     "samples": re.compile(r"epoch_\d{3,}\.png"),
     "tensorboard": re.compile(r"events\.out\.tfevents\..+"),
 }
@@ -165,8 +166,10 @@ def _device(name: str) -> torch.device:
 
 
 def run_files(out: Path) -> list[Path]:
-    """The files in `out` that a run wrote (by RUN_FILES and RUN_PATTERNS), and no others."""
+    """The files in `out` that a run wrote (by RUN_FILES, HALF_SAVED and RUN_PATTERNS), and no others."""
     found = [out / name for name in RUN_FILES if (out / name).is_file()]
+    if out.is_dir():
+        found += sorted(p for p in out.iterdir() if p.is_file() and HALF_SAVED.fullmatch(p.name))
     for folder, pattern in RUN_PATTERNS.items():
         if (out / folder).is_dir():
             found += sorted(p for p in (out / folder).iterdir() if p.is_file() and pattern.fullmatch(p.name))

@@ -299,7 +299,7 @@ def manifest_path(engine: Path) -> Path:
 
 def write_manifest(engine: Path, manifest: Manifest) -> Path:
     path = manifest_path(engine)
-    tmp = path.with_name(f".{path.name}.tmp")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")  # builds of one engine at once: each its own
     tmp.write_text(manifest.to_json())
     tmp.replace(path)
     return path

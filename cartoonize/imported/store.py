@@ -4,6 +4,8 @@ at all; hidden entries are imports in progress and never listed."""
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
 import re
 import secrets
@@ -270,23 +272,37 @@ def store_model(
     name: str, onnx_bytes: bytes, manifest: ModelManifest, replace: bool = False
 ) -> ImportedModel:
     """Write the wrapped model and its manifest under a hidden name, then rename the folder into
-    place: an import that fails or is interrupted leaves nothing a --style could find."""
+    place: an import that fails or is interrupted leaves nothing a --style could find. The rename
+    cannot replace a model's folder (it is not empty): an import of the same name by another
+    process that lands first is kept without `replace`, and moved aside again with it."""
     root = models_dir()
     target = root / name
+    taken = CartoonizeError(
+        f"a model called {name} is already imported; `cartoonize models remove {name}` first, or add --force"
+    )
     if target.exists() and not replace:
-        raise CartoonizeError(
-            f"a model called {name} is already imported; `cartoonize models remove {name}` first, or add --force"
-        )
+        raise taken
     cache_folder(root.name)  # made, or one line saying why it cannot be
     scratch = _hidden_folder(root, f".{name}.")
     try:
         (scratch / f"{name}.onnx").write_bytes(onnx_bytes)
         (scratch / MANIFEST_NAME).write_text(manifest.to_json())
-        if target.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{name}.old.", dir=root))
-            target.replace(old / name)
-            shutil.rmtree(old, ignore_errors=True)
-        scratch.replace(target)
+        for _ in range(3):
+            if replace and target.exists():
+                old = Path(tempfile.mkdtemp(prefix=f".{name}.old.", dir=root))
+                with contextlib.suppress(FileNotFoundError):  # another import moved it first
+                    target.replace(old / name)
+                shutil.rmtree(old, ignore_errors=True)
+            try:
+                scratch.replace(target)
+                break
+            except OSError as exc:  # ENOTEMPTY, EEXIST: another import put its folder there meanwhile
+                if exc.errno not in (errno.ENOTEMPTY, errno.EEXIST):
+                    raise
+                if not replace:
+                    raise taken from None
+        else:
+            raise CartoonizeError(f"other imports of {name} kept landing at the same time; run it again")
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     return ImportedModel(target, manifest)

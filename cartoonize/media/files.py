@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import stat
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
 from fractions import Fraction
@@ -341,9 +342,10 @@ def check_output(output: Path, overwrite: bool, inputs: tuple[Path, ...] = ()) -
             raise CartoonizeError(f"output {output} is the input; choose another output path")
     if output.is_dir():
         raise CartoonizeError(f"output {output} is a folder; give a file name")
-    if len(output.name.encode()) > NAME_MAX:
+    size = len(os.fsencode(output.name))  # the bytes on disk: a name need not be UTF-8
+    if size > NAME_MAX:
         raise CartoonizeError(
-            f"output name {output.name[:40]}… is {len(output.name.encode())} bytes; a file name may have {NAME_MAX}"
+            f"output name {output.name[:40]}… is {size} bytes; a file name may have {NAME_MAX}"
         )
     if output.exists() and not overwrite:
         raise CartoonizeError(f"output {output} exists; pass --overwrite to replace it")
@@ -445,14 +447,55 @@ NAME_MAX = 255  # bytes in a file's name on the usual file systems (ext4, APFS, 
 def hidden_sibling(output: Path, tail: str) -> Path:
     """A hidden name beside `output`: its stem, then `tail`, the stem shortened where the whole
     would be longer than a file name may be (a 240-byte name is legal; the temporary one was not)."""
-    room = NAME_MAX - 1 - len(tail.encode())
-    stem = output.stem.encode()[:room].decode(errors="ignore")  # whole characters only
-    return output.with_name(f".{stem}{tail}")
+    room = NAME_MAX - 1 - len(os.fsencode(tail))
+    whole = os.fsencode(output.stem)  # the bytes on disk: a name need not be UTF-8 (`\xff.mp4`)
+    cut = whole[:room]
+    while cut and len(cut) < len(whole) and whole[len(cut)] & 0xC0 == 0x80:
+        cut = cut[:-1]  # whole characters only: not a UTF-8 sequence's first bytes
+    return output.with_name(f".{os.fsdecode(cut)}{tail}")
+
+
+def replaced_file(output: Path) -> Path:
+    """The file that writing `output` makes or replaces: where `output` is a symbolic link, the
+    file it points to (the link stays a link, as `cp` and `ffmpeg -y` leave it)."""
+    try:
+        link = output.is_symlink()
+    except OSError:  # a name too long to exist (Python 3.11 raises ENAMETOOLONG): no link either
+        link = False
+    return Path(os.path.realpath(output)) if link else output
 
 
 def temporary_sibling(output: Path) -> Path:
-    """A hidden file beside `output` with the same suffix (so the container is inferred alike)."""
-    return hidden_sibling(output, f".cartoonize-{os.getpid()}.partial{output.suffix}")
+    """A hidden file beside the file `output` names (`replaced_file`), with `output`'s suffix (the
+    container is inferred from it), for `put_in_place` to move onto it."""
+    return hidden_sibling(replaced_file(output), f".cartoonize-{os.getpid()}.partial{output.suffix}")
+
+
+def put_in_place(tmp: Path, output: Path, replace: bool = True) -> None:
+    """Move the finished `tmp` onto `output` at once (a rename): onto the file a link points to,
+    with the permissions and owner of a file it replaces (`keep_ownership`). Without `replace`
+    (no --overwrite), a file that another job put under `output` while this one ran is kept, and
+    this one is an error: `output` is made as a new name for `tmp` (a hard link), which fails
+    where the name exists; the check before the work could not see a job that finishes first."""
+    target = replaced_file(output)
+    if replace:
+        keep_ownership(target, tmp)
+        tmp.replace(target)
+        return
+    taken = CartoonizeError(f"output {output} was written by another job while this one ran; it is kept "
+                            "and this job's result is not: pass --overwrite to replace it")  # fmt: skip
+    try:
+        os.link(tmp, target)
+    except FileExistsError:
+        raise taken from None
+    except OSError as exc:  # a file system without hard links (FAT, exFAT, some network shares)
+        if exc.errno not in (errno.EPERM, errno.EOPNOTSUPP, errno.EXDEV, errno.EMLINK):
+            raise
+        if target.exists():
+            raise taken from None
+        tmp.replace(target)
+        return
+    tmp.unlink()
 
 
 # errors of a write that failed for want of room or of a writable disk: a user's to fix, not a bug
@@ -472,15 +515,33 @@ def write_failure(output: Path, tmp: Path, exc: OSError) -> CartoonizeError | No
     return None
 
 
+def keep_ownership(old: Path, new: Path) -> None:
+    """Give `new` the permission bits, owner and group of `old`, the file it is about to replace
+    (nothing where `old` is not there: a new file follows the umask). Owner and group are set
+    where the process may (root, or a group of its own), else left as made."""
+    try:
+        st = old.stat()
+    except FileNotFoundError:
+        return
+    with contextlib.suppress(PermissionError):
+        os.chown(new, st.st_uid, st.st_gid)  # first: a change of owner clears the set-ID bits
+    os.chmod(new, stat.S_IMODE(st.st_mode))
+
+
 @contextlib.contextmanager
-def atomic_output(output: Path) -> Iterator[Path]:
+def atomic_output(output: Path, replace: bool = True) -> Iterator[Path]:
     """Yield a temporary path; move it onto `output` only if the block completes. A write that
     fails for want of room (a full disk, a quota, a size limit) becomes a one-line error naming
-    `output`, not the hidden temporary file."""
+    `output`, not the hidden temporary file.
+
+    An output that is replaced (`--overwrite`) is replaced as `cp` and `ffmpeg -y` replace it:
+    a symbolic link is followed (the file it points to is replaced, the link stays), and the new
+    file keeps the old one's permissions and, where this process may set them, its owner and group
+    (a file made private stays private)."""
     tmp = temporary_sibling(output)
     try:
         yield tmp
-        tmp.replace(output)
+        put_in_place(tmp, output, replace)
     except OSError as exc:  # PyAV's errors with an errno are OSErrors too
         failure = write_failure(output, tmp, exc)
         if failure is None:

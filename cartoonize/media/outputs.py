@@ -27,6 +27,7 @@ from cartoonize.media.files import (
     muxer_options,
     open_video_encoder,
     pad_to_even,
+    put_in_place,
     temporary_sibling,
 )
 from cartoonize.media.gif import Palettizer
@@ -148,7 +149,7 @@ class Recorder:
             self.error = self.error or f"--output {self.target} failed ({_reason(exc)})"
         if self._partial is not None:
             if self.error is None and keep and self.written:
-                self._partial.replace(self.target)
+                put_in_place(self._partial, Path(self.target))
             self._partial.unlink(missing_ok=True)
         if self.error is not None and keep:
             raise CartoonizeError(self.error)

@@ -230,7 +230,7 @@ def cartoonize_many(
         finishing = time.perf_counter()
         for work in works:
             if work.pieces:
-                _finish(work, [outcomes[i] for i in work.pieces])
+                _finish(work, [outcomes[i] for i in work.pieces], job.overwrite)
         driver_seconds = time.perf_counter() - finishing
     finally:
         for work in works:
@@ -244,10 +244,22 @@ def cartoonize_many(
     return report
 
 
-def _finish(work: _Work, outcomes: list) -> None:  # noqa: ANN001 - workers.Outcome
+def _taken_meanwhile(result: FileResult, overwrite: bool) -> bool:
+    """Without --overwrite, an output that was not there when the batch was planned and is there
+    now was written by another job (the same folder run in two terminals): this file is skipped,
+    as it would have been had that job finished first, not failed."""
+    if overwrite or not result.output.exists():
+        return False
+    result.status, result.message = "skipped", ""
+    return True
+
+
+def _finish(work: _Work, outcomes: list, overwrite: bool) -> None:  # noqa: ANN001 - workers.Outcome
     result = work.result
     for k, outcome in enumerate(outcomes):
         if outcome.error is not None:
+            if _taken_meanwhile(result, overwrite):
+                return
             where = f"segment {k + 1}/{len(outcomes)}: " if work.plan else ""
             result.message = f"{where}{outcome.error}"
             return
@@ -257,7 +269,7 @@ def _finish(work: _Work, outcomes: list) -> None:  # noqa: ANN001 - workers.Outc
         if work.plan is None:  # a whole file: the worker wrote it, or sent its bytes
             outcome = outcomes[0]
             if outcome.data is not None:
-                with atomic_output(result.output) as tmp:
+                with atomic_output(result.output, replace=overwrite) as tmp:
                     tmp.write_bytes(outcome.data)
             result.frames = outcome.report.frames
             if outcome.report.not_planes:  # --yuv-frames asked for and not taken: say why
@@ -268,7 +280,7 @@ def _finish(work: _Work, outcomes: list) -> None:  # noqa: ANN001 - workers.Outc
             for part, outcome in zip(parts, outcomes, strict=True):
                 if outcome.data is not None:  # from a worker that does not share our files
                     part.write_bytes(outcome.data)
-            with atomic_output(result.output) as tmp:
+            with atomic_output(result.output, replace=overwrite) as tmp:
                 firsts = [o.report.first_written if o.report else None for o in outcomes]
                 notes = join_segments(result.input, parts, work.plan, tmp, damaged, left_out, firsts)
             result.frames = work.plan.frames - damaged  # the frames the engine saw, as a single pass counts
@@ -285,6 +297,7 @@ def _finish(work: _Work, outcomes: list) -> None:  # noqa: ANN001 - workers.Outc
         if damaged:
             result.message += f"; {damage_note(damaged)}"
     except CartoonizeError as exc:
-        result.message = str(exc)
+        if not _taken_meanwhile(result, overwrite):
+            result.message = str(exc)
         return
     result.status = "done"

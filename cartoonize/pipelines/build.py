@@ -329,7 +329,8 @@ def build_engine(
     output = output or store_dir() / spec.file_name(machine.target(spec.device))
     check_engine_output(spec, output)
     # build and gate under a hidden name: a crash mid-build leaves nothing `--engine auto` would pick
-    building = output.with_name(f".{output.stem}.building{output.suffix}")
+    # (the process's own: two builds of one engine at once each finish, the last one's stored)
+    building = output.with_name(f".{output.stem}.{os.getpid()}.building{output.suffix}")
     started = time.perf_counter()
     recipes = _recipes(spec)
     crashes: list[str] = []

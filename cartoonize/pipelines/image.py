@@ -294,7 +294,7 @@ def holds_alpha(path: Path) -> bool:
     return image_type(path)[2] is not None
 
 
-def write_image(path: Path, picture: np.ndarray) -> None:
+def write_image(path: Path, picture: np.ndarray, replace: bool = True) -> None:
     """Encode one (H, W, 3) RGB or (H, W, 4) RGBA frame to `path` (the type from its suffix),
     atomically. A type without transparency (JPEG, BMP) gets the RGB alone."""
     import av
@@ -306,7 +306,7 @@ def write_image(path: Path, picture: np.ndarray) -> None:
     frame = av.VideoFrame.from_ndarray(
         np.ascontiguousarray(picture), format="rgba" if with_alpha else "rgb24"
     )
-    with atomic_output(path) as tmp, av.open(ffmpeg_path(tmp), "w", format="image2") as out:
+    with atomic_output(path, replace) as tmp, av.open(ffmpeg_path(tmp), "w", format="image2") as out:
         stream = out.add_stream(codec, rate=1)
         assert isinstance(stream, av.VideoStream)
         stream.width, stream.height = frame.width, frame.height
@@ -472,6 +472,11 @@ def cartoonize_images(job: ImageJob, make_runner: Callable[[], Runner],
             return found
 
         for i, (src, dst) in enumerate(pairs):
+            if not job.overwrite and len(pairs) + len(skipped) > 1 and dst.exists():
+                skipped.append(dst)  # made by another job since the plan (the folder in two terminals)
+                if on_progress:
+                    on_progress(i + 1, len(pairs))
+                continue
             try:
                 photo, alpha = read_image_and_alpha(src, job.max_side)
                 if alpha is not None and not holds_alpha(dst):  # cartoonized as it is shown: on white
@@ -496,8 +501,14 @@ def cartoonize_images(job: ImageJob, make_runner: Callable[[], Runner],
                                   f"{dst.name} is opaque, its transparent parts white (write .png, .webp "
                                   "or .tif to keep it)", CartoonizeWarning, stacklevel=2)  # fmt: skip
                 dst.parent.mkdir(parents=True, exist_ok=True)  # only once there is a picture to put there
-                write_image(dst, cartoon)
-                written.append(dst)
+                try:
+                    write_image(dst, cartoon, replace=job.overwrite)
+                except CartoonizeError:
+                    if job.overwrite or len(pairs) + len(skipped) == 1 or not dst.exists():
+                        raise
+                    skipped.append(dst)  # written by another job meanwhile: as if it had been first
+                else:
+                    written.append(dst)
             if on_progress:
                 on_progress(i + 1, len(pairs))
     if unreadable:

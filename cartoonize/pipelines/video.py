@@ -408,7 +408,7 @@ def cartoonize_video(
     last_pts: int | None = None
     started = time.perf_counter()
 
-    with quick_handoffs(job.switch_interval), atomic_output(job.output) as tmp:
+    with quick_handoffs(job.switch_interval), atomic_output(job.output, replace=job.overwrite) as tmp:
         source = _open_input(job.input)
         output = av.open(
             ffmpeg_path(tmp), "w", format=container_name, container_options=muxer_options(container_name)

@@ -127,3 +127,34 @@ def test_fixed_size_pads_smaller_frames_up(tmp_path: Path) -> None:
         assert runner.fixed_size == (64, 96)
         out = runner(frames)
     assert out.shape == frames.shape
+
+
+@pytest.mark.parametrize("force", [False, True])
+def test_an_import_of_the_same_name_that_lands_first(force: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two `models add --name x` at once: the one that lands second is refused without --force
+    (it silently replaced the first's model) and replaces it with --force (it was an OSError
+    traceback, "Directory not empty")."""
+    from cartoonize.errors import CartoonizeError
+    from cartoonize.imported import store
+    from cartoonize.imported.store import MANIFEST_NAME, ModelManifest, WrapSpec, models_dir, store_model
+
+    spec = WrapSpec("nhwc", "float32", (0.0, 1.0), "rgb", 1)
+    manifest = ModelManifest("x", "x.onnx", "0" * 64, "", spec, {}, {}, licence="")
+    made = store._hidden_folder
+
+    def the_other_lands(root: Path, prefix: str) -> Path:  # between our check and our rename
+        folder = made(root, prefix)
+        if not (root / "x").exists():
+            (root / "x").mkdir()
+            (root / "x" / "x.onnx").write_bytes(b"theirs")
+            (root / "x" / MANIFEST_NAME).write_text(manifest.to_json())
+        return folder
+
+    monkeypatch.setattr(store, "_hidden_folder", the_other_lands)
+    if force:
+        store_model("x", b"ours", manifest, replace=True)
+    else:
+        with pytest.raises(CartoonizeError, match="a model called x is already imported"):
+            store_model("x", b"ours", manifest)
+    assert (models_dir() / "x" / "x.onnx").read_bytes() == (b"ours" if force else b"theirs")
+    assert [p.name for p in models_dir().iterdir()] == ["x"]  # no hidden folder left

@@ -26,6 +26,8 @@ OLD_RUN = {  # what an earlier run left, as its own names
     "metrics.csv": "old",
     "checkpoints/epoch_007.pt": "old",
     "checkpoints/.epoch_008.pt.tmp": "old",
+    "checkpoints/.epoch_009.pt.4321.tmp": "old",  # Checkpoint.save's, process 4321's
+    ".last.pt.4321.tmp": "old",
     "samples/epoch_007.png": "old",
     "tensorboard/events.out.tfevents.1.host.1.0": "old",
 }
@@ -59,7 +61,8 @@ def test_overwrite_replaces_the_run_and_keeps_the_users_files(base: list[str], t
     assert code == 0, text
     after = contents(out)
     assert {k: after.get(k) for k in USERS} == {k: v.encode() for k, v in USERS.items()}  # untouched
-    for name in ("checkpoints/epoch_007.pt", "checkpoints/.epoch_008.pt.tmp", "samples/epoch_007.png"):
+    for name in ("checkpoints/epoch_007.pt", "checkpoints/.epoch_008.pt.tmp", "checkpoints/.epoch_009.pt.4321.tmp",
+                 ".last.pt.4321.tmp", "samples/epoch_007.png"):  # fmt: skip
         assert name not in after  # the old run's, gone
     assert "tensorboard/events.out.tfevents.1.host.1.0" not in after
     assert after["config.toml"] != b"old" and after["last.pt"] != b"old"
