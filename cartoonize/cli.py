@@ -188,9 +188,21 @@ def _pull_style(style: str | None, quiet: bool = False) -> None:
 
 
 def _console():
+    """The console messages go to: stderr. In a log or a pipe, a line stays one line, however
+    long (wrapped at rich's 80 columns, a path broke in two and a grep for it found nothing)."""
     from rich.console import Console
 
-    return Console(stderr=True)
+    console = Console(stderr=True)
+    console.soft_wrap = not console.is_terminal
+    return console
+
+
+def _listing():
+    """The console a listing is printed on (`styles list`, `engines list`, `models list`): stdout,
+    so that `| grep`, `| less` and `> file` get it; messages and errors stay on stderr."""
+    from rich.console import Console
+
+    return Console()
 
 
 def _say(line: str) -> None:
@@ -551,7 +563,8 @@ def engines_list(
         raise CartoonizeError(f"engine folder {folder} {what}")
     entries = store_entries(folder)
     if not entries:
-        _say(f"no engines in {folder or store_dir()}; `cartoonize build-engine --help` makes one")
+        _listing().print(f"no engines in {folder or store_dir()}; `cartoonize build-engine --help` makes one",
+                         markup=False, highlight=False)  # fmt: skip
         return
     table = Table(
         "engine", "source", "backend", "precision", "shapes", "batch", "device", "parity", "runs here"
@@ -559,13 +572,22 @@ def engines_list(
     for e in entries:
         s, m = (e.manifest.spec, e.manifest) if e.manifest else (None, None)
         key = [s.source.key(), s.backend, s.precision, s.profile.describe(), str(s.batch),
-               str(m.device.get("capability") or "cpu"), f"{m.parity.get('psnr_db')} dB"] if s and m else ["?"] * 7  # fmt: skip
+               str(m.device.get("capability") or "cpu"), _parity_cell(m.parity)] if s and m else ["?"] * 7  # fmt: skip
         table.add_row(
             _e(e.path.name),
             *map(_e, key),
             "[green]yes[/]" if e.usable else f"[red]no[/]: {_e('; '.join(e.problems))}",
         )
-    _console().print(f"engines in {_e(folder or store_dir())}", table)
+    _listing().print(f"engines in {_e(folder or store_dir())}", table)
+
+
+def _parity_cell(parity: dict) -> str:
+    """A stored engine's parity: its PSNR, or "identical" where it matched the reference bit for
+    bit (an infinite PSNR, stored as null: JSON has no infinity); it printed "None dB"."""
+    psnr = parity.get("psnr_db")
+    if psnr is not None:
+        return f"{psnr} dB"
+    return "identical" if parity.get("max_abs_diff") == 0 else "not recorded"
 
 
 @app.command("bench")
@@ -681,7 +703,7 @@ def styles_list() -> None:
         table.add_row(
             _e(imported.name), "imported", _e(imported.manifest.spec.describe()), _e(imported.folder)
         )
-    console = _console()
+    console = _listing()
     console.print(table)
     console.print(LICENCE_NOTE)
 
@@ -729,7 +751,7 @@ def models_list() -> None:
         table.add_row(*map(_e, (m.name, m.manifest.spec.describe(), ", ".join(m.manifest.assumed) or "-",
                                 f"{Path(m.manifest.source).name} (sha256 {m.manifest.source_sha256[:12]}…)",
                                 m.manifest.licence)))  # fmt: skip
-    _console().print(f"imported models in {_e(models_dir())}", table)
+    _listing().print(f"imported models in {_e(models_dir())}", table)
 
 
 @models_app.command("remove")
@@ -802,6 +824,28 @@ def _root(
                                           help="Print the version and exit.")] = False,
 ) -> None:  # fmt: skip
     pass
+
+
+def _text_that_any_terminal_takes() -> None:
+    """A character the output's encoding lacks is written as an escape, not a crash: an `ascii`
+    or `latin-1` terminal (PYTHONIOENCODING, an old locale) and rich's `…` in a cut help cell, or
+    a file name that is not UTF-8. Python does this for stderr already; stdout raised."""
+    for stream in (sys.stdout, sys.stderr):
+        if getattr(stream, "errors", None) == "strict" and hasattr(stream, "reconfigure"):
+            with contextlib.suppress(ValueError, OSError):
+                stream.reconfigure(errors="backslashreplace")
+
+
+def _in_a_folder_that_exists() -> None:
+    """One line, where the current folder was deleted under the shell: importing torch there
+    ends the process with oneMKL's "FATAL ERROR: Cannot load libtorch_cpu.so", which reads as a
+    broken install, and a relative path cannot be resolved."""
+    try:
+        os.getcwd()
+    except FileNotFoundError:
+        sys.stderr.write("error: the current folder no longer exists (deleted after this shell entered it); "
+                         "cd to a folder that exists and run again\n")  # fmt: skip
+        sys.exit(1)
 
 
 def _show_warnings_as_lines() -> None:
@@ -902,6 +946,8 @@ def main(argv: list[str] | None = None) -> None:
     128 + the signal's number (143, 129), as a process they end would."""
     from rich.markup import escape
 
+    _text_that_any_terminal_takes()
+    _in_a_folder_that_exists()
     _load_plugins()
     _summaries_on_one_line(app)
     _show_warnings_as_lines()

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import sys
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -30,11 +32,15 @@ class FpsColumn(ProgressColumn):
 
 @contextlib.contextmanager
 def frame_progress(label: str, quiet: bool = False) -> Iterator[Callable[[int, int | None], None] | None]:
-    """Yield `on_progress(done, total)` driving a bar with fps and ETA (None when quiet, or when
-    stderr is not a terminal: a log or a pipe would get only an empty line from it)."""
+    """Yield `on_progress(done, total)` driving a bar with fps and ETA; where stderr is not a
+    terminal (a log, a pipe, nohup, cron, a CI job), a plain line now and then instead
+    (`log_lines`), as a bar's redraws would fill a log with escapes; None when quiet."""
     console = Console(stderr=True)
-    if quiet or not console.is_terminal:
+    if quiet:
         yield None
+        return
+    if not console.is_terminal:
+        yield log_lines(label, lambda line: print(line, file=sys.stderr, flush=True))
         return
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), FpsColumn(),
                TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn())  # fmt: skip
@@ -45,6 +51,39 @@ def frame_progress(label: str, quiet: bool = False) -> Iterator[Callable[[int, i
             bar.update(task, completed=done, total=max(total, done) if total else None)
 
         yield on_progress
+
+
+LOG_EVERY_S = 60.0  # a line in a log this often while a long job runs
+
+
+def log_lines(label: str, write: Callable[[str], None], every: float = LOG_EVERY_S,
+              clock: Callable[[], float] = time.monotonic) -> Callable[[int, int | None], None]:  # fmt: skip
+    """`on_progress(done, total)` that writes one plain line every `every` seconds: frames done (of
+    how many, and the share), the rate since the first frames, and the time left at that rate.
+    Nothing for a job shorter than `every`: its summary says it all."""
+    started = clock()
+    last = started
+    first: tuple[int, float] | None = None  # (frames, time) of the first report: the engine is loaded
+
+    def on_progress(done: int, total: int | None) -> None:
+        nonlocal last, first
+        now = clock()
+        if first is None:
+            first = (done, now)
+        if now - last < every:
+            return
+        last = now
+        frames, seconds = done - first[0], now - first[1]
+        rate = frames / seconds if frames > 0 and seconds > 0 else None
+        of = f"/{total} frames ({100 * done / total:.0f} %)" if total else " frames"
+        line = f"{label}: {done}{of}"
+        if rate:
+            line += f", {rate:.3g} fps"
+            if total and total > done:
+                line += f", about {_duration((total - done) / rate)} to go"
+        write(line)
+
+    return on_progress
 
 
 def pull_with_progress(name: str, force: bool = False, quiet: bool = False) -> Path:
@@ -58,10 +97,13 @@ def pull_with_progress(name: str, force: bool = False, quiet: bool = False) -> P
         return pull_style(style.name, force=force)
     console = Console(stderr=True)
     console.print(f"downloading style [bold]{style.name}[/] ({len(style.files)} files). {LICENCE_NOTE}")
-    columns = (TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn())
-    with Progress(*columns, console=console, transient=True) as bar:
-        task = bar.add_task(style.name, total=45_000_000)  # ~44.5 MB of float32 weights
-        path = pull_style(style.name, lambda _file, n: bar.advance(task, n), force=force)
+    if not console.is_terminal:  # a log: no bar (it would leave an empty line)
+        path = pull_style(style.name, force=force)
+    else:
+        columns = (TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn())
+        with Progress(*columns, console=console, transient=True) as bar:
+            task = bar.add_task(style.name, total=45_000_000)  # ~44.5 MB of float32 weights
+            path = pull_style(style.name, lambda _file, n: bar.advance(task, n), force=force)
     console.print(f"verified {len(style.files)} sha256 sums; saved {path}", markup=False)
     return path
 
@@ -81,8 +123,6 @@ def with_slow_hint(
 ) -> OnProgress:
     """`on_progress` (or nothing), and once, where the frames so far say the whole job will take
     longer than SLOW_JOB_S: `say` how long, and `hint` (a faster way, e.g. a smaller network)."""
-    import time
-
     now = clock or time.monotonic
     first: tuple[int, float] | None = None  # (frames done, time) when the first frames came out
     said = False

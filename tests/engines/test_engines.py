@@ -779,3 +779,13 @@ def test_engines_list_of_an_empty_or_missing_folder(tmp_path: Path) -> None:
     (tmp_path / "notes.txt").write_text("not a folder")
     code, text = run_cli("engines", "list", "--folder", str(tmp_path / "notes.txt"))
     assert code == 1 and text == f"error: engine folder {tmp_path / 'notes.txt'} is a file, not a folder"
+
+
+def test_engines_list_says_identical_for_a_bit_exact_engine() -> None:
+    """A build that matched its reference bit for bit has an infinite PSNR, stored as null (JSON
+    has no infinity): the listing said "None dB"."""
+    from cartoonize.cli import _parity_cell
+
+    assert _parity_cell({"psnr_db": 51.23, "max_abs_diff": 3}) == "51.23 dB"
+    assert _parity_cell({"psnr_db": None, "max_abs_diff": 0}) == "identical"
+    assert _parity_cell({}) == "not recorded"
