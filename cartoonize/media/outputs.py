@@ -77,6 +77,7 @@ class Recorder:
         self.error: str | None = None
         self._partial: Path | None = None  # a file is written here, then moved onto `target`
         check_record_target(target, overwrite)
+        self._overwrite = overwrite
         if is_url(target):
             fmt, codec, where = URL_CONTAINERS[target.split("://", 1)[0].lower()], "h264", target
         else:
@@ -149,7 +150,10 @@ class Recorder:
             self.error = self.error or f"--output {self.target} failed ({_reason(exc)})"
         if self._partial is not None:
             if self.error is None and keep and self.written:
-                put_in_place(self._partial, Path(self.target))
+                try:
+                    put_in_place(self._partial, Path(self.target), self._overwrite)
+                except CartoonizeError as exc:  # another job wrote the target meanwhile: kept
+                    self.error = str(exc)
             self._partial.unlink(missing_ok=True)
         if self.error is not None and keep:
             raise CartoonizeError(self.error)
