@@ -448,6 +448,7 @@ def cartoonize_images(job: ImageJob, make_runner: Callable[[], Runner],
     the photos need, each opened when the first photo of that size comes."""
     plan = plan_outputs(job)
     pairs, skipped = plan.pairs, [dst for _, dst in plan.skipped]
+    total = len(pairs) + len(skipped)  # the photos asked for (1: a single photo, whose errors are the job's)
     written: list[Path] = []
     if not pairs:  # every output is there already
         return ImageReport(written, skipped, plan.left_out)
@@ -472,7 +473,7 @@ def cartoonize_images(job: ImageJob, make_runner: Callable[[], Runner],
             return found
 
         for i, (src, dst) in enumerate(pairs):
-            if not job.overwrite and len(pairs) + len(skipped) > 1 and dst.exists():
+            if not job.overwrite and total > 1 and dst.exists():
                 skipped.append(dst)  # made by another job since the plan (the folder in two terminals)
                 if on_progress:
                     on_progress(i + 1, len(pairs))
@@ -489,7 +490,7 @@ def cartoonize_images(job: ImageJob, make_runner: Callable[[], Runner],
                 small = network_frame(photo, side)
                 runner = runner_of(src, (small.shape[0], small.shape[1]))
             except CartoonizeError as exc:
-                if len(pairs) + len(skipped) == 1:
+                if total == 1:
                     raise
                 unreadable.append(str(exc))
             else:
@@ -504,7 +505,7 @@ def cartoonize_images(job: ImageJob, make_runner: Callable[[], Runner],
                 try:
                     write_image(dst, cartoon, replace=job.overwrite)
                 except CartoonizeError:
-                    if job.overwrite or len(pairs) + len(skipped) == 1 or not dst.exists():
+                    if job.overwrite or total == 1 or not dst.exists():
                         raise
                     skipped.append(dst)  # written by another job meanwhile: as if it had been first
                 else:
@@ -515,7 +516,7 @@ def cartoonize_images(job: ImageJob, make_runner: Callable[[], Runner],
         more = f"; and {len(unreadable) - 1} more" if len(unreadable) > 1 else ""
         also = (f"; {len(skipped)} skipped (output exists)" if skipped else "") + _left_out(plan.left_out)
         raise CartoonizeError(
-            f"{len(unreadable)} of {len(pairs) + len(skipped)} images failed ({unreadable[0]}{more}); "
+            f"{len(unreadable)} of {total} images failed ({unreadable[0]}{more}); "
             f"the other {len(written)} are in {job.output}{also}"
         )
     return ImageReport(written, skipped, plan.left_out)

@@ -103,6 +103,32 @@ def test_a_folder_run_twice_at_once_skips_what_the_other_wrote(tmp_path: Path, t
     assert hidden(out) == []
 
 
+def test_a_photo_folder_run_twice_at_once_skips_what_the_other_wrote(
+    tmp_path: Path, tiny_checkpoint: Path
+) -> None:
+    """Photos likewise: one whose cartoon appeared since the plan is skipped, not redone (the
+    other job's is kept), and one the other job wrote while this one worked on it too."""
+    from cartoonize.choose import runner_for
+    from cartoonize.pipelines.image import ImageJob, cartoonize_images
+
+    photos, out = tmp_path / "photos", tmp_path / "out"
+    photos.mkdir()
+    for name in ("a.png", "b.png", "c.png"):
+        photo(photos / name)
+
+    def other_job(done: int, _total: int) -> None:
+        if done == 1:  # the other job's cartoons of b and c land while this one works on a
+            for name in ("b.png", "c.png"):
+                (out / name).write_bytes(b"the other job's")
+
+    request = EngineRequest(model=tiny_checkpoint, engine="torch", device="cpu")
+    report = cartoonize_images(ImageJob((photos,), out), lambda: runner_for(request), other_job)
+    assert [p.name for p in report.written] == ["a.png"]
+    assert sorted(p.name for p in report.skipped) == ["b.png", "c.png"]
+    assert (out / "b.png").read_bytes() == b"the other job's"
+    assert hidden(out) == []
+
+
 SAVE_MANY = """
 import sys, torch
 from pathlib import Path
