@@ -12,6 +12,7 @@ import csv
 import os
 import signal
 import threading
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -169,6 +170,7 @@ class Trainer:
                 phase.start_epoch(k)
                 first = position.batch
                 label = f"epoch {epoch + 1}/{self.total_epochs} {phase.name}"
+                started, shown = time.perf_counter(), ""
                 with self._progress() as bar:
                     task = bar.add_task(label, total=self.steps_per_epoch, completed=first, metrics="")
                     for i, batch in enumerate(self.batches(epoch, first), start=first):
@@ -183,6 +185,12 @@ class Trainer:
                             self.log.flush()
                             checkpoint = self.on_stop(position, phase)
                             raise TrainingInterrupted(position, checkpoint, self._stopped_by)
+                # a log: the epoch's line whole (the bar's last render is cut at 80 columns)
+                if not self.console.is_terminal:
+                    steps = self.steps_per_epoch - first
+                    self.console.print(f"{label}: {steps} step{'' if steps == 1 else 's'} in "
+                                       f"{time.perf_counter() - started:.0f} s; {shown}",
+                                       markup=False, highlight=False, soft_wrap=True)  # fmt: skip
                 position = Position(epoch + 1, 0, position.step)
                 self.on_epoch_end(position, phase)
                 self.log.flush()
@@ -200,4 +208,5 @@ class Trainer:
             TimeRemainingColumn(),
             TextColumn("{task.fields[metrics]}"),
             console=self.console,
+            disable=not self.console.is_terminal,  # a log gets one line an epoch instead (run)
         )

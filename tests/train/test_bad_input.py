@@ -194,3 +194,16 @@ def test_config_files_that_cannot_be_read(base: list[str], tmp_path: Path) -> No
     path = write_config(tmp_path, 'photos = "p"\nzero_bias = "false"')
     code, text = run_cli("--config", str(path))
     assert_one_line_error(code, text, "zero_bias must be true or false")
+
+
+def test_a_log_gets_each_epochs_line_whole(base: list[str], tmp_path: Path) -> None:
+    """Without a terminal (`> train.log 2>&1`) each epoch is one line with every metric: the bar's
+    last render was cut at 80 columns ("d_real 1.559  d_edge 0.1599  d_fak…")."""
+    code, text = run_cli(*base, "--out", str(tmp_path / "run"))
+    assert code == 0, text
+    lines = text.splitlines()
+    adversarial = [line for line in lines if line.startswith("epoch 2/2 adversarial: 1 step in ")]
+    assert len(adversarial) == 1, text
+    for metric in ("content", "g_adv", "d_real", "d_edge", "d_fake"):
+        assert f"  {metric} " in adversarial[0] or f"; {metric} " in adversarial[0], adversarial[0]
+    assert not any("…" in line for line in lines if line.startswith("epoch")), text
