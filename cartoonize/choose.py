@@ -280,7 +280,6 @@ def compile_usable(device: str) -> bool:
     """torch.compile can run here: Inductor's GPU code needs Triton; `CARTOONIZE_NO_COMPILE=1`
     turns it off for `auto`."""
     import importlib.util
-    import os
 
     if os.environ.get("CARTOONIZE_NO_COMPILE") == "1":
         return False
@@ -381,6 +380,7 @@ def cpu_choice(request: EngineRequest) -> CpuChoice:
     import torch
 
     from cartoonize.engines.cpu import cpu_capabilities, describe_bf16, native_bf16
+    from cartoonize.media.files import write_atomic
     from cartoonize.styles import cache_dir, sha256_of
 
     caps = cpu_capabilities()
@@ -399,10 +399,7 @@ def cpu_choice(request: EngineRequest) -> CpuChoice:
         pass  # none yet, or unreadable: measure again
     choice = measure_cpu_choice(checkpoint)
     with contextlib.suppress(OSError):  # a cache that cannot be written: measured again next time
-        record.parent.mkdir(parents=True, exist_ok=True)
-        tmp = record.with_name(f".{record.name}.{os.getpid()}.tmp")  # jobs measuring at once
-        tmp.write_text(json.dumps({"machine": machine, "choice": asdict(choice)}, indent=1))
-        tmp.replace(record)
+        write_atomic(record, json.dumps({"machine": machine, "choice": asdict(choice)}, indent=1).encode())
     return choice
 
 

@@ -476,9 +476,8 @@ def export(
         if style is not None and model is None:
             _pull_style(style)
         source = checkpoint_path(EngineRequest(style=style, model=model))
-        with atomic_output(
-            output, replace=overwrite
-        ) as partial:  # stopped in the parity check: no unchecked file
+        # stopped in the parity check: no unchecked file
+        with atomic_output(output, replace=overwrite) as partial:
             parity = export_with_parity(source, partial, precision.value, opset)
     finally:
         remove_empty(made)  # an export that failed or was stopped leaves no empty folder behind

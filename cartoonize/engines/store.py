@@ -298,10 +298,10 @@ def manifest_path(engine: Path) -> Path:
 
 
 def write_manifest(engine: Path, manifest: Manifest) -> Path:
+    from cartoonize.media.files import write_atomic
+
     path = manifest_path(engine)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")  # builds of one engine at once: each its own
-    tmp.write_text(manifest.to_json())
-    tmp.replace(path)
+    write_atomic(path, manifest.to_json().encode())  # builds of one engine at once: each its own
     return path
 
 

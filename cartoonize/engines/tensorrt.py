@@ -40,6 +40,7 @@ from typing import Any
 from cartoonize.engines.store import BuildSpec
 from cartoonize.errors import CartoonizeError
 from cartoonize.export import INPUT_NAME
+from cartoonize.media.files import write_atomic
 
 DEFAULT_WORKSPACE_GIB = 4.0
 DEFAULT_OPT_LEVEL = 3  # TensorRT's own default; 4-5 search longer for faster kernels
@@ -218,17 +219,6 @@ def timing_cache_name(gpu: str | None, capability: str | None, trt_version: str 
     (timings from another card, even of the same architecture, are another card's)."""
     model = re.sub(r"[^a-z0-9]+", "-", (gpu or "gpu").lower()).strip("-") or "gpu"
     return f"timing-cache.{model}.{capability}.trt{trt_version}.bin"
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write beside `path` and rename: a reader never sees half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        tmp.write_bytes(data)
-        tmp.replace(path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def _attach_timing_cache(config: Any, path: Path) -> bool:

@@ -515,6 +515,18 @@ def write_failure(output: Path, tmp: Path, exc: OSError) -> CartoonizeError | No
     return None
 
 
+def write_atomic(path: Path, data: bytes) -> None:
+    """Write beside `path` and rename: a reader never sees half a file, and processes writing the
+    same file at once (a cache's record, a manifest) each write their own temporary one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_bytes(data)
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
 def keep_ownership(old: Path, new: Path) -> None:
     """Give `new` the permission bits, owner and group of `old`, the file it is about to replace
     (nothing where `old` is not there: a new file follows the umask). Owner and group are set

@@ -36,6 +36,7 @@ import torch
 
 from cartoonize.errors import CartoonizeError
 from cartoonize.export import PSNR_THRESHOLDS, FrameModel, frame_model, reference_photo
+from cartoonize.media.files import write_atomic
 from cartoonize.model import Checkpoint
 from cartoonize.runners.base import TensorRunner
 
@@ -100,10 +101,7 @@ class ChecksFile:
         data = self.read()
         data[key] = {**data.get(key, {}), **values}
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
-            tmp.write_text(json.dumps(data, indent=1, sort_keys=True) + "\n")
-            tmp.replace(self.path)
+            write_atomic(self.path, (json.dumps(data, indent=1, sort_keys=True) + "\n").encode())
         except OSError:  # a read-only cache: remembered for this run only
             self._unsaved[key] = data[key]
 
