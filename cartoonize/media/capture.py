@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from cartoonize.errors import CartoonizeError
-from cartoonize.media.files import fit_within, frame_rate
+from cartoonize.media.files import converter, fit_within, frame_rate
 
 # the platform's camera device format, and its first camera
 CAMERA_DEFAULTS = {
@@ -291,6 +291,9 @@ class Capture:
         self._stop = threading.Event()
         self._go = threading.Event()  # paced sources start their clock when the consumer is ready
         self._thread = threading.Thread(target=self._run, name="capture", daemon=True)
+        # one swscale context for the frames, kept (media.files.converter); a frame is converted
+        # in this thread or, when the consumer falls behind, in the consumer's: one at a time
+        self._reader, self._reading = converter(), threading.Lock()
 
     def start(self) -> None:
         self._thread.start()
@@ -345,7 +348,7 @@ class Capture:
                     self._go.wait()
                 clock = self._pace(frame, clock)
             index += 1
-            convert = functools.partial(_to_rgb, frame, size, k)
+            convert = functools.partial(self._to_rgb, frame, size, k)
             if self.frames.keeping_up:
                 self.frames.put(Captured(time.perf_counter(), index, rgb=convert()))
             else:
@@ -353,6 +356,14 @@ class Capture:
         if self.source.kind == "camera":
             return f"{self.source.label} stopped delivering frames (unplugged?)"
         return "the input ended"
+
+    def _to_rgb(self, frame, size: tuple[int, int], k: int) -> np.ndarray:  # noqa: ANN001 - an av.VideoFrame
+        with self._reading:
+            rgb = self._reader.reformat(
+                frame, format="rgb24", width=size[0], height=size[1], interpolation="AREA"
+            )
+            rgb = rgb.to_ndarray()
+        return np.ascontiguousarray(np.rot90(rgb, k)) if k else rgb
 
     def _pace(self, frame, clock: tuple[float, float] | None) -> tuple[float, float] | None:  # noqa: ANN001
         """Sleep until the frame is due by its timestamp; resynchronise after a jump of over a second."""
@@ -368,11 +379,6 @@ class Capture:
         while not self._stop.is_set() and (left := due - time.perf_counter()) > 0:
             time.sleep(min(left, 0.05))
         return clock
-
-
-def _to_rgb(frame, size: tuple[int, int], k: int) -> np.ndarray:  # noqa: ANN001 - an av.VideoFrame
-    rgb = frame.to_ndarray(format="rgb24", width=size[0], height=size[1], interpolation="AREA")
-    return np.ascontiguousarray(np.rot90(rgb, k)) if k else rgb
 
 
 @dataclass(frozen=True)

@@ -644,18 +644,45 @@ def _flags(interpolation: str):  # noqa: ANN202
     return flags
 
 
+def converter():  # noqa: ANN201 - an av.video.reformatter.VideoReformatter
+    """A swscale context for one thread's stream of frames, given to `to_rgb` and `to_yuv` as
+    `using`: without one each frame gets its own (PyAV keeps it on the frame), which sets up
+    swscale's tables and its pool of slice threads, one per core, every frame (about 1 ms of a
+    1080p frame's 7-8 on two cores; the same pixels). The context follows a change of size or
+    format; it is not for two threads at once."""
+    from av.video.reformatter import VideoReformatter
+
+    return VideoReformatter()
+
+
 def to_rgb(frame, colour: Colour, width: int | None = None, height: int | None = None,
-           interpolation: str = "AREA") -> np.ndarray:  # fmt: skip
-    """A decoded frame as RGB (H, W, 3) uint8, converted with `colour`'s matrix and range."""
+           interpolation: str = "AREA", using=None) -> np.ndarray:  # fmt: skip  # noqa: ANN001
+    """A decoded frame as RGB (H, W, 3) uint8, converted with `colour`'s matrix and range, by
+    `using` (a `converter()`) where given."""
     matrix, rng = _swscale(colour)
-    return frame.to_ndarray(format="rgb24", width=width, height=height, interpolation=_flags(interpolation),
-                            src_colorspace=matrix, src_color_range=rng)  # fmt: skip
+    options = {"format": "rgb24", "width": width, "height": height, "interpolation": _flags(interpolation),
+               "src_colorspace": matrix, "src_color_range": rng}  # fmt: skip
+    if using is None:
+        return frame.to_ndarray(**options)
+    return using.reformat(frame, **options).to_ndarray()
 
 
-def to_yuv(rgb: np.ndarray, colour: Colour, pix_fmt: str = "yuv420p"):  # noqa: ANN201 - an av.VideoFrame
-    """RGB (H, W, 3) uint8 into a `pix_fmt` frame with `colour`'s matrix and range, tagged with all
-    four of its codes (the encoder and the muxer write them from the stream's context, set by
-    `tag_encoder`)."""
+def _threads_into(pix_fmt: str) -> int:
+    """swscale's slice threads for RGB into `pix_fmt`: one for formats of more than 8 bits.
+    FFmpeg 8.1's swscale (PyAV 18.1's) writes the first 8 pixels of the rows where a slice
+    starts wrongly, by up to 448 of 1023 levels, when it converts rgb24 into 10- to 16-bit YUV
+    with more than one thread, at widths such as 854, 1080 or 1366 (not 1280 or 1920): ProRes
+    (yuv422p10le) had a dash at the left edge of each slice's first row, one slice a core.
+    0 (one a core) for the rest, which come out the same with any number."""
+    import av
+
+    return 1 if max(c.bits for c in av.VideoFormat(pix_fmt).components) > 8 else 0
+
+
+def to_yuv(rgb: np.ndarray, colour: Colour, pix_fmt: str = "yuv420p", using=None):  # noqa: ANN001, ANN201
+    """RGB (H, W, 3) uint8 into a `pix_fmt` av.VideoFrame with `colour`'s matrix and range, by
+    `using` (a `converter()`) where given, tagged with all four of its codes (the encoder and the
+    muxer write them from the stream's context, set by `tag_encoder`)."""
     import av
 
     matrix, rng = _swscale(colour)
@@ -665,7 +692,13 @@ def to_yuv(rgb: np.ndarray, colour: Colour, pix_fmt: str = "yuv420p"):  # noqa: 
         frame = av.VideoFrame.from_numpy_buffer(rgb, format="rgb24")
     else:
         frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
-    out = frame.reformat(format=pix_fmt, dst_colorspace=matrix, dst_color_range=rng)
+    options = {
+        "format": pix_fmt,
+        "dst_colorspace": matrix,
+        "dst_color_range": rng,
+        "threads": _threads_into(pix_fmt),
+    }
+    out = frame.reformat(**options) if using is None else using.reformat(frame, **options)
     for name, value in colour_tags(colour).items():
         setattr(out, name, value)
     return out

@@ -23,12 +23,16 @@ from cartoonize.media.files import (
     EncoderSettings,
     check_output,
     container_for,
+    converter,
+    default_colour,
     even_size,
     muxer_options,
     open_video_encoder,
     pad_to_even,
     put_in_place,
+    tag_encoder,
     temporary_sibling,
+    to_yuv,
 )
 from cartoonize.media.gif import Palettizer
 from cartoonize.media.scheduling import open_encoder
@@ -92,6 +96,10 @@ class Recorder:
         settings = settings.for_codec(codec)
         self._gif = settings.pix_fmt == "pal8"
         self._stream = open_video_encoder(self._out, settings, codec, w, h, rate or Fraction(30), TIME_BASE)
+        # converted with, and tagged as, what players assume of its size (BT.709 for HD): PyAV's
+        # own conversion used BT.601 untagged, and a 720p recording's greens played 15 % dark
+        self._colour = default_colour(w, h)
+        tag_encoder(self._stream, self._colour)
         if is_url(target) and self._stream.codec_context.name == "libx264":
             self._stream.options = {**self._stream.options, "tune": "zerolatency"}  # no frame lookahead
         self._origin: float | None = None
@@ -114,6 +122,7 @@ class Recorder:
         import av
 
         palettize = Palettizer(self._stream.width, self._stream.height, TIME_BASE) if self._gif else None
+        writer = converter()
         try:
             open_encoder(self._stream)  # its threads kept out of real-time (media/scheduling)
             while (item := self._queue.get()) is not _END:
@@ -123,7 +132,7 @@ class Recorder:
                         self._out.mux(self._stream.encode(indexed))
                         self.written += 1
                     continue
-                frame = av.VideoFrame.from_ndarray(pad_to_even(rgb), format="rgb24")
+                frame = to_yuv(pad_to_even(rgb), self._colour, self._stream.pix_fmt, writer)
                 frame.pts, frame.time_base = pts, TIME_BASE
                 self._out.mux(self._stream.encode(frame))
                 self.written += 1

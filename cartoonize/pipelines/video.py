@@ -47,6 +47,7 @@ from cartoonize.media.files import (
     codec_name,
     colour_tags,
     container_for,
+    converter,
     declared_duration,
     default_colour,
     encodable_layout,
@@ -456,6 +457,7 @@ def cartoonize_video(
                 wanted = [vin, *copies]
                 next_pts, count, ended = 0, 0, False
                 step = frame_period(info)
+                reader = converter()  # this thread's swscale context, kept from frame to frame
                 cut = (
                     PreviewCut(mux_q.put, info.origin)
                     if job.max_frames is not None and window is None
@@ -495,7 +497,7 @@ def cartoonize_video(
                         if tone_map is not None:
                             rgb = tone_map(frame)
                         else:
-                            rgb = to_rgb(frame, colour, info.coded_size[0], info.coded_size[1])
+                            rgb = to_rgb(frame, colour, *info.coded_size, using=reader)
                         if k:
                             rgb = np.ascontiguousarray(np.rot90(rgb, k))
                         if chain:
@@ -548,6 +550,7 @@ def cartoonize_video(
             held = HeldFrames(vout, output.mux, info.time_base, container_name)  # each frame's own duration
 
             def mux() -> None:
+                writer = converter()
                 while (item := mux_q.get()) is not _END:
                     if isinstance(item, tuple):
                         pts, rgb = item
@@ -561,7 +564,7 @@ def cartoonize_video(
                                 held.put(indexed, start)
                             continue
                         else:
-                            frame = to_yuv(pad_to_even(rgb), out_colour, job.encoder.pix_fmt)
+                            frame = to_yuv(pad_to_even(rgb), out_colour, job.encoder.pix_fmt, writer)
                         frame.pts, frame.time_base = pts - shift, info.time_base
                         held.put(frame, pts)
                         continue
