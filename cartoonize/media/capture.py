@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from cartoonize.errors import CartoonizeError
-from cartoonize.media.files import converter, fit_within, frame_rate
+from cartoonize.media.files import converter, fit_within, frame_rate, source_colour, to_rgb
 
 # the platform's camera device format, and its first camera
 CAMERA_DEFAULTS = {
@@ -359,10 +359,15 @@ class Capture:
 
     def _to_rgb(self, frame, size: tuple[int, int], k: int) -> np.ndarray:  # noqa: ANN001 - an av.VideoFrame
         with self._reading:
-            rgb = self._reader.reformat(
-                frame, format="rgb24", width=size[0], height=size[1], interpolation="AREA"
-            )
-            rgb = rgb.to_ndarray()
+            if self.source.kind in ("file", "network"):
+                # read as `cartoonize video` and players read it: by its tags or, untagged, as its
+                # size implies (BT.709 for HD; swscale's own default is BT.601 at any size)
+                rgb = to_rgb(frame, source_colour(frame), *size, using=self._reader, accurate=False)
+            else:  # a camera's picture by its own tags, or BT.601, UVC's default
+                rgb = self._reader.reformat(
+                    frame, format="rgb24", width=size[0], height=size[1], interpolation="AREA"
+                )
+                rgb = rgb.to_ndarray()
         return np.ascontiguousarray(np.rot90(rgb, k)) if k else rgb
 
     def _pace(self, frame, clock: tuple[float, float] | None) -> tuple[float, float] | None:  # noqa: ANN001

@@ -635,11 +635,11 @@ def _swscale(colour: Colour) -> tuple:
     return matrix, ColorRange.JPEG if colour.range == FULL else ColorRange.MPEG
 
 
-def _flags(interpolation: str):  # noqa: ANN202
+def _flags(interpolation: str, accurate: bool = True):  # noqa: ANN202
     from av.video.reformatter import Interpolation
 
     flags = Interpolation[interpolation]
-    for name in _ACCURATE:
+    for name in _ACCURATE if accurate else ():
         flags |= Interpolation[name]
     return flags
 
@@ -656,11 +656,12 @@ def converter():  # noqa: ANN201 - an av.video.reformatter.VideoReformatter
 
 
 def to_rgb(frame, colour: Colour, width: int | None = None, height: int | None = None,
-           interpolation: str = "AREA", using=None) -> np.ndarray:  # fmt: skip  # noqa: ANN001
+           interpolation: str = "AREA", using=None, accurate: bool = True) -> np.ndarray:  # fmt: skip  # noqa: ANN001
     """A decoded frame as RGB (H, W, 3) uint8, converted with `colour`'s matrix and range, by
-    `using` (a `converter()`) where given."""
+    `using` (a `converter()`) where given; `accurate` False: swscale's fast rounding (live
+    pictures, where each millisecond is latency)."""
     matrix, rng = _swscale(colour)
-    options = {"format": "rgb24", "width": width, "height": height, "interpolation": _flags(interpolation),
+    options = {"format": "rgb24", "width": width, "height": height, "interpolation": _flags(interpolation, accurate),
                "src_colorspace": matrix, "src_color_range": rng}  # fmt: skip
     if using is None:
         return frame.to_ndarray(**options)
