@@ -31,6 +31,7 @@ import numpy as np
 
 from cartoonize.errors import CartoonizeError
 from cartoonize.measure import run_module
+from cartoonize.media.files import converter, source_colour, to_rgb
 from cartoonize.stages.flow import FlowEstimator, gray, warp
 from cartoonize.stages.stabilize import is_scene_cut
 
@@ -54,17 +55,14 @@ def read_frames(
             raise CartoonizeError(f"{path} has no video stream")
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
-        count = 0
+        count, reader = 0, converter()
         try:
             for frame in container.decode(stream):
                 if limit is not None and count >= limit:
                     return
                 k = int(round(frame.rotation / 90.0)) % 4
-                if size is None:
-                    rgb = frame.to_ndarray(format="rgb24")
-                else:
-                    w, h = (size[1], size[0]) if k % 2 else size
-                    rgb = frame.to_ndarray(format="rgb24", width=w, height=h, interpolation="AREA")
+                w, h = (None, None) if size is None else (size[1], size[0]) if k % 2 else size
+                rgb = to_rgb(frame, source_colour(frame), w, h, using=reader)  # as the pipeline reads it
                 yield np.ascontiguousarray(np.rot90(rgb, k)) if k else rgb
                 count += 1
         except av.FFmpegError as exc:

@@ -24,7 +24,7 @@ import numpy as np
 from cartoonize.choose import EngineRequest, runner_for
 from cartoonize.errors import CartoonizeError
 from cartoonize.measure import run_module
-from cartoonize.media.files import fit_within
+from cartoonize.media.files import fit_within, source_colour, to_rgb
 from cartoonize.stages.upsample import (
     DEFAULT_EPS,
     DEFAULT_RADIUS,
@@ -47,7 +47,7 @@ def frame_of(clip: Path, seconds: float, side: int) -> np.ndarray:
         for frame in container.decode(stream):
             if frame.time is None or frame.time >= seconds:
                 w, h = fit_within(frame.width, frame.height, side)
-                return frame.to_ndarray(format="rgb24", width=w, height=h, interpolation="AREA")
+                return to_rgb(frame, source_colour(frame), w, h)  # as the pipeline reads it
     raise CartoonizeError(f"{clip} has no frame at {seconds} s")
 
 
