@@ -15,9 +15,13 @@ import time
 from collections.abc import Iterator
 from fractions import Fraction
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pytest
+
+if TYPE_CHECKING:
+    from cartoonize.media.files import Colour
 
 # What stops a job early, with the exit code a shell gives each: Ctrl-C, a `kill` (SIGTERM: a job
 # scheduler, a container stopping) and a closed terminal (SIGHUP), which the CLI handles as Ctrl-C.
@@ -374,3 +378,33 @@ def record_pattern(out: Path, frames: int, rate: int, width: int = 64, height: i
         recorder.write(pattern(width, height, i), i / rate)
     recorder.close()
     return recorder
+
+
+BARS = [(255, 0, 0), (0, 255, 0), (0, 0, 255), (200, 150, 60), (235, 235, 235), (20, 20, 20)]
+
+
+def colour_bars(width: int, height: int) -> np.ndarray:
+    rgb = np.zeros((height, width, 3), np.uint8)
+    for i, colour in enumerate(BARS):
+        rgb[:, i * width // len(BARS) : (i + 1) * width // len(BARS)] = colour
+    return rgb
+
+
+def untagged_video(path: Path, rgb: np.ndarray, colour: Colour) -> None:
+    """Frames encoded with `colour`'s matrix and no colour tags, as many cameras and encoders write them."""
+    import av
+
+    from cartoonize.media.files import converter, to_yuv
+
+    height, width = rgb.shape[:2]
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("libx264", rate=10)
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        stream.options = {"crf": "10"}
+        writer = converter()
+        for i in range(3):
+            frame = to_yuv(rgb, colour, using=writer)
+            frame.colorspace = frame.color_range = frame.color_primaries = frame.color_trc = 2  # unspecified
+            frame.pts = i
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode(None))

@@ -21,6 +21,8 @@ from cartoonize.media.files import (
     check_output_folder,
     ffmpeg_path,
     fit_within,
+    source_colour,
+    to_rgb,
 )
 from cartoonize.pipelines import memory
 from cartoonize.runners.base import Runner
@@ -184,6 +186,10 @@ def _from_ffmpeg(path: Path, frame, max_side: int | None) -> Decoded:  # noqa: A
     rgb: np.ndarray
     if int(frame.color_trc) in hdr.TRANSFER_NAMES:  # an HDR (PQ, HLG) AVIF or HEIC: to SDR, as video is
         rgb = hdr.ToneMap(int(frame.color_trc), *coded)(frame)
+    elif path.suffix.lower() not in IMAGE_SUFFIXES and path.suffix.lower() not in READ_ONLY_SUFFIXES:
+        # a video's first frame: read as `cartoonize video` reads it (an untagged HD video as
+        # BT.709; swscale's default, kept for photos, whose decoders tag what they hold, is BT.601)
+        rgb = to_rgb(frame, source_colour(frame), *coded)
     else:
         rgb = frame.to_ndarray(format="rgb24", width=coded[0], height=coded[1], interpolation="AREA")
     rgb = _in_srgb(path, rgb, int(frame.color_primaries), int(frame.color_trc))

@@ -14,24 +14,16 @@ import numpy as np
 import pytest
 
 from cartoonize.media.capture import Capture, CaptureSpec
-from cartoonize.media.files import BT709, LIMITED, SMPTE170M, Colour, converter, source_colour, to_rgb, to_yuv
+from cartoonize.media.files import BT709, LIMITED, SMPTE170M, Colour, source_colour, to_rgb
 from cartoonize.media.outputs import Recorder
-
-BARS = [(255, 0, 0), (0, 255, 0), (0, 0, 255), (200, 150, 60), (235, 235, 235), (20, 20, 20)]
-
-
-def _bars(width: int, height: int) -> np.ndarray:
-    rgb = np.zeros((height, width, 3), np.uint8)
-    for i, colour in enumerate(BARS):
-        rgb[:, i * width // len(BARS) : (i + 1) * width // len(BARS)] = colour
-    return rgb
+from tests.helpers import BARS, colour_bars, untagged_video
 
 
 @pytest.mark.parametrize(("size", "matrix"), [((1280, 720), BT709), ((640, 480), SMPTE170M)])
 def test_a_recording_plays_in_its_colours(tmp_path: Path, size: tuple[int, int], matrix: int) -> None:
     width, height = size
     out = tmp_path / "rec.mp4"
-    bars = _bars(width, height)
+    bars = colour_bars(width, height)
     recorder = Recorder(str(out), width, height, Fraction(30), overwrite=True)
     for i in range(6):
         recorder.write(bars, i / 30)
@@ -47,29 +39,13 @@ def test_a_recording_plays_in_its_colours(tmp_path: Path, size: tuple[int, int],
         assert np.abs(got - colour).max() <= 3, (colour, got.tolist())
 
 
-def _untagged_file(path: Path, rgb: np.ndarray, colour: Colour) -> None:
-    """Frames encoded with `colour`'s matrix and no colour tags, as many cameras and encoders write them."""
-    height, width = rgb.shape[:2]
-    with av.open(str(path), "w") as out:
-        stream = out.add_stream("libx264", rate=10)
-        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
-        stream.options = {"crf": "10"}
-        writer = converter()
-        for i in range(3):
-            frame = to_yuv(rgb, colour, using=writer)
-            frame.colorspace = frame.color_range = frame.color_primaries = frame.color_trc = 2  # unspecified
-            frame.pts = i
-            out.mux(stream.encode(frame))
-        out.mux(stream.encode(None))
-
-
 @pytest.mark.parametrize(("size", "matrix"), [((1280, 720), BT709), ((640, 480), SMPTE170M)])
 def test_a_file_as_the_webcam_input_is_read_as_a_video_is(
     tmp_path: Path, size: tuple[int, int], matrix: int
 ) -> None:
     width, height = size
-    bars, clip = _bars(width, height), tmp_path / "untagged.mp4"
-    _untagged_file(clip, bars, Colour(matrix, LIMITED, 1, 1))
+    bars, clip = colour_bars(width, height), tmp_path / "untagged.mp4"
+    untagged_video(clip, bars, Colour(matrix, LIMITED, 1, 1))
     with av.open(str(clip)) as container:
         assert not source_colour(next(container.decode(video=0))).tagged
     capture = Capture(CaptureSpec(input=str(clip)))

@@ -10,6 +10,7 @@ import pytest
 
 from cartoonize.choose import EngineRequest, runner_for
 from cartoonize.errors import CartoonizeError, CartoonizeWarning
+from cartoonize.media.files import BT709, LIMITED, SMPTE170M, Colour
 from cartoonize.media.scheduling import open_encoder
 from cartoonize.pipelines.image import (
     IMAGE_SUFFIXES,
@@ -20,7 +21,7 @@ from cartoonize.pipelines.image import (
     write_image,
 )
 from cartoonize.runners.base import Runner
-from tests.helpers import pattern
+from tests.helpers import BARS, colour_bars, pattern, untagged_video
 
 
 def make_runner(checkpoint: Path):
@@ -500,6 +501,20 @@ def test_an_animation_is_its_first_frame_with_a_warning(suffix: str, tmp_path: P
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         read_image(tmp_path / f"still{suffix}")
+
+
+@pytest.mark.parametrize(("size", "matrix"), [((1280, 720), BT709), ((640, 480), SMPTE170M)])
+def test_a_videos_first_frame_in_its_colours(size: tuple[int, int], matrix: int, tmp_path: Path) -> None:
+    """A video given to `image` is read as `cartoonize video` reads it: an untagged HD one as
+    BT.709 (swscale's default read it as BT.601: red came in at 232)."""
+    bars = colour_bars(*size)
+    untagged_video(tmp_path / "clip.mp4", bars, Colour(matrix, LIMITED, 1, 1))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", CartoonizeWarning)  # more than one frame
+        first = read_image(tmp_path / "clip.mp4")
+    for i, colour in enumerate(BARS):
+        got = first[size[1] // 2, (2 * i + 1) * size[0] // (2 * len(BARS))].astype(int)
+        assert np.abs(got - colour).max() <= 4, (colour, got.tolist())
 
 
 def test_an_animated_webp_is_refused_with_a_way_out(tmp_path: Path) -> None:
