@@ -36,8 +36,11 @@ from cartoonize.pipelines.video import (
     flush_reencoded,
     map_other_streams,
 )
+from cartoonize.stages.exposure import WINDOW_FRAMES
 
-TEMPORAL_PREROLL = 30  # frames of pre-roll when the chain has temporal stages (about 1 s)
+# frames of pre-roll when the chain has temporal stages: enough for the exposure stage's running
+# average to be rebuilt exactly (about 3 s at 30 fps); the stabilization's blend settles sooner
+TEMPORAL_PREROLL = WINDOW_FRAMES - 1
 
 
 @dataclass(frozen=True)
@@ -80,6 +83,23 @@ def keyframe_index(path: Path) -> tuple[list[int], list[int]]:
     return frames, keys
 
 
+def _cuts(frames: list[int], usable: list[int], wanted: int) -> list[int]:
+    """`wanted` of the keyframe timestamps `usable` (after the first frame, sorted) where segments
+    start, each the nearest to its share of the video's span that leaves enough keyframes after it
+    for the cuts still to come; all of them where there are no more than `wanted`."""
+    if wanted >= len(usable):
+        return list(usable)
+    span, cuts, low = frames[-1] - frames[0], [], 0
+    for part in range(1, wanted + 1):
+        target = frames[0] + span * part / (wanted + 1)
+        high = len(usable) - 1 - (wanted - part)  # the last this cut may take
+        at = min(max(bisect.bisect_left(usable, target, low, high + 1), low), high)
+        best = min(sorted({max(at - 1, low), at}), key=lambda i: abs(usable[i] - target))
+        cuts.append(usable[best])
+        low = best + 1
+    return cuts
+
+
 def plan_segments(path: Path, count: int | None = None, seconds: float | None = None,
                   preroll: int = 0) -> SegmentPlan:  # fmt: skip
     """Cut `path` into `count` segments (or segments of about `seconds`) at keyframes. Fewer come
@@ -94,14 +114,7 @@ def plan_segments(path: Path, count: int | None = None, seconds: float | None = 
         if not seconds or seconds <= 0:
             raise CartoonizeError("give a number of segments or a segment length in seconds")
         count = max(1, math.ceil(float(span * time_base) / seconds))
-    cuts: list[int] = []  # keyframe timestamps where a segment starts (the first starts at the top)
-    for part in range(1, count):
-        target = frames[0] + span * part / count
-        at = bisect.bisect_left(keys, target)
-        nearest = min(keys[max(0, at - 1) : at + 1], key=lambda k: abs(k - target), default=None)
-        if nearest is not None and nearest > frames[0] and (not cuts or nearest > cuts[-1]):
-            cuts.append(nearest)
-    bounds = [None, *cuts, None]
+    bounds = [None, *_cuts(frames, [k for k in keys if k > frames[0]], count - 1), None]
     segments = []
     for start, end in zip(bounds, bounds[1:], strict=False):
         first = 0 if start is None else bisect.bisect_left(frames, start)
@@ -117,7 +130,7 @@ def plan_segments(path: Path, count: int | None = None, seconds: float | None = 
         segments.append(Segment(window, stop - first, warm))
     n, k = len(segments), len(keys)
     note = f"{n} segment{'s' if n != 1 else ''} at keyframes"
-    if n < count:  # (a keyframe on the last frame, or too close to the last cut, starts none)
+    if n < count:  # every keyframe after the first frame starts one
         keyframes = f"{k} keyframes allow" if k != 1 else "1 keyframe allows"
         note += f" (asked for {count}; the video's {keyframes} {n})"
     return SegmentPlan(segments, len(frames), note)

@@ -574,7 +574,11 @@ def cartoonize_video(
                 for indexed in palettize.flush() if palettize is not None else ():
                     start, indexed.pts = indexed.pts, indexed.pts - shift
                     held.put(indexed, start)
-                held.end(last_end(info, ends[0]))  # the last frame, as long as the source's
+                # the last frame, as long as the source's; a segment's lasts until the next
+                # segment's first (the decoder's duration of a variable-rate frame is a guess)
+                held.end(
+                    window.end if window is not None and window.end is not None else last_end(info, ends[0])
+                )
 
             def run_stages() -> None:
                 while (item := staged_q.get()) is not _END:

@@ -44,7 +44,7 @@ from cartoonize.stages.exposure import (
     _Y,
     MIN_STD,
     NORMAL_CONTRAST,
-    SMOOTHING_FRAMES,
+    RunningOffset,
     exposure_target,
 )
 from cartoonize.stages.flow import FlowEstimator, FlowPair, gray
@@ -222,7 +222,7 @@ class DeviceExposure:
         self.reset()
 
     def reset(self) -> None:
-        self._offset, self._frames = 0.0, 0
+        self._offset = RunningOffset()
 
     @staticmethod
     def statistics(src: torch.Tensor, car: torch.Tensor) -> tuple[torch.Tensor, tuple[torch.Tensor, ...]]:
@@ -242,10 +242,8 @@ class DeviceExposure:
         # the running brightness offset (`exposure.brightness_offset`, `Exposure.__call__`)
         floor_s = max(mean_s, MIN_STD)
         own = math.log(max(exposure_target(floor_s, mean_c), MIN_STD) / floor_s)
-        self._frames += 1
-        self._offset += (1.0 if self._frames == 1 else 1.0 / SMOOTHING_FRAMES) * (own - self._offset)
         # the tone map (`exposure.match_exposure` with normal_contrast)
-        target = exposure_target(mean_s, floor_s * math.exp(self._offset))
+        target = exposure_target(mean_s, floor_s * math.exp(self._offset(own)))
         room = target / mean_c if target < mean_c else (255.0 - target) / max(255.0 - mean_c, MIN_STD)
         stretch = min(1.0, std_s / NORMAL_CONTRAST)
         gain = min(stretch, room)

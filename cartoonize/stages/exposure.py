@@ -53,9 +53,11 @@ The method undoes that normalisation on the way out, with the source's own stati
   exposure is as steady as the source's and follows a fade or a flickering fire without lag. The
   one thing the cartoon keeps of its own, its brightness relative to the source (m' / m_source,
   within the third of a stop), is a running average over the shot: the shot's first frame sets
-  it, then every frame moves it by 1 / SMOOTHING_FRAMES of the way to its own (an exponential
-  average over about two seconds at 24 fps): the network's flicker and drift in brightness do not
-  pass, the style's lasting offset does. This average counts frames, not seconds (unlike the
+  it, then every frame moves it by about 1 / SMOOTHING_FRAMES of the way to its own (an
+  exponential average over about two seconds at 24 fps, over the shot's last WINDOW_FRAMES frames
+  only: `RunningOffset`): the network's flicker and drift in brightness do not pass, the style's
+  lasting offset does, and a segment of a video cut for parallel work (`--segments`) rebuilds it
+  exactly from its pre-roll. This average counts frames, not seconds (unlike the
   stabilization's blend, which follows a picture that moves in time): the offset is one number
   for the style on this shot, and each frame is one more sample of it, with its own error, so
   the estimate improves with the samples it has seen, whatever the frame rate. Counted in seconds,
@@ -70,6 +72,8 @@ The method undoes that normalisation on the way out, with the source's own stati
 """
 
 from __future__ import annotations
+
+import collections
 
 import numpy as np
 
@@ -86,6 +90,9 @@ EXPOSURE_STEP = 2.0 ** (1.0 / 3.0)
 # the running average of the cartoon's brightness offset spans about two seconds at 24 fps: a
 # shot's first frame sets it, and each later frame weighs 1 / SMOOTHING_FRAMES
 SMOOTHING_FRAMES = 48
+# ... of the shot's last WINDOW_FRAMES frames, no more: WINDOW_FRAMES - 1 frames before a point
+# mid-shot (a segment's pre-roll) rebuild the average there exactly
+WINDOW_FRAMES = 96
 
 
 def exposure_target(mean_source: float, mean_cartoon: float) -> float:
@@ -154,10 +161,38 @@ class Exposure:
     def __call__(self, source: np.ndarray, cartoon: np.ndarray, at: float | None = None) -> np.ndarray:
         if not self.temporal:
             return match_exposure(source, cartoon)
-        self._frames += 1
-        weight = 1.0 if self._frames == 1 else 1.0 / SMOOTHING_FRAMES
-        self._offset += weight * (brightness_offset(source, cartoon) - self._offset)
-        return match_exposure(source, cartoon, offset=self._offset)
+        return match_exposure(source, cartoon, offset=self._offset(brightness_offset(source, cartoon)))
 
     def reset(self) -> None:
-        self._offset, self._frames = 0.0, 0
+        self._offset = RunningOffset()
+
+
+class RunningOffset:
+    """The shot's brightness offset (see the module docstring): each frame's own offset in, the
+    average to keep out. The average of the last WINDOW_FRAMES offsets, each weighted by
+    (1 - 1 / SMOOTHING_FRAMES) ** its age in frames, as an exponential average weighs them; the
+    shot's first frame carries in addition the weight with which an exponential average's first
+    sample stands for all the frames before it, tapered (1 - x^2 over the window) to nothing by
+    the time it leaves the window. So a shot's first frame sets the average, later ones move it by about 1 /
+    SMOOTHING_FRAMES of the way, and nothing older than the window counts: a segment that starts
+    mid-shot after WINDOW_FRAMES - 1 frames of pre-roll keeps the same offsets as one pass.
+    (An exponential average over the whole shot remembered its first frames for ever: a segment
+    of Big Buck Bunny whose pre-roll started mid-shot came out 7 levels darker than one pass, a
+    flash at the join. On synthetic offsets this one's frame-to-frame change is 1.16x the
+    exponential average's, and its response to a step within 15 % of it; Hayao at 128 px, the
+    source's and the output's mean-luma correlation: fire clip 0.979 (0.981 before), Big Buck
+    Bunny's 30 s 0.963 (0.963).)"""
+
+    def __init__(self) -> None:
+        self._by_age = (1.0 - 1.0 / SMOOTHING_FRAMES) ** np.arange(WINDOW_FRAMES)
+        self._recent: collections.deque[float] = collections.deque(maxlen=WINDOW_FRAMES)  # newest first
+        self._frames = 0  # of the shot so far
+
+    def __call__(self, own: float) -> float:
+        self._recent.appendleft(own)
+        self._frames += 1
+        weights = self._by_age[: len(self._recent)].copy()
+        if self._frames <= WINDOW_FRAMES:  # the shot's first frame, the oldest in the window
+            taper = 1.0 - ((self._frames - 1) / (WINDOW_FRAMES - 1)) ** 2
+            weights[-1] += (SMOOTHING_FRAMES - 1) * weights[-1] * taper
+        return float(np.dot(weights, np.fromiter(self._recent, float, len(self._recent))) / weights.sum())
