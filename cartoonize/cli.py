@@ -247,7 +247,7 @@ def video(
     preset: Annotated[Preset, typer.Option(help="x264/x265 speed preset: slower ones make smaller files at the same --crf.")] = Preset.veryfast,
     segments: Annotated[int | None, typer.Option(min=1, help="Split each video into N segments at keyframes, cartoonized in parallel and joined without re-encoding.")] = None,
     segment_length: Annotated[float | None, typer.Option(min=0.1, metavar="SECONDS", help="Or: segments of about this many seconds.")] = None,
-    preroll: Annotated[int | None, typer.Option(min=0, help="Frames each segment runs first and drops, to warm temporal stages \\[default: 30 with temporal stages, else 0].")] = None,
+    preroll: Annotated[int | None, typer.Option(min=0, help="Frames each segment runs first and drops, to warm temporal stages \\[default: 95 with temporal stages (the exposure average is then as in one pass), else 0].")] = None,
     workers: Annotated[int, typer.Option(min=1, help="Local worker processes, each with its own runner (one GPU each where there are several).")] = 1,
     ray: Annotated[str | None, typer.Option("--ray", metavar="[ADDRESS]", help="Run the pieces as Ray tasks: on the cluster at ADDRESS (auto, HOST:PORT, ray://HOST:PORT), or on a local one started for the run when no address follows. Needs cartoonize\\[ray].")] = None,
     raw: RawOpt = False,
@@ -651,7 +651,7 @@ def webcam(
     serve: Annotated[str | None, typer.Option(metavar="[HOST:]PORT", help="Show the preview in a browser instead (MJPEG over HTTP; host 127.0.0.1 unless given).")] = None,
     output: Annotated[str | None, typer.Option("--output", "-o", help="Record the cartoon stream: a file (.mp4, .mkv, .gif, ...) or a URL (rtmp://, udp://, srt://).")] = None,
     virtual_cam: Annotated[bool, typer.Option("--virtual-cam", help="Publish as a virtual camera (v4l2loopback, or pyvirtualcam where installed).")] = False,
-    virtual_cam_device: Annotated[str | None, typer.Option(help="The v4l2loopback device (default: the first found).")] = None,
+    virtual_cam_device: Annotated[str | None, typer.Option(help="The v4l2loopback device (default: the first found); implies --virtual-cam.")] = None,
     side_by_side: Annotated[bool, typer.Option("--side-by-side", help="Show original | cartoon.")] = False,
     frames: Annotated[int | None, typer.Option(min=1, help="Stop after N frames shown.")] = None,
     snapshots: Annotated[Path, typer.Option(file_okay=False, help="Folder for snapshots (key s).")] = Path("."),
@@ -673,8 +673,8 @@ def webcam(
     def make_runner(frame_size: tuple[int, int]):  # once the camera works: a first-time style downloads here
         return runner_for(_request(engine, style, model, device, precision), frame_size)
 
-    job = WebcamJob(spec, not no_preview, parse_address(serve) if serve else None, output, overwrite,
-                    virtual_cam, virtual_cam_device, side_by_side, frames, snapshots,
+    job = WebcamJob(spec, not no_preview, parse_address(serve) if serve is not None else None, output, overwrite,
+                    virtual_cam or virtual_cam_device is not None, virtual_cam_device, side_by_side, frames, snapshots,
                     stages=_stages(raw, no_stabilize, infer_side or auto_infer_side(device.value, max_side)))  # fmt: skip
     try:
         report = run_webcam(job, make_runner, _say)

@@ -15,7 +15,9 @@ from __future__ import annotations
 import errno
 import json
 import socket
+import sys
 import threading
+import time
 from fractions import Fraction
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -26,6 +28,12 @@ from cartoonize.errors import CartoonizeError
 
 JPEG_QUALITY = 4  # mjpeg quantizer, 2 (best) .. 31: 4 looks clean for flat cartoon colours
 BOUNDARY = "cartoonizeframe"
+# bytes of a stream the kernel may hold unsent for a viewer: a viewer on a slow link then gets
+# fewer frames, each current, instead of a queue of old ones (its socket buffer grows to MBs,
+# and a viewer reading 30 kB/s of a 100 kB/s stream was 40 s behind after a minute)
+UNSENT_BYTES = 32 * 1024
+CLIENT_TIMEOUT = 30.0  # seconds a connection may stall (a request not finished, a viewer not reading)
+STOP_SHOWN = 1.0  # seconds a stopping server waits for an open page to fetch the reason it stopped
 
 PAGE = """<!doctype html>
 <html><head><meta charset="utf-8"><title>cartoonize webcam</title>
@@ -86,15 +94,16 @@ class PreviewServer:
         self._encode_lock = threading.Lock()
         self._stats: dict = {"fps": 0.0, "latency_ms": 0.0, "dropped": 0, "view": "cartoon", "ended": ""}
         self.closed = False
+        self._polled = 0.0  # time.monotonic() of the last /stats.json a page fetched
+        self._end_shown = threading.Event()  # a page has fetched the reason the server stopped
         try:
             family = socket.AF_INET6 if ":" in host else socket.AF_INET
-            server_class = type("PreviewHTTPServer", (ThreadingHTTPServer,), {"address_family": family})
+            server_class = type("PreviewHTTPServer", (_QuietServer,), {"address_family": family})
             self._httpd = server_class((host, port), _handler_for(self))
         except OSError as exc:
             if exc.errno == errno.EADDRINUSE:
                 raise CartoonizeError(f"--serve {host}:{port}: the port is in use; choose another") from None
             raise CartoonizeError(f"--serve {host}:{port}: cannot listen ({exc.strerror or exc})") from None
-        self._httpd.daemon_threads = True
         self._thread = threading.Thread(target=self._httpd.serve_forever, name="serve", daemon=True)
         self._thread.start()
 
@@ -103,6 +112,11 @@ class PreviewServer:
         host, port = str(self._httpd.server_address[0]), self._httpd.server_address[1]
         host = {"0.0.0.0": "127.0.0.1", "::": "[::1]"}.get(host, f"[{host}]" if ":" in host else host)
         return f"http://{host}:{port}/"
+
+    @property
+    def everywhere(self) -> bool:
+        """Listening on every interface (0.0.0.0, ::): other machines reach it at this one's address."""
+        return str(self._httpd.server_address[0]) in ("0.0.0.0", "::")
 
     def publish(self, rgb: np.ndarray, stats: dict) -> None:
         with self._cond:
@@ -113,6 +127,12 @@ class PreviewServer:
     def stats(self) -> dict:
         with self._cond:
             return dict(self._stats)
+
+    def polled(self, stats: dict) -> None:
+        """A page fetched `stats`."""
+        self._polled = time.monotonic()
+        if stats["ended"]:
+            self._end_shown.set()
 
     def jpeg_after(self, seq: int, timeout: float) -> tuple[int, bytes] | None:
         """The JPEG of the first frame newer than `seq` (waiting up to `timeout` s)."""
@@ -131,46 +151,74 @@ class PreviewServer:
             self.closed = True
             self._stats["ended"] = reason or "stopped"
             self._cond.notify_all()
+        if time.monotonic() - self._polled < 2.0:  # a page is open: it polls twice a second
+            self._end_shown.wait(STOP_SHOWN)  # so that it says why the picture stopped
         self._httpd.shutdown()
         self._httpd.server_close()
+
+
+class _QuietServer(ThreadingHTTPServer):
+    """A viewer that goes away (a closed tab, a dropped network, a stalled reader timed out) is
+    no error: socketserver printed a traceback for each."""
+
+    daemon_threads = True
+    request_queue_size = 64  # connections waiting to be accepted (5 by default)
+
+    def handle_error(self, request, client_address) -> None:  # noqa: ANN001 - socketserver's signature
+        if not isinstance(sys.exc_info()[1], OSError):
+            super().handle_error(request, client_address)
 
 
 def _handler_for(server: PreviewServer) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        timeout = CLIENT_TIMEOUT  # a connection that stalls this long is closed, its thread freed
 
         def do_GET(self) -> None:  # noqa: N802 - the name http.server calls
+            self._answer(body=True)
+
+        def do_HEAD(self) -> None:  # noqa: N802 - link checkers, `curl -I`
+            self._answer(body=False)
+
+        def _answer(self, body: bool) -> None:
             path = self.path.split("?", 1)[0]
             if path in ("/", "/index.html"):
-                self._send(PAGE.encode(), "text/html; charset=utf-8")
+                self._send(PAGE.encode(), "text/html; charset=utf-8", body)
             elif path == "/stats.json":
-                self._send(json.dumps(server.stats()).encode(), "application/json")
+                stats = server.stats()
+                self._send(json.dumps(stats).encode(), "application/json", body)
+                server.polled(stats)
             elif path == "/frame.jpg":
                 got = server.jpeg_after(0, timeout=10.0)
                 if got is None:
                     self.send_error(HTTPStatus.SERVICE_UNAVAILABLE, "no frame yet")
                 else:
-                    self._send(got[1], "image/jpeg")
+                    self._send(got[1], "image/jpeg", body)
             elif path == "/stream.mjpg":
-                self._stream()
+                self._stream(body)
             else:
                 self.send_error(HTTPStatus.NOT_FOUND)
 
-        def _send(self, body: bytes, kind: str) -> None:
+        def _send(self, content: bytes, kind: str, body: bool = True) -> None:
             self.send_response(HTTPStatus.OK)
             self.send_header("Content-Type", kind)
-            self.send_header("Content-Length", str(len(body)))
+            self.send_header("Content-Length", str(len(content)))
             self.send_header("Cache-Control", "no-store")
             self.end_headers()
-            self.wfile.write(body)
+            if body:
+                self.wfile.write(content)
 
-        def _stream(self) -> None:
+        def _stream(self, body: bool = True) -> None:
+            if body and hasattr(socket, "TCP_NOTSENT_LOWAT") and self.connection.family != socket.AF_UNIX:
+                self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NOTSENT_LOWAT, UNSENT_BYTES)
             self.send_response(HTTPStatus.OK)
             self.send_header("Content-Type", f"multipart/x-mixed-replace; boundary={BOUNDARY}")
             self.send_header("Cache-Control", "no-store")
             self.send_header("Connection", "close")
             self.end_headers()
             self.close_connection = True
+            if not body:
+                return
             seq = 0
             try:
                 self.wfile.write(f"--{BOUNDARY}\r\n".encode())
@@ -185,8 +233,8 @@ def _handler_for(server: PreviewServer) -> type[BaseHTTPRequestHandler]:
                     # whole frame interval of display delay
                     self.wfile.write(head.encode() + jpeg + f"\r\n--{BOUNDARY}\r\n".encode())
                     self.wfile.flush()
-            except (BrokenPipeError, ConnectionResetError):
-                pass  # the browser went away
+            except OSError:
+                pass  # the browser went away, or stopped reading for CLIENT_TIMEOUT
 
         def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - quiet by default
             pass

@@ -11,6 +11,7 @@ import contextlib
 import queue
 import sys
 import threading
+import time
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -41,6 +42,9 @@ from cartoonize.media.scheduling import open_encoder
 URL_CONTAINERS = {"rtmp": "flv", "rtmps": "flv", "udp": "mpegts", "srt": "mpegts", "tcp": "mpegts",
                   "rtp": "rtp_mpegts"}  # fmt: skip
 TIME_BASE = Fraction(1, 90000)  # capture timestamps are kept to the 90 kHz tick of MPEG
+# seconds a network receiver may go without taking data: connecting, each write over TCP, and
+# the last frames when the run ends (then the stream is cut and the run ends anyway)
+STALL_SECONDS = 5.0
 LIVE_ENCODER = EncoderSettings(crf=20, preset="veryfast")
 _END = object()
 
@@ -49,14 +53,29 @@ def is_url(target: str) -> bool:
     return "://" in target
 
 
+def stream_url(target: str) -> str:
+    """The URL FFmpeg is given: its scheme in lower case (FFmpeg's protocol names are), and a
+    tcp:// one with a write timeout (STALL_SECONDS) unless it names one: a receiver that stops
+    reading would otherwise hold a write, and the job, for ever."""
+    scheme, rest = target.split("://", 1)
+    url = f"{scheme.lower()}://{rest}"
+    if scheme.lower() == "tcp" and "timeout=" not in rest:
+        url += f"{'&' if '?' in rest else '?'}timeout={int(STALL_SECONDS * 1e6)}"
+    return url
+
+
 def check_record_target(target: str, overwrite: bool) -> None:
     """Refuse a bad --output before the camera and the model are opened."""
     if is_url(target):
-        scheme = target.split("://", 1)[0].lower()
+        scheme, rest = target.split("://", 1)
+        scheme = scheme.lower()
         if scheme not in URL_CONTAINERS:
             raise CartoonizeError(
                 f"--output {target}: cannot stream to {scheme}://; use {', '.join(URL_CONTAINERS)} or a file"
             )
+        host = rest.split("/", 1)[0].split("?", 1)[0].split("@")[-1]
+        if scheme in ("udp", "tcp", "rtp", "srt") and not host.rpartition(":")[2].isdigit():
+            raise CartoonizeError(f"--output {target}: give the receiver's port ({scheme}://HOST:PORT)")
         return
     path = Path(target)
     check_output(path, overwrite)
@@ -83,7 +102,7 @@ class Recorder:
         check_record_target(target, overwrite)
         self._overwrite = overwrite
         if is_url(target):
-            fmt, codec, where = URL_CONTAINERS[target.split("://", 1)[0].lower()], "h264", target
+            fmt, codec, where = URL_CONTAINERS[target.split("://", 1)[0].lower()], "h264", stream_url(target)
         else:
             fmt, codec = container_for(Path(target))
             self._partial = temporary_sibling(Path(target))
@@ -102,11 +121,44 @@ class Recorder:
         tag_encoder(self._stream, self._colour)
         if is_url(target) and self._stream.codec_context.name == "libx264":
             self._stream.options = {**self._stream.options, "tune": "zerolatency"}  # no frame lookahead
+        if is_url(target):
+            self._connect()
         self._origin: float | None = None
         self._last_pts = -1
         self._queue: queue.Queue = queue.Queue(maxsize=32)
         self._thread = threading.Thread(target=self._run, name="record", daemon=True)
         self._thread.start()
+
+    def _connect(self) -> None:
+        """Connect to the receiver now, before the model loads (FFmpeg would on the first frame), so
+        that a receiver that refuses, or is not there, is an error at once; a connection that
+        hangs (a host that drops the packets) is one after STALL_SECONDS."""
+        import av
+
+        done: list[BaseException | None] = []
+
+        def connect() -> None:
+            try:
+                open_encoder(self._stream)
+                self._out.start_encoding()
+                done.append(None)
+            except BaseException as exc:  # noqa: BLE001 - handed to the caller below
+                done.append(exc)
+
+        thread = threading.Thread(target=connect, name="connect", daemon=True)
+        thread.start()
+        thread.join(STALL_SECONDS)
+        if not done:  # left to end with the process: the container is in its hands
+            raise CartoonizeError(f"--output {self.target}: no answer within {STALL_SECONDS:g} s")
+        if isinstance(done[0], av.FFmpegError):
+            reason = (
+                "this FFmpeg has no such protocol"
+                if isinstance(done[0], av.ProtocolNotFoundError)
+                else _reason(done[0])
+            )
+            raise CartoonizeError(f"--output {self.target}: cannot connect ({reason})")
+        if done[0] is not None:
+            raise done[0]
 
     def write(self, rgb: np.ndarray, captured: float) -> None:
         if self._origin is None:
@@ -151,8 +203,22 @@ class Recorder:
             with contextlib.suppress(queue.Empty):
                 while True:
                     self._queue.get_nowait()
-        self._queue.put(_END)
-        self._thread.join()
+        if is_url(self.target):  # a receiver may have stopped reading: not waited for for ever
+            deadline = time.monotonic() + STALL_SECONDS
+            with contextlib.suppress(queue.Full):
+                self._queue.put(_END, timeout=STALL_SECONDS)
+            self._thread.join(max(0.0, deadline - time.monotonic()))
+            if self._thread.is_alive():  # stuck in a write: left to end with the process
+                self.error = self.error or (
+                    f"--output {self.target}: the receiver stopped taking the stream; cut after "
+                    f"{self.written} frames"
+                )
+                if keep:
+                    raise CartoonizeError(self.error)
+                return
+        else:
+            self._queue.put(_END)
+            self._thread.join()
         try:
             self._out.close()
         except Exception as exc:  # noqa: BLE001 - closing a broken stream can fail in many ways

@@ -181,7 +181,12 @@ def run_webcam(
 
                 server = PreviewServer(*job.serve)
                 stack.callback(lambda: server.close(report.stopped))
-                say(f"serving the preview at {server.url}")
+                everywhere = (
+                    " (on every interface: other machines use this one's address)"
+                    if server.everywhere
+                    else ""
+                )
+                say(f"serving the preview at {server.url}{everywhere}")
             elif job.preview:
                 from cartoonize.media.preview import PreviewWindow
 
@@ -211,10 +216,17 @@ def run_webcam(
                 recorder.close(keep=False)
             raise
         if recorder is not None:
-            recorder.close()
-            where = "streamed to" if "://" in recorder.target else "wrote"
-            lost = f", {recorder.dropped} left out (encoder too slow)" if recorder.dropped else ""
-            report.notes.append(f"{where} {recorder.target}: {recorder.written} frames{lost}")
+            try:
+                recorder.close()
+            except CartoonizeError as exc:  # the summary first, then this error (cli)
+                report.stopped, report.failed = str(exc), True
+            else:
+                url = "://" in recorder.target
+                why = "the receiver or the network too slow" if url else "the encoder too slow"
+                lost = f", {recorder.dropped} left out ({why})" if recorder.dropped else ""
+                report.notes.append(
+                    f"{'streamed to' if url else 'wrote'} {recorder.target}: {recorder.written} frames{lost}"
+                )
     return report
 
 
