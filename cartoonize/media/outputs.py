@@ -281,6 +281,13 @@ class VirtualCam:
 
         if muxer == "v4l2" and not Path(self.device).exists():
             raise CartoonizeError(f"virtual camera {self.device} does not exist: {LOOPBACK_HINT}")
+        caps = v4l2_capabilities(Path(self.device)) if muxer == "v4l2" else None
+        if muxer == "v4l2" and (caps is None or caps[0] != "v4l2 loopback"):
+            # said before the model loads (a real camera, /dev/null: it failed at the first frame)
+            what = f"{caps[1]} ({caps[0]})" if caps else "not a video device"
+            raise CartoonizeError(
+                f"virtual camera {self.device} is not a v4l2loopback device: {what}; {LOOPBACK_HINT}"
+            )
         try:
             self._out = av.open(self.device, "w", format=muxer)
         except av.FFmpegError as exc:

@@ -5,6 +5,7 @@ stream within seconds, with the reason (the job hung for ever, at its end or on 
 from __future__ import annotations
 
 import socket
+import sys
 import threading
 import time
 from fractions import Fraction
@@ -70,3 +71,15 @@ def test_a_receiver_that_stops_reading_ends_the_stream(
     finally:
         for sock in [*taken, listener]:
             sock.close()
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="v4l2loopback is Linux's")
+def test_a_virtual_camera_device_that_is_none_is_refused_at_once() -> None:
+    """`--virtual-cam-device /dev/null` (or a real camera): refused when the outputs open, before
+    the model loads, with the way to make one; it failed at the first frame, after "publishing"."""
+    from cartoonize.media.outputs import VirtualCam
+
+    with pytest.raises(
+        CartoonizeError, match=r"/dev/null is not a v4l2loopback device: not a video device; load"
+    ):
+        VirtualCam("/dev/null", 64, 48, 15.0)
