@@ -402,6 +402,10 @@ class RayTasks:
                 f"--ray={self.address}: no Ray cluster to join ({first}); start one (`ray start --head`) "
                 "or give --ray alone for a local one started for this run"
             ) from None
+        except Exception as exc:  # noqa: BLE001 - Ray's own start failing (a GCS that never came up)
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            where = "the local Ray cluster did not start" if self.address is None else "Ray did not connect"
+            raise CartoonizeError(f"--ray: {where} ({first})") from None
         return ray, True
 
     def run(self, pieces: list[Piece], on_event: Callable[[Event], None]) -> list[Outcome]:

@@ -158,6 +158,21 @@ def test_ray_auto_without_a_cluster_is_one_line(monkeypatch: pytest.MonkeyPatch)
         RayTasks(address="auto").run([], lambda _event: None)
 
 
+def test_a_cluster_that_does_not_start_is_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ray's own start failing (its GCS server never wrote its port, seen here on a loaded
+    machine) is one line, not Ray's traceback. Ray's failure is stood in for."""
+
+    def init(**_: object) -> None:
+        raise RuntimeError("Timed out waiting for file /tmp/ray/session_x/gcs_server_port_0\nmore")
+
+    monkeypatch.setattr(workers, "import_ray", lambda: ray_stand_in(init))
+    with pytest.raises(
+        CartoonizeError,
+        match=r"^--ray: the local Ray cluster did not start \(Timed out waiting for file [^\n]*\)$",
+    ):
+        RayTasks().run([], lambda _event: None)
+
+
 def test_a_kill_while_the_cluster_starts_goes_to_the_callers_handler(monkeypatch: pytest.MonkeyPatch) -> None:
     """ray.init puts its own SIGTERM handler in place (sys.exit(15)) while a local cluster starts,
     for seconds: a `kill` then exited 15. It goes to the caller's handler (the CLI's stops the run
