@@ -57,7 +57,7 @@ document.addEventListener("keydown", (e) => {
 async function poll() {
   try {
     const s = await (await fetch("/stats.json", {cache: "no-store"})).json();
-    stats.textContent = s.ended ? "stopped: " + s.ended :
+    stats.textContent = s.ended ? "stopped: " + s.ended : s.loading ? "loading the model…" :
       `${s.fps.toFixed(1)} fps · latency ${s.latency_ms.toFixed(0)} ms · dropped ${s.dropped} · ${s.view}`;
   } catch (err) { stats.textContent = "disconnected"; }
   setTimeout(poll, 500);
@@ -92,7 +92,8 @@ class PreviewServer:
         self._seq = 0
         self._jpeg: tuple[int, bytes] = (0, b"")
         self._encode_lock = threading.Lock()
-        self._stats: dict = {"fps": 0.0, "latency_ms": 0.0, "dropped": 0, "view": "cartoon", "ended": ""}
+        self._stats: dict = {"fps": 0.0, "latency_ms": 0.0, "dropped": 0, "view": "cartoon", "ended": "",
+                             "loading": True}  # fmt: skip
         self.closed = False
         self._polled = 0.0  # time.monotonic() of the last /stats.json a page fetched
         self._end_shown = threading.Event()  # a page has fetched the reason the server stopped
@@ -121,7 +122,7 @@ class PreviewServer:
     def publish(self, rgb: np.ndarray, stats: dict) -> None:
         with self._cond:
             self._frame, self._seq = rgb, self._seq + 1
-            self._stats.update(stats)
+            self._stats.update(stats, loading=False)  # the first cartoon: the model is loaded
             self._cond.notify_all()
 
     def stats(self) -> dict:

@@ -131,6 +131,20 @@ def test_viewers_that_vanish_print_nothing(server: PreviewServer, capfd: pytest.
     assert "Traceback" not in capfd.readouterr().err
 
 
+def test_the_page_says_the_model_is_loading_until_the_first_cartoon() -> None:
+    serving = PreviewServer("127.0.0.1", 0)
+    try:
+        with urllib.request.urlopen(serving.url + "stats.json", timeout=5) as answer:
+            assert json.loads(answer.read())["loading"] is True  # the page: "loading the model…"
+        serving.publish(np.zeros((48, 64, 3), np.uint8), {"fps": 3.0})
+        with urllib.request.urlopen(serving.url + "stats.json", timeout=5) as answer:
+            assert json.loads(answer.read())["loading"] is False
+        with urllib.request.urlopen(serving.url, timeout=5) as answer:
+            assert "loading the model" in answer.read().decode()
+    finally:
+        serving.close()
+
+
 def test_head_and_a_stalled_connection(server: PreviewServer, monkeypatch: pytest.MonkeyPatch) -> None:
     """HEAD is answered (link checkers, `curl -I`; it was 501); a connection that never finishes
     its request is closed after CLIENT_TIMEOUT (it held a thread for as long as it stayed open)."""
