@@ -221,7 +221,7 @@ def cartoonize_many(
                                        window=segment.window)  # fmt: skip
                     work.pieces.append(len(pieces))
                     pieces.append(Piece(f"{source} segment {k + 1}/{count}", part_job, request, segment.frames,
-                                        segment.preroll, make_chain, env))  # fmt: skip
+                                        segment.preroll, make_chain, env, group=str(target)))  # fmt: skip
             except CartoonizeError as exc:
                 work.result.message = str(exc)
                 work.pieces = []
@@ -256,7 +256,9 @@ def _taken_meanwhile(result: FileResult, overwrite: bool) -> bool:
 
 def _finish(work: _Work, outcomes: list, overwrite: bool) -> None:  # noqa: ANN001 - workers.Outcome
     result = work.result
-    for k, outcome in enumerate(outcomes):
+    for k, outcome in sorted(
+        enumerate(outcomes), key=lambda ko: ko[1].dropped
+    ):  # the failure, not a dropped one
         if outcome.error is not None:
             if _taken_meanwhile(result, overwrite):
                 return

@@ -43,6 +43,7 @@ class Piece:
     preroll: int = 0  # frames it runs through the engine first and drops (see segments)
     make_chain: Callable[[StageOptions], StageChain] = build_stages  # picklable: a module-level name
     env: dict[str, str] = field(default_factory=dict)  # CARTOONIZE_* settings for a remote worker
+    group: str = ""  # pieces of one output (a video's segments): one failing, the rest are not started
 
 
 @dataclass(frozen=True)
@@ -61,6 +62,18 @@ class Outcome:
     data: bytes | None = None  # the output's bytes, from a worker that cannot write the caller's files
     error: str | None = None  # one line
     attempts: int = 1
+    dropped: bool = False  # not run: another piece of its group failed
+
+
+def drop_group(pieces: list[Piece], failed: int, waiting: deque[int], outcomes: list[Outcome | None]) -> None:
+    """Piece `failed` failed for good: the pieces of its group still waiting are not started (its
+    output is lost anyway; a film's other segments ran on for hours)."""
+    group = pieces[failed].group
+    if not group:
+        return
+    for j in [j for j in waiting if pieces[j].group == group]:
+        waiting.remove(j)
+        outcomes[j] = Outcome(error=f"not run: {pieces[failed].key} failed", dropped=True)
 
 
 class Executor(Protocol):
@@ -111,8 +124,11 @@ class InProcess:
     name = "this process"
 
     def run(self, pieces: list[Piece], on_event: Callable[[Event], None]) -> list[Outcome]:
-        outcomes = []
-        for i, piece in enumerate(pieces):
+        outcomes: list[Outcome | None] = [None] * len(pieces)
+        waiting = deque(range(len(pieces)))
+        while waiting:
+            i = waiting.popleft()
+            piece = pieces[i]
             on_event(Event("start", i, os.getpid()))
 
             def progress(done: int, i: int = i) -> None:
@@ -121,12 +137,13 @@ class InProcess:
             try:
                 report, _ = run_piece(piece, progress)
             except CartoonizeError as exc:
-                outcomes.append(Outcome(error=one_line(exc)))
+                outcomes[i] = Outcome(error=one_line(exc))
                 on_event(Event("failed", i, message=one_line(exc)))
+                drop_group(pieces, i, waiting, outcomes)
                 continue
-            outcomes.append(Outcome(report=report))
+            outcomes[i] = Outcome(report=report)
             on_event(Event("done", i))
-        return outcomes
+        return [o or Outcome(error="not run") for o in outcomes]
 
 
 # --- local processes ----------------------------------------------------------------------------
@@ -235,6 +252,7 @@ class LocalProcesses:
                             error = f"{reason}, {attempts[i]} attempts"
                             outcomes[i] = Outcome(error=error, attempts=attempts[i])
                             on_event(Event("failed", i, message=error))
+                            drop_group(pieces, i, pending, outcomes)
                         continue
                     kind, *rest = message
                     if kind == "start":
@@ -249,6 +267,7 @@ class LocalProcesses:
                         outcomes[i] = Outcome(error=rest[0], attempts=attempts[i])
                         slot.index = None
                         on_event(Event("failed", i, message=rest[0]))
+                        drop_group(pieces, i, pending, outcomes)
         finally:
             for slot in slots:
                 if slot.process.is_alive() and slot.index is None:
@@ -454,11 +473,13 @@ class RayTasks:
                         cause = exc.cause if isinstance(exc.cause, BaseException) else exc
                         outcomes[i] = Outcome(error=one_line(cause), attempts=attempts[i])
                         on_event(Event("failed", i, message=one_line(cause)))
+                        drop_group(pieces, i, waiting, outcomes)
                         continue
                     except ray.exceptions.RayError as exc:  # workers lost more often than retried
                         error = f"{type(exc).__name__} after {self.retries + 1} attempts (Ray worker lost each time)"
                         outcomes[i] = Outcome(error=error, attempts=self.retries + 1)
                         on_event(Event("failed", i, message=error))
+                        drop_group(pieces, i, waiting, outcomes)
                         continue
                     outcomes[i] = Outcome(report=report, data=data, attempts=attempts[i])
                     on_event(Event("done", i, attempt=attempts[i]))

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from cartoonize.choose import EngineRequest, runner_for
+from cartoonize.errors import CartoonizeError
 from cartoonize.media.files import EncoderSettings
 from cartoonize.pipelines.batch import SplitOptions, cartoonize_many
 from cartoonize.pipelines.segments import plan_segments
@@ -171,6 +172,28 @@ class Smooth:
 
 def smooth_chain(options: StageOptions) -> StageChain:
     return StageChain([Smooth()])
+
+
+def test_a_segment_that_fails_stops_its_video(long_clip: Path, tiny_checkpoint: Path, tmp_path: Path) -> None:
+    """Segment 2 of 4 fails for good: segments 3 and 4 are not started (the output is lost
+    anyway: a film's other segments ran on for hours), and the error named is segment 2's."""
+    built: list[int] = []
+
+    def failing_second(options: StageOptions) -> StageChain:
+        built.append(1)
+        if len(built) == 3:  # (the batch builds one first, to see whether the stages are temporal)
+            raise CartoonizeError("the stages broke")
+        return smooth_chain(options)
+
+    starts: list[int] = []
+    joined = tmp_path / "joined.mkv"
+    request = EngineRequest(engine="torch", model=tiny_checkpoint, device="cpu")
+    report = cartoonize_many([(long_clip, joined)], VideoJob(long_clip, joined, encoder=LOSSLESS), request,
+                             InProcess(), SplitOptions(4), make_chain=failing_second,
+                             on_event=lambda e: starts.append(e.index) if e.kind == "start" else None)  # fmt: skip
+    assert starts == [0, 1]
+    assert [r.message for r in report.of("failed")] == ["segment 2/4: the stages broke"]
+    assert not joined.exists()
 
 
 @pytest.fixture(scope="module")
