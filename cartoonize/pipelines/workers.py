@@ -411,20 +411,22 @@ class RayTasks:
         if self.address not in (None, "auto"):
             check_answers(self.address)
         local = {"num_cpus": self.workers or os.cpu_count(), "include_dashboard": False}
-        try:
-            with _sigterm_kept():
+        with _sigterm_kept():  # (a SIGTERM it hands on is the caller's to raise, past this `try`)
+            try:
                 ray.init(address=self.address, log_to_driver=False, logging_level=logging.WARNING,
                          **(local if self.address is None else {}))  # fmt: skip
-        except ConnectionError as exc:  # --ray=auto with no cluster running
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else "no answer"
-            raise CartoonizeError(
-                f"--ray={self.address}: no Ray cluster to join ({first}); start one (`ray start --head`) "
-                "or give --ray alone for a local one started for this run"
-            ) from None
-        except Exception as exc:  # noqa: BLE001 - Ray's own start failing (a GCS that never came up)
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            where = "the local Ray cluster did not start" if self.address is None else "Ray did not connect"
-            raise CartoonizeError(f"--ray: {where} ({first})") from None
+            except ConnectionError as exc:  # --ray=auto with no cluster running
+                first = str(exc).strip().splitlines()[0] if str(exc).strip() else "no answer"
+                raise CartoonizeError(
+                    f"--ray={self.address}: no Ray cluster to join ({first}); start one (`ray start --head`) "
+                    "or give --ray alone for a local one started for this run"
+                ) from None
+            except Exception as exc:  # noqa: BLE001 - Ray's own start failing (a GCS that never came up)
+                first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+                where = (
+                    "the local Ray cluster did not start" if self.address is None else "Ray did not connect"
+                )
+                raise CartoonizeError(f"--ray: {where} ({first})") from None
         return ray, True
 
     def run(self, pieces: list[Piece], on_event: Callable[[Event], None]) -> list[Outcome]:
