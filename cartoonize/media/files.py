@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import functools
 import os
 import stat
 from collections.abc import Iterable, Iterator
@@ -668,6 +669,7 @@ def to_rgb(frame, colour: Colour, width: int | None = None, height: int | None =
     return using.reformat(frame, **options).to_ndarray()
 
 
+@functools.cache  # asked once a frame by the encode thread
 def _threads_into(pix_fmt: str) -> int:
     """swscale's slice threads for RGB into `pix_fmt`: one for formats of more than 8 bits.
     FFmpeg 8.1's swscale (PyAV 18.1's) writes the first 8 pixels of the rows where a slice
