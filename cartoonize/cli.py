@@ -19,6 +19,8 @@ import typer
 from cartoonize import __version__
 from cartoonize.errors import CartoonizeError, Terminated
 
+LISTING_WIDTH = 1000  # columns a listing may take outside a terminal: its cells are never cut
+
 app = typer.Typer(
     name="cartoonize",
     help="Turn photos, videos and a live webcam into cartoons (CartoonGAN), on an NVIDIA GPU or the CPU.",
@@ -199,10 +201,15 @@ def _console():
 
 def _listing():
     """The console a listing is printed on (`styles list`, `engines list`, `models list`): stdout,
-    so that `| grep`, `| less` and `> file` get it; messages and errors stay on stderr."""
+    so that `| grep`, `| less` and `> file` get it; messages and errors stay on stderr. Outside a
+    terminal a table is as wide as its cells: at rich's 80 columns an engine's file name, the one
+    thing a script wants from the listing, came out as `tiny-…`."""
     from rich.console import Console
 
-    return Console()
+    console = Console()
+    if not console.is_terminal:
+        console.width = LISTING_WIDTH
+    return console
 
 
 def _say(line: str) -> None:
@@ -744,8 +751,13 @@ def models_list() -> None:
 
     from cartoonize.imported.store import imported_models, models_dir
 
+    models = list(imported_models())
+    if not models:
+        _listing().print(f"no imported models in {models_dir()}; `cartoonize models add --help` imports one",
+                         markup=False, highlight=False)  # fmt: skip
+        return
     table = Table("name", "I/O of the network", "assumed", "source", "licence")
-    for m in imported_models():
+    for m in models:
         if m.problem is not None:  # its manifest cannot be read: the row says so and how to mend it
             table.add_row(_e(m.name), f"[red]{_e(m.manifest.spec.describe())}[/]", "-", "-", "-")
             continue

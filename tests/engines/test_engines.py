@@ -252,13 +252,16 @@ def test_engine_path_runs_the_given_file(engine_copy: Path, tmp_path: Path) -> N
 
 
 def test_engines_list_says_what_runs_here(engine_copy: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("COLUMNS", "400")  # a table that does not truncate its cells
+    """Outside a terminal (here a StringIO) every cell is whole, whatever COLUMNS says: an engine's
+    file name was cut to `tiny-…` at rich's 80 columns, and the reason it cannot run with it."""
+    monkeypatch.setenv("COLUMNS", "80")
     edit_manifest(engine_copy, backend_version="2.0.0")
     broken = engine_copy.with_name(engine_copy.name.replace(".pt2", ".b2.pt2"))
     shutil.copy(engine_copy, broken)
     code, text = run_cli("engines", "list")
     assert code == 0, text
     assert "built with PyTorch 2.0.0" in text and "no manifest" in text
+    assert engine_copy.name in text and broken.name in text and "…" not in text
 
 
 # ---------------------------------------------------------------------------------------------
