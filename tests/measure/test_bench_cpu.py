@@ -65,6 +65,16 @@ def test_bench_on_the_cpu(tiny_checkpoint: Path, tmp_path: Path) -> None:
         assert r["fraction_of_peak"] == pytest.approx(r["fps"] * flop / 1e12 / 0.5, rel=1e-2, abs=2e-4)
     speedup = report["engine"]["fps"] / report["torch_eager"]["fps"]
     assert report["speedup_vs_eager"] == pytest.approx(speedup, rel=1e-2)
+    # a tiny model's rate in a unit that shows it (it printed "0.00 TFLOP/s")
+    assert f"{report['engine']['fps'] * report['gflop_per_frame']:.1f} GFLOP/s" in text
+    assert "TFLOP/s" not in text
+
+
+def test_the_flop_rate_is_printed_in_the_unit_that_shows_it() -> None:
+    from cartoonize.measure.bench import _flop_rate
+
+    assert _flop_rate(28.74) == "28.7 GFLOP/s" and _flop_rate(999.9) == "999.9 GFLOP/s"
+    assert _flop_rate(1000.0) == "1.00 TFLOP/s" and _flop_rate(163_700.0) == "163.70 TFLOP/s"
 
 
 def test_a_json_path_that_cannot_be_written_is_refused_before_the_benchmark(
