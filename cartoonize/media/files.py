@@ -136,20 +136,29 @@ def frame_rate(stream) -> Fraction | None:  # noqa: ANN001 - an input av video s
 
 
 def declared_duration(container, stream) -> float | None:  # noqa: ANN001 - an input av container, its video
-    """The video's own duration as the file declares it, in seconds: its Matroska DURATION tag
-    (where FFmpeg may have filled the stream's duration in from the file's), else the stream's,
-    else the file's where the video is its only stream (the file's is its longest stream's: a video
-    with a longer sound track is not short of frames). None: not said."""
+    """The video's own duration as the file declares it, in seconds from the video's first
+    timestamp (`stream_start`): its Matroska DURATION tag (where FFmpeg may have filled the
+    stream's duration in from the file's; the tag is where the track ends, so a video that starts
+    late has its start taken off), else the stream's, else the file's where the video is its only
+    stream (the file's is its longest stream's: a video with a longer sound track is not short of
+    frames). None: not said."""
     tag = next((v for k, v in stream.metadata.items() if k.upper() == "DURATION"), None)
     if tag:
         with contextlib.suppress(ValueError):
             hours, minutes, seconds = tag.split(":")
-            return int(hours) * 3600 + int(minutes) * 60 + float(seconds)
+            return int(hours) * 3600 + int(minutes) * 60 + float(seconds) - float(stream_start(stream))
     if stream.duration is not None and stream.time_base:
         return float(stream.duration * stream.time_base)
     if len(container.streams) == 1 and container.duration is not None:
         return container.duration / 1_000_000
     return None
+
+
+def stream_start(stream) -> Fraction:  # noqa: ANN001 - an input av stream
+    """Seconds on the source's clock where the stream's first timestamp is (0 where not said)."""
+    if stream.start_time is None or not stream.time_base:
+        return Fraction(0)
+    return stream.start_time * stream.time_base
 
 
 def codec_name(stream) -> str:  # noqa: ANN001 - an av.stream.Stream

@@ -62,6 +62,7 @@ from cartoonize.media.files import (
     pad_to_even,
     pixel_aspect,
     source_colour,
+    stream_start,
     subtitle_copyable,
     tag_encoder,
     to_rgb,
@@ -227,6 +228,9 @@ class VideoProbe:
     # FFmpeg's rate from the timestamps' steps (av_guess_frame_rate): above the average where the
     # rate varies (a phone's video, a held frame); AVI's clock where it is the finer one
     step_rate: Fraction | None = None
+    # seconds on the source's clock where the video's own first timestamp is: `declared` counts
+    # from it (in a transport stream the sound often starts first, and `origin` with it)
+    start: Fraction = Fraction(0)
 
 
 def _open_input(path: Path):  # -> av.container.InputContainer
@@ -298,7 +302,8 @@ def probe(path: Path, max_side: int | None, square_pixels: bool = False) -> Vide
         return VideoProbe(width, height, rotation, coded, estimate, duration, rate, stream.time_base, colour,
                           (coded_w, coded_h), stream.codec_context.pix_fmt, aspect, timeline_origin(container),
                           declared_duration(container, stream),
-                          Fraction(stream.guessed_rate) if stream.guessed_rate else None)  # fmt: skip
+                          Fraction(stream.guessed_rate) if stream.guessed_rate else None,
+                          stream_start(stream))  # fmt: skip
     finally:
         container.close()
 
@@ -936,10 +941,12 @@ def flush_reencoded(output, reencode: dict) -> None:  # noqa: ANN001
 
 def last_end(info: VideoProbe, end: int | None) -> int | None:
     """Where the last frame taken ends (`end`, the stream's ticks), no later than the video's own
-    declared end: a last packet's duration that runs past it (a muxer's guess) is not held."""
+    declared end (its own start plus its declared duration): a last packet's duration that runs
+    past it (a muxer's guess) is not held. (The end was the file's start plus the duration, and in a
+    transport stream, whose sound starts first, it cut the last frame short by the difference.)"""
     if end is None or info.declared is None:
         return end
-    return min(end, math.ceil((Fraction(info.declared) + info.origin) / info.time_base))
+    return min(end, math.ceil((Fraction(info.declared) + info.start) / info.time_base))
 
 
 def _check_complete(path: Path, info: VideoProbe, end: int | None) -> None:
@@ -948,7 +955,7 @@ def _check_complete(path: Path, info: VideoProbe, end: int | None) -> None:
     seconds) with the video's duration as the file declares it."""
     if info.declared is None or end is None or info.declared < 1.0:
         return
-    decoded = float(end * info.time_base - info.origin)
+    decoded = float(end * info.time_base - info.start)
     if decoded < 0.9 * info.declared - 0.5:
         raise CartoonizeError(
             f"{path} is truncated: it declares {info.declared:.1f} s of video but it stops at {decoded:.1f} s"

@@ -76,3 +76,25 @@ def test_a_late_start_elsewhere_is_kept(tiny_checkpoint: Path, tmp_path: Path) -
     with av.open(str(out)) as c:
         first = next(c.decode(c.streams.video[0]))
         assert abs(float(first.pts * first.time_base) - 2.0) < 0.01
+
+
+@pytest.mark.parametrize("suffix", [".mkv", ".mp4"])
+def test_the_last_frame_lasts_as_long_as_the_sources(
+    suffix: str, tiny_checkpoint: Path, tmp_path: Path
+) -> None:
+    """The video's declared duration counts from its own first frame; the last frame's end was
+    capped at the file's start (the sound's, 21 ms earlier: AAC's priming) plus it, so it was cut
+    short by the difference and the output's video ended early."""
+    src = transport_stream(tmp_path)
+    video_in, audio_in, _ = starts(src)
+    assert audio_in < video_in - 0.01  # the sound starts first, as in a broadcast
+    out = tmp_path / f"out{suffix}"
+    cartoonize_in(src, out, tiny_checkpoint, 1)
+    with av.open(str(out)) as c:
+        stream = c.streams.video[0]
+        frames = list(c.decode(stream))
+        ends = [float((f.pts + f.duration) * f.time_base) for f in frames]
+        assert len(frames) == 24 and ends[-1] - float(frames[0].pts * frames[0].time_base) == pytest.approx(
+            2.0, abs=2e-3
+        )
+        assert float(frames[-1].duration * frames[-1].time_base) == pytest.approx(1 / 12, abs=2e-3)
