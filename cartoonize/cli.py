@@ -212,6 +212,12 @@ def _listing():
     return console
 
 
+def _frames(count: int) -> str:
+    from cartoonize.pipelines.batch import frames_count
+
+    return frames_count(count)
+
+
 def _say(line: str) -> None:
     """One line of plain text (file names, devices, addresses as they are) on stderr."""
     _console().print(line, markup=False, highlight=False)
@@ -332,7 +338,7 @@ def video(
             raise CartoonizeError(f"{inputs[0]}: {failed[0].message}")
         result = report.results[0]
         if not quiet:
-            _console().print(f"[green]wrote {_e(output)}[/]: {result.frames} frames {report.width}×{report.height} in "
+            _console().print(f"[green]wrote {_e(output)}[/]: {_frames(result.frames)} {report.width}×{report.height} in "
                              f"{report.seconds:.1f} s ({report.fps:.1f} fps over {_e(report.executor)}{_e(result.message)})",
                              soft_wrap=True)  # fmt: skip
             for note in report.retries:
@@ -357,7 +363,7 @@ def _one_video(job, request, quiet: bool) -> None:  # noqa: ANN001
         report = cartoonize_video(job, lambda size: runner_for(request, size), on_progress)
     if not quiet:
         _console().print(
-            f"[green]wrote {_e(job.output)}[/]: {report.frames} frames {report.width}×{report.height} "
+            f"[green]wrote {_e(job.output)}[/]: {_frames(report.frames)} {report.width}×{report.height} "
             f"in {report.seconds:.1f} s ({report.fps:.1f} fps end to end, waiting on the engine "
             f"{100 * report.engine_share:.0f} % of the time; {_e(report.engine)}; {report.video_codec}; "
             f"stages: {_e(report.stages)})"

@@ -32,6 +32,10 @@ def test_a_video_with_brackets_in_its_name(tiny_checkpoint: Path, tmp_path: Path
                         "--device", "cpu"], capsys, monkeypatch)  # fmt: skip
     assert out.exists()
     assert f"wrote {out}: 3 frames" in shown
+    one = tmp_path / "one.mp4"
+    shown = cartoonize(["video", str(make_video(tmp_path / "one_frame.mp4", frames=1, audio=None)), str(one),
+                        "--model", str(tiny_checkpoint), "--engine", "torch", "--device", "cpu"], capsys, monkeypatch)  # fmt: skip
+    assert f"wrote {one}: 1 frame " in shown  # not "1 frames"
 
 
 def test_a_folder_of_videos_with_brackets_in_their_names(tiny_checkpoint: Path, tmp_path: Path,

@@ -176,6 +176,34 @@ def audio_plan(container: str, stream) -> str:  # noqa: ANN001
     return AUDIO_REENCODE.get(container, "")
 
 
+def muxer_refusal(container: str, stream) -> str | None:  # noqa: ANN001 - an input av stream
+    """Why FFmpeg's `container` muxer will not write a header holding `stream` copied as it is, or
+    None where it will. Some refusals come only then, not when the stream is added: the MP4 muxer
+    takes MP3, but not MP3 below 16 kHz (an old phone's, a dictaphone's), and the run stopped at
+    its first packet with a traceback. Asked of a scratch muxer writing into memory."""
+    import io
+
+    import av
+    import av.logging
+
+    scratch = av.open(io.BytesIO(), "w", format=container)
+    level = av.logging.get_level()
+    av.logging.set_level(av.logging.ERROR)  # so that the muxer's reason is in the error (else off)
+    try:
+        with av.logging.Capture() as logs:
+            scratch.add_stream_from_template(stream)
+            scratch.start_encoding()
+        return None
+    except (ValueError, av.FFmpegError) as exc:
+        said = [message.strip() for lvl, _, message in logs if lvl <= av.logging.ERROR]
+        # (the muxer's own words, less its advice to force it: "..., to mux anyway set strict to -1")
+        return said[-1].removeprefix("track 0: ").split(", to ")[0] if said else str(exc)
+    finally:
+        av.logging.set_level(level)
+        with contextlib.suppress(av.FFmpegError, ValueError):
+            scratch.close()
+
+
 def encodable_rate(encoder: str, rate: int) -> int:
     """`rate` where `encoder` takes it, else the lowest rate above it that it does take (Opus takes
     48 kHz, not the 44.1 kHz of most MP3/AAC/Vorbis tracks); the resampler converts to it."""
@@ -511,6 +539,7 @@ def put_in_place(tmp: Path, output: Path, replace: bool = True) -> None:
 # errors of a write that failed for want of room or of a writable disk: a user's to fix, not a bug
 _NO_ROOM = {errno.ENOSPC: "; free some space or write elsewhere", errno.EDQUOT: "; over the disk quota",
             errno.EFBIG: "", errno.EROFS: ""}  # fmt: skip
+WRITE_ERRNOS = frozenset({*_NO_ROOM, errno.EIO})  # the errors write_failure names the output for
 
 
 def write_failure(output: Path, tmp: Path, exc: OSError) -> CartoonizeError | None:

@@ -64,6 +64,11 @@ class SplitOptions:
         return bool(self.segments and self.segments > 1) or bool(self.segment_seconds)
 
 
+def frames_count(count: int) -> str:
+    """'1 frame', '2 frames': a summary's count (a one-frame video's said "1 frames")."""
+    return f"{count} frame" if count == 1 else f"{count} frames"
+
+
 def output_name(name: str) -> str:
     return name if Path(name).suffix.lower() in CONTAINERS else f"{name}.mp4"
 
@@ -135,14 +140,14 @@ class BatchReport:
         done, skipped, failed = (len(self.of(s)) for s in ("done", "skipped", "failed"))
         why = " (output exists; --overwrite replaces it)" if skipped else ""
         return (f"{done} done, {skipped} skipped{why}, {failed} failed: "
-                f"{self.frames} frames in {self.seconds:.1f} s ({self.fps:.1f} fps over {self.executor})")  # fmt: skip
+                f"{frames_count(self.frames)} in {self.seconds:.1f} s ({self.fps:.1f} fps over {self.executor})")  # fmt: skip
 
     def lines(self) -> list[str]:
         """One line per file, the retries, then the summary."""
         lines = []
         for r in self.results:
             if r.status == "done":
-                lines.append(f"done     {r.input} -> {r.output} ({r.frames} frames{r.message})")
+                lines.append(f"done     {r.input} -> {r.output} ({frames_count(r.frames)}{r.message})")
             elif r.status == "skipped":
                 lines.append(f"skipped  {r.input}: {r.output} exists")
             else:

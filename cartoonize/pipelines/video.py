@@ -38,6 +38,7 @@ from cartoonize.media.files import (
     SQUARE_PIXELS,
     SUBTITLE_TEXT,
     TEXT_SUBTITLES,
+    WRITE_ERRNOS,
     Colour,
     EncoderSettings,
     atomic_output,
@@ -58,6 +59,7 @@ from cartoonize.media.files import (
     frame_rate,
     main_video,
     muxer_options,
+    muxer_refusal,
     open_video_encoder,
     pad_to_even,
     pixel_aspect,
@@ -254,6 +256,21 @@ def _open_input(path: Path):  # -> av.container.InputContainer
         container.close()
         raise CartoonizeError(f"{path} has no video stream{cover}")
     return container
+
+
+def _written_failure(worker: _Worker, output: Path) -> BaseException:
+    """A worker's error for the caller: an FFmpeg error while the output was written (a muxer or
+    an encoder refusing what it was given) as one line naming the output, not a traceback; a full
+    disk or an I/O error stays an OSError, for `atomic_output` to say so."""
+    import av
+
+    exc = worker.error
+    assert exc is not None
+    if worker.name != "mux" or not isinstance(exc, av.FFmpegError):
+        return exc
+    if isinstance(exc, OSError) and exc.errno in WRITE_ERRNOS:
+        return exc
+    return CartoonizeError(f"FFmpeg could not write {output} ({_reason(exc)})")
 
 
 def _reason(exc: Exception) -> str:
@@ -670,7 +687,7 @@ def cartoonize_video(
                     worker.join(timeout=30 if not stop.is_set() else 5)
             for worker in workers:
                 if worker.error is not None:
-                    raise worker.error
+                    raise _written_failure(worker, job.output)
             if done == 0:
                 if damaged[0]:
                     raise CartoonizeError(
@@ -705,13 +722,18 @@ def output_time_base(container_name: str, info: VideoProbe) -> Fraction:
     empty frames between), one frame period, each frame at its nearest tick. Where the rate varies,
     the period of its steps (the average's would put two frames on one tick, and the encoder
     refused the second), unless that is more than twice the average (FFmpeg's guess is then its
-    time base, not a frame rate); frames that still meet on a tick are left out (media.held)."""
+    time base, not a frame rate); frames that still meet on a tick are left out (media.held). Its
+    denominator stays within 16 bits, as MPEG-4 Part 2 (AVI's encoder) needs: a phone's variable
+    rate averaged 750000/71393 fps, and the encoder refused to open."""
     if container_name == "avi" and info.rate:
         rate = info.rate
         if info.step_rate and rate < info.step_rate <= 2 * rate:
             rate = info.step_rate
-        return 1 / Fraction(rate).limit_denominator(1001 * 1000)
+        return (1 / Fraction(rate)).limit_denominator(MPEG4_TIME_BASE_DENOMINATOR)
     return info.time_base
+
+
+MPEG4_TIME_BASE_DENOMINATOR = 65535  # vop_time_increment_resolution is a 16-bit field
 
 
 def frame_period(info: VideoProbe) -> int:
@@ -805,13 +827,16 @@ def map_other_streams(source, output, container_name: str, notes: dict[int, str]
                     f"audio #{stream.index} {name}: left out ({container_name} holds no audio)"
                 )
                 continue
+            why = f"{container_name} cannot store {name}"
             if plan == "copy":
-                copied = _copied(output, stream)
+                copied, refusal = _copied(output, stream, container_name)
                 if copied is not None:
                     copies[stream] = copied
                     notes[stream.index] = f"audio #{stream.index} {name}: copied"
                     continue
                 plan = AUDIO_REENCODE[container_name]  # FFmpeg's muxer refuses it after all
+                if "does not support" not in refusal:  # this stream of the codec, not the codec
+                    why = f"{container_name} cannot store it: {refusal}"
             ctx = stream.codec_context
             encoder = output.add_stream(plan, rate=encodable_rate(plan, ctx.sample_rate or 48000))
             encoder.layout = encodable_layout(plan, encoder.rate, ctx.layout)
@@ -819,9 +844,7 @@ def map_other_streams(source, output, container_name: str, notes: dict[int, str]
             # rate and frame size (its own AudioResampler), flushing that too at the end
             reencode[stream] = encoder
             copies[stream] = encoder
-            notes[stream.index] = (
-                f"audio #{stream.index} {name}: re-encoded to {plan} ({container_name} cannot store {name})"
-            )
+            notes[stream.index] = f"audio #{stream.index} {name}: re-encoded to {plan} ({why})"
             if ctx.sample_rate and encoder.rate != ctx.sample_rate:
                 notes[stream.index] += f", resampled {ctx.sample_rate} -> {encoder.rate} Hz"
             if ctx.layout and encoder.layout.nb_channels < ctx.layout.nb_channels:
@@ -831,7 +854,11 @@ def map_other_streams(source, output, container_name: str, notes: dict[int, str]
         elif stream.type == "subtitle":
             name = codec_name(stream)
             text = SUBTITLE_TEXT.get(container_name)
-            copied = _copied(output, stream) if subtitle_copyable(container_name, stream) else None
+            copied = (
+                _copied(output, stream, container_name)[0]
+                if subtitle_copyable(container_name, stream)
+                else None
+            )
             if copied is not None:
                 copies[stream] = copied
                 notes[stream.index] = f"subtitle #{stream.index} {name}: copied"
@@ -860,14 +887,18 @@ def map_other_streams(source, output, container_name: str, notes: dict[int, str]
     return copies, reencode
 
 
-def _copied(output, stream):  # noqa: ANN001, ANN202 - an output container, an input stream
-    """An output stream copying `stream` as it is, or None where FFmpeg's muxer cannot store its
-    codec (Matroska: QuickTime's mov_text subtitles and its IMA ADPCM, A-law or µ-law audio, an
-    IP camera's; PyAV asks the muxer, avformat_query_codec, and refuses before adding a stream)."""
+def _copied(output, stream, container_name: str):  # noqa: ANN001, ANN202 - an output container, an input stream
+    """An output stream copying `stream` as it is, or None where FFmpeg's muxer cannot store it,
+    and the muxer's reason: its codec (Matroska: QuickTime's mov_text subtitles and its IMA ADPCM,
+    A-law or µ-law audio, an IP camera's), or this stream of it (MP4: MP3 below 16 kHz), which the
+    muxer says only when it writes the header (`muxer_refusal`)."""
+    refusal = muxer_refusal(container_name, stream)
+    if refusal is not None:
+        return None, refusal
     try:
-        return output.add_stream_from_template(stream)
-    except ValueError:
-        return None
+        return output.add_stream_from_template(stream), ""
+    except ValueError as exc:
+        return None, str(exc)
 
 
 def carry_labels(stream, out) -> None:  # noqa: ANN001 - an input and an output av stream

@@ -67,6 +67,47 @@ def test_reencoded_audio_keeps_its_sample_rate(tiny_checkpoint: Path, tmp_path: 
         assert c.streams.audio[0].codec_context.sample_rate == 44100
 
 
+def test_audio_the_muxer_refuses_at_its_header_is_reencoded(tiny_checkpoint: Path, tmp_path: Path) -> None:
+    """MP4 stores MP3, but its muxer refuses MP3 below 16 kHz (an old phone's, a dictaphone's)
+    only when it writes the header, at the first packet: the run ended with a traceback. It is
+    re-encoded to AAC, and the note gives the muxer's reason."""
+    src = make_video(tmp_path / "in.mkv", frames=12, rate=12, audio="libmp3lame", audio_rate=8000)
+    out = tmp_path / "out.mp4"
+    request = EngineRequest(engine="torch", model=tiny_checkpoint, device="cpu")
+    report = cartoonize_video(VideoJob(src, out), lambda size: runner_for(request, size))
+    assert report.streams == [
+        "audio #1 mp3: re-encoded to aac (mp4 cannot store it: muxing mp3 at 8000hz is not standard)"
+    ], report.streams
+    with av.open(str(out)) as c:
+        audio = c.streams.audio[0]
+        assert (audio.codec_context.name, audio.codec_context.sample_rate) == ("aac", 8000)
+        assert sum(f.samples for f in c.decode(audio)) >= 8000  # the clip's 1 s of sound
+    out = tmp_path / "out.mov"  # QuickTime's muxer takes it: copied
+    report = cartoonize_video(VideoJob(src, out), lambda size: runner_for(request, size))
+    assert report.streams == ["audio #1 mp3: copied"], report.streams
+
+
+def test_a_muxer_refusal_left_is_one_line(
+    tiny_checkpoint: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Whatever else a muxer or an encoder refuses while the output is written (raised in the
+    mux thread) is one line naming the output, exit 1, and no file: it was a traceback naming the
+    hidden temporary file. (The refusal is injected: the known ones are handled before.)"""
+    import av
+
+    from tests.helpers import run_main
+
+    def refused(packet, output, *rest) -> None:  # noqa: ANN001
+        raise av.error.ArgumentError(22, "Invalid argument", output.name)
+
+    monkeypatch.setattr("cartoonize.pipelines.video.carry_packet", refused)
+    src = make_video(tmp_path / "in.mp4", frames=12, rate=12, audio="aac")
+    out = tmp_path / "out.mp4"
+    code, _, err = run_main(["video", str(src), str(out), "--model", str(tiny_checkpoint), "-q"], capsys)
+    assert code == 1 and err.splitlines() == [f"error: FFmpeg could not write {out} (Invalid argument)"], err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.mp4"]
+
+
 def audio_seconds(path: Path) -> tuple[int, int, float]:
     """(sample rate, channels, seconds of decoded audio) of the first audio stream."""
     with av.open(str(path)) as c:

@@ -14,7 +14,7 @@ import numpy as np
 
 from cartoonize.pipelines.video import VideoJob, cartoonize_video, probe
 from cartoonize.stages import StageOptions
-from tests.helpers import _write_sine, pattern
+from tests.helpers import _write_sine, make_video, pattern
 from tests.pipelines.test_yuv_frames import Identity
 
 RAW = StageOptions(raw=True)
@@ -166,3 +166,21 @@ def test_a_variable_rate_video_into_avi(tmp_path: Path) -> None:
     assert report.streams[0].startswith("video: 1 of 8 frames left out (AVI holds one frame a tick"), (
         report.streams
     )
+
+
+def test_a_phones_irregular_average_rate_into_avi(tmp_path: Path) -> None:
+    """A phone's variable rate averages to a fraction like 1125000/106343 fps; AVI's tick was one
+    period of it, whose denominator MPEG-4 Part 2 cannot hold (16 bits), and the encoder's refusal
+    to open ended the run with a traceback. The tick now keeps within 16 bits, every frame on it."""
+    durations = [9000] * 5 + [8098] * 3 + [7199] * 3 + [8099] * 3 + [8997] * 3 + [9007, 9007, 8993]
+    durations += [9000, 9000, 8100, 8100, 8124]  # 72-100 ms at 1/90000, as fire_vfr.mp4's
+    clip = make_video(tmp_path / "phone.mp4", frames=len(durations), durations=durations, audio=None)
+    rate = probe(clip, None).rate
+    assert rate is not None and rate.denominator > 65535
+    report = cartoonize_video(VideoJob(clip, tmp_path / "phone.avi", stages=RAW), lambda size: Identity())
+    assert (report.frames, report.left_out) == (25, 0)
+    with av.open(str(tmp_path / "phone.avi")) as written:
+        stream = written.streams.video[0]
+        assert stream.time_base.denominator <= 65535
+        assert sum(1 for p in written.demux(stream) if p.size) == 25
+        assert abs(float(1 / stream.time_base) - float(rate)) < 1e-3  # a tick: one period of the average
