@@ -11,8 +11,13 @@ import numpy as np
 import pytest
 
 from cartoonize.choose import EngineRequest, runner_for
-from cartoonize.pipelines.video import VideoJob, cartoonize_video
+from cartoonize.pipelines.video import VideoJob, VideoReport, cartoonize_video
 from tests.helpers import make_video
+
+
+def cartoonized(src: Path, out: Path, checkpoint: Path) -> VideoReport:
+    request = EngineRequest(engine="torch", model=checkpoint, device="cpu")
+    return cartoonize_video(VideoJob(src, out), lambda size: runner_for(request, size))
 
 
 def audio_packets(path: Path) -> tuple[list[tuple[bytes, float, float]], float, float]:
@@ -38,8 +43,7 @@ def test_copied_audio_is_the_input_packets(
 ) -> None:
     src = make_video(tmp_path / f"in{source}", frames=24, rate=12, audio=codec)
     out = tmp_path / f"out{suffix}"
-    request = EngineRequest(engine="torch", model=tiny_checkpoint, device="cpu")
-    report = cartoonize_video(VideoJob(src, out), lambda size: runner_for(request, size))
+    report = cartoonized(src, out, tiny_checkpoint)
     assert any(note.endswith(": copied") for note in report.streams), report.streams
 
     before, video_in, tick_in = audio_packets(src)
@@ -60,8 +64,7 @@ def test_reencoded_audio_keeps_its_sample_rate(tiny_checkpoint: Path, tmp_path: 
     48 kHz fallback: nothing is resampled that need not be, and the note says no resampling."""
     src = make_video(tmp_path / "in.mp4", frames=12, rate=12, audio="aac", audio_rate=44100)
     out = tmp_path / "out.avi"
-    request = EngineRequest(engine="torch", model=tiny_checkpoint, device="cpu")
-    report = cartoonize_video(VideoJob(src, out), lambda size: runner_for(request, size))
+    report = cartoonized(src, out, tiny_checkpoint)
     assert report.streams == ["audio #1 aac: re-encoded to libmp3lame (avi cannot store aac)"], report.streams
     with av.open(str(out)) as c:
         assert c.streams.audio[0].codec_context.sample_rate == 44100
@@ -73,8 +76,7 @@ def test_audio_the_muxer_refuses_at_its_header_is_reencoded(tiny_checkpoint: Pat
     re-encoded to AAC, and the note gives the muxer's reason."""
     src = make_video(tmp_path / "in.mkv", frames=12, rate=12, audio="libmp3lame", audio_rate=8000)
     out = tmp_path / "out.mp4"
-    request = EngineRequest(engine="torch", model=tiny_checkpoint, device="cpu")
-    report = cartoonize_video(VideoJob(src, out), lambda size: runner_for(request, size))
+    report = cartoonized(src, out, tiny_checkpoint)
     assert report.streams == [
         "audio #1 mp3: re-encoded to aac (mp4 cannot store it: muxing mp3 at 8000hz is not standard)"
     ], report.streams
@@ -83,7 +85,7 @@ def test_audio_the_muxer_refuses_at_its_header_is_reencoded(tiny_checkpoint: Pat
         assert (audio.codec_context.name, audio.codec_context.sample_rate) == ("aac", 8000)
         assert sum(f.samples for f in c.decode(audio)) >= 8000  # the clip's 1 s of sound
     out = tmp_path / "out.mov"  # QuickTime's muxer takes it: copied
-    report = cartoonize_video(VideoJob(src, out), lambda size: runner_for(request, size))
+    report = cartoonized(src, out, tiny_checkpoint)
     assert report.streams == ["audio #1 mp3: copied"], report.streams
 
 
@@ -146,8 +148,7 @@ def test_resampled_audio_lasts_as_long_and_keeps_its_channels(
             out.mux(aout.encode(None))
         src = mono
     out = tmp_path / "out.webm"
-    request = EngineRequest(engine="torch", model=tiny_checkpoint, device="cpu")
-    report = cartoonize_video(VideoJob(src, out), lambda size: runner_for(request, size))
+    report = cartoonized(src, out, tiny_checkpoint)
     assert report.streams == [
         "audio #1 aac: re-encoded to libopus (webm cannot store aac), resampled 44100 -> 48000 Hz"
     ], report.streams
@@ -200,8 +201,7 @@ def test_audio_of_no_named_layout_is_reencoded(
     with av.open(str(src)) as c:
         assert c.streams.audio[0].codec_context.layout.name == f"{channels if not note else 6} channels"
     out = tmp_path / f"out{suffix}"
-    request = EngineRequest(engine="torch", model=tiny_checkpoint, device="cpu")
-    report = cartoonize_video(VideoJob(src, out), lambda size: runner_for(request, size))
+    report = cartoonized(src, out, tiny_checkpoint)
     encoder = {".mp4": "aac", ".webm": "libopus", ".avi": "libmp3lame"}[suffix]
     container = {".mp4": "mp4", ".webm": "webm", ".avi": "avi"}[suffix]
     expected = f"audio #1 pcm_s24le: re-encoded to {encoder} ({container} cannot store pcm_s24le)"
