@@ -30,6 +30,7 @@ from cartoonize.media.files import container_for, ffmpeg_path, frame_rate, main_
 from cartoonize.media.gif import frame_blocks
 from cartoonize.media.metadata import carry as carry_metadata
 from cartoonize.pipelines.video import (
+    EditListCut,
     Window,
     carry_packet,
     empty_note,
@@ -217,6 +218,7 @@ def join_segments(
             if rate := frame_rate(main_video(src)):  # a timecode track counts frames at this rate
                 vout.codec_context.framerate = rate
             copies, reencode = map_other_streams(src, out, container_name, notes)
+            cut = EditListCut(container_name)
             origin = timeline_origin(src)
             carry_metadata(src, out, origin)  # the source's title, date, place and chapters, once
             others = (
@@ -248,7 +250,7 @@ def join_segments(
                     written += 1
                 else:
                     carried.add(packet.stream.index)
-                    carry_packet(packet, out, copies, reencode)
+                    carry_packet(packet, out, copies, reencode, cut)
             flush_reencoded(out, reencode)
             for stream in copies:
                 if stream.index not in carried:

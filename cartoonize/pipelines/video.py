@@ -465,6 +465,7 @@ def cartoonize_video(
                 preview_end = Fraction(job.max_frames) / info.rate if job.max_frames and info.rate else None
                 carry_metadata(source, output, info.origin, preview_end)  # title, date, place; chapters
             carried: set[int] = set()  # indexes of the input streams that had packets
+            cut = EditListCut(container_name)
 
             damaged = [0]  # video packets skipped as damaged (written by the decode thread)
             deinterlacer = Deinterlacer(vin.time_base, enabled=job.deinterlace)
@@ -591,7 +592,7 @@ def cartoonize_video(
                         held.put(frame, pts)
                         continue
                     carried.add(item.stream.index)
-                    carry_packet(item, output, copies, reencode)
+                    carry_packet(item, output, copies, reencode, cut)
                 flush_reencoded(output, reencode)
                 for indexed in palettize.flush() if palettize is not None else ():
                     start, indexed.pts = indexed.pts, indexed.pts - shift
@@ -946,8 +947,9 @@ def subtitle_encoder(stream, output, codec: str):  # noqa: ANN001, ANN201 - av s
     return encoder
 
 
-def carry_packet(packet, output, copies: dict, reencode: dict) -> None:  # noqa: ANN001
-    """Write one audio or subtitle packet of the source: as it is, or re-encoded."""
+def carry_packet(packet, output, copies: dict, reencode: dict, cut: EditListCut | None = None) -> None:  # noqa: ANN001
+    """Write one audio or subtitle packet of the source: as it is (less what `cut` leaves out),
+    or re-encoded (the decoder drops what the source's edit list cuts)."""
     if packet.stream in reencode and packet.stream.type == "subtitle":
         cue = packet.stream.codec_context.decode2(packet)
         if cue is not None:  # one cue in, one cue out, at the source's time and for as long
@@ -960,8 +962,34 @@ def carry_packet(packet, output, copies: dict, reencode: dict) -> None:  # noqa:
         for decoded in packet.decode():
             output.mux(encoder.encode(decoded))
     else:
-        packet.stream = copies[packet.stream]
-        output.mux(packet)
+        for kept in cut.packets(packet) if cut is not None else [packet]:
+            kept.stream = copies[kept.stream]
+            output.mux(kept)
+
+
+EDIT_LIST_CONTAINERS = {"mp4", "mov"}  # their muxers write edit lists
+
+
+class EditListCut:
+    """The copied packets a source's edit list cuts (the demuxer flags them to be discarded), for
+    an output that has no edit lists (Matroska, WebM, AVI): there they would be played, and the
+    muxer, which starts the file at its first timestamp, moved every stream by them. An MP4 whose
+    sound began 0.5 s before its picture gave an .mkv with that half second of sound over no
+    picture, the picture 0.52 s late. The last cut packet before a stream's first kept one goes
+    with it, as its decoder's pre-roll (AAC's priming): the shift is at most that one packet."""
+
+    def __init__(self, container_name: str) -> None:
+        self.active = container_name not in EDIT_LIST_CONTAINERS
+        self._last: dict = {}  # input stream -> its latest cut packet, until its first kept one
+
+    def packets(self, packet) -> list:  # noqa: ANN001 - an av.Packet of a copied stream
+        if not self.active:
+            return [packet]
+        if packet.is_discard:
+            self._last[packet.stream] = packet
+            return []
+        earlier = self._last.pop(packet.stream, None)
+        return [packet] if earlier is None else [earlier, packet]
 
 
 def flush_reencoded(output, reencode: dict) -> None:  # noqa: ANN001

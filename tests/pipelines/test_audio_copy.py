@@ -13,6 +13,7 @@ import pytest
 from cartoonize.choose import EngineRequest, runner_for
 from cartoonize.pipelines.video import VideoJob, VideoReport, cartoonize_video
 from tests.helpers import make_video
+from tests.pipelines.conftest import cartoonize_in
 
 
 def cartoonized(src: Path, out: Path, checkpoint: Path) -> VideoReport:
@@ -108,6 +109,56 @@ def test_a_muxer_refusal_left_is_one_line(
     code, _, err = run_main(["video", str(src), str(out), "--model", str(tiny_checkpoint), "-q"], capsys)
     assert code == 1 and err.splitlines() == [f"error: FFmpeg could not write {out} (Invalid argument)"], err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.mp4"]
+
+
+def sound_cut_by_an_edit_list(path: Path) -> Path:
+    """A 2 s MP4 whose AAC track was encoded from 0.5 s before the picture: the muxer's edit list
+    cuts that half second (the demuxer flags its packets as to be discarded)."""
+    with av.open(str(path), "w") as out:
+        video = out.add_stream("libx264", rate=12)
+        video.width, video.height, video.pix_fmt = 64, 48, "yuv420p"
+        video.codec_context.gop_size = 6  # keyframes to cut segments at
+        sound = out.add_stream("aac", rate=48000)
+        sound.layout = "stereo"
+        for i in range(24):
+            frame = av.VideoFrame.from_ndarray(np.full((48, 64, 3), i * 10, np.uint8), format="rgb24")
+            frame.pts, frame.time_base = i, Fraction(1, 12)
+            for packet in video.encode(frame):
+                out.mux(packet)
+        for packet in video.encode(None):
+            out.mux(packet)
+        for k in range(-24, 94):  # 1024 samples a frame, from 0.512 s before the first picture to 2 s
+            chunk = av.AudioFrame.from_ndarray(
+                np.zeros((2, 1024), np.float32), format="fltp", layout="stereo"
+            )
+            chunk.sample_rate, chunk.pts, chunk.time_base = 48000, k * 1024, Fraction(1, 48000)
+            for packet in sound.encode(chunk):
+                out.mux(packet)
+        for packet in sound.encode(None):
+            out.mux(packet)
+    return path
+
+
+@pytest.mark.parametrize(("suffix", "segments"), [(".mkv", 1), (".mp4", 1), (".mkv", 2)])
+def test_sound_the_sources_edit_list_cuts_stays_cut(
+    suffix: str, segments: int, tiny_checkpoint: Path, tmp_path: Path
+) -> None:
+    """Copied into Matroska, which has no edit lists, the cut packets were played: 0.5 s of sound
+    before the picture, and every stream moved 0.52 s later (the muxer starts at the first packet)."""
+    src = sound_cut_by_an_edit_list(tmp_path / "in.mp4")
+    with av.open(str(src)) as c:
+        assert sum(1 for p in c.demux(c.streams.audio[0]) if p.is_discard) > 20
+    out = tmp_path / f"out{suffix}"
+    if segments == 1:
+        assert cartoonized(src, out, tiny_checkpoint).streams == ["audio #1 aac: copied"]
+    else:  # joined, the sound copied once from the source
+        cartoonize_in(src, out, tiny_checkpoint, segments)
+    with av.open(str(out)) as c:
+        video, audio = c.streams.video[0], c.streams.audio[0]
+        first = next(c.decode(video))
+        assert float(first.pts * video.time_base) < 0.03  # moved by one packet at most (the pre-roll)
+        seconds = sum(f.samples for f in c.decode(audio)) / 48000
+        assert abs(seconds - 2.0) < 0.05, seconds  # the picture's 2 s, not 2.5
 
 
 def audio_seconds(path: Path) -> tuple[int, int, float]:
