@@ -885,7 +885,14 @@ def map_other_streams(source, output, container_name: str, notes: dict[int, str]
             notes[stream.index] = left_out_stream(stream, container_name)
     for stream, out in copies.items():
         carry_labels(stream, out)
+        if container_name == "mov" and stream.type == "subtitle" and int(stream.disposition) & FORCED:
+            notes[stream.index] += (
+                ", not marked forced (QuickTime's muxer writes no such flag; .mp4 and .mkv do)"
+            )
     return copies, reencode
+
+
+FORCED = 0x40  # AV_DISPOSITION_FORCED
 
 
 def _copied(output, stream, container_name: str):  # noqa: ANN001, ANN202 - an output container, an input stream

@@ -198,6 +198,20 @@ def test_languages_titles_and_flags_are_kept(
     assert got == expected
 
 
+def test_a_forced_subtitle_in_mov_is_said_to_lose_its_flag(tiny_checkpoint: Path, tmp_path: Path) -> None:
+    """QuickTime's muxer writes no forced flag: the subtitle is there but shows only when picked,
+    and the summary says so (it said "converted" and nothing else)."""
+    from cartoonize.choose import EngineRequest, runner_for
+    from cartoonize.pipelines.video import VideoJob, cartoonize_video
+
+    out = tmp_path / "out.mov"
+    request = EngineRequest(engine="torch", model=tiny_checkpoint, device="cpu")
+    report = cartoonize_video(VideoJob(labelled(tmp_path), out), lambda size: runner_for(request, size))
+    note = next(n for n in report.streams if n.startswith("subtitle"))
+    assert note.endswith("not marked forced (QuickTime's muxer writes no such flag; .mp4 and .mkv do)"), note
+    assert labels(out)[-1][0] == "subtitle" and labels(out)[-1][-1] is False  # (what the note says)
+
+
 def test_the_film_is_cartoonized_not_a_still_before_it(tiny_checkpoint: Path, tmp_path: Path) -> None:
     """A one-frame picture stored as the first video stream (a title card, a thumbnail): the film
     after it is the one cartoonized, as the ffmpeg tool picks it (the still was, and the film was
