@@ -649,6 +649,28 @@ def default_colour(width: int, height: int) -> Colour:
     return Colour(SMPTE170M, LIMITED, 6, 6, tagged=False)
 
 
+# where an output says its colour: its container's colour box or element, or its codec's bitstream
+# (H.264/HEVC's VUI, MPEG-2's sequence display extension, VP9's and AV1's headers, ProRes's frame
+# header); MPEG-4 Part 2 and FFV1 in AVI say nothing, and Motion JPEG says JPEG's BT.601 full range
+COLOUR_CONTAINERS = {"mp4", "mov", "matroska", "webm", "gif"}  # (GIF: RGB palettes, no YUV)
+COLOUR_BITSTREAMS = {"h264", "hevc", "mpeg2video", "vp9", "av1", "prores"}
+JPEG_COLOUR = Colour(BT470BG, FULL, UNSPECIFIED, UNSPECIFIED, tagged=False)
+
+
+def stored_colour(colour: Colour, container: str, codec: str, width: int, height: int) -> Colour:
+    """The colour to encode a `width`×`height` output with: `colour`, where the output can say
+    it; else what a player will read it as, so that it shows as the source does: a BT.601 source
+    written as MPEG-4 Part 2 into .avi (AVI's default) is HD untagged, which a player reads as
+    BT.709 (Big Buck Bunny's 720p came out with its colours off). `codec`: an encoder or codec."""
+    import av
+
+    if container in COLOUR_CONTAINERS or av.Codec(codec, "w").canonical_name in COLOUR_BITSTREAMS:
+        return colour
+    if av.Codec(codec, "w").canonical_name == "mjpeg":
+        return JPEG_COLOUR
+    return default_colour(width, height)
+
+
 def source_colour(frame) -> Colour:  # noqa: ANN001 - a decoded av.VideoFrame
     """The frame's own tags, each missing one filled from the size-based default; a `yuvj*`
     format (JPEG) means full range whatever the tag says."""

@@ -64,6 +64,7 @@ from cartoonize.media.files import (
     pad_to_even,
     pixel_aspect,
     source_colour,
+    stored_colour,
     stream_start,
     subtitle_copyable,
     tag_encoder,
@@ -403,7 +404,11 @@ def cartoonize_video(
     runner = make_runner(network_size(info.height, info.width, infer_side))
     chain = make_chain(replace(job.stages, device=getattr(runner, "device", "cpu")))  # where the runner runs
     window = job.window
-    planes, not_planes = _plane_path(job, info, runner, chain)
+    codec = default_codec if job.encoder.codec == "auto" else job.encoder.codec
+    colour = info.colour or default_colour(*info.coded_size)
+    planes, not_planes = _plane_path(
+        job, info, runner, chain, stored_colour(colour, container_name, codec, out_w, out_h)
+    )
     on_device = planes is None and _keeps_on_device(job, runner, chain)
     # a batch's cartoons as numpy frames, or left on the runner's device for the stages there
     submit: Callable[[np.ndarray], Callable[[], Any]] = (
@@ -448,10 +453,11 @@ def cartoonize_video(
                 info.rate,
                 output_time_base(container_name, info),
             )
-            colour = info.colour or default_colour(*info.coded_size)
             # HDR (HLG, PQ) is brought to SDR BT.709 as it is decoded, for the network (media/hdr)
             tone_map = hdr.ToneMap(colour.trc, *info.coded_size) if hdr.is_hdr(colour) else None
-            out_colour = hdr.SDR if tone_map is not None else colour
+            out_colour = stored_colour(
+                hdr.SDR if tone_map is not None else colour, container_name, codec, out_w, out_h
+            )
             tag_encoder(vout, out_colour)  # the output says what it is, like the source (or explicitly)
             if info.pixel_aspect:  # shown as wide as the source is, not squeezed to its storage
                 vout.codec_context.sample_aspect_ratio = info.pixel_aspect
@@ -746,10 +752,13 @@ def frame_period(info: VideoProbe) -> int:
     return 1
 
 
-def _plane_path(job: VideoJob, info: VideoProbe, runner: Runner, chain: StageChain) -> tuple[Any, str]:
+def _plane_path(
+    job: VideoJob, info: VideoProbe, runner: Runner, chain: StageChain, target: Colour
+) -> tuple[Any, str]:
     """The runner's YUV frame path for this job, or None where FFmpeg converts on the CPU; and,
     where `--yuv-frames` was asked for and cannot be, why (for the summary). With frame stages,
-    only where they all run on the runner's device and take its frames there."""
+    only where they all run on the runner's device and take its frames there. `target`: the
+    colour the encoder's planes are in (`stored_colour`)."""
     if not job.yuv_frames:
         return None, ""
     from cartoonize.runners.base import TensorRunner, YuvFrames
@@ -775,10 +784,9 @@ def _plane_path(job: VideoJob, info: VideoProbe, runner: Runner, chain: StageCha
             else "the frame stages run on the host"
         )
         return None, where
-    full = info.colour.range == FULL
-    source = YuvSpec(info.colour.matrix, full, PLANE_FORMATS[fmt])
+    source = YuvSpec(info.colour.matrix, info.colour.range == FULL, PLANE_FORMATS[fmt])
     size = info.coded_size if info.coded_size != source_size else None  # --max-side, scaled on the device
-    return YuvFrames(runner, source, YuvSpec(info.colour.matrix, full, 8), info.rotation, size), ""
+    return YuvFrames(runner, source, YuvSpec(target.matrix, target.range == FULL, 8), info.rotation, size), ""
 
 
 def _keeps_on_device(job: VideoJob, runner: Runner, chain: StageChain) -> bool:
