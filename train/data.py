@@ -29,6 +29,20 @@ def warn(message: str) -> None:
     print(f"warning: {message}", file=sys.stderr)
 
 
+def write_image(path: Path, pixels: np.ndarray, params: Sequence[int] = ()) -> None:
+    """Write a cached picture under this process's own temporary name, then rename it: a reader
+    never sees half a picture, and runs filling one cache at once (a sweep on one cartoon folder)
+    each write their own file (with one shared temporary name, the second rename found it gone: a
+    traceback in 2 of 3 tries). The name keeps the suffix: OpenCV picks the encoder by it."""
+    tmp = path.with_name(f".tmp-{os.getpid()}-{path.name}")
+    try:
+        if not cv2.imwrite(str(tmp), pixels, list(params)):
+            raise CartoonizeError(f"cannot write {path}")
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
 def is_run_folder(folder: Path) -> bool:
     """Whether `folder` holds a `cartoonize train` run: its config.toml beside its last.pt or its
     samples/ (the names train.run writes). The pictures a run writes are not training pictures."""

@@ -22,7 +22,8 @@ import cv2
 import numpy as np
 
 from cartoonize.errors import CartoonizeError
-from train.data import NATIVE, LoadScale, scan_images, warn
+from cartoonize.media.files import write_atomic
+from train.data import NATIVE, LoadScale, scan_images, warn, write_image
 
 MANIFEST = "manifest.json"
 MANIFEST_VERSION = 2
@@ -122,11 +123,7 @@ def prepare_edges(
         image = scale(image)
         writes = [("smoothed", smooth_edges(image, params))] + ([("scaled", image)] if scale.size else [])
         for kind, pixels in writes:
-            out = cache / entries[relative][kind]
-            tmp = out.with_name(".tmp-" + out.name)  # still ends in .png: OpenCV picks the encoder by suffix
-            if not cv2.imwrite(str(tmp), pixels):
-                raise CartoonizeError(f"cannot write {out}")
-            tmp.replace(out)
+            write_image(cache / entries[relative][kind], pixels)
         return None
 
     unreadable: list[str] = []
@@ -149,9 +146,9 @@ def prepare_edges(
                 (cache / entry[kind]).unlink(missing_ok=True)
 
     manifest = {"version": MANIFEST_VERSION, "params": params_key, "entries": entries}
-    tmp = manifest_path.with_name("." + MANIFEST)
-    tmp.write_text(json.dumps(manifest, indent=1))
-    tmp.replace(manifest_path)
+    write_atomic(
+        manifest_path, json.dumps(manifest, indent=1).encode()
+    )  # (this process's own temporary file)
     kept = sorted(entries)
     return EdgeSet(
         sources=[cartoons / r for r in kept],

@@ -26,7 +26,9 @@ import cv2
 import numpy as np
 
 from cartoonize.errors import CartoonizeError
+from cartoonize.media.files import write_atomic
 from train.config import check_frame_rate
+from train.data import write_image
 
 VIDEO_SUFFIXES = frozenset(
     {".mp4", ".mkv", ".webm", ".mov", ".avi", ".m4v", ".ts", ".mts", ".mpg", ".mpeg", ".wmv", ".flv", ".ogv"}
@@ -153,12 +155,7 @@ def sample_frames(
                 blends += 1
                 return
             name = f"frame_{len(frames):06d}.jpg"
-            tmp = folder / f".tmp-{name}"
-            if not cv2.imwrite(
-                str(tmp), cv2.cvtColor(image, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 95]
-            ):
-                raise CartoonizeError(f"cannot write {folder / name}")
-            tmp.replace(folder / name)
+            write_image(folder / name, cv2.cvtColor(image, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 95])
             frames.append({"file": name, "time": round(time, 4)})
             last_kept = thumb
 
@@ -192,7 +189,5 @@ def sample_frames(
     if not frames:
         raise CartoonizeError(f"no frames could be sampled from {video}")
     manifest = {**key, "frames": frames, "skipped": {"duplicates": duplicates, "blends": blends}}
-    tmp = manifest_path.with_name("." + MANIFEST)
-    tmp.write_text(json.dumps(manifest, indent=1))
-    tmp.replace(manifest_path)
+    write_atomic(manifest_path, json.dumps(manifest, indent=1).encode())
     return FrameSet(folder, len(frames), duplicates, blends, decoded=True)

@@ -296,11 +296,20 @@ def _check_out(config: TrainConfig) -> Checkpoint | None:
         if not last.exists():
             raise CartoonizeError(f"nothing to resume in {out} (no last.pt); drop --resume to start a run")
         return load_last(last)
-    if run_files(out) and not config.overwrite:
+    if run_files(out) and not config.overwrite and not _never_saved(out):
         raise CartoonizeError(
             f"{out} already holds a run; pass --resume to continue it or --overwrite to start over"
         )
     return None
+
+
+def _never_saved(out: Path) -> bool:
+    """Whether `out` holds only the start of a run that stopped before its first save (its
+    config.toml, metrics.csv, first samples; no last.pt, no snapshot): nothing to resume and
+    nothing to keep, so a new run starts over there. It was refused both ways: "already holds a
+    run" without --resume, "nothing to resume" with it."""
+    files = run_files(out)
+    return bool(files) and not any(p.name == "last.pt" or p.suffix == ".pt" for p in files)
 
 
 def _clear_old_run(out: Path, console: Console) -> None:
@@ -413,6 +422,11 @@ def train(config: TrainConfig, *, should_stop=None, console: Console | None = No
         )
     else:
         if config.overwrite:  # the new run has passed every check: only now does the old one go
+            _clear_old_run(config.out, console)
+        elif _never_saved(config.out):
+            console.print(
+                f"{config.out}: the run there stopped before its first save; starting over", markup=False
+            )
             _clear_old_run(config.out, console)
         config.out.mkdir(parents=True, exist_ok=True)
         (config.out / "config.toml").write_text(config.to_toml())

@@ -81,6 +81,33 @@ def test_out_folder_holding_another_run(base: list[str], tmp_path: Path) -> None
     assert (out / "last.pt").read_bytes() == b"a previous run"  # untouched
 
 
+def test_a_run_that_stopped_before_its_first_save_is_started_over(
+    folders: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """A run stopped (or failed) before its first last.pt leaves its config.toml, metrics.csv and
+    first samples: a new run was refused ("already holds a run") and --resume too ("nothing to
+    resume"), each sending the user to the other. A new run now starts over there; a folder with
+    a snapshot is still a run to keep."""
+    photos, cartoons = folders
+    out = tmp_path / "r"
+    (out / "samples").mkdir(parents=True)
+    (out / "config.toml").write_text("# the stopped run's\n")
+    (out / "metrics.csv").write_text("epoch,step,phase\n")
+    (out / "samples" / "epoch_000.png").write_bytes(b"grid")
+    args = ["--photos", str(photos), "--cartoons", str(cartoons), "--out", str(out)]
+    code, text = run_cli(*args, *tiny_args(init_epochs=1, init_decay_epochs=0, adv_epochs=0, decay_epochs=0))
+    assert code == 0, text
+    assert "stopped before its first save; starting over" in " ".join(text.split())
+    assert (out / "last.pt").exists() and "stopped run" not in (out / "config.toml").read_text()
+
+    kept = tmp_path / "kept"
+    (kept / "checkpoints").mkdir(parents=True)
+    (kept / "config.toml").write_text("# a run with a snapshot\n")
+    (kept / "checkpoints" / "epoch_001.pt").write_bytes(b"weights")
+    code, text = run_cli(*args[:-1], str(kept), *tiny_args())
+    assert_one_line_error(code, text, "already holds a run")
+
+
 def test_resume_without_a_run_and_contradictions(base: list[str], tmp_path: Path) -> None:
     code, out = run_cli(*base, "--out", str(tmp_path / "new"), "--resume")
     assert_one_line_error(code, out, "nothing to resume")

@@ -9,7 +9,7 @@ import pytest
 
 cv2 = pytest.importorskip("cv2")
 
-from tests.train.conftest import write_images  # noqa: E402
+from tests.train.conftest import REPO, write_images  # noqa: E402
 from train.data import LoadScale  # noqa: E402
 from train.edges import edge_mask, prepare_edges, smooth_edges  # noqa: E402
 
@@ -89,3 +89,29 @@ def test_smoothing_runs_at_the_training_scale_and_each_scale_has_its_cache(tmp_p
     assert cv2.imread(str(native.smoothed[0])).shape == (120, 160, 3)
     again = prepare_edges(cartoons, cache, threads=1, scale=small)  # the first is still there
     assert again.computed == 0 and again.smoothed == first.smoothed
+
+
+def test_runs_filling_one_cache_at_once_each_write_their_own_files(tmp_path: Path) -> None:
+    """Two trainings (a sweep) or `train prepare`s on one cartoon folder write the same cached
+    pictures at once: with one shared temporary name, one process's rename found the file gone
+    (a traceback, 2 of 3 tries on 120 720p frames). Two processes writing one picture 300 times
+    each, as fast as they can: both finish, and the picture is whole."""
+    import subprocess
+    import sys
+
+    target = tmp_path / "cache" / "0123abcd.png"
+    target.parent.mkdir()
+    code = (
+        "import sys, numpy as np; from pathlib import Path; from train.data import write_image\n"
+        "for i in range(300): write_image(Path(sys.argv[1]), np.full((32, 48, 3), i % 256, np.uint8))"
+    )
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", code, str(target)], cwd=REPO, stderr=subprocess.PIPE, text=True
+        )
+        for _ in range(2)
+    ]
+    errors = [(p.wait(timeout=120), p.stderr.read()) for p in procs]
+    assert all(code == 0 for code, _ in errors), errors
+    assert cv2.imread(str(target)).shape == (32, 48, 3)
+    assert sorted(p.name for p in target.parent.iterdir()) == [target.name]  # no temporary left
