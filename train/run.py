@@ -312,6 +312,30 @@ def _never_saved(out: Path) -> bool:
     return bool(files) and not any(p.name == "last.pt" or p.suffix == ".pt" for p in files)
 
 
+def _check_resumed_data(
+    config: TrainConfig, stored: dict[str, int] | None, now: dict[str, int], console: Console
+) -> None:
+    """--resume with the photos or cartoons changed (`--photos` may point elsewhere, as moved
+    data): an epoch of another length is refused (the resumed epoch's position is in its steps:
+    a stop at step 3 of 4 resumed into epochs of 1 step logged "-2 steps"); another count of
+    the same length is said, as the shuffles then differ from the run's. (`stored`: None for a
+    run saved before this was recorded.)"""
+    if not stored:
+        return
+    if stored["steps_per_epoch"] != now["steps_per_epoch"]:
+        raise CartoonizeError(
+            f"{config.out} was trained on {stored['photos']} photos, {stored['steps_per_epoch']} steps an "
+            f"epoch; these {now['photos']} photos make {now['steps_per_epoch']}: resume with the run's photos"
+        )
+    changed = [
+        f"{now[k]} {k} (the run had {stored[k]})" for k in ("photos", "cartoons") if stored[k] != now[k]
+    ]
+    if changed:
+        console.print(
+            f"warning: {' and '.join(changed)}: the resumed epochs shuffle these, not the run's", markup=False
+        )
+
+
 def _clear_old_run(out: Path, console: Console) -> None:
     """--overwrite: remove the old run's files (only those a run writes), then its emptied folders."""
     for path in run_files(out):
@@ -432,6 +456,9 @@ def train(config: TrainConfig, *, should_stop=None, console: Console | None = No
         (config.out / "config.toml").write_text(config.to_toml())
 
     steps = config.steps_per_epoch or len(photos) // config.batch_size
+    data = {"photos": len(photos), "cartoons": len(edges.sources), "steps_per_epoch": steps}
+    if resume_from is not None:
+        _check_resumed_data(config, resume_from.extra["training"].get("data"), data, console)
     plan = EpochPlan(len(photos), len(edges.sources), config.batch_size, steps, config.seed)
     loader = DataLoader(
         UnpairedImages(photos, edges.scaled, edges.smoothed, config.image_size, config.load_scale),
@@ -482,6 +509,7 @@ def train(config: TrainConfig, *, should_stop=None, console: Console | None = No
             "config": config.located(),  # absolute paths: `--resume` finds them from any folder
             "position": {"epoch": position.epoch, "batch": position.batch, "step": position.step},
             "phase": phase.name,
+            "data": data,  # what the epochs were made of, for --resume to compare
         }
         if full:
             training |= {"state": recipe.state_dict(), "rng": _rng_state()}

@@ -104,3 +104,30 @@ def test_resume_needs_a_run(tmp_path: Path) -> None:
     assert_one_line_error(code, text, "--resume needs --out")
     code, text = run_cli("--out", str(tmp_path / "none"), "--resume")
     assert_one_line_error(code, text, "nothing to resume", "no last.pt")
+
+
+def test_resume_with_other_photos(folders: tuple[Path, Path], tmp_path: Path) -> None:
+    """--photos may point elsewhere on --resume (the data moved). Photos that make epochs of
+    another length are refused (a resumed epoch shorter than the step it stopped at logged a
+    negative step count, and its batches were not the run's); another count of the same length
+    is said, as the shuffles differ."""
+    from tests.train.conftest import write_images
+
+    photos, cartoons = folders  # 6 photos, batch 2: 3 steps an epoch
+    small = {k.lstrip("-").replace("-", "_"): v for k, v in zip(SMALL[::2], SMALL[1::2], strict=True)}
+    values = {k: v if k in ("vgg", "device") else int(v) for k, v in small.items()}
+    values["steps_per_epoch"] = 0  # as many as the photos make
+    out = tmp_path / "run"
+    with pytest.raises(TrainingInterrupted):
+        train(
+            TrainConfig(photos=photos, cartoons=cartoons, out=out, **values),
+            should_stop=lambda p: p.step == 1,
+        )
+    fewer, more = tmp_path / "fewer", tmp_path / "more"
+    write_images(fewer, 2, seed=3)
+    write_images(more, 7, seed=4)
+    code, text = run_cli("--out", str(out), "--resume", "--photos", str(fewer))
+    assert_one_line_error(code, text, "trained on 6 photos, 3 steps an epoch; these 2 photos make 1")
+    code, text = run_cli("--out", str(out), "--resume", "--photos", str(more))
+    said = " ".join(text.split())
+    assert code == 0 and "warning: 7 photos (the run had 6)" in said and "done:" in said, text
