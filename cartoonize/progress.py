@@ -80,7 +80,7 @@ def log_lines(label: str, write: Callable[[str], None], every: float = LOG_EVERY
         if rate:
             line += f", {rate:.3g} fps"
             if total and total > done:
-                line += f", about {_duration((total - done) / rate)} to go"
+                line += f", about {time_left((total - done) / rate)} to go"
         write(line)
 
     return on_progress
@@ -141,11 +141,12 @@ def with_slow_hint(
             left = (total - done) * seconds / frames
             if seconds + left > SLOW_JOB_S:
                 said = True
-                say(f"about {_duration(left)} to go at {frames / seconds:.2g} fps; {hint}")
+                say(f"about {time_left(left)} to go at {frames / seconds:.2g} fps; {hint}")
 
     return update
 
 
-def _duration(seconds: float) -> str:
+def time_left(seconds: float) -> str:
+    """A time to go in words a person reads at a glance: "7 min", "2 h 05 min"."""
     minutes = round(seconds / 60)
     return f"{minutes // 60} h {minutes % 60:02d} min" if minutes >= 60 else f"{max(1, minutes)} min"

@@ -28,6 +28,8 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
+from cartoonize.progress import time_left
+
 Metrics = dict[str, float]
 
 
@@ -164,23 +166,29 @@ class Trainer:
         main_thread = threading.current_thread() is threading.main_thread()  # signals: main thread only
         self._pid = os.getpid()
         previous = {s: signal.signal(s, self._on_signal) for s in STOP_SIGNALS} if main_thread else {}
+        run_started, steps_here = time.perf_counter(), 0
         try:
             for epoch in range(start.epoch, self.total_epochs):
                 phase, k = self.phase_of(epoch)
                 phase.start_epoch(k)
                 first = position.batch
                 label = f"epoch {epoch + 1}/{self.total_epochs} {phase.name}"
-                started, shown = time.perf_counter(), ""
+                started, shown, sums = time.perf_counter(), "", dict[str, float]()
                 with self._progress() as bar:
-                    task = bar.add_task(label, total=self.steps_per_epoch, completed=first, metrics="")
+                    task = bar.add_task(
+                        label, total=self.steps_per_epoch, completed=first, metrics="", run=""
+                    )
                     for i, batch in enumerate(self.batches(epoch, first), start=first):
                         metrics = phase.step(batch)
                         position = Position(epoch, i + 1, position.step + 1)
                         self.log.log(position.step, epoch + 1, phase.name, metrics)
-                        shown = "  ".join(
-                            f"{k} {v:.4g}" for k, v in metrics.items() if not k.startswith("lr")
-                        )
-                        bar.update(task, advance=1, metrics=shown)
+                        steps_here += 1
+                        shown = self._epoch_means(sums, metrics, i + 1 - first)
+                        left = (self.total_epochs - epoch) * self.steps_per_epoch - (i + 1)
+                        seconds_a_step = (time.perf_counter() - run_started) / steps_here
+                        # the bar's time to go is the epoch's; the run's goes with the epoch's name
+                        run = f"{label} (the run: {time_left(left * seconds_a_step)} to go)"
+                        bar.update(task, advance=1, metrics=shown, description=run)
                         if self._stop_requested or self.should_stop(position):
                             self.log.flush()
                             checkpoint = self.on_stop(position, phase)
@@ -188,8 +196,14 @@ class Trainer:
                 # a log: the epoch's line whole (the bar's last render is cut at 80 columns)
                 if not self.console.is_terminal:
                     steps = self.steps_per_epoch - first
+                    left = (self.total_epochs - epoch - 1) * self.steps_per_epoch
+                    ahead = (
+                        f"; the run about {time_left(left * (time.perf_counter() - run_started) / steps_here)} to go"
+                        if left and steps_here
+                        else ""
+                    )
                     self.console.print(f"{label}: {steps} step{'' if steps == 1 else 's'} in "
-                                       f"{time.perf_counter() - started:.0f} s; {shown}",
+                                       f"{time.perf_counter() - started:.0f} s; {shown or 'no step left in it'}{ahead}",
                                        markup=False, highlight=False, soft_wrap=True)  # fmt: skip
                 position = Position(epoch + 1, 0, position.step)
                 self.on_epoch_end(position, phase)
@@ -198,6 +212,15 @@ class Trainer:
             for s, handler in previous.items():
                 signal.signal(s, handler)
         return position
+
+    @staticmethod
+    def _epoch_means(sums: dict[str, float], metrics: dict[str, Any], steps: int) -> str:
+        """The epoch's losses so far, each its mean over the epoch's `steps` (one batch's alone
+        is noise, and the epoch's line read as the epoch's); the learning rates are left out."""
+        for key, value in metrics.items():
+            if not key.startswith("lr"):
+                sums[key] = sums.get(key, 0.0) + float(value)
+        return "  ".join(f"{key} {total / steps:.4g}" for key, total in sums.items())
 
     def _progress(self) -> Progress:
         return Progress(

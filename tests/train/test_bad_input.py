@@ -207,3 +207,17 @@ def test_a_log_gets_each_epochs_line_whole(base: list[str], tmp_path: Path) -> N
     for metric in ("content", "g_adv", "d_real", "d_edge", "d_fake"):
         assert f"  {metric} " in adversarial[0] or f"; {metric} " in adversarial[0], adversarial[0]
     assert not any("…" in line for line in lines if line.startswith("epoch")), text
+    # the whole run's time to go after each epoch but the last (the bar's was the epoch's alone)
+    first = next(line for line in lines if line.startswith("epoch 1/2"))
+    assert first.endswith(" to go") and "; the run about " in first, first
+    assert "to go" not in adversarial[0]
+
+
+def test_an_epochs_losses_are_its_means() -> None:
+    """The epoch's line (and the bar) showed its last batch's losses, read as the epoch's."""
+    from train.loop import Trainer
+
+    sums: dict[str, float] = {}
+    Trainer._epoch_means(sums, {"content": 1.0, "g_adv": 0.5, "lr_g": 1e-5}, 1)
+    shown = Trainer._epoch_means(sums, {"content": 3.0, "g_adv": 1.5, "lr_g": 1e-5}, 2)
+    assert shown == "content 2  g_adv 1"
