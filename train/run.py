@@ -371,6 +371,19 @@ def _initial_generator(config: TrainConfig) -> tuple[Generator, ModelIO]:
     return source.generator().train(), io
 
 
+def _say_ignored_architecture(config: TrainConfig, built: GeneratorConfig, console: Console) -> None:
+    """--init-from brings its own architecture: a --base-channels or --residual-blocks given
+    beside it (other than the defaults) was ignored without a word."""
+    defaults = TrainConfig(photos=Path(), cartoons=Path(), out=Path())
+    for name in ("base_channels", "residual_blocks"):
+        given, used = getattr(config, name), getattr(built, name)
+        if given != getattr(defaults, name) and given != used:
+            flag = "--" + name.replace("_", "-")
+            console.print(
+                f"warning: {flag} {given} is ignored: --init-from's network has {used}", markup=False
+            )
+
+
 def train(config: TrainConfig, *, should_stop=None, console: Console | None = None) -> RunResult:
     """Train (or resume) the run described by `config`; raise TrainingInterrupted after a stop."""
     console = console or Console(stderr=True)
@@ -416,6 +429,7 @@ def train(config: TrainConfig, *, should_stop=None, console: Console | None = No
         generator, io = Generator(resume_from.config), resume_from.io
     else:
         generator, io = _initial_generator(config)
+        _say_ignored_architecture(config, generator.config, console)
     if config.vgg == "random" and config.vgg_weights is None:
         console.print(f"[bold red]warning:[/] {RANDOM_WARNING}")
     with warnings.catch_warnings():

@@ -54,6 +54,10 @@ def test_init_from_hayao_starts_from_hayao(
         ],
     )
     assert result.exit_code == 0, result.output
+    # tiny_args' --base-channels 8 is not Hayao's: said, not ignored without a word
+    assert "warning: --base-channels 8 is ignored: --init-from's network has 64" in " ".join(
+        result.output.split()
+    )
 
     # the first grid (epoch 000, before any step) is exactly the Hayao output
     hayao = load_checkpoint(style_checkpoint("hayao"))
