@@ -432,6 +432,12 @@ def train(config: TrainConfig, *, should_stop=None, console: Console | None = No
         _say_ignored_architecture(config, generator.config, console)
     if config.vgg == "random" and config.vgg_weights is None:
         console.print(f"[bold red]warning:[/] {RANDOM_WARNING}")
+    elif config.vgg == "random":  # the weights win: said, not done without a word
+        console.print(
+            f"warning: --vgg random is ignored: the content loss uses {config.vgg_weights}",
+            markup=False,
+            soft_wrap=True,  # one line, however long the path
+        )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # said once above, in red
         vgg = load_vgg_content(config.vgg, config.vgg_weights, seed=config.seed)
@@ -463,7 +469,9 @@ def train(config: TrainConfig, *, should_stop=None, console: Console | None = No
             _clear_old_run(config.out, console)
         elif _never_saved(config.out):
             console.print(
-                f"{config.out}: the run there stopped before its first save; starting over", markup=False
+                f"{config.out}: the run there stopped before its first save; starting over",
+                markup=False,
+                soft_wrap=True,
             )
             _clear_old_run(config.out, console)
         config.out.mkdir(parents=True, exist_ok=True)

@@ -129,6 +129,10 @@ def test_offline_without_vgg_weights_says_both_ways_out(base: list[str], tmp_pat
     __import__("torch").save({"nope": __import__("torch").zeros(1)}, bad)
     code, out = run_cli(*base, "--out", str(tmp_path / "r2"), "--vgg", "imagenet", "--vgg-weights", str(bad))
     assert_one_line_error(code, out, "torchvision", "--vgg-weights PATH")
+    # --vgg random beside weights: the weights are used, and that is said (it was silent)
+    code, out = run_cli(*base, "--out", str(tmp_path / "r3"), "--vgg", "random", "--vgg-weights", str(bad))
+    assert_one_line_error(code, out, "torchvision")
+    assert f"warning: --vgg random is ignored: the content loss uses {bad}" in out, out
 
 
 def test_interrupt_exits_130(base: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
