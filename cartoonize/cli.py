@@ -485,7 +485,7 @@ def export(
     check_output_folder(output.parent)  # what is missing of it is made, as `image` and `video` do
     made = made_folders(output.parent)
     try:
-        check_output(output, overwrite)
+        check_output(output, overwrite, (model,) if model is not None else ())  # not onto its own checkpoint
         if style is not None and model is None:
             _pull_style(style)
         source = checkpoint_path(EngineRequest(style=style, model=model))
@@ -539,14 +539,17 @@ def build_engine_command(
 
     An AOTInductor engine that crashes when loaded is rebuilt with the next recipe.
     CARTOONIZE_AOTI_RECIPES=name,... chooses the recipes (engines/README.md lists them)."""
-    from cartoonize.media.files import check_output
+    from cartoonize.engines.store import store_dir
+    from cartoonize.media.files import check_output, check_output_folder
     from cartoonize.pipelines.build import build_engine, check_engine_output, spec_from_options
 
     spec = spec_from_options(style, model, onnx, backend.value, precision.value, device.value, shape,
                              min_shape, opt_shape, max_shape, batch, workspace, opt_level, max_autotune)  # fmt: skip
     if output is not None:  # kept unless --overwrite; the store's own engine is rebuilt in place
-        check_output(output, overwrite)
+        check_output(output, overwrite, tuple(p for p in (model, onnx) if p is not None))
         check_engine_output(spec, output)
+    else:  # the store: a folder that can be made and written, said before the export, not after
+        check_output_folder(store_dir())
     if style is not None or (model is None and onnx is None):
         _pull_style(style)
     console = _console()

@@ -222,6 +222,17 @@ def test_an_opset_the_exporter_cannot_write_is_refused_up_front(
     assert f"{OPSETS.start} to {OPSETS[-1]}" in (option.help or "")
 
 
+def test_export_onto_its_own_checkpoint_is_refused(tiny_checkpoint: Path, tmp_path: Path, capsys) -> None:  # noqa: ANN001
+    """`export --model tiny.pt -o tiny.pt --overwrite` replaced the trained checkpoint with ONNX."""
+    from tests.helpers import run_main
+
+    model = tmp_path / "tiny.pt"
+    model.write_bytes(tiny_checkpoint.read_bytes())
+    code, _, err = run_main(["export", "--model", str(model), "-o", str(model), "--overwrite"], capsys)
+    assert code == 1 and "is the input" in err, err
+    assert model.read_bytes() == tiny_checkpoint.read_bytes()
+
+
 def test_the_newest_opset_is_written_as_asked(tiny_checkpoint: Path, tmp_path: Path) -> None:
     """The exporter writes opset 18 and onnxscript converts it up: the file holds the opset asked
     for, and it runs and agrees with PyTorch."""

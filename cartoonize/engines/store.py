@@ -16,6 +16,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import shlex
 import platform
 import re
 from collections.abc import Iterator
@@ -186,7 +187,7 @@ class EngineSource:
         return f"{stem}-{self.sha256[:8]}"
 
     def cli_option(self) -> str:
-        return f"--{self.kind} {self.name}"
+        return f"--{self.kind} {shlex.quote(self.name)}"  # pasted into a shell: "my model.pt" whole
 
 
 def source_from(style: str | None, model: Path | None, onnx: Path | None) -> EngineSource:
@@ -423,7 +424,10 @@ def check_engine(engine: Path, frame_size: tuple[int, int] | None = None) -> Man
 
 
 def _checkout_root() -> Path | None:
-    root = Path(__file__).resolve().parents[1]
+    """The source checkout this package runs from (cartoonize/engines/store.py: two folders up),
+    or None for an installed package. (It looked one folder up, at cartoonize/, since this module
+    moved into engines/: a checkout's engines went to the cache, not to its engines/ folder.)"""
+    root = Path(__file__).resolve().parents[2]
     if (root / "pyproject.toml").is_file() and (root / ".git").exists():
         return root
     return None

@@ -115,6 +115,30 @@ def test_names_carry_the_key_and_read_back() -> None:
     )
     model = EngineSource("model", "/x/my model.pt", "1a2b3c4d" * 8)
     assert replace(spec, source=model).file_name("cpu") == "my-model-1a2b3c4d.aoti.fp16.720x1280.cpu.pt2"
+    # a command to paste into a shell: the name quoted (it split at the space)
+    assert replace(spec, source=model).command().startswith("cartoonize build-engine --model '/x/my model.pt' ")
+
+
+def test_a_source_checkout_keeps_its_engines_in_its_engines_folder(monkeypatch: pytest.MonkeyPatch) -> None:
+    """engines/README.md's promise; since store.py moved into cartoonize/engines/, the checkout was
+    looked for at cartoonize/ and never found: a checkout's engines went to the cache."""
+    from cartoonize.engines.store import _checkout_root, store_dir
+
+    root = Path(__file__).resolve().parents[2]
+    if not (root / ".git").exists():
+        pytest.skip("not run from a git checkout")
+    monkeypatch.delenv("CARTOONIZE_ENGINES")
+    assert _checkout_root() == root and store_dir() == root / "engines"
+
+
+def test_build_engine_into_a_store_that_cannot_be_a_folder_is_one_line_up_front(
+    tiny_checkpoint: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """It was a NotADirectoryError traceback after the export, from the cleanup of its temporary file."""
+    (tmp_path / "file").write_text("")
+    monkeypatch.setenv("CARTOONIZE_ENGINES", str(tmp_path / "file" / "engines"))
+    code, text = run_cli("build-engine", "--model", str(tiny_checkpoint), "--backend", "aoti", "--shape", "32x32")
+    assert code == 1 and "output folder" in text and "is a file, not a folder" in text and "Traceback" not in text
 
 
 def test_profile_bounds() -> None:
