@@ -664,11 +664,12 @@ def stored_colour(colour: Colour, container: str, codec: str, width: int, height
     BT.709 (Big Buck Bunny's 720p came out with its colours off). `codec`: an encoder or codec."""
     import av
 
-    if container in COLOUR_CONTAINERS or av.Codec(codec, "w").canonical_name in COLOUR_BITSTREAMS:
+    if container in COLOUR_CONTAINERS:
         return colour
-    if av.Codec(codec, "w").canonical_name == "mjpeg":
-        return JPEG_COLOUR
-    return default_colour(width, height)
+    family = av.Codec(codec, "w").canonical_name  # (asked once, and only outside those containers)
+    if family in COLOUR_BITSTREAMS:
+        return colour
+    return JPEG_COLOUR if family == "mjpeg" else default_colour(width, height)
 
 
 def source_colour(frame) -> Colour:  # noqa: ANN001 - a decoded av.VideoFrame
