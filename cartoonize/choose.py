@@ -141,11 +141,20 @@ def _checkpoint_file_runner(path: Path, request: EngineRequest) -> Runner:
 
 
 def _checked_manifest(path: Path, request: EngineRequest):  # -> Manifest
-    """An engine's manifest, checked against this machine and the frame size, and against an
-    explicit --device / --precision (an engine has exactly one of each)."""
-    from cartoonize.engines.store import check_engine
+    """An engine's manifest, checked against this machine and the frame size, against an explicit
+    --device / --precision (an engine has exactly one of each), and against an explicit --style or
+    --model (an engine runs the network it was built from, whatever else is asked)."""
+    from cartoonize.engines.store import check_engine, same_source, source_from
 
     manifest = check_engine(path, request.frame_size)
+    if request.style is not None or request.model is not None:
+        wanted = source_from(request.style, request.model, None)
+        if not same_source(manifest.spec.source, wanted):
+            option = "--style" if request.style is not None else "--model"
+            raise CartoonizeError(
+                f"{path.name} was built from {manifest.spec.source.describe()}, not {wanted.describe()}; "
+                f"drop {option} or build one: `{replace(manifest.spec, source=wanted).command()}`"
+            )
     for option, asked, built in (("device", request.device, manifest.spec.device),
                                  ("precision", request.precision, manifest.spec.precision)):  # fmt: skip
         if asked not in ("auto", built):

@@ -189,6 +189,13 @@ class EngineSource:
     def cli_option(self) -> str:
         return f"--{self.kind} {shlex.quote(self.name)}"  # pasted into a shell: "my model.pt" whole
 
+    def describe(self) -> str:
+        """'the style hayao', 'the checkpoint mine.pt (1a2b3c4d)', for a message."""
+        if self.kind == "style":
+            return f"the style {self.name}"
+        what = "checkpoint" if self.kind == "model" else "ONNX file"
+        return f"the {what} {Path(self.name).name} ({self.sha256[:8]})"
+
 
 def source_from(style: str | None, model: Path | None, onnx: Path | None) -> EngineSource:
     from cartoonize.styles import get_style, sha256_of
@@ -200,7 +207,8 @@ def source_from(style: str | None, model: Path | None, onnx: Path | None) -> Eng
         if path is not None:
             if not Path(path).is_file():
                 raise CartoonizeError(f"--{kind} {path}: no such file")
-            return EngineSource(kind, str(path), sha256_of(Path(path)))
+            # the full path: a manifest read from another folder still finds the checkpoint (bench's baseline)
+            return EngineSource(kind, str(Path(path).resolve()), sha256_of(Path(path)))
     from cartoonize.imported.store import find_model, unknown_style
     from cartoonize.styles import DEFAULT_STYLE, STYLES
 

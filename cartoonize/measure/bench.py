@@ -169,6 +169,7 @@ def bench(job: BenchJob, on_step: Callable[[str], None] | None = None) -> dict[s
     device: str | None = None
     precision = "auto"
     model_request = job.request
+    no_network: str | None = None  # why the engine's own network cannot be timed as the baseline
     failed: list[dict[str, Any]] = []
     first_runner: Runner | None = None
     for name in names:
@@ -187,16 +188,16 @@ def bench(job: BenchJob, on_step: Callable[[str], None] | None = None) -> dict[s
             timings.append(timing)
             if device is None:
                 device, precision, first_runner = runner.device, runner.precision, runner
-                model_request = _model_of(runner, replace(job.request, engine=name))
+                model_request, no_network = _model_of(runner, replace(job.request, engine=name))
             if runner.name == "torch" and (runner.device, runner.precision) == (device, precision):
                 eager_timing = timing
     if device is None:
         raise CartoonizeError("; ".join(f"--engine {f['runner']}: {f['error']}" for f in failed))
     imported = imported_name(model_request, first_runner)
-    no_baseline = None
+    no_baseline = no_network
     if imported is not None:  # another network's eager run would give a meaningless ratio
         no_baseline = f"{imported} is an imported ONNX model: it has no PyTorch module to time as eager"
-    elif eager_timing is None:
+    elif eager_timing is None and no_network is None:
         # PyTorch has no fp16 on the CPU (the runners use ONNX Runtime for it): eager fp32 instead
         eager_precision = "fp32" if (device, precision) == ("cpu", "fp16") else precision
         eager_request = replace(model_request, engine="torch", device=str(device), precision=eager_precision)
@@ -208,7 +209,7 @@ def bench(job: BenchJob, on_step: Callable[[str], None] | None = None) -> dict[s
             eager_timing = Timing(label, time_runner(eager, frames, job.iters, job.warmup))
 
     # FLOP counts are the generator's; an imported network's are not known, so none are given
-    flop = 0.0 if imported is not None else generator_flop_per_frame(model_request, job.shape)
+    flop = 0.0 if imported is not None or no_network else generator_flop_per_frame(model_request, job.shape)
     peak = job.peak_tflops
     if peak is None and device == "cuda" and precision == "fp16":
         peak = H200_FP16_DENSE_TFLOPS
@@ -240,19 +241,26 @@ def bench(job: BenchJob, on_step: Callable[[str], None] | None = None) -> dict[s
     return report
 
 
-def _model_of(runner: Runner, request: EngineRequest) -> EngineRequest:
+def _model_of(runner: Runner, request: EngineRequest) -> tuple[EngineRequest, str | None]:
     """The request with the model an engine file was built from (its manifest says), so the eager
-    baseline runs the same network; an engine built from an ONNX file is compared with the default
-    style's network (same architecture, other weights: the same work)."""
+    baseline runs the same network, or why it cannot: a checkpoint that is no longer where it was,
+    or has changed since (another architecture would be other work). An engine built from an ONNX
+    file is compared with the default style's network (same architecture, other weights: the same
+    work)."""
+    from cartoonize.styles import sha256_of
+
     manifest = getattr(runner, "manifest", None)
     if manifest is None:
-        return request
+        return request, None
     source = manifest.spec.source
     if source.kind == "style":
-        return replace(request, style=source.name, model=None)
-    if source.kind == "model" and Path(source.name).is_file():
-        return replace(request, style=None, model=Path(source.name))
-    return replace(request, style=None, model=None)
+        return replace(request, style=source.name, model=None), None
+    if source.kind == "model":
+        checkpoint = Path(source.name)
+        if not checkpoint.is_file() or sha256_of(checkpoint) != source.sha256:
+            return request, f"the checkpoint it was built from, {source.name}, is not there or has changed"
+        return replace(request, style=None, model=checkpoint), None
+    return replace(request, style=None, model=None), None
 
 
 def imported_name(request: EngineRequest, runner: Runner | None) -> str | None:

@@ -116,7 +116,9 @@ def test_names_carry_the_key_and_read_back() -> None:
     model = EngineSource("model", "/x/my model.pt", "1a2b3c4d" * 8)
     assert replace(spec, source=model).file_name("cpu") == "my-model-1a2b3c4d.aoti.fp16.720x1280.cpu.pt2"
     # a command to paste into a shell: the name quoted (it split at the space)
-    assert replace(spec, source=model).command().startswith("cartoonize build-engine --model '/x/my model.pt' ")
+    assert (
+        replace(spec, source=model).command().startswith("cartoonize build-engine --model '/x/my model.pt' ")
+    )
 
 
 def test_a_source_checkout_keeps_its_engines_in_its_engines_folder(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -137,8 +139,15 @@ def test_build_engine_into_a_store_that_cannot_be_a_folder_is_one_line_up_front(
     """It was a NotADirectoryError traceback after the export, from the cleanup of its temporary file."""
     (tmp_path / "file").write_text("")
     monkeypatch.setenv("CARTOONIZE_ENGINES", str(tmp_path / "file" / "engines"))
-    code, text = run_cli("build-engine", "--model", str(tiny_checkpoint), "--backend", "aoti", "--shape", "32x32")
-    assert code == 1 and "output folder" in text and "is a file, not a folder" in text and "Traceback" not in text
+    code, text = run_cli(
+        "build-engine", "--model", str(tiny_checkpoint), "--backend", "aoti", "--shape", "32x32"
+    )
+    assert (
+        code == 1
+        and "output folder" in text
+        and "is a file, not a folder" in text
+        and "Traceback" not in text
+    )
 
 
 def test_profile_bounds() -> None:
@@ -273,6 +282,32 @@ def test_engine_path_runs_the_given_file(engine_copy: Path, tmp_path: Path) -> N
     image.fromarray(reference_photo(SIZE, SIZE)[0]).save(photo)
     code, text = run_cli("image", str(photo), "-o", str(tmp_path / "out.png"), "--engine", str(engine_copy))
     assert code == 0, text
+
+
+def test_an_engine_file_with_another_network_asked_is_refused(
+    engine_copy: Path, tiny_checkpoint: Path, tmp_path: Path
+) -> None:
+    """`--engine x.pt2 --style shinkai` ran the network x.pt2 was built from (the tiny one here)
+    and wrote a cartoon of another style, silently; the same network asked twice still runs. (An
+    ONNX file or a checkpoint has no manifest: a --style or --model beside it names the network it
+    holds, bench's baseline.)"""
+    from cartoonize.choose import EngineRequest, runner_for
+
+    clip = make_video(tmp_path / "clip.mp4", width=SIZE, height=SIZE, frames=2, rate=12, audio=None)
+    code, text = run_cli("video", str(clip), str(tmp_path / "out.mp4"), "--engine", str(engine_copy),
+                         "--style", "shinkai")  # fmt: skip
+    assert code == 1 and not (tmp_path / "out.mp4").exists()
+    assert f"{engine_copy.name} was built from the checkpoint {tiny_checkpoint.name}" in text, text
+    assert (
+        "not the style shinkai; drop --style or build one: `cartoonize build-engine --style shinkai" in text
+    )
+    other = tmp_path / "other.pt"
+    other.write_bytes(tiny_checkpoint.read_bytes() + b"\0")  # another file: compared by content
+    with pytest.raises(CartoonizeError, match="not the checkpoint other.pt .*drop --model"):
+        runner_for(EngineRequest(engine=str(engine_copy), model=other), (SIZE, SIZE))
+    assert (
+        runner_for(EngineRequest(engine=str(engine_copy), model=tiny_checkpoint), (SIZE, SIZE)).name == "aoti"
+    )
 
 
 def test_engines_list_says_what_runs_here(engine_copy: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -769,6 +804,34 @@ def test_bench_times_runners_side_by_side(tiny_checkpoint: Path, engine_copy: Pa
     assert report["torch_eager"] == {k: v for k, v in report["runners"][0].items() if k != "speedup_vs_eager"}
     assert all(r["fps"] > 0 and r["speedup_vs_eager"] > 0 for r in report["runners"])
     assert "× eager" in text and "onnxruntime" in text
+
+
+def test_bench_of_an_engine_file_times_its_own_network_or_says_why_not(
+    tiny_checkpoint: Path, engine_copy: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The eager baseline of `bench --engine x.pt2` is the checkpoint x.pt2 was built from. Its
+    manifest kept the path as given, so from another folder (or once the file changed) the
+    baseline was the default style's network, another architecture: a wrong ratio, silently."""
+    monkeypatch.chdir(tiny_checkpoint.parent)
+    assert source_from(None, Path(tiny_checkpoint.name), None).name == str(tiny_checkpoint)  # kept whole
+
+    def bench(engine: Path) -> tuple[dict, str]:
+        out = tmp_path / "bench.json"
+        code, text = run_cli("bench", "--engine", str(engine), "--device", "cpu", "--shape", f"{SIZE}x{SIZE}",
+                             "--iters", "2", "--warmup", "0", "--json", str(out))  # fmt: skip
+        assert code == 0, text
+        return json.loads(out.read_text()), text
+
+    report, _ = bench(engine_copy)
+    assert (
+        report["torch_eager"]["runner"].startswith("torch") and report["gflop_per_frame"] < 1
+    )  # the tiny network
+    source = read_manifest(engine_copy).spec.source  # type: ignore[union-attr]
+    edit_manifest(engine_copy, spec={**read_manifest(engine_copy).spec.to_dict(),  # type: ignore[union-attr]
+                                     "source": {**source.__dict__, "name": "elsewhere/tiny.pt"}})  # fmt: skip
+    report, text = bench(engine_copy)
+    assert report["torch_eager"] is None and report["gflop_per_frame"] is None
+    assert "none (the checkpoint it was built from, elsewhere/tiny.pt, is not there or has changed)" in text
 
 
 def test_named_stored_engine_says_how_to_build_one(tiny_checkpoint: Path) -> None:
