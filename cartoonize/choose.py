@@ -268,6 +268,14 @@ def stored_engine_for(request: EngineRequest) -> Path | None:
     return best_engine(source, request.frame_size, request.resolved_device(), precision)
 
 
+def stored_runner_for(request: EngineRequest, frame_size: tuple[int, int]) -> Runner | None:
+    """`--engine auto` for one frame size of many (a folder of photos): the stored engine built for
+    it, or None where there is none (the job's other runner then runs it)."""
+    request = replace(request, frame_size=(frame_size[0], frame_size[1]))
+    engine = stored_engine_for(request)
+    return runner_from_path(engine, request) if engine is not None else None
+
+
 def auto_choice(device: str, stored_engine: bool, compile_usable: bool, onnxruntime_cuda: bool) -> str:
     """What `--engine auto` runs: 'stored' (a TensorRT/AOTInductor engine built for this model,
     device and frame size), 'compile', 'onnxruntime' or 'torch'.

@@ -439,7 +439,7 @@ def image(
     One photo's output type follows its suffix (PNG, JPEG, WebP, BMP or TIFF; transparency is kept
     in PNG, WebP and TIFF). Folders are searched recursively, and their photos become PNGs in the
     output folder, where an existing cartoon is skipped unless --overwrite."""
-    from cartoonize.choose import SIZED_ENGINES, runner_for
+    from cartoonize.choose import SIZED_ENGINES, runner_for, stored_runner_for
     from cartoonize.media.files import check_inputs
     from cartoonize.pipelines.image import ImageJob, cartoonize_images, plan_outputs
     from cartoonize.progress import frame_progress
@@ -450,9 +450,15 @@ def image(
     plan_outputs(job)  # every output refused before the style's first download, not after inference
     request = _request(engine, style, model, device, precision, quiet)
     with frame_progress("cartoonizing photos", quiet) as on_progress:
-        # an engine built for one frame size: the stored one for each photo's network size
-        sized = (lambda size: runner_for(request, size)) if engine in SIZED_ENGINES else None
-        report = cartoonize_images(job, lambda: runner_for(request), on_progress, sized)
+        # an engine built for one frame size: the stored one for each photo's network size; auto
+        # runs a size with an engine stored for it on that engine, the others on its usual runner
+        def sized(size: tuple[int, int]):  # -> Runner | None
+            return runner_for(request, size) if engine in SIZED_ENGINES else stored_runner_for(request, size)
+
+        make = None if engine in SIZED_ENGINES else (lambda: runner_for(request))
+        report = cartoonize_images(
+            job, make, on_progress, sized if engine in (*SIZED_ENGINES, "auto") else None
+        )
     if not quiet:
         _say(report.summary(output))
 

@@ -446,12 +446,14 @@ def _left_out(count: int) -> str:
     return f"; {_files(count)} in the folder left out (not photos this reads)" if count else ""
 
 
-def cartoonize_images(job: ImageJob, make_runner: Callable[[], Runner],
+def cartoonize_images(job: ImageJob, make_runner: Callable[[], Runner] | None,
                       on_progress: Callable[[int, int], None] | None = None,
-                      sized_runner: Callable[[tuple[int, int]], Runner] | None = None) -> ImageReport:  # fmt: skip
+                      sized_runner: Callable[[tuple[int, int]], Runner | None] | None = None) -> ImageReport:  # fmt: skip
     """Cartoonize every photo with one runner from `make_runner()`; or, given `sized_runner` (an
-    engine built for one frame size: --engine aoti|tensorrt), with one per network size (H, W)
-    the photos need, each opened when the first photo of that size comes."""
+    engine built for one frame size: --engine aoti|tensorrt, or auto's stored engines), with one
+    per network size (H, W) the photos need, each opened when the first photo of that size comes.
+    Where `sized_runner` gives None for a size (auto: no engine stored for it), or is not given,
+    `make_runner`'s runner runs those photos; without `make_runner` every size needs its own."""
     plan = plan_outputs(job)
     pairs, skipped = plan.pairs, [dst for _, dst in plan.skipped]
     total = len(pairs) + len(skipped)  # the photos asked for (1: a single photo, whose errors are the job's)
@@ -461,21 +463,25 @@ def cartoonize_images(job: ImageJob, make_runner: Callable[[], Runner],
     chain = build_stages(replace(job.stages, temporal=False))
     unreadable: list[str] = []  # one line each: a bad photo in a folder does not stop the others
     with contextlib.ExitStack() as stack:
-        shared = None if sized_runner is not None else stack.enter_context(make_runner())
-        by_size: dict[tuple[int, int], Runner | CartoonizeError] = {}
+        shared = stack.enter_context(make_runner()) if make_runner is not None else None
+        by_size: dict[tuple[int, int], Runner | CartoonizeError | None] = {}
 
         def runner_of(src: Path, size: tuple[int, int]) -> Runner:
-            if shared is not None:
+            if sized_runner is None:
+                assert shared is not None
                 return shared
-            assert sized_runner is not None
             if size not in by_size:
                 try:
-                    by_size[size] = stack.enter_context(sized_runner(size))
+                    sized = sized_runner(size)
+                    by_size[size] = stack.enter_context(sized) if sized is not None else None
                 except CartoonizeError as exc:  # said once per size, for each photo of it
                     by_size[size] = exc
             found = by_size[size]
             if isinstance(found, CartoonizeError):
                 raise CartoonizeError(f"{src}: {found}")
+            if found is None:
+                assert shared is not None
+                return shared
             return found
 
         for i, (src, dst) in enumerate(pairs):

@@ -284,6 +284,41 @@ def test_engine_path_runs_the_given_file(engine_copy: Path, tmp_path: Path) -> N
     assert code == 0, text
 
 
+def test_image_auto_uses_the_engine_stored_for_a_photos_size(
+    engine_copy: Path, tiny_checkpoint: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`image --engine auto` never used a stored engine (it asked for one without a frame size):
+    now each photo size with an engine stored for it runs on that engine."""
+    image = pytest.importorskip("PIL.Image")
+    import cartoonize.choose
+    from cartoonize.choose import EngineRequest, stored_runner_for
+    from cartoonize.export import reference_photo
+
+    request = EngineRequest(model=tiny_checkpoint, device="cpu")
+    with stored_runner_for(request, (SIZE, SIZE)) as runner:  # type: ignore[union-attr]
+        assert runner.name == "aoti"
+    assert stored_runner_for(request, (2 * SIZE, 2 * SIZE)) is None
+    opened: list[str | None] = []
+
+    def spy(request: EngineRequest, size: tuple[int, int]):  # noqa: ANN202
+        runner = stored_runner_for(request, size)
+        opened.append(runner.name if runner is not None else None)
+        return runner
+
+    monkeypatch.setattr(cartoonize.choose, "stored_runner_for", spy)
+    (tmp_path / "in").mkdir()
+    for side in (SIZE, 2 * SIZE):
+        image.fromarray(reference_photo(side, side)[0]).save(tmp_path / "in" / f"{side}.png")
+    code, text = run_cli("image", str(tmp_path / "in"), "-o", str(tmp_path / "out"), "--model", str(tiny_checkpoint),
+                         "--device", "cpu")  # fmt: skip
+    assert code == 0, text
+    assert (
+        len(opened) == 2
+        and set(opened) == {"aoti", None}
+        and len(list((tmp_path / "out").glob("*.png"))) == 2
+    )
+
+
 def test_an_engine_file_with_another_network_asked_is_refused(
     engine_copy: Path, tiny_checkpoint: Path, tmp_path: Path
 ) -> None:

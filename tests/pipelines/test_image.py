@@ -467,11 +467,27 @@ def test_a_sized_engine_gets_one_runner_per_photo_size(tmp_path: Path) -> None:
         opened.append(size)
         return Sized()
 
-    def shared() -> Runner:
-        raise AssertionError("one runner for every size")
-
-    report = cartoonize_images(ImageJob((tmp_path / "in",), tmp_path / "out"), shared, sized_runner=sized)
+    report = cartoonize_images(ImageJob((tmp_path / "in",), tmp_path / "out"), None, sized_runner=sized)
     assert len(report.written) == 3 and sorted(opened) == [(20, 36), (24, 40)]
+
+    # auto: a size with an engine stored for it runs on that engine, the others on the usual runner
+    ran: list[str] = []
+
+    class Named(Sized):
+        def infer(self, frames: np.ndarray) -> np.ndarray:
+            ran.append(self.name)
+            return frames
+
+    def stored(size: tuple[int, int]) -> Runner | None:
+        return Named() if size == (24, 40) else None
+
+    def usual() -> Runner:
+        runner = Named()
+        runner.name = "usual"
+        return runner
+
+    cartoonize_images(ImageJob((tmp_path / "in",), tmp_path / "auto"), usual, sized_runner=stored)
+    assert ran == ["sized", "sized", "usual"]
 
 
 def test_image_engine_aoti_says_which_size_has_no_engine(
