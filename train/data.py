@@ -19,6 +19,7 @@ import torch
 from torch.utils.data import Dataset, Sampler
 
 from cartoonize.errors import CartoonizeError
+from train.pictures import image_size, read_bgr
 
 IMAGE_SUFFIXES = frozenset(
     {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".jp2", ".ppm", ".pgm"}
@@ -106,7 +107,7 @@ def scan_images(folder: Path, what: str, skip: Collection[Path] = ()) -> tuple[l
 
 
 def read_rgb(path: Path) -> np.ndarray:
-    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    image = read_bgr(path)
     if image is None:
         raise CartoonizeError(f"cannot decode {path}: remove it or replace it")
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
@@ -156,6 +157,31 @@ class LoadScale:
 
 
 NATIVE = LoadScale(0)
+SQUASHED = 2.0  # wider or taller than 2:1: a panorama (photos are 4:3, 3:2, 16:9), not a frame to stretch
+
+
+def scale_warnings(paths: Sequence[Path], scale: LoadScale, crop: int, what: str) -> list[str]:
+    """What `scale` does to these pictures that costs them quality, one line each with its count
+    (none: empty), from their headers: scaled up (a side below the load size, or below the crop at
+    native scale), and with fit "stretch", a panorama squashed into a square."""
+    sizes = [(path, size) for path in paths if (size := image_size(path))]
+    target = scale.size or crop
+    lines = []
+    small = [(path, size) for path, size in sizes if min(size) < target]
+    if small:
+        (path, (w, h)), limit = small[0], f"--load-size {target}" if scale.size else f"the {target} px crop"
+        lines.append(
+            f"{len(small)} of {len(paths)} {what} have a side below {limit} (e.g. {path}, {w}x{h}): "
+            "scaled up to it, they train blurry; leave them out or use larger ones"
+        )
+    wide = [(path, size) for path, size in sizes if max(size) > SQUASHED * min(size)]
+    if wide and scale.size and scale.fit == "stretch":
+        (path, (w, h)), side = wide[0], scale.size
+        lines.append(
+            f"{len(wide)} of {len(paths)} {what} are wider or taller than 2:1 (e.g. {path}, {w}x{h}): "
+            f"--load-fit stretch squashes each into {side}x{side}; --load-fit short-side keeps their aspect"
+        )
+    return lines
 
 
 def center_crop(image: np.ndarray, size: int) -> np.ndarray:
@@ -239,7 +265,7 @@ def _first_readable(
     groups = [paths] if also is None else [paths, also]
     for k in range(len(paths)):
         i = (index + k) % len(paths)
-        images = [cv2.imread(str(group[i]), cv2.IMREAD_COLOR) for group in groups]
+        images = [read_bgr(group[i]) for group in groups]
         bad = [group[i] for group, image in zip(groups, images, strict=True) if image is None]
         if not bad:
             return [cv2.cvtColor(image, cv2.COLOR_BGR2RGB) for image in images]

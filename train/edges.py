@@ -24,6 +24,7 @@ import numpy as np
 from cartoonize.errors import CartoonizeError
 from cartoonize.media.files import write_atomic
 from train.data import NATIVE, LoadScale, scan_images, warn, write_image
+from train.pictures import has_alpha, read_bgr
 
 MANIFEST = "manifest.json"
 MANIFEST_VERSION = 2
@@ -108,6 +109,8 @@ def prepare_edges(
     for path in paths:
         relative = path.relative_to(cartoons).as_posix()
         entry = {**_stamp(path), "smoothed": _cache_name(relative)}
+        if has_alpha(path):  # its copies from before it was laid on white (black where transparent) go
+            entry["background"] = "white"
         if scale.size:
             entry["scaled"] = _cache_name(relative, "-scaled")
         entries[relative] = entry
@@ -117,7 +120,7 @@ def prepare_edges(
 
     def work(item: tuple[str, Path]) -> str | None:
         relative, path = item
-        image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+        image = read_bgr(path)
         if image is None:
             return relative
         image = scale(image)

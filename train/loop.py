@@ -39,6 +39,9 @@ class Phase:
     epochs: int
     step: Callable[[Any], Metrics]  # one optimisation step on one batch
     start_epoch: Callable[[int], None] = lambda k: None  # called with the epoch index within the phase
+    # TensorBoard's section for its curves (its name where empty): a phase that only changes the
+    # schedule names the one it continues, so that each loss stays one curve across them
+    section: str = ""
 
 
 @dataclass(frozen=True)
@@ -86,14 +89,16 @@ class MetricLog:
                 folder / "tensorboard", purge_step=resume_step + 1 if resume_step else None
             )
 
-    def log(self, step: int, epoch: int, phase: str, metrics: Metrics) -> None:
+    def log(self, step: int, epoch: int, phase: str, metrics: Metrics, section: str = "") -> None:
+        """One step's row; in TensorBoard, each metric under `section` (default: the phase), the
+        learning rates outside any (one curve each through the whole run)."""
         self.csv.writerow(
             {"step": step, "epoch": epoch, "phase": phase, **{k: repr(v) for k, v in metrics.items()}}
         )
         if self.tensorboard:
             for name, value in metrics.items():
                 self.tensorboard.add_scalar(
-                    f"{phase}/{name}" if not name.startswith("lr") else name, value, step
+                    f"{section or phase}/{name}" if not name.startswith("lr") else name, value, step
                 )
 
     def image(self, tag: str, image_hwc: Any, step: int) -> None:
@@ -181,7 +186,7 @@ class Trainer:
                     for i, batch in enumerate(self.batches(epoch, first), start=first):
                         metrics = phase.step(batch)
                         position = Position(epoch, i + 1, position.step + 1)
-                        self.log.log(position.step, epoch + 1, phase.name, metrics)
+                        self.log.log(position.step, epoch + 1, phase.name, metrics, phase.section)
                         steps_here += 1
                         shown = self._epoch_means(sums, metrics, i + 1 - first)
                         left = (self.total_epochs - epoch) * self.steps_per_epoch - (i + 1)

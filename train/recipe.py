@@ -79,11 +79,12 @@ class CartoonGAN:
     def phases(self, skip_init: bool) -> list[Phase]:
         cfg = self.config
         init, init_decay = (0, 0) if skip_init else (cfg.init_epochs, cfg.init_decay_epochs)
+        # the decays change only the rate: their losses continue the curves of the phase they decay
         return [
             Phase("init", init, self.init_step, lambda k: self._set_init_lr(1.0)),
-            Phase("init_decay", init_decay, self.init_step, self._init_decay),
+            Phase("init_decay", init_decay, self.init_step, self._init_decay, section="init"),
             Phase("adversarial", cfg.adv_epochs, self.adversarial_step, lambda k: self._set_lr(1.0)),
-            Phase("decay", cfg.decay_epochs, self.adversarial_step, self._decay),
+            Phase("decay", cfg.decay_epochs, self.adversarial_step, self._decay, section="adversarial"),
         ]
 
     # Linear decay as the author's UpdateLearningRate: decay epoch k of N (from 0) runs at

@@ -35,13 +35,22 @@ from cartoonize.model import (
     load_checkpoint,
 )
 from train.config import TrainConfig, names_a_file
-from train.data import EpochPlan, LoadScale, UnpairedImages, center_crop, read_rgb, scan_images, to_tensor
+from train.data import (
+    EpochPlan,
+    LoadScale,
+    UnpairedImages,
+    center_crop,
+    read_rgb,
+    scale_warnings,
+    scan_images,
+    to_tensor,
+)
 from train.discriminator import Discriminator
 from train.edges import EdgeSet, prepare_edges
 from train.frames import FrameSampling, is_video, sample_frames
 from train.loop import MetricLog, Phase, Position, Trainer, TrainingInterrupted
 from train.recipe import CartoonGAN, author_init
-from train.vgg import RANDOM_WARNING, load_vgg_content
+from train.vgg import RANDOM_WARNING, VGGContent, load_vgg_content
 
 # What a run writes, by name: --overwrite removes these and nothing else, so a user's own files in
 # the run folder (another model in checkpoints/, their pictures in samples/) survive it.
@@ -384,6 +393,28 @@ def _say_ignored_architecture(config: TrainConfig, built: GeneratorConfig, conso
             )
 
 
+def _content_network(config: TrainConfig, console: Console) -> VGGContent:
+    """The frozen VGG19 of the content loss, as --vgg and --vgg-weights say (a one-line error where
+    the weights cannot be had)."""
+    if config.vgg == "random" and config.vgg_weights is None:
+        console.print(f"[bold red]warning:[/] {RANDOM_WARNING}")
+    elif config.vgg == "random":  # the weights win: said, not done without a word
+        console.print(
+            f"warning: --vgg random is ignored: the content loss uses {config.vgg_weights}",
+            markup=False,
+            soft_wrap=True,  # one line, however long the path
+        )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # said once above, in red
+        return load_vgg_content(config.vgg, config.vgg_weights, seed=config.seed)
+
+
+def _say_scale_costs(paths: list[Path], what: str, config: TrainConfig, console: Console) -> None:
+    """Once a run: how many pictures the load scale upscales or squashes (data.scale_warnings)."""
+    for line in scale_warnings(paths, config.load_scale, config.image_size, what):
+        console.print(f"warning: {line}", markup=False, soft_wrap=True)  # one line, however long the path
+
+
 def train(config: TrainConfig, *, should_stop=None, console: Console | None = None) -> RunResult:
     """Train (or resume) the run described by `config`; raise TrainingInterrupted after a stop."""
     console = console or Console(stderr=True)
@@ -403,12 +434,16 @@ def train(config: TrainConfig, *, should_stop=None, console: Console | None = No
         # what may differ (RESUMABLE_CHANGES: where the files are, workers, device, samples) is this
         # command's; everything else is the run's, equal up to how a path is written
         config = replace(config, resume=True, overwrite=False)
+    # before the long work (frames sampled from a video, cartoons edge-smoothed): a missing or
+    # unreadable --vgg-weights, or weights that cannot be fetched, is said at once, not minutes in
+    vgg = _content_network(config, console)
 
     photos_dir = image_folder(config.photos, "photos", config.frame_rate, config.frame_cache, console)
     cartoons_dir = image_folder(config.cartoons, "cartoons", config.frame_rate, config.frame_cache, console)
     # --out may lie inside --photos: the samples it writes there are no photos
     photos, skipped = scan_images(photos_dir, "photos", skip=(config.out,))
     console.print(f"photos: {len(photos)}" + (f" ({skipped} unreadable skipped)" if skipped else ""))
+    _say_scale_costs(photos, "photos", config, console)
     if len(photos) < config.batch_size:
         raise CartoonizeError(
             f"only {len(photos)} photo(s) in {config.photos}: fewer than one batch of {config.batch_size}; "
@@ -421,6 +456,7 @@ def train(config: TrainConfig, *, should_stop=None, console: Console | None = No
             f"only {len(edges.sources)} cartoon(s) in {config.cartoons}: fewer than one batch of "
             f"{config.batch_size}; add cartoons or lower --batch-size"
         )
+    _say_scale_costs(edges.sources, "cartoons", config, console)
 
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
@@ -430,17 +466,6 @@ def train(config: TrainConfig, *, should_stop=None, console: Console | None = No
     else:
         generator, io = _initial_generator(config)
         _say_ignored_architecture(config, generator.config, console)
-    if config.vgg == "random" and config.vgg_weights is None:
-        console.print(f"[bold red]warning:[/] {RANDOM_WARNING}")
-    elif config.vgg == "random":  # the weights win: said, not done without a word
-        console.print(
-            f"warning: --vgg random is ignored: the content loss uses {config.vgg_weights}",
-            markup=False,
-            soft_wrap=True,  # one line, however long the path
-        )
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # said once above, in red
-        vgg = load_vgg_content(config.vgg, config.vgg_weights, seed=config.seed)
     discriminator = Discriminator()
     if config.weight_init == "author" and resume_from is None:  # a resumed run loads its weights
         if config.init_from is None:

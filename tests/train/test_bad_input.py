@@ -125,6 +125,39 @@ def test_out_that_is_a_file_fails_before_edge_smoothing(
     assert not (folders[1] / ".cartoonize-edges").exists()  # failed before any work
 
 
+@pytest.mark.parametrize("problem", ["missing", "unreadable", "offline"])
+def test_vgg_weights_are_checked_before_the_data_is_prepared(
+    base: list[str],
+    folders: tuple[Path, Path],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    problem: str,
+) -> None:
+    """A missing or unreadable --vgg-weights, or ImageNet weights that cannot be fetched, was said
+    only after the photos were scanned and the cartoons edge-smoothed (minutes on a real set)."""
+    import urllib.error
+
+    import torch
+
+    weights = tmp_path / "vgg19.pth"
+    flags = ["--vgg", "imagenet", "--vgg-weights", str(weights)]
+    words = {"missing": "VGG weights not found", "unreadable": "cannot read", "offline": "could not get"}
+    if problem == "unreadable":
+        weights.write_bytes(b"not a state_dict")
+    if problem == "offline":
+        flags = flags[:2]
+
+        def offline(*args: object, **kwargs: object) -> None:
+            raise urllib.error.URLError("no network")
+
+        monkeypatch.setitem(__import__("sys").modules, "torchvision", None)  # the torch hub path
+        monkeypatch.setattr(torch.hub, "load_state_dict_from_url", offline)
+    code, text = run_cli(*base, *flags, "--out", str(tmp_path / "r"))
+    assert_one_line_error(code, text, words[problem], "--vgg-weights PATH" if problem != "missing" else "")
+    assert "photos:" not in text and not (folders[1] / ".cartoonize-edges").exists()  # before any of it
+    assert not (tmp_path / "r").exists()
+
+
 @pytest.mark.parametrize(
     ("flags", "words"),
     [

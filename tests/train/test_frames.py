@@ -99,8 +99,8 @@ def test_not_a_video(tmp_path: Path) -> None:
     fake = tmp_path / "clip.mp4"
     fake.write_text("not a video")
     code = CliRunner().invoke(
-        app, ["--photos", str(fake), "--cartoons", str(fake), "--out", str(tmp_path / "r")]
-    )
+        app, ["--photos", str(fake), "--cartoons", str(fake), "--out", str(tmp_path / "r"), "--vgg", "random"]
+    )  # (the VGG weights are checked first: offline, that error would come before this one)
     assert code.exit_code == 1 and "cannot open the video" in code.output and "Traceback" not in code.output
 
 

@@ -216,3 +216,31 @@ def test_adam_state_carries_from_init_into_the_gan_phase(vgg) -> None:
     assert int(recipe.opt_g.state[weight]["step"]) == 4 and recipe.opt_g.param_groups[0]["lr"] == 1e-5
     separate = make_recipe(vgg, shared_adam=False)
     assert separate.opt_g is not separate.opt_init
+
+
+def test_tensorboard_keeps_each_loss_one_curve_through_the_decays(vgg, tmp_path: Path) -> None:
+    """The decays change only the learning rate: their losses were logged as sections of their own
+    (`decay/g_adv` beside `adversarial/g_adv`, `init_decay/content`), each loss cut in two charts.
+    Now one section per objective, content-only `init` and `adversarial`, and the rates outside."""
+    from dataclasses import replace
+
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from train.loop import MetricLog, Trainer
+
+    recipe = make_recipe(vgg)
+    phases = [replace(phase, epochs=1) for phase in recipe.phases(skip_init=False)]
+    log = MetricLog(tmp_path, list(CartoonGAN.METRICS))
+    trainer = Trainer(phases, lambda epoch, first: [make_batch(epoch)], 1, log, print, print)
+    trainer.console.quiet = True
+    trainer.run()
+    log.close()
+    events = EventAccumulator(str(tmp_path / "tensorboard"))
+    events.Reload()
+    steps = {tag: [e.step for e in events.Scalars(tag)] for tag in events.Tags()["scalars"]}
+    adversarial = {
+        f"adversarial/{name}": [3, 4] for name in ("content", "g_adv", "d_real", "d_edge", "d_fake")
+    }
+    assert steps == {"init/content": [1, 2], **adversarial, "lr_g": [1, 2, 3, 4], "lr_d": [3, 4]}
+    with (tmp_path / "metrics.csv").open() as f:  # the CSV keeps each step's phase by its name
+        assert [row.split(",")[2] for row in f.read().splitlines()[1:]] == [p.name for p in phases]
