@@ -176,6 +176,52 @@ def audio_plan(container: str, stream) -> str:  # noqa: ANN001
     return AUDIO_REENCODE.get(container, "")
 
 
+def silent_audio(path: Path) -> frozenset[int]:
+    """Indexes of the audio streams of the file at `path` that hold no packets: declared in its
+    header and never given one (a camera that lost its microphone, a remux that kept only the
+    picture). Copied, the declaration alone made an .mkv or .webm with an empty sound track (a
+    dead track in players, a duration of its own). Read until each audio stream has given a
+    packet: the first few for most files, all of them where one is empty. An MP4's count of its
+    samples is enough (`frames`); an unreadable file: none known (its decoding says what is wrong)."""
+    import av
+
+    with av.open(ffmpeg_path(path)) as container:
+        waiting = {s.index: s for s in container.streams.audio if not s.frames}
+        try:
+            for packet in container.demux(list(waiting.values())) if waiting else ():
+                if packet.size:
+                    waiting.pop(packet.stream.index, None)
+                    if not waiting:
+                        break
+        except av.FFmpegError:
+            return frozenset()
+    return frozenset(waiting)
+
+
+# a transport stream's packet sizes: plain; a Blu-ray's M2TS (a 4-byte time code before each); with
+# 16 bytes of error correction after each
+TS_PACKET_SIZES = (188, 192, 204)
+
+
+def ends_mid_packet(container, path: Path) -> bool:  # noqa: ANN001 - an input av container
+    """Whether the transport stream at `path` (`container`, open) stops partway through its last
+    packet: a file cut short (a download or copy that stopped), which FFmpeg reads to the last
+    whole packet without a word. A transport stream has no declared duration to compare with, but
+    its muxer writes whole packets of one size (`TS_PACKET_SIZES`), from the first sync byte on.
+    A cut on a packet's boundary is not seen."""
+    if container.format.name != "mpegts":
+        return False
+    with open(path, "rb") as file:
+        head = file.read(64 * 1024)
+        size = os.fstat(file.fileno()).st_size
+    for first in range(min(len(head), 1024)):  # (a recording may start with part of a packet)
+        for packet in TS_PACKET_SIZES:
+            if all(head[first + k * packet : first + k * packet + 1] == b"\x47" for k in range(8)):
+                start = first - 4 if packet == 192 else first  # (M2TS: the time code first)
+                return (size - start) % packet != 0
+    return False
+
+
 def muxer_refusal(container: str, stream) -> str | None:  # noqa: ANN001 - an input av stream
     """Why FFmpeg's `container` muxer will not write a header holding `stream` copied as it is, or
     None where it will. Some refusals come only then, not when the stream is added: the MP4 muxer

@@ -26,10 +26,19 @@ from pathlib import Path
 
 from cartoonize.errors import CartoonizeError
 from cartoonize.media.clock import from_origin, timeline_origin
-from cartoonize.media.files import container_for, ffmpeg_path, frame_rate, main_video, muxer_options
+from cartoonize.media.files import (
+    container_for,
+    ends_mid_packet,
+    ffmpeg_path,
+    frame_rate,
+    main_video,
+    muxer_options,
+    silent_audio,
+)
 from cartoonize.media.gif import frame_blocks
 from cartoonize.media.metadata import carry as carry_metadata
 from cartoonize.pipelines.video import (
+    CUT_MID_PACKET,
     EditListCut,
     Window,
     carry_packet,
@@ -206,6 +215,7 @@ def join_segments(
 
     container_name, _ = container_for(output)
     notes: dict[int, str] = {}
+    cut_short = False  # a transport stream that stops partway through a packet (said after the streams)
     carried: set[int] = set()
     try:
         with av.open(ffmpeg_path(source)) as src, av.open(ffmpeg_path(parts[0])) as first, \
@@ -217,7 +227,7 @@ def join_segments(
             vout.codec_tag = template.codec_tag  # as the segments were written (HEVC's hvc1; 0: the muxer's)
             if rate := frame_rate(main_video(src)):  # a timecode track counts frames at this rate
                 vout.codec_context.framerate = rate
-            copies, reencode = map_other_streams(src, out, container_name, notes)
+            copies, reencode = map_other_streams(src, out, container_name, notes, silent_audio(source))
             cut = EditListCut(container_name)
             origin = timeline_origin(src)
             carry_metadata(src, out, origin)  # the source's title, date, place and chapters, once
@@ -255,6 +265,7 @@ def join_segments(
             for stream in copies:
                 if stream.index not in carried:
                     notes[stream.index] = empty_note(stream)
+            cut_short = ends_mid_packet(src, source)
     except av.FFmpegError as exc:
         if isinstance(exc, OSError):  # a full or read-only disk: the caller names the file
             raise
@@ -264,4 +275,4 @@ def join_segments(
         lost = f" ({damaged} damaged packets skipped)" if damaged else ""
         lost += f" ({left_out} left out on purpose)" if left_out else ""
         raise CartoonizeError(f"the segments hold {written} frames; the source has {plan.frames}{lost}")
-    return list(notes.values())
+    return [*notes.values(), *([CUT_MID_PACKET] if cut_short else [])]

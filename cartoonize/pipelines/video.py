@@ -53,6 +53,7 @@ from cartoonize.media.files import (
     default_colour,
     encodable_layout,
     encodable_rate,
+    ends_mid_packet,
     even_size,
     ffmpeg_path,
     fit_within,
@@ -63,6 +64,7 @@ from cartoonize.media.files import (
     open_video_encoder,
     pad_to_even,
     pixel_aspect,
+    silent_audio,
     source_colour,
     stored_colour,
     stream_start,
@@ -433,6 +435,7 @@ def cartoonize_video(
     mux_q = _Pipe(job.queue_frames + 64, stop, waits)  # audio packets run ahead of video frames
     staged_q = _Pipe(job.queue_frames, stop, waits)  # engine -> stages thread (only when a stage is on)
     notes: dict[int, str] = {}  # input stream index -> what became of that stream
+    cut_short = False  # a transport stream that stops partway through a packet (said after the streams)
     last_pts: int | None = None
     started = time.perf_counter()
 
@@ -465,7 +468,9 @@ def cartoonize_video(
                 Palettizer(out_w, out_h, info.time_base, info.rate) if job.encoder.pix_fmt == "pal8" else None
             )
             copies, reencode = (
-                ({}, {}) if window else map_other_streams(source, output, container_name, notes)
+                ({}, {})
+                if window
+                else map_other_streams(source, output, container_name, notes, silent_audio(job.input))
             )
             if window is None:  # (a segment's piece: the join carries them once)
                 preview_end = Fraction(job.max_frames) / info.rate if job.max_frames and info.rate else None
@@ -710,6 +715,7 @@ def cartoonize_video(
                     notes[stream.index] = empty_note(stream)
             if job.max_frames is None and window is None:
                 _check_complete(job.input, info, ends[0])
+                cut_short = ends_mid_packet(source, job.input)
         finally:
             stop.set()
             output.close()
@@ -718,7 +724,7 @@ def cartoonize_video(
         frames=done, width=out_w, height=out_h, seconds=time.perf_counter() - started,
         engine_seconds=engine_seconds, engine=runner.describe(), video_codec=vout.codec_context.name,
         stages=chain.describe(),
-        streams=list(notes.values()), colour=out_colour.describe(), hdr=hdr.describe(colour) if tone_map else "", frame_path="yuv" if planes is not None else "device" if on_device else "rgb",
+        streams=[*notes.values(), *([CUT_MID_PACKET] if cut_short else [])], colour=out_colour.describe(), hdr=hdr.describe(colour) if tone_map else "", frame_path="yuv" if planes is not None else "device" if on_device else "rgb",
         load_seconds=load_seconds, not_planes=not_planes, damaged=damaged[0], left_out=held.left_out + (palettize.left_out if palettize else 0), first_written=palettize.first_kept if palettize else None, interlaced=interlaced[0], deinterlaced=job.deinterlace, captions=captioned[0], waits={("engine" if k == engine_thread else k): round(v, 3) for k, v in waits.items()},
     )  # fmt: skip
 
@@ -818,8 +824,10 @@ def empty_note(stream) -> str:  # noqa: ANN001
     return f"{stream.type} #{stream.index} {codec_name(stream)}: no packets in the input, nothing to carry"
 
 
-def map_other_streams(source, output, container_name: str, notes: dict[int, str]):  # noqa: ANN001
-    """Copy or re-encode audio, copy subtitles where the container takes them; note each choice."""
+def map_other_streams(source, output, container_name: str, notes: dict[int, str],  # noqa: ANN001
+                      silent: frozenset[int] = frozenset()):  # fmt: skip
+    """Copy or re-encode audio, copy subtitles where the container takes them; note each choice.
+    `silent`: the audio streams that hold no packets (`silent_audio`), left out."""
 
     copies, reencode = {}, {}
     timecode = source_timecode(source)
@@ -831,6 +839,9 @@ def map_other_streams(source, output, container_name: str, notes: dict[int, str]
         if stream.type == "audio":
             plan = audio_plan(container_name, stream)
             name = codec_name(stream)
+            if stream.index in silent:  # declared alone, it is an empty track (.mkv, .webm)
+                notes[stream.index] = f"audio #{stream.index} {name}: left out (no packets in the input)"
+                continue
             if not plan:
                 notes[stream.index] = (
                     f"audio #{stream.index} {name}: left out ({container_name} holds no audio)"
@@ -1021,6 +1032,12 @@ def last_end(info: VideoProbe, end: int | None) -> int | None:
     if end is None or info.declared is None:
         return end
     return min(end, math.ceil((Fraction(info.declared) + info.start) / info.time_base))
+
+
+# a transport stream cut short: it has no declared duration, so what is missing cannot be told
+CUT_MID_PACKET = (
+    "input: truncated (it stops partway through a transport stream packet; what came after is missing)"
+)
 
 
 def _check_complete(path: Path, info: VideoProbe, end: int | None) -> None:

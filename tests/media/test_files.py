@@ -29,6 +29,7 @@ from cartoonize.media.files import (
     container_for,
     default_colour,
     encodable_rate,
+    ends_mid_packet,
     fit_within,
     muxer_options,
     open_video_encoder,
@@ -403,3 +404,20 @@ def test_write_failures_are_one_line_about_the_output(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError):
         with atomic_output(out):
             raise FileNotFoundError(errno.ENOENT, "No such file", "/media/in.mp4")
+
+
+@pytest.mark.parametrize("m2ts", [False, True], ids=["ts", "m2ts"])
+def test_a_transport_stream_cut_mid_packet(m2ts: bool, tmp_path: Path) -> None:
+    """Whole 188-byte packets (192 in M2TS, its time code first) are a whole file; a file that
+    stops partway through one was cut short. A cut on a packet's boundary cannot be told."""
+    from tests.pipelines.test_transport_streams import transport_stream
+
+    src = transport_stream(tmp_path, {"mpegts_m2ts_mode": "1"} if m2ts else None)
+    whole = src.read_bytes()
+    packet = 192 if m2ts else 188
+    assert len(whole) % packet == 0
+    for kept, cut_short in [(len(whole), False), (len(whole) - 1, True), (len(whole) - 5000, True),
+                            (len(whole) - 10 * packet, False), (100 * packet + 37, True)]:  # fmt: skip
+        src.write_bytes(whole[:kept])
+        with av.open(str(src)) as container:
+            assert ends_mid_packet(container, src) == cut_short, kept

@@ -10,18 +10,21 @@ import av
 import pytest
 
 from cartoonize.choose import EngineRequest, runner_for
-from cartoonize.pipelines.video import VideoJob, cartoonize_video
+from cartoonize.pipelines.batch import SplitOptions, cartoonize_many
+from cartoonize.pipelines.video import CUT_MID_PACKET, VideoJob, cartoonize_video
+from cartoonize.pipelines.workers import InProcess
 from tests.helpers import make_video
 from tests.pipelines.conftest import cartoonize_in
 
 CLOCK = 3600  # seconds on the source's clock at its first frame
 
 
-def transport_stream(tmp_path: Path) -> Path:
-    """A 2 s clip with AAC, remuxed into MPEG-TS with every timestamp `CLOCK` seconds later."""
+def transport_stream(tmp_path: Path, options: dict[str, str] | None = None) -> Path:
+    """A 2 s clip with AAC, remuxed into MPEG-TS with every timestamp `CLOCK` seconds later
+    (`options`: the muxer's, `{"mpegts_m2ts_mode": "1"}` for a Blu-ray's M2TS)."""
     clip = make_video(tmp_path / "clip.mp4", frames=24, rate=12, audio="aac", gop=6)
-    path = tmp_path / "in.ts"
-    with av.open(str(clip)) as inp, av.open(str(path), "w", format="mpegts") as out:
+    path = tmp_path / ("in.m2ts" if options else "in.ts")
+    with av.open(str(clip)) as inp, av.open(str(path), "w", format="mpegts", options=options or {}) as out:
         streams = {s: out.add_stream_from_template(s) for s in (inp.streams.video[0], inp.streams.audio[0])}
         for packet in inp.demux(*streams):
             if packet.dts is None:
@@ -98,3 +101,27 @@ def test_the_last_frame_lasts_as_long_as_the_sources(
             2.0, abs=2e-3
         )
         assert float(frames[-1].duration * frames[-1].time_base) == pytest.approx(1 / 12, abs=2e-3)
+
+
+@pytest.mark.parametrize(("cut", "segments"), [(0, 1), (5000, 1), (5000, 3)])
+def test_a_transport_stream_cut_short_is_reported(
+    cut: int, segments: int, tiny_checkpoint: Path, tmp_path: Path
+) -> None:
+    """A .ts with its last 5000 bytes gone (a download that stopped) has no declared duration to
+    compare the frames with, and FFmpeg reads it to its last whole packet without a word: it ends
+    partway through a packet, which a muxer never writes. A whole one is not reported."""
+    src = transport_stream(tmp_path)
+    if cut:
+        src.write_bytes(src.read_bytes()[:-cut])
+    out = tmp_path / "out.mp4"
+    request = EngineRequest(engine="torch", model=tiny_checkpoint, device="cpu")
+    if segments == 1:
+        notes = cartoonize_video(VideoJob(src, out), lambda size: runner_for(request, size)).streams
+    else:
+        report = cartoonize_many(
+            [(src, out)], VideoJob(src, out), request, InProcess(), SplitOptions(segments)
+        )
+        (result,) = report.results
+        assert result.status == "done", result.message
+        notes = [result.message]
+    assert any(CUT_MID_PACKET in note for note in notes) == bool(cut), notes
