@@ -295,11 +295,46 @@ class Manifest:
 
     @classmethod
     def from_json(cls, text: str) -> Manifest:
+        """The manifest in `text`; ValueError where it is not one, or a field is not of its type
+        (valid JSON of another shape, an edit by hand: said here, not an AttributeError later)."""
         d = json.loads(text)
-        if d.get("format") != MANIFEST_FORMAT:
+        if not isinstance(d, dict) or d.get("format") != MANIFEST_FORMAT:
             raise ValueError(f"not a {MANIFEST_FORMAT} manifest")
+        _check_types(d, MANIFEST_TYPES, "")
+        _check_types(d["spec"], SPEC_TYPES, "spec.")
+        _check_types(d["spec"]["source"], SOURCE_TYPES, "spec.source.")
+        if d["spec"]["backend"] not in BACKENDS:
+            raise ValueError(f"spec.backend is {d['spec']['backend']!r}, not one of {', '.join(BACKENDS)}")
+        for bound in ("min", "opt", "max"):
+            shape = d["spec"]["profile"].get(bound)
+            if not (isinstance(shape, list) and len(shape) == 2 and all(type(x) is int for x in shape)):
+                raise ValueError(f"spec.profile.{bound} is {shape!r}, not [height, width]")
         d["spec"] = BuildSpec.from_dict(d["spec"])
         return cls(**d)
+
+
+# each field a manifest must hold, and its JSON types (optional ones: None among them)
+MANIFEST_TYPES: dict[str, tuple[type, ...]] = {
+    "spec": (dict,), "backend_version": (str,), "device": (dict,), "engine_sha256": (str,),
+    "build_seconds": (int, float), "parity": (dict,), "build_options": (dict,),
+}  # fmt: skip
+SPEC_TYPES: dict[str, tuple[type, ...]] = {
+    "source": (dict,), "backend": (str,), "precision": (str,), "device": (str,), "profile": (dict,),
+    "batch": (int,), "workspace_gib": (int, float, type(None)), "opt_level": (int, type(None)),
+    "max_autotune": (bool,),
+}  # fmt: skip
+SOURCE_TYPES: dict[str, tuple[type, ...]] = {"kind": (str,), "name": (str,), "sha256": (str,)}
+
+
+def _check_types(d: Any, types: dict[str, tuple[type, ...]], where: str) -> None:
+    if not isinstance(d, dict):
+        raise ValueError(f"{where.rstrip('.')} is not an object")
+    for name, kinds in types.items():
+        if name not in d and type(None) not in kinds:
+            raise ValueError(f"{where}{name} is missing")
+        value = d.get(name)
+        if not isinstance(value, kinds) or (isinstance(value, bool) and bool not in kinds):
+            raise ValueError(f"{where}{name} is {value!r}, not {' or '.join(k.__name__ for k in kinds)}")
 
 
 def manifest_path(engine: Path) -> Path:
@@ -321,6 +356,8 @@ def read_manifest(engine: Path) -> Manifest | None:
         return Manifest.from_json(path.read_text())
     except FileNotFoundError:
         return None
+    except OSError as exc:  # a folder of that name, no permission to read it
+        raise CartoonizeError(f"{path.name} cannot be read ({exc.strerror or exc})") from None
     except (ValueError, KeyError, TypeError) as exc:
         raise CartoonizeError(
             f"{path.name} is not a readable engine manifest ({exc}); rebuild the engine with "

@@ -450,6 +450,47 @@ def test_unusable_engines_are_passed_over(engine_copy: Path, tiny_checkpoint: Pa
     assert best_engine(source_from(None, tiny_checkpoint, None), (SIZE, SIZE), "cpu", None) is None
 
 
+@pytest.mark.parametrize(
+    "change",
+    ["[]", "spec", "device", "backend", "profile", "batch", "folder"],
+)
+def test_a_manifest_of_another_shape_is_said_not_a_crash(
+    change: str, engine_copy: Path, tiny_checkpoint: Path, tmp_path: Path
+) -> None:
+    """Valid JSON of another shape (an edit by hand, another tool's file) crashed `engines list`
+    and every `--engine auto` run with an AttributeError or KeyError; now the engine is listed as
+    unusable, with the field, auto passes it over, and running it by path is one line."""
+    from cartoonize.choose import EngineRequest, runner_for
+
+    path = manifest_path(engine_copy)
+    data = json.loads(path.read_text())
+    if change == "[]":
+        path.write_text("[]")
+    elif change == "folder":
+        path.unlink()
+        path.mkdir()
+    else:
+        if change == "spec":
+            data["spec"] = "hayao"
+        elif change == "device":
+            data["device"] = ["cpu"]
+        elif change == "backend":
+            data["spec"]["backend"] = "onnx"
+        elif change == "profile":
+            data["spec"]["profile"]["max"] = [32]
+        elif change == "batch":
+            data["spec"]["batch"] = "1"
+        path.write_text(json.dumps(data))
+    code, text = run_cli("engines", "list")
+    assert code == 0 and "Traceback" not in text, text
+    assert "is not a readable engine manifest" in text or "cannot be read" in text, text
+    request = EngineRequest(model=tiny_checkpoint, device="cpu")
+    with runner_for(request, (SIZE, SIZE)) as runner:
+        assert runner.name != "aoti"
+    with pytest.raises(CartoonizeError, match=r"readable engine manifest|cannot be read"):
+        runner_for(EngineRequest(engine=str(engine_copy), device="cpu"), (SIZE, SIZE))
+
+
 def test_check_engine_returns_the_manifest(engine_copy: Path) -> None:
     assert check_engine(engine_copy, (SIZE, SIZE)).spec.profile.is_static
 
