@@ -39,6 +39,7 @@ from cartoonize.engines.store import (
 )
 from cartoonize.errors import CartoonizeError
 from cartoonize.export import reference_photo
+from cartoonize.media.files import put_in_place, replaced_file
 from cartoonize.parity import PSNR_THRESHOLDS, Parity, parity
 
 # seconds the parity gate's child may take to load and run a fresh engine: a Hayao AOTInductor
@@ -310,9 +311,9 @@ def _move_into_place(building: Path, output: Path) -> None:
     """The finished engine and its manifest onto their names, replacing an older build of them:
     each rename is atomic, and no stop signal lands between the two (a stored engine with another
     build's manifest would not load)."""
-    with _stop_signals_held():
-        manifest_path(building).replace(manifest_path(output))
-        building.replace(output)
+    with _stop_signals_held():  # a link under either name is followed, as every output here is
+        put_in_place(manifest_path(building), manifest_path(output))
+        put_in_place(building, output)
 
 
 def build_engine(
@@ -330,7 +331,9 @@ def build_engine(
     check_engine_output(spec, output)
     # build and gate under a hidden name: a crash mid-build leaves nothing `--engine auto` would pick
     # (the process's own: two builds of one engine at once each finish, the last one's stored)
-    building = output.with_name(f".{output.stem}.{os.getpid()}.building{output.suffix}")
+    # (beside the file a link under that name points to: the rename stays on one file system)
+    target = replaced_file(output)
+    building = target.with_name(f".{target.stem}.{os.getpid()}.building{target.suffix}")
     started = time.perf_counter()
     recipes = _recipes(spec)
     crashes: list[str] = []

@@ -830,6 +830,18 @@ def test_a_rebuild_replaces_the_engine_and_its_manifest_together(
     assert code == 0 and check_engine(mine).build_options == {"recipe": "copied"}, text
     assert mine.read_bytes() == tiny_engine.read_bytes() and len(built) == 2
 
+    # -o a link (engines kept on another disk, linked in): the file it points to is replaced and
+    # the link stays, as every other output does (the link was replaced by a plain file)
+    (tmp_path / "disk").mkdir()
+    real, link = tmp_path / "disk" / "real.pt2", tmp_path / "linked.pt2"
+    real.write_bytes(b"an older engine")
+    link.symlink_to(real)
+    code, text = run_cli(*argv, "-o", str(link), "-y")
+    assert code == 0, text
+    assert link.is_symlink() and real.read_bytes() == tiny_engine.read_bytes()
+    assert check_engine(link).build_options == {"recipe": "copied"}  # its manifest beside the link
+    assert sorted(_files(tmp_path / "disk")) == ["real.pt2"]  # nothing left beside the file
+
 
 def test_a_rebuild_stopped_by_sigterm_leaves_the_stored_engine(
     engine_copy: Path, tiny_checkpoint: Path
