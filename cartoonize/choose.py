@@ -217,15 +217,17 @@ def _stored_runner(backend: str) -> Callable[[EngineRequest], Runner]:
         if engine is None:
             spec = BuildSpec(source, backend, request.resolved_precision(), device,
                              ShapeProfile.static(padded(request.frame_size)))  # fmt: skip
-            sizes = sorted({e.manifest.spec.profile.describe() for e in store_entries()
+            # each stored one's sizes, and its precision where one was asked (bf16 asked, fp32 stored)
+            sizes = sorted({e.manifest.spec.profile.describe() + (f" {e.manifest.spec.precision}" if precision else "")
+                            for e in store_entries()
                             if e.usable and e.manifest is not None and e.manifest.spec.backend == backend
                             and e.manifest.spec.device == device and same_source(e.manifest.spec.source, source)})  # fmt: skip
             stored = (
                 f"the stored ones take {', '.join(sizes)}" if sizes else f"none is stored for {source.key()}"
             )
             raise CartoonizeError(
-                f"no stored {backend} engine fits {shape_text(request.frame_size)} (HxW) on {device} "
-                f"({stored}); build one: `{spec.command()}`"
+                f"no stored {backend}{' ' + precision if precision else ''} engine fits "
+                f"{shape_text(request.frame_size)} (HxW) on {device} ({stored}); build one: `{spec.command()}`"
             )
         return runner_from_path(engine, request)
 

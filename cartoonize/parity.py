@@ -30,6 +30,8 @@ class Parity:
         return self.psnr_db >= PSNR_THRESHOLDS[precision]
 
     def describe(self) -> str:
+        if self.max_abs_diff == 0:  # an infinite PSNR: it printed "PSNR inf dB"
+            return f"identical to the reference, bit for bit, on {self.shape}"
         return f"max |diff| {self.max_abs_diff}/255, PSNR {self.psnr_db:.1f} dB on {self.shape}"
 
 

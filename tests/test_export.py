@@ -291,6 +291,10 @@ def test_parity_figures() -> None:
     p = parity(a, b)
     assert p.max_abs_diff == 10 and p.psnr_db == pytest.approx(10 * np.log10(255**2 / (100 / 48)))
     assert parity(a, a).psnr_db == float("inf")
+    assert p.describe() == "max |diff| 10/255, PSNR 44.9 dB on (1, 4, 4, 3)"
+    assert (
+        parity(a, a).describe() == "identical to the reference, bit for bit, on (1, 4, 4, 3)"
+    )  # not "inf dB"
     assert reference_photo(40, 60).shape == (1, 40, 60, 3)
 
 

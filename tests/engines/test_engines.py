@@ -64,7 +64,7 @@ def tiny_engine(tiny_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory)
         code, text = run_cli("build-engine", "--model", str(tiny_checkpoint), "--backend", "aoti",
                              "--shape", f"{SIZE}x{SIZE}")  # fmt: skip
     assert code == 0, text
-    assert "built" in text and "PSNR" in text
+    assert "built" in text and "parity vs torch fp32" in text
     (engine,) = store.glob("*.pt2")
     return engine
 
@@ -935,6 +935,23 @@ def test_named_stored_engine_says_how_to_build_one(tiny_checkpoint: Path) -> Non
         match=r"^--engine tensorrt runs on an NVIDIA GPU with CUDA, not with --device cpu; leave",
     ):
         runner_for(EngineRequest(engine="tensorrt", model=tiny_checkpoint, device="cpu"), (48, 48))
+
+
+def test_a_stored_engine_of_another_precision_is_named_with_its_precision(
+    engine_copy: Path, tiny_checkpoint: Path
+) -> None:
+    """`--engine aoti --precision bf16` beside a stored fp32 engine said "no stored aoti engine
+    fits 32x32 (… the stored ones take 32x32)": the size was not what was missing."""
+    from cartoonize.choose import EngineRequest, runner_for
+
+    request = EngineRequest(engine="aoti", model=tiny_checkpoint, device="cpu", precision="bf16")
+    with pytest.raises(CartoonizeError) as error:
+        runner_for(request, (SIZE, SIZE))
+    assert (
+        f"no stored aoti bf16 engine fits {SIZE}x{SIZE} (HxW) on cpu (the stored ones take {SIZE}x{SIZE} fp32)"
+        in str(error.value)
+    )
+    assert "--precision bf16" in str(error.value)
 
 
 def test_bench_reports_a_runner_that_cannot_run_and_times_the_rest(
