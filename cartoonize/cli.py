@@ -515,7 +515,13 @@ def build_engine_command(
     backend: Annotated[
         Backend, typer.Option(help="auto: TensorRT where installed with a GPU, else AOTInductor.")
     ] = Backend.auto,
-    precision: PrecisionOpt = Precision.auto,
+    precision: Annotated[
+        Precision,
+        typer.Option(
+            help="auto: fp16 on CUDA, fp32 on the CPU (build a bf16 engine by asking for it); an ONNX "
+            "graph with TensorRT 11: the precision the graph is in. bf16: AOTInductor only."
+        ),
+    ] = Precision.auto,
     device: DeviceOpt = Device.auto,
     shape: ShapeOpt = None,
     min_shape: Annotated[str | None, typer.Option(help="Smallest frame HxW of a range.")] = None,

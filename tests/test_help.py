@@ -100,3 +100,20 @@ def test_bracketed_help_text_is_shown(command: str, capsys: pytest.CaptureFixtur
     for text in texts:
         for part in re.findall(r"\[[^\]\n]*\]", text.replace("\\[", "[")):
             assert " ".join(part.split()) in shown, (command, part)
+
+
+def test_build_engine_help_says_what_precision_auto_builds(
+    tiny_checkpoint: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """build-engine shared the runners' --precision help, which says auto may be bf16 on the CPU
+    (measured): a build never measures; auto builds fp32 there."""
+    from cartoonize.cli import main
+    from cartoonize.pipelines.build import spec_from_options
+
+    monkeypatch.setenv("COLUMNS", "400")  # the help cell on one line
+    with pytest.raises(SystemExit):
+        main(["build-engine", "--help"])
+    text = " ".join(capsys.readouterr().out.replace("│", " ").split())
+    assert "auto: fp16 on CUDA, fp32 on the CPU" in text and "measures faster" not in text, text
+    spec = spec_from_options(None, tiny_checkpoint, None, "aoti", "auto", "cpu", "32x32", None, None, None)
+    assert spec.precision == "fp32"
