@@ -266,8 +266,17 @@ def stored_engine_for(request: EngineRequest) -> Path | None:
     if request.frame_size is None:
         return None
     source = source_from(request.style, request.model, None)
+    device = request.resolved_device()
+    if request.precision == "auto" and device == "cpu":
+        # fp32, as auto runs on a CPU; a bf16 engine only where bf16 measured faster here (`cpu_choice`):
+        # emulated, or native without AMX, it is slower than fp32 (engines/cpu.py)
+        fp32 = best_engine(source, request.frame_size, device, "fp32")
+        if fp32 is not None:
+            return fp32
+        bf16 = best_engine(source, request.frame_size, device, "bf16")
+        return bf16 if bf16 is not None and cpu_choice(request).precision == "bf16" else None
     precision = None if request.precision == "auto" else request.precision
-    return best_engine(source, request.frame_size, request.resolved_device(), precision)
+    return best_engine(source, request.frame_size, device, precision)
 
 
 def stored_runner_for(request: EngineRequest, frame_size: tuple[int, int]) -> Runner | None:

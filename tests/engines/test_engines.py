@@ -265,6 +265,23 @@ def test_auto_picks_the_stored_engine(engine_copy: Path, tiny_checkpoint: Path) 
     assert best_engine(source_from(None, tiny_checkpoint, None), (SIZE, SIZE), "cpu", "fp16") is None
 
 
+def test_auto_runs_a_stored_bf16_engine_only_where_bf16_measured_faster(
+    engine_copy: Path, tiny_checkpoint: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A bf16 engine was auto's choice on any CPU with no fp32 one beside it, on CPUs where bf16
+    is emulated (about 10x slower) too; now only where `cpu_choice` measured bf16 faster."""
+    import cartoonize.choose
+    from cartoonize.choose import CpuChoice, EngineRequest, stored_engine_for
+
+    data = read_manifest(engine_copy).spec.to_dict()  # type: ignore[union-attr]
+    edit_manifest(engine_copy, spec={**data, "precision": "bf16"})
+    request = EngineRequest(model=tiny_checkpoint, device="cpu", frame_size=(SIZE, SIZE))
+    for measured, chosen in (("fp32", None), ("bf16", engine_copy)):
+        monkeypatch.setattr(cartoonize.choose, "cpu_choice", lambda _r, m=measured: CpuChoice(m, "measured"))
+        assert stored_engine_for(request) == chosen, measured
+    assert stored_engine_for(replace(request, precision="bf16")) == engine_copy  # asked for: run
+
+
 def test_video_auto_uses_the_engine(engine_copy: Path, tiny_checkpoint: Path, tmp_path: Path) -> None:
     clip = make_video(tmp_path / "clip.mp4", width=SIZE, height=SIZE, frames=6, rate=12, audio=None)
     out = tmp_path / "out.mp4"
