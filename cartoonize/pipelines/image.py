@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import contextlib
+import math
 import mimetypes
 import struct
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -55,6 +57,13 @@ NOT_DECODED = {
     "jpegxl_pipe": ("a JPEG XL image", "convert it to PNG or JPEG first (`djxl {name} {stem}.png`)"),
     "psd_pipe": ("a Photoshop document (PSD)", "export it as PNG or TIFF first"),
 }
+# bytes per pixel a photo takes at its full size on the CPU, beside the network's (pipelines.memory):
+# the photo, its cartoon, the stages' float planes (stages.upsample, stages.exposure) and the JPEG
+# encoder's worst-case packet. Measured here: 9.05 GB peak resident for a 96 MP photo at
+# --infer-side 128, where the network's share is small; the stages alone 65 B/px (24 MP), writing
+# the JPEG 19 B/px (96 MP). Left out, a 48 MP photo on a 16 GB machine was sized to fill 80% of the
+# memory at the network and then killed at full size.
+FULL_SIZE_BYTES_PER_PIXEL = 90
 UNSPECIFIED = 2  # H.273's code point for primaries and transfer a decoder was not told
 
 
@@ -247,10 +256,22 @@ def _animated_webp(path: Path) -> bool:
 
 def _side_that_fits(path: Path, height: int, width: int) -> int | None:
     """The network side at which a photo fits in this machine's memory on the CPU (said in a
-    warning), or None where it fits at full size (pipelines.memory)."""
+    warning), or None where it fits at full size (pipelines.memory). What the photo needs at its
+    full size whatever the network's is held back first; a photo that cannot have even that is
+    refused, with the way out, where the kernel would end the process without a word."""
     available = memory.available_memory()
-    side = memory.fitting_side(height, width, available)
-    if side is not None and available is not None:
+    if available is None:
+        return None
+    full_size = FULL_SIZE_BYTES_PER_PIXEL * height * width
+    if full_size + memory.CPU_BASE_BYTES > memory.HEADROOM * available:
+        pixels = max(0.0, memory.HEADROOM * available - memory.CPU_BASE_BYTES) / FULL_SIZE_BYTES_PER_PIXEL
+        longest = int(math.sqrt(pixels * max(height, width) / min(height, width))) // 8 * 8
+        raise CartoonizeError(
+            f"{path} is {height * width / 1e6:.0f} MP: at full size it needs about {full_size / 1e9:.1f} GB "
+            f"and {available / 1e9:.1f} GB is free; --max-side {max(16, longest)} makes it fit"
+        )
+    side = memory.fitting_side(height, width, available - full_size)
+    if side is not None:
         warnings.warn(
             memory.shrink_note(path, height, width, side, available), CartoonizeWarning, stacklevel=3
         )
@@ -317,6 +338,9 @@ def write_image(path: Path, picture: np.ndarray, replace: bool = True) -> None:
         assert isinstance(stream, av.VideoStream)
         stream.width, stream.height = frame.width, frame.height
         stream.pix_fmt = alpha_pix_fmt if with_alpha and alpha_pix_fmt else pix_fmt
+        # square pixels, said: left unset (0/1), FFmpeg writes a PNG pHYs of 0 pixels per unit across,
+        # and a JPEG with no JFIF header
+        stream.codec_context.sample_aspect_ratio = Fraction(1, 1)
         stream.options = dict(ENCODER_OPTIONS.get(codec, {}))
         for packet in stream.encode(frame):
             out.mux(packet)
@@ -333,7 +357,9 @@ def collect_images(inputs: list[Path], leave_out: Path | None = None) -> tuple[l
     camera counts from IMG_0001 again) do not meet. Hidden files and folders below a folder given
     are not photos (macOS leaves a `._IMG_0001.JPG` beside each photo it copies to a USB stick),
     and files under `leave_out` (the output folder, where it lies inside an input folder) are
-    earlier cartoons; neither is counted."""
+    earlier cartoons; neither is counted. A photo given twice for the same place (named twice, or
+    named and in a folder given: `photos/ photos/best.jpg`) is cartoonized once, with a warning,
+    as `cp` does."""
     readable = set(IMAGE_SUFFIXES) | READ_ONLY_SUFFIXES
     outputs = leave_out.resolve() if leave_out is not None else None
     found: list[tuple[Path, Path]] = []
@@ -353,10 +379,33 @@ def collect_images(inputs: list[Path], leave_out: Path | None = None) -> tuple[l
             found.append((item, Path(item.stem)))
         else:
             raise CartoonizeError(f"input {item} does not exist")
+    found = _once_each(found)
     if not found:
         what = f" ({_files(others)} there, none of a photo type this reads)" if others else ""
         raise CartoonizeError(f"no images found in {', '.join(map(str, inputs))}{what}")
     return found, others
+
+
+def _once_each(found: list[tuple[Path, Path]]) -> list[tuple[Path, Path]]:
+    """`found` less the repeats of a (photo, place) pair, the photo compared by the file it names
+    (`a.jpg`, `./a.jpg`), each said once: two outputs of one photo would clash, and "rename one"
+    cannot help."""
+    seen: set[tuple[Path, Path]] = set()
+    kept: list[tuple[Path, Path]] = []
+    repeated: list[Path] = []
+    for path, place in found:
+        key = (path.resolve(), place)
+        if key in seen:
+            if path not in repeated:
+                repeated.append(path)
+            continue
+        seen.add(key)
+        kept.append((path, place))
+    for path in repeated:
+        warnings.warn(
+            f"{path} is given more than once; it is cartoonized once", CartoonizeWarning, stacklevel=3
+        )
+    return kept
 
 
 def _files(count: int) -> str:

@@ -405,6 +405,30 @@ def test_two_photos_for_one_output_are_both_named(tmp_path: Path) -> None:
         cartoonize_images(ImageJob((tmp_path / "in",), tmp_path / "out"), no_inference)
 
 
+def test_a_photo_given_twice_is_cartoonized_once(
+    tiny_checkpoint: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Named twice (a shell glob and the name again), or named and inside a folder given: one
+    cartoon and a warning, where "rename one" was said of a single file, and two names of one photo
+    for a file output were "2 images go into a folder"."""
+    (tmp_path / "in").mkdir()
+    write_image(tmp_path / "in" / "a.png", pattern(16, 12, 0))
+    write_image(tmp_path / "in" / "b.png", pattern(16, 12, 1))
+    monkeypatch.chdir(tmp_path)
+    once = r"in/a\.png is given more than once; it is cartoonized once"
+    with pytest.warns(CartoonizeWarning, match=once):
+        report = cartoonize_images(
+            ImageJob((Path("in/a.png"), tmp_path / "in" / "a.png"), tmp_path / "a.jpg"),
+            make_runner(tiny_checkpoint),
+        )
+    assert report.written == [tmp_path / "a.jpg"]
+    with pytest.warns(CartoonizeWarning, match=once):
+        report = cartoonize_images(
+            ImageJob((Path("in"), Path("in/a.png")), tmp_path / "out"), make_runner(tiny_checkpoint)
+        )
+    assert sorted(p.name for p in report.written) == ["a.png", "b.png"]
+
+
 def test_an_output_folder_inside_the_input_folder_is_not_read_back(
     tiny_checkpoint: Path, tmp_path: Path
 ) -> None:

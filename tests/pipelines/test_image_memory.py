@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from cartoonize.errors import CartoonizeWarning
-from cartoonize.pipelines import memory
+from cartoonize.errors import CartoonizeError, CartoonizeWarning
+from cartoonize.pipelines import image, memory
 from cartoonize.pipelines.image import ImageJob, cartoonize_images, read_image, write_image
 from cartoonize.runners.base import Runner
 from cartoonize.stages import StageOptions
@@ -59,10 +59,10 @@ def test_a_photo_too_big_for_the_memory_runs_smaller_and_comes_back_whole(tmp_pa
     monkeypatch.setattr(memory, "available_memory", lambda: 300 * 10**6)  # need: 0.46 GB
     runner = Seen()
     out = tmp_path / "cartoon.png"
-    with pytest.warns(CartoonizeWarning, match=r"photo.png is 0.1 MP: .* it runs at 152 px and the cartoon is "
+    with pytest.warns(CartoonizeWarning, match=r"photo.png is 0.1 MP: .* it runs at 136 px and the cartoon is "
                                                r"brought back to 400×300"):  # fmt: skip
         cartoonize_images(ImageJob((_photo(tmp_path),), out), lambda: runner)
-    assert runner.sizes == [(112, 152)]
+    assert runner.sizes == [(104, 136)]  # 152 px before the full-size share was held back
     assert read_image(out).shape == (300, 400, 3)
 
 
@@ -77,3 +77,23 @@ def test_where_it_fits_or_the_side_is_given_nothing_changes(
     job = ImageJob((photo,), tmp_path / "b.png", stages=StageOptions(infer_side=200))  # the user's choice
     cartoonize_images(job, lambda: runner)
     assert runner.sizes == [(300, 400), (152, 200)]
+
+
+def test_the_full_size_share_is_held_back_and_a_photo_too_big_for_it_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What a photo needs at its full size (the stages' planes, the JPEG encoder: about 90 bytes a
+    pixel, 9 GB for 96 MP) comes out of the memory before the network is sized: a 48 MP photo with
+    12 GB free had its network sized to fill 80% of it, and was killed at full size. Where even the
+    full size does not fit, the photo is refused with the --max-side that fits, not killed."""
+    monkeypatch.setattr(memory, "available_memory", lambda: 12 * 10**9)
+    mp48 = (6000, 8000)
+    with pytest.warns(CartoonizeWarning, match=r"p\.jpg is 48\.0 MP: .* it runs at"):
+        side = image._side_that_fits(tmp_path / "p.jpg", *mp48)
+    assert side is not None and side < memory.fitting_side(*mp48, available=12 * 10**9)  # type: ignore[operator]
+    h, w = round(6000 * side / 8000), side
+    assert memory.cpu_need(h, w) + image.FULL_SIZE_BYTES_PER_PIXEL * 48e6 <= 12e9
+    monkeypatch.setattr(memory, "available_memory", lambda: 6 * 10**9)
+    with pytest.raises(CartoonizeError, match=r"p\.jpg is 96 MP: at full size it needs about 8\.6 GB and 6\.0 GB is "
+                                              r"free; --max-side 8\d\d\d makes it fit"):  # fmt: skip
+        image._side_that_fits(tmp_path / "p.jpg", 8000, 12000)
