@@ -7,6 +7,9 @@ import contextlib
 import errno
 import functools
 import os
+import re
+import shutil
+import socket
 import stat
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
@@ -551,8 +554,60 @@ def replaced_file(output: Path) -> Path:
 
 def temporary_sibling(output: Path) -> Path:
     """A hidden file beside the file `output` names (`replaced_file`), with `output`'s suffix (the
-    container is inferred from it), for `put_in_place` to move onto it."""
-    return hidden_sibling(replaced_file(output), f".cartoonize-{os.getpid()}.partial{output.suffix}")
+    container is inferred from it), for `put_in_place` to move onto it. Named by this machine and
+    process (`process_tag`), so that a later run can tell one left by a run that was killed
+    (`sweep_leftovers`) from one still being written."""
+    target = replaced_file(output)
+    sweep_leftovers(target.parent)
+    return hidden_sibling(target, f".cartoonize-{process_tag()}.partial{output.suffix}")
+
+
+def process_tag(pid: int | None = None) -> str:
+    """'HOST-PID' of this process (or of process `pid` on this machine): what names its hidden
+    temporary files and folders, in a folder that other machines may share."""
+    host = re.sub(r"[^A-Za-z0-9.-]", "_", socket.gethostname())
+    return f"{host}-{os.getpid() if pid is None else pid}"
+
+
+def process_running(pid: int) -> bool:
+    """Whether process `pid` of this machine is running (another user's counts)."""
+    if os.name == "nt":  # os.kill would end it there: taken for running, its files never removed
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's
+        return True
+    return True
+
+
+# a hidden temporary file or folder of a run (`temporary_sibling`, `segments.parts_folder`)
+_LEFTOVER = re.compile(r"\..*\.cartoonize-(?P<host>[A-Za-z0-9._-]+)-(?P<pid>\d+)\.(partial\b.*|segments)")
+
+
+@functools.cache
+def sweep_leftovers(folder: Path) -> None:
+    """Remove from `folder` (once a process) the hidden temporary files and segment folders that
+    runs on this machine left when they were killed (SIGKILL, the OOM killer, a power cut: no
+    clean-up runs) and that no process of theirs is writing: each was a whole video's worth of
+    disk, kept forever under a name no later run uses. Another machine's (a shared folder), or a
+    running process's, are left alone."""
+    host = process_tag(0).rsplit("-", 1)[0]
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:  # no folder yet, or none to read: nothing to sweep
+        return
+    for entry in entries:
+        found = _LEFTOVER.fullmatch(entry.name)
+        if found is None or found["host"] != host or int(found["pid"]) == os.getpid():
+            continue
+        if not process_running(int(found["pid"])):
+            with contextlib.suppress(OSError):
+                if entry.is_dir(follow_symlinks=False):
+                    shutil.rmtree(entry.path)
+                else:
+                    os.unlink(entry.path)
 
 
 def put_in_place(tmp: Path, output: Path, replace: bool = True) -> None:

@@ -17,7 +17,6 @@ unless `overwrite`. Outputs appear under their names only when complete.
 
 from __future__ import annotations
 
-import os
 import shutil
 import time
 from collections.abc import Callable
@@ -34,11 +33,17 @@ from cartoonize.media.files import (
     check_distinct_outputs,
     check_output,
     container_for,
-    hidden_sibling,
     made_folders,
     remove_empty,
+    write_failure,
 )
-from cartoonize.pipelines.segments import TEMPORAL_PREROLL, SegmentPlan, join_segments, plan_segments
+from cartoonize.pipelines.segments import (
+    TEMPORAL_PREROLL,
+    SegmentPlan,
+    join_segments,
+    make_parts_folder,
+    plan_segments,
+)
 from cartoonize.pipelines.video import VideoJob, damage_note, interlace_note, left_out_note, probe
 from cartoonize.pipelines.workers import Event, Executor, InProcess, Piece, Tally, pieces_env
 from cartoonize.stages import StageChain, StageOptions, build_stages
@@ -218,8 +223,7 @@ def cartoonize_many(
                     )
                     continue
                 work.plan = plan_segments(source, split.segments, split.segment_seconds, preroll)
-                work.parts = hidden_sibling(target, f"{target.suffix}.cartoonize-{os.getpid()}.segments")
-                work.parts.mkdir(exist_ok=True)
+                work.parts = make_parts_folder(target)
                 count = len(work.plan.segments)
                 for k, segment in enumerate(work.plan.segments):
                     part_job = replace(file_job, output=work.parts / f"{k:05d}{target.suffix}", overwrite=True,
@@ -286,7 +290,12 @@ def _finish(work: _Work, outcomes: list, overwrite: bool) -> None:  # noqa: ANN0
             parts = [work.parts / f"{k:05d}{result.output.suffix}" for k in range(len(outcomes))]
             for part, outcome in zip(parts, outcomes, strict=True):
                 if outcome.data is not None:  # from a worker that does not share our files
-                    part.write_bytes(outcome.data)
+                    try:
+                        part.write_bytes(outcome.data)
+                    except OSError as exc:  # a full disk: this file's one line, as in the join
+                        if (failure := write_failure(result.output, part, exc)) is None:
+                            raise
+                        raise failure from None
             with atomic_output(result.output, replace=overwrite) as tmp:
                 firsts = [o.report.first_written if o.report else None for o in outcomes]
                 notes = join_segments(result.input, parts, work.plan, tmp, damaged, left_out, firsts)

@@ -19,6 +19,7 @@ from __future__ import annotations
 import bisect
 import heapq
 import math
+import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from fractions import Fraction
@@ -31,9 +32,12 @@ from cartoonize.media.files import (
     ends_mid_packet,
     ffmpeg_path,
     frame_rate,
+    hidden_sibling,
     main_video,
     muxer_options,
+    process_tag,
     silent_audio,
+    sweep_leftovers,
 )
 from cartoonize.media.gif import frame_blocks
 from cartoonize.media.metadata import carry as carry_metadata
@@ -144,6 +148,25 @@ def plan_segments(path: Path, count: int | None = None, seconds: float | None = 
         keyframes = f"{k} keyframes allow" if k != 1 else "1 keyframe allows"
         note += f" (asked for {count}; the video's {keyframes} {n})"
     return SegmentPlan(segments, len(frames), note)
+
+
+def parts_folder(output: Path, pid: int | None = None) -> Path:
+    """The hidden folder beside `output` where process `pid` (default: this one) of this machine
+    writes its segments of it. The machine and the process name it (`process_tag`), so a run can
+    tell a folder whose run has ended from one still in use, also in a folder several machines share."""
+    return hidden_sibling(output, f"{output.suffix}.cartoonize-{process_tag(pid)}.segments")
+
+
+def make_parts_folder(output: Path) -> Path:
+    """This process's `parts_folder` of `output`, made empty. Those that killed runs on this machine
+    left behind are removed first (`sweep_leftovers`): a run killed with SIGKILL (or a power cut)
+    cannot remove its own, and the next run's has another name. A folder of a run still going (the
+    same output in another terminal) is left alone."""
+    ours = parts_folder(output)
+    sweep_leftovers(output.parent)
+    shutil.rmtree(ours, ignore_errors=True)  # (a process id an ended run had)
+    ours.mkdir()
+    return ours
 
 
 def _video_packets(

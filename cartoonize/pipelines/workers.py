@@ -6,7 +6,9 @@ or one segment of a long one (`pipelines.segments`). Each executor reports what 
 A worker that dies in the middle of a piece (a crash, the OOM killer, a lost machine) has its
 piece run again, a bounded number of times: locally the pool notices the process is gone and
 starts a new one; on Ray the task's `max_retries` does it. An error in the input
-(`CartoonizeError`) is not retried: it would fail the same way again.
+(`CartoonizeError`) is not retried: it would fail the same way again. A piece that fails for good
+stops the other pieces of its group (a film's segments) at once, running or waiting: the group's
+output is lost anyway.
 """
 
 from __future__ import annotations
@@ -74,6 +76,16 @@ def drop_group(pieces: list[Piece], failed: int, waiting: deque[int], outcomes: 
     for j in [j for j in waiting if pieces[j].group == group]:
         waiting.remove(j)
         outcomes[j] = Outcome(error=f"not run: {pieces[failed].key} failed", dropped=True)
+
+
+def siblings(pieces: list[Piece], failed: int, running: list[int]) -> list[int]:
+    """The pieces of `running` in piece `failed`'s group: to be stopped, as its output is lost."""
+    group = pieces[failed].group
+    return [j for j in running if group and j != failed and pieces[j].group == group]
+
+
+def stopped(pieces: list[Piece], failed: int) -> Outcome:
+    return Outcome(error=f"stopped: {pieces[failed].key} failed", dropped=True)
 
 
 class Executor(Protocol):
@@ -155,29 +167,52 @@ def _serve(conn, gpu: str | None, threads: int) -> None:  # noqa: ANN001 - a mul
     import signal
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the driver's to handle
+    _end_with_parent()
     if gpu is not None:
         os.environ["CUDA_VISIBLE_DEVICES"] = gpu  # one GPU per worker, set before CUDA starts
     os.environ.setdefault("OMP_NUM_THREADS", str(threads))
     import torch
 
     torch.set_num_threads(threads)
-    while (piece := conn.recv()) is not None:
-        conn.send(("start", os.getpid()))
-        last = 0.0
+    with contextlib.suppress(EOFError, OSError):  # the driver is gone: so is the work
+        while (piece := conn.recv()) is not None:
+            conn.send(("start", os.getpid()))
+            last = 0.0
 
-        def progress(done: int) -> None:
-            nonlocal last
-            now = time.monotonic()
-            if now - last > 0.1:
-                last = now
-                conn.send(("progress", done))
+            def progress(done: int) -> None:
+                nonlocal last
+                now = time.monotonic()
+                if now - last > 0.1:
+                    last = now
+                    conn.send(("progress", done))
 
-        try:
-            report, _ = run_piece(piece, progress)
-        except Exception as exc:
-            conn.send(("failed", one_line(exc)))
-            continue
-        conn.send(("done", report))
+            try:
+                report, _ = run_piece(piece, progress)
+            except Exception as exc:
+                conn.send(("failed", one_line(exc)))
+                continue
+            conn.send(("done", report))
+
+
+def _end_with_parent() -> None:
+    """End this worker the moment the driver ends, however it ends: a driver killed with SIGKILL
+    (or by the OOM killer) runs no clean-up, and its workers cartoonized on for a job that was gone
+    (one still loading the model for minutes), then printed a traceback for the broken pipe into
+    the terminal. What the worker was writing lies in the driver's segments folder, which the next
+    run of the output removes (`segments.make_parts_folder`)."""
+    import multiprocessing
+    import threading
+    from multiprocessing.connection import wait
+
+    parent = multiprocessing.parent_process()
+    if parent is None or parent.sentinel is None:
+        return
+
+    def watch() -> None:
+        wait([parent.sentinel])
+        os._exit(1)
+
+    threading.Thread(target=watch, name="cartoonize-driver-watch", daemon=True).start()
 
 
 @dataclass
@@ -185,6 +220,13 @@ class _Slot:
     process: Any
     conn: Any
     index: int | None = None  # the piece it is working on
+
+    def stop(self) -> None:
+        """End the worker now (it holds nothing but its piece's files, in the caller's folder)."""
+        if self.process.is_alive():
+            self.process.kill()
+        self.process.join()
+        self.conn.close()
 
 
 class LocalProcesses:
@@ -215,11 +257,26 @@ class LocalProcesses:
         attempts = [0] * len(pieces)
         pending = deque(range(len(pieces)))
         slots = [self._start(n) for n in range(min(self.workers, len(pieces)))]
-        started = len(slots)
+
+        def failed(i: int, error: str) -> None:
+            """Piece `i` failed for good: its group's other pieces are not started, and those
+            running are stopped now (their workers are replaced when there is more to do)."""
+            outcomes[i] = Outcome(error=error, attempts=attempts[i])
+            on_event(Event("failed", i, message=error))
+            drop_group(pieces, i, pending, outcomes)
+            for j in siblings(pieces, i, [s.index for s in slots if s.index is not None]):
+                slot = next(s for s in slots if s.index == j)
+                slot.stop()
+                slot.index = None
+                outcomes[j] = replace(stopped(pieces, i), attempts=attempts[j])
+
         try:
             while pending or any(s.index is not None for s in slots):
-                for slot in slots:
+                for n, slot in enumerate(slots):
                     if slot.index is None and pending:
+                        if not slot.process.is_alive():  # stopped above, or died between pieces
+                            slot.stop()
+                            slots[n] = slot = self._start(n)
                         slot.index = pending.popleft()
                         attempts[slot.index] += 1
                         slot.conn.send(pieces[slot.index])
@@ -238,21 +295,14 @@ class LocalProcesses:
                         if slot.process.is_alive() and not broken:
                             continue
                         slot.process.join(timeout=5)
-                        if slot.process.is_alive():
-                            slot.process.kill()
-                            slot.process.join()
-                        slot.conn.close()
+                        slot.stop()
                         reason = f"worker process died (exit code {slot.process.exitcode})"
-                        slots[n] = self._start(started)
-                        started += 1
+                        slots[n] = self._start(n)  # the same GPU as the one it replaces
                         if attempts[i] <= self.retries:
                             pending.appendleft(i)
                             on_event(Event("retry", i, attempt=attempts[i] + 1, message=reason))
                         else:
-                            error = f"{reason}, {attempts[i]} attempts"
-                            outcomes[i] = Outcome(error=error, attempts=attempts[i])
-                            on_event(Event("failed", i, message=error))
-                            drop_group(pieces, i, pending, outcomes)
+                            failed(i, f"{reason}, {attempts[i]} attempts")
                         continue
                     kind, *rest = message
                     if kind == "start":
@@ -264,10 +314,8 @@ class LocalProcesses:
                         slot.index = None
                         on_event(Event("done", i, attempt=attempts[i]))
                     else:
-                        outcomes[i] = Outcome(error=rest[0], attempts=attempts[i])
                         slot.index = None
-                        on_event(Event("failed", i, message=rest[0]))
-                        drop_group(pieces, i, pending, outcomes)
+                        failed(i, rest[0])
         finally:
             for slot in slots:
                 if slot.process.is_alive() and slot.index is None:
@@ -453,6 +501,19 @@ class RayTasks:
         waiting = deque(range(len(pieces)))
         running: dict[Any, int] = {}
         limit = self.workers or len(pieces)  # Ray's resources do the real scheduling
+
+        def failed(i: int, error: str, attempt: int) -> None:
+            """Piece `i` failed for good: its group's other pieces are not started, and those
+            running are cancelled now."""
+            outcomes[i] = Outcome(error=error, attempts=attempt)
+            on_event(Event("failed", i, message=error))
+            drop_group(pieces, i, waiting, outcomes)
+            doomed = set(siblings(pieces, i, list(running.values())))
+            stop = [ref for ref, j in running.items() if j in doomed]
+            for ref in stop:
+                outcomes[running.pop(ref)] = stopped(pieces, i)
+            _cancel(ray, stop)
+
         try:
             while waiting or running:
                 while waiting and len(running) < limit:
@@ -468,20 +529,18 @@ class RayTasks:
                     elif attempt == attempts[i]:
                         on_event(Event("progress", i, frames=value, attempt=attempt))
                 for ref in ready:
+                    if ref not in running:  # cancelled: another piece of its group failed
+                        continue
                     i = running.pop(ref)
                     try:
                         report, data = ray.get(ref)
                     except ray.exceptions.RayTaskError as exc:  # the piece's own error, not retried
                         cause = exc.cause if isinstance(exc.cause, BaseException) else exc
-                        outcomes[i] = Outcome(error=one_line(cause), attempts=attempts[i])
-                        on_event(Event("failed", i, message=one_line(cause)))
-                        drop_group(pieces, i, waiting, outcomes)
+                        failed(i, one_line(cause), attempts[i])
                         continue
                     except ray.exceptions.RayError as exc:  # workers lost more often than retried
                         error = f"{type(exc).__name__} after {self.retries + 1} attempts (Ray worker lost each time)"
-                        outcomes[i] = Outcome(error=error, attempts=self.retries + 1)
-                        on_event(Event("failed", i, message=error))
-                        drop_group(pieces, i, waiting, outcomes)
+                        failed(i, error, self.retries + 1)
                         continue
                     outcomes[i] = Outcome(report=report, data=data, attempts=attempts[i])
                     on_event(Event("done", i, attempt=attempts[i]))

@@ -4,6 +4,7 @@ run over `media/files.py` found these undefended: issue 14)."""
 from __future__ import annotations
 
 import errno
+import os
 from fractions import Fraction
 from pathlib import Path
 
@@ -34,6 +35,7 @@ from cartoonize.media.files import (
     muxer_options,
     open_video_encoder,
     pad_to_even,
+    process_tag,
     source_colour,
     subtitle_copyable,
     to_rgb,
@@ -421,3 +423,26 @@ def test_a_transport_stream_cut_mid_packet(m2ts: bool, tmp_path: Path) -> None:
         src.write_bytes(whole[:kept])
         with av.open(str(src)) as container:
             assert ends_mid_packet(container, src) == cut_short, kept
+
+
+def test_a_killed_runs_hidden_partial_is_removed_by_the_next_write_there(tmp_path: Path) -> None:
+    """A run killed with SIGKILL (the OOM killer, a power cut) leaves its hidden partial output, a
+    whole video's worth of disk, under a name no later run uses: the next write into that folder
+    removes it. A running process's, another machine's (a shared folder) and a user's files stay."""
+    import subprocess
+    import sys
+
+    done = subprocess.Popen([sys.executable, "-c", "pass"])
+    done.wait()
+    dead = tmp_path / f".film.cartoonize-{process_tag(done.pid)}.partial.mp4"
+    live = tmp_path / f".clip.cartoonize-{process_tag(os.getppid())}.partial.mkv"
+    elsewhere = tmp_path / f".film.cartoonize-elsewhere-{done.pid}.partial.mp4"
+    mine = tmp_path / ".film.cartoonize-notes.partial.txt"
+    for path in (dead, live, elsewhere, mine):
+        path.write_bytes(b"x")
+    with atomic_output(tmp_path / "out.mp4") as tmp:
+        assert tmp.name == f".out.cartoonize-{process_tag()}.partial.mp4"
+        tmp.write_bytes(b"a cartoon")
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        [live.name, elsewhere.name, mine.name, "out.mp4"]
+    )

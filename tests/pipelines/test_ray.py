@@ -271,3 +271,24 @@ def test_a_stopped_ray_run_leaves_nothing(
     assert "Traceback" not in text and "SIGTERM received" not in text, text
     assert list(out.iterdir()) == []
     assert pieces() == []
+
+
+def test_a_failing_segment_cancels_the_running_tasks(
+    ray_cluster: object, tiny_checkpoint: Path, tmp_path: Path
+) -> None:
+    """Segment 2 of 2 fails on its first frame while segment 1 runs in another task: that task is
+    cancelled then, not left to run to its end for an output that is lost anyway."""
+    from tests.pipelines.test_segment_failures import fails_mid_film
+
+    clip = make_video(tmp_path / "ten.mp4", frames=120, rate=12, audio=None, gop=12)
+    out = tmp_path / "out" / "film.mkv"
+    events: list[tuple[float, Event]] = []
+    request = EngineRequest(engine="torch", model=tiny_checkpoint, device="cpu")
+    report = cartoonize_many([(clip, out)], VideoJob(clip, out), request, RayTasks(), SplitOptions(2, preroll=0),
+                             make_chain=fails_mid_film, on_event=lambda e: events.append((time.monotonic(), e)))  # fmt: skip
+    ended = time.monotonic()
+    failed = [at for at, e in events if e.kind == "failed"]
+    assert [r.message for r in report.of("failed")] == ["segment 2/2: a bad frame at 5.0 s"], report.lines()
+    assert [e.index for _, e in events if e.kind == "done"] == []
+    assert failed and ended - failed[0] < 7, f"stopped {ended - failed[0]:.1f} s after the failure"
+    assert not out.parent.exists()
