@@ -8,6 +8,7 @@ live loop (a frame it cannot take in time is left out of the recording and count
 from __future__ import annotations
 
 import contextlib
+import errno
 import queue
 import sys
 import threading
@@ -42,9 +43,12 @@ from cartoonize.media.scheduling import open_encoder
 URL_CONTAINERS = {"rtmp": "flv", "rtmps": "flv", "udp": "mpegts", "srt": "mpegts", "tcp": "mpegts",
                   "rtp": "rtp_mpegts"}  # fmt: skip
 TIME_BASE = Fraction(1, 90000)  # capture timestamps are kept to the 90 kHz tick of MPEG
-# seconds a network receiver may go without taking data: connecting, each write over TCP, and
-# the last frames when the run ends (then the stream is cut and the run ends anyway)
+# seconds a network receiver may go without taking data: connecting, each write (FFmpeg's
+# `rw_timeout` on every protocol, and a watchdog on the writer for any that ignores it), and the
+# last frames when the run ends (then the stream is cut and the run ends anyway)
 STALL_SECONDS = 5.0
+# seconds the end of a run still waits for a stream the watchdog found stuck in a write
+BROKEN_WAIT = 1.0
 LIVE_ENCODER = EncoderSettings(crf=20, preset="veryfast")
 _END = object()
 
@@ -101,14 +105,19 @@ class Recorder:
         self._partial: Path | None = None  # a file is written here, then moved onto `target`
         check_record_target(target, overwrite)
         self._overwrite = overwrite
+        options: dict[str, str] = {}
         if is_url(target):
             fmt, codec, where = URL_CONTAINERS[target.split("://", 1)[0].lower()], "h264", stream_url(target)
+            # a write the receiver does not take within this fails (ETIMEDOUT): without it a receiver
+            # that stops reading, or vanishes without closing, held the RTMP writer for ever
+            options["rw_timeout"] = str(int(STALL_SECONDS * 1e6))
         else:
             fmt, codec = container_for(Path(target))
             self._partial = temporary_sibling(Path(target))
             where = str(self._partial)
         try:
-            self._out = av.open(where, "w", format=fmt, timeout=10.0, container_options=muxer_options(fmt))
+            self._out = av.open(where, "w", format=fmt, timeout=10.0, options=options,
+                                container_options=muxer_options(fmt))  # fmt: skip
         except av.FFmpegError as exc:
             raise CartoonizeError(f"cannot open --output {target} ({_reason(exc)})") from None
         w, h = even_size(width, height)
@@ -125,6 +134,8 @@ class Recorder:
             self._connect()
         self._origin: float | None = None
         self._last_pts = -1
+        self._busy_since: float | None = None  # time.monotonic() the writer took its current frame
+        self._finished = threading.Event()  # the output is closed (or, broken, abandoned)
         self._queue: queue.Queue = queue.Queue(maxsize=32)
         self._thread = threading.Thread(target=self._run, name="record", daemon=True)
         self._thread.start()
@@ -150,6 +161,8 @@ class Recorder:
         thread.join(STALL_SECONDS)
         if not done:  # left to end with the process: the container is in its hands
             raise CartoonizeError(f"--output {self.target}: no answer within {STALL_SECONDS:g} s")
+        if getattr(done[0], "errno", None) == errno.ETIMEDOUT:  # `rw_timeout`: connected, then silence
+            raise CartoonizeError(f"--output {self.target}: no answer within {STALL_SECONDS:g} s")
         if isinstance(done[0], av.FFmpegError):
             reason = (
                 "this FFmpeg has no such protocol"
@@ -169,6 +182,17 @@ class Recorder:
             self._queue.put_nowait((pts, rgb))
         except queue.Full:
             self.dropped += 1
+        busy = self._busy_since
+        if self.error is None and is_url(self.target) and busy is not None:
+            # the writer has been in one frame this long: a protocol that ignores `rw_timeout`
+            if time.monotonic() - busy > STALL_SECONDS + 1:
+                self.error = self._stalled()
+
+    def _stalled(self) -> str:
+        return (
+            f"--output {self.target}: the receiver stopped taking the stream (nothing sent for "
+            f"{STALL_SECONDS:g} s); cut after {self.written} frames"
+        )
 
     def _run(self) -> None:
         import av
@@ -178,23 +202,40 @@ class Recorder:
         try:
             open_encoder(self._stream)  # its threads kept out of real-time (media/scheduling)
             while (item := self._queue.get()) is not _END:
+                self._busy_since = time.monotonic()
                 pts, rgb = item
                 if palettize is not None:  # GIF: each frame's own 256 colours
                     for indexed in palettize(pad_to_even(rgb), pts):
                         self._out.mux(self._stream.encode(indexed))
                         self.written += 1
+                    self._busy_since = None
                     continue
                 frame = to_yuv(pad_to_even(rgb), self._colour, self._stream.pix_fmt, writer)
                 frame.pts, frame.time_base = pts, TIME_BASE
                 self._out.mux(self._stream.encode(frame))
                 self.written += 1
+                self._busy_since = None
             for indexed in palettize.flush() if palettize is not None else ():
                 self._out.mux(self._stream.encode(indexed))
             self._out.mux(self._stream.encode(None))  # flush the encoder's delayed frames
         except (av.FFmpegError, OSError) as exc:
-            self.error = f"--output {self.target} failed ({_reason(exc)})"
+            timed_out = getattr(exc, "errno", None) == errno.ETIMEDOUT and is_url(self.target)
+            self.error = self.error or (
+                self._stalled() if timed_out else f"--output {self.target} failed ({_reason(exc)})"
+            )
+            if is_url(self.target):
+                # a broken stream is left open, never closed or collected: its trailer and an
+                # RTMP stream's goodbye would each wait `rw_timeout` on the dead connection, in
+                # FFmpeg calls that hold the GIL (the whole process, Ctrl-C too, stood still)
+                self._finished.set()
+                threading.Event().wait()
             while self._queue.get() is not _END:  # let `close` finish
                 pass
+        try:  # the trailer (and a stream's goodbye): `close` waits for them only so long
+            self._out.close()
+        except Exception as exc:  # noqa: BLE001 - closing a broken stream can fail in many ways
+            self.error = self.error or f"--output {self.target} failed ({_reason(exc)})"
+        self._finished.set()
 
     def close(self, keep: bool = True) -> None:
         """Flush and finalize (a file is moved into place); raises if the recording failed.
@@ -204,25 +245,16 @@ class Recorder:
                 while True:
                     self._queue.get_nowait()
         if is_url(self.target):  # a receiver may have stopped reading: not waited for for ever
-            deadline = time.monotonic() + STALL_SECONDS
-            with contextlib.suppress(queue.Full):
-                self._queue.put(_END, timeout=STALL_SECONDS)
-            self._thread.join(max(0.0, deadline - time.monotonic()))
-            if self._thread.is_alive():  # stuck in a write: left to end with the process
-                self.error = self.error or (
-                    f"--output {self.target}: the receiver stopped taking the stream; cut after "
-                    f"{self.written} frames"
-                )
-                if keep:
-                    raise CartoonizeError(self.error)
-                return
+            deadline = time.monotonic() + (STALL_SECONDS if self.error is None else BROKEN_WAIT)
+            if not self._finished.is_set():
+                with contextlib.suppress(queue.Full):
+                    self._queue.put(_END, timeout=max(0.0, deadline - time.monotonic()))
+            self._finished.wait(max(0.0, deadline - time.monotonic()))
+            if not self._finished.is_set():  # stuck in a write: left to end with the process
+                self.error = self.error or self._stalled()
         else:
             self._queue.put(_END)
             self._thread.join()
-        try:
-            self._out.close()
-        except Exception as exc:  # noqa: BLE001 - closing a broken stream can fail in many ways
-            self.error = self.error or f"--output {self.target} failed ({_reason(exc)})"
         if self._partial is not None:
             if self.error is None and keep and self.written:
                 try:
