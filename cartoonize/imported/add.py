@@ -35,6 +35,7 @@ from cartoonize.imported.wrap import numpy_post, numpy_pre, wrap, wrap_metadata
 CLIPPED_LIMIT = 0.5  # more of the output at 0 or 255 than this: the range is wrong
 FLAT_LIMIT = 1.0  # an output whose std is under one level is constant
 SAME_LIMIT = 1.0  # mean |output - photo| under one level: the network did nothing
+HALF = 127  # an assumed range whose output never goes under this: the lower half is never used
 
 
 @dataclass(frozen=True)
@@ -71,7 +72,7 @@ def _run(session: Any, x: np.ndarray) -> np.ndarray:
     return session.run(None, {session.get_inputs()[0].name: x})[0]
 
 
-def _problem(out: np.ndarray, photo: np.ndarray) -> str | None:
+def _problem(out: np.ndarray, photo: np.ndarray, range_assumed: bool = False) -> str | None:
     """What is wrong with a cartoon of `photo` that a wrong range or order would explain."""
     clipped = float(np.mean((out == 0) | (out == 255)))
     if out.std() < FLAT_LIMIT:
@@ -80,6 +81,8 @@ def _problem(out: np.ndarray, photo: np.ndarray) -> str | None:
         return f"{100 * clipped:.0f} % of the output is clipped to 0 or 255"
     if float(np.mean(np.abs(out.astype(np.int16) - photo))) < SAME_LIMIT:
         return "the output equals the input"
+    if range_assumed and int(out.min()) >= HALF:  # a [0, 1] output read as [-1, 1]: a washed-out picture
+        return f"no output level is under {HALF} (a photo with black in it comes out washed out)"
     return None
 
 
@@ -90,7 +93,7 @@ def _suggestions(raw: Any, spec: WrapSpec, photo: np.ndarray) -> list[str]:
         if value_range == spec.value_range:
             continue
         other = replace(spec, value_range=value_range)
-        if _problem(numpy_post(_run(raw, numpy_pre(photo, other)), other), photo) is None:
+        if _problem(numpy_post(_run(raw, numpy_pre(photo, other)), other), photo, range_assumed=True) is None:
             good.append(f"--range {text}")
     return good
 
@@ -112,7 +115,7 @@ def check_wrapped(raw: Any, wrapped: Any, spec: WrapSpec, assumed: dict[str, str
             f"the wrapped graph differs from the network with the pre/post done in numpy by {diff} "
             "levels (more than 1); please report this with the model"
         )
-    problem = _problem(out, photo)
+    problem = _problem(out, photo, range_assumed="range" in assumed)
     if problem is not None:
         if spec.dtype == "uint8":  # frames in and out already: no option of the import changes them
             raise CartoonizeError(
@@ -147,7 +150,7 @@ def add_model(job: AddJob, step: Callable[[str], None] | None = None) -> AddResu
     detection: Detection = detect(model, Path(job.source).name, job.options)
     step("probing the size multiple with ONNX Runtime")
     raw = session_from_bytes(model.SerializeToString())  # the file's bytes would look for its data in the cwd
-    multiple, how = probe_multiple(raw, detection.spec, job.options.multiple)
+    multiple, how = probe_multiple(raw, detection.spec, job.options.multiple, "layout" in detection.assumed)
     spec = replace(detection.spec, multiple=multiple)
     detection.detected["multiple"] = how
     sha = hashlib.sha256(source_bytes).hexdigest()

@@ -28,6 +28,8 @@ LAYOUTS = ("nhwc", "nchw")
 CHANNELS = ("rgb", "bgr")
 CHANNEL_AXIS = {"nhwc": 3, "nchw": 1}
 MULTIPLES = (1, 2, 4, 8, 16, 32, 64)  # probed in turn; the first that runs is the model's
+NOT_A_PICTURE = {"Softmax": "a Softmax: class probabilities", "LogSoftmax": "a LogSoftmax: class scores",
+                 "ArgMax": "an ArgMax: class labels", "ArgMin": "an ArgMin: labels"}  # fmt: skip
 DEFAULT_RANGE = "-1,1"  # CartoonGAN, AnimeGAN v2/v3, White-box: tanh networks on [-1, 1]
 _ELEM_NAMES = {0: "undefined", 2: "uint8", 3: "int8", 4: "uint16", 5: "int16", 6: "int32", 7: "int64",
                8: "string", 9: "bool", 11: "float64", 12: "uint32", 13: "uint64", 16: "bfloat16"}  # fmt: skip
@@ -57,6 +59,7 @@ class GraphIO:
     output: Tensor
     output_activation: str | None  # the op that makes the output (Tanh, Sigmoid, ...)
     opset: int
+    output_bounds: tuple[float, float] | None = None  # a Clip's (min, max) where the output is clipped
 
 
 @dataclass
@@ -134,20 +137,38 @@ def graph_io(model: Any, name: str) -> GraphIO:
     output = _tensor(outputs[0])
     producer = _activation_before(model, output.name)
     opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
-    return GraphIO(_tensor(inputs[0]), output, producer, opset)
+    bounds = _clip_bounds(model, producer) if producer is not None and producer.op_type == "Clip" else None
+    return GraphIO(_tensor(inputs[0]), output, producer and producer.op_type, opset, bounds)
 
 
 LAYOUT_OPS = {"Transpose", "Reshape", "Identity", "Squeeze", "Unsqueeze", "Flatten"}  # keep the values
 
 
-def _activation_before(model: Any, tensor: str) -> str | None:
+def _activation_before(model: Any, tensor: str) -> Any:  # -> onnx.NodeProto | None
     """The op that makes the output's values, looking through ops that only move them (tf2onnx
     ends an NHWC network with a Transpose after its Tanh)."""
     makers = {out: node for node in model.graph.node for out in node.output}
     node = makers.get(tensor)
     while node is not None and node.op_type in LAYOUT_OPS and node.input:
         node = makers.get(node.input[0])
-    return node.op_type if node is not None else None
+    return node
+
+
+def _clip_bounds(model: Any, clip: Any) -> tuple[float, float] | None:
+    """A Clip's (min, max), from its attributes (opset < 11) or its constant inputs; None where
+    either is missing or computed."""
+    from onnx import numpy_helper
+
+    attrs = {a.name: a.f for a in clip.attribute}
+    if "min" in attrs and "max" in attrs:
+        return attrs["min"], attrs["max"]
+    constants = {t.name: t for t in model.graph.initializer}
+    constants |= {n.output[0]: a.t for n in model.graph.node if n.op_type == "Constant"
+                  for a in n.attribute if a.name == "value"}  # fmt: skip
+    values = [numpy_helper.to_array(constants[name]) for name in clip.input[1:3] if name in constants]
+    if len(values) != 2 or any(v.size != 1 for v in values):
+        return None
+    return float(values[0].reshape(())), float(values[1].reshape(()))
 
 
 def _layout_of(tensor: Tensor, which: str, asked: str | None) -> str | None:
@@ -189,6 +210,36 @@ def _layout_of(tensor: Tensor, which: str, asked: str | None) -> str | None:
     return None  # both dynamic, or both 3: ambiguous
 
 
+def _output_like_input(io: GraphIO, name: str, layout: str) -> None:
+    """An output whose channels are not the input's 3 on the same axis: what it is, in one line."""
+    axis, dims = CHANNEL_AXIS[layout], io.output.dims
+    c = dims[axis]
+    shape = io.output.shape_text()
+    if c is not None and c != 3:
+        kind = {1: "a mask or a grayscale image", 2: "two maps, not a picture",
+                4: "a 4-channel (RGBA) image"}.get(c, "scores per pixel, a segmentation")  # fmt: skip
+        raise CartoonizeError(
+            f"{name}: the output {shape} has {c} channel{'s' if c > 1 else ''} on axis {axis} ({kind}), "
+            f"the input {io.input.shape_text()} 3; the toolkit wraps networks that give a 3-channel picture"
+        )
+    if c is None and (found := [f for f in _three_at(dims) if f != layout]):
+        raise CartoonizeError(
+            f"{name}: the input {io.input.shape_text()} is {layout.upper()} but the output {shape} is "
+            f"{found[0].upper()}; the wrapper needs one layout in and out (end the network with a Transpose)"
+        )
+
+
+def size_changed(name: str, size: tuple[int, int], out: tuple[int, int]) -> CartoonizeError:
+    """The error for a network whose picture is not the size of its input (super-resolution, a resize)."""
+    ratio = out[0] / size[0]
+    what = (f"{ratio:g}x the size: a super-resolution or upscaling network" if out[1] / size[1] == ratio > 1
+            else "another size")  # fmt: skip
+    return CartoonizeError(
+        f"{name} gives {out[0]}x{out[1]} for a {size[0]}x{size[1]} input ({what}); the toolkit wraps "
+        "networks whose picture keeps the input's size"
+    )
+
+
 def _three_at(dims: tuple[int | None, ...]) -> list[str]:
     return [layout for layout, axis in CHANNEL_AXIS.items() if dims[axis] == 3]
 
@@ -198,6 +249,11 @@ def detect(model: Any, name: str, options: Options) -> Detection:
     io = graph_io(model, name)
     if in_contract(io):
         return detect_exported(model, name, io, options)
+    if io.output_activation in NOT_A_PICTURE:
+        raise CartoonizeError(
+            f"{name}: the output {io.output.name} comes from {NOT_A_PICTURE[io.output_activation]} "
+            "(a segmentation or a mask), not a picture; the toolkit wraps networks that give an image"
+        )
     for which, tensor in (("input", io.input), ("output", io.output)):
         if len(tensor.dims) != 4:
             what = " (a classifier's scores or an embedding, not an image)" if len(tensor.dims) <= 2 else ""
@@ -235,6 +291,8 @@ def detect(model: Any, name: str, options: Options) -> Detection:
                              "(give --layout nhwc if colours come out scrambled)")  # fmt: skip
     elif options.layout is None:
         told["layout"] = f"{layout} (3 channels on axis {CHANNEL_AXIS[layout]})"
+    if options.layout is None:  # the input's layout, not the user's: an output off it is no --layout matter
+        _output_like_input(io, name, layout)
     out_layout = _layout_of(io.output, f"{name}: the output", layout)
     assert out_layout == layout
     h_axis, w_axis = (1, 2) if layout == "nhwc" else (2, 3)
@@ -249,7 +307,11 @@ def detect(model: Any, name: str, options: Options) -> Detection:
         )
     fixed_size = (fixed_h, fixed_w) if fixed_h is not None and fixed_w is not None else None
     fixed_batch = io.input.dims[0]
+    out_size = (io.output.dims[h_axis], io.output.dims[w_axis])
+    if fixed_size is not None and None not in out_size and out_size != fixed_size:
+        raise size_changed(name, fixed_size, out_size)  # type: ignore[arg-type]
 
+    clip_range = next((k for k, v in RANGES.items() if v == io.output_bounds), None)
     if options.value_range is not None:
         value_range = RANGES[options.value_range]
     elif io.output_activation == "Tanh":
@@ -258,6 +320,9 @@ def detect(model: Any, name: str, options: Options) -> Detection:
     elif io.output_activation == "Sigmoid":
         value_range = RANGES["0,1"]
         told["range"] = "0,1 (the output is a Sigmoid; the input is taken to match)"
+    elif clip_range is not None:
+        value_range = RANGES[clip_range]
+        told["range"] = f"{clip_range} (the output is clipped to it; the input is taken to match)"
     else:
         value_range = RANGES[DEFAULT_RANGE]
         made_by = (
@@ -339,7 +404,9 @@ def probe_sizes(multiple: int) -> tuple[int, int]:
     return odd_multiple(64), odd_multiple(80)
 
 
-def _runs_at(session: Any, spec: WrapSpec, size: tuple[int, int]) -> bool:
+def _output_size_at(session: Any, spec: WrapSpec, size: tuple[int, int]) -> tuple[int, int] | None:
+    """The (H, W) the network gives for an input of `size`, or None where it fails there (or
+    gives something that is not a 3-channel picture in its layout)."""
     h, w = size
     n = spec.fixed_batch or 1
     shape = (n, h, w, 3) if spec.layout == "nhwc" else (n, 3, h, w)
@@ -347,11 +414,25 @@ def _runs_at(session: Any, spec: WrapSpec, size: tuple[int, int]) -> bool:
     try:
         (y,) = session.run(None, {session.get_inputs()[0].name: x})
     except Exception:  # any runtime failure at this size: the size does not work
-        return False
-    return y.shape == shape
+        return None
+    h_axis, w_axis, c_axis = (1, 2, 3) if spec.layout == "nhwc" else (2, 3, 1)
+    if y.ndim != 4 or y.shape[0] != n or y.shape[c_axis] != 3:
+        return None
+    return y.shape[h_axis], y.shape[w_axis]
 
 
-def probe_multiple(session: Any, spec: WrapSpec, asked: int | None) -> tuple[int, str]:
+def _runs_at(session: Any, spec: WrapSpec, size: tuple[int, int]) -> bool:
+    """Whether the network runs at `size` and keeps it; a network that runs but gives another
+    size at every size (super-resolution) is refused here, whatever multiple is tried."""
+    out = _output_size_at(session, spec, size)
+    if out is not None and out != size:
+        raise size_changed("the model", size, out)
+    return out == size
+
+
+def probe_multiple(
+    session: Any, spec: WrapSpec, asked: int | None, layout_assumed: bool = False
+) -> tuple[int, str]:
     """The smallest H and W multiple that runs and keeps the size (odd multiples probed with a real
     ONNX Runtime session of the raw network); with --multiple, that one is checked instead."""
     if spec.fixed_size is not None:
@@ -367,12 +448,18 @@ def probe_multiple(session: Any, spec: WrapSpec, asked: int | None) -> tuple[int
             )
         return asked, f"{asked} (given; checked at {size[0]}x{size[1]})"
     tried: list[str] = []
+    changed: CartoonizeError | None = None  # the first size the network ran at but did not keep
     for multiple in MULTIPLES:
         size = probe_sizes(multiple)
-        if _runs_at(session, spec, size) and _runs_at(session, spec, (size[0] + 2 * multiple, size[1])):
-            return multiple, f"{multiple} (probed: {', '.join([*tried, f'{size[0]}x{size[1]} runs'])})"
+        try:
+            if _runs_at(session, spec, size) and _runs_at(session, spec, (size[0] + 2 * multiple, size[1])):
+                return multiple, f"{multiple} (probed: {', '.join([*tried, f'{size[0]}x{size[1]} runs'])})"
+        except CartoonizeError as exc:  # a larger multiple may still keep the size (a stride it crops)
+            changed = changed or exc
         tried.append(f"{size[0]}x{size[1]} fails")
-    raise CartoonizeError(
-        f"the model fails or changes the size at every probed size ({', '.join(tried)}); "
-        "give its size multiple with --multiple N, or check --layout"
-    )
+    if changed is not None:
+        raise changed
+    other = "nhwc" if spec.layout == "nchw" else "nchw"
+    hint = (f"the layout {spec.layout} was assumed: try --layout {other}" if layout_assumed
+            else "give its size multiple with --multiple N, or check --layout")  # fmt: skip
+    raise CartoonizeError(f"the model fails at every probed size ({', '.join(tried)}); {hint}")

@@ -174,14 +174,15 @@ def models_dir() -> Path:
 
 def check_name(name: str) -> str:
     """A name usable as `--style NAME`: lower case letters, digits, '-' and '_', not a built-in style."""
+    if name.lower() in STYLES:  # `--style Hayao` is hayao: the built-in would always win
+        raise CartoonizeError(
+            f"--name {name}: a built-in style has that name; choose another (e.g. {name.lower()}-onnx)"
+        )
     if not NAME_PATTERN.fullmatch(name):
+        example = name.lower() if NAME_PATTERN.fullmatch(name.lower()) else "light-paprika"
         raise CartoonizeError(
             f"--name {name!r}: use lower-case letters, digits, '-' and '_', starting with a letter or "
-            "digit, at most 64 (e.g. light-paprika)"
-        )
-    if name in STYLES:
-        raise CartoonizeError(
-            f"--name {name}: a built-in style has that name; choose another (e.g. {name}-onnx)"
+            f"digit, at most 64 (e.g. {example})"
         )
     return name
 
