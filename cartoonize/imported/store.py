@@ -10,7 +10,6 @@ import json
 import re
 import secrets
 import shutil
-import tempfile
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -18,6 +17,7 @@ from typing import Any
 
 from cartoonize import __version__
 from cartoonize.errors import CartoonizeError
+from cartoonize.media.files import process_tag, sweep_leftovers
 from cartoonize.styles import STYLES, cache_dir, cache_folder
 
 MANIFEST_FORMAT = "cartoonize-imported-model/1"
@@ -284,13 +284,14 @@ def store_model(
     if target.exists() and not replace:
         raise taken
     cache_folder(root.name)  # made, or one line saying why it cannot be
+    sweep_leftovers(root)  # what killed imports left (SIGKILL: no clean-up ran)
     scratch = _hidden_folder(root, f".{name}.")
     try:
         (scratch / f"{name}.onnx").write_bytes(onnx_bytes)
         (scratch / MANIFEST_NAME).write_text(manifest.to_json())
         for _ in range(3):
             if replace and target.exists():
-                old = Path(tempfile.mkdtemp(prefix=f".{name}.old.", dir=root))
+                old = _hidden_folder(root, f".{name}.")
                 with contextlib.suppress(FileNotFoundError):  # another import moved it first
                     target.replace(old / name)
                 shutil.rmtree(old, ignore_errors=True)
@@ -310,10 +311,12 @@ def store_model(
 
 
 def _hidden_folder(root: Path, prefix: str) -> Path:
-    """A new folder `<prefix><random>` under `root`, made with the mode the umask gives any folder
-    (tempfile.mkdtemp's is 0700 whatever the umask, and the model's folder is this one renamed)."""
+    """A new folder `<prefix>cartoonize-<machine>-<process>.partial-<random>` under `root`, made
+    with the mode the umask gives any folder (tempfile.mkdtemp's is 0700 whatever the umask, and
+    the model's folder is this one renamed); named so that a later import removes it where this
+    process was killed before it could (`sweep_leftovers`)."""
     while True:
-        folder = root / f"{prefix}{secrets.token_hex(4)}"
+        folder = root / f"{prefix}cartoonize-{process_tag()}.partial-{secrets.token_hex(4)}"
         try:
             folder.mkdir()
             return folder
@@ -332,7 +335,7 @@ def remove_model(name: str) -> Path:
         raise CartoonizeError(f"no imported model called {name} (`cartoonize models list`)")
     old = None
     try:
-        old = Path(tempfile.mkdtemp(prefix=f".{folder.name}.old.", dir=folder.parent))
+        old = _hidden_folder(folder.parent, f".{folder.name}.")
         folder.replace(old / folder.name)
     except OSError as exc:
         if old is not None:

@@ -158,3 +158,26 @@ def test_an_import_of_the_same_name_that_lands_first(force: bool, monkeypatch: p
             store_model("x", b"ours", manifest)
     assert (models_dir() / "x" / "x.onnx").read_bytes() == (b"ours" if force else b"theirs")
     assert [p.name for p in models_dir().iterdir()] == ["x"]  # no hidden folder left
+
+
+def test_an_import_killed_midway_leaves_nothing_after_the_next() -> None:
+    """`models add` killed with SIGKILL between writing its hidden folder and renaming it left
+    the folder (a whole model's worth) for ever; the next import removes it, not a running one's."""
+    import os
+    import subprocess
+    import sys
+
+    from cartoonize.imported.store import ModelManifest, WrapSpec, models_dir, store_model
+    from cartoonize.media.files import process_tag
+
+    done = subprocess.Popen([sys.executable, "-c", "pass"])
+    done.wait()
+    models_dir().mkdir(parents=True, exist_ok=True)
+    killed = models_dir() / f".x.cartoonize-{process_tag(done.pid)}.partial-0badf00d"
+    running = models_dir() / f".y.cartoonize-{process_tag(os.getppid())}.partial-0123abcd"
+    for folder in (killed, running):
+        folder.mkdir()
+        (folder / "x.onnx").write_bytes(b"half a model")
+    spec = WrapSpec("nhwc", "float32", (0.0, 1.0), "rgb", 1)
+    store_model("z", b"ours", ModelManifest("z", "z.onnx", "0" * 64, "", spec, {}, {}, licence=""))
+    assert sorted(p.name for p in models_dir().iterdir()) == sorted(["z", running.name])
