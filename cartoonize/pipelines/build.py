@@ -39,7 +39,7 @@ from cartoonize.engines.store import (
 )
 from cartoonize.errors import CartoonizeError
 from cartoonize.export import reference_photo
-from cartoonize.media.files import put_in_place, replaced_file
+from cartoonize.media.files import put_in_place, temporary_sibling
 from cartoonize.parity import PSNR_THRESHOLDS, Parity, parity
 
 # seconds the parity gate's child may take to load and run a fresh engine: a Hayao AOTInductor
@@ -331,9 +331,9 @@ def build_engine(
     check_engine_output(spec, output)
     # build and gate under a hidden name: a crash mid-build leaves nothing `--engine auto` would pick
     # (the process's own: two builds of one engine at once each finish, the last one's stored)
-    # (beside the file a link under that name points to: the rename stays on one file system)
-    target = replaced_file(output)
-    building = target.with_name(f".{target.stem}.{os.getpid()}.building{target.suffix}")
+    # (beside the file a link under that name points to: the rename stays on one file system; named
+    # by machine and process, so that the next build there removes it if this one is killed outright)
+    building = temporary_sibling(output)
     started = time.perf_counter()
     recipes = _recipes(spec)
     crashes: list[str] = []

@@ -834,6 +834,13 @@ def test_a_rebuild_replaces_the_engine_and_its_manifest_together(
     monkeypatch.setitem(build.BUILDERS, "aoti", _builder_copying(tiny_engine, built))
     monkeypatch.setenv("CARTOONIZE_AOTI_RECIPES", "default")
     argv = ["build-engine", "--model", str(tiny_checkpoint), "--backend", "aoti", "--shape", f"{SIZE}x{SIZE}"]
+    from cartoonize.media.files import process_tag
+
+    done = subprocess.Popen([sys.executable, "-c", "pass"])
+    done.wait()
+    killed = engine_copy.with_name(f".{engine_copy.stem}.cartoonize-{process_tag(done.pid)}.partial.pt2")
+    killed.write_bytes(b"a build killed outright")  # (SIGKILL: no clean-up ran) goes with the next build
+    manifest_path(killed).write_text("{}")
     code, text = run_cli(*argv)
     assert code == 0 and "built" in text, text
     assert sorted(_files(engine_copy.parent)) == [engine_copy.name, manifest_path(engine_copy).name]
