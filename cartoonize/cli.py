@@ -722,11 +722,17 @@ def styles_list() -> None:
     from rich.table import Table
 
     from cartoonize.imported.store import imported_models
-    from cartoonize.styles import LICENCE_NOTE, STYLES, style_checkpoint_path
+    from cartoonize.styles import LICENCE_NOTE, STYLES, style_cached, style_checkpoint_path
 
     table = Table("style", "kind", "look / I/O", "here")
     for name, style in STYLES.items():
-        here = "downloaded" if style_checkpoint_path(name).exists() else "downloads on first use"
+        here = (
+            "downloaded"
+            if style_cached(name)
+            else "damaged: downloads again on first use"
+            if style_checkpoint_path(name).exists()
+            else "downloads on first use"
+        )
         table.add_row(name, "built-in", style.description, here)
     for imported in imported_models():
         table.add_row(

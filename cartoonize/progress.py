@@ -88,10 +88,10 @@ def log_lines(label: str, write: Callable[[str], None], every: float = LOG_EVERY
 
 def pull_with_progress(name: str, force: bool = False, quiet: bool = False) -> Path:
     """Download a style with a byte progress bar (no bar when cached or quiet)."""
-    from cartoonize.styles import LICENCE_NOTE, get_style, pull_style, style_checkpoint_path
+    from cartoonize.styles import LICENCE_NOTE, get_style, pull_style, style_cached, style_checkpoint_path
 
     style = get_style(name)
-    if style_checkpoint_path(style.name).exists() and not force:
+    if style_cached(style.name) and not force:  # (a damaged one is downloaded again, with a bar)
         return style_checkpoint_path(style.name)
     if quiet:
         return pull_style(style.name, force=force)

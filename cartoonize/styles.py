@@ -9,13 +9,16 @@ the cache unless every file verified.
 
 from __future__ import annotations
 
+import contextlib
+import difflib
 import hashlib
+import http.client
 import os
 import shutil
 import tempfile
 import urllib.error
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -97,7 +100,7 @@ def cache_folder(*parts: str) -> Path:
 def weights_url() -> str:
     """Where the style weights come from: CARTOONIZE_WEIGHTS_URL, a URL (https://..., file:///...)
     or a folder holding the mirror (a path, made a file:// URL), else GitHub."""
-    value = os.environ.get("CARTOONIZE_WEIGHTS_URL", DEFAULT_WEIGHTS_URL)
+    value = os.environ.get("CARTOONIZE_WEIGHTS_URL") or DEFAULT_WEIGHTS_URL  # set empty: unset
     if "://" in value:
         return value
     folder = Path(value).expanduser()
@@ -112,8 +115,10 @@ def get_style(name: str) -> Style:
     try:
         return STYLES[name.lower()]
     except KeyError:
+        close = difflib.get_close_matches(name.lower(), STYLES, n=1)
+        hint = f"did you mean {close[0]!r}? " if close else ""
         raise CartoonizeError(
-            f"unknown style {name!r}; choose one of {', '.join(STYLES)} (`cartoonize styles list`)"
+            f"unknown style {name!r}; {hint}choose one of {', '.join(STYLES)} (`cartoonize styles list`)"
         ) from None
 
 
@@ -181,42 +186,145 @@ def sha256_of(path: Path) -> str:
 
 ProgressHook = Callable[[str, int], None]  # (file name, bytes just received)
 
+STALL_TIMEOUT_S = 60.0  # a server that sends nothing for this long (connecting, or mid-file) has failed
+
 
 def _download(url: str, dest: Path, on_bytes: ProgressHook) -> None:
+    """`url` into `dest`, or a one-line error naming the URL and what to do. A body shorter than
+    its Content-Length (the connection closed early, cleanly) is an error here, not a sha256
+    mismatch blamed on the source; so is a web page where a file was asked for (a captive portal,
+    a proxy's login page)."""
+    again = "try again, or set CARTOONIZE_WEIGHTS_URL to a mirror of the weights"
     try:
-        with urllib.request.urlopen(url, timeout=60) as response, dest.open("wb") as out:
+        with urllib.request.urlopen(url, timeout=STALL_TIMEOUT_S) as response, dest.open("wb") as out:
+            if response.headers.get_content_type() == "text/html":
+                raise CartoonizeError(
+                    f"download failed: {url} answered with a web page, not the file (a captive portal "
+                    "or a proxy's login page?): log in to the network in a browser, or set "
+                    "CARTOONIZE_WEIGHTS_URL to a mirror of the weights"
+                )
+            expected = response.headers.get("Content-Length")
+            received = 0
             while block := response.read(1 << 16):
                 out.write(block)
+                received += len(block)
                 on_bytes(dest.name, len(block))
+            if expected is not None and expected.isdigit() and received < int(expected):
+                raise CartoonizeError(
+                    f"download failed: {url} (the connection closed after {received} of {expected} bytes); {again}"
+                )
     except urllib.error.HTTPError as exc:
-        raise CartoonizeError(f"download failed: {url} answered HTTP {exc.code}") from None
+        hint = (
+            "the mirror does not have it: check CARTOONIZE_WEIGHTS_URL (it names the folder that holds "
+            f"{REPOSITORY}/{COMMIT}/...)"
+            if exc.code == 404
+            else "the server failed: try again later, or set CARTOONIZE_WEIGHTS_URL to a mirror of the weights"
+            if exc.code >= 500
+            else again
+        )
+        raise CartoonizeError(f"download failed: {url} answered HTTP {exc.code}; {hint}") from None
+    except TimeoutError:  # socket.timeout: the server stalled
+        raise CartoonizeError(
+            f"download failed: {url} (no data for {STALL_TIMEOUT_S:g} s); {again}"
+        ) from None
     except (urllib.error.URLError, OSError) as exc:
         reason = getattr(exc, "reason", None) or exc
-        raise CartoonizeError(f"download failed: {url} ({reason})") from None
+        raise CartoonizeError(f"download failed: {url} ({reason}); {again}") from None
+    except http.client.HTTPException as exc:  # IncompleteRead, a malformed answer: not OSErrors
+        raise CartoonizeError(f"download failed: {url} ({type(exc).__name__}); {again}") from None
+
+
+def _digest_path(checkpoint: Path) -> Path:
+    """The sha256 of a cached checkpoint, recorded beside it when it was saved."""
+    return checkpoint.with_name(checkpoint.name + ".sha256")
+
+
+def style_cached(name: str) -> bool:
+    """Whether the style is in the cache, whole (`styles list`; a pull that has nothing to do)."""
+    return _intact(style_checkpoint_path(name))
+
+
+def _intact(checkpoint: Path) -> bool:
+    """Whether the cached checkpoint is there and has the bytes it was saved with (a bit flipped,
+    a file cut short or emptied is not). One cached before digests were recorded is trusted."""
+    if not checkpoint.is_file():
+        return False
+    try:
+        recorded = _digest_path(checkpoint).read_text().strip()
+    except FileNotFoundError:
+        return True
+    return recorded == sha256_of(checkpoint)
+
+
+@contextlib.contextmanager
+def _locked(folder: Path) -> Iterator[None]:
+    """`folder` held by one process at a time (on POSIX; the lock is on the folder itself, so it
+    leaves no file behind): jobs that first use a style together download it once, the others
+    wait and then find it cached."""
+    try:
+        import fcntl
+    except ImportError:  # Windows: each downloads; the renames still leave one whole checkpoint
+        yield
+        return
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # and the lock with it
 
 
 def pull_style(name: str, on_bytes: ProgressHook | None = None, force: bool = False) -> Path:
-    """Download, verify and convert one style into the cache; return the checkpoint's path."""
+    """Download, verify and convert one style into the cache; return the checkpoint's path. A
+    cached one that no longer has the bytes it was saved with is downloaded again."""
     style = get_style(name)
     target = style_checkpoint_path(style.name)
-    if target.exists() and not force:
+    if not force and _intact(target):
         return target
-    cache_folder(target.parent.name)  # made, or one line saying why it cannot be
+    damaged = target.exists() and not force
+    try:
+        folder = cache_folder(target.parent.name)  # made, or one line saying why it cannot be
+        with _locked(folder):
+            if not force and _intact(target):  # another process pulled it while this one waited
+                return target
+            _fetch(style, target, on_bytes or (lambda _f, _n: None))
+    except CartoonizeError as exc:
+        if damaged:
+            raise CartoonizeError(
+                f"the cached {target} is damaged, and pulling it again failed: {exc}"
+            ) from None
+        raise
+    return target
+
+
+def _fetch(style: Style, target: Path, on_bytes: ProgressHook) -> None:
+    """Every file of `style` into a scratch folder beside `target`, each checked, converted and
+    saved there; then the digest and the checkpoint renamed into place. An error, Ctrl-C or a
+    kill leaves nothing under the cache's names (a scratch folder a killed run left is swept by
+    the next one, as output folders are)."""
+    from cartoonize.media.files import process_tag, sweep_leftovers
+
+    sweep_leftovers(target.parent)
     base = weights_url()
-    scratch = Path(tempfile.mkdtemp(prefix=f".{style.name}-", dir=target.parent))
+    tag = f".{style.name}.cartoonize-{process_tag()}.partial-"
+    scratch = Path(tempfile.mkdtemp(prefix=tag, dir=target.parent))
     try:
         for file, digest in style.files.items():
-            _download(style.url(base, file), scratch / file, on_bytes or (lambda _f, _n: None))
+            _download(style.url(base, file), scratch / file, on_bytes)
             actual = sha256_of(scratch / file)
             if actual != digest:
                 raise CartoonizeError(
                     f"style {style.name}: {file} failed its sha256 check (got {actual[:12]}…, "
-                    f"expected {digest[:12]}…); the source at {base} is corrupt or changed"
+                    f"expected {digest[:12]}…); the source at {base} is corrupt or changed: "
+                    "try again, or set CARTOONIZE_WEIGHTS_URL to another mirror"
                 )
-        checkpoint_from_npy_folder(style, scratch).save(target)
+        saved = scratch / target.name
+        checkpoint_from_npy_folder(style, scratch).save(saved)
+        (scratch / "sha256").write_text(sha256_of(saved) + "\n")
+        (scratch / "sha256").replace(_digest_path(target))
+        saved.replace(target)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-    return target
 
 
 def style_checkpoint(name: str, on_bytes: ProgressHook | None = None) -> Path:
