@@ -212,6 +212,12 @@ def _listing():
     return console
 
 
+def _fps(rate: float) -> str:
+    """'12.3 fps', or two significant figures below 1 (a full-size network on a CPU: '0.022 fps',
+    where one decimal printed '0.0 fps')."""
+    return f"{rate:.1f} fps" if rate >= 1 or rate == 0 else f"{rate:.2g} fps"
+
+
 def _frames(count: int) -> str:
     from cartoonize.pipelines.batch import frames_count
 
@@ -339,7 +345,7 @@ def video(
         result = report.results[0]
         if not quiet:
             _console().print(f"[green]wrote {_e(output)}[/]: {_frames(result.frames)} {report.width}×{report.height} in "
-                             f"{report.seconds:.1f} s ({report.fps:.1f} fps over {_e(report.executor)}{_e(result.message)})",
+                             f"{report.seconds:.1f} s ({_fps(report.fps)} over {_e(report.executor)}{_e(result.message)})",
                              soft_wrap=True)  # fmt: skip
             for note in report.retries:
                 _console().print(f"  retried {note}", markup=False, highlight=False)
@@ -364,7 +370,7 @@ def _one_video(job, request, quiet: bool) -> None:  # noqa: ANN001
     if not quiet:
         _console().print(
             f"[green]wrote {_e(job.output)}[/]: {_frames(report.frames)} {report.width}×{report.height} "
-            f"in {report.seconds:.1f} s ({report.fps:.1f} fps end to end, waiting on the engine "
+            f"in {report.seconds:.1f} s ({_fps(report.fps)} end to end, waiting on the engine "
             f"{100 * report.engine_share:.0f} % of the time; {_e(report.engine)}; {report.video_codec}; "
             f"stages: {_e(report.stages)})"
         )

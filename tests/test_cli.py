@@ -161,3 +161,15 @@ def test_a_cache_that_cannot_be_written_is_one_line(tmp_path: Path, tiny_checkpo
     assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
     assert "error: cannot write the cache folder" in result.stderr and "CARTOONIZE_CACHE" in result.stderr
     assert not (tmp_path / "out.png").exists()
+
+
+def test_a_slow_runs_rate_is_not_printed_as_zero() -> None:
+    """The summary said "6 frames in 225 s (0.0 fps ...)" for a full-size network on a CPU."""
+    from cartoonize.cli import _fps
+
+    assert (_fps(0.0218), _fps(0.5), _fps(12.34), _fps(0.0)) == (
+        "0.022 fps",
+        "0.5 fps",
+        "12.3 fps",
+        "0.0 fps",
+    )

@@ -410,8 +410,8 @@ def fit_within(width: int, height: int, max_side: int | None, even: bool = True)
     ratio; with `even`, sides stay even so 4:2:0 encoders take them."""
     if not max_side or max(width, height) <= max_side:
         return width, height
-    scale = max_side / max(width, height)
     step = 2 if even else 1
+    scale = (max_side // step * step) / max(width, height)  # the longer side even, not over: 31 -> 30, not 32
     return max(step, round(width * scale / step) * step), max(step, round(height * scale / step) * step)
 
 
@@ -461,6 +461,31 @@ def remove_empty(folders: list[Path]) -> None:
     for folder in sorted(set(folders), key=lambda f: len(f.parts), reverse=True):
         with contextlib.suppress(OSError):  # not empty (an output landed there), or gone already
             folder.rmdir()
+
+
+def once_each(pairs: list[tuple[Path, Path]]) -> list[tuple[Path, Path]]:
+    """(input, output) `pairs` less the repeats of one input file for one output (`a.jpg ./a.jpg`,
+    or a file named and in a folder given), each said once in a warning, as `cp` does: refused as
+    two inputs that "would both be written" to one output, the advice was to rename one."""
+    import warnings
+
+    from cartoonize.errors import CartoonizeWarning
+
+    seen: set[tuple[Path, Path]] = set()
+    kept: list[tuple[Path, Path]] = []
+    repeated: list[Path] = []
+    for source, target in pairs:
+        key = (source.resolve(), target)
+        if key in seen:
+            repeated += [] if source in repeated else [source]
+            continue
+        seen.add(key)
+        kept.append((source, target))
+    for source in repeated:
+        warnings.warn(
+            f"{source} is given more than once; it is cartoonized once", CartoonizeWarning, stacklevel=3
+        )
+    return kept
 
 
 def check_distinct_outputs(pairs: Iterable[tuple[Path, Path]]) -> None:

@@ -34,6 +34,7 @@ from cartoonize.media.files import (
     check_output,
     container_for,
     made_folders,
+    once_each,
     remove_empty,
     write_failure,
 )
@@ -106,6 +107,7 @@ def find_videos(inputs: list[Path], out_dir: Path) -> list[tuple[Path, Path]]:
                 continue
             name = given.resolve().name or "input"
             pairs.append((path, out_dir / name / relative.parent / output_name(path.name)))
+    pairs = once_each(pairs)
     check_distinct_outputs(pairs)
     return pairs
 

@@ -23,6 +23,7 @@ from cartoonize.media.files import (
     check_output_folder,
     ffmpeg_path,
     fit_within,
+    once_each,
     source_colour,
     to_rgb,
 )
@@ -379,33 +380,11 @@ def collect_images(inputs: list[Path], leave_out: Path | None = None) -> tuple[l
             found.append((item, Path(item.stem)))
         else:
             raise CartoonizeError(f"input {item} does not exist")
-    found = _once_each(found)
+    found = once_each(found)
     if not found:
         what = f" ({_files(others)} there, none of a photo type this reads)" if others else ""
         raise CartoonizeError(f"no images found in {', '.join(map(str, inputs))}{what}")
     return found, others
-
-
-def _once_each(found: list[tuple[Path, Path]]) -> list[tuple[Path, Path]]:
-    """`found` less the repeats of a (photo, place) pair, the photo compared by the file it names
-    (`a.jpg`, `./a.jpg`), each said once: two outputs of one photo would clash, and "rename one"
-    cannot help."""
-    seen: set[tuple[Path, Path]] = set()
-    kept: list[tuple[Path, Path]] = []
-    repeated: list[Path] = []
-    for path, place in found:
-        key = (path.resolve(), place)
-        if key in seen:
-            if path not in repeated:
-                repeated.append(path)
-            continue
-        seen.add(key)
-        kept.append((path, place))
-    for path in repeated:
-        warnings.warn(
-            f"{path} is given more than once; it is cartoonized once", CartoonizeWarning, stacklevel=3
-        )
-    return kept
 
 
 def _files(count: int) -> str:

@@ -35,6 +35,7 @@ from cartoonize.media.deinterlace import Deinterlacer
 from cartoonize.media.files import (
     ATTACHED_PIC,
     AUDIO_REENCODE,
+    ENCODERS,
     SQUARE_PIXELS,
     SUBTITLE_TEXT,
     TEXT_SUBTITLES,
@@ -400,10 +401,13 @@ def cartoonize_video(
     check_codec(job.output, job.encoder.codec)
     container_name, default_codec = container_for(job.output)
     info = probe(job.input, job.max_side, square_pixels=container_name in SQUARE_PIXELS)
-    job = replace(job, encoder=job.encoder.for_codec(default_codec))
+    job = replace(job, encoder=encoder_for(job.encoder).for_codec(default_codec))
     out_w, out_h = even_size(info.width, info.height)
+    network = network_size(info.height, info.width, job.stages.infer_side)
+    if network == (info.height, info.width):  # an --infer-side the frame is within: nothing to upsample
+        job = replace(job, stages=replace(job.stages, infer_side=None))
     infer_side = job.stages.infer_side  # the network may run smaller; the chain upsamples back
-    runner = make_runner(network_size(info.height, info.width, infer_side))
+    runner = make_runner(network)
     chain = make_chain(replace(job.stages, device=getattr(runner, "device", "cpu")))  # where the runner runs
     window = job.window
     codec = default_codec if job.encoder.codec == "auto" else job.encoder.codec
@@ -727,6 +731,20 @@ def cartoonize_video(
         streams=[*notes.values(), *([CUT_MID_PACKET] if cut_short else [])], colour=out_colour.describe(), hdr=hdr.describe(colour) if tone_map else "", frame_path="yuv" if planes is not None else "device" if on_device else "rgb",
         load_seconds=load_seconds, not_planes=not_planes, damaged=damaged[0], left_out=held.left_out + (palettize.left_out if palettize else 0), first_written=palettize.first_kept if palettize else None, interlaced=interlaced[0], deinterlaced=job.deinterlace, captions=captioned[0], waits={("engine" if k == engine_thread else k): round(v, 3) for k, v in waits.items()},
     )  # fmt: skip
+
+
+def encoder_for(settings: EncoderSettings) -> EncoderSettings:
+    """`settings` with a codec name outside ENCODERS (`--codec av1`) replaced by the encoder FFmpeg
+    picks for it (libsvtav1), which gets its own options (media.files._encoder_options) as a name
+    in ENCODERS does: under the codec's name, `--crf` was ignored and SVT-AV1 logged 20 lines."""
+    import av
+
+    if settings.codec == "auto" or settings.codec in ENCODERS:
+        return settings
+    try:
+        return replace(settings, codec=av.Codec(settings.codec, "w").name)
+    except ValueError:  # no such encoder: `check_codec` has said so already
+        return settings
 
 
 def output_time_base(container_name: str, info: VideoProbe) -> Fraction:

@@ -160,6 +160,8 @@ def test_fit_within_scales_down_only_and_keeps_sides_even_for_video() -> None:
     assert fit_within(70, 100, 50) == (36, 50)
     assert fit_within(1000, 10, 50) == (50, 2)  # never below one step
     assert fit_within(1000, 10, 50, even=False) == (50, 1)
+    assert fit_within(64, 48, 31) == (30, 22)  # an odd limit: even sides below it (it gave 32x24)
+    assert fit_within(64, 48, 31, even=False) == (31, 23)
 
 
 @pytest.mark.parametrize(
