@@ -432,15 +432,27 @@ def compatibility_problems(
                 f"profile {spec.profile.describe()}", ShapeProfile.static(size),
             ))  # fmt: skip
     if check_hash:
-        from cartoonize.styles import sha256_of
-
-        actual = sha256_of(engine)
+        actual = _engine_sha256(engine)
         if actual != manifest.engine_sha256:
             problems.append((
                 f"the file does not match its manifest (sha256 {actual[:12]}…, manifest says "
                 f"{manifest.engine_sha256[:12]}…)", None,
             ))  # fmt: skip
     return problems
+
+
+def _engine_sha256(engine: Path) -> str:
+    """The engine file's sha256, hashed once a process while the file stays as it was (the same inode, size and time): `image
+    --engine auto` asks the store once for each photo size, each time hashing every engine."""
+    stat = engine.stat()
+    return _sha256_of_version(engine, stat.st_ino, stat.st_size, stat.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=256)
+def _sha256_of_version(engine: Path, _inode: int, _size: int, _mtime_ns: int) -> str:
+    from cartoonize.styles import sha256_of
+
+    return sha256_of(engine)
 
 
 def check_engine(engine: Path, frame_size: tuple[int, int] | None = None) -> Manifest:

@@ -11,6 +11,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from fractions import Fraction
 
 import numpy as np
@@ -43,6 +44,23 @@ def test_urls_are_checked_before_anything_opens() -> None:
     assert stream_url("tcp://h:1?timeout=7") == "tcp://h:1?timeout=7"  # the user's own kept
 
 
+@contextlib.contextmanager
+def _deaf_receiver() -> Iterator[int]:
+    """A TCP receiver on 127.0.0.1 (its port) that takes a connection and never reads, with a
+    small receive buffer, so that writes to it stall soon."""
+    listener = socket.socket()
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+    taken: list[socket.socket] = []
+    threading.Thread(target=lambda: taken.append(listener.accept()[0]), daemon=True).start()
+    try:
+        yield listener.getsockname()[1]
+    finally:
+        for sock in [*taken, listener]:
+            sock.close()
+
+
 @pytest.mark.parametrize("url_timeout", [True, False], ids=["tcp-timeout", "no-timeout"])
 def test_a_receiver_that_stops_reading_ends_the_stream(
     url_timeout: bool, monkeypatch: pytest.MonkeyPatch
@@ -51,17 +69,10 @@ def test_a_receiver_that_stops_reading_ends_the_stream(
     writes fail; without one (rtmp://, or a tcp:// URL that names a long one) the closing wait
     gives up: either way `close` ends within seconds, saying why."""
     monkeypatch.setattr(outputs, "STALL_SECONDS", 1.0)
-    listener = socket.socket()
-    listener.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(1)
-    taken: list[socket.socket] = []
-    threading.Thread(target=lambda: taken.append(listener.accept()[0]), daemon=True).start()
-    port = listener.getsockname()[1]
-    url = f"tcp://127.0.0.1:{port}" if url_timeout else f"tcp://127.0.0.1:{port}?timeout=600000000"
-    recorder = Recorder(url, 320, 240, Fraction(30))
-    rng = np.random.default_rng(0)
-    try:
+    with _deaf_receiver() as port:
+        url = f"tcp://127.0.0.1:{port}" if url_timeout else f"tcp://127.0.0.1:{port}?timeout=600000000"
+        recorder = Recorder(url, 320, 240, Fraction(30))
+        rng = np.random.default_rng(0)
         for i in range(300):  # noise: about 2 MB of H.264, more than the socket's buffers hold
             recorder.write(rng.integers(0, 255, (240, 320, 3), dtype=np.uint8), i / 30)
             time.sleep(0.005)
@@ -71,9 +82,6 @@ def test_a_receiver_that_stops_reading_ends_the_stream(
         ):
             recorder.close()
         assert time.perf_counter() - started < 4
-    finally:
-        for sock in [*taken, listener]:
-            sock.close()
 
 
 @pytest.mark.skipif(sys.platform != "linux", reason="v4l2loopback is Linux's")
@@ -166,16 +174,9 @@ def test_a_protocol_without_a_write_timeout_is_caught_by_the_watchdog(
     """A URL whose own timeout overrides `rw_timeout` (tcp:// naming a long one) stands in for a
     protocol that ignores it: the writer stuck in one frame is noticed by `write`."""
     monkeypatch.setattr(outputs, "STALL_SECONDS", 1.0)
-    listener = socket.socket()
-    listener.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(1)
-    taken: list[socket.socket] = []
-    threading.Thread(target=lambda: taken.append(listener.accept()[0]), daemon=True).start()
-    url = f"tcp://127.0.0.1:{listener.getsockname()[1]}?timeout=600000000"
-    recorder = Recorder(url, 320, 240, Fraction(30))
-    rng = np.random.default_rng(0)
-    try:
+    with _deaf_receiver() as port:
+        recorder = Recorder(f"tcp://127.0.0.1:{port}?timeout=600000000", 320, 240, Fraction(30))
+        rng = np.random.default_rng(0)
         deadline = time.perf_counter() + 20
         while recorder.error is None and time.perf_counter() < deadline:
             recorder.write(rng.integers(0, 255, (240, 320, 3), dtype=np.uint8), time.perf_counter())
@@ -185,9 +186,6 @@ def test_a_protocol_without_a_write_timeout_is_caught_by_the_watchdog(
         with pytest.raises(CartoonizeError, match="stopped taking the stream"):
             recorder.close()
         assert time.perf_counter() - started < 2.5
-    finally:
-        for sock in [*taken, listener]:
-            sock.close()
 
 
 MUTE_RECEIVER = """
