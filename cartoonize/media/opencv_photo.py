@@ -97,9 +97,49 @@ def _quiet(cv2) -> Iterator[None]:  # noqa: ANN001 - the cv2 module
         cv2.utils.logging.setLogLevel(before)
 
 
+def jpeg_layout(path: Path) -> tuple[int, int, int, int] | None:
+    """A JPEG's (width, height) as its frame header gives them, read before any of its picture is,
+    and the pixels across and down that one sample of its least sampled component covers (2, 2
+    for the usual 4:2:0 colour; 1, 1 for 4:4:4 or grey); None for a file that is not a JPEG or
+    has no frame header before its first scan."""
+    header = _jpeg_header(path)
+    if header is None or 0 in header[1:3]:  # a height of 0: said after the picture (a DNL segment)
+        return None
+    return header[1:]
+
+
+def reduced_rgb(path: Path, scale: int) -> np.ndarray | None:
+    """A JPEG's uint8 (H, W, 3) RGB as stored (not turned), decoded at 1/`scale` of its size (1, 2,
+    4 or 8: libjpeg's scaled inverse DCT, each side rounded up), so that a picture too large to hold
+    whole is never held whole; None where OpenCV cannot decode it."""
+    import cv2
+
+    flags = {1: cv2.IMREAD_COLOR, 2: cv2.IMREAD_REDUCED_COLOR_2, 4: cv2.IMREAD_REDUCED_COLOR_4,
+             8: cv2.IMREAD_REDUCED_COLOR_8}[scale]  # fmt: skip
+    try:
+        data = np.fromfile(path, np.uint8)
+    except OSError:
+        return None
+    try:
+        with _quiet(cv2):
+            picture = cv2.imdecode(data, flags | cv2.IMREAD_IGNORE_ORIENTATION)
+    except cv2.error:
+        return None
+    if picture is None or picture.size == 0:
+        return None
+    return np.ascontiguousarray(picture[..., ::-1])  # BGR
+
+
 def _jpeg_frame(path: Path) -> int | None:
     """The JPEG's start-of-frame marker (0xC0 baseline, 0xC2 progressive, 0xC9 arithmetic, ...);
     None for a file that is not a JPEG or has none before its first scan."""
+    header = _jpeg_header(path)
+    return None if header is None else header[0]
+
+
+def _jpeg_header(path: Path) -> tuple[int, int, int, int, int] | None:
+    """The JPEG's start-of-frame marker, its (width, height), and the sampling step of its least
+    sampled component across and down."""
     try:
         with open(path, "rb") as file:
             if file.read(2) != JPEG_START:
@@ -114,8 +154,19 @@ def _jpeg_frame(path: Path) -> int | None:
                 if head[1] in (0xD9, 0xDA):  # end of image, start of scan
                     return None
                 if 0xC0 <= head[1] <= 0xCF and head[1] not in NOT_FRAMES:
-                    return head[1]
+                    return _frame_header(head[1], file.read(int.from_bytes(head[2:], "big") - 2))
                 file.seek(int.from_bytes(head[2:], "big") - 2, 1)  # the segment's length counts itself
     except OSError:
         return None
     return None
+
+
+def _frame_header(marker: int, frame: bytes) -> tuple[int, int, int, int, int] | None:
+    """Precision, height, width, the component count, then (id, sampling HV, table) for each."""
+    if len(frame) < 6:
+        return None
+    height, width, count = int.from_bytes(frame[1:3], "big"), int.from_bytes(frame[3:5], "big"), frame[5]
+    sampling = [frame[6 + 3 * k + 1] for k in range(count) if len(frame) >= 6 + 3 * (k + 1)]
+    across = [value >> 4 for value in sampling if value >> 4] or [1]
+    down = [value & 15 for value in sampling if value & 15] or [1]
+    return marker, width, height, max(across) // min(across), max(down) // min(down)

@@ -36,6 +36,12 @@ def icc_profile(path: Path) -> bytes | None:
     return _read(path, _icc_in)
 
 
+def picture_size(path: Path) -> tuple[int, int] | None:
+    """The (width, height) a PNG (IHDR) or WebP (its canvas) says its picture is, read before any
+    of the picture; None for other files (media.tiff and media.opencv_photo read TIFF's and JPEG's)."""
+    return _read(path, _size_in)
+
+
 def heif_transforms(path: Path) -> list[tuple[str, int]] | None:
     """A HEIF/AVIF photo's turn and mirror (media.heif.transforms); None for other files."""
     return _read(path, lambda kind, file: heif.transforms(file) if kind == "heif" else None)
@@ -83,6 +89,24 @@ def _exif_in(kind: str, file: BinaryIO) -> bytes | None:
     if data is not None and data.startswith(EXIF_PREFIX):  # some WebP writers keep JPEG's prefix
         data = data[len(EXIF_PREFIX) :]
     return data
+
+
+def _size_in(kind: str, file: BinaryIO) -> tuple[int, int] | None:
+    if kind == "png":  # IHDR comes first: width, height, big-endian
+        head = file.read(24)
+        return struct.unpack(">II", head[16:24]) if head[12:16] == b"IHDR" else None
+    if kind == "webp":
+        head = file.read(30)
+        if head[12:16] == b"VP8X":  # the canvas: 24-bit sides less one
+            return int.from_bytes(head[24:27], "little") + 1, int.from_bytes(head[27:30], "little") + 1
+        if head[12:16] == b"VP8L":  # lossless: 14-bit sides less one after a signature byte
+            bits = int.from_bytes(head[21:25], "little")
+            return (bits & 0x3FFF) + 1, ((bits >> 14) & 0x3FFF) + 1
+        if head[12:16] == b"VP8 ":  # lossy: after a 3-byte frame tag and a start code, 14-bit sides
+            return int.from_bytes(head[26:28], "little") & 0x3FFF, int.from_bytes(
+                head[28:30], "little"
+            ) & 0x3FFF
+    return None
 
 
 def _icc_in(kind: str, file: BinaryIO) -> bytes | None:

@@ -18,9 +18,10 @@ from cartoonize.media.photo_file import TIFF_HEADERS
 ORIENTATION = 0x0112
 NEW_SUBFILE_TYPE = 254  # bit 0: a reduced-resolution copy of another page (a thumbnail), not a page
 COMPRESSION = 259
+IMAGE_WIDTH, IMAGE_LENGTH = 256, 257
 JPEG_COMPRESSIONS = {6, 7}  # old-style (TIFF 6.0) and new-style (Technical Note 2) JPEG
 MAX_DIRECTORIES = 10_000  # past this a chain of IFDs is a loop in a damaged file
-WANTED = (NEW_SUBFILE_TYPE, COMPRESSION)
+WANTED = (NEW_SUBFILE_TYPE, COMPRESSION, IMAGE_WIDTH, IMAGE_LENGTH)
 VALUE_FORMATS = {3: "H", 4: "I"}  # the TIFF types SHORT and LONG their values come as
 
 
@@ -28,6 +29,14 @@ def compression(path: Path) -> int | None:
     """The first page's Compression tag (1: none, 5: LZW, 7: JPEG, ...); None for a file that is
     not a TIFF or has no such tag."""
     return next(_directories(path), {}).get(COMPRESSION)
+
+
+def size(path: Path) -> tuple[int, int] | None:
+    """The first page's (width, height); None for a file that is not a TIFF or does not say."""
+    tags = next(_directories(path), {})
+    if IMAGE_WIDTH not in tags or IMAGE_LENGTH not in tags:
+        return None
+    return tags[IMAGE_WIDTH], tags[IMAGE_LENGTH]
 
 
 def pages(path: Path) -> int:
@@ -56,7 +65,7 @@ def as_stored(data: bytes) -> bytes:
 
 
 def _directories(path: Path) -> Iterator[dict[int, int]]:
-    """The NewSubfileType and Compression values of each IFD, in the file's chain of them."""
+    """The NewSubfileType, Compression and size values of each IFD, in the file's chain of them."""
     try:
         with open(path, "rb") as file:
             yield from _chain(file)

@@ -20,15 +20,62 @@ CPU_BASE_BYTES = 200_000_000  # the runner and the interpreter, before the photo
 HEADROOM = 0.8  # of the memory available: the photo, its cartoon and the upsampling need some too
 
 
-def available_memory(meminfo: Path = Path("/proc/meminfo")) -> int | None:
-    """Bytes the kernel says a new allocation can have without swapping (Linux's MemAvailable);
-    None where that is not known (another system: no guess is made)."""
+def available_memory(
+    meminfo: Path = Path("/proc/meminfo"), cgroup: Path = Path("/sys/fs/cgroup")
+) -> int | None:
+    """Bytes a new allocation can have without swapping or being killed: the less of what the
+    kernel says (Linux's MemAvailable) and what the limit of this process's control group leaves
+    (a container's `docker run -m 4g`, a Kubernetes pod's limit: there MemAvailable is the whole
+    host's, and a photo sized to it was killed at the container's limit without a word); None
+    where neither is known (another system: no guess is made)."""
+    known = [left for left in (_mem_available(meminfo), _cgroup_left(cgroup)) if left is not None]
+    return min(known) if known else None
+
+
+def _mem_available(meminfo: Path) -> int | None:
     try:
         for line in meminfo.read_text().splitlines():
             if line.startswith("MemAvailable:"):
                 return int(line.split()[1]) * 1024
     except (OSError, ValueError, IndexError):
         return None
+    return None
+
+
+# (limit, usage, statistics, the cache the kernel takes back before it kills) in cgroup v2, then v1
+CGROUP_FILES = (
+    ("memory.max", "memory.current", "memory.stat", "inactive_file"),
+    (
+        "memory/memory.limit_in_bytes",
+        "memory/memory.usage_in_bytes",
+        "memory/memory.stat",
+        "total_inactive_file",
+    ),
+)
+NO_LIMIT = 1 << 60  # cgroup v1 says "no limit" as the largest page-aligned 64-bit number
+
+
+def _cgroup_left(root: Path) -> int | None:
+    """Bytes the control group mounted at `root` (a container's own, as a container sees it) has
+    left under its memory limit, its inactive file cache counted as free; None where it has no
+    limit or none is readable."""
+    for limit_file, usage_file, stat_file, reclaimable in CGROUP_FILES:
+        try:
+            limit_text = (root / limit_file).read_text().strip()
+        except OSError:
+            continue
+        try:
+            if limit_text == "max" or int(limit_text) >= NO_LIMIT:
+                return None
+            usage = int((root / usage_file).read_text())
+            cache = 0
+            for line in (root / stat_file).read_text().splitlines():
+                name, _, value = line.partition(" ")
+                if name == reclaimable:
+                    cache = int(value)
+        except (OSError, ValueError):
+            return None
+        return max(0, int(limit_text) - usage + cache)
     return None
 
 

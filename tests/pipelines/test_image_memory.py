@@ -43,8 +43,8 @@ def test_the_memory_a_photo_needs_and_the_side_that_fits(tmp_path: Path) -> None
     assert memory.cpu_need(h, w) <= memory.HEADROOM * 16 * 10**9 < memory.cpu_need(h + 80, w + 80)
     meminfo = tmp_path / "meminfo"
     meminfo.write_text("MemTotal:       24000000 kB\nMemFree:  1000 kB\nMemAvailable:   20000000 kB\n")
-    assert memory.available_memory(meminfo) == 20000000 * 1024
-    assert memory.available_memory(tmp_path / "none") is None
+    assert memory.available_memory(meminfo, cgroup=tmp_path) == 20000000 * 1024  # no control group's limit
+    assert memory.available_memory(tmp_path / "none", cgroup=tmp_path) is None
 
 
 def _photo(tmp_path: Path) -> Path:
@@ -73,7 +73,9 @@ def test_where_it_fits_or_the_side_is_given_nothing_changes(
     runner = Seen()
     monkeypatch.setattr(memory, "available_memory", lambda: 8 * 10**9)
     cartoonize_images(ImageJob((photo,), tmp_path / "a.png"), lambda: runner)
-    monkeypatch.setattr(memory, "available_memory", lambda: 300 * 10**6)
+    # 0.4 GB: too little for the full size (0.46 GB), enough for the user's choice (0.28 GB), which
+    # is kept (one that does not fit is refused: test_huge_photos)
+    monkeypatch.setattr(memory, "available_memory", lambda: 400 * 10**6)
     job = ImageJob((photo,), tmp_path / "b.png", stages=StageOptions(infer_side=200))  # the user's choice
     cartoonize_images(job, lambda: runner)
     assert runner.sizes == [(300, 400), (152, 200)]
