@@ -683,7 +683,7 @@ def webcam(
     infer_side: Annotated[int | None, typer.Option(min=16, help="Run the network at this longer side and upsample back to the output size (guided by the camera frame) \\[default: 128 on the CPU unless --max-side is at most 256; the full size on a GPU].")] = None,
     no_preview: Annotated[bool, typer.Option("--no-preview", help="No preview window.")] = False,
     serve: Annotated[str | None, typer.Option(metavar="[HOST:]PORT", help="Show the preview in a browser instead (MJPEG over HTTP; host 127.0.0.1 unless given).")] = None,
-    output: Annotated[str | None, typer.Option("--output", "-o", help="Record the cartoon stream: a file (.mp4, .mkv, .gif, ...) or a URL (rtmp://, udp://, srt://).")] = None,
+    output: Annotated[str | None, typer.Option("--output", "-o", help="Record the cartoon stream: a file (.mp4, .mkv, .gif, ...) or a URL (rtmp://, rtmps://, udp://, tcp://, rtp://; srt:// only where PyAV's FFmpeg has it, which its wheels do not).")] = None,
     virtual_cam: Annotated[bool, typer.Option("--virtual-cam", help="Publish as a virtual camera (v4l2loopback, or pyvirtualcam where installed).")] = False,
     virtual_cam_device: Annotated[str | None, typer.Option(help="The v4l2loopback device (default: the first found); implies --virtual-cam.")] = None,
     side_by_side: Annotated[bool, typer.Option("--side-by-side", help="Show original | cartoon.")] = False,

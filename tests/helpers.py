@@ -336,10 +336,12 @@ def everything_printed() -> Iterator[list[str]]:
 
 def start_serving(args: list[str], cwd: Path, root: Path) -> tuple[subprocess.Popen[str], str]:
     """`cartoonize webcam ARGS --serve 0` in a child process (this checkout first on the path);
-    the process and the address it printed. The caller terminates it."""
+    the process (killed with this one) and the address it printed. The caller terminates it."""
+    from tests.bound_children import webcam_child  # it builds on this module
+
     env = child_env(PYTHONPATH=str(root))
     proc = subprocess.Popen(
-        stoppable([sys.executable, "-m", "cartoonize", "webcam", *args, "--serve", "0"]),
+        webcam_child([*args, "--serve", "0"]),
         cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )  # fmt: skip
     assert proc.stdout is not None

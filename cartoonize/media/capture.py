@@ -7,6 +7,11 @@ The slot holds one frame: a frame nobody took before the next arrived is dropped
 a slow consumer always gets the freshest picture and delay never builds up. Files and generated
 sources (`lavfi`) are paced at their own timestamps, so they behave like a camera (and drop frames
 as a camera would).
+
+Every frame is delivered at the size of the first: the engine, the recording and the virtual
+camera are opened for it. A source whose picture changes size on the way (a network stream
+switching quality or orientation, two clips joined) is fitted into that size, its aspect ratio
+kept, with black bars where it differs (the bars stage keeps them black); it was stretched.
 """
 
 from __future__ import annotations
@@ -95,6 +100,8 @@ def resolve_source(spec: CaptureSpec, platform: str | None = None) -> Source:
     if fmt == "lavfi":
         return Source(url, fmt, {}, "generated", f"lavfi source {url!r}")
     if url.lower().startswith(LIVE_SCHEMES):
+        if problem := missing_protocol(url, "--input", tuple(s.split(":")[0] for s in LIVE_SCHEMES)):
+            raise CartoonizeError(problem)
         options = {"fflags": "nobuffer"}  # no demuxer read-ahead: lower delay
         if url.lower().startswith(("rtsp://", "rtsps://")):
             options["rtsp_transport"] = "tcp"  # no smeared frames from lost UDP packets
@@ -105,6 +112,38 @@ def resolve_source(spec: CaptureSpec, platform: str | None = None) -> Source:
             "`--input-format lavfi --input testsrc2=size=640x480:rate=30` to try without a camera)"
         )
     return Source(url, fmt, {}, "file", url)
+
+
+@functools.cache
+def has_protocol(scheme: str) -> bool:
+    """Whether this FFmpeg (the one PyAV was built with) has the `scheme` protocol: PyAV's own
+    wheels have no srt, for one. FFmpeg is asked to open a URL of it with only `file` allowed
+    (`protocol_whitelist`): it looks the protocol up, then refuses it by the list before its open
+    touches the network."""
+    import av
+
+    try:
+        av.open(f"{scheme}://127.0.0.1:9/", "r", options={"protocol_whitelist": "file"}).close()
+    except av.ProtocolNotFoundError:
+        return False
+    except av.FFmpegError:  # "not on whitelist": it is there
+        pass
+    return True
+
+
+def missing_protocol(url: str, what: str, schemes: tuple[str, ...]) -> str | None:
+    """The one-line refusal for a URL whose protocol this FFmpeg lacks, naming those of `schemes`
+    it has; None where it has this one."""
+    scheme = url.split("://", 1)[0].lower()
+    if has_protocol(scheme):
+        return None
+    import av
+
+    usable = ", ".join(f"{name}://" for name in schemes if name != scheme and has_protocol(name))
+    return (
+        f"{what} {url}: this FFmpeg (the one PyAV {av.__version__} bundles) has no {scheme}:// protocol; "
+        f"use {usable}, or install a PyAV built against an FFmpeg that has it"
+    )
 
 
 def check_input_format(fmt: str) -> None:
@@ -146,10 +185,13 @@ def open_source(source: Source, spec: CaptureSpec):  # -> av.container.InputCont
     """Open the input, turning each way it can fail into a one-line error that says what to do."""
     import av
 
+    # anything read over a network, a video on a web server or an IP camera's http:// MJPEG too:
+    # a server that took the connection and never answered held the open for ever, deaf to Ctrl-C
+    remote = source.kind in ("camera", "network") or "://" in source.url
     try:
         container = av.open(
             source.url, "r", format=source.format, options=source.options,
-            timeout=(OPEN_TIMEOUT, OPEN_TIMEOUT) if source.kind in ("camera", "network") else None,
+            timeout=(OPEN_TIMEOUT, OPEN_TIMEOUT) if remote else None,
         )  # fmt: skip
     except av.FFmpegError as exc:
         raise CartoonizeError(_open_problem(source, spec, exc)) from None
@@ -219,9 +261,13 @@ class Captured:
     steal CPU from the engine."""
 
     def __init__(self, captured: float, index: int, rgb: np.ndarray | None = None,
-                 convert: Callable[[], np.ndarray] | None = None) -> None:  # fmt: skip
+                 convert: Callable[[], np.ndarray] | None = None,
+                 letterboxed: tuple[int, int] | None = None) -> None:  # fmt: skip
         self.captured = captured  # time.perf_counter() when the frame arrived (after pacing, for files)
         self.index = index  # frames delivered by the source so far, this one included
+        # the source's own (width, height) where it differs from the first frame's: this picture
+        # was fitted into the first frame's size, its aspect ratio kept (black bars where it differs)
+        self.letterboxed = letterboxed
         self._rgb = rgb
         self._convert = convert
 
@@ -332,7 +378,8 @@ class Capture:
 
     def _read(self, av) -> str:  # noqa: ANN001
         stream = self.container.streams.video[0]
-        size: tuple[int, int] | None = None
+        first: tuple[int, int] | None = None  # the first frame's (width, height), as decoded
+        size: tuple[int, int] | None = None  # what every frame is delivered at (before rotation)
         clock: tuple[float, float] | None = None  # (perf_counter, frame time) of the pacing origin
         index = 0
         for frame in self.container.decode(stream):
@@ -340,24 +387,36 @@ class Capture:
                 return "stopped"
             k = int(round(frame.rotation / 90.0)) % 4 if self.source.kind == "file" else 0
             if size is None:
+                first = (frame.width, frame.height)
                 upright = (frame.height, frame.width) if k % 2 else (frame.width, frame.height)
                 w, h = fit_within(*upright, self.spec.max_side)
                 size = (h, w) if k % 2 else (w, h)
+            own = (frame.width, frame.height)
+            picture = size if own == first else letterbox(*own, *size)
             if self.source.paced:
                 if index == 1:
                     self._go.wait()
                 clock = self._pace(frame, clock)
             index += 1
-            convert = functools.partial(self._to_rgb, frame, size, k)
+            convert = functools.partial(self._to_rgb, frame, size, picture, k)
+            changed = own if own != first else None
             if self.frames.keeping_up:
-                self.frames.put(Captured(time.perf_counter(), index, rgb=convert()))
+                self.frames.put(Captured(time.perf_counter(), index, rgb=convert(), letterboxed=changed))
             else:
-                self.frames.put(Captured(time.perf_counter(), index, convert=convert))
+                self.frames.put(Captured(time.perf_counter(), index, convert=convert, letterboxed=changed))
         if self.source.kind == "camera":
             return f"{self.source.label} stopped delivering frames (unplugged?)"
         return "the input ended"
 
-    def _to_rgb(self, frame, size: tuple[int, int], k: int) -> np.ndarray:  # noqa: ANN001 - an av.VideoFrame
+    def _to_rgb(self, frame, size: tuple[int, int], picture: tuple[int, int], k: int) -> np.ndarray:  # noqa: ANN001
+        """`frame` (an av.VideoFrame) upright as RGB of `size` (width, height before rotation),
+        its picture scaled to `picture` and centred on black where the two differ (`letterbox`)."""
+        if picture != size:
+            inside = self._to_rgb(frame, picture, picture, 0)
+            rgb = np.zeros((size[1], size[0], 3), np.uint8)
+            x, y = (size[0] - picture[0]) // 2, (size[1] - picture[1]) // 2
+            rgb[y : y + picture[1], x : x + picture[0]] = inside
+            return np.ascontiguousarray(np.rot90(rgb, k)) if k else rgb
         with self._reading:
             if self.source.kind in ("file", "network"):
                 # read as `cartoonize video` and players read it: by its tags or, untagged, as its
@@ -384,6 +443,13 @@ class Capture:
         while not self._stop.is_set() and (left := due - time.perf_counter()) > 0:
             time.sleep(min(left, 0.05))
         return clock
+
+
+def letterbox(width: int, height: int, box_width: int, box_height: int) -> tuple[int, int]:
+    """The size a width x height picture takes inside the box, its aspect ratio kept: the whole
+    box along one side, the other side shorter (the bars around it)."""
+    scale = min(box_width / width, box_height / height)
+    return (min(box_width, max(1, round(width * scale))), min(box_height, max(1, round(height * scale))))
 
 
 @dataclass(frozen=True)

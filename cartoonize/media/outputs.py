@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from cartoonize.errors import CartoonizeError
-from cartoonize.media.capture import v4l2_capabilities
+from cartoonize.media.capture import has_protocol, missing_protocol, v4l2_capabilities
 from cartoonize.media.files import (
     EncoderSettings,
     check_output,
@@ -74,9 +74,13 @@ def check_record_target(target: str, overwrite: bool) -> None:
         scheme, rest = target.split("://", 1)
         scheme = scheme.lower()
         if scheme not in URL_CONTAINERS:
+            usable = [name for name in URL_CONTAINERS if has_protocol(name)]
             raise CartoonizeError(
-                f"--output {target}: cannot stream to {scheme}://; use {', '.join(URL_CONTAINERS)} or a file"
+                f"--output {target}: cannot stream to {scheme}://; use {', '.join(usable)} or a file"
             )
+        # a protocol this FFmpeg lacks (srt in PyAV's wheels) is said now, not once the camera is on
+        if problem := missing_protocol(target, "--output", tuple(URL_CONTAINERS)):
+            raise CartoonizeError(problem)
         host = rest.split("/", 1)[0].split("?", 1)[0].split("@")[-1]
         if scheme in ("udp", "tcp", "rtp", "srt") and not host.rpartition(":")[2].isdigit():
             raise CartoonizeError(f"--output {target}: give the receiver's port ({scheme}://HOST:PORT)")

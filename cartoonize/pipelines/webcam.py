@@ -244,6 +244,7 @@ def _loop(job: WebcamJob, capture: Capture, runner: Runner, chain: StageChain, r
     view, overlay = "cartoon", True
     live = _Live()
     shown_image: np.ndarray | None = None
+    sizes_said: set[tuple[int, int]] = set()  # the sizes the source changed to, each said once
     poll = 0.02 if window is not None else 0.25  # how often a waiting window reads its keys
     capture.go()
     first_shown = last_frame = time.perf_counter()
@@ -258,16 +259,15 @@ def _loop(job: WebcamJob, capture: Capture, runner: Runner, chain: StageChain, r
                 elif action == "overlay":
                     overlay = not overlay
                 elif action == "snapshot" and shown_image is not None:
-                    path = job.snapshot_dir / f"cartoonize-{datetime.now():%Y%m%d-%H%M%S-%f}.png"
-                    from cartoonize.pipelines.image import write_image
-
-                    write_image(path, shown_image)
-                    say(f"saved snapshot {path}")
+                    say(_snapshot(job.snapshot_dir, shown_image))
             item = capture.frames.take(timeout=poll)
             if item is None:
                 if capture.frames.closed:
                     report.stopped = capture.frames.reason
-                    report.failed = capture.source.kind in ("camera", "network")
+                    # a file's end is the end; a camera's or a stream's, or a read that failed, a fault
+                    report.failed = (
+                        capture.source.kind in ("camera", "network") or report.stopped != "the input ended"
+                    )
                     return
                 if time.perf_counter() - last_frame > job.stall_seconds:
                     report.stopped = f"{capture.source.label} sent no frame for {job.stall_seconds:.0f} s"
@@ -275,6 +275,11 @@ def _loop(job: WebcamJob, capture: Capture, runner: Runner, chain: StageChain, r
                     return
                 continue
             last_frame = time.perf_counter()
+            if item.letterboxed is not None and item.letterboxed not in sizes_said:
+                sizes_said.add(item.letterboxed)
+                say(f"{capture.source.label} changed its picture to {item.letterboxed[0]}x{item.letterboxed[1]}: "
+                    f"fitted into {report.width}x{report.height}, the size this run opened with, its aspect ratio "
+                    "kept (black bars where it differs)")  # fmt: skip
             small = network_frame(item.rgb, job.stages.infer_side)
             # the capture time: temporal stages count in seconds, so dropped frames are time passed
             cartoon = chain(item.rgb, runner(small[None])[0], item.captured)
@@ -310,6 +315,24 @@ def _loop(job: WebcamJob, capture: Capture, runner: Runner, chain: StageChain, r
         report.stopped, report.interrupted = why, True
     finally:
         report.dropped = capture.frames.dropped
+
+
+def _snapshot(folder: Path, image: np.ndarray) -> str:
+    """Save what is shown as a PNG in `folder` (made if need be); what happened, in one line. A
+    snapshot that cannot be written is said and the session goes on: it ended the session (and
+    its recording) with a traceback."""
+    import av
+
+    from cartoonize.pipelines.image import write_image
+
+    path = folder / f"cartoonize-{datetime.now():%Y%m%d-%H%M%S-%f}.png"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        write_image(path, image)
+    except (OSError, av.FFmpegError, CartoonizeError) as exc:
+        reason = getattr(exc, "strerror", None) or str(exc)
+        return f"could not save a snapshot in {folder} ({reason.splitlines()[0]}); going on"
+    return f"saved snapshot {path}"
 
 
 def _compose(original: np.ndarray, cartoon: np.ndarray, view: str, side_by_side: bool) -> np.ndarray:

@@ -20,8 +20,9 @@ from cartoonize.cli import main
 from cartoonize.media.capture import CaptureSpec, LatestFrame, Source, resolve_source
 from cartoonize.pipelines.webcam import WebcamJob, run_webcam
 from cartoonize.runners.base import Runner
+from tests.bound_children import webcam_child
 from tests.conftest import ROOT, SHARED_MEDIA
-from tests.helpers import cpu_auto, interrupt, read_video, stoppable
+from tests.helpers import cpu_auto, interrupt, read_video
 
 BUNNY = SHARED_MEDIA / "big_buck_bunny_1s.webm"
 LAVFI = ["--input-format", "lavfi", "--input", "testsrc2=size=320x240:rate=30"]
@@ -184,8 +185,8 @@ def test_interrupt_finalizes_the_recording(
     out = tmp_path / "live.mp4"
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     proc = subprocess.Popen(
-        stoppable([sys.executable, "-m", "cartoonize", "webcam", *LAVFI, "--no-preview", "--max-side", "160",
-                   "--output", str(out), "--model", str(tiny_checkpoint)]),
+        webcam_child([*LAVFI, "--no-preview", "--max-side", "160", "--output", str(out), "--model",
+                      str(tiny_checkpoint)]),
         cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )  # fmt: skip
     try:

@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 
 from cartoonize.pipelines.image import read_image
+from tests.bound_children import bound
 from tests.conftest import ROOT
 from tests.helpers import start_serving
 
@@ -53,7 +54,7 @@ class DevTools:
                  "for fd in fds: os.close(fd)\n"
                  "for end, target in zip(ends, (3, 4)): os.dup2(end, target); os.close(end)\n"
                  "os.execv(sys.argv[3], sys.argv[3:])\n")  # fmt: skip
-        self.proc = subprocess.Popen([sys.executable, "-c", place, str(to_browser), str(from_browser), *args],
+        self.proc = subprocess.Popen(bound([sys.executable, "-c", place, str(to_browser), str(from_browser), *args]),
                                      pass_fds=(to_browser, from_browser), stdout=subprocess.DEVNULL,
                                      stderr=subprocess.DEVNULL)  # fmt: skip
         os.close(to_browser)

@@ -7,7 +7,6 @@ import os
 import select
 import shutil
 import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -22,8 +21,9 @@ from cartoonize.media.capture import CaptureSpec
 from cartoonize.pipelines.image import read_image, write_image
 from cartoonize.pipelines.webcam import WebcamJob, run_webcam
 from cartoonize.stages import StageOptions
+from tests.bound_children import bound, webcam_child
 from tests.conftest import ROOT, SHARED_MEDIA
-from tests.helpers import interrupt, start_serving, stoppable
+from tests.helpers import interrupt, start_serving
 
 LAVFI = ["--input-format", "lavfi", "--input", "testsrc2=size=320x240:rate=30"]
 SCREEN = (1024, 768)
@@ -39,7 +39,7 @@ def xvfb(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
         pytest.skip("Xvfb is not installed (apt-get install -y xvfb)")
     ready, write_end = os.pipe()
     proc = subprocess.Popen(
-        ["Xvfb", "-displayfd", str(write_end), "-screen", "0", f"{SCREEN[0]}x{SCREEN[1]}x24", "-nolisten", "tcp"],
+        bound(["Xvfb", "-displayfd", str(write_end), "-screen", "0", f"{SCREEN[0]}x{SCREEN[1]}x24", "-nolisten", "tcp"]),
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, pass_fds=(write_end,),
     )  # fmt: skip
     os.close(write_end)
@@ -154,12 +154,12 @@ def test_cli_window_under_xvfb_and_ctrl_c(xvfb: str, tmp_path: Path, tiny_checkp
     exit 130."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     proc = subprocess.Popen(
-        stoppable([sys.executable, "-m", "cartoonize", "webcam", *LAVFI, "--max-side", "160", "--model",
-                   str(tiny_checkpoint)]),
+        webcam_child([*LAVFI, "--max-side", "160", "--model", str(tiny_checkpoint)]),
         cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )  # fmt: skip
     try:
-        deadline, first = time.monotonic() + 90, None
+        # the window shows within seconds; the deadline allows a 2-core machine loaded by other tests
+        deadline, first = time.monotonic() + 180, None
         while time.monotonic() < deadline and proc.poll() is None:
             screen = grab_screen(xvfb)
             area = window_area(screen)
