@@ -11,13 +11,16 @@ from __future__ import annotations
 
 import contextlib
 import difflib
+import errno
 import hashlib
 import http.client
 import os
 import shutil
 import tempfile
+import time
 import urllib.error
 import urllib.request
+from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from importlib import resources
@@ -95,6 +98,30 @@ def cache_folder(*parts: str) -> Path:
             f"cannot write the cache folder {folder} ({reason}); set CARTOONIZE_CACHE to a writable folder"
         )
     return folder
+
+
+def no_room(exc: BaseException, folder: Path, needs: int) -> CartoonizeError | None:
+    """The one-line error for a write into the cache folder `folder` that failed for want of room
+    (a full disk, a quota) where the work `needs` that many bytes, or None where `exc` is something
+    else. torch.save's zip writer says only "unexpected pos" (a RuntimeError): that is taken for a
+    full disk where less than `needs` is left."""
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        reason = exc.strerror or os.strerror(exc.errno)
+    elif isinstance(exc, RuntimeError) and _free(folder) < needs:
+        reason = os.strerror(errno.ENOSPC)
+    else:
+        return None
+    return CartoonizeError(
+        f"cannot write the cache folder {folder} ({reason}; this needs about {_size(needs)}): free "
+        "some space, or set CARTOONIZE_CACHE to a folder on a disk with room"
+    )
+
+
+def _free(folder: Path) -> int:
+    try:
+        return shutil.disk_usage(folder).free
+    except OSError:
+        return 0
 
 
 def weights_url() -> str:
@@ -187,14 +214,68 @@ def sha256_of(path: Path) -> str:
 ProgressHook = Callable[[str, int], None]  # (file name, bytes just received)
 
 STALL_TIMEOUT_S = 60.0  # a server that sends nothing for this long (connecting, or mid-file) has failed
+# A server that sends a byte every few seconds never stalls that long, and kept a pull going for
+# hours (a style is ~45 MB). Slower than MIN_RATE over the last RATE_WINDOW_S, the pull fails: at
+# the floor a style takes about 75 min; the window is long enough that a minute's outage of an
+# otherwise usable link is not taken for a trickle.
+MIN_RATE = 10_000  # bytes/s
+RATE_WINDOW_S = 120.0
+STYLE_BYTES = 44_600_000  # a style's 94 files: 11,129,667 float32 parameters and the .npy headers
 
 
-def _download(url: str, dest: Path, on_bytes: ProgressHook) -> None:
+class _RateFloor:
+    """The bytes of one pull over time; `slow()` says how slow, once the last RATE_WINDOW_S (the
+    whole pull, across files: one file a minute of a few hundred bytes is a trickle too) brought
+    less than MIN_RATE."""
+
+    def __init__(self) -> None:
+        self.min_rate, self.window = MIN_RATE, RATE_WINDOW_S  # as set now (a test sets them small)
+        self.start = time.monotonic()
+        self.total = 0
+        self.marks: deque[tuple[float, int]] = deque([(self.start, 0)])  # (time, bytes so far)
+
+    def slow(self, received: int) -> str | None:
+        now = time.monotonic()
+        self.total += received
+        if now - self.marks[-1][0] < self.window / 64:  # a few dozen marks a window, however fast
+            self.marks[-1] = (self.marks[-1][0], self.total)
+        else:
+            self.marks.append((now, self.total))
+        while len(self.marks) > 1 and self.marks[1][0] <= now - self.window:
+            self.marks.popleft()  # the first mark is the last one at or before the window's start
+        if now - self.start < self.window:
+            return None
+        since = self.total - self.marks[0][1]
+        if since >= self.min_rate * self.window:
+            return None
+        return (
+            f"{_size(since)} in the last {self.window:g} s ({_size(since / self.window)}/s), under the "
+            f"{_size(self.min_rate)}/s that brings a style's {_size(STYLE_BYTES)} within "
+            f"{_duration(STYLE_BYTES / self.min_rate)}"
+        )
+
+
+def _duration(seconds: float) -> str:
+    if seconds >= 5400:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 60:.0f} min" if seconds >= 90 else f"{seconds:.0f} s"
+
+
+def _size(n: float) -> str:
+    """Bytes as people read them: '44.6 MB', '12.0 kB', '60 B', '0.5 B'."""
+    for unit, scale in (("MB", 1e6), ("kB", 1e3)):
+        if n >= scale:
+            return f"{n / scale:.1f} {unit}"
+    return f"{n:.0f} B" if n >= 10 else f"{n:.1f} B"
+
+
+def _download(url: str, dest: Path, on_bytes: ProgressHook, floor: _RateFloor | None = None) -> None:
     """`url` into `dest`, or a one-line error naming the URL and what to do. A body shorter than
     its Content-Length (the connection closed early, cleanly) is an error here, not a sha256
     mismatch blamed on the source; so is a web page where a file was asked for (a captive portal,
-    a proxy's login page)."""
+    a proxy's login page), and a server slower than the pull's `floor` (a trickle)."""
     again = "try again, or set CARTOONIZE_WEIGHTS_URL to a mirror of the weights"
+    floor = floor or _RateFloor()
     try:
         with urllib.request.urlopen(url, timeout=STALL_TIMEOUT_S) as response, dest.open("wb") as out:
             if response.headers.get_content_type() == "text/html":
@@ -205,10 +286,19 @@ def _download(url: str, dest: Path, on_bytes: ProgressHook) -> None:
                 )
             expected = response.headers.get("Content-Length")
             received = 0
-            while block := response.read(1 << 16):
+            # read1: what has come, at once (read(n) waits for all n bytes: a trickle was never seen)
+            read = getattr(response, "read1", response.read)
+            slow = floor.slow(0)  # an answer that took minutes to start counts too
+            while slow is None and (block := read(1 << 16)):
                 out.write(block)
                 received += len(block)
                 on_bytes(dest.name, len(block))
+                slow = floor.slow(len(block))
+            if slow is not None:
+                raise CartoonizeError(
+                    f"download failed: {url} is too slow: {slow}; try again later, or set "
+                    "CARTOONIZE_WEIGHTS_URL to another mirror, or to a folder of the weights fetched elsewhere"
+                )
             if expected is not None and expected.isdigit() and received < int(expected):
                 raise CartoonizeError(
                     f"download failed: {url} (the connection closed after {received} of {expected} bytes); {again}"
@@ -228,6 +318,8 @@ def _download(url: str, dest: Path, on_bytes: ProgressHook) -> None:
             f"download failed: {url} (no data for {STALL_TIMEOUT_S:g} s); {again}"
         ) from None
     except (urllib.error.URLError, OSError) as exc:
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):  # writing it here failed, not downloading it
+            raise
         reason = getattr(exc, "reason", None) or exc
         raise CartoonizeError(f"download failed: {url} ({reason}); {again}") from None
     except http.client.HTTPException as exc:  # IncompleteRead, a malformed answer: not OSErrors
@@ -309,8 +401,9 @@ def _fetch(style: Style, target: Path, on_bytes: ProgressHook) -> None:
     tag = f".{style.name}.cartoonize-{process_tag()}.partial-"
     scratch = Path(tempfile.mkdtemp(prefix=tag, dir=target.parent))
     try:
+        floor = _RateFloor()  # over the whole pull
         for file, digest in style.files.items():
-            _download(style.url(base, file), scratch / file, on_bytes)
+            _download(style.url(base, file), scratch / file, on_bytes, floor)
             actual = sha256_of(scratch / file)
             if actual != digest:
                 raise CartoonizeError(
@@ -323,6 +416,10 @@ def _fetch(style: Style, target: Path, on_bytes: ProgressHook) -> None:
         (scratch / "sha256").write_text(sha256_of(saved) + "\n")
         (scratch / "sha256").replace(_digest_path(target))
         saved.replace(target)
+    except (OSError, RuntimeError) as exc:  # the disk filled up: the files and the checkpoint take ~90 MB
+        if (full := no_room(exc, target.parent, 2 * STYLE_BYTES)) is None:
+            raise
+        raise full from None
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 

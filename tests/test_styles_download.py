@@ -31,6 +31,7 @@ class Mirror:
     mode: str = "ok"
     requests: list[str] = field(default_factory=list)
     release: threading.Event = field(default_factory=threading.Event)  # ends a stall
+    pause_s: float = 0.0  # mode "pause": how long the server waits mid-file
 
 
 def _handler(mirror: Mirror, root: Path) -> type[http.server.BaseHTTPRequestHandler]:
@@ -87,6 +88,29 @@ def _handler(mirror: Mirror, root: Path) -> type[http.server.BaseHTTPRequestHand
 
                     self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
                 self.close_connection = True
+                return None
+            if mode == "trickle":  # the whole length announced, then a byte at a time, never stalling
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                for byte in body:
+                    if mirror.release.wait(0.02):
+                        break
+                    try:
+                        self.wfile.write(bytes([byte]))
+                        self.wfile.flush()
+                    except OSError:  # the client gave up
+                        break
+                self.close_connection = True
+                return None
+            if mode == "pause":  # half, a pause (given in the mirror's `pause_s`), the rest
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body[: len(body) // 2])
+                self.wfile.flush()
+                time.sleep(mirror.pause_s)
+                self.wfile.write(body[len(body) // 2 :])
                 return None
             if mode == "slow":
                 time.sleep(0.3)

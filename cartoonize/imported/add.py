@@ -28,6 +28,7 @@ from cartoonize.imported.store import (
     WrapSpec,
     check_name,
     model_exists,
+    refuse_if_in_use,
     store_model,
 )
 from cartoonize.imported.wrap import numpy_post, numpy_pre, wrap, wrap_metadata
@@ -144,6 +145,7 @@ def add_model(job: AddJob, step: Callable[[str], None] | None = None) -> AddResu
         raise CartoonizeError(
             f"a model called {name} is already imported; `cartoonize models remove {name}` first, or add --force"
         )
+    refuse_if_in_use(name, "replace")  # --force: before the import's work, not after it
     step("reading the graph")
     model = load_source(job.source)  # a missing or non-ONNX file stops here; external data is in it
     source_bytes = Path(job.source).read_bytes()

@@ -1,16 +1,19 @@
 """The user's imported models: `<cache>/models/<name>/` holds the wrapped `<name>.onnx` and its
 `manifest.json`. A model folder appears whole (written under a hidden name, then renamed) or not
-at all; hidden entries are imports in progress and never listed."""
+at all; hidden entries are imports in progress and never listed. A job whose pieces each load the
+model (`--segments`, `--workers`) holds a shared lock on its folder while it runs (`models_held`);
+`models remove` and `models add --force` need it alone, and refuse while a job holds it."""
 
 from __future__ import annotations
 
 import contextlib
 import errno
 import json
+import os
 import re
 import secrets
 import shutil
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -18,7 +21,7 @@ from typing import Any
 from cartoonize import __version__
 from cartoonize.errors import CartoonizeError
 from cartoonize.media.files import process_tag, sweep_leftovers
-from cartoonize.styles import STYLES, cache_dir, cache_folder
+from cartoonize.styles import STYLES, cache_dir, cache_folder, no_room
 
 MANIFEST_FORMAT = "cartoonize-imported-model/1"
 MANIFEST_NAME = "manifest.json"
@@ -220,11 +223,19 @@ def _unreadable(what: object, folder: Path, why: str) -> str:
     )
 
 
-def _read(folder: Path) -> ImportedModel:
+def _read(folder: Path) -> ImportedModel | None:
     manifest = _load(folder)
     if isinstance(manifest, str):
+        if _gone(folder):
+            return None
         raise CartoonizeError(_unreadable(folder / MANIFEST_NAME, folder, manifest))
     return ImportedModel(folder, manifest)
+
+
+def _gone(folder: Path) -> bool:
+    """Whether `folder` was removed (`models remove` in another process) after it was found: its
+    manifest is then missing because the model is, which is no damage to report."""
+    return not folder.is_dir()
 
 
 def _damaged(folder: Path, why: str) -> ImportedModel:
@@ -255,6 +266,8 @@ def imported_models() -> Iterator[ImportedModel]:
         for child in sorted(folder.iterdir()):
             if child.is_dir() and _is_model_name(child.name):
                 manifest = _load(child)
+                if isinstance(manifest, str) and _gone(child):
+                    continue
                 yield (
                     _damaged(child, manifest) if isinstance(manifest, str) else ImportedModel(child, manifest)
                 )
@@ -292,9 +305,11 @@ def store_model(
         for _ in range(3):
             if replace and target.exists():
                 old = _hidden_folder(root, f".{name}.")
-                with contextlib.suppress(FileNotFoundError):  # another import moved it first
-                    target.replace(old / name)
-                shutil.rmtree(old, ignore_errors=True)
+                try:
+                    with contextlib.suppress(FileNotFoundError), _alone(target, "replace"):
+                        target.replace(old / name)  # FileNotFoundError: another import moved it first
+                finally:
+                    shutil.rmtree(old, ignore_errors=True)
             try:
                 scratch.replace(target)
                 break
@@ -305,6 +320,10 @@ def store_model(
                     raise taken from None
         else:
             raise CartoonizeError(f"other imports of {name} kept landing at the same time; run it again")
+    except OSError as exc:  # a full disk: one line, and nothing left behind
+        if (full := no_room(exc, root, len(onnx_bytes))) is None:
+            raise
+        raise full from None
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     return ImportedModel(target, manifest)
@@ -335,11 +354,111 @@ def remove_model(name: str) -> Path:
         raise CartoonizeError(f"no imported model called {name} (`cartoonize models list`)")
     old = None
     try:
-        old = _hidden_folder(folder.parent, f".{folder.name}.")
-        folder.replace(old / folder.name)
+        with _alone(folder, "remove"):
+            old = _hidden_folder(folder.parent, f".{folder.name}.")
+            folder.replace(old / folder.name)
+    except FileNotFoundError:  # another `models remove` took it first
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+        raise CartoonizeError(f"no imported model called {name} (`cartoonize models list`)") from None
     except OSError as exc:
         if old is not None:
             shutil.rmtree(old, ignore_errors=True)
         raise CartoonizeError(f"cannot remove {folder} ({exc.strerror or type(exc).__name__})") from None
     shutil.rmtree(old, ignore_errors=True)
     return folder
+
+
+# --- a model in use -------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def models_held(names: Iterable[str | None]) -> Iterator[None]:
+    """The imported models among `names` kept as they are for as long as this is held: a shared
+    lock on each one's folder (POSIX flock; another process's `models remove` or `models add
+    --force` of it is refused meanwhile). A job whose pieces each load the model holds it from
+    before its first piece to after its last: one removed mid-job failed every later segment
+    ("unknown style"). A built-in style, or a name no model has (any more), is passed over: the
+    job's runner says what is wrong with it."""
+    try:
+        import fcntl
+    except ImportError:  # Windows: no lock; a removal mid-job fails that job's later pieces
+        yield
+        return
+    fds: list[int] = []
+    try:
+        for name in sorted({n.lower() for n in names if n}):
+            while (folder := _folder(name)) is not None:
+                try:
+                    fd = os.open(folder, os.O_RDONLY)
+                except FileNotFoundError:  # removed this moment
+                    continue
+                fcntl.flock(fd, fcntl.LOCK_SH)  # waits only for a removal or a replacement under way
+                if _same_folder(fd, folder):
+                    fds.append(fd)
+                    break
+                os.close(fd)  # it was removed or replaced while this waited: look again
+        yield
+    finally:
+        for fd in fds:
+            os.close(fd)  # and its lock with it
+
+
+def refuse_if_in_use(name: str, action: str) -> None:
+    """The one-line refusal `models remove` or `models add --force` would give at the end, given
+    at the start where a running job holds the model (an import runs for seconds before it)."""
+    folder = _folder(name)
+    if folder is not None:
+        with contextlib.suppress(FileNotFoundError), _alone(folder, action):
+            pass
+
+
+def _same_folder(fd: int, folder: Path) -> bool:
+    try:
+        st = os.stat(folder)
+    except FileNotFoundError:
+        return False
+    held = os.fstat(fd)
+    return (st.st_dev, st.st_ino) == (held.st_dev, held.st_ino)
+
+
+@contextlib.contextmanager
+def _alone(folder: Path, action: str) -> Iterator[None]:
+    """`folder` locked for this process alone while it is removed or replaced; a one-line refusal,
+    at once, where a running job holds it (`models_held`). FileNotFoundError where it is gone."""
+    try:
+        import fcntl
+    except ImportError:
+        yield
+        return
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            pids = _lock_holders(os.fstat(fd))
+            by = f" (PID {', '.join(map(str, pids))})" if pids else ""
+            raise CartoonizeError(
+                f"cannot {action} the model {folder.name}: it is in use by a running job{by}; "
+                f"stop the job, or {action} it when the job has ended"
+            ) from None
+        yield
+    finally:
+        os.close(fd)
+
+
+def _lock_holders(st: os.stat_result) -> list[int]:
+    """The processes holding a flock on the file `st` describes, from /proc/locks (Linux); [] where
+    that cannot be read."""
+    key = f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}:{st.st_ino}"
+    pids = set()
+    try:
+        with open("/proc/locks") as f:
+            for line in f:
+                fields_ = line.split()  # 1: FLOCK  ADVISORY  READ 12345 fe:00:2162975 0 EOF
+                if len(fields_) >= 6 and fields_[1] == "FLOCK" and fields_[5] == key:
+                    pids.add(int(fields_[4]))
+    except (OSError, ValueError):
+        return []
+    pids.discard(os.getpid())
+    return sorted(pids)

@@ -14,6 +14,7 @@ output is lost anyway.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import socket
 import tempfile
@@ -27,6 +28,7 @@ from typing import Any, Protocol
 
 from cartoonize.choose import EngineRequest, runner_for
 from cartoonize.errors import CartoonizeError
+from cartoonize.imported.store import models_held
 from cartoonize.pipelines.video import VideoJob, VideoReport, cartoonize_video
 from cartoonize.stages import StageChain, StageOptions, build_stages
 
@@ -88,6 +90,23 @@ def stopped(pieces: list[Piece], failed: int) -> Outcome:
     return Outcome(error=f"stopped: {pieces[failed].key} failed", dropped=True)
 
 
+Run = Callable[[Any, list[Piece], Callable[[Event], None]], list[Outcome]]  # an executor's `run`
+
+
+def holding_models(run: Run) -> Run:
+    """An executor's `run` that keeps the imported models its pieces use (`--style NAME`) as they
+    are until the last piece is done: each piece loads the model anew, and one removed or replaced
+    (`models remove`, `models add --force`) mid-run failed the later segments, or ran them on
+    another network. Those commands refuse meanwhile, naming this process."""
+
+    @functools.wraps(run)
+    def holding(self: Any, pieces: list[Piece], on_event: Callable[[Event], None]) -> list[Outcome]:
+        with models_held(p.request.style for p in pieces if p.request.model is None):
+            return run(self, pieces, on_event)
+
+    return holding
+
+
 class Executor(Protocol):
     name: str
 
@@ -135,6 +154,7 @@ class InProcess:
 
     name = "this process"
 
+    @holding_models
     def run(self, pieces: list[Piece], on_event: Callable[[Event], None]) -> list[Outcome]:
         outcomes: list[Outcome | None] = [None] * len(pieces)
         waiting = deque(range(len(pieces)))
@@ -250,6 +270,7 @@ class LocalProcesses:
         theirs.close()
         return _Slot(process, ours)
 
+    @holding_models
     def run(self, pieces: list[Piece], on_event: Callable[[Event], None]) -> list[Outcome]:
         from multiprocessing.connection import wait
 
@@ -477,6 +498,7 @@ class RayTasks:
                 raise CartoonizeError(f"--ray: {where} ({first})") from None
         return ray, True
 
+    @holding_models
     def run(self, pieces: list[Piece], on_event: Callable[[Event], None]) -> list[Outcome]:
         ray, ours = self._connect()
         try:
