@@ -1,3 +1,3 @@
-from cartoonize.cli import main
+from cartoonize.launch import main
 
 main()

@@ -13,7 +13,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "cartoonize"
 
 # Top to bottom. A module may import from its own layer or any layer below it.
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
-    ("cli", ("cartoonize.cli", "cartoonize.progress", "cartoonize.__main__")),
+    ("cli", ("cartoonize.launch", "cartoonize.cli", "cartoonize.progress", "cartoonize.__main__")),
     ("measure", ("cartoonize.measure",)),
     ("pipelines", ("cartoonize.pipelines",)),
     ("stages", ("cartoonize.stages",)),
