@@ -9,7 +9,7 @@ import errno
 import inspect
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
@@ -132,15 +132,18 @@ PrecisionOpt = Annotated[
 MaxSideOpt = Annotated[
     int | None,
     typer.Option(
-        min=16, help="Downscale so the longer side is at most N before inference \\[default: keep size]."
+        min=16,
+        help="Shrink the frames, and so the output, to a longer side of at most N pixels before inference "
+        "\\[default: keep the size].",
     ),
 ]
 InferSideOpt = Annotated[
     int | None,
     typer.Option(
         min=16,
-        help="Run the network on frames whose longer side is N, then bring the cartoon back to the "
-        "output size with guided upsampling (edges from the full-resolution source): much faster on a CPU.",
+        help="Run the network on frames whose longer side is N pixels, then bring the cartoon back to the "
+        "output size with guided upsampling (edges from the full-resolution source): much faster on a CPU "
+        "\\[default: the network at the output size].",
     ),
 ]
 OverwriteOpt = Annotated[bool, typer.Option("--overwrite", "-y", help="Replace an existing output.")]
@@ -262,7 +265,7 @@ def video(
             help="auto (h264 for mp4/mov/mkv, vp9 for webm; NVENC when the GPU has it), or an encoder (ffv1: lossless)."
         ),
     ] = "auto",
-    crf: Annotated[int, typer.Option(min=0, max=51, help="Quality: lower is better and bigger.")] = 20,
+    crf: Annotated[int, typer.Option(min=0, max=51, help="Quality on x264's scale, lower is better and bigger (H.264, HEVC; VP9 and AV1 get it plus 12 on their 0-63 scale). .avi (MPEG-4 at a fixed quality), .gif, ffv1 and prores do not use it.")] = 20,
     preset: Annotated[Preset, typer.Option(help="x264/x265 speed preset: slower ones make smaller files at the same --crf.")] = Preset.veryfast,
     segments: Annotated[int | None, typer.Option(min=1, help="Split each video into N segments at keyframes, cartoonized in parallel and joined without re-encoding.")] = None,
     segment_length: Annotated[float | None, typer.Option(min=0.1, metavar="SECONDS", help="Or: segments of about this many seconds.")] = None,
@@ -296,7 +299,17 @@ def video(
     follows the source and frames are stabilized along the source's motion (see --raw). Several
     videos or folders go into an output folder; long videos can be split into segments that run
     on several workers or a Ray cluster."""
-    from cartoonize.media.files import CONTAINERS, EncoderSettings, check_codec, check_inputs, check_output
+    from cartoonize.media.files import (
+        CONTAINERS,
+        EncoderSettings,
+        check_codec,
+        check_inputs,
+        check_not_stdout,
+        check_output,
+        check_output_folder,
+        made_folders,
+        remove_empty,
+    )
     from cartoonize.pipelines.video import VideoJob
 
     _style_or_model(style, model)
@@ -307,6 +320,7 @@ def video(
 
         import_ray()  # says how to install it, before any work
     check_inputs(inputs)  # a typo is refused at once, not after the style's first download
+    check_not_stdout(output_arg)
     output = Path(output_arg)
     many = len(inputs) > 1 or inputs[0].is_dir() or output.is_dir() or output_arg.endswith(("/", "\\"))
     if many and not output.is_dir() and output.suffix.lower() in CONTAINERS:
@@ -315,47 +329,61 @@ def video(
             f"and {output} is named like a video file; "
             f"give a folder ({output.with_suffix('')}/), or one input"
         )
+    made: list[Path] = []  # folders of a single output's path that were missing: made, as `image` does
     if not many:
-        check_output(output, overwrite, (inputs[0],))
-        check_codec(output, codec)
-    request = _request(engine, style, model, device, precision, quiet)
-    job = VideoJob(inputs[0], output, max_side, batch, EncoderSettings(codec, crf, preset.value), overwrite, frames,
-                   stages=_stages(raw, no_stabilize, infer_side), yuv_frames=yuv_frames, deinterlace=deinterlace)  # fmt: skip
-    if not many and segments in (None, 1) and segment_length is None and workers == 1 and ray is None:
-        return _one_video(job, request, quiet)
-    from cartoonize.pipelines.batch import SplitOptions, cartoonize_many, find_videos
-    from cartoonize.progress import frame_progress
+        check_output_folder(output.parent)
+        made = made_folders(output.parent)
+    try:
+        if not many:
+            check_output(output, overwrite, (inputs[0],))
+            check_codec(output, codec)
+        request = _request(engine, style, model, device, precision, quiet)
+        job = VideoJob(inputs[0], output, max_side, batch, EncoderSettings(codec, crf, preset.value), overwrite, frames,
+                       stages=_stages(raw, no_stabilize, infer_side), yuv_frames=yuv_frames, deinterlace=deinterlace)  # fmt: skip
+        if not many and segments in (None, 1) and segment_length is None and workers == 1 and ray is None:
+            return _one_video(job, request, quiet)
+        from cartoonize.pipelines.batch import SplitOptions, cartoonize_many, find_videos
+        from cartoonize.progress import frame_progress
 
-    if many:
-        pairs = find_videos(inputs, output)
-        if not pairs:
-            raise CartoonizeError(f"no video files in {', '.join(map(str, inputs))}")
-    else:
-        pairs = [(inputs[0], output)]
-    executor = _executor(request, workers, ray)
-    split = SplitOptions(segments, segment_length, preroll)
-    label = f"cartoonizing {len(pairs)} videos" if many else f"cartoonizing {inputs[0].name}"
-    with frame_progress(f"{label} ({executor.name})", quiet) as on_progress:
-        on_progress = _hint_when_slow(on_progress, job, quiet)
-        report = cartoonize_many(pairs, job, request, executor, split, on_progress)
-    failed = report.of("failed")
-    if not many:
+        if many:
+            pairs = find_videos(inputs, output)
+            if not pairs:
+                raise CartoonizeError(f"no video files in {', '.join(map(str, inputs))}")
+        else:
+            pairs = [(inputs[0], output)]
+        executor = _executor(request, workers, ray)
+        split = SplitOptions(segments, segment_length, preroll)
+        label = f"cartoonizing {len(pairs)} videos" if many else f"cartoonizing {inputs[0].name}"
+        done = _Done()
+        left = (
+            (lambda: f"the videos finished are kept in {output}, the rest not written")
+            if many
+            else (lambda: _left(output))
+        )
+        with _said_when_stopped(done, "frame", left):
+            with frame_progress(f"{label} ({executor.name})", quiet) as on_progress:
+                on_progress = done.counting(_hint_when_slow(on_progress, job, quiet))
+                report = cartoonize_many(pairs, job, request, executor, split, on_progress)
+        failed = report.of("failed")
+        if not many:
+            if failed:
+                raise CartoonizeError(f"{inputs[0]}: {failed[0].message}")
+            result = report.results[0]
+            if not quiet:
+                _console().print(f"[green]wrote {_e(output)}[/]: {_frames(result.frames)} {report.width}×{report.height} in "
+                                 f"{report.seconds:.1f} s ({_fps(report.fps)} over {_e(report.executor)}{_e(result.message)})",
+                                 soft_wrap=True)  # fmt: skip
+                for note in report.retries:
+                    _console().print(f"  retried {note}", markup=False, highlight=False)
+            return
+        for line in report.lines():
+            if quiet and not line.startswith("failed"):
+                continue
+            _console().print(line, markup=False, highlight=False, soft_wrap=True)
         if failed:
-            raise CartoonizeError(f"{inputs[0]}: {failed[0].message}")
-        result = report.results[0]
-        if not quiet:
-            _console().print(f"[green]wrote {_e(output)}[/]: {_frames(result.frames)} {report.width}×{report.height} in "
-                             f"{report.seconds:.1f} s ({_fps(report.fps)} over {_e(report.executor)}{_e(result.message)})",
-                             soft_wrap=True)  # fmt: skip
-            for note in report.retries:
-                _console().print(f"  retried {note}", markup=False, highlight=False)
-        return
-    for line in report.lines():
-        if quiet and not line.startswith("failed"):
-            continue
-        _console().print(line, markup=False, highlight=False, soft_wrap=True)
-    if failed:
-        raise CartoonizeError(f"{len(failed)} of {len(pairs)} videos failed (listed above)")
+            raise CartoonizeError(f"{len(failed)} of {len(pairs)} videos failed (listed above)")
+    finally:
+        remove_empty(made)  # a job that failed or was stopped leaves no empty folder behind
 
 
 def _one_video(job, request, quiet: bool) -> None:  # noqa: ANN001
@@ -364,9 +392,11 @@ def _one_video(job, request, quiet: bool) -> None:  # noqa: ANN001
     from cartoonize.pipelines.video import cartoonize_video, damage_note, interlace_note
     from cartoonize.progress import frame_progress
 
-    with frame_progress(f"cartoonizing {job.input.name}", quiet) as on_progress:
-        on_progress = _hint_when_slow(on_progress, job, quiet)
-        report = cartoonize_video(job, lambda size: runner_for(request, size), on_progress)
+    done = _Done()
+    with _said_when_stopped(done, "frame", lambda: _left(job.output)):
+        with frame_progress(f"cartoonizing {job.input.name}", quiet) as on_progress:
+            on_progress = done.counting(_hint_when_slow(on_progress, job, quiet))
+            report = cartoonize_video(job, lambda size: runner_for(request, size), on_progress)
     if not quiet:
         _console().print(
             f"[green]wrote {_e(job.output)}[/]: {_frames(report.frames)} {report.width}×{report.height} "
@@ -391,6 +421,48 @@ def _one_video(job, request, quiet: bool) -> None:  # noqa: ANN001
             _console().print(f"  [yellow]{damage_note(report.damaged)}[/]")
         for note in report.streams:
             _console().print(f"  {note}", markup=False)
+
+
+class _Done:
+    """How far a job got, from its progress callback: what it says when it is stopped."""
+
+    def __init__(self) -> None:
+        self.done: int = 0
+        self.total: int | None = None
+
+    def counting(self, on_progress):  # noqa: ANN001, ANN202 - an on_progress callback or None
+        def update(done: int, total: int | None) -> None:
+            self.done, self.total = done, total
+            if on_progress is not None:
+                on_progress(done, total)
+
+        return update
+
+    def said(self, unit: str) -> str:
+        """'after 93 of 600 frames'."""
+        if not self.done:
+            return f"before the first {unit}"
+        of = f" of {self.total}" if self.total else ""
+        return f"after {self.done}{of} {unit}{'' if self.done == 1 and not of else 's'}"
+
+
+def _left(output: Path) -> str:
+    """What a stopped job left under `output`: an output is written whole or not at all."""
+    return f"{output} left as it was" if output.exists() else f"{output} not written"
+
+
+@contextlib.contextmanager
+def _said_when_stopped(done: _Done, unit: str, left: Callable[[], str]) -> Iterator[None]:
+    """One line when Ctrl-C, a `kill` (SIGTERM) or a closed terminal (SIGHUP) stops the job: how
+    far it got and what is left of the output. Without it the progress bar vanished (it is drawn
+    to be cleared) and the job ended without a word, in a terminal and in a log alike."""
+    try:
+        yield
+    except KeyboardInterrupt as stop:
+        how = stop.name if isinstance(stop, Terminated) else "Ctrl-C"
+        with contextlib.suppress(Exception):  # the stop itself is what must go on
+            _say(f"stopped ({how}) {done.said(unit)}: {left()}")
+        raise
 
 
 def _hint_when_slow(on_progress, job, quiet: bool):  # noqa: ANN001, ANN202
@@ -446,16 +518,25 @@ def image(
     in PNG, WebP and TIFF). Folders are searched recursively, and their photos become PNGs in the
     output folder, where an existing cartoon is skipped unless --overwrite."""
     from cartoonize.choose import SIZED_ENGINES, runner_for, stored_runner_for
-    from cartoonize.media.files import check_inputs
+    from cartoonize.media.files import check_inputs, check_not_stdout
     from cartoonize.pipelines.image import ImageJob, cartoonize_images, plan_outputs
     from cartoonize.progress import frame_progress
 
     _style_or_model(style, model)
     check_inputs(inputs)  # before the style's first download
+    check_not_stdout(str(output))
     job = ImageJob(tuple(inputs), output, max_side, overwrite, _stages(raw, infer_side=infer_side))
     plan_outputs(job)  # every output refused before the style's first download, not after inference
     request = _request(engine, style, model, device, precision, quiet)
-    with frame_progress("cartoonizing photos", quiet) as on_progress:
+    done = _Done()
+    left = (
+        (lambda: _left(output))
+        if len(inputs) == 1 and inputs[0].is_file()
+        else (lambda: f"the photos finished are kept in {output}, the rest not written")
+    )
+    with _said_when_stopped(done, "photo", left), frame_progress("cartoonizing photos", quiet) as on_progress:
+        on_progress = done.counting(on_progress)
+
         # an engine built for one frame size: the stored one for each photo's network size; auto
         # runs a size with an engine stored for it on that engine, the others on its usual runner
         def sized(size: tuple[int, int]):  # -> Runner | None

@@ -419,7 +419,36 @@ def check_inputs(inputs: Iterable[Path]) -> None:
     """Refuse, before any work (a style's first download included), inputs that are not there."""
     for source in inputs:
         if not source.exists():
-            raise CartoonizeError(f"input {source} does not exist")
+            raise CartoonizeError(missing_input(source))
+
+
+# `scheme://...` as a Path holds it: `Path("http://host/a.mp4")` is `http:/host/a.mp4`
+_URL = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]+):/+(?P<rest>.+)")
+
+
+def missing_input(source: Path) -> str:
+    """Why an input that is not a file here is refused, with what to do: a URL (read as a file
+    name, it was said not to exist as `http:/host/a.mp4`), `-` (standard input), a `~` the shell
+    left alone in quotes, or a name that is simply not there."""
+    text = str(source)
+    if text == "-":
+        return "input - (standard input) cannot be read: save what you pipe in to a file and give its name"
+    if url := _URL.fullmatch(text):
+        if url["scheme"].lower() == "file":
+            return f"input {url['scheme']}:///{url['rest']} is a URL; give the file's path: /{url['rest']}"
+        return (f"input {url['scheme']}://{url['rest']} is a URL; only files are read here (`cartoonize webcam "
+                f"--input URL` reads a stream): download it first, e.g. curl -LO {url['scheme']}://{url['rest']}")  # fmt: skip
+    if text.startswith("~"):
+        return f"input {source} does not exist (a shell expands ~ only outside quotes: write {source.expanduser()})"
+    return f"input {source} does not exist"
+
+
+def check_not_stdout(output: str) -> None:
+    """Refuse `-` as an output: it is no file name here (a folder named `-` was made, or a
+    `-` file), and an output is written under a hidden name and renamed whole, which a pipe cannot be."""
+    if output == "-":
+        raise CartoonizeError("output - (standard output) is not supported: outputs are written to a file "
+                              "and renamed when complete; give a file name")  # fmt: skip
 
 
 def check_output(output: Path, overwrite: bool, inputs: tuple[Path, ...] = ()) -> None:

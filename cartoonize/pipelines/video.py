@@ -259,7 +259,20 @@ def _open_input(path: Path):  # -> av.container.InputContainer
         cover = " (only a cover picture)" if container.streams.video else ""
         container.close()
         raise CartoonizeError(f"{path} has no video stream{cover}")
+    if is_still_picture(container):
+        container.close()
+        raise CartoonizeError(f"{path} is a photo, not a video; `cartoonize image {path} -o {path.stem}_cartoon.png` "
+                              "cartoonizes a photo")  # fmt: skip
     return container
+
+
+def is_still_picture(container) -> bool:  # noqa: ANN001 - an input av container
+    """Whether FFmpeg read the file as one still picture (JPEG, PNG, WebP, BMP, TIFF: its image
+    demuxers, `image2` and the `*_pipe` ones), not a video: `cartoonize video photo.jpg out.mp4`
+    made a video of one frame lasting 40 ms, without a word. (An animated GIF or APNG has a
+    demuxer of its own and stays a video.)"""
+    name = container.format.name
+    return name == "image2" or name.endswith("_pipe")
 
 
 def _written_failure(worker: _Worker, output: Path) -> BaseException:

@@ -400,11 +400,17 @@ def test_unwritable_folder_is_refused(small_video: Path, tiny_checkpoint: Path, 
     locked.mkdir()
     os.chmod(locked, 0o500)
     try:
-        if os.access(locked, os.W_OK):  # root: the OS lets us write; check the missing-folder path
+        if os.access(locked, os.W_OK):  # root: the OS lets us write; /proc takes no new file from anyone
+            # (a missing folder is made, as `image` and `export` make it: tests/test_first_hour.py)
             result = cli(
-                "video", str(small_video), "missing/out.mp4", "--model", str(tiny_checkpoint), cwd=tmp_path
+                "video",
+                str(small_video),
+                "/proc/missing/out.mp4",
+                "--model",
+                str(tiny_checkpoint),
+                cwd=tmp_path,
             )
-            assert_one_line_error(result, "does not exist")
+            assert_one_line_error(result, "not writable")
         else:
             with pytest.raises(CartoonizeError, match="not writable"):
                 check_output(locked / "out.mp4", overwrite=False)
