@@ -564,7 +564,7 @@ def export(
     """Export a style or checkpoint to ONNX (uint8 NHWC RGB frames in and out, dynamic N, H, W),
     then check it against PyTorch on a real photo."""
     from cartoonize.choose import EngineRequest, checkpoint_path
-    from cartoonize.export import check_opset
+    from cartoonize.export import check_onnx_output, check_opset
     from cartoonize.media.files import (
         atomic_output,
         check_output,
@@ -579,6 +579,7 @@ def export(
     made = made_folders(output.parent)
     try:
         check_output(output, overwrite, (model,) if model is not None else ())  # not onto its own checkpoint
+        check_onnx_output(output)
         if style is not None and model is None:
             _pull_style(style)
         source = checkpoint_path(EngineRequest(style=style, model=model))
@@ -697,6 +698,35 @@ def engines_list(
     _listing().print(f"engines in {_e(folder or store_dir())}", table)
 
 
+@engines_app.command("remove")
+def engines_remove(
+    names: Annotated[
+        list[str] | None, typer.Argument(help="Engine file names, as `engines list` shows them.")
+    ] = None,
+    unusable: Annotated[
+        bool,
+        typer.Option("--unusable", help="Also every engine that cannot run here (another PyTorch, TensorRT or GPU; damaged; no manifest)."),
+    ] = False,
+    folder: Annotated[Path | None, typer.Option(help="Engine folder \\[default: the store].")] = None,
+) -> None:  # fmt: skip
+    """Delete stored engines with their manifests (`engines list` says which can run here)."""
+    from cartoonize.engines.store import remove_engine, store_dir, store_entries, stored_engine_named
+
+    if not names and not unusable:
+        raise CartoonizeError("name the engines to remove (`cartoonize engines list`), or pass --unusable")
+    if folder is not None and not folder.is_dir():
+        raise CartoonizeError(f"engine folder {folder} does not exist")
+    chosen = list(dict.fromkeys(names or []))
+    if unusable:
+        chosen += [e.path.name for e in store_entries(folder) if not e.usable and e.path.name not in chosen]
+    for name in chosen:  # each one checked before any is removed
+        stored_engine_named(name, folder)
+    removed = [remove_engine(name, folder) for name in chosen]
+    where = folder or store_dir()
+    _listing().print(f"removed {len(removed)} engine(s) from {where}" + "".join(f"\n  {p.name}" for p in removed),
+                     markup=False, highlight=False)  # fmt: skip
+
+
 def _parity_cell(parity: dict) -> str:
     """A stored engine's parity: its PSNR, or "identical" where it matched the reference bit for
     bit (an infinite PSNR, stored as null: JSON has no infinity); it printed "None dB"."""
@@ -729,19 +759,30 @@ def bench_command(
 ) -> None:
     """Time inference alone (no decode or encode) beside the torch eager runner on the same
     device and precision: fps, median and p10/p90, effective TFLOP/s and the compute floor."""
+    from cartoonize.choose import EngineRequest
     from cartoonize.engines.store import parse_shape
-    from cartoonize.measure.bench import BenchJob, bench, engine_names, format_report
+    from cartoonize.measure.bench import (
+        BenchJob,
+        bench,
+        check_report_path,
+        check_shape,
+        engine_names,
+        format_report,
+    )
     from cartoonize.media.files import check_output_folder
 
     engine_names(engine)  # an unknown name is refused before a download or a benchmark
+    size = parse_shape(shape)  # and so is a shape it cannot run, or that does not fit in memory
+    check_shape(size, batch, EngineRequest(device=device.value))
     if json_path is not None:  # refused now, not after the benchmark
         if json_path.is_dir():
             raise CartoonizeError(
                 f"--json {json_path} is a folder; give a file name ({json_path / 'bench.json'})"
             )
         check_output_folder(json_path.parent)
+        check_report_path(json_path, engine, model)
     request = _request(engine, style, model, device, precision)
-    job = BenchJob(request, parse_shape(shape), batch, iters, warmup, peak_tflops, json_path)
+    job = BenchJob(request, size, batch, iters, warmup, peak_tflops, json_path)
     with _console().status("benchmarking") as status:
         report = bench(job, lambda step: status.update(_e(step)))
     print("\n".join(format_report(report)))

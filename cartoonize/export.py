@@ -149,6 +149,16 @@ def check_opset(opset: int) -> None:
         )
 
 
+def check_onnx_output(output: Path) -> None:
+    """Refuse, before any work, an export name that is not `.onnx`: everything here opens a file
+    by its suffix, so `-o model.pt` wrote an ONNX graph that `--engine model.pt` then read as a
+    checkpoint ("not a readable checkpoint (UnpicklingError)"), and `-o model` one no runner took."""
+    if output.suffix.lower() != ".onnx":
+        raise CartoonizeError(
+            f"--output {output}: an export is an ONNX graph, opened by its suffix; use {output.with_suffix('.onnx')}"
+        )
+
+
 def onnx_from_checkpoint(
     checkpoint: Checkpoint, output: Path, precision: str = "fp32", opset: int = 18
 ) -> Path:

@@ -16,17 +16,17 @@ from __future__ import annotations
 import functools
 import json
 import os
-import shlex
 import platform
 import re
+import shlex
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from cartoonize import __version__
+from cartoonize.architecture import MIN_SIDE, SIZE_MULTIPLE, run_side
 from cartoonize.errors import CartoonizeError
-from cartoonize.architecture import SIZE_MULTIPLE, run_side
 
 MANIFEST_FORMAT = "cartoonize-engine/1"
 BACKENDS = ("tensorrt", "aoti")  # in --engine auto's order of preference
@@ -38,15 +38,17 @@ ENGINE_SUFFIXES = (".plan", ".engine", ".pt2")
 
 
 def parse_shape(text: str) -> tuple[int, int]:
-    """'720x1280' -> (720, 1280); sides must be multiples of 4 (the generator's stride)."""
+    """'720x1280' -> (720, 1280); sides must be multiples of 4 (the generator's stride) and at
+    least MIN_SIDE: 4x4 passed, then bench refused it as "not a multiple of 4" and build-engine
+    ended in a traceback from the instance norms (no frame runs below MIN_SIDE anyway)."""
     match = re.fullmatch(r"\s*(\d+)\s*[xX×]\s*(\d+)\s*", text)
     if not match:
         raise CartoonizeError(f"shape {text!r}: write it as HxW, e.g. 720x1280")
     h, w = int(match[1]), int(match[2])
-    if h <= 0 or w <= 0 or h % SIZE_MULTIPLE or w % SIZE_MULTIPLE:
+    if min(h, w) < MIN_SIDE or h % SIZE_MULTIPLE or w % SIZE_MULTIPLE:
         raise CartoonizeError(
-            f"shape {text!r}: height and width must be positive multiples of {SIZE_MULTIPLE} "
-            f"(frames are padded to that); use {run_side(h)}x{run_side(w)}"
+            f"shape {text!r}: height and width must be multiples of {SIZE_MULTIPLE} and at least "
+            f"{MIN_SIDE} (frames are padded to that); use {run_side(h)}x{run_side(w)}"
         )
     return h, w
 
@@ -543,6 +545,32 @@ def store_entries(
         problems = compatibility_problems(path, manifest, machine, check_hash=check_hash)
         entries.append(StoreEntry(path, manifest, tuple(p for p, _ in problems)))
     return entries
+
+
+def stored_engine_named(name: str, folder: Path | None = None) -> Path:
+    """The stored engine whose file name is `name` (as `engines list` shows it): only the store's
+    own engines, never a path elsewhere."""
+    folder = folder or store_dir()
+    path = folder / name
+    if Path(name).name != name or path not in stored_engines(folder):
+        raise CartoonizeError(f"no engine called {name} in {folder} (`cartoonize engines list` names them)")
+    return path
+
+
+def remove_engine(name: str, folder: Path | None = None) -> Path:
+    """Delete the stored engine called `name` and its manifest, damaged or not. The manifest goes
+    first: stopped between the two, what is left is an engine without one, which nothing loads
+    and `engines list` still shows, not a manifest that no listing shows."""
+    folder = folder or store_dir()
+    path = stored_engine_named(name, folder)
+    try:
+        manifest_path(path).unlink(missing_ok=True)
+        path.unlink()
+    except FileNotFoundError:  # another removal took it first
+        raise CartoonizeError(f"no engine called {name} in {folder}") from None
+    except OSError as exc:
+        raise CartoonizeError(f"cannot remove {path} ({exc.strerror or type(exc).__name__})") from None
+    return path
 
 
 def best_engine(

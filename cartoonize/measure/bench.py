@@ -149,20 +149,47 @@ def engine_names(engine: str) -> list[str]:
     return names
 
 
+def check_report_path(report: Path, engine: str, model: Path | None) -> None:
+    """Refuse a `--json` path that is one of the benchmark's own files: the checkpoint, an engine
+    file or its manifest. (`--json model.pt` replaced the checkpoint it had just timed with the
+    report; `--json x.pt2` an engine.)"""
+    from cartoonize.engines.store import manifest_path
+
+    files = [p for p in (model, *(Path(n) for n in engine_names(engine))) if p is not None and p.is_file()]
+    for source in (*files, *map(manifest_path, files)):
+        if source.resolve() == report.resolve():
+            raise CartoonizeError(
+                f"--json {report} is {source.name}, a file the benchmark reads; give the report another name"
+            )
+
+
+def check_shape(shape: tuple[int, int], batch: int, request: EngineRequest) -> None:
+    """Refuse, before a style's first download or any timing, frames the network cannot run: a
+    side that is not a multiple of 4 or under 8 (4x4 said "use multiples of 4"), or, on the CPU,
+    more than the memory free holds (a huge --shape ended in a MemoryError's traceback)."""
+    from cartoonize.architecture import MIN_SIDE, SIZE_MULTIPLE
+    from cartoonize.engines.store import padded, shape_text
+    from cartoonize.pipelines.build import check_cpu_memory
+
+    if padded(shape) != shape:
+        raise CartoonizeError(
+            f"--shape {shape_text(shape)}: height and width must be multiples of {SIZE_MULTIPLE} and at "
+            f"least {MIN_SIDE}; use {shape_text(padded(shape))}"
+        )
+    if request.resolved_device() == "cpu":
+        check_cpu_memory(shape, batch, "--shape")
+
+
 def bench(job: BenchJob, on_step: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Time each runner of `job.request.engine` (one name or path, or several, comma-separated)
     and the torch eager baseline of the same network. The report's `engine` is the first runner;
     `runners` all of them, each with its speed-up; `speedup_vs_eager` the fastest other than the
     baseline, named by `fastest` (None, with `no_baseline` saying why, where there is no baseline)."""
-    from cartoonize.engines.store import padded
     from cartoonize.export import reference_photo
 
     step = on_step or (lambda _s: None)
     names = engine_names(job.request.engine)
-    if padded(job.shape) != job.shape:
-        raise CartoonizeError(
-            f"--shape: use multiples of 4, e.g. {padded(job.shape)[0]}x{padded(job.shape)[1]}"
-        )
+    check_shape(job.shape, job.batch, job.request)
     frames = np.ascontiguousarray(np.repeat(reference_photo(*job.shape), job.batch, axis=0))
     timings: list[Timing] = []
     eager_timing: Timing | None = None

@@ -276,6 +276,24 @@ def _build_and_gate(
     return manifest, check
 
 
+def check_cpu_memory(shape: tuple[int, int], batch: int, option: str) -> None:
+    """Refuse, before any work, frames the network cannot run on in the memory free here on the
+    CPU (`pipelines.memory`'s measured 2.2 KB a pixel): `bench --shape 100000000x100000000` ended
+    in a traceback, and a size that only just does not fit is killed by the kernel without a word
+    (a build after minutes of compiling, in its parity gate)."""
+    from cartoonize.pipelines import memory
+
+    available = memory.available_memory()
+    need = memory.cpu_need(shape[0], shape[1] * batch)  # activations grow with the frames a call
+    if available is None or need <= memory.HEADROOM * available:
+        return
+    frames = f" × {batch} frames" if batch > 1 else ""
+    raise CartoonizeError(
+        f"{option} {shape_text(shape)}{frames}: the network needs about {need / 1e9:,.1f} GB on the CPU "
+        f"and {available / 1e9:.1f} GB is free; use a smaller {option}{' or --batch' if batch > 1 else ''}"
+    )
+
+
 def check_engine_output(spec: BuildSpec, output: Path) -> None:
     """Refuse, before any work, an engine file name that would not open as the backend's engine."""
     suffixes = ENGINE_SUFFIXES[spec.backend]
@@ -430,6 +448,8 @@ def spec_from_options(
         raise CartoonizeError("--max-autotune is an AOTInductor option; drop it for --backend tensorrt")
     if opt_level is not None and not 0 <= opt_level <= 5:
         raise CartoonizeError("--opt-level must be 0 to 5")
+    if device == "cpu":  # the parity gate runs the engine at the opt shape: before minutes of compiling
+        check_cpu_memory(profile.opt, batch, "--shape" if shape is not None else "--opt-shape")
     return BuildSpec(
         source, backend, precision, device, profile, batch, workspace_gib, opt_level, max_autotune
     )
