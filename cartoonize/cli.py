@@ -518,6 +518,7 @@ def image(
     in PNG, WebP and TIFF). Folders are searched recursively, and their photos become PNGs in the
     output folder, where an existing cartoon is skipped unless --overwrite."""
     from cartoonize.choose import SIZED_ENGINES, runner_for, stored_runner_for
+    from cartoonize.imported.store import models_held
     from cartoonize.media.files import check_inputs, check_not_stdout
     from cartoonize.pipelines.image import ImageJob, cartoonize_images, plan_outputs
     from cartoonize.progress import frame_progress
@@ -534,7 +535,11 @@ def image(
         if len(inputs) == 1 and inputs[0].is_file()
         else (lambda: f"the photos finished are kept in {output}, the rest not written")
     )
-    with _said_when_stopped(done, "photo", left), frame_progress("cartoonizing photos", quiet) as on_progress:
+    with (
+        _said_when_stopped(done, "photo", left),
+        models_held([style] if model is None else []),  # its runners load it per photo size
+        frame_progress("cartoonizing photos", quiet) as on_progress,
+    ):
         on_progress = done.counting(on_progress)
 
         # an engine built for one frame size: the stored one for each photo's network size; auto

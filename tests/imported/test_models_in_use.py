@@ -87,3 +87,33 @@ def test_a_job_that_starts_after_a_removal_holds_nothing(source: Path, capsys) -
     assert code == 0, err
     with models_held(["mix", "hayao", None, "Nothing"]):
         pass
+
+
+def test_an_image_job_holds_its_model(
+    source: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:  # noqa: ANN001
+    """`cartoonize image` loads the model for each photo size it meets: a `models remove` from
+    another process while it runs is refused, and every photo is cartoonized."""
+    from cartoonize.pipelines import image
+    from tests.helpers import pattern
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for i, (w, h) in enumerate([(64, 48), (48, 64)]):
+        image.write_image(photos / f"p{i}.png", pattern(w, h, i))
+    removals: list[subprocess.CompletedProcess[str]] = []
+    read = image.read_image_and_alpha
+
+    def read_then_remove(path: Path, max_side: int | None = None):  # noqa: ANN202
+        if path.name == "p1.png":  # mid-job, from another process
+            removals.append(subprocess.run([sys.executable, "-m", "cartoonize", "models", "remove", "mix"],
+                                           capture_output=True, text=True, env=child_env(), timeout=120))  # fmt: skip
+        return read(path, max_side)
+
+    monkeypatch.setattr(image, "read_image_and_alpha", read_then_remove)
+    code, _, err = run(["image", str(photos), "-o", str(tmp_path / "out"), "--style", "mix"], capsys)
+    assert code == 0, err
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["p0.png", "p1.png"]
+    (removal,) = removals
+    assert removal.returncode == 1 and "in use by a running job" in removal.stderr, removal.stderr
+    assert (models_dir() / "mix" / MANIFEST_NAME).is_file()
