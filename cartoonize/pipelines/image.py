@@ -698,7 +698,15 @@ def cartoonize_images(job: ImageJob, make_runner: Callable[[], Runner] | None,
         more = f"; and {len(unreadable) - 1} more" if len(unreadable) > 1 else ""
         also = (f"; {len(skipped)} skipped (output exists)" if skipped else "") + _left_out(plan.left_out)
         raise CartoonizeError(
-            f"{len(unreadable)} of {total} images failed ({unreadable[0]}{more}); "
-            f"the other {len(written)} are in {job.output}{also}"
+            f"{len(unreadable)} of {total} images failed ({unreadable[0]}{more})"
+            f"{_the_others(len(written), job.output)}{also}"
         )
     return ImageReport(written, skipped, plan.left_out)
+
+
+def _the_others(written: int, output: Path) -> str:
+    """Where the photos that did not fail went: '; the other 3 are in out', '; the other one is
+    in out' (it said 'the other 1 are'), nothing where none was written."""
+    if written == 0:
+        return ""
+    return f"; the other {'one is' if written == 1 else f'{written} are'} in {output}"

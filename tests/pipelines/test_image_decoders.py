@@ -114,7 +114,7 @@ def test_a_photo_ffmpeg_cannot_decode_fails_alone_among_several(
     (tmp_path / "photo.jxl").write_bytes(JPEG_XL)
     job = ImageJob((tmp_path / "a.png", tmp_path / "drawing.svg", tmp_path / "photo.jxl"), tmp_path / "out")
     with pytest.raises(CartoonizeError, match=r"^2 of 3 images failed \(.*drawing\.svg is a vector drawing "
-                                              r"\(SVG\).*; and 1 more\); the other 1 are in"):  # fmt: skip
+                                              r"\(SVG\).*; and 1 more\); the other one is in"):  # fmt: skip
         cartoonize_images(job, make_runner(tiny_checkpoint))
     assert [p.name for p in (tmp_path / "out").iterdir()] == ["a.png"]
 
