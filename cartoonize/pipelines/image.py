@@ -22,7 +22,9 @@ from cartoonize.media.files import (
     check_output_folder,
     ffmpeg_path,
     fit_within,
+    made_folders,
     once_each,
+    remove_empty,
     source_colour,
     to_rgb,
 )
@@ -628,7 +630,9 @@ def cartoonize_images(job: ImageJob, make_runner: Callable[[], Runner] | None,
         return ImageReport(written, skipped, plan.left_out)
     chain = build_stages(replace(job.stages, temporal=False))
     unreadable: list[str] = []  # one line each: a bad photo in a folder does not stop the others
+    made: list[Path] = []  # output folders this job made: removed at its end where still empty
     with contextlib.ExitStack() as stack:
+        stack.callback(lambda: remove_empty(made))  # a full disk's failed photo left an empty folder tree
         shared = stack.enter_context(make_runner()) if make_runner is not None else None
         by_size: dict[tuple[int, int], Runner | CartoonizeError | None] = {}
 
@@ -683,7 +687,7 @@ def cartoonize_images(job: ImageJob, make_runner: Callable[[], Runner] | None,
                     warnings.warn(f"{src} has transparency, which a {dst.suffix} file cannot hold: "
                                   f"{dst.name} is opaque, its transparent parts white (write .png, .webp "
                                   "or .tif to keep it)", CartoonizeWarning, stacklevel=2)  # fmt: skip
-                dst.parent.mkdir(parents=True, exist_ok=True)  # only once there is a picture to put there
+                made.extend(made_folders(dst.parent))  # only once there is a picture to put there
                 try:
                     write_image(dst, cartoon, replace=job.overwrite)
                 except CartoonizeError:
