@@ -10,8 +10,8 @@ brought to SDR where it is decoded, and the output is SDR BT.709, tagged so (`SD
 The mapping, in the practice of ITU-R BT.2408 and BT.2390:
 1. code values to display light: PQ's EOTF (SMPTE ST 2084, absolute nits); HLG's inverse OETF
    and its OOTF for a 1000-nit display (BT.2100: γ = 1.2, on the scene's BT.2020 luminance);
-2. BT.2020 primaries to BT.709, in linear light (the matrix of BT.2087); colours outside BT.709
-   are clipped;
+2. the source's primaries (BT.2020, or Display P3 where it is tagged so) to BT.709, in linear
+   light (for BT.2020 the matrix of BT.2087); colours outside BT.709 are clipped;
 3. HDR reference white (203 nits, BT.2408: a sheet of paper, a face's highlight) becomes SDR
    white; above `KNEE` of it, the largest channel rolls off smoothly toward white (slope 1 at the
    knee, approaching 1.0), every channel scaled alike, so a highlight keeps its hue;
@@ -54,12 +54,30 @@ REFERENCE_WHITE = 203.0  # nits: HDR's diffuse white (BT.2408), SDR's 1.0
 HLG_PEAK = 1000.0  # nits: the display HLG's OOTF is applied for (BT.2100's reference)
 KNEE = 0.8  # of SDR white: where highlights begin to roll off (white itself comes out at 247 of 255)
 LUT_SIZE = 65
-# linear BT.2020 RGB -> linear BT.709 RGB (ITU-R BT.2087's, from the primaries to 6 digits: its
-# 4-digit one is off by 1e-4, which the gamma's slope near black makes 5 levels)
-BT2020_TO_BT709 = np.array(
-    [[1.660491, -0.587641, -0.072850], [-0.124550, 1.132900, -0.008349], [-0.018151, -0.100579, 1.118730]]
-)
-BT2020_LUMA = np.array([0.2627, 0.6780, 0.0593])
+BT2020 = 9  # AVColorPrimaries: HDR's own, and what a source tagged otherwise (or not) is read as
+D65 = (0.3127, 0.3290)
+# the primaries' chromaticities (x, y): red, green, blue, white. A PQ or HLG source may be graded
+# in Display P3 (12) instead of BT.2020; read as BT.2020, its colours came out over-saturated.
+# DCI-P3 (11, a cinema's white) is not among them: it is read as BT.2020, and the summary says so.
+CHROMATICITIES = {
+    1: ((0.640, 0.330), (0.300, 0.600), (0.150, 0.060), D65),  # BT.709
+    BT2020: ((0.708, 0.292), (0.170, 0.797), (0.131, 0.046), D65),
+    12: ((0.680, 0.320), (0.265, 0.690), (0.150, 0.060), D65),  # P3-D65 (SMPTE EG 432)
+}
+
+
+def rgb_to_xyz(primaries: int) -> np.ndarray:
+    """Linear RGB in `primaries` (CHROMATICITIES; others: BT.2020) to CIE XYZ, white at Y = 1."""
+    *rgb, white = CHROMATICITIES.get(primaries, CHROMATICITIES[BT2020])
+    xyz = np.array([[x / y, 1.0, (1 - x - y) / y] for x, y in (*rgb, white)])
+    return xyz[:3].T * np.linalg.solve(xyz[:3].T, xyz[3])
+
+
+def to_bt709(primaries: int) -> np.ndarray:
+    """Linear RGB in `primaries` to linear BT.709 RGB, from the chromaticities (for BT.2020,
+    ITU-R BT.2087's matrix to 6 digits: its 4-digit one is off by 1e-4, which the gamma's slope
+    near black makes 5 levels)."""
+    return np.linalg.solve(rgb_to_xyz(1), rgb_to_xyz(primaries))
 
 
 def is_hdr(colour: Colour) -> bool:
@@ -69,6 +87,8 @@ def is_hdr(colour: Colour) -> bool:
 def describe(colour: Colour) -> str:
     """The summary's line for an HDR source."""
     primaries = PRIMARY_NAMES.get(colour.primaries, f"primaries {colour.primaries}")
+    if colour.primaries not in CHROMATICITIES and colour.primaries != 2:  # (2: untagged)
+        primaries += " read as BT.2020"
     return (
         f"HDR source ({TRANSFER_NAMES[colour.trc]}, {primaries}) tone-mapped to SDR BT.709 "
         f"(white at {REFERENCE_WHITE:.0f} nits); the output is SDR"
@@ -83,46 +103,46 @@ def pq_to_nits(code: np.ndarray) -> np.ndarray:
     return 10000.0 * np.power(np.maximum(e - c1, 0.0) / (c2 - c3 * e), 1 / m1)
 
 
-def hlg_to_nits(code: np.ndarray) -> np.ndarray:
+def hlg_to_nits(code: np.ndarray, primaries: int = BT2020) -> np.ndarray:
     """BT.2100 HLG: (..., 3) code values in [0, 1] to display light in nits on a `HLG_PEAK`
-    display (the inverse OETF, then the OOTF on the scene's luminance)."""
+    display (the inverse OETF, then the OOTF on the scene's luminance in its `primaries`)."""
     a = 0.17883277
     b, c = 1 - 4 * a, 0.5 - a * np.log(4 * a)
     e = np.clip(code, 0.0, 1.0)
     scene = np.where(e <= 0.5, e * e / 3, (np.exp((e - c) / a) + b) / 12)
-    luminance = np.maximum(scene @ BT2020_LUMA, 1e-12)[..., None]
+    luminance = np.maximum(scene @ rgb_to_xyz(primaries)[1], 1e-12)[..., None]
     return HLG_PEAK * np.power(luminance, 1.2 - 1) * scene
 
 
-def to_sdr(code: np.ndarray, trc: int) -> np.ndarray:
-    """(..., 3) BT.2020 R'G'B' code values in [0, 1] (PQ or HLG) to BT.709 R'G'B' in [0, 1] for an
-    SDR display: the mapping of this module's docstring."""
-    nits = pq_to_nits(code) if trc == PQ else hlg_to_nits(code)
-    light = np.clip((nits / REFERENCE_WHITE) @ BT2020_TO_BT709.T, 0.0, None)  # 1.0: SDR white
+def to_sdr(code: np.ndarray, trc: int, primaries: int = BT2020) -> np.ndarray:
+    """(..., 3) R'G'B' code values in [0, 1] (PQ or HLG, in `primaries`: BT.2020 unless said) to
+    BT.709 R'G'B' in [0, 1] for an SDR display: the mapping of this module's docstring."""
+    nits = pq_to_nits(code) if trc == PQ else hlg_to_nits(code, primaries)
+    light = np.clip((nits / REFERENCE_WHITE) @ to_bt709(primaries).T, 0.0, None)  # 1.0: SDR white
     peak = light.max(axis=-1, keepdims=True)
     rolled = KNEE + (1 - KNEE) * (1 - np.exp(-(peak - KNEE) / (1 - KNEE)))
     scale = np.where(peak > KNEE, rolled / np.maximum(peak, 1e-12), 1.0)
     return np.power(np.clip(light * scale, 0.0, 1.0), 1 / 2.4)
 
 
-@functools.cache  # 0.4 s to make: once per transfer, not per video, segment or photo
-def cube(trc: int, size: int = LUT_SIZE) -> str:
+@functools.cache  # 0.4 s to make: once per transfer and primaries, not per video, segment or photo
+def cube(trc: int, primaries: int = BT2020, size: int = LUT_SIZE) -> str:
     """The mapping as an Adobe/Resolve `.cube` 3D LUT (red varies fastest), as lut3d reads it."""
     axis = np.linspace(0.0, 1.0, size)
     blue, green, red = np.meshgrid(axis, axis, axis, indexing="ij")
-    table = to_sdr(np.stack([red, green, blue], axis=-1).reshape(-1, 3), trc)
+    table = to_sdr(np.stack([red, green, blue], axis=-1).reshape(-1, 3), trc, primaries)
     rows = ("%.5f %.5f %.5f\n" * len(table)) % tuple(table.ravel())  # 0.2 s; a loop over rows took 1.7
     return f"LUT_3D_SIZE {size}\nDOMAIN_MIN 0 0 0\nDOMAIN_MAX 1 1 1\n{rows}"
 
 
 class ToneMap:
     """Decoded HDR frames to SDR BT.709 RGB (H, W, 3) uint8 at (width, height), through FFmpeg's
-    filters; the graph is built at the first frame (its size and pixel format)."""
+    filters; the graph is built at the first frame (its size, pixel format and primaries)."""
 
     def __init__(self, trc: int, width: int, height: int) -> None:
         self.trc, self.width, self.height = trc, width, height
         self._graph: Any = None  # an av.filter.Graph
-        self._shape: tuple[int, int, str] | None = None
+        self._shape: tuple[int, int, str, int] | None = None
 
     def _build(self, frame) -> None:  # noqa: ANN001 - a decoded av.VideoFrame
         from av.filter import Graph
@@ -137,7 +157,7 @@ class ToneMap:
         fd, path = tempfile.mkstemp(suffix=".cube", prefix="cartoonize-")
         try:
             with os.fdopen(fd, "w") as file:
-                file.write(cube(self.trc))
+                file.write(cube(self.trc, _primaries(frame)))
             lut = graph.add("lut3d", file=path, interp="tetrahedral")  # read as the filter starts
         finally:
             os.unlink(path)
@@ -150,10 +170,10 @@ class ToneMap:
         packed.link_to(sink)
         graph.configure()
         self._graph = graph
-        self._shape = (frame.width, frame.height, frame.format.name)
+        self._shape = _shape(frame)
 
     def __call__(self, frame) -> np.ndarray:  # noqa: ANN001 - a decoded av.VideoFrame
-        if self._graph is None or self._shape != (frame.width, frame.height, frame.format.name):
+        if self._graph is None or self._shape != _shape(frame):
             self._build(frame)
         assert self._graph is not None
         pts = frame.pts
@@ -165,3 +185,12 @@ class ToneMap:
             frame.pts = pts
         rgb: np.ndarray = out.to_ndarray(format="rgb24")
         return rgb
+
+
+def _primaries(frame) -> int:  # noqa: ANN001 - a decoded av.VideoFrame
+    """The frame's own primaries (the decoder's, from the stream's tags); others: BT.2020."""
+    return int(frame.color_primaries) if int(frame.color_primaries) in CHROMATICITIES else BT2020
+
+
+def _shape(frame) -> tuple[int, int, str, int]:  # noqa: ANN001 - a decoded av.VideoFrame
+    return (frame.width, frame.height, frame.format.name, _primaries(frame))
