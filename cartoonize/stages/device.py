@@ -48,7 +48,7 @@ from cartoonize.stages.exposure import (
     exposure_target,
 )
 from cartoonize.stages.flow import FlowEstimator, FlowPair, gray
-from cartoonize.stages.stabilize import AGREE, CONTRAST_FLOOR, CUT_RESIDUAL, MEMORY
+from cartoonize.stages.stabilize import AGREE, CONTRAST_FLOOR, CUT_RESIDUAL, FLAT_JUMP, MEMORY
 from cartoonize.stages.upsample import GuidedUpsample, guided_upsample_tensor
 
 AHEAD_LIMIT = 256  # flows started ahead and not yet used; older ones are dropped (a frame skipped)
@@ -139,7 +139,9 @@ class DeviceStabilize:
         self.reset()
 
     def reset(self) -> None:
-        self._previous: tuple[np.ndarray, torch.Tensor, torch.Tensor] | None = None  # source, luma, output
+        # source, luma, output, and the source's channel means and luma std (the flat-cut test)
+        self._previous: tuple[np.ndarray, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor] | None
+        self._previous = None
         self._clock.reset()
 
     def _flow(self, previous: np.ndarray, current: np.ndarray) -> FlowPair:
@@ -181,12 +183,13 @@ class DeviceStabilize:
         whatever else it reads from the device and tells `cut()`; nothing here waits for the GPU."""
         strength = kept(self._clock.tick(at), self.memory)
         g = src @ _weights(src.device)[0]
+        means, std = src.mean((0, 1)), g.std(correction=0)
         self.scene_cut = False
         previous, self._previous = self._previous, None
         if previous is None or previous[0].shape != source.shape:
-            self._previous = (source, g, car)
+            self._previous = (source, g, car, means, std)
             return car, None
-        prev_source, prev_g, prev_out = previous
+        prev_source, prev_g, prev_out, prev_means, prev_std = previous
         small = self._pair(prev_source, source)
         h, w = g.shape
         backward, trusted = upload(small.backward, g.device), upload(small.trusted, g.device)
@@ -197,11 +200,16 @@ class DeviceStabilize:
             trusted = F.interpolate(trusted[None, None].float(), size=(h, w), mode="nearest")[0, 0] > 0
         now, then = _normalised(g), _normalised(warp(prev_g, backward))
         residual = (_small(now) - _small(then)).abs().mean()
+        # between two flat frames, a jump of a channel's mean (`stages.stabilize.flat_residual`)
+        jump = (means - prev_means).abs().max() * (CUT_RESIDUAL / FLAT_JUMP)
+        flat = torch.maximum(std, prev_std) < CONTRAST_FLOOR
+        residual = torch.maximum(residual, torch.where(flat, jump, torch.zeros_like(jump)))
         agree = torch.exp(-((_blur5(now - then) / AGREE) ** 2))
         weight = (strength * agree * trusted)[..., None]
         out = car + weight * (warp(prev_out, backward) - car)
         out = torch.where(residual > CUT_RESIDUAL, car, out)  # a cut starts the new shot afresh
-        self._previous = (source, g, out)  # kept in float: the recursion does not accumulate rounding
+        # the output kept in float: the recursion does not accumulate rounding
+        self._previous = (source, g, out, means, std)
         return out, residual
 
     def cut(self, residual: float) -> bool:

@@ -28,7 +28,11 @@ the source and the per-frame output, causally and in a stream:
   the source moved in a way the flow cannot follow.
 - A scene cut (after warping, the normalised frames differ about as much as unrelated pictures do)
   resets the state: the first frame of the new shot is the per-frame cartoon, with no ghost of the
-  last shot.
+  last shot. Between two frames flatter than CONTRAST_FLOOR (a black frame, a title card, a flat
+  sky) the normalised frames are both noise and always look alike, while the network stretches
+  each one's noise into a different picture: there a cut is a jump of any channel's mean by more
+  than FLAT_JUMP (without it, a cut from a black frame to a red card was blended with the black
+  frame's cartoon and kept that shot's exposure offset: 30 levels from its own cartoon, for seconds).
 
 The stage runs before exposure (`stages.exposure`): the network's output hardly changes through a
 fade (its instance norms remove the change), so the temporal blend never lags the light; the
@@ -44,6 +48,10 @@ from cartoonize.stages.flow import FlowEstimator, FlowPair, gray, require_cv2, w
 
 CONTRAST_FLOOR = 8.0  # luma levels: a flatter frame is not stretched further (noise is not signal)
 CUT_RESIDUAL = 0.6  # normalised mean abs difference: matched frames ~0.1-0.3, unrelated frames ~1.1
+# RGB levels: between two flat frames, a jump of a channel's mean by more than this is a cut. A fade
+# of a flat frame moves less: black to mid-grey in a third of a second is 16 levels a frame at 24 fps
+# (a faster one is taken for cuts, and only goes unblended).
+FLAT_JUMP = 2 * CONTRAST_FLOOR
 AGREE = 0.25  # normalised luma difference (after a 5x5 box) at which the source stops agreeing
 # seconds: the time constant of the blend (see the module docstring). A quarter of a second keeps
 # the flicker the eye sees most (5-15 Hz) down by 8-24 times in amplitude (a first-order low-pass), while a change in the
@@ -72,6 +80,22 @@ def is_scene_cut(previous_gray: np.ndarray, current_gray: np.ndarray, pair: Flow
     return bool(residual > CUT_RESIDUAL)
 
 
+def flat_residual(previous: tuple[np.ndarray, float], current: tuple[np.ndarray, float]) -> float:
+    """The cut test's residual for a pair of flat frames, from each one's (channel means, luma
+    std): 0 unless both are flatter than CONTRAST_FLOOR, else the largest jump of a channel's mean
+    in units where FLAT_JUMP is CUT_RESIDUAL (so `> CUT_RESIDUAL` is a cut, as for `is_scene_cut`)."""
+    (means_then, std_then), (means_now, std_now) = previous, current
+    if max(std_then, std_now) >= CONTRAST_FLOOR:
+        return 0.0
+    return float(np.abs(means_now - means_then).max()) / FLAT_JUMP * CUT_RESIDUAL
+
+
+def flat_statistics(source: np.ndarray, g: np.ndarray) -> tuple[np.ndarray, float]:
+    """(channel means, luma std) of a frame, for `flat_residual`."""
+    means = source.reshape(-1, source.shape[-1] if source.ndim == 3 else 1).mean(0, dtype=np.float64)
+    return means, float(g.std(dtype=np.float64))
+
+
 class Stabilize:
     """A causal temporal blend along the source's optical flow (see the module docstring)."""
 
@@ -89,23 +113,25 @@ class Stabilize:
         self.reset()
 
     def reset(self) -> None:
-        self._previous: tuple[np.ndarray, np.ndarray] | None = None  # (source luma, float output)
+        # (source luma, float output, the source's flat_statistics)
+        self._previous: tuple[np.ndarray, np.ndarray, tuple[np.ndarray, float]] | None = None
         self._clock.reset()
 
     def __call__(self, source: np.ndarray, cartoon: np.ndarray, at: float | None = None) -> np.ndarray:
         strength = kept(self._clock.tick(at), self.memory)
         g = gray(source)
+        stats = flat_statistics(source, g)
         self.scene_cut = False
         previous, self._previous = self._previous, None
         if previous is None or previous[0].shape != g.shape:
-            self._previous = (g, cartoon.astype(np.float32))
+            self._previous = (g, cartoon.astype(np.float32), stats)
             return cartoon
-        prev_g, prev_out = previous
+        prev_g, prev_out, prev_stats = previous
         pair = self._flows.pair(prev_g, g)
-        if is_scene_cut(prev_g, g, pair):
+        if flat_residual(prev_stats, stats) > CUT_RESIDUAL or is_scene_cut(prev_g, g, pair):
             self.cuts += 1
             self.scene_cut = True
-            self._previous = (g, cartoon.astype(np.float32))
+            self._previous = (g, cartoon.astype(np.float32), stats)
             return cartoon
         cv2 = self._cv2
         disagreement = cv2.blur(_normalised(g) - _normalised(warp(prev_g, pair.backward)), (5, 5))
@@ -113,5 +139,5 @@ class Stabilize:
         weight = (strength * agree * pair.trusted)[..., None].astype(np.float32)
         out = cartoon.astype(np.float32)
         out += weight * (warp(prev_out, pair.backward) - out)
-        self._previous = (g, out)  # kept in float: the recursion does not accumulate rounding
+        self._previous = (g, out, stats)  # kept in float: the recursion does not accumulate rounding
         return np.clip(out + 0.5, 0, 255).astype(np.uint8)
