@@ -6,8 +6,8 @@ Layouts (tensors as the planes come from FFmpeg, any leading batch dimensions):
 - `yuv420p` / `yuv420p10le`: Y (H, W), U and V (ceil(H/2), ceil(W/2)); 10-bit in the low bits;
 - `nv12` / `p010le`: Y (H, W) and interleaved UV (ceil(H/2), 2·ceil(W/2)); P010 in the high bits.
 
-Matrices BT.601 and BT.709 (and BT.2020 non-constant luminance), limited (16-235 / 16-240, times
-4 at 10 bits) or full range. Chroma is treated as swscale treats it in its unscaled 4:2:0
+Matrices BT.601 and BT.709 (and FCC, SMPTE 240M and BT.2020, as swscale has them), limited
+(16-235 / 16-240, times 4 at 10 bits) or full range. Chroma is treated as swscale treats it in its unscaled 4:2:0
 conversions, which are what FFmpeg's `reformat` does: made by averaging each 2×2 block, so sited
 at the block's centre, and interpolated linearly from those centres on the way back.
 """
@@ -20,13 +20,16 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-# Kr, Kb of each matrix (AVColorSpace codes: 1 BT.709, 5/6 BT.601, 9 BT.2020 NCL)
-KR_KB = {1: (0.2126, 0.0722), 5: (0.299, 0.114), 6: (0.299, 0.114), 9: (0.2627, 0.0593)}
+# Kr, Kb of each matrix FFmpeg's path converts with (`media.files._SWS_MATRIX`; AVColorSpace codes:
+# 1 BT.709, 4 FCC, 5/6 BT.601, 7 SMPTE 240M, 9 BT.2020 NCL, 10 BT.2020 CL, which swscale takes
+# as NCL). A tagged 240M clip read as BT.601 came out with its greens 34 levels dark.
+KR_KB = {1: (0.2126, 0.0722), 4: (0.30, 0.11), 5: (0.299, 0.114), 6: (0.299, 0.114),
+         7: (0.212, 0.087), 9: (0.2627, 0.0593), 10: (0.2627, 0.0593)}  # fmt: skip
 
 
 @dataclass(frozen=True)
 class YuvSpec:
-    matrix: int = 1  # AVColorSpace: 1 BT.709, 5 or 6 BT.601, 9 BT.2020
+    matrix: int = 1  # AVColorSpace: a key of KR_KB (1 BT.709, 5 or 6 BT.601, ...)
     full_range: bool = False
     bits: int = 8
 
@@ -163,11 +166,22 @@ def planes_on_host(rgb: torch.Tensor, spec: YuvSpec) -> tuple:
 PLANE_FORMATS = {"yuv420p": 8, "yuvj420p": 8, "nv12": 8, "yuv420p10le": 10, "p010le": 10}
 
 
-def frame_planes(frame) -> tuple:  # noqa: ANN001 - an av.VideoFrame in one of PLANE_FORMATS
-    """(Y, U, V) numpy planes of a decoded frame, code values in the low bits (NV12 and P010
-    deinterleaved and shifted here, on the host: a strided copy, no arithmetic on the picture)."""
+def frame_planes(frame, size: tuple[int, int] | None = None, using=None) -> tuple:  # noqa: ANN001
+    """(Y, U, V) numpy planes of a decoded frame (an av.VideoFrame in one of PLANE_FORMATS), code
+    values in the low bits (NV12 and P010 deinterleaved and shifted here, on the host: a strided
+    copy, no arithmetic on the picture). `size` (width, height): the size the stream opened with;
+    a frame of another (a stream that switches quality, two clips joined) is scaled to it first,
+    in its own format, by `using` (a `media.files.converter()`) where given, as the RGB path
+    scales each frame to the size it opened with: a batch's planes must stack, and the encoder
+    and the stages were opened for that size."""
     import numpy as np
 
+    if size is not None and (frame.width, frame.height) != size:
+        from av.video.reformatter import Interpolation
+
+        flags = Interpolation.AREA | Interpolation.ACCURATE_RND  # the RGB path's scaler (`files.to_rgb`)
+        options = {"width": size[0], "height": size[1], "format": frame.format.name, "interpolation": flags}
+        frame = using.reformat(frame, **options) if using is not None else frame.reformat(**options)
     name = frame.format.name
     bits = PLANE_FORMATS[name]
     dtype = np.dtype("<u2") if bits > 8 else np.dtype("u1")

@@ -537,7 +537,7 @@ def cartoonize_video(
                         ends[0] or pts, pts + (frame.duration or step)
                     )  # held frames: their own time
                     if planes is not None:
-                        yuv = frame_planes(frame)
+                        yuv = frame_planes(frame, info.source_size, using=reader)
                         luma = None
                         if chain:
                             luma = luma_of_plane(yuv[0], luma_black, luma_span, planes.source.bits)
