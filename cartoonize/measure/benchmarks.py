@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import statistics
 import tempfile
@@ -26,7 +27,7 @@ from typing import Any
 from cartoonize.choose import EngineRequest, runner_for
 from cartoonize.engines.store import parse_shape
 from cartoonize.export import reference_photo
-from cartoonize.measure import run_module
+from cartoonize.measure import positive_int, positive_ints, run_module
 from cartoonize.measure.bench import time_runner
 from cartoonize.pipelines.video import VideoJob, cartoonize_video
 
@@ -68,18 +69,25 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--precision", default="auto")
     parser.add_argument("--clip", type=Path, default=DEFAULT_CLIP, help="a real clip for the end-to-end runs")
-    parser.add_argument("--iters", type=int, default=5)
-    parser.add_argument("--frames", type=int, default=12, help="frames per end-to-end run")
+    parser.add_argument("--iters", type=positive_int, default=5)
+    parser.add_argument("--frames", type=positive_int, default=12, help="frames per end-to-end run")
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument("--no-scaling", action="store_true", help="leave out the scaling row")
     parser.add_argument("--scaling-only", action="store_true", help="only the scaling row")
     parser.add_argument("--scaling-size", default="96x160", help="HxW of the long generated clip")
-    parser.add_argument("--scaling-frames", type=int, default=192, help="frames of the long clip")
-    parser.add_argument("--scaling-workers", default="1,2", help="worker counts to compare")
-    parser.add_argument("--scaling-segments", type=int, default=4, help="segments the clip is cut into")
+    parser.add_argument("--scaling-frames", type=positive_int, default=192, help="frames of the long clip")
+    parser.add_argument(
+        "--scaling-workers", type=positive_ints, default="1,2", help="worker counts to compare"
+    )
+    parser.add_argument(
+        "--scaling-segments", type=positive_int, default=4, help="segments the clip is cut into"
+    )
     parser.add_argument("--scaling-engine", default="torch", help="the runner each worker loads")
     parser.add_argument("--scaling-kinds", default="one,local,ray", help="which of one pass, local, ray")
     args = parser.parse_args(argv)
+    kinds = tuple(args.scaling_kinds.split(","))
+    if not args.no_scaling and not set(kinds) <= {"one", "local", "ray"}:
+        parser.error(f"--scaling-kinds {args.scaling_kinds!r}: a comma-separated list of one, local, ray")
 
     base = EngineRequest(device=args.device, precision=args.precision)
     rows = []
@@ -108,12 +116,12 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     if not args.no_scaling:
         from cartoonize.measure.scaling import scaling
 
-        workers = [int(n) for n in args.scaling_workers.split(",")]
+        workers = args.scaling_workers
         request = replace(base, engine=args.scaling_engine)
         result["scaling"] = scaling(request, parse_shape(args.scaling_size), args.scaling_frames, workers,
-                                    args.scaling_segments, tuple(args.scaling_kinds.split(",")))  # fmt: skip
+                                    args.scaling_segments, kinds)  # fmt: skip
         print(f"scaling: {args.scaling_frames} frames {args.scaling_size} in {args.scaling_segments} segments, "
-              f"{request.engine}, {result['scaling'][0]['cpus']} CPUs", flush=True)  # fmt: skip
+              f"{request.engine}, {os.cpu_count()} CPUs", flush=True)  # fmt: skip
         for row in result["scaling"]:
             print(f"  {row['run']:<10} {row['seconds']:8.2f} s {row['fps']:7.2f} fps  x{row['speedup_vs_1_worker']} vs 1 worker, "
                   f"x{row['speedup_vs_one_pass']} vs one pass; driver {row['driver_seconds']:.2f} s, "

@@ -18,7 +18,7 @@ from typing import Any
 
 from cartoonize.choose import EngineRequest, cached_onnx, checkpoint_path, cpu_choice
 from cartoonize.engines.store import parse_shape
-from cartoonize.measure import run_module
+from cartoonize.measure import positive_int, run_module
 from cartoonize.measure.bench import time_runner
 
 
@@ -72,7 +72,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument(
         "--sizes", default="72x128,180x320,480x852", help="network sizes, HxW, comma-separated"
     )
-    parser.add_argument("--iters", type=int, default=5, help="timed calls per runner and size")
+    parser.add_argument("--iters", type=positive_int, default=5, help="timed calls per runner and size")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args(argv)
 

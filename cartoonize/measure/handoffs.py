@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from cartoonize.measure import run_module
+from cartoonize.measure import positive_int, run_module
 from cartoonize.measure.bench import time_host_path
 from cartoonize.media.files import EncoderSettings
 from cartoonize.pipelines.handoffs import SWITCH_INTERVAL_S
@@ -122,7 +122,7 @@ def command_line() -> argparse.ArgumentParser:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("clip", type=Path, nargs="?", default=DEFAULT_CLIP)
-    parser.add_argument("--frames", type=int, default=120, help="frames a run (default 120)")
+    parser.add_argument("--frames", type=positive_int, default=120, help="frames a run (default 120)")
     parser.add_argument("--host-ms", type=float, default=10.0, help="the emulated engine's Python a batch")
     parser.add_argument("--device-ms", type=float, default=11.0, help="its asynchronous work a frame")
     parser.add_argument(

@@ -12,7 +12,8 @@ frame by frame; a source longer than the output (a `--frames` preview) is cut to
   brings frame t-1 onto frame t; the error is the mean squared RGB difference over the pixels the
   flow sees in both (forward-backward consistent, inside the frame). The same flows and masks give
   the source's own error; the ratio output / source is about 1 for a cartoon as steady as its
-  source. Frame pairs across a scene cut are left out (both errors would be meaningless there).
+  source. Frame pairs across a scene cut are left out (both errors would be meaningless there),
+  by the stabilize stage's rule: unrelated pictures, or a jump between two flat frames.
 - With --against OTHER: PSNR of OUTPUT against OTHER (another cartoon of the same source, e.g.
   `--raw`) over all frames and over the well-exposed ones (source mean luma >= 60).
 """
@@ -33,7 +34,7 @@ from cartoonize.errors import CartoonizeError
 from cartoonize.measure import run_module
 from cartoonize.media.files import converter, source_colour, to_rgb
 from cartoonize.stages.flow import FlowEstimator, gray, warp
-from cartoonize.stages.stabilize import is_scene_cut
+from cartoonize.stages.stabilize import CUT_RESIDUAL, flat_residual, flat_statistics, is_scene_cut
 
 DARK_LUMA = 40.0  # a frame whose source mean luma is below this is a dark frame
 WELL_EXPOSED_LUMA = 60.0
@@ -147,7 +148,7 @@ def measure_frames(
     src_l, out_l = [], []
     warp_src, warp_out, pairs, cuts = 0.0, 0.0, 0, 0
     mse_all, mse_lit, n_all, n_lit = 0.0, 0.0, 0, 0
-    prev: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+    prev: tuple[np.ndarray, np.ndarray, np.ndarray, tuple[np.ndarray, float]] | None = None
     other_frames = iter(others) if others is not None else None
     h = w = 0
     for src, out in zip(sources, outputs, strict=False):
@@ -158,17 +159,21 @@ def measure_frames(
         src_l.append(s_l)
         out_l.append(float(luma(out).mean()))
         g = gray(src)
+        stats = flat_statistics(src, g)
         if prev is not None:
-            p_src, p_out, p_g = prev
+            p_src, p_out, p_g, p_stats = prev
             pair = flows.pair(p_g, g)
-            if is_scene_cut(p_g, g, pair):
+            cut = flat_residual(p_stats, stats) > CUT_RESIDUAL or is_scene_cut(
+                p_g, g, pair
+            )  # the stage's rule
+            if cut:
                 cuts += 1
             elif pair.trusted.any():
                 m = pair.trusted
                 warp_src += _masked_mse(src, warp(p_src, pair.backward), m)
                 warp_out += _masked_mse(out, warp(p_out, pair.backward), m)
                 pairs += 1
-        prev = (src, out, g)
+        prev = (src, out, g, stats)
         if other_frames is not None:
             other = next(other_frames, None)
             if other is None:

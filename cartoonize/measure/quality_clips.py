@@ -34,7 +34,8 @@ from typing import Any
 import numpy as np
 
 from cartoonize.choose import EngineRequest, runner_for
-from cartoonize.measure import run_module
+from cartoonize.errors import CartoonizeError
+from cartoonize.measure import positive_int, run_module
 from cartoonize.measure.quality import Quality, measure
 from cartoonize.pipelines.video import VideoJob, cartoonize_video
 from cartoonize.runners.base import Runner
@@ -220,7 +221,7 @@ def main(argv: list[str] | None = None, say: Callable[[str], None] = print) -> d
     parser.add_argument("folder", type=Path, help="clips to cartoonize (e.g. ../shared/media)")
     parser.add_argument("--style", default="hayao")
     parser.add_argument("--engine", default="auto")
-    parser.add_argument("--max-side", type=int, default=320)
+    parser.add_argument("--max-side", type=positive_int, default=320)
     parser.add_argument("--frames", type=int, default=120, help="frames per clip (0: all)")
     parser.add_argument("--only", help="comma-separated clip names (stems) to measure")
     parser.add_argument("--out", type=Path, help="keep the cartoons here [default: a temporary folder]")
@@ -232,13 +233,28 @@ def main(argv: list[str] | None = None, say: Callable[[str], None] = print) -> d
     )
     parser.add_argument(
         "--time-clip",
-        default="sintel_5s",
-        help="clip stems (comma-separated) for the speed ratio, 'all' for every clip ('' skips)",
+        default=None,
+        help="clip stems (comma-separated) for the speed ratio, 'all' for every clip ('' skips)"
+        " [default: sintel_5s where the folder has it]",
     )
-    parser.add_argument("--time-rounds", type=int, default=2)
-    parser.add_argument("--time-frames", type=int, default=48)
+    parser.add_argument("--time-rounds", type=positive_int, default=2)
+    parser.add_argument("--time-frames", type=positive_int, default=48)
     args = parser.parse_args(argv)
-    clips = sorted(p for p in args.folder.iterdir() if p.suffix.lower() in VIDEO_SUFFIXES)
+    if not args.folder.is_dir():
+        raise CartoonizeError(f"{args.folder} is not a folder of clips")
+    if args.frames < 0:
+        parser.error(f"argument --frames: {args.frames}: 0 (all) or more")
+    everything = sorted(p for p in args.folder.iterdir() if p.suffix.lower() in VIDEO_SUFFIXES)
+    stems = {c.stem for c in everything}
+    if args.time_clip is None:
+        args.time_clip = "sintel_5s" if "sintel_5s" in stems else ""
+    for option, names in (("--only", args.only), ("--time-clip", args.time_clip)):
+        unknown = sorted(set(names.split(",")) - stems - {"all"}) if names else []
+        if unknown:
+            raise CartoonizeError(
+                f"{option}: no clip {', '.join(unknown)} in {args.folder} (there: {', '.join(sorted(stems))})"
+            )
+    clips = everything
     if args.only:
         wanted = set(args.only.split(","))
         clips = [c for c in clips if c.stem in wanted]
@@ -253,7 +269,6 @@ def main(argv: list[str] | None = None, say: Callable[[str], None] = print) -> d
             say(f"{clip.name}: raw {'; '.join(results[-1].raw.lines()[1:])}")
             say(f"{clip.name}: {results[-1].stages} {'; '.join(results[-1].staged.lines()[1:])}")
         stems = set(args.time_clip.split(",")) if args.time_clip else set()
-        everything = sorted(p for p in args.folder.iterdir() if p.suffix.lower() in VIDEO_SUFFIXES)
         timed = [c for c in everything if "all" in stems or c.stem in stems]
         timings = {
             c.name: time_clip(c, out_dir, request, args.max_side, args.time_frames, args.time_rounds)

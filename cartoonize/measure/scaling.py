@@ -71,6 +71,15 @@ def _run(clip: Path, folder: Path, name: str, request: EngineRequest, executor: 
     }  # fmt: skip
 
 
+def _ray() -> Any:
+    try:
+        import ray
+    except ImportError:
+        print("scaling: Ray is not installed (pip install 'cartoonize[ray]'); no Ray rows")
+        return None
+    return ray
+
+
 def scaling(request: EngineRequest, shape: tuple[int, int], frames: int, workers: list[int],
             segments: int, kinds: tuple[str, ...] = ("one", "local", "ray")) -> list[dict[str, Any]]:  # fmt: skip
     """Rows: one pass here, then local processes and Ray for each worker count (each printed as it
@@ -84,12 +93,8 @@ def scaling(request: EngineRequest, shape: tuple[int, int], frames: int, workers
         if "local" in kinds:
             for n in workers:
                 rows.append(_run(clip, folder, f"local x{n}", request, LocalProcesses(n), segments))
-        if "ray" in kinds:
-            try:
-                import ray
-            except ImportError:
-                print("scaling: Ray is not installed (pip install 'cartoonize[ray]'); no Ray rows")
-                return rows
+        ray = _ray() if "ray" in kinds else None
+        if ray is not None:
             ray.init(num_cpus=max(workers), include_dashboard=False, log_to_driver=False,
                      logging_level=logging.WARNING)  # fmt: skip
             try:

@@ -23,7 +23,7 @@ import numpy as np
 
 from cartoonize.choose import EngineRequest, runner_for
 from cartoonize.errors import CartoonizeError
-from cartoonize.measure import run_module
+from cartoonize.measure import positive_int, run_module
 from cartoonize.media.files import fit_within, source_colour, to_rgb
 from cartoonize.stages.upsample import (
     DEFAULT_EPS,
@@ -171,8 +171,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     )
     parser.add_argument("--media", type=Path, default=DEFAULT_MEDIA)
     parser.add_argument("--clips", default=DEFAULT_CLIPS, help="comma-separated file names in --media")
-    parser.add_argument("--infer-side", type=int, default=320)
-    parser.add_argument("--output-side", type=int, default=854)
+    parser.add_argument("--infer-side", type=positive_int, default=320)
+    parser.add_argument("--output-side", type=positive_int, default=854)
     parser.add_argument("--seconds", type=float, default=2.0, help="where in each clip the frame is taken")
     parser.add_argument("--style", default="hayao")
     parser.add_argument("--engine", default="onnxruntime")

@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from cartoonize.choose import EngineRequest, runner_for
-from cartoonize.measure import run_module
+from cartoonize.errors import CartoonizeError
+from cartoonize.measure import positive_ints, run_module
 from cartoonize.media.capture import CaptureSpec
 from cartoonize.pipelines.webcam import WebcamJob, run_webcam
 from cartoonize.stages import StageOptions
@@ -27,11 +28,17 @@ DEFAULT_INPUT = Path(__file__).resolve().parents[2].parent / "shared" / "media" 
 
 
 def parse_config(text: str) -> dict[str, Any]:
+    """`max<N>`, `<N>` or `<engine>[-<precision>]@<N>` (see the module docstring)."""
     engine, precision, side = "auto", "auto", text
     if "@" in text:
         runtime, side = text.split("@", 1)
         engine, _, precision = runtime.partition("-")
         precision = precision or "auto"
+    number = side.removeprefix("max")
+    if not number.isdigit() or int(number) < 1:
+        raise CartoonizeError(
+            f"config {text!r}: write max<N>, <N> or <engine>[-<precision>]@<N>, e.g. max160,192,torch-bf16@192"
+        )
     if side.startswith("max"):
         return {
             "name": text,
@@ -108,16 +115,17 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     parser.add_argument("--configs", default="max160,160,192,256")
     parser.add_argument("--style", default="hayao")
     parser.add_argument("--json", type=Path)
-    parser.add_argument("--cpu-cost", default=None, metavar="SIDES",
+    parser.add_argument("--cpu-cost", type=positive_ints, default=None, metavar="SIDES",
                         help="instead: CPU ms per 640x360 frame at these inference sides, e.g. 128,160,192")  # fmt: skip
     args = parser.parse_args(argv)
     if args.cpu_cost:
-        costs = cpu_cost([int(side) for side in args.cpu_cost.split(",")], args.style)
+        costs = cpu_cost(args.cpu_cost, args.style)
         print("CPU ms per 640x360 frame (inference + guided upsampling + shrink, one thread):", costs)
         return [costs]
+    configs = [parse_config(text) for text in args.configs.split(",")]  # all checked before any is run
     results = []
-    for text in args.configs.split(","):
-        results.append(measure(parse_config(text), args.input, args.input_format, args.frames, args.style))
+    for config in configs:
+        results.append(measure(config, args.input, args.input_format, args.frames, args.style))
         r = results[-1]
         print(f"{r['name']:>16}: {r['size'][0]}x{r['size'][1]} {r['fps']:5.2f} fps ({r['fps'] / max(results[0]['fps'], 1e-9):.2f}x "
               f"baseline), dropped {r['dropped']} of {r['shown'] + r['dropped']} ({100 * r['dropped_share']:.0f} %), "
