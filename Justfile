@@ -62,6 +62,14 @@ bench-faststart *args:
 bench-handoffs *args:
     CARTOONIZE_WEIGHTS_URL=file://$(realpath ../shared/weights) .venv/bin/python -m cartoonize.measure.handoffs "$@"
 
+# guided upsampling from small inference against full-size inference and bicubic: PSNR, SSIM, speed, a contact sheet
+bench-upsampling *args:
+    CARTOONIZE_WEIGHTS_URL=file://$(realpath ../shared/weights) .venv/bin/python -m cartoonize.measure.upsampling --media ../shared/media "$@"
+
+# the webcam here: fps shown, frames dropped and latency for several inference sizes against one paced source
+bench-webcam *args:
+    CARTOONIZE_WEIGHTS_URL=file://$(realpath ../shared/weights) .venv/bin/python -m cartoonize.measure.webcam "$@"
+
 # exposure, flicker and closeness to today's output on every shared clip: --raw vs the default stages (Hayao, 320 px, 120 frames), a table and quality.json
 quality *args:
     CARTOONIZE_WEIGHTS_URL=file://$(realpath ../shared/weights) .venv/bin/python -m cartoonize.measure.quality_clips ../shared/media --json quality.json "$@"
