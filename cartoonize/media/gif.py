@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import math
 from fractions import Fraction
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -133,6 +134,35 @@ def frame_blocks(data: bytes, header: bool = False) -> bytes:
         else:
             return data[start:]  # not a structure known here: leave the rest as it is
     return data[start:at]
+
+
+# bytes of a GIF read for its loop block: the header, colour table and extensions before the first
+# frame, where encoders put it (a large XMP packet included)
+LOOP_SCAN = 1 << 20
+
+
+def loop_option(path: Path) -> str | None:
+    """FFmpeg's GIF muxer `loop` for an output that plays as often as the GIF at `path`: the count
+    of its NETSCAPE2.0 block as stored (0: for ever, N: N more times), or -1 (no block, played
+    once) where it has none; None where `path` is not a GIF. FFmpeg's demuxer reads the block but
+    does not report it, and its muxer's default (0) made a GIF that played three times one that
+    never stops."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read(LOOP_SCAN)
+    except OSError:
+        return None
+    if not data.startswith((b"GIF87a", b"GIF89a")) or len(data) < 13:
+        return None
+    packed = data[10]
+    at = 13 + (3 << ((packed & 7) + 1) if packed & 0x80 else 0)
+    while data[at : at + 1] == b"\x21":  # extensions up to the first frame's image descriptor
+        # NETSCAPE2.0 (or ANIMEXTS1.0): an 11-byte name, then the sub-block 3, 1, count (16 bits LE)
+        if data[at + 1 : at + 2] == b"\xff" and data[at + 3 : at + 14] in (b"NETSCAPE2.0", b"ANIMEXTS1.0"):
+            if data[at + 14 : at + 16] == b"\x03\x01" and len(data) >= at + 18:
+                return str(int.from_bytes(data[at + 16 : at + 18], "little"))
+        at = _sub_blocks(data, at + 2)
+    return "-1"
 
 
 def _sub_blocks(data: bytes, at: int) -> int:

@@ -124,9 +124,10 @@ class Recorder:
                                 container_options=muxer_options(fmt))  # fmt: skip
         except av.FFmpegError as exc:
             raise CartoonizeError(f"cannot open --output {target} ({_reason(exc)})") from None
-        w, h = even_size(width, height)
         settings = settings.for_codec(codec)
         self._gif = settings.pix_fmt == "pal8"
+        # a GIF's palette frames have no chroma to halve: the camera's own size, odd or not
+        w, h = (width, height) if self._gif else even_size(width, height)
         self._stream = open_video_encoder(self._out, settings, codec, w, h, rate or Fraction(30), TIME_BASE)
         # converted with, and tagged as, what players assume of its size (BT.709 for HD): PyAV's
         # own conversion used BT.601 untagged, and a 720p recording's greens played 15 % dark
@@ -209,7 +210,7 @@ class Recorder:
                 self._busy_since = time.monotonic()
                 pts, rgb = item
                 if palettize is not None:  # GIF: each frame's own 256 colours
-                    for indexed in palettize(pad_to_even(rgb), pts):
+                    for indexed in palettize(rgb, pts):
                         self._out.mux(self._stream.encode(indexed))
                         self.written += 1
                     self._busy_since = None

@@ -215,7 +215,8 @@ def cartoonize_many(
             try:
                 made += made_folders(target.parent)  # removed again below if left empty
                 check_output(target, job.overwrite, (source,))
-                info = probe(source, job.max_side, container_for(target)[0] in SQUARE_PIXELS)
+                name = container_for(target)[0]
+                info = probe(source, job.max_side, name in SQUARE_PIXELS, even=name != "gif")
                 width, height = info.width, info.height
                 file_job = replace(job, input=source, output=target)
                 if not split.split:

@@ -34,7 +34,6 @@ from cartoonize.media.files import (
     frame_rate,
     hidden_sibling,
     main_video,
-    muxer_options,
     process_tag,
     silent_audio,
     sweep_leftovers,
@@ -49,6 +48,7 @@ from cartoonize.pipelines.video import (
     empty_note,
     flush_reencoded,
     map_other_streams,
+    output_options,
 )
 from cartoonize.stages.exposure import WINDOW_FRAMES
 
@@ -243,7 +243,7 @@ def join_segments(
     try:
         with av.open(ffmpeg_path(source)) as src, av.open(ffmpeg_path(parts[0])) as first, \
                 av.open(ffmpeg_path(output), "w", format=container_name,
-                        container_options=muxer_options(container_name)) as out:  # fmt: skip
+                        container_options=output_options(container_name, source)) as out:  # fmt: skip
             template = first.streams.video[0]
             vout = out.add_stream_from_template(template)
             vout.time_base = template.time_base

@@ -74,7 +74,7 @@ from cartoonize.media.files import (
     to_rgb,
     to_yuv,
 )
-from cartoonize.media.gif import MIN_DELAY, Palettizer
+from cartoonize.media.gif import MIN_DELAY, Palettizer, loop_option
 from cartoonize.media.held import HeldFrames
 from cartoonize.media.metadata import carry as carry_metadata
 from cartoonize.pipelines.handoffs import SWITCH_INTERVAL_S, quick_handoffs
@@ -308,10 +308,12 @@ def _rotation_of(container, stream) -> tuple[int, Colour | None]:  # noqa: ANN00
     return 0, None
 
 
-def probe(path: Path, max_side: int | None, square_pixels: bool = False) -> VideoProbe:
+def probe(path: Path, max_side: int | None, square_pixels: bool = False, even: bool = True) -> VideoProbe:
     """What the job needs to know of the video at `path`, the output's size included. With
     `square_pixels` (an output that cannot say its pixels are not square: VP9 in WebM, GIF), an
-    anamorphic source is scaled to square pixels, widened (or made taller) to its display shape."""
+    anamorphic source is scaled to square pixels, widened (or made taller) to its display shape.
+    With `even`, `--max-side` fits within even sides (4:2:0); without (GIF's palette frames), to
+    the nearest pixel."""
     container = _open_input(path)
     try:
         stream = main_video(container)
@@ -324,7 +326,7 @@ def probe(path: Path, max_side: int | None, square_pixels: bool = False) -> Vide
         if aspect and square_pixels:
             up_w, up_h = (round(up_w * aspect), up_h) if aspect > 1 else (up_w, round(up_h / aspect))
             aspect = None
-        width, height = fit_within(up_w, up_h, max_side)
+        width, height = fit_within(up_w, up_h, max_side, even)
         coded = (height, width) if rotation in (90, 270) else (width, height)
         duration = None
         if stream.duration is not None and stream.time_base:
@@ -413,9 +415,12 @@ def cartoonize_video(
     check_output(job.output, job.overwrite, (job.input,))
     check_codec(job.output, job.encoder.codec)
     container_name, default_codec = container_for(job.output)
-    info = probe(job.input, job.max_side, square_pixels=container_name in SQUARE_PIXELS)
     job = replace(job, encoder=encoder_for(job.encoder).for_codec(default_codec))
-    out_w, out_h = even_size(info.width, info.height)
+    # palette frames (GIF) have no chroma planes to halve: the source's own size, odd or not (padded
+    # to even, a 95×63 GIF became 96×64 with its last row and column twice)
+    even = job.encoder.pix_fmt != "pal8"
+    info = probe(job.input, job.max_side, square_pixels=container_name in SQUARE_PIXELS, even=even)
+    out_w, out_h = even_size(info.width, info.height) if even else (info.width, info.height)
     network = network_size(info.height, info.width, job.stages.infer_side)
     if network == (info.height, info.width):  # an --infer-side the frame is within: nothing to upsample
         job = replace(job, stages=replace(job.stages, infer_side=None))
@@ -459,7 +464,10 @@ def cartoonize_video(
     with quick_handoffs(job.switch_interval), atomic_output(job.output, replace=job.overwrite) as tmp:
         source = _open_input(job.input)
         output = av.open(
-            ffmpeg_path(tmp), "w", format=container_name, container_options=muxer_options(container_name)
+            ffmpeg_path(tmp),
+            "w",
+            format=container_name,
+            container_options=output_options(container_name, job.input),
         )
         try:
             vin = main_video(source)
@@ -610,7 +618,7 @@ def cartoonize_video(
                             for name, value in colour_tags(out_colour).items():
                                 setattr(frame, name, value)
                         elif palettize is not None:  # GIF: the frame's own 256 colours
-                            for indexed in palettize(pad_to_even(rgb), pts):
+                            for indexed in palettize(rgb, pts):
                                 start, indexed.pts = indexed.pts, indexed.pts - shift
                                 held.put(indexed, start)
                             continue
@@ -744,6 +752,15 @@ def cartoonize_video(
         streams=[*notes.values(), *([CUT_MID_PACKET] if cut_short else [])], colour=out_colour.describe(), hdr=hdr.describe(colour) if tone_map else "", frame_path="yuv" if planes is not None else "device" if on_device else "rgb",
         load_seconds=load_seconds, not_planes=not_planes, damaged=damaged[0], left_out=held.left_out + (palettize.left_out if palettize else 0), first_written=palettize.first_kept if palettize else None, interlaced=interlaced[0], deinterlaced=job.deinterlace, captions=captioned[0], waits={("engine" if k == engine_thread else k): round(v, 3) for k, v in waits.items()},
     )  # fmt: skip
+
+
+def output_options(container_name: str, source: Path) -> dict[str, str]:
+    """The output's muxer options (media.files.muxer_options): a GIF of a GIF plays as many times
+    as the source does (once, three times, for ever); of anything else, for ever (the muxer's own)."""
+    options = muxer_options(container_name)
+    if container_name == "gif" and (loop := loop_option(source)) is not None:
+        options["loop"] = loop
+    return options
 
 
 def encoder_for(settings: EncoderSettings) -> EncoderSettings:
