@@ -517,14 +517,32 @@ def once_each(pairs: list[tuple[Path, Path]]) -> list[tuple[Path, Path]]:
     return kept
 
 
-def check_distinct_outputs(pairs: Iterable[tuple[Path, Path]]) -> None:
-    """Refuse, before any work, two inputs that would be written to the same output."""
-    seen: dict[Path, Path] = {}
+MAX_NAMED = 10  # clashing outputs named in one error; the rest are counted
+
+
+def check_distinct_outputs(
+    pairs: Iterable[tuple[Path, Path]], each: str = "outputs are each of more than one input"
+) -> None:
+    """Refuse, before any work, inputs that would be written to the same output (`a.jpg` and
+    `a.png` -> a.png; a phone's IMG_1.HEIC and IMG_1.JPG), naming every such output, so that one
+    run says all that must be renamed; `each` words a count of them ("3 outputs are each ...")."""
+    by_target: dict[Path, list[Path]] = {}
     for source, target in pairs:
-        if target in seen:
-            raise CartoonizeError(f"{seen[target]} and {source} would both be written to {target}; "
-                                  "give them in separate runs or rename one")  # fmt: skip
-        seen[target] = source
+        by_target.setdefault(target, []).append(source)
+    clashes = [(target, sources) for target, sources in by_target.items() if len(sources) > 1]
+    if not clashes:
+        return
+    shown = "; ".join(f"{_and(sources)} would {'both' if len(sources) == 2 else 'all'} be written to {target}"
+                      for target, sources in clashes[:MAX_NAMED])  # fmt: skip
+    more = f"; and {len(clashes) - MAX_NAMED} more" if len(clashes) > MAX_NAMED else ""
+    what = "" if len(clashes) == 1 else f"{len(clashes)} {each}: "
+    one = len(clashes) == 1 and len(clashes[0][1]) == 2
+    raise CartoonizeError(f"{what}{shown}{more}; give them in separate runs or rename "
+                          f"{'one' if one else 'all but one of each'}")  # fmt: skip
+
+
+def _and(paths: list[Path]) -> str:
+    return f"{', '.join(map(str, paths[:-1]))} and {paths[-1]}"
 
 
 def check_output_folder(folder: Path) -> None:

@@ -19,6 +19,7 @@ from cartoonize.media import exif, hdr, icc, opencv_photo, photo_file, tiff
 from cartoonize.media.files import (
     ATTACHED_PIC,
     atomic_output,
+    check_distinct_outputs,
     check_output_folder,
     ffmpeg_path,
     fit_within,
@@ -66,7 +67,6 @@ NOT_DECODED = {
 # the JPEG 19 B/px (96 MP). Left out, a 48 MP photo on a 16 GB machine was sized to fill 80% of the
 # memory at the network and then killed at full size.
 FULL_SIZE_BYTES_PER_PIXEL = 90
-MAX_NAMED = 10  # clashing outputs named in one error; the rest are counted
 UNSPECIFIED = 2  # H.273's code point for primaries and transfer a decoder was not told
 # FFmpeg decodes no picture of (width + 128) × (height + 128) pixels or more, reduced or not
 # (av_image_check_size): a JPEG larger (a 20000×15000 panorama) goes to OpenCV, which reads it reduced
@@ -559,7 +559,7 @@ def plan_outputs(job: ImageJob) -> OutputPlan:
                                   f"like an image; give a folder ({output.with_suffix('')}/)")  # fmt: skip
         check_output_folder(output)
         pairs = [(src, output / place.parent / f"{place.name}.png") for src, place in sources]
-        _check_distinct(pairs, output)
+        check_distinct_outputs(pairs, "cartoons are each of more than one photo")
         for folder in sorted({dst.parent for _, dst in pairs} - {output}):
             check_output_folder(folder)  # a file where a subfolder goes
     for src, dst in pairs:
@@ -573,28 +573,6 @@ def plan_outputs(job: ImageJob) -> OutputPlan:
     for src, dst in pairs:
         (plan.pairs if job.overwrite or not dst.exists() else plan.skipped).append((src, dst))
     return plan
-
-
-def _check_distinct(pairs: list[tuple[Path, Path]], output: Path) -> None:
-    """Refuse, before any work, photos of one name and different types that would be written to
-    the same cartoon (`a.jpg` and `a.png` -> a.png; a phone's IMG_1.HEIC and IMG_1.JPG), naming
-    every such cartoon, so that one run says all that must be renamed."""
-    by_target: dict[Path, list[Path]] = {}
-    for src, dst in pairs:
-        by_target.setdefault(dst, []).append(src)
-    clashes = [(dst, srcs) for dst, srcs in by_target.items() if len(srcs) > 1]
-    if not clashes:
-        return
-    shown = "; ".join(f"{_and(srcs)} would {'both' if len(srcs) == 2 else 'all'} be written to {dst}"
-                      for dst, srcs in clashes[:MAX_NAMED])  # fmt: skip
-    more = f"; and {len(clashes) - MAX_NAMED} more" if len(clashes) > MAX_NAMED else ""
-    what = "" if len(clashes) == 1 else f"{len(clashes)} cartoons are each of more than one photo: "
-    raise CartoonizeError(f"{what}{shown}{more}; give them in separate runs or rename "
-                          f"{'one' if len(clashes) == 1 and len(clashes[0][1]) == 2 else 'all but one of each'}")  # fmt: skip
-
-
-def _and(paths: list[Path]) -> str:
-    return f"{', '.join(map(str, paths[:-1]))} and {paths[-1]}"
 
 
 @dataclass(frozen=True)

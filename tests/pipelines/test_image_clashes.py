@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from cartoonize.errors import CartoonizeError
-from cartoonize.pipelines import image
+from cartoonize.media import files
 from cartoonize.pipelines.image import ImageJob, plan_outputs, write_image
 
 
@@ -47,7 +47,7 @@ def test_one_clash_reads_as_before(tmp_path: Path) -> None:
 
 
 def test_many_clashes_name_the_first_and_count_the_rest(tmp_path: Path) -> None:
-    count = image.MAX_NAMED + 3
+    count = files.MAX_NAMED + 3
     _photos(tmp_path / "in", [f"p{k:02}.{kind}" for k in range(count) for kind in ("jpg", "png")])
     with pytest.raises(CartoonizeError, match=rf"^{count} cartoons are each of more than one photo: .*p00\.jpg and "
                                               rf".*; and 3 more; give them"):  # fmt: skip
